@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SERVICES_ENV = eval "$$(scripts/services.sh env)"
+# Tests use Redis database 1 so a running `make run` (database 0) is left alone.
+TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true
+
+.PHONY: setup services run test lint format bench stop clean-data
+
+setup:
+	@scripts/bootstrap.sh
+
+services: setup
+	@scripts/services.sh start
+
+run: services
+	@scripts/run.sh
+
+test: services lint
+	@$(TEST_ENV); $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: setup
+	@$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+bench: services
+	@$(SERVICES_ENV); scripts/bench.sh
+
+stop:
+	@scripts/services.sh stop
+
+clean-data: stop
+	rm -rf .run

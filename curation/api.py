@@ -1,0 +1,187 @@
+"""The versioned REST API (/api/v1/). django-ninja: pydantic validation and an
+OpenAPI schema generated from the same classes, with no serializer layer to keep
+in step by hand."""
+
+import pghistory
+from django.http import HttpRequest
+from ninja import NinjaAPI, Status
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import HttpBearer
+
+from curation import services
+from curation.models import TokenScope
+from curation.ratelimit import rate_limit_check
+from curation.schemas import (
+    BatchIn,
+    BatchResult,
+    EditIn,
+    ErrorOut,
+    FeedbackIn,
+    IngestResult,
+    InteractionIn,
+)
+
+UNAUTHORIZED = "missing, invalid or revoked API token, or a token without the needed scope"
+RATE_LIMITED = "rate limit exceeded; retry after {seconds} s"
+INVALID = "the request does not match the schema"
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+
+
+class TokenAuth(HttpBearer):
+    def __init__(self, scope: str):
+        super().__init__()
+        self.scope = scope
+
+    def authenticate(self, request: HttpRequest, token: str):
+        api_token = services.api_token_authenticate(raw=token.strip(), scope=self.scope)
+        if api_token is None:
+            return None
+        # History events written during this request name the token and source.
+        pghistory.context(token=api_token.pk, source=api_token.source_id)
+        wait = rate_limit_check(token_id=api_token.pk)
+        if wait is not None:
+            raise RateLimited(wait)
+        return api_token
+
+
+api = NinjaAPI(
+    title="Flywheel API",
+    version="1",
+    description="Ingest production LLM traffic and feedback; export reviewed datasets.",
+    urls_namespace="api-v1",
+)
+
+
+def _error(request, status: int, error: str, message: str, errors=None, headers=None):
+    response = api.create_response(
+        request, {"error": error, "message": message, "errors": errors or []}, status=status
+    )
+    for key, value in (headers or {}).items():
+        response[key] = value
+    return response
+
+
+@api.exception_handler(NinjaValidationError)
+def _validation_error(request, exc: NinjaValidationError):
+    errors = []
+    for item in exc.errors:
+        loc = [str(part) for part in item.get("loc", ())]
+        # ninja prefixes body fields with ("body", "<param name>"); clients know fields by path.
+        if len(loc) >= 2 and loc[0] == "body":
+            loc = loc[2:]
+        errors.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": str(item.get("msg", "")).removeprefix("Value error, "),
+            }
+        )
+    return _error(request, 422, "invalid", INVALID, errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request, exc):
+    return _error(
+        request, 401, "unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+@api.exception_handler(RateLimited)
+def _rate_limited(request, exc: RateLimited):
+    return _error(
+        request,
+        429,
+        "rate_limited",
+        RATE_LIMITED.format(seconds=exc.retry_after),
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    if exc.status_code == 400:
+        return _error(request, 400, "malformed", "the request body is not valid JSON")
+    return _error(request, exc.status_code, "error", str(exc))
+
+
+@api.exception_handler(services.BatchTooLarge)
+def _batch_too_large(request, exc):
+    return _error(request, 422, "invalid", INVALID, [{"field": "body", "message": str(exc)}])
+
+
+ingest_auth = TokenAuth(TokenScope.INGEST)
+ERRORS = {400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+
+
+def _status(result: dict) -> Status:
+    return Status(201 if result["status"] == "created" else 200, result)
+
+
+@api.post(
+    "/interactions", auth=ingest_auth, response={200: IngestResult, 201: IngestResult, **ERRORS}
+)
+def post_interaction(request, payload: InteractionIn):
+    """Store one interaction. Re-sending its event_id answers `duplicate` (200)."""
+    result = services.interaction_ingest(source=request.auth.source, item=payload)
+    return _status(result)
+
+
+@api.post("/feedback", auth=ingest_auth, response={200: IngestResult, 201: IngestResult, **ERRORS})
+def post_feedback(request, payload: FeedbackIn):
+    """Store one feedback event. It may come before its interaction: it is kept
+    unlinked (`linked: false`) and linked when the interaction arrives."""
+    result = services.feedback_ingest(source=request.auth.source, item=payload)
+    return _status(result)
+
+
+@api.post("/edits", auth=ingest_auth, response={200: IngestResult, 201: IngestResult, **ERRORS})
+def post_edit(request, payload: EditIn):
+    """Store an interaction and the user's edit of it, atomically."""
+    result = services.edit_ingest(source=request.auth.source, item=payload)
+    return _status(result)
+
+
+@api.post(
+    "/batch",
+    auth=ingest_auth,
+    response={200: BatchResult, **ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "interactions": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/InteractionIn"},
+                            },
+                            "feedback": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/FeedbackIn"},
+                            },
+                            "edits": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/EditIn"},
+                            },
+                        },
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+)
+def post_batch(request, payload: BatchIn):
+    """Up to FLYWHEEL_INGEST_MAX_BATCH items. Each item is validated on its own:
+    bad items are `rejected` with their errors, the good ones are stored."""
+    return services.batch_ingest(
+        source=request.auth.source,
+        interactions=payload.interactions,
+        feedback=payload.feedback,
+        edits=payload.edits,
+    )

@@ -1,0 +1,34 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from curation.services import api_token_create
+
+
+class Command(BaseCommand):
+    help = "Create an API token for SOURCE (created if new) and print it once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("source")
+        parser.add_argument("name")
+        parser.add_argument(
+            "--scopes", default="ingest", help="comma-separated: ingest,export (default ingest)"
+        )
+
+    def handle(self, *args, source, name, scopes, **options):
+        wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+        if not wanted:
+            raise CommandError("--scopes needs at least one scope")
+        try:
+            token, raw = api_token_create(source_name=source, name=name, scopes=wanted)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        except Exception as error:
+            if "apitoken_unique_name" in str(error):
+                raise CommandError(
+                    f"source {source!r} already has a token named {name!r}"
+                ) from None
+            raise
+        self.stderr.write(
+            f"token {token.name!r} for source {source!r} with scopes {','.join(token.scopes)}; "
+            "it is shown once, store it now:"
+        )
+        self.stdout.write(raw)

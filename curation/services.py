@@ -1,0 +1,548 @@
+"""Writes for ingest: tokens, interactions, feedback and edits.
+
+The hot path (batch ingest) prepares rows in Python, then writes each table
+with one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement.
+Idempotency is held by the unique constraints, never by a read-then-write, so
+two clients sending the same batch at once both succeed and store it once.
+"""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from pydantic import ValidationError
+
+from curation import pii
+from curation.models import ApiToken, FeedbackKind, Source, TokenScope, generate_token, hash_token
+from curation.schemas import EditIn, FeedbackIn, InteractionIn
+from flywheel_site import redis as fw_redis
+
+UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
+BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"
+CURATION_JOB = "curation.jobs.curate_interactions"
+# Interactions per curation job: big enough to batch the toxicity model, small
+# enough that a retried job redoes little.
+CURATION_CHUNK = 500
+
+
+# --- tokens -------------------------------------------------------------------
+
+
+def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
+    """Create a token (and its source if new). Returns the row and the clear
+    token, which is shown once and never stored."""
+    for scope in scopes:
+        if scope not in TokenScope.values:
+            raise ValueError(
+                UNKNOWN_SCOPE.format(scope=scope, choices=", ".join(TokenScope.values))
+            )
+    raw = generate_token()
+    with transaction.atomic():
+        source, _ = Source.objects.get_or_create(name=source_name)
+        token = ApiToken.objects.create(
+            source=source,
+            name=name,
+            hint=raw[:10],
+            token_hash=hash_token(raw),
+            scopes=sorted(set(scopes)),
+        )
+    return token, raw
+
+
+def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
+    """The active token for `raw` if it has `scope`; None otherwise. Revocation
+    is read from the database on every request, so it takes effect at once."""
+    token = (
+        ApiToken.objects.select_related("source")
+        .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.has_scope(scope):
+        return None
+    now = timezone.now()
+    # Write last_used_at at most once a minute: a write per request would make
+    # every ingest call contend on the token row.
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# --- preparing rows -----------------------------------------------------------
+
+
+def user_hash(user_id: str | None) -> str:
+    if not user_id:
+        return ""
+    key = settings.FLYWHEEL_USER_HASH_KEY.encode()
+    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _aware(value: datetime | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class InteractionRow:
+    event_id: str
+    occurred_at: datetime
+    model: str
+    task_type: str
+    messages: str  # JSON
+    response: str
+    usage: str  # JSON
+    latency_ms: int | None
+    user_hash: str
+    session_id: str
+    segment: str
+    metadata: str  # JSON
+    pii: str  # JSON
+
+
+@dataclass
+class FeedbackRow:
+    event_id: str
+    interaction_event_id: str
+    kind: str
+    rating: int | None
+    comment: str
+    final_text: str | None
+    occurred_at: datetime
+    user_hash: str
+    metadata: str
+    pii: str
+
+
+def _redact_messages(messages: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    out, counts = [], {}
+    for message in messages:
+        text, found = pii.redact(message["content"])
+        counts = pii.merge_counts(counts, found)
+        item = {"role": message["role"], "content": text}
+        if message.get("name"):
+            item["name"] = message["name"]
+        out.append(item)
+    return out, counts
+
+
+def prepare_interaction(item: InteractionIn, *, now: datetime) -> InteractionRow:
+    messages, found_messages = _redact_messages([m.model_dump() for m in item.messages])
+    response, found_response = pii.redact(item.response)
+    metadata, found_metadata = pii.redact_json(item.metadata)
+    usage = item.usage.model_dump(exclude_none=True) if item.usage else {}
+    return InteractionRow(
+        event_id=item.event_id,
+        occurred_at=_aware(item.occurred_at, now),
+        model=item.model,
+        task_type=item.task_type,
+        messages=_dumps(messages),
+        response=response,
+        usage=_dumps(usage),
+        latency_ms=item.latency_ms,
+        user_hash=user_hash(item.user_id),
+        session_id=item.session_id,
+        segment=item.segment,
+        metadata=_dumps(metadata),
+        pii=_dumps(pii.merge_counts(found_messages, found_response, found_metadata)),
+    )
+
+
+def prepare_feedback(item: FeedbackIn, *, now: datetime) -> FeedbackRow:
+    rating = item.value if item.kind == FeedbackKind.RATING else None
+    comment, found_comment = "", {}
+    if isinstance(item.value, str):
+        comment, found_comment = pii.redact(item.value)
+    final_text, found_final = (None, {})
+    if item.final_text is not None:
+        final_text, found_final = pii.redact(item.final_text)
+    metadata, found_metadata = pii.redact_json(item.metadata)
+    return FeedbackRow(
+        event_id=item.event_id,
+        interaction_event_id=item.interaction_event_id,
+        kind=item.kind,
+        rating=rating,
+        comment=comment,
+        final_text=final_text,
+        occurred_at=_aware(item.occurred_at, now),
+        user_hash=user_hash(item.user_id),
+        metadata=_dumps(metadata),
+        pii=_dumps(pii.merge_counts(found_comment, found_final, found_metadata)),
+    )
+
+
+def edit_event_id(item: EditIn) -> str:
+    """Without a client event id, the same content sent twice is one event."""
+    if item.event_id:
+        return item.event_id
+    digest = hashlib.sha256(
+        _dumps([item.prompt, item.original_llm_output, item.final_user_edit, item.model]).encode()
+    ).hexdigest()
+    return f"edit-{digest[:40]}"
+
+
+def prepare_edit(item: EditIn, *, now: datetime) -> tuple[InteractionRow, FeedbackRow]:
+    event_id = edit_event_id(item)
+    interaction = prepare_interaction(
+        InteractionIn(
+            event_id=event_id,
+            occurred_at=item.occurred_at,
+            model=item.model,
+            task_type=item.task_type,
+            messages=[{"role": "user", "content": item.prompt}],
+            response=item.original_llm_output,
+            user_id=item.user_id,
+            metadata=item.metadata,
+        ),
+        now=now,
+    )
+    feedback = prepare_feedback(
+        FeedbackIn(
+            event_id=event_id,
+            interaction_event_id=event_id,
+            kind=FeedbackKind.EDITED,
+            final_text=item.final_user_edit,
+            occurred_at=item.occurred_at,
+            user_id=item.user_id,
+        ),
+        now=now,
+    )
+    return interaction, feedback
+
+
+# --- writing ------------------------------------------------------------------
+
+_INSERT_INTERACTIONS = """
+INSERT INTO curation_interaction (
+    source_id, event_id, occurred_at, received_at, model, task_type, messages, response,
+    usage, latency_ms, user_hash, session_id, segment, metadata, pii, curation_state)
+SELECT %(source)s, u.event_id, u.occurred_at, %(now)s, u.model, u.task_type, u.messages,
+       u.response, u.usage, u.latency_ms, u.user_hash, u.session_id, u.segment, u.metadata,
+       u.pii, 'pending'
+FROM unnest(%(event_id)s::text[], %(occurred_at)s::timestamptz[], %(model)s::text[],
+            %(task_type)s::text[], %(messages)s::jsonb[], %(response)s::text[],
+            %(usage)s::jsonb[], %(latency_ms)s::int[], %(user_hash)s::text[],
+            %(session_id)s::text[], %(segment)s::text[], %(metadata)s::jsonb[], %(pii)s::jsonb[])
+  AS u(event_id, occurred_at, model, task_type, messages, response, usage, latency_ms,
+       user_hash, session_id, segment, metadata, pii)
+-- A fixed order of inserts: two batches holding the same events in another order
+-- would otherwise be able to deadlock on the unique index.
+ORDER BY u.event_id
+ON CONFLICT (source_id, event_id) DO NOTHING
+RETURNING id, event_id
+"""
+
+_INSERT_FEEDBACK = """
+INSERT INTO curation_feedback (
+    source_id, event_id, interaction_event_id, interaction_id, kind, rating, comment,
+    final_text, occurred_at, received_at, user_hash, metadata, pii)
+SELECT %(source)s, u.event_id, u.interaction_event_id, i.id, u.kind, u.rating, u.comment,
+       u.final_text, u.occurred_at, %(now)s, u.user_hash, u.metadata, u.pii
+FROM unnest(%(event_id)s::text[], %(interaction_event_id)s::text[], %(kind)s::text[],
+            %(rating)s::smallint[], %(comment)s::text[], %(final_text)s::text[],
+            %(occurred_at)s::timestamptz[], %(user_hash)s::text[], %(metadata)s::jsonb[],
+            %(pii)s::jsonb[])
+  AS u(event_id, interaction_event_id, kind, rating, comment, final_text, occurred_at,
+       user_hash, metadata, pii)
+LEFT JOIN curation_interaction i
+  ON i.source_id = %(source)s AND i.event_id = u.interaction_event_id
+ORDER BY u.event_id
+ON CONFLICT (source_id, event_id) DO NOTHING
+RETURNING id, event_id, interaction_id
+"""
+
+# Feedback that came before its interaction is linked when the interaction
+# lands. The partial index on unlinked feedback keeps this cheap.
+_LINK_ORPHANS = """
+UPDATE curation_feedback f SET interaction_id = i.id
+FROM curation_interaction i
+WHERE f.source_id = %(source)s AND f.interaction_id IS NULL
+  AND f.interaction_event_id = ANY(%(event_ids)s::text[])
+  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
+RETURNING f.interaction_id
+"""
+
+# New feedback on an interaction that was already curated makes it pending again.
+_REOPEN = """
+UPDATE curation_interaction SET curation_state = 'pending', curation_claimed_at = NULL
+WHERE id = ANY(%(ids)s::bigint[]) AND curation_state = 'done'
+RETURNING id
+"""
+
+
+def _columns(rows: list, names: tuple[str, ...]) -> dict[str, list]:
+    return {name: [getattr(row, name) for row in rows] for name in names}
+
+
+_INTERACTION_FIELDS = tuple(InteractionRow.__dataclass_fields__)
+_FEEDBACK_FIELDS = tuple(FeedbackRow.__dataclass_fields__)
+
+
+@dataclass
+class WriteOutcome:
+    interactions: dict[str, int] = field(default_factory=dict)  # created: event_id -> id
+    feedback: dict[str, int] = field(default_factory=dict)
+    existing_interactions: dict[str, int] = field(default_factory=dict)
+    existing_feedback: dict[str, int] = field(default_factory=dict)
+    linked_feedback: dict[str, bool] = field(default_factory=dict)  # created feedback linked?
+    to_curate: set[int] = field(default_factory=set)
+
+
+def _existing(cursor, table: str, source_id: int, event_ids: list[str]) -> dict[str, int]:
+    if not event_ids:
+        return {}
+    cursor.execute(
+        f"SELECT event_id, id FROM {table} WHERE source_id = %s AND event_id = ANY(%s::text[])",  # noqa: S608 (table is a constant)
+        [source_id, event_ids],
+    )
+    return dict(cursor.fetchall())
+
+
+def rows_write(
+    *, source: Source, interactions: list[InteractionRow], feedback: list[FeedbackRow]
+) -> WriteOutcome:
+    """Write prepared rows in one transaction; curation is enqueued after commit.
+    Rows must have distinct event ids per kind (callers mark in-batch repeats)."""
+    outcome = WriteOutcome()
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if interactions:
+            params = _columns(interactions, _INTERACTION_FIELDS) | {"source": source.pk, "now": now}
+            cursor.execute(_INSERT_INTERACTIONS, params)
+            outcome.interactions = {event_id: pk for pk, event_id in cursor.fetchall()}
+            outcome.to_curate.update(outcome.interactions.values())
+        if feedback:
+            params = _columns(feedback, _FEEDBACK_FIELDS) | {"source": source.pk, "now": now}
+            cursor.execute(_INSERT_FEEDBACK, params)
+            for pk, event_id, interaction_id in cursor.fetchall():
+                outcome.feedback[event_id] = pk
+                outcome.linked_feedback[event_id] = interaction_id is not None
+                if interaction_id is not None:
+                    outcome.to_curate.add(interaction_id)
+        if outcome.interactions:
+            cursor.execute(
+                _LINK_ORPHANS, {"source": source.pk, "event_ids": list(outcome.interactions)}
+            )
+            outcome.to_curate.update(row[0] for row in cursor.fetchall())
+        reopen = outcome.to_curate - set(outcome.interactions.values())
+        if reopen:
+            cursor.execute(_REOPEN, {"ids": sorted(reopen)})
+        outcome.existing_interactions = _existing(
+            cursor,
+            "curation_interaction",
+            source.pk,
+            [r.event_id for r in interactions if r.event_id not in outcome.interactions],
+        )
+        outcome.existing_feedback = _existing(
+            cursor,
+            "curation_feedback",
+            source.pk,
+            [r.event_id for r in feedback if r.event_id not in outcome.feedback],
+        )
+        if outcome.to_curate:
+            transaction.on_commit(partial(curation_enqueue, interaction_ids=outcome.to_curate))
+    return outcome
+
+
+def curation_enqueue(*, interaction_ids) -> None:
+    """Hand interactions to the curation queue. If Redis is down they stay
+    pending in PostgreSQL and the sweeper enqueues them later."""
+    ids = sorted(interaction_ids)
+    for start in range(0, len(ids), CURATION_CHUNK):
+        if not fw_redis.enqueue("curation", CURATION_JOB, ids[start : start + CURATION_CHUNK]):
+            return
+
+
+# --- the API's services -------------------------------------------------------
+
+
+def _errors(error: ValidationError) -> list[dict[str, str]]:
+    """Field paths and messages only: never echo the submitted values back."""
+    out = []
+    for item in error.errors(include_input=False, include_url=False):
+        path = ".".join(str(part) for part in item["loc"]) or "__root__"
+        message = item["msg"].removeprefix("Value error, ")
+        out.append({"field": path, "message": message})
+    return out
+
+
+def interaction_ingest(*, source: Source, item: InteractionIn) -> dict:
+    row = prepare_interaction(item, now=timezone.now())
+    outcome = rows_write(source=source, interactions=[row], feedback=[])
+    if row.event_id in outcome.interactions:
+        return {"status": "created", "id": outcome.interactions[row.event_id]}
+    return {"status": "duplicate", "id": outcome.existing_interactions[row.event_id]}
+
+
+def feedback_ingest(*, source: Source, item: FeedbackIn) -> dict:
+    row = prepare_feedback(item, now=timezone.now())
+    outcome = rows_write(source=source, interactions=[], feedback=[row])
+    if row.event_id in outcome.feedback:
+        return {
+            "status": "created",
+            "id": outcome.feedback[row.event_id],
+            "linked": outcome.linked_feedback[row.event_id],
+        }
+    return {"status": "duplicate", "id": outcome.existing_feedback[row.event_id]}
+
+
+def _edit_result(outcome: WriteOutcome, event_id: str) -> dict:
+    interaction_id = outcome.interactions.get(event_id) or outcome.existing_interactions.get(
+        event_id
+    )
+    if event_id in outcome.feedback:
+        return {
+            "status": "created",
+            "id": interaction_id,
+            "feedback_id": outcome.feedback[event_id],
+        }
+    return {
+        "status": "duplicate",
+        "id": interaction_id,
+        "feedback_id": outcome.existing_feedback.get(event_id),
+    }
+
+
+def edit_ingest(*, source: Source, item: EditIn) -> dict:
+    interaction, feedback = prepare_edit(item, now=timezone.now())
+    outcome = rows_write(source=source, interactions=[interaction], feedback=[feedback])
+    return _edit_result(outcome, interaction.event_id)
+
+
+def batch_ingest(
+    *, source: Source, interactions: list[dict], feedback: list[dict], edits: list[dict]
+) -> dict:
+    """Validate each item on its own; store the valid ones in one transaction.
+    Returns a result per item, in the order kinds and items were sent."""
+    count = len(interactions) + len(feedback) + len(edits)
+    limit = settings.FLYWHEEL_INGEST_MAX_BATCH
+    if count > limit:
+        raise BatchTooLarge(BATCH_TOO_LARGE.format(limit=limit, count=count))
+    now = timezone.now()
+    results: list[dict] = []
+    interaction_rows: dict[str, InteractionRow] = {}
+    feedback_rows: dict[str, FeedbackRow] = {}
+    pending: list[tuple[dict, str, str]] = []  # (result, kind, event_id) resolved after write
+
+    def reject(index: int, kind: str, errors: list[dict[str, str]]) -> None:
+        results.append(
+            {"index": index, "kind": kind, "status": "rejected", "id": None, "errors": errors}
+        )
+
+    def _prefix(prefix: str, errors: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{**e, "field": f"{prefix}.{e['field']}"} for e in errors]
+
+    for index, raw in enumerate(interactions):
+        try:
+            row = prepare_interaction(InteractionIn.model_validate(raw), now=now)
+        except ValidationError as error:
+            reject(index, "interaction", _prefix(f"interactions.{index}", _errors(error)))
+            continue
+        result = {"index": index, "kind": "interaction", "status": None, "id": None, "errors": []}
+        if row.event_id in interaction_rows:
+            result["status"] = "duplicate"
+        else:
+            interaction_rows[row.event_id] = row
+        results.append(result)
+        pending.append((result, "interaction", row.event_id))
+    for index, raw in enumerate(feedback):
+        try:
+            row = prepare_feedback(FeedbackIn.model_validate(raw), now=now)
+        except ValidationError as error:
+            reject(index, "feedback", _prefix(f"feedback.{index}", _errors(error)))
+            continue
+        result = {"index": index, "kind": "feedback", "status": None, "id": None, "errors": []}
+        if row.event_id in feedback_rows:
+            result["status"] = "duplicate"
+        else:
+            feedback_rows[row.event_id] = row
+        results.append(result)
+        pending.append((result, "feedback", row.event_id))
+    for index, raw in enumerate(edits):
+        try:
+            i_row, f_row = prepare_edit(EditIn.model_validate(raw), now=now)
+        except ValidationError as error:
+            reject(index, "edit", _prefix(f"edits.{index}", _errors(error)))
+            continue
+        result = {"index": index, "kind": "edit", "status": None, "id": None, "errors": []}
+        if f_row.event_id in feedback_rows:
+            result["status"] = "duplicate"
+        else:
+            interaction_rows.setdefault(i_row.event_id, i_row)
+            feedback_rows[f_row.event_id] = f_row
+        results.append(result)
+        pending.append((result, "edit", f_row.event_id))
+
+    outcome = rows_write(
+        source=source,
+        interactions=list(interaction_rows.values()),
+        feedback=list(feedback_rows.values()),
+    )
+    # Each event id is "created" for the first item that carried it only.
+    claimed: set[tuple[str, str]] = set()
+    for result, kind, event_id in pending:
+        if kind == "interaction":
+            created = event_id in outcome.interactions
+            result["id"] = outcome.interactions.get(event_id) or outcome.existing_interactions.get(
+                event_id
+            )
+            key = ("i", event_id)
+        elif kind == "feedback":
+            created = event_id in outcome.feedback
+            result["id"] = outcome.feedback.get(event_id) or outcome.existing_feedback.get(event_id)
+            key = ("f", event_id)
+        else:
+            edit = _edit_result(outcome, event_id)
+            created = edit["status"] == "created"
+            result["id"], result["feedback_id"] = edit["id"], edit["feedback_id"]
+            key = ("f", event_id)
+        if result["status"] is None and created and key not in claimed:
+            result["status"] = "created"
+            claimed.add(key)
+        else:
+            result["status"] = "duplicate"
+    totals = {"created": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        totals[result["status"]] += 1
+    return {**totals, "results": results}
+
+
+class BatchTooLarge(ValueError):
+    pass
+
+
+# --- curation entry points ----------------------------------------------------
+
+_LINK_ALL_ORPHANS = """
+UPDATE curation_feedback f SET interaction_id = i.id
+FROM curation_interaction i
+WHERE f.interaction_id IS NULL
+  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
+  AND i.id = ANY(%(ids)s::bigint[])
+RETURNING f.id
+"""
+
+
+def feedback_link_orphans(*, interaction_ids: list[int]) -> int:
+    """Link feedback that is still unlinked although its interaction exists.
+    Ingest links in the same transaction; this catches the race where feedback
+    and its interaction were committed concurrently by two requests."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LINK_ALL_ORPHANS, {"ids": list(interaction_ids)})
+        return cursor.rowcount

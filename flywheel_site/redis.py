@@ -1,0 +1,76 @@
+"""Redis access for the web process.
+
+Web requests use a client with short timeouts and a small circuit breaker: when
+Redis is down, ingest must notice within milliseconds and carry on (data is
+already in PostgreSQL), not hang per request. Workers keep django-rq's own
+connections, whose blocking dequeue needs no socket timeout.
+"""
+
+import logging
+import threading
+import time
+
+import django_rq
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_client: redis.Redis | None = None
+_down_until = 0.0
+# After a failure, skip Redis for this long instead of paying a timeout per request.
+BREAKER_SECONDS = 2.0
+
+
+def client() -> redis.Redis:
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = redis.Redis.from_url(
+                    settings.REDIS_URL,
+                    socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                    socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                    health_check_interval=30,
+                )
+    return _client
+
+
+def available() -> bool:
+    return time.monotonic() >= _down_until
+
+
+def mark_down(error: Exception) -> None:
+    global _down_until
+    _down_until = time.monotonic() + BREAKER_SECONDS
+    log.warning("redis unavailable, continuing without it: %r", error)
+
+
+def reset() -> None:
+    """Forget the breaker state and the client (tests, after a Redis restart)."""
+    global _client, _down_until
+    _client = None
+    _down_until = 0.0
+
+
+def enqueue(queue_name: str, func, *args, **kwargs) -> bool:
+    """Enqueue now (call it after commit). Returns False, logged, if Redis is down:
+    the outbox row stays pending and the sweeper picks it up later."""
+    if not available():
+        return False
+    try:
+        queue = django_rq.get_queue(queue_name, connection=client(), commit_mode="auto")
+        queue.enqueue(func, *args, **kwargs)
+    except redis.RedisError as error:
+        mark_down(error)
+        return False
+    return True
+
+
+def ping() -> tuple[bool, str]:
+    try:
+        client().ping()
+    except redis.RedisError as error:
+        return False, type(error).__name__
+    return True, "ok"

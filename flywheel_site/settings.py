@@ -1,0 +1,139 @@
+"""Flywheel settings: one module, every value from the environment.
+
+Each variable is documented in README.md ("Settings"). Bad values raise
+ImproperlyConfigured at start-up.
+"""
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from flywheel_site.env import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and not env_bool("FLYWHEEL_ALLOW_DEV_SECRET", False):
+        raise ImproperlyConfigured("SECRET_KEY must be set (or DEBUG=true for local development)")
+    SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production-0123456789"  # noqa: S105
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_rq",
+    "pgtrigger",
+    "pghistory",
+    "pghistory.admin",
+    "curation",
+    "review",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "flywheel_site.middleware.ApiBodyLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Attaches the acting user and request path to every history event.
+    "pghistory.middleware.HistoryMiddleware",
+]
+
+ROOT_URLCONF = "flywheel_site.urls"
+WSGI_APPLICATION = "flywheel_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/flywheel")
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("FLYWHEEL_DB_CONN_MAX_AGE", 60, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:56379/0")
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
+    for name, timeout in (("default", 600), ("curation", 900), ("training", 6 * 3600))
+}
+# Short socket timeouts: when Redis is down, ingest must notice fast and carry on.
+REDIS_SOCKET_TIMEOUT = env_float("FLYWHEEL_REDIS_SOCKET_TIMEOUT", 0.5, minimum=0.01)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("FLYWHEEL_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Flywheel knobs -----------------------------------------------------------
+# Ingest
+FLYWHEEL_INGEST_MAX_BATCH = env_int("FLYWHEEL_INGEST_MAX_BATCH", 1000, minimum=1)
+FLYWHEEL_INGEST_MAX_BODY_BYTES = env_int(
+    "FLYWHEEL_INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024
+)
+# Requests per token per window; 0 turns the limiter off.
+FLYWHEEL_INGEST_RATE_LIMIT = env_int("FLYWHEEL_INGEST_RATE_LIMIT", 1200, minimum=0)
+FLYWHEEL_INGEST_RATE_WINDOW_S = env_int("FLYWHEEL_INGEST_RATE_WINDOW_S", 60, minimum=1)
+FLYWHEEL_METADATA_MAX_BYTES = env_int("FLYWHEEL_METADATA_MAX_BYTES", 16 * 1024, minimum=2)
+FLYWHEEL_TEXT_MAX_CHARS = env_int("FLYWHEEL_TEXT_MAX_CHARS", 200_000, minimum=1)
+# Key for the HMAC of end-user ids; defaults to SECRET_KEY. Changing it breaks
+# correlation of users across the change.
+FLYWHEEL_USER_HASH_KEY = env_str("FLYWHEEL_USER_HASH_KEY", "") or SECRET_KEY
+# Django's own cap on request bodies is the ingest body limit, so an oversized
+# body is refused before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = FLYWHEEL_INGEST_MAX_BODY_BYTES

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make run`: migrate, load demo data once, then serve the app under gunicorn
+# with an RQ worker (and its scheduler). Ctrl-C stops everything started here;
+# the services keep their data under .run/ for the next `make run`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+eval "$(scripts/services.sh env)"
+export DEBUG="${DEBUG:-true}"
+PY=.venv/bin/python
+PORT="${PORT:-8000}"
+
+$PY manage.py migrate --noinput >/dev/null
+$PY manage.py collectstatic --noinput >/dev/null
+$PY manage.py load_demo
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "stopping web and worker"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/services.sh stop
+}
+trap cleanup INT TERM EXIT
+
+$PY manage.py rqworker curation training default --with-scheduler &
+pids+=($!)
+.venv/bin/gunicorn flywheel_site.wsgi:application --bind "127.0.0.1:$PORT" \
+  --workers "${WEB_CONCURRENCY:-3}" --access-logfile - --log-level warning &
+pids+=($!)
+echo "Flywheel is running on http://127.0.0.1:$PORT/ (Ctrl-C stops it)"
+wait -n "${pids[@]}"

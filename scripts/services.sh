@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Start project-local PostgreSQL and Redis unless DATABASE_URL / REDIS_URL point
+# at servers that already exist. Idempotent: a second call reuses running servers
+# and the data under .run/. Prints nothing but errors and one status line each.
+#   scripts/services.sh start | stop | env [REDIS_DB]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RUN="$ROOT/.run"
+PG_PORT="${FLYWHEEL_PG_PORT:-55432}"
+REDIS_PORT="${FLYWHEEL_REDIS_PORT:-56379}"
+mkdir -p "$RUN"
+
+die() { echo "services.sh: $*" >&2; exit 1; }
+
+pg_bin() {
+  if [ -d /usr/lib/postgresql ]; then
+    local v; v="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+    [ -x "/usr/lib/postgresql/$v/bin/initdb" ] && { echo "/usr/lib/postgresql/$v/bin"; return; }
+  fi
+  command -v initdb >/dev/null 2>&1 && { dirname "$(command -v initdb)"; return; }
+  return 1
+}
+
+# The data dir must be reachable by the user the server runs as. As root we run
+# it as `postgres` (initdb refuses root), and a checkout under /root is often not
+# traversable by that user, so fall back to a per-checkout folder under /tmp.
+pg_datadir() {
+  local d="$RUN/pg"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$RUN" 2>/dev/null; then
+    d="${TMPDIR:-/tmp}/flywheel-pg-$(echo "$ROOT" | cksum | cut -d' ' -f1)"
+  fi
+  echo "$d"
+}
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+install_hint() {
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing $*" >&2
+    if ! apt-get install -y -q "$@" >/dev/null 2>&1; then
+      apt-get update -q >/dev/null 2>&1 || true
+      apt-get install -y -q "$@" >/dev/null || die "apt-get install $* failed"
+    fi
+  else
+    die "please install $* (Debian/Ubuntu: apt-get install $*; macOS: brew install ${*/redis-server/redis})"
+  fi
+}
+
+start_pg() {
+  if [ -n "${DATABASE_URL:-}" ]; then echo "postgres: using DATABASE_URL"; return; fi
+  local B; B="$(pg_bin)" || { install_hint postgresql; B="$(pg_bin)"; } || die "no initdb found"
+  local D; D="$(pg_datadir)"
+  mkdir -p "$D"
+  [ "$(id -u)" = 0 ] && chown postgres: "$D" && chmod 700 "$D"
+  if [ ! -f "$D/PG_VERSION" ]; then
+    as_pg "$B/initdb" -D "$D" -U postgres -A trust -E UTF8 --no-locale >"$RUN/initdb.log" 2>&1 \
+      || { cat "$RUN/initdb.log" >&2; die "initdb failed"; }
+  fi
+  if ! as_pg "$B/pg_ctl" -D "$D" status >/dev/null 2>&1; then
+    as_pg "$B/pg_ctl" -D "$D" -l "$D/log" -w -t 60 \
+      -o "-p $PG_PORT -k $D -c listen_addresses=127.0.0.1 -c fsync=${FLYWHEEL_PG_FSYNC:-on} -c max_connections=200" \
+      start >/dev/null || { tail -20 "$D/log" >&2; die "postgres did not start (port $PG_PORT busy?)"; }
+  fi
+  for _ in $(seq 1 50); do
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atqc "select 1" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  if ! psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atqc \
+      "select 1 from pg_database where datname='flywheel'" | grep -q 1; then
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "CREATE DATABASE flywheel" >/dev/null
+  fi
+  echo "postgres: 127.0.0.1:$PG_PORT (data $D)"
+}
+
+start_redis() {
+  if [ -n "${REDIS_URL:-}" ]; then echo "redis: using REDIS_URL"; return; fi
+  command -v redis-server >/dev/null 2>&1 || install_hint redis-server
+  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log" --dir "$RUN" >/dev/null
+    for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || die "redis did not start (port $REDIS_PORT busy?)"
+  fi
+  echo "redis: 127.0.0.1:$REDIS_PORT"
+}
+
+stop_all() {
+  if [ -z "${REDIS_URL:-}" ]; then redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
+  if [ -z "${DATABASE_URL:-}" ]; then
+    local B D; B="$(pg_bin)" || return 0; D="$(pg_datadir)"
+    [ -f "$D/PG_VERSION" ] && as_pg "$B/pg_ctl" -D "$D" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+
+# Export lines a Makefile or shell can eval: the URLs the app should use.
+print_env() {
+  echo "export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/flywheel}"
+  echo "export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/${2:-0}}"
+}
+
+case "${1:-start}" in
+  start) start_pg; start_redis ;;
+  stop) stop_all ;;
+  env) print_env "$@" ;;
+  *) die "usage: services.sh start|stop|env" ;;
+esac
