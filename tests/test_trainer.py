@@ -1,0 +1,535 @@
+"""The built-in trainer end to end on a tiny offline model, plus the gate and external runner.
+
+One DPO run per export format and one SFT run, each shared by a module-scoped fixture: the
+runs take a couple of seconds each, the imports most of the rest.
+"""
+
+import json
+import math
+import random
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.tinylm import build_tiny_lm
+from training.trainer import (
+    ERR_COMMAND_NOT_FOUND,
+    ERR_DPO_COLUMNS,
+    ERR_EMPTY_COMMAND,
+    ERR_EMPTY_DATASET,
+    ERR_FORMAT_MISMATCH,
+    ERR_GATE_METRIC,
+    ERR_GATE_NEGATIVE_MARGIN,
+    ERR_MISSING_FILE,
+    ERR_NO_PAIRS,
+    ERR_TIMED_OUT,
+    ERR_UNKNOWN_METHOD,
+    TrainConfig,
+    evaluate_preferences,
+    gate,
+    run_external,
+    train,
+)
+
+ADJECTIVES = ["red", "blue", "green", "small", "large", "old", "new", "quiet", "bright", "warm"]
+NOUNS = ["apples", "trains", "rivers", "invoices", "gardens", "laptops", "parcels", "songs"]
+TOPICS = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]
+# Several phrasings on each side, so a random base model has no consistent preference
+# (one fixed template per side gives it 0.95 or 0.05 by accident) while "polite and
+# structured beats rude" stays learnable.
+POLITE = [
+    "Thank you for asking about {t}. Here is a clear answer.",
+    "Happy to help with {t}. First, a short summary.",
+    "Good question about {t}. Let me explain step by step.",
+]
+RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
+N_TRAIN = 60
+
+
+def preference_rows(*, conversational: bool) -> list[dict]:
+    rng = random.Random(0)
+    rows = []
+    for topic in TOPICS:
+        chosen = rng.choice(POLITE).format(t=topic)
+        rejected = rng.choice(RUDE).format(t=topic)
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": f"Tell me about {topic}."}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+        else:
+            # TRL joins prompt and completion with nothing between: the newline separates them.
+            rows.append(
+                {"prompt": f"Tell me about {topic}.\n", "chosen": chosen, "rejected": rejected}
+            )
+    return rows
+
+
+def sft_rows() -> list[dict]:
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"Tell me about {topic}."},
+                {"role": "assistant", "content": POLITE[i % len(POLITE)].format(t=topic)},
+            ]
+        }
+        for i, topic in enumerate(TOPICS)
+    ]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def write_export(directory: Path, rows: list[dict], *, n_train: int = N_TRAIN) -> Path:
+    write_jsonl(directory / "train.jsonl", rows[:n_train])
+    write_jsonl(directory / "eval.jsonl", rows[n_train:])
+    (directory / "manifest.json").write_text(json.dumps({"n": len(rows)}), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    corpus = [f"Tell me about {t}." for t in TOPICS] + [
+        phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS
+    ]
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), corpus=corpus)
+
+
+@pytest.fixture(scope="module", params=["standard", "conversational"])
+def dpo_run(request, tiny_lm, tmp_path_factory):
+    conversational = request.param == "conversational"
+    root = tmp_path_factory.mktemp(f"dpo-{request.param}")
+    export = write_export(root / "export", preference_rows(conversational=conversational))
+    events: list[dict] = []
+    result = train(
+        export_dir=export,
+        config=TrainConfig(
+            method="dpo", base_model_dir=tiny_lm, output_dir=root / "adapter", steps=30
+        ),
+        progress=events.append,
+    )
+    eval_file = export / "eval.jsonl"
+    base_metrics = evaluate_preferences(
+        model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file
+    )
+    trained_metrics = evaluate_preferences(
+        model_dir_or_base=tiny_lm, adapter_dir=result.adapter_dir, eval_file=eval_file
+    )
+    print(
+        f"\n[{request.param}] loss {result.first_loss:.4f} -> {result.final_loss:.4f} "
+        f"in {result.train_seconds:.2f} s; base {base_metrics}; trained {trained_metrics}"
+    )
+    return {
+        "conversational": conversational,
+        "export": export,
+        "events": events,
+        "result": result,
+        "base": base_metrics,
+        "trained": trained_metrics,
+    }
+
+
+@pytest.fixture(scope="module")
+def sft_run(tiny_lm, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sft")
+    export = write_export(root / "export", sft_rows())
+    events: list[dict] = []
+    result = train(
+        export_dir=export,
+        config=TrainConfig(
+            method="sft", base_model_dir=tiny_lm, output_dir=root / "adapter", steps=20
+        ),
+        progress=events.append,
+    )
+    print(f"\n[sft] loss {result.first_loss:.4f} -> {result.final_loss:.4f}")
+    return {"events": events, "result": result}
+
+
+# --------------------------------------------------------------------------- tiny LM
+
+
+@pytest.mark.slow
+def test_tiny_lm_is_deterministic(tmp_path):
+    first = build_tiny_lm(tmp_path / "a", corpus=["Hello there.", "General Kenobi."], seed=3)
+    second = build_tiny_lm(tmp_path / "b", corpus=["Hello there.", "General Kenobi."], seed=3)
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_tiny_lm_chat_template_renders_the_prompt_as_a_prefix(tiny_lm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    prompt = [{"role": "user", "content": "Tell me about red apples."}]
+    reply = [{"role": "assistant", "content": "Happy to help with red apples."}]
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
+    full_ids = tokenizer.apply_chat_template(prompt + reply)["input_ids"]
+
+    assert full_ids[: len(prompt_ids)] == prompt_ids
+    assert len(full_ids) > len(prompt_ids)
+    assert (tokenizer.pad_token, tokenizer.eos_token) == ("<|pad|>", "<|end|>")
+    assert model.config.vocab_size == len(tokenizer) <= 512
+    assert model.config.tie_word_embeddings
+
+
+# --------------------------------------------------------------------------- DPO
+
+
+@pytest.mark.slow
+def test_dpo_loss_starts_at_log_2_and_falls(dpo_run):
+    result = dpo_run["result"]
+
+    # Policy equals reference before the first update, so the DPO loss is exactly -log sigmoid(0).
+    assert result.first_loss == pytest.approx(math.log(2), abs=1e-3)
+    assert result.final_loss < result.first_loss
+    assert result.steps == 30
+    assert len(result.losses) == 30
+
+
+@pytest.mark.slow
+def test_dpo_trained_adapter_beats_the_base_on_held_out_pairs(dpo_run):
+    base, trained = dpo_run["base"], dpo_run["trained"]
+
+    assert trained["n"] == base["n"] == len(TOPICS) - N_TRAIN
+    assert trained["normalised_accuracy"] > base["normalised_accuracy"]
+    assert trained["implicit_reward_accuracy"] > base["implicit_reward_accuracy"]
+    assert trained["reward_margin"] > 0
+    assert trained["mean_logp_chosen"] > trained["mean_logp_rejected"]
+    passed, _ = gate(candidate=trained, current=base, margin=0.1)
+    assert passed
+
+
+@pytest.mark.slow
+def test_dpo_base_scored_against_itself_has_no_implicit_reward(dpo_run):
+    base = dpo_run["base"]
+
+    assert base["implicit_reward_accuracy"] == 0.0
+    assert base["reward_margin"] == 0.0
+    assert base["reference_normalised_accuracy"] == base["normalised_accuracy"]
+
+
+@pytest.mark.slow
+def test_dpo_eval_against_a_reference_adapter_measures_the_change_from_it(dpo_run, tiny_lm):
+    adapter = dpo_run["result"].adapter_dir
+    metrics = evaluate_preferences(
+        model_dir_or_base=tiny_lm,
+        adapter_dir=adapter,
+        eval_file=dpo_run["export"] / "eval.jsonl",
+        reference_adapter_dir=adapter,
+    )
+
+    assert metrics["implicit_reward_accuracy"] == 0.0
+    assert metrics["reward_margin"] == pytest.approx(0.0, abs=1e-4)
+    assert metrics["reference_normalised_accuracy"] == dpo_run["trained"]["normalised_accuracy"]
+
+
+@pytest.mark.slow
+def test_dpo_progress_is_reported_for_every_step(dpo_run):
+    events, result = dpo_run["events"], dpo_run["result"]
+
+    assert [event["step"] for event in events] == list(range(1, 31))
+    assert {event["max_steps"] for event in events} == {30}
+    assert [event["loss"] for event in events] == result.losses
+    assert result.log_text.splitlines() == result.log_lines
+    assert result.log_lines[0].startswith("step 1/30 ")
+
+
+@pytest.mark.slow
+def test_dpo_adapter_is_saved_with_an_absolute_base_path(dpo_run, tiny_lm):
+    result = dpo_run["result"]
+    adapter_config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+
+    assert result.conversational is dpo_run["conversational"]
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert adapter_config["base_model_name_or_path"] == str(tiny_lm)
+    assert Path(adapter_config["base_model_name_or_path"]).is_absolute()
+    assert json.loads(json.dumps(result.as_dict()))["adapter_dir"] == str(result.adapter_dir)
+
+
+# --------------------------------------------------------------------------- SFT
+
+
+@pytest.mark.slow
+def test_sft_loss_falls_on_messages_data(sft_run):
+    result = sft_run["result"]
+
+    assert result.method == "sft"
+    assert result.conversational is True
+    assert result.final_loss < result.first_loss
+    assert [event["step"] for event in sft_run["events"]] == list(range(1, 21))
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+# --------------------------------------------------------------------------- data and errors
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "conversational"),
+    [
+        (preference_rows(conversational=False), {"prompt", "chosen", "rejected"}, False),
+        (preference_rows(conversational=True), {"prompt", "chosen", "rejected"}, True),
+        (sft_rows(), {"messages"}, True),
+    ],
+    ids=["dpo-standard", "dpo-conversational", "sft-messages"],
+)
+def test_load_dataset_reads_every_export_format(tmp_path, rows, columns, conversational):
+    from datasets import load_dataset
+    from trl.data_utils import is_conversational
+
+    path = write_jsonl(tmp_path / "train.jsonl", rows)
+    dataset = load_dataset(
+        "json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache")
+    )
+
+    assert len(dataset) == len(rows)
+    assert set(dataset.column_names) == columns
+    assert is_conversational(dataset[0]) is conversational
+
+
+def test_train_refuses_an_unknown_method(tmp_path):
+    config = TrainConfig(method="ppo", base_model_dir=tmp_path, output_dir=tmp_path / "out")
+
+    with pytest.raises(ValueError, match="Unknown training method 'ppo'") as error:
+        train(export_dir=tmp_path, config=config)
+    assert str(error.value) == ERR_UNKNOWN_METHOD.format(method="ppo")
+
+
+@pytest.mark.slow
+def test_train_refuses_an_export_without_train_jsonl(tmp_path, tiny_lm):
+    config = TrainConfig(method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
+
+    with pytest.raises(FileNotFoundError) as error:
+        train(export_dir=tmp_path, config=config)
+    assert str(error.value) == ERR_MISSING_FILE.format(export_dir=tmp_path, name="train.jsonl")
+
+
+@pytest.mark.slow
+def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
+    export = write_export(tmp_path / "export", [])
+    config = TrainConfig(method="sft", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
+
+    with pytest.raises(ValueError) as error:
+        train(export_dir=export, config=config)
+    assert str(error.value) == ERR_EMPTY_DATASET.format(path=export / "train.jsonl")
+
+
+@pytest.mark.slow
+def test_train_refuses_sft_data_for_dpo(tmp_path, tiny_lm):
+    export = write_export(tmp_path / "export", sft_rows())
+    config = TrainConfig(method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
+
+    with pytest.raises(ValueError) as error:
+        train(export_dir=export, config=config)
+    assert str(error.value) == ERR_DPO_COLUMNS.format(
+        path=export / "train.jsonl", columns=["messages"]
+    )
+
+
+@pytest.mark.slow
+def test_train_refuses_data_in_another_format_than_configured(tmp_path, tiny_lm):
+    export = write_export(tmp_path / "export", preference_rows(conversational=False))
+    config = TrainConfig(
+        method="dpo",
+        base_model_dir=tiny_lm,
+        output_dir=tmp_path / "out",
+        conversational=True,
+    )
+
+    with pytest.raises(ValueError) as error:
+        train(export_dir=export, config=config)
+    assert str(error.value) == ERR_FORMAT_MISMATCH.format(
+        expected=True, path=export / "train.jsonl", actual="standard (plain strings)"
+    )
+
+
+@pytest.mark.slow
+def test_eval_skips_pairs_whose_prompt_fills_max_length(tmp_path, tiny_lm):
+    rows = preference_rows(conversational=False)[:3]
+    rows[0]["prompt"] = "Tell me about everything. " * 40 + "\n"
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", rows)
+
+    metrics = evaluate_preferences(
+        model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file, max_length=64
+    )
+
+    assert (metrics["n"], metrics["skipped"]) == (2, 1)
+
+
+@pytest.mark.slow
+def test_eval_refuses_a_file_with_no_usable_pairs(tmp_path, tiny_lm):
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", [])
+
+    with pytest.raises(ValueError) as error:
+        evaluate_preferences(model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file)
+    assert str(error.value) == ERR_NO_PAIRS.format(path=eval_file, max_length=128)
+
+
+# --------------------------------------------------------------------------- gate
+
+
+@pytest.mark.parametrize(
+    ("candidate", "current", "margin", "passed"),
+    [
+        (0.80, 0.60, 0.0, True),
+        (0.80, 0.60, 0.2, True),  # exactly the margin: float noise must not fail it
+        (0.80, 0.60, 0.25, False),
+        (0.60, 0.60, 0.0, False),  # a tie never passes
+        (0.55, 0.60, 0.0, False),
+        (0.61, 0.60, 0.0, True),
+    ],
+)
+def test_gate_passes_only_when_the_candidate_beats_current_by_the_margin(
+    candidate, current, margin, passed
+):
+    result, reason = gate(
+        candidate={"normalised_accuracy": candidate},
+        current={"normalised_accuracy": current},
+        margin=margin,
+    )
+
+    assert result is passed
+    assert reason.startswith("passes" if passed else "fails")
+    assert f"{candidate:.4f}" in reason and f"{current:.4f}" in reason
+
+
+def test_gate_uses_the_metric_asked_for():
+    candidate = {"normalised_accuracy": 0.5, "implicit_reward_accuracy": 0.9}
+    current = {"normalised_accuracy": 0.6, "implicit_reward_accuracy": 0.0}
+
+    assert gate(candidate=candidate, current=current, metric="implicit_reward_accuracy")[0]
+    assert not gate(candidate=candidate, current=current)[0]
+
+
+def test_gate_refuses_a_missing_metric_and_a_negative_margin():
+    with pytest.raises(KeyError) as missing:
+        gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="b")
+    with pytest.raises(ValueError) as negative:
+        gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="a", margin=-0.1)
+
+    assert missing.value.args[0] == ERR_GATE_METRIC.format(metric="b")
+    assert str(negative.value) == ERR_GATE_NEGATIVE_MARGIN.format(margin=-0.1)
+
+
+# --------------------------------------------------------------------------- external
+
+
+PYTHON = shlex.quote(sys.executable)
+
+
+def test_run_external_substitutes_the_directories_and_records_success(tmp_path):
+    export = tmp_path / "my export"  # a space: the path must stay one argument
+    export.mkdir()
+    script = (
+        "import pathlib, sys; "
+        "pathlib.Path(sys.argv[2], 'adapter.txt').write_text(sys.argv[1]); "
+        "print('trained on', sys.argv[1])"
+    )
+    command = f"{PYTHON} -c {shlex.quote(script)} {{export_dir}} {{output_dir}}"
+
+    result = run_external(
+        command=command, export_dir=export, output_dir=tmp_path / "out", timeout_s=30
+    )
+
+    assert result.ok
+    assert result.exit_code == 0
+    assert (tmp_path / "out" / "adapter.txt").read_text() == str(export)
+    assert result.output.strip() == f"trained on {export}"
+    assert result.argv[-2:] == [str(export), str(tmp_path / "out")]
+
+
+def test_run_external_records_a_failing_exit_and_its_output(tmp_path):
+    script = "import sys; print('boom', file=sys.stderr); sys.exit(3)"
+
+    result = run_external(
+        command=f"{PYTHON} -c {shlex.quote(script)}",
+        export_dir=tmp_path,
+        output_dir=tmp_path / "out",
+        timeout_s=30,
+    )
+
+    assert not result.ok
+    assert result.exit_code == 3
+    assert result.timed_out is False
+    assert "boom" in result.output
+
+
+def test_run_external_stops_a_command_that_runs_too_long(tmp_path):
+    script = "import time; print('started', flush=True); time.sleep(60)"
+
+    result = run_external(
+        command=f"{PYTHON} -c {shlex.quote(script)}",
+        export_dir=tmp_path,
+        output_dir=tmp_path / "out",
+        timeout_s=1,
+    )
+
+    assert result.timed_out is True
+    assert result.exit_code is None
+    assert result.error == ERR_TIMED_OUT.format(timeout_s=1)
+    assert "started" in result.output
+
+
+def test_run_external_never_uses_a_shell(tmp_path):
+    marker = tmp_path / "injected"
+
+    result = run_external(
+        command=f"{PYTHON} -c 'print(1)' ; touch {marker}",
+        export_dir=tmp_path,
+        output_dir=tmp_path / "out",
+        timeout_s=30,
+    )
+
+    assert not marker.exists()
+    assert result.exit_code == 0
+
+
+def test_run_external_records_a_command_that_cannot_start(tmp_path):
+    result = run_external(
+        command="/nonexistent/trainer {export_dir}",
+        export_dir=tmp_path,
+        output_dir=tmp_path / "out",
+        timeout_s=30,
+    )
+
+    assert not result.ok
+    assert result.exit_code is None
+    assert result.error.startswith(ERR_COMMAND_NOT_FOUND.split("{")[0])
+
+
+def test_run_external_refuses_an_empty_command(tmp_path):
+    with pytest.raises(ValueError) as error:
+        run_external(command="  ", export_dir=tmp_path, output_dir=tmp_path, timeout_s=1)
+    assert str(error.value) == ERR_EMPTY_COMMAND
+
+
+class Cancelled(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_an_exception_from_progress_stops_training(tmp_path, tiny_lm):
+    export = write_export(tmp_path / "export", sft_rows())
+    steps_seen: list[int] = []
+
+    def progress(event: dict) -> None:
+        steps_seen.append(event["step"])
+        if event["step"] == 2:
+            raise Cancelled
+
+    config = TrainConfig(
+        method="sft", base_model_dir=tiny_lm, output_dir=tmp_path / "out", steps=20
+    )
+    with pytest.raises(Cancelled):
+        train(export_dir=export, config=config, progress=progress)
+    assert steps_seen == [1, 2]
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()

@@ -1,0 +1,633 @@
+"""The built-in trainer: LoRA with TRL on a local base model, a preference eval, the gate.
+
+Pure Python: plain paths and dicts in, dataclasses and dicts out, no Django. The job that owns
+a `TrainingRun` row calls `train()`, then `evaluate_preferences()` for the candidate, then
+`gate()`, and stores what comes back.
+
+torch, transformers, trl, peft and datasets are imported inside the functions that use them:
+they take seconds to import, and the web process imports this module only to read constants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+METHODS = ("dpo", "sft")
+TRAIN_FILE = "train.jsonl"
+EVAL_FILE = "eval.jsonl"
+GATE_METRICS = ("normalised_accuracy", "implicit_reward_accuracy", "reward_margin")
+# Room for float noise in `candidate - current >= margin` (0.6 - 0.5 is 0.0999...).
+GATE_TOLERANCE = 1e-9
+EXTERNAL_OUTPUT_CAP = 64_000
+
+ERR_UNKNOWN_METHOD = "Unknown training method {method!r}: expected 'dpo' or 'sft'."
+ERR_BASE_MODEL_MISSING = "Base model directory {path} does not exist or has no config.json."
+ERR_MISSING_FILE = "The export directory {export_dir} has no {name}."
+ERR_EMPTY_DATASET = "{path} holds no examples."
+ERR_DPO_COLUMNS = "DPO needs prompt, chosen and rejected fields; {path} has {columns}."
+ERR_SFT_COLUMNS = (
+    "SFT needs a messages field (or prompt and completion, or text); {path} has {columns}."
+)
+ERR_FORMAT_MISMATCH = "The config says conversational={expected} but {path} is {actual}."
+ERR_NO_PAIRS = "{path} has no preference pairs that fit in max_length={max_length}."
+ERR_GATE_METRIC = "Metric {metric!r} is missing from the candidate or the current metrics."
+ERR_GATE_NEGATIVE_MARGIN = "The gate margin must be zero or more, got {margin}."
+ERR_EMPTY_COMMAND = "The external trainer command is empty."
+ERR_COMMAND_NOT_FOUND = "The external trainer command could not be started: {error}"
+ERR_TIMED_OUT = "The external trainer ran longer than {timeout_s} s and was stopped."
+
+
+@dataclass
+class TrainConfig:
+    method: Literal["dpo", "sft"]
+    base_model_dir: Path
+    output_dir: Path
+    steps: int = 30
+    batch_size: int = 8
+    # TRL's defaults (1e-6 for DPO) barely move a LoRA adapter in a few dozen steps.
+    learning_rate: float = 5e-3
+    lora_r: int = 8
+    lora_alpha: int = 16
+    max_length: int = 128
+    beta: float = 0.1
+    seed: int = 0
+    # None: detect from the first example. True/False: the data must match, or train() refuses.
+    conversational: bool | None = None
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    method: str
+    conversational: bool
+    n_train: int
+    steps: int
+    losses: list[float]
+    first_loss: float
+    final_loss: float
+    log_lines: list[str]
+    train_seconds: float
+
+    @property
+    def log_text(self) -> str:
+        return "\n".join(self.log_lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable, for a JSONField on the run row."""
+        return {
+            "adapter_dir": str(self.adapter_dir),
+            "method": self.method,
+            "conversational": self.conversational,
+            "n_train": self.n_train,
+            "steps": self.steps,
+            "losses": self.losses,
+            "first_loss": self.first_loss,
+            "final_loss": self.final_loss,
+            "train_seconds": self.train_seconds,
+        }
+
+
+@dataclass
+class ExternalResult:
+    argv: list[str]
+    exit_code: int | None
+    timed_out: bool
+    output: str
+    output_truncated: bool
+    duration_s: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.error
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _is_conversational(example: dict[str, Any]) -> bool:
+    from trl.data_utils import is_conversational
+
+    return bool(is_conversational(example))
+
+
+def _check_columns(*, method: str, columns: list[str], path: Path) -> None:
+    present = set(columns)
+    if method == "dpo" and not {"prompt", "chosen", "rejected"} <= present:
+        raise ValueError(ERR_DPO_COLUMNS.format(path=path, columns=sorted(present)))
+    if method == "sft" and not (
+        "messages" in present or {"prompt", "completion"} <= present or "text" in present
+    ):
+        raise ValueError(ERR_SFT_COLUMNS.format(path=path, columns=sorted(present)))
+
+
+def _has_rows(path: Path) -> bool:
+    with open(path, encoding="utf-8") as handle:
+        return any(line.strip() for line in handle)
+
+
+def _describe(conversational: bool) -> str:
+    return "conversational" if conversational else "standard (plain strings)"
+
+
+def _check_base_model(base_model_dir: Path) -> Path:
+    # Absolute: adapter_config.json records the base path as given, and a relative one breaks
+    # as soon as a worker runs from another directory.
+    base = Path(base_model_dir).absolute()
+    if not (base / "config.json").is_file():
+        raise FileNotFoundError(ERR_BASE_MODEL_MISSING.format(path=base))
+    return base
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(
+    *,
+    export_dir: Path,
+    config: TrainConfig,
+    progress: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter on `export_dir/train.jsonl` and save it to `config.output_dir`.
+
+    `progress` is called after every optimiser step with `{"step", "max_steps", "loss"}`; an
+    exception it raises stops training, which is how a job can abandon a cancelled run.
+    """
+    if config.method not in METHODS:
+        raise ValueError(ERR_UNKNOWN_METHOD.format(method=config.method))
+    base = _check_base_model(config.base_model_dir)
+    train_path = Path(export_dir) / TRAIN_FILE
+    if not train_path.is_file():
+        raise FileNotFoundError(ERR_MISSING_FILE.format(export_dir=export_dir, name=TRAIN_FILE))
+    # datasets fails on an empty JSON file with a bare StopIteration: say what is wrong instead.
+    if not _has_rows(train_path):
+        raise ValueError(ERR_EMPTY_DATASET.format(path=train_path))
+    output_dir = Path(config.output_dir).absolute()
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    import torch
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    log_lines: list[str] = []
+    losses: list[float] = []
+
+    class _Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            logs.pop("total_flos", None)
+            shown = " ".join(
+                f"{key}={value:.5g}" if isinstance(value, float) else f"{key}={value}"
+                for key, value in sorted(logs.items())
+            )
+            log_lines.append(f"step {state.global_step}/{state.max_steps} {shown}")
+            if "loss" in logs:
+                losses.append(float(logs["loss"]))
+                if progress is not None:
+                    progress(
+                        {
+                            "step": state.global_step,
+                            "max_steps": state.max_steps,
+                            "loss": float(logs["loss"]),
+                        }
+                    )
+
+    # A private datasets cache, deleted afterwards: the shared one under ~/.cache would grow
+    # with a copy of every export ever trained, and TRL's tokenised maps land beside it.
+    with tempfile.TemporaryDirectory(prefix="flywheel-datasets-") as cache_dir:
+        dataset = load_dataset(
+            "json", data_files=str(train_path), split="train", cache_dir=cache_dir
+        )
+        _check_columns(method=config.method, columns=dataset.column_names, path=train_path)
+        conversational = _is_conversational(dataset[0])
+        if config.conversational is not None and config.conversational != conversational:
+            raise ValueError(
+                ERR_FORMAT_MISMATCH.format(
+                    expected=config.conversational,
+                    path=train_path,
+                    actual=_describe(conversational),
+                )
+            )
+
+        torch.manual_seed(config.seed)
+        tokenizer = AutoTokenizer.from_pretrained(str(base))
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+        common = {
+            "output_dir": str(output_dir),
+            "max_steps": config.steps,
+            "per_device_train_batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "max_length": config.max_length,
+            "seed": config.seed,
+            "data_seed": config.seed,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "report_to": [],
+            # TRL defaults to bf16 and gradient checkpointing, both wrong for a CPU worker.
+            # transformers 5 renamed gradient_checkpointing (now a deprecated alias, which
+            # warns) to activation_checkpointing; setting the new name turns both off.
+            "bf16": False,
+            "use_cpu": True,
+            "activation_checkpointing": False,
+            "disable_tqdm": True,
+            "dataloader_num_workers": 0,
+        }
+        if config.method == "dpo":
+            from trl import DPOConfig, DPOTrainer
+
+            trainer = DPOTrainer(
+                model=model,
+                args=DPOConfig(beta=config.beta, **common),
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[_Progress()],
+            )
+        else:
+            from trl import SFTConfig, SFTTrainer
+
+            trainer = SFTTrainer(
+                model=model,
+                args=SFTConfig(packing=False, **common),
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[_Progress()],
+            )
+        # Our callback keeps the log; the default printer would repeat it on the worker's stdout.
+        trainer.remove_callback(PrinterCallback)
+        started = time.monotonic()
+        trainer.train()
+        train_seconds = time.monotonic() - started
+        trainer.save_model(str(output_dir))
+        steps = int(trainer.state.global_step)
+        n_train = len(dataset)
+        del trainer, model
+
+    return TrainResult(
+        adapter_dir=output_dir,
+        method=config.method,
+        conversational=conversational,
+        n_train=n_train,
+        steps=steps,
+        losses=losses,
+        first_loss=losses[0] if losses else math.nan,
+        final_loss=losses[-1] if losses else math.nan,
+        log_lines=log_lines,
+        train_seconds=train_seconds,
+    )
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _common_prefix_length(ids: list[int], other: list[int]) -> int:
+    length = 0
+    for token, other_token in zip(ids, other, strict=False):
+        if token != other_token:
+            break
+        length += 1
+    return length
+
+
+def _encode_pair(tokenizer, example: dict[str, Any]) -> tuple[list[int], list[int], list[int]]:
+    """Prompt, chosen and rejected ids, split exactly the way TRL's DPOTrainer splits them.
+
+    Matching TRL matters: the eval must score the same completion tokens the adapter was
+    trained on, including the EOS that TRL appends to plain-string completions.
+    """
+    prompt = example["prompt"]
+    if _is_conversational(example):
+
+        def encode(messages, **kwargs):
+            return list(
+                tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)[
+                    "input_ids"
+                ]
+            )
+
+        prompt_ids = encode(prompt, add_generation_prompt=True)
+        chosen_full = encode(prompt + example["chosen"])
+        rejected_full = encode(prompt + example["rejected"])
+    else:
+        eos = tokenizer.eos_token or ""
+
+        def with_eos(text: str) -> str:
+            return text if text.endswith(eos) else text + eos
+
+        prompt_ids = list(tokenizer(prompt)["input_ids"])
+        chosen_full = list(tokenizer(prompt + with_eos(example["chosen"]))["input_ids"])
+        rejected_full = list(tokenizer(prompt + with_eos(example["rejected"]))["input_ids"])
+    prompt_len = min(
+        _common_prefix_length(prompt_ids, chosen_full),
+        _common_prefix_length(prompt_ids, rejected_full),
+    )
+    return prompt_ids[:prompt_len], chosen_full[prompt_len:], rejected_full[prompt_len:]
+
+
+@contextlib.contextmanager
+def _active_adapter(model, adapter: str | None) -> Iterator[None]:
+    """Run `model` with one named LoRA adapter on, or with every adapter off (the base)."""
+    if not hasattr(model, "disable_adapter"):
+        yield
+    elif adapter is None:
+        with model.disable_adapter():
+            yield
+    else:
+        model.set_adapter(adapter)
+        yield
+
+
+def _completion_logps(
+    model, sequences: list[tuple[list[int], int]], *, pad_id: int, batch_size: int
+) -> list[tuple[float, int]]:
+    """(sum of completion-token log-probs, completion length) for each (ids, prompt_len)."""
+    import torch
+
+    results: list[tuple[float, int]] = []
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        completion = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, (ids, prompt_len) in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention[row, : len(ids)] = 1
+            completion[row, prompt_len : len(ids)] = True
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
+        # Position t predicts token t + 1.
+        logps = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_logps = logps.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        mask = completion[:, 1:]
+        sums = (token_logps * mask).sum(dim=-1)
+        counts = mask.sum(dim=-1)
+        results.extend(zip(sums.tolist(), counts.tolist(), strict=True))
+    return results
+
+
+def evaluate_preferences(
+    *,
+    model_dir_or_base: Path,
+    adapter_dir: Path | None,
+    eval_file: Path,
+    reference_adapter_dir: Path | None = None,
+    max_length: int = 128,
+    batch_size: int = 16,
+) -> dict[str, float | int]:
+    """Score a model (base + `adapter_dir`) on held-out preference pairs against a reference.
+
+    `model_dir_or_base` is the base model directory. The policy is the base with `adapter_dir`
+    on (the base alone if None). The reference is the base with `reference_adapter_dir` on
+    (the currently promoted model) or the base alone (first run).
+
+    Returns:
+    - `normalised_accuracy`: share of pairs where the policy's mean per-token log-prob of the
+      chosen completion is above the rejected one's. Absolute (no reference), so it compares
+      across models; a summed log-prob would penalise longer chosen answers.
+    - `implicit_reward_accuracy`: share of pairs where the DPO implicit reward
+      (policy minus reference summed log-prob) of chosen is strictly above rejected: what DPO
+      optimises, and TRL's `rewards/accuracies`. Relative to the reference: a model scored
+      against itself gets 0.0, since every reward is 0 and ties count as misses.
+    - `reward_margin`: mean of chosen-minus-rejected implicit reward, without beta (multiply by
+      the training beta to get TRL's `rewards/margins`).
+    - `mean_logp_chosen`, `mean_logp_rejected`: policy mean per-token log-probs, averaged.
+    - `reference_normalised_accuracy`: `normalised_accuracy` of the reference, computed on the
+      way, so one call gives both sides of the gate.
+    - `n` pairs scored, `skipped` pairs whose prompt fills `max_length` (as TRL drops them).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = _check_base_model(model_dir_or_base)
+    eval_path = Path(eval_file)
+    examples = _read_jsonl(eval_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    chosen_seqs: list[tuple[list[int], int]] = []
+    rejected_seqs: list[tuple[list[int], int]] = []
+    skipped = 0
+    for example in examples:
+        prompt_ids, chosen_ids, rejected_ids = _encode_pair(tokenizer, example)
+        # Keep the start, as TRL's default truncation does; a pair with no completion token
+        # left carries no signal.
+        if len(prompt_ids) >= max_length or not chosen_ids or not rejected_ids:
+            skipped += 1
+            continue
+        chosen_seqs.append(((prompt_ids + chosen_ids)[:max_length], len(prompt_ids)))
+        rejected_seqs.append(((prompt_ids + rejected_ids)[:max_length], len(prompt_ids)))
+    if not chosen_seqs:
+        raise ValueError(ERR_NO_PAIRS.format(path=eval_path, max_length=max_length))
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    policy_adapter = reference_adapter = None
+    # One base in memory with both adapters loaded by name, rather than two copies of the base.
+    if adapter_dir is not None or reference_adapter_dir is not None:
+        from peft import PeftModel
+
+        named = [("policy", adapter_dir), ("reference", reference_adapter_dir)]
+        named = [(name, Path(path)) for name, path in named if path is not None]
+        model = PeftModel.from_pretrained(model, str(named[0][1]), adapter_name=named[0][0])
+        for name, path in named[1:]:
+            model.load_adapter(str(path), adapter_name=name)
+        policy_adapter = "policy" if adapter_dir is not None else None
+        reference_adapter = "reference" if reference_adapter_dir is not None else None
+    model.eval()
+
+    scored: dict[str, list[tuple[float, int]]] = {}
+    for side, adapter in (("policy", policy_adapter), ("reference", reference_adapter)):
+        with _active_adapter(model, adapter):
+            for kind, seqs in (("chosen", chosen_seqs), ("rejected", rejected_seqs)):
+                scored[f"{side}_{kind}"] = _completion_logps(
+                    model, seqs, pad_id=pad_id, batch_size=batch_size
+                )
+    del model
+
+    n = len(chosen_seqs)
+    normalised_hits = reference_hits = reward_hits = 0
+    margins: list[float] = []
+    mean_chosen: list[float] = []
+    mean_rejected: list[float] = []
+    for i in range(n):
+        (pc, pc_len), (pr, pr_len) = scored["policy_chosen"][i], scored["policy_rejected"][i]
+        (rc, rc_len), (rr, rr_len) = scored["reference_chosen"][i], scored["reference_rejected"][i]
+        mean_chosen.append(pc / pc_len)
+        mean_rejected.append(pr / pr_len)
+        normalised_hits += pc / pc_len > pr / pr_len
+        reference_hits += rc / rc_len > rr / rr_len
+        margin = (pc - rc) - (pr - rr)
+        reward_hits += margin > 0
+        margins.append(margin)
+    return {
+        "n": n,
+        "skipped": skipped,
+        "normalised_accuracy": normalised_hits / n,
+        "implicit_reward_accuracy": reward_hits / n,
+        "reward_margin": sum(margins) / n,
+        "mean_logp_chosen": sum(mean_chosen) / n,
+        "mean_logp_rejected": sum(mean_rejected) / n,
+        "reference_normalised_accuracy": reference_hits / n,
+    }
+
+
+# --------------------------------------------------------------------------- gate
+
+
+def gate(
+    *,
+    candidate: dict,
+    current: dict,
+    metric: str = "normalised_accuracy",
+    margin: float = 0.0,
+) -> tuple[bool, str]:
+    """Pass only when the candidate beats the current model on `metric` by at least `margin`.
+
+    "Beats" is strict: a tie never passes, even with margin 0, so a run that learned nothing
+    is not promoted over the model it would replace. Compare like with like: use an absolute
+    metric (`normalised_accuracy`) with both sides scored on the same eval split.
+    """
+    if margin < 0:
+        raise ValueError(ERR_GATE_NEGATIVE_MARGIN.format(margin=margin))
+    if metric not in candidate or metric not in current:
+        raise KeyError(ERR_GATE_METRIC.format(metric=metric))
+    new, old = float(candidate[metric]), float(current[metric])
+    delta = new - old
+    passed = delta > 0 and delta >= margin - GATE_TOLERANCE
+    verdict = "passes" if passed else "fails"
+    return passed, (
+        f"{verdict}: {metric} {new:.4f} vs current {old:.4f} "
+        f"(difference {delta:+.4f}, required more than 0 and at least {margin:.4f})"
+    )
+
+
+# --------------------------------------------------------------------------- external
+
+
+def _substitute(argv: list[str], *, export_dir: Path, output_dir: Path) -> list[str]:
+    # Substituted after splitting, so a path with spaces stays one argument; str.replace
+    # rather than str.format, so other braces in the command (JSON, say) are left alone.
+    return [
+        arg.replace("{export_dir}", str(export_dir)).replace("{output_dir}", str(output_dir))
+        for arg in argv
+    ]
+
+
+def _tail(path: Path, cap: int) -> tuple[str, bool]:
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if size > cap:
+            handle.seek(size - cap)
+        data = handle.read()
+    # The end of a failing trainer's output holds the traceback, so keep the tail.
+    return data.decode("utf-8", errors="replace"), size > cap
+
+
+def run_external(
+    *, command: str, export_dir: Path, output_dir: Path, timeout_s: int
+) -> ExternalResult:
+    """Run an operator-configured trainer command on an export; never through a shell.
+
+    `command` is a template with `{export_dir}` and `{output_dir}` placeholders, split with
+    shlex. The paths are also passed as FLYWHEEL_EXPORT_DIR and FLYWHEEL_OUTPUT_DIR. Output
+    (stdout and stderr together) is kept up to EXTERNAL_OUTPUT_CAP bytes, from the end.
+    On timeout the whole process group is killed, so a trainer's children do not linger.
+    """
+    argv = shlex.split(command)
+    if not argv:
+        raise ValueError(ERR_EMPTY_COMMAND)
+    export_dir, output_dir = Path(export_dir).absolute(), Path(output_dir).absolute()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    argv = _substitute(argv, export_dir=export_dir, output_dir=output_dir)
+    env = {
+        **os.environ,
+        "FLYWHEEL_EXPORT_DIR": str(export_dir),
+        "FLYWHEEL_OUTPUT_DIR": str(output_dir),
+    }
+    started = time.monotonic()
+    # A file rather than a pipe: a chatty trainer cannot fill a pipe buffer and stall, and the
+    # output never has to sit whole in this process's memory.
+    with tempfile.TemporaryDirectory(prefix="flywheel-external-") as scratch:
+        log_path = Path(scratch) / "output.log"
+        with open(log_path, "wb") as log:
+            try:
+                process = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                return ExternalResult(
+                    argv=argv,
+                    exit_code=None,
+                    timed_out=False,
+                    output="",
+                    output_truncated=False,
+                    duration_s=time.monotonic() - started,
+                    error=ERR_COMMAND_NOT_FOUND.format(error=error),
+                )
+            timed_out = False
+            try:
+                exit_code: int | None = process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                exit_code = None
+        duration = time.monotonic() - started
+        output, truncated = _tail(log_path, EXTERNAL_OUTPUT_CAP)
+    return ExternalResult(
+        argv=argv,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        output=output,
+        output_truncated=truncated,
+        duration_s=duration,
+        error=ERR_TIMED_OUT.format(timeout_s=timeout_s) if timed_out else "",
+    )
+
+
+__all__ = [
+    "EVAL_FILE",
+    "GATE_METRICS",
+    "METHODS",
+    "TRAIN_FILE",
+    "ExternalResult",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate_preferences",
+    "gate",
+    "run_external",
+    "train",
+]
