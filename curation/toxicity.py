@@ -1,0 +1,352 @@
+"""Toxicity scoring for the curation circuit breaker.
+
+The winning answer of a candidate is scored by Detoxify; the filter discards it when a score
+exceeds its threshold. Loading a transformer costs seconds and hundreds of MB, so a scorer is
+loaded once per worker process and cached by its config. When Detoxify cannot be loaded the
+module either falls back to alt-profanity-check (only if the settings allow it, and loudly:
+``scorer_status()`` reports it for /healthz and the UI) or raises ``ToxicityUnavailable`` so the
+caller holds the candidates. Nothing here returns a result for a text it did not score.
+
+Framework-free on purpose: config comes in as a ``ToxicityConfig``, so the scorer runs the same in
+an RQ worker, a management command, a benchmark and a test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+DETOXIFY_MODELS = ("original", "unbiased", "multilingual")
+
+TOXICITY_UNAVAILABLE = "toxicity model could not be loaded; candidates are held until it can"
+TOXICITY_SCORING_FAILED = "toxicity scorer returned an unusable result; candidates are held"
+TOXICITY_FALLBACK_WARNING = (
+    "toxicity model could not be loaded; the lighter alt-profanity-check classifier is deciding"
+)
+UNKNOWN_MODEL = "toxicity model must be one of: original, unbiased, multilingual"
+BAD_BATCH_SIZE = "toxicity batch size must be a positive integer"
+BAD_THRESHOLD = "toxicity threshold must be between 0 and 1"
+MISSING_TOXICITY_SCORE = "scores have no finite 'toxicity' value"
+
+PROFANITY_CHECK_NAME = "alt-profanity-check"
+
+
+class ToxicityUnavailable(RuntimeError):
+    """No scorer can be trusted right now: hold the candidates, never pass them unscored."""
+
+
+class ToxicityScoringError(ToxicityUnavailable):
+    """The scorer ran but its output cannot be trusted (wrong length, NaN, out of range)."""
+
+
+@dataclass(frozen=True)
+class ToxicityConfig:
+    model: str = "original"
+    checkpoint: str = ""
+    config_dir: str = ""
+    allow_fallback: bool = False
+    device: str = "cpu"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        # Fail when settings are read, not on the first batch in a worker hours later.
+        if self.model not in DETOXIFY_MODELS:
+            raise ValueError(f"{UNKNOWN_MODEL} (got {self.model!r})")
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
+            raise ValueError(f"{BAD_BATCH_SIZE} (got {self.batch_size!r})")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    name: str
+    version: str
+    labels: tuple[str, ...]
+
+    def score_batch(self, texts: list[str]) -> list[dict[str, float]]:
+        """Label -> probability in [0, 1] per text, in input order; always has "toxicity"."""
+        ...
+
+
+def _package_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_texts(texts: list[str]) -> None:
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {index} is {type(text).__name__}, not str")
+
+
+def _checked(results: list[dict[str, float]], expected: int) -> list[dict[str, float]]:
+    # The filter trusts these numbers to let answers through, so a scorer that returns the
+    # wrong count or a NaN (which compares False against any threshold) must stop the batch.
+    if len(results) != expected:
+        raise ToxicityScoringError(
+            f"{TOXICITY_SCORING_FAILED}: {len(results)} results for {expected} texts"
+        )
+    for index, scores in enumerate(results):
+        if "toxicity" not in scores:
+            raise ToxicityScoringError(f"{TOXICITY_SCORING_FAILED}: text {index} has no toxicity")
+        for label, value in scores.items():
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ToxicityScoringError(
+                    f"{TOXICITY_SCORING_FAILED}: text {index} {label}={value!r}"
+                )
+    return results
+
+
+class DetoxifyScorer:
+    """Detoxify's model and tokenizer, run in length-sorted batches with explicit truncation.
+
+    ``Detoxify.predict`` is not used: it squeezes a batch of one into bare floats, and it
+    truncates only to ``tokenizer.model_max_length``, which is effectively unlimited for a
+    tokenizer saved without it, so a long text would overflow the position embeddings.
+    """
+
+    def __init__(self, config: ToxicityConfig) -> None:
+        # Imported here, not at module level: the web process never pays for torch, and a
+        # broken install surfaces as a load failure that the fallback rules handle.
+        from detoxify import Detoxify
+
+        checkpoint = Path(config.checkpoint) if config.checkpoint else None
+        if checkpoint is not None and not checkpoint.is_file():
+            raise FileNotFoundError(f"toxicity checkpoint not found: {checkpoint}")
+        detoxify = Detoxify(
+            model_type=config.model,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            device=config.device,
+            huggingface_config_path=config.config_dir or None,
+        )
+        self.model = detoxify.model
+        self.model.eval()
+        self.tokenizer = detoxify.tokenizer
+        self.device = config.device
+        self.batch_size = config.batch_size
+        self.labels: tuple[str, ...] = tuple(detoxify.class_names)
+        if "toxicity" not in self.labels:
+            raise ValueError(f"checkpoint has no toxicity class (classes: {self.labels})")
+        self.max_length = self._max_length()
+        self.name = f"detoxify-{config.model}"
+        if checkpoint is not None:
+            self.version = _file_sha256(checkpoint)[:12]
+        else:
+            self.version = f"{_package_version('detoxify')}-{config.model}"
+
+    def _max_length(self) -> int:
+        limits = [int(self.tokenizer.model_max_length)]
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions:
+            # RoBERTa-style models (unbiased, multilingual) offset positions by padding_idx + 1.
+            offset = getattr(self.model.config, "pad_token_id", None) or 0
+            if self.model.config.model_type in ("roberta", "xlm-roberta"):
+                positions -= offset + 1
+            limits.append(int(positions))
+        return min(limits)
+
+    def score_batch(self, texts: list[str]) -> list[dict[str, float]]:
+        import torch
+
+        _check_texts(texts)
+        results: list[dict[str, float] | None] = [None] * len(texts)
+        # Sorting by length keeps padding (wasted compute) small inside each batch; the
+        # attention mask makes padded and unpadded results equal, so order is restored after.
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                indices = order[start : start + self.batch_size]
+                inputs = self.tokenizer(
+                    [texts[index] for index in indices],
+                    return_tensors="pt",
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                ).to(self.device)
+                probabilities = torch.sigmoid(self.model(**inputs).logits).float().cpu().tolist()
+                for index, row in zip(indices, probabilities, strict=True):
+                    results[index] = dict(zip(self.labels, row, strict=True))
+        return _checked([scores for scores in results if scores is not None], len(texts))
+
+
+class ProfanityCheckScorer:
+    """alt-profanity-check: a TF-IDF + linear model shipped inside the package, works offline.
+
+    Much weaker than Detoxify (word-level profanity, no insults or threats without swearing),
+    which is why it is used only when the settings allow it and always reported.
+    """
+
+    labels: tuple[str, ...] = ("toxicity",)
+
+    def __init__(self) -> None:
+        from profanity_check import predict_prob
+
+        self._predict_prob = predict_prob
+        self.name = PROFANITY_CHECK_NAME
+        self.version = _package_version("alt-profanity-check")
+
+    def score_batch(self, texts: list[str]) -> list[dict[str, float]]:
+        _check_texts(texts)
+        if not texts:
+            return []
+        probabilities = self._predict_prob(list(texts))
+        return _checked([{"toxicity": float(p)} for p in probabilities], len(texts))
+
+
+_lock = threading.Lock()
+_scorers: dict[ToxicityConfig, Scorer] = {}
+_statuses: dict[ToxicityConfig, dict[str, Any]] = {}
+_last_config: ToxicityConfig | None = None
+_NOTHING_LOADED: dict[str, Any] = {
+    "scorer": None,
+    "version": None,
+    "fallback": False,
+    "error": None,
+    "warning": None,
+}
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def get_scorer(config: ToxicityConfig) -> Scorer:
+    """The process-wide scorer for ``config``, loaded on first use.
+
+    A failed load without fallback is not cached: the next batch tries again, so a worker
+    recovers once the checkpoint appears without a restart. A fallback is cached for the life of
+    the process, so one process never mixes scorers between batches; restart it to retry.
+    """
+    global _last_config
+    with _lock:
+        _last_config = config
+        scorer = _scorers.get(config)
+        if scorer is not None:
+            return scorer
+        try:
+            scorer = DetoxifyScorer(config)
+        except Exception as error:  # any load failure (network, file, format) means the same
+            cause = _describe(error)
+            if not config.allow_fallback:
+                _statuses[config] = {
+                    "scorer": None,
+                    "version": None,
+                    "fallback": False,
+                    "error": cause,
+                    "warning": TOXICITY_UNAVAILABLE,
+                }
+                raise ToxicityUnavailable(f"{TOXICITY_UNAVAILABLE}: {cause}") from error
+            try:
+                scorer = ProfanityCheckScorer()
+            except Exception as fallback_error:
+                both = f"{cause}; fallback {_describe(fallback_error)}"
+                _statuses[config] = {
+                    "scorer": None,
+                    "version": None,
+                    "fallback": False,
+                    "error": both,
+                    "warning": TOXICITY_UNAVAILABLE,
+                }
+                raise ToxicityUnavailable(f"{TOXICITY_UNAVAILABLE}: {both}") from fallback_error
+            _statuses[config] = {
+                "scorer": scorer.name,
+                "version": scorer.version,
+                "fallback": True,
+                "error": cause,
+                "warning": TOXICITY_FALLBACK_WARNING,
+            }
+        else:
+            _statuses[config] = {
+                "scorer": scorer.name,
+                "version": scorer.version,
+                "fallback": False,
+                "error": None,
+                "warning": None,
+            }
+        _scorers[config] = scorer
+        return scorer
+
+
+def scorer_status(config: ToxicityConfig | None = None) -> dict[str, Any]:
+    """What decides toxicity in this process: for /healthz and the UI warning.
+
+    Keys: ``scorer`` (name, or None when nothing could be loaded or nothing was tried yet),
+    ``version``, ``fallback``, ``error`` (the Detoxify load error) and ``warning`` (a
+    user-facing message, None when all is well). Without ``config``: the last one requested.
+    """
+    with _lock:
+        key = config if config is not None else _last_config
+        status = _statuses.get(key) if key is not None else None
+        if status is None:
+            return {
+                "scorer": None,
+                "version": None,
+                "fallback": False,
+                "error": None,
+                "warning": None,
+            }
+        return dict(status)
+
+
+def reset_scorer_cache() -> None:
+    global _last_config
+    with _lock:
+        _scorers.clear()
+        _statuses.clear()
+        _last_config = None
+
+
+def toxicity_decision(
+    scores: dict[str, float],
+    *,
+    threshold: float,
+    per_label: dict[str, float] | None = None,
+) -> tuple[bool, float, str]:
+    """(passed, score, reason): fails when a checked label's score exceeds (>) its threshold.
+
+    ``threshold`` applies to "toxicity"; ``per_label`` overrides it or adds other labels.
+    A per-label threshold for a label the scorer does not produce is skipped, so configuring
+    Detoxify's labels does not hold everything while the one-label fallback is deciding.
+    ``score`` is the deciding label's value on failure, the toxicity score on a pass.
+    Missing or non-finite toxicity raises ValueError: it must never read as a pass.
+    """
+    limits = {"toxicity": threshold, **(per_label or {})}
+    for label, limit in limits.items():
+        if not (math.isfinite(limit) and 0.0 <= limit <= 1.0):
+            raise ValueError(f"{BAD_THRESHOLD} ({label}={limit!r})")
+    toxicity = scores.get("toxicity")
+    if toxicity is None or not math.isfinite(toxicity):
+        raise ValueError(MISSING_TOXICITY_SCORE)
+
+    exceeded: list[tuple[float, str, float, float]] = []
+    for label, limit in limits.items():
+        if label not in scores:
+            continue
+        value = scores[label]
+        if not math.isfinite(value):
+            raise ValueError(f"{MISSING_TOXICITY_SCORE} ({label}={value!r})")
+        if value > limit:
+            exceeded.append((value - limit, label, value, limit))
+    if not exceeded:
+        return True, toxicity, f"toxicity {toxicity:.4f} <= {limits['toxicity']:g}"
+    exceeded.sort(key=lambda item: (-item[0], item[1]))
+    reason = "; ".join(f"{label} {value:.4f} > {limit:g}" for _, label, value, limit in exceeded)
+    return False, exceeded[0][2], reason
