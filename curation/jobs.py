@@ -1,7 +1,29 @@
-"""RQ entry points for curation: thin, take ids, call services."""
+"""RQ entry points for curation: thin, take ids, call services. Each is
+idempotent: a retry or a second worker finds the rows already done."""
 
-from curation import services
+from rq import get_current_job
+
+from curation import pipeline
+from curation.models import CurationRun
+
+
+def _job_id() -> str:
+    job = get_current_job()
+    return job.id if job else ""
 
 
 def curate_interactions(interaction_ids: list[int]) -> dict:
-    return {"linked": services.feedback_link_orphans(interaction_ids=interaction_ids)}
+    run = pipeline.run_start(
+        trigger=CurationRun.Trigger.INGEST, total=len(interaction_ids), job_id=_job_id()
+    )
+    try:
+        result = pipeline.interactions_curate(interaction_ids=interaction_ids, run=run)
+    except BaseException as error:
+        pipeline.run_finish(run=run, error=error)
+        raise
+    pipeline.run_finish(run=run)
+    return result
+
+
+def sweep() -> dict:
+    return pipeline.sweep()

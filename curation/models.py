@@ -6,6 +6,9 @@ import hashlib
 import secrets
 
 import pghistory
+import pgtrigger
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -199,3 +202,241 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.interaction_event_id}"
+
+
+# --- curation -----------------------------------------------------------------
+
+
+class CandidateKind(models.TextChoices):
+    PREFERENCE = "preference"
+    SFT = "sft"
+    NEEDS_ANSWER = "needs_answer"
+
+
+def default_enabled_filters() -> list[str]:
+    from curation.filters import FILTER_ORDER
+
+    return list(FILTER_ORDER)
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class CurationPolicy(models.Model):
+    """Every threshold, the enabled filters, the blocklist and the sampling
+    settings. A row is one version: editing creates the next version, and the
+    database refuses updates and deletes of existing ones (pgtrigger)."""
+
+    version = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True, default="")
+    min_words = models.PositiveIntegerField(default=20)
+    band_low = models.FloatField(default=0.10)
+    band_high = models.FloatField(default=0.95)
+    band_measure = models.CharField(
+        max_length=4, default="char", choices=[("char", "characters"), ("word", "words")]
+    )
+    toxicity_threshold = models.FloatField(default=0.1)
+    # Optional thresholds per Detoxify label, e.g. {"threat": 0.05}.
+    toxicity_per_label = models.JSONField(default=dict, blank=True)
+    quality_min = models.FloatField(default=0.6)
+    near_dup_threshold = models.FloatField(default=0.9)
+    enabled_filters = models.JSONField(default=default_enabled_filters)
+    blocklist_terms = models.JSONField(default=list, blank=True)
+    blocklist_patterns = models.JSONField(default=list, blank=True)
+    sample_rate = models.FloatField(default=0.075)
+    needs_answer_rate = models.FloatField(default=1.0)
+    sft_rate = models.FloatField(default=0.01)
+    # Strata smaller than rate would sample get at least this many items.
+    min_per_stratum = models.PositiveIntegerField(default=20)
+    reviews_required = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        verbose_name_plural = "curation policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(band_low__gte=0)
+                & Q(band_low__lte=models.F("band_high"))
+                & Q(band_high__lte=1),
+                name="policy_band_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(sample_rate__gte=0, sample_rate__lte=1)
+                & Q(needs_answer_rate__gte=0, needs_answer_rate__lte=1)
+                & Q(sft_rate__gte=0, sft_rate__lte=1)
+                & Q(toxicity_threshold__gte=0, toxicity_threshold__lte=1)
+                & Q(quality_min__gte=0, quality_min__lte=1)
+                & Q(near_dup_threshold__gt=0, near_dup_threshold__lte=1),
+                name="policy_fractions_valid",
+            ),
+            models.CheckConstraint(condition=Q(reviews_required__gte=1), name="policy_reviews_min"),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="policy_read_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"policy v{self.version}"
+
+    def filter_policy(self):
+        from curation.filters import FilterPolicy
+
+        return FilterPolicy(
+            min_words=self.min_words,
+            band_low=self.band_low,
+            band_high=self.band_high,
+            band_measure=self.band_measure,
+            toxicity_threshold=self.toxicity_threshold,
+            quality_min=self.quality_min,
+            near_dup_threshold=self.near_dup_threshold,
+            blocklist_terms=tuple(self.blocklist_terms),
+            blocklist_patterns=tuple(self.blocklist_patterns),
+            enabled=tuple(self.enabled_filters),
+        )
+
+
+@pghistory.track(
+    # Statuses and scores change on every evaluation and are recorded as
+    # FilterDecisions; history keeps changes to the pair itself.
+    pghistory.UpdateEvent(
+        condition=pghistory.AnyChange("interaction", "kind", "prompt", "chosen", "rejected")
+    ),
+    pghistory.DeleteEvent(),
+)
+class Candidate(models.Model):
+    """A would-be training example built from an interaction and its feedback."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PASSED = "passed"
+        FAILED = "failed"
+        # The toxicity model could not be loaded and no fallback is allowed:
+        # never passed unscored, re-evaluated when the model is back.
+        HELD = "held"
+
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.PROTECT, related_name="candidates"
+    )
+    kind = models.CharField(max_length=12, choices=CandidateKind.choices)
+    prompt = models.JSONField()
+    chosen = models.TextField(null=True, blank=True)
+    rejected = models.TextField(null=True, blank=True)
+    feedback_ids = models.JSONField(default=list)
+    feedback_kinds = models.JSONField(default=list)
+    rating = models.SmallIntegerField(null=True, blank=True)
+    task_type = models.CharField(max_length=100, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.TextField(blank=True, default="")
+    failed_filter = models.CharField(max_length=20, blank=True, default="")
+    policy = models.ForeignKey(
+        CurationPolicy, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    exact_key = models.CharField(max_length=64, db_index=True)
+    minhash = models.BinaryField(null=True, blank=True)
+    # LSH band hashes of the MinHash, so near-duplicate lookups are one indexed
+    # query shared by every worker instead of an index held in one process.
+    lsh_bands = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    char_similarity = models.FloatField(null=True, blank=True)
+    word_similarity = models.FloatField(null=True, blank=True)
+    toxicity = models.FloatField(null=True, blank=True)
+    toxicity_scorer = models.CharField(max_length=100, blank=True, default="")
+    quality = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["interaction", "kind"], name="candidate_unique_kind"),
+            models.CheckConstraint(
+                condition=Q(kind__in=CandidateKind.values), name="candidate_valid_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "passed", "failed", "held"]),
+                name="candidate_valid_status",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="preference")
+                | (Q(chosen__isnull=False) & Q(rejected__isnull=False)),
+                name="candidate_preference_has_pair",
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["lsh_bands"], name="candidate_lsh_bands_gin"),
+            models.Index(fields=["status", "kind"], name="candidate_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class FilterDecision(models.Model):
+    """Why a candidate passed or failed one filter under one policy version.
+    Re-curation under a new version adds rows; old decisions stay."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="decisions")
+    policy = models.ForeignKey(CurationPolicy, on_delete=models.PROTECT, related_name="+")
+    filter = models.CharField(max_length=20)
+    passed = models.BooleanField()
+    score = models.FloatField(null=True, blank=True)
+    reason = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    scorer = models.CharField(max_length=100)
+    scorer_version = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["candidate", "policy", "filter"], name="decision_unique_per_policy"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filter}: {'pass' if self.passed else 'fail'}"
+
+
+class CurationRun(models.Model):
+    """One curation job, sweep or command: the row the UI polls."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        INGEST = "ingest"
+        SWEEPER = "sweeper"
+        COMMAND = "command"
+        RECURATE = "recurate"
+        HELD = "held"
+
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    policy = models.ForeignKey(
+        CurationPolicy, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    job_id = models.CharField(max_length=100, blank=True, default="")
+    total = models.PositiveIntegerField(default=0)
+    interactions = models.PositiveIntegerField(default=0)
+    candidates = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    held = models.PositiveIntegerField(default=0)
+    sampled = models.PositiveIntegerField(default=0)
+    failed_by_filter = models.JSONField(default=dict, blank=True)
+    scorer = models.CharField(max_length=100, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-created_at"], name="curationrun_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} ({self.status})"

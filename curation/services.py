@@ -1,7 +1,8 @@
 """Writes for ingest: tokens, interactions, feedback and edits.
 
-The hot path (batch ingest) prepares rows in Python, then writes each table
-with one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING statement.
+The hot path (batch ingest) prepares rows in Python, streams them with COPY
+into a session-local staging table, then writes each table with one
+INSERT ... SELECT ... ON CONFLICT DO NOTHING statement.
 Idempotency is held by the unique constraints, never by a read-then-write, so
 two clients sending the same batch at once both succeed and store it once.
 """
@@ -9,6 +10,7 @@ two clients sending the same batch at once both succeed and store it once.
 import hashlib
 import hmac
 import json
+import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -18,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from pydantic import ValidationError
+from rq import Retry
 
 from curation import pii
 from curation.models import ApiToken, FeedbackKind, Source, TokenScope, generate_token, hash_token
@@ -228,6 +231,29 @@ def prepare_edit(item: EditIn, *, now: datetime) -> tuple[InteractionRow, Feedba
 
 # --- writing ------------------------------------------------------------------
 
+# Rows reach PostgreSQL through COPY into a temporary staging table, then one
+# INSERT ... SELECT per table. Measured on 500-event batches: the former
+# INSERT ... SELECT FROM unnest(%s::text[], ...) spent about 30 ms of Python per
+# batch quoting 1 MB of array literals (Django binds parameters on the client)
+# and the server parsed them again; COPY is encoded by psycopg's C code and is
+# also faster for a single row. The staging tables live in the session, are
+# created on first use (a connection pooler may hand us a fresh session at any
+# transaction, hence IF NOT EXISTS every time) and are emptied at every commit.
+_STAGE_INTERACTIONS = """
+CREATE TEMP TABLE IF NOT EXISTS _ingest_interaction (
+    event_id text, occurred_at timestamptz, model text, task_type text, messages jsonb,
+    response text, usage jsonb, latency_ms int, user_hash text, session_id text, segment text,
+    metadata jsonb, pii jsonb
+) ON COMMIT DELETE ROWS
+"""
+
+_STAGE_FEEDBACK = """
+CREATE TEMP TABLE IF NOT EXISTS _ingest_feedback (
+    event_id text, interaction_event_id text, kind text, rating smallint, comment text,
+    final_text text, occurred_at timestamptz, user_hash text, metadata jsonb, pii jsonb
+) ON COMMIT DELETE ROWS
+"""
+
 _INSERT_INTERACTIONS = """
 INSERT INTO curation_interaction (
     source_id, event_id, occurred_at, received_at, model, task_type, messages, response,
@@ -235,12 +261,7 @@ INSERT INTO curation_interaction (
 SELECT %(source)s, u.event_id, u.occurred_at, %(now)s, u.model, u.task_type, u.messages,
        u.response, u.usage, u.latency_ms, u.user_hash, u.session_id, u.segment, u.metadata,
        u.pii, 'pending'
-FROM unnest(%(event_id)s::text[], %(occurred_at)s::timestamptz[], %(model)s::text[],
-            %(task_type)s::text[], %(messages)s::jsonb[], %(response)s::text[],
-            %(usage)s::jsonb[], %(latency_ms)s::int[], %(user_hash)s::text[],
-            %(session_id)s::text[], %(segment)s::text[], %(metadata)s::jsonb[], %(pii)s::jsonb[])
-  AS u(event_id, occurred_at, model, task_type, messages, response, usage, latency_ms,
-       user_hash, session_id, segment, metadata, pii)
+FROM _ingest_interaction u
 -- A fixed order of inserts: two batches holding the same events in another order
 -- would otherwise be able to deadlock on the unique index.
 ORDER BY u.event_id
@@ -254,12 +275,7 @@ INSERT INTO curation_feedback (
     final_text, occurred_at, received_at, user_hash, metadata, pii)
 SELECT %(source)s, u.event_id, u.interaction_event_id, i.id, u.kind, u.rating, u.comment,
        u.final_text, u.occurred_at, %(now)s, u.user_hash, u.metadata, u.pii
-FROM unnest(%(event_id)s::text[], %(interaction_event_id)s::text[], %(kind)s::text[],
-            %(rating)s::smallint[], %(comment)s::text[], %(final_text)s::text[],
-            %(occurred_at)s::timestamptz[], %(user_hash)s::text[], %(metadata)s::jsonb[],
-            %(pii)s::jsonb[])
-  AS u(event_id, interaction_event_id, kind, rating, comment, final_text, occurred_at,
-       user_hash, metadata, pii)
+FROM _ingest_feedback u
 LEFT JOIN curation_interaction i
   ON i.source_id = %(source)s AND i.event_id = u.interaction_event_id
 ORDER BY u.event_id
@@ -286,12 +302,21 @@ RETURNING id
 """
 
 
-def _columns(rows: list, names: tuple[str, ...]) -> dict[str, list]:
-    return {name: [getattr(row, name) for row in rows] for name in names}
-
-
 _INTERACTION_FIELDS = tuple(InteractionRow.__dataclass_fields__)
 _FEEDBACK_FIELDS = tuple(FeedbackRow.__dataclass_fields__)
+
+
+def _stage(cursor, *, create: str, table: str, names: tuple[str, ...], rows: list) -> None:
+    """COPY `rows` into the staging `table` (columns `names`, in that order)."""
+    cursor.execute(create)
+    # Empty in production (emptied at commit); not so when an outer transaction
+    # (a test, a caller's atomic block) already staged rows.
+    cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (table is a constant)
+    values = operator.attrgetter(*names)
+    # Django's wrapper has no copy(); its psycopg cursor does, in the same transaction.
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(values(row))
 
 
 @dataclass
@@ -323,13 +348,25 @@ def rows_write(
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         if interactions:
-            params = _columns(interactions, _INTERACTION_FIELDS) | {"source": source.pk, "now": now}
-            cursor.execute(_INSERT_INTERACTIONS, params)
+            _stage(
+                cursor,
+                create=_STAGE_INTERACTIONS,
+                table="_ingest_interaction",
+                names=_INTERACTION_FIELDS,
+                rows=interactions,
+            )
+            cursor.execute(_INSERT_INTERACTIONS, {"source": source.pk, "now": now})
             outcome.interactions = {event_id: pk for pk, event_id in cursor.fetchall()}
             outcome.to_curate.update(outcome.interactions.values())
         if feedback:
-            params = _columns(feedback, _FEEDBACK_FIELDS) | {"source": source.pk, "now": now}
-            cursor.execute(_INSERT_FEEDBACK, params)
+            _stage(
+                cursor,
+                create=_STAGE_FEEDBACK,
+                table="_ingest_feedback",
+                names=_FEEDBACK_FIELDS,
+                rows=feedback,
+            )
+            cursor.execute(_INSERT_FEEDBACK, {"source": source.pk, "now": now})
             for pk, event_id, interaction_id in cursor.fetchall():
                 outcome.feedback[event_id] = pk
                 outcome.linked_feedback[event_id] = interaction_id is not None
@@ -365,8 +402,24 @@ def curation_enqueue(*, interaction_ids) -> None:
     pending in PostgreSQL and the sweeper enqueues them later."""
     ids = sorted(interaction_ids)
     for start in range(0, len(ids), CURATION_CHUNK):
-        if not fw_redis.enqueue("curation", CURATION_JOB, ids[start : start + CURATION_CHUNK]):
+        enqueued = fw_redis.enqueue(
+            "curation",
+            CURATION_JOB,
+            ids[start : start + CURATION_CHUNK],
+            job_timeout=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S,
+            retry=_retry(),
+        )
+        if not enqueued:
             return
+
+
+def _retry() -> Retry | None:
+    retries = settings.FLYWHEEL_CURATION_RETRIES
+    if not retries:
+        return None
+    # Transient failures (a database restart, a deadlock) get backoff; a job that
+    # still fails is left to the sweeper, which curates whatever stays pending.
+    return Retry(max=retries, interval=[10, 60, 300][:retries])
 
 
 # --- the API's services -------------------------------------------------------

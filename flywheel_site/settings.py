@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "django_htmx",
     "django_rq",
     "pgtrigger",
@@ -137,3 +138,27 @@ FLYWHEEL_USER_HASH_KEY = env_str("FLYWHEEL_USER_HASH_KEY", "") or SECRET_KEY
 # Django's own cap on request bodies is the ingest body limit, so an oversized
 # body is refused before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLYWHEEL_INGEST_MAX_BODY_BYTES
+
+# Curation
+FLYWHEEL_SAMPLING_KEY = env_str("FLYWHEEL_SAMPLING_KEY", "") or SECRET_KEY
+FLYWHEEL_CURATION_CHUNK = env_int("FLYWHEEL_CURATION_CHUNK", 200, minimum=1)
+FLYWHEEL_CURATION_JOB_TIMEOUT_S = env_int("FLYWHEEL_CURATION_JOB_TIMEOUT_S", 900, minimum=10)
+FLYWHEEL_CURATION_RETRIES = env_int("FLYWHEEL_CURATION_RETRIES", 3, minimum=0)
+# Failure testing only: seconds to sleep inside each curation transaction.
+FLYWHEEL_CURATION_CHUNK_PAUSE_S = env_float("FLYWHEEL_CURATION_CHUNK_PAUSE_S", 0.0, minimum=0)
+FLYWHEEL_SWEEP_INTERVAL_S = env_int("FLYWHEEL_SWEEP_INTERVAL_S", 60, minimum=5)
+FLYWHEEL_SWEEP_GRACE_S = env_int("FLYWHEEL_SWEEP_GRACE_S", 30, minimum=0)
+FLYWHEEL_SWEEP_LIMIT = env_int("FLYWHEEL_SWEEP_LIMIT", 20_000, minimum=1)
+# Toxicity: Detoxify model name, or a local checkpoint and HF config directory
+# for machines without internet. Without a loadable model candidates are held,
+# unless the lighter alt-profanity-check fallback is allowed.
+FLYWHEEL_TOXICITY_MODEL = env_str("FLYWHEEL_TOXICITY_MODEL", "original")
+FLYWHEEL_TOXICITY_CHECKPOINT = env_str("FLYWHEEL_TOXICITY_CHECKPOINT", "")
+FLYWHEEL_TOXICITY_CONFIG_DIR = env_str("FLYWHEEL_TOXICITY_CONFIG_DIR", "")
+FLYWHEEL_TOXICITY_ALLOW_FALLBACK = env_bool("FLYWHEEL_TOXICITY_ALLOW_FALLBACK", False)
+FLYWHEEL_TOXICITY_BATCH_SIZE = env_int("FLYWHEEL_TOXICITY_BATCH_SIZE", 32, minimum=1)
+if FLYWHEEL_TOXICITY_MODEL not in ("original", "unbiased", "multilingual"):
+    raise ImproperlyConfigured(
+        "FLYWHEEL_TOXICITY_MODEL must be original, unbiased or multilingual, "
+        f"got {FLYWHEEL_TOXICITY_MODEL!r}"
+    )

@@ -7,6 +7,11 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 eval "$(scripts/services.sh env)"
 export DEBUG="${DEBUG:-true}"
+# No Detoxify weights can be downloaded here: unless a local checkpoint is set,
+# the demo lets the lighter offline classifier decide (shown as a warning).
+if [ -z "${FLYWHEEL_TOXICITY_CHECKPOINT:-}" ]; then
+  export FLYWHEEL_TOXICITY_ALLOW_FALLBACK="${FLYWHEEL_TOXICITY_ALLOW_FALLBACK:-true}"
+fi
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
 
@@ -25,6 +30,8 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 $PY manage.py rqworker curation training default --with-scheduler &
+pids+=($!)
+$PY manage.py rqcron flywheel_site.cron &
 pids+=($!)
 .venv/bin/gunicorn flywheel_site.wsgi:application --bind "127.0.0.1:$PORT" \
   --workers "${WEB_CONCURRENCY:-3}" --access-logfile - --log-level warning &

@@ -53,3 +53,20 @@ class ApiClient:
         token = self.token if token is ... else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.client.get(path, headers=headers)
+
+
+# The tiny Detoxify model (real loading and inference path), built once per session.
+from tests.tiny_detoxify import tiny_detoxify_fixture  # noqa: E402, F401
+
+
+@pytest.fixture
+def toxicity_model(settings, tiny_detoxify):
+    """Point the curation settings at the tiny Detoxify checkpoint."""
+    from curation.toxicity import reset_scorer_cache
+
+    settings.FLYWHEEL_TOXICITY_CHECKPOINT = tiny_detoxify.checkpoint
+    settings.FLYWHEEL_TOXICITY_CONFIG_DIR = tiny_detoxify.config_dir
+    settings.FLYWHEEL_TOXICITY_ALLOW_FALLBACK = False
+    reset_scorer_cache()
+    yield tiny_detoxify
+    reset_scorer_cache()
