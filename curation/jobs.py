@@ -1,6 +1,7 @@
 """RQ entry points for curation: thin, take ids, call services. Each is
 idempotent: a retry or a second worker finds the rows already done."""
 
+from django.db import close_old_connections
 from rq import get_current_job
 
 from curation import pipeline
@@ -13,6 +14,9 @@ def _job_id() -> str:
 
 
 def curate_interactions(interaction_ids: list[int]) -> dict:
+    # Workers outlive database restarts; jobs are not requests, so Django's
+    # per-request connection check does not run for them.
+    close_old_connections()
     run = pipeline.run_start(
         trigger=CurationRun.Trigger.INGEST, total=len(interaction_ids), job_id=_job_id()
     )
@@ -26,4 +30,5 @@ def curate_interactions(interaction_ids: list[int]) -> dict:
 
 
 def sweep() -> dict:
+    close_old_connections()
     return pipeline.sweep()

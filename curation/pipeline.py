@@ -463,6 +463,9 @@ def candidates_evaluate(
         ],
     )
     counts["failed_by_filter"] = dict(counts["failed_by_filter"])
+    scored = next(iter(toxicity.values()), None)
+    if scored is not None:
+        counts["scorer"] = f"{scored.scorer}@{scored.scorer_version}"
     return counts
 
 
@@ -610,6 +613,7 @@ def _run_add(run: CurationRun | None, counts: dict) -> None:
         held=F("held") + counts.get("held", 0),
         sampled=F("sampled") + counts.get("sampled", 0),
         failed_by_filter=by_filter,
+        **({"scorer": counts["scorer"]} if counts.get("scorer") else {}),
     )
     run.failed_by_filter = by_filter
 
@@ -675,7 +679,7 @@ def interactions_curate(
         )
         _run_add(run, counts)
         for key, value in counts.items():
-            if key != "failed_by_filter":
+            if isinstance(value, int):
                 totals[key] += value
         if progress:
             progress(len(ids[start : start + chunk]))
@@ -711,7 +715,7 @@ def candidates_recurate(
             counts["candidates"] = len(candidates)
         _run_add(run, counts)
         for key, value in counts.items():
-            if key != "failed_by_filter":
+            if isinstance(value, int):
                 totals[key] += value
         if progress:
             progress(len(part))

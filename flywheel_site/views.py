@@ -1,8 +1,22 @@
+from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
 from flywheel_site import redis as fw_redis
+from flywheel_site.access import ANNOTATOR, CURATOR, FORBIDDEN, has_role
+
+
+@login_required
+def home(request):
+    if has_role(request.user, CURATOR):
+        return redirect("curation:runs")
+    if has_role(request.user, ANNOTATOR):
+        return redirect("review:home")
+    from django.core.exceptions import PermissionDenied
+
+    raise PermissionDenied(FORBIDDEN)
 
 
 def _database_ok() -> tuple[bool, str]:
@@ -24,5 +38,15 @@ def healthz(request):
         "redis": {"ok": redis_ok, "detail": redis_detail},
     }
     down = [name for name, check in checks.items() if not check["ok"]]
-    body = {"status": "ok" if not down else "degraded", "down": down, "checks": checks}
+    warnings = []
+    if db_ok:
+        from curation.selectors import toxicity_warnings
+
+        warnings = toxicity_warnings()
+    body = {
+        "status": "ok" if not down and not warnings else "degraded",
+        "down": down,
+        "checks": checks,
+        "warnings": warnings,
+    }
     return JsonResponse(body, status=200 if db_ok else 503)

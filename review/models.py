@@ -57,3 +57,92 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"review item #{self.pk}"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve"
+    REJECT = "reject"
+    # Approve with the reviewer's own edit of the chosen text (for needs_answer
+    # items: the answer the reviewer wrote).
+    APPROVE_EDIT = "approve_edit"
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class Review(models.Model):
+    """One annotator's independent review of one item."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    decision = models.CharField(max_length=12, choices=Decision.choices)
+    accuracy = models.PositiveSmallIntegerField(null=True, blank=True)
+    helpfulness = models.PositiveSmallIntegerField(null=True, blank=True)
+    safety = models.PositiveSmallIntegerField(null=True, blank=True)
+    final_text = models.TextField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=200, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # No annotator reviews the same item twice.
+            models.UniqueConstraint(fields=["item", "reviewer"], name="review_once_per_reviewer"),
+            models.CheckConstraint(
+                condition=Q(decision__in=["approve", "reject", "approve_edit"]),
+                name="review_valid_decision",
+            ),
+            models.CheckConstraint(
+                condition=~Q(decision="approve_edit")
+                | (Q(final_text__isnull=False) & ~Q(final_text="")),
+                name="review_edit_has_text",
+            ),
+            models.CheckConstraint(
+                condition=(Q(accuracy__isnull=True) | Q(accuracy__gte=1, accuracy__lte=5))
+                & (Q(helpfulness__isnull=True) | Q(helpfulness__gte=1, helpfulness__lte=5))
+                & (Q(safety__isnull=True) | Q(safety__gte=1, safety__lte=5)),
+                name="review_rubric_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["reviewer", "-submitted_at"], name="review_by_reviewer")]
+
+    def __str__(self) -> str:
+        return f"{self.decision} on item #{self.item_id}"
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+class ReviewOutcome(models.Model):
+    """The final word on an item, stored once: an approved pair with its final
+    chosen text, or a rejection. The training app turns approved outcomes into
+    gold pairs."""
+
+    class Result(models.TextChoices):
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    item = models.OneToOneField(ReviewItem, on_delete=models.PROTECT, related_name="outcome")
+    result = models.CharField(max_length=8, choices=Result.choices)
+    # The chosen text that becomes gold: the user's edit, the reviewer's edit,
+    # or the reviewer-written answer for a needs_answer item.
+    chosen = models.TextField(null=True, blank=True)
+    rejected = models.TextField(null=True, blank=True)
+    adjudicated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(result__in=["approved", "rejected"]), name="outcome_valid_result"
+            ),
+            models.CheckConstraint(
+                condition=~Q(result="approved") | (Q(chosen__isnull=False) & ~Q(chosen="")),
+                name="outcome_approved_has_chosen",
+            ),
+        ]
+        indexes = [models.Index(fields=["result", "decided_at"], name="outcome_by_result")]
+
+    def __str__(self) -> str:
+        return f"{self.result} item #{self.item_id}"

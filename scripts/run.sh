@@ -29,7 +29,11 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-$PY manage.py rqworker curation training default --with-scheduler &
+# SimpleWorker runs jobs in the worker process itself, so the toxicity model is
+# loaded once per worker rather than once per forked job.
+$PY manage.py rqworker curation default --with-scheduler --worker-class rq.worker.SimpleWorker &
+pids+=($!)
+$PY manage.py rqworker training &
 pids+=($!)
 $PY manage.py rqcron flywheel_site.cron &
 pids+=($!)

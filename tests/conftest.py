@@ -70,3 +70,53 @@ def toxicity_model(settings, tiny_detoxify):
     reset_scorer_cache()
     yield tiny_detoxify
     reset_scorer_cache()
+
+
+# --- personas -----------------------------------------------------------------
+
+PASSWORD = "correct-horse-battery"
+
+
+def _person(username: str, role: str | None):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password=PASSWORD)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def annotator(db):
+    return _person("annie", "annotator")
+
+
+@pytest.fixture
+def annotator2(db):
+    return _person("arthur", "annotator")
+
+
+@pytest.fixture
+def curator(db):
+    return _person("carla", "curator")
+
+
+@pytest.fixture
+def admin(db):
+    return _person("ada", "admin")
+
+
+@pytest.fixture
+def outsider(db):
+    return _person("oscar", None)
+
+
+@pytest.fixture
+def as_user(client):
+    """Log a persona in: `as_user(curator)` returns the logged-in client."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login

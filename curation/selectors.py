@@ -1,0 +1,71 @@
+"""Reads for the curation pages. Everything here stays cheap on a table of
+millions of candidates: keyset pagination, no COUNT over unfiltered tables
+except through indexed GROUP BYs on small columns."""
+
+from django.db.models import Count
+
+from curation.models import Candidate, CurationRun
+from curation.toxicity import PROFANITY_CHECK_NAME, TOXICITY_FALLBACK_WARNING
+
+HELD_WARNING = "{n} candidate(s) are held: the toxicity model could not be loaded."
+PAGE_SIZE = 50
+
+
+def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> list[CurationRun]:
+    query = CurationRun.objects.order_by("-pk")
+    if before:
+        query = query.filter(pk__lt=before)
+    return list(query[:size])
+
+
+def candidate_counts() -> dict:
+    rows = Candidate.objects.values("status", "failed_filter").annotate(n=Count("pk"))
+    by_status: dict[str, int] = {}
+    by_filter: dict[str, int] = {}
+    for row in rows:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        if row["failed_filter"]:
+            by_filter[row["failed_filter"]] = by_filter.get(row["failed_filter"], 0) + row["n"]
+    return {"by_status": by_status, "by_filter": dict(sorted(by_filter.items()))}
+
+
+def toxicity_warnings() -> list[str]:
+    """What the UI and /healthz warn about: a fallback scorer deciding, or
+    candidates held for want of a model."""
+    warnings = []
+    latest = (
+        CurationRun.objects.exclude(scorer="")
+        .order_by("-pk")
+        .values_list("scorer", flat=True)
+        .first()
+    )
+    if latest and latest.startswith(PROFANITY_CHECK_NAME):
+        warnings.append(TOXICITY_FALLBACK_WARNING)
+    held = Candidate.objects.filter(status=Candidate.Status.HELD).count()
+    if held:
+        warnings.append(HELD_WARNING.format(n=held))
+    return warnings
+
+
+def candidates_page(
+    *,
+    status: str = "",
+    failed_filter: str = "",
+    kind: str = "",
+    before: int | None = None,
+    size: int = PAGE_SIZE,
+) -> list[Candidate]:
+    query = (
+        Candidate.objects.select_related("interaction")
+        .defer("minhash", "lsh_bands", "prompt")
+        .order_by("-pk")
+    )
+    if status:
+        query = query.filter(status=status)
+    if failed_filter:
+        query = query.filter(failed_filter=failed_filter)
+    if kind:
+        query = query.filter(kind=kind)
+    if before:
+        query = query.filter(pk__lt=before)
+    return list(query[:size])

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from curation import views
+
+app_name = "curation"
+urlpatterns = [
+    path("runs/", views.runs, name="runs"),
+    path("candidates/", views.candidates, name="candidates"),
+    path("candidates/<int:pk>/", views.candidate_detail, name="candidate"),
+    path("policy/", views.policy, name="policy"),
+    path("policy/v<int:version>/", views.policy_version, name="policy_version"),
+]

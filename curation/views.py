@@ -1,0 +1,108 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+
+from curation import pipeline, selectors
+from curation.forms import PolicyForm
+from curation.models import Candidate, CurationPolicy, CurationRun
+from flywheel_site.access import CURATOR, require_role
+
+SAMPLE_RATE_WARNING = (
+    "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "
+    "review, too high spends reviewer time on what the filters already decided."
+)
+POLICY_SAVED = (
+    "Saved as policy version {version}. New candidates are curated under it; run "
+    "`manage.py recurate --policy {version}` to re-run existing ones."
+)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@login_required
+def runs(request):
+    require_role(request.user, CURATOR)
+    before = _int(request.GET.get("before"))
+    page = selectors.runs_page(before=before)
+    context = {
+        "runs": page,
+        "polling": any(
+            r.status in (CurationRun.Status.QUEUED, CurationRun.Status.RUNNING) for r in page
+        ),
+        "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
+        "counts": selectors.candidate_counts(),
+        "warnings": selectors.toxicity_warnings(),
+        "policy": pipeline.policy_current(),
+    }
+    template = "curation/runs.html#runs-table" if request.htmx else "curation/runs.html"
+    return render(request, template, context)
+
+
+@login_required
+def candidates(request):
+    require_role(request.user, CURATOR)
+    params = {
+        "status": request.GET.get("status", ""),
+        "failed_filter": request.GET.get("failed_filter", ""),
+        "kind": request.GET.get("kind", ""),
+    }
+    page = selectors.candidates_page(**params, before=_int(request.GET.get("before")))
+    context = {
+        "candidates": page,
+        "params": params,
+        "statuses": Candidate.Status.values,
+        "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
+    }
+    template = "curation/candidates.html#list" if request.htmx else "curation/candidates.html"
+    return render(request, template, context)
+
+
+@login_required
+def candidate_detail(request, pk: int):
+    require_role(request.user, CURATOR)
+    candidate = get_object_or_404(Candidate.objects.select_related("interaction", "policy"), pk=pk)
+    decisions = candidate.decisions.select_related("policy").order_by("-policy__version", "pk")
+    return render(
+        request, "curation/candidate.html", {"candidate": candidate, "decisions": decisions}
+    )
+
+
+@login_required
+def policy(request):
+    require_role(request.user, CURATOR)
+    current = pipeline.policy_current()
+    form = PolicyForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = pipeline.policy_create(
+                changes=form.changes(), user=request.user, note=form.cleaned_data["note"]
+            )
+        except ValueError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, POLICY_SAVED.format(version=created.version))
+            return redirect("curation:policy")
+    warnings = []
+    if not 0.05 <= current.sample_rate <= 0.10:
+        warnings.append(SAMPLE_RATE_WARNING.format(rate=current.sample_rate))
+    versions = CurationPolicy.objects.order_by("-version").values(
+        "version", "created_at", "created_by__username", "note"
+    )[:50]
+    return render(
+        request,
+        "curation/policy.html",
+        {"form": form, "current": current, "versions": versions, "warnings": warnings},
+    )
+
+
+@login_required
+def policy_version(request, version: int):
+    require_role(request.user, CURATOR)
+    policy = get_object_or_404(CurationPolicy, version=version)
+    fields = [(name, getattr(policy, name)) for name in pipeline.POLICY_FIELDS]
+    return render(request, "curation/policy_version.html", {"policy": policy, "fields": fields})

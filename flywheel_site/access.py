@@ -1,0 +1,37 @@
+"""Who may do what. Roles are Django groups, each including the one below:
+annotator < curator < admin. Superusers are admins. Views call these helpers,
+which raise PermissionDenied (403) rather than redirecting: a logged-in user
+without the role should see that they lack it."""
+
+from django.core.exceptions import PermissionDenied
+
+ANNOTATOR = "annotator"
+CURATOR = "curator"
+ADMIN = "admin"
+ROLES = (ANNOTATOR, CURATOR, ADMIN)
+FORBIDDEN = "Your role does not allow this page."
+
+
+def role_of(user) -> str | None:
+    """The highest role the user holds, or None."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return ADMIN
+    cached = getattr(user, "_flywheel_role", ...)
+    if cached is not ...:
+        return cached
+    names = set(user.groups.values_list("name", flat=True))
+    role = next((r for r in reversed(ROLES) if r in names), None)
+    user._flywheel_role = role
+    return role
+
+
+def has_role(user, role: str) -> bool:
+    held = role_of(user)
+    return held is not None and ROLES.index(held) >= ROLES.index(role)
+
+
+def require_role(user, role: str) -> None:
+    if not has_role(user, role):
+        raise PermissionDenied(FORBIDDEN)
