@@ -66,6 +66,7 @@ NEAR_DUPLICATE = "Near duplicate of candidate #{other} (estimated Jaccard {jacca
 NOT_DUPLICATE = "No earlier candidate matches."
 NO_TEXT_SKIP = "No chosen text: not scored."
 HELD_REASON = "Held: {error}"
+ABANDONED = "abandoned: the worker stopped before finishing; the sweeper curates what it left"
 NEGATIVE = {FeedbackKind.THUMBS_DOWN, FeedbackKind.REGENERATED}
 POSITIVE = {FeedbackKind.ACCEPTED, FeedbackKind.COPIED, FeedbackKind.THUMBS_UP}
 
@@ -745,6 +746,13 @@ def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict
     interaction left pending (Redis was down, a job was lost, a worker was
     killed), and re-check held candidates. Bounded by `limit` per sweep."""
     grace = settings.FLYWHEEL_SWEEP_GRACE_S if grace_seconds is None else grace_seconds
+    # A run whose worker died (kill -9, OOM) never finishes its row: close it so
+    # the runs page does not show it running forever. Its rows are still
+    # pending and are curated below.
+    stale = timezone.now() - timedelta(seconds=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S + 60)
+    CurationRun.objects.filter(status=CurationRun.Status.RUNNING, started_at__lt=stale).update(
+        status=CurationRun.Status.FAILED, error=ABANDONED, finished_at=timezone.now()
+    )
     limit = settings.FLYWHEEL_SWEEP_LIMIT if limit is None else limit
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_LINK_LATE_FEEDBACK)
