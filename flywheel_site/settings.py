@@ -4,6 +4,7 @@ Each variable is documented in README.md ("Settings"). Bad values raise
 ImproperlyConfigured at start-up.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
+    "axes",
     "curation",
     "review",
     "training",
@@ -59,6 +61,13 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Attaches the acting user and request path to every history event.
     "pghistory.middleware.HistoryMiddleware",
+    # Last, as django-axes requires: refuses logins while a client is locked out.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "flywheel_site.urls"
@@ -84,6 +93,8 @@ DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/flyw
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("FLYWHEEL_DB_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Lets two test runs on one machine use separate test databases.
+DATABASES["default"]["TEST"] = {"NAME": env_str("FLYWHEEL_TEST_DATABASE", "test_flywheel")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:56379/0")
@@ -165,3 +176,21 @@ if FLYWHEEL_TOXICITY_MODEL not in ("original", "unbiased", "multilingual"):
         "FLYWHEEL_TOXICITY_MODEL must be original, unbiased or multilingual, "
         f"got {FLYWHEEL_TOXICITY_MODEL!r}"
     )
+
+# Review ------------------------------------------------------------------------
+# Minutes an annotator holds an item; renewed while they are active on it.
+FLYWHEEL_REVIEW_LEASE_MINUTES = env_int("FLYWHEEL_REVIEW_LEASE_MINUTES", 10, minimum=1)
+# Failed logins (django-axes): after this many failures for one username from one
+# address, that pair is locked out for the cool-off. Keyed on the pair so a
+# stranger cannot lock a colleague out from elsewhere.
+AXES_FAILURE_LIMIT = env_int("FLYWHEEL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLYWHEEL_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Review (end) ------------------------------------------------------------------
+
+# Training ----------------------------------------------------------------------
+# Where frozen dataset versions are exported, one directory per version.
+FLYWHEEL_EXPORT_DIR = Path(env_str("FLYWHEEL_EXPORT_DIR", "") or BASE_DIR / ".run" / "exports")
+# Training (end) ----------------------------------------------------------------
