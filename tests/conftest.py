@@ -120,3 +120,13 @@ def as_user(client):
         return client
 
     return login
+
+
+# --- training -----------------------------------------------------------------
+
+
+@pytest.fixture
+def export_dir(settings, tmp_path):
+    """Dataset exports go to a per-test directory, never into .run/exports."""
+    settings.FLYWHEEL_EXPORT_DIR = tmp_path / "exports"
+    return settings.FLYWHEEL_EXPORT_DIR

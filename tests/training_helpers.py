@@ -1,0 +1,153 @@
+"""Builders for training tests: approved review outcomes on real candidates, made with the
+ORM the way the review service leaves them (item, reviews, outcome)."""
+
+import itertools
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from curation.models import Candidate, CurationPolicy, Interaction
+from review.models import Review, ReviewItem, ReviewOutcome
+from tests.curation_helpers import source
+
+_counter = itertools.count(1)
+
+# Distinct vocabularies so that generated texts are far apart under MinHash unless a test
+# makes them near duplicates on purpose.
+_WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "amber",
+    "basil",
+    "cedar",
+    "dune",
+    "ember",
+    "fjord",
+    "grove",
+    "heath",
+    "iris",
+    "jade",
+    "kelp",
+    "lotus",
+    "maple",
+    "nectar",
+    "onyx",
+    "pearl",
+]
+
+
+def text(seed: int, words: int = 24) -> str:
+    """A sentence that shares few character shingles with text(other seed)."""
+    n = len(_WORDS)
+    return " ".join(
+        f"{_WORDS[(seed * 7 + i * 13) % n]}{(seed * 31 + i) % 97}" for i in range(words)
+    )
+
+
+def reviewer(name: str = "rita") -> User:
+    return User.objects.get_or_create(username=name)[0]
+
+
+def approved(
+    *,
+    kind: str = "preference",
+    prompt: str | None = None,
+    chosen: str | None = None,
+    rejected: str | None = None,
+    occurred_at: datetime | None = None,
+    received_at: datetime | None = None,
+    task_type: str = "support",
+    model: str = "bot-v1",
+    policy: CurationPolicy | None = None,
+    src=None,
+    reviewers: tuple[str, ...] = ("rita",),
+    result: str = "approved",
+) -> ReviewOutcome:
+    """One approved outcome. kind is the candidate's kind (preference, sft, needs_answer)."""
+    n = next(_counter)
+    when = occurred_at or timezone.now() - timedelta(days=30)
+    prompt = prompt if prompt is not None else f"question {n}: {text(n, 12)}"
+    messages = [{"role": "user", "content": prompt}]
+    response = rejected if rejected is not None else f"model answer {n}: {text(n + 1000)}"
+    interaction = Interaction.objects.create(
+        source=src or source(),
+        event_id=f"gold-{n}",
+        occurred_at=when,
+        received_at=received_at or when,
+        messages=messages,
+        response=response,
+        task_type=task_type,
+        model=model,
+        curation_state="done",
+    )
+    final = chosen if chosen is not None else f"approved answer {n}: {text(n + 2000)}"
+    candidate = Candidate.objects.create(
+        interaction=interaction,
+        kind=kind,
+        prompt=messages,
+        chosen=final if kind == "preference" else (response if kind == "sft" else None),
+        rejected=response if kind == "preference" else None,
+        task_type=task_type,
+        model=model,
+        status="passed",
+        exact_key=f"k{n}",
+        policy=policy or CurationPolicy.objects.order_by("-version").first(),
+    )
+    item = ReviewItem.objects.create(
+        candidate=candidate,
+        stratum="s",
+        inclusion_probability=1.0,
+        reviews_required=len(reviewers),
+    )
+    lease_fields = {f.name for f in ReviewItem._meta.fields}
+    for i, name in enumerate(reviewers):
+        person = reviewer(name)
+        # The review table only accepts a review from the item's lease holder.
+        lease = {"lease_holder": person, "lease_expires_at": timezone.now() + timedelta(hours=1)}
+        if "lease_started_at" in lease_fields:
+            lease["lease_started_at"] = timezone.now()
+        ReviewItem.objects.filter(pk=item.pk).update(**lease)
+        Review.objects.create(
+            item=item,
+            reviewer=person,
+            decision="approve_edit" if kind == "needs_answer" else "approve",
+            final_text=final if kind == "needs_answer" else None,
+            accuracy=4,
+            helpfulness=5 - i,
+            safety=5,
+        )
+        ReviewItem.objects.filter(pk=item.pk).update(
+            **{key: None for key in lease}, status="queued"
+        )
+    ReviewItem.objects.filter(pk=item.pk).update(status="done")
+    return ReviewOutcome.objects.create(
+        item=item,
+        result=result,
+        chosen=final if kind != "sft" else response,
+        rejected=response if kind != "sft" else None,
+    )
