@@ -339,9 +339,9 @@ def _select(*, dataset: Dataset, cutoff: datetime) -> list[Membership]:
         eligible = eligible.filter(task_type__in=dataset.task_types)
     corrections = GoldPair.objects.filter(supersedes=OuterRef("pk")).values("pk")[:1]
     rows = (
-        eligible.annotate(superseded_by=corrections)
+        eligible.annotate(corrected_by=corrections)
         .order_by("pk")
-        .values_list("pk", "lineage_key", "source_id", "policy_id", "ingested_at", "superseded_by")
+        .values_list("pk", "lineage_key", "source_id", "policy_id", "ingested_at", "corrected_by")
     )
     rules = quarantine_rules()
     # A pair once in eval stays in eval, even if the eval fraction is lowered later.
