@@ -249,7 +249,7 @@ class CurationPolicy(models.Model):
     needs_answer_rate = models.FloatField(default=1.0)
     sft_rate = models.FloatField(default=0.01)
     # Strata smaller than rate would sample get at least this many items.
-    min_per_stratum = models.PositiveIntegerField(default=20)
+    min_per_stratum = models.PositiveIntegerField(default=5)
     reviews_required = models.PositiveSmallIntegerField(default=1)
 
     class Meta:
