@@ -14,7 +14,7 @@ setup:
 services: setup
 	@scripts/services.sh start
 
-run: services
+run: setup
 	@scripts/run.sh
 
 test: services lint

@@ -5,6 +5,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+status="$(scripts/services.sh start)"
+echo "$status"
 eval "$(scripts/services.sh env)"
 export DEBUG="${DEBUG:-true}"
 # No Detoxify weights can be downloaded here: unless a local checkpoint is set,
@@ -25,7 +27,9 @@ cleanup() {
   echo; echo "stopping web and worker"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  scripts/services.sh stop
+  # Stop only the services this run started; leave ones that were already up.
+  if grep -q "^redis: started" <<<"$status"; then scripts/services.sh stop-redis; fi
+  if grep -q "^postgres: started" <<<"$status"; then scripts/services.sh stop-pg; fi
 }
 trap cleanup INT TERM EXIT
 

@@ -56,7 +56,9 @@ start_pg() {
     as_pg "$B/initdb" -D "$D" -U postgres -A trust -E UTF8 --no-locale >"$RUN/initdb.log" 2>&1 \
       || { cat "$RUN/initdb.log" >&2; die "initdb failed"; }
   fi
+  local how="already running"
   if ! as_pg "$B/pg_ctl" -D "$D" status >/dev/null 2>&1; then
+    how="started"
     as_pg "$B/pg_ctl" -D "$D" -l "$D/log" -w -t 60 \
       -o "-p $PG_PORT -k $D -c listen_addresses=127.0.0.1 -c fsync=${FLYWHEEL_PG_FSYNC:-on} -c max_connections=200" \
       start >/dev/null || { tail -20 "$D/log" >&2; die "postgres did not start (port $PG_PORT busy?)"; }
@@ -69,28 +71,35 @@ start_pg() {
       "select 1 from pg_database where datname='flywheel'" | grep -q 1; then
     psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "CREATE DATABASE flywheel" >/dev/null
   fi
-  echo "postgres: 127.0.0.1:$PG_PORT (data $D)"
+  echo "postgres: $how on 127.0.0.1:$PG_PORT (data $D)"
 }
 
 start_redis() {
   if [ -n "${REDIS_URL:-}" ]; then echo "redis: using REDIS_URL"; return; fi
   command -v redis-server >/dev/null 2>&1 || install_hint redis-server
+  local how="already running"
   if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    how="started"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
       --pidfile "$RUN/redis.pid" --logfile "$RUN/redis.log" --dir "$RUN" >/dev/null
     for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || die "redis did not start (port $REDIS_PORT busy?)"
   fi
-  echo "redis: 127.0.0.1:$REDIS_PORT"
+  echo "redis: $how on 127.0.0.1:$REDIS_PORT"
 }
 
-stop_all() {
+stop_redis() {
   if [ -z "${REDIS_URL:-}" ]; then redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
+}
+
+stop_pg() {
   if [ -z "${DATABASE_URL:-}" ]; then
     local B D; B="$(pg_bin)" || return 0; D="$(pg_datadir)"
     [ -f "$D/PG_VERSION" ] && as_pg "$B/pg_ctl" -D "$D" -m fast stop >/dev/null 2>&1 || true
   fi
 }
+
+stop_all() { stop_redis; stop_pg; }
 
 # Export lines a Makefile or shell can eval: the URLs the app should use.
 print_env() {
@@ -101,6 +110,8 @@ print_env() {
 case "${1:-start}" in
   start) start_pg; start_redis ;;
   stop) stop_all ;;
+  stop-redis) stop_redis ;;
+  stop-pg) stop_pg ;;
   env) print_env "$@" ;;
-  *) die "usage: services.sh start|stop|env" ;;
+  *) die "usage: services.sh start|stop|stop-pg|stop-redis|env [REDIS_DB]" ;;
 esac
