@@ -432,3 +432,6 @@ class Quarantine(models.Model):
 
     def __str__(self) -> str:
         return f"quarantine #{self.pk} ({self.kind})"
+
+
+from training.models_runs import *  # noqa: E402, F403
