@@ -2,6 +2,7 @@ from django import forms
 
 from curation import filters
 from curation.models import CurationPolicy
+from curation.pipeline import POLICY_FIELDS
 
 
 class PolicyForm(forms.ModelForm):
@@ -24,25 +25,7 @@ class PolicyForm(forms.ModelForm):
 
     class Meta:
         model = CurationPolicy
-        fields = [
-            "note",
-            "min_words",
-            "band_low",
-            "band_high",
-            "band_measure",
-            "toxicity_threshold",
-            "toxicity_per_label",
-            "quality_min",
-            "near_dup_threshold",
-            "enabled_filters",
-            "blocklist_terms",
-            "blocklist_patterns",
-            "sample_rate",
-            "needs_answer_rate",
-            "sft_rate",
-            "min_per_stratum",
-            "reviews_required",
-        ]
+        fields = ["note", *POLICY_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
