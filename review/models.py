@@ -1,7 +1,17 @@
-"""The reviewer queue. Curation samples candidates into it; the review issue
-adds leases, reviews and outcomes on top."""
+"""The reviewer queue. Curation samples candidates into it; annotators lease
+items one at a time, review them, and an outcome is stored once per item.
+
+Leases: an item is held by at most one person at a time (the lease columns live
+on the item row, so holding it is one row's state, changed under a row lock). An
+item that needs N reviews is therefore reviewed by N people in turn, not in
+parallel; the queue is long, so annotators work in parallel across items.
+Who may insert a review, and how many, is enforced by the database: a trigger
+counts each review into ``reviews_done`` (checked <= ``reviews_required``) and
+refuses reviews of items that are not queued or not leased to the reviewer.
+"""
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -30,6 +40,12 @@ class ReviewItem(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When the current holder took the item: a review's started_at, so time per
+    # item is measured from the claim, across lease renewals.
+    lease_started_at = models.DateTimeField(null=True, blank=True)
+    # Reviews submitted so far; the review insert trigger keeps it, the check
+    # constraint caps it at reviews_required.
+    reviews_done = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -45,6 +61,29 @@ class ReviewItem(models.Model):
             models.CheckConstraint(
                 condition=Q(reviews_required__gte=1), name="reviewitem_reviews_min"
             ),
+            models.CheckConstraint(
+                condition=Q(reviews_done__lte=models.F("reviews_required")),
+                name="reviewitem_reviews_within_required",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(lease_holder__isnull=True)
+                    & Q(lease_expires_at__isnull=True)
+                    & Q(lease_started_at__isnull=True)
+                )
+                | (
+                    Q(lease_holder__isnull=False)
+                    & Q(lease_expires_at__isnull=False)
+                    & Q(lease_started_at__isnull=False)
+                ),
+                name="reviewitem_lease_complete",
+            ),
+            # One item per person at a time: nobody hoards the top of the queue.
+            models.UniqueConstraint(
+                fields=["lease_holder"],
+                condition=Q(lease_holder__isnull=False),
+                name="reviewitem_one_lease_per_user",
+            ),
         ]
         indexes = [
             # The claim query: queued items by priority.
@@ -53,6 +92,13 @@ class ReviewItem(models.Model):
                 condition=Q(status="queued"),
                 name="reviewitem_queue_idx",
             ),
+            models.Index(
+                fields=["-priority", "id"],
+                condition=Q(status="adjudication"),
+                name="reviewitem_adjudication_idx",
+            ),
+            # Queue depth over time: items added per day in a window.
+            models.Index(fields=["created_at"], name="reviewitem_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -105,7 +151,35 @@ class Review(models.Model):
                 name="review_rubric_range",
             ),
         ]
-        indexes = [models.Index(fields=["reviewer", "-submitted_at"], name="review_by_reviewer")]
+        indexes = [
+            models.Index(fields=["reviewer", "-submitted_at"], name="review_by_reviewer"),
+            # Statistics read reviews by day over a window.
+            models.Index(fields=["submitted_at"], name="review_by_day"),
+        ]
+        triggers = [
+            # The database, not the browser or the view, decides whether a review
+            # may exist: the item must be queued and leased to the reviewer, and
+            # the counter's check constraint refuses review N+1.
+            pgtrigger.Trigger(
+                name="review_counts_toward_required",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func="""
+                UPDATE review_reviewitem SET reviews_done = reviews_done + 1
+                 WHERE id = NEW.item_id AND status = 'queued'
+                   AND lease_holder_id = NEW.reviewer_id;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'review item % is not open to reviewer %',
+                        NEW.item_id, NEW.reviewer_id USING ERRCODE = 'check_violation';
+                END IF;
+                RETURN NEW;
+                """,
+            ),
+            # A submitted review is a record: never overwritten or removed.
+            pgtrigger.Protect(
+                name="review_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.decision} on item #{self.item_id}"
@@ -130,6 +204,9 @@ class ReviewOutcome(models.Model):
     adjudicated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Why a rejection: the reviewers' reasons, or the adjudicator's.
+    reason = models.CharField(max_length=200, blank=True, default="")
+    note = models.TextField(blank=True, default="")
     decided_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -142,7 +219,54 @@ class ReviewOutcome(models.Model):
                 name="outcome_approved_has_chosen",
             ),
         ]
-        indexes = [models.Index(fields=["result", "decided_at"], name="outcome_by_result")]
+        indexes = [
+            models.Index(fields=["result", "decided_at"], name="outcome_by_result"),
+            models.Index(fields=["decided_at"], name="outcome_by_day"),
+        ]
+        triggers = [
+            # The outcome, adjudicated or not, is final.
+            pgtrigger.Protect(name="outcome_final", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
 
     def __str__(self) -> str:
         return f"{self.result} item #{self.item_id}"
+
+
+class ReviewSkip(models.Model):
+    """An annotator passed on an item; it is not offered to them again."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "user"], name="reviewskip_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"skip of item #{self.item_id}"
+
+
+@pghistory.track(pghistory.InsertEvent())
+class Guideline(models.Model):
+    """Review guidelines in Markdown. A row is one version: editing adds the
+    next one, so every past version can be read as it was."""
+
+    version = models.PositiveIntegerField(unique=True)
+    body = models.TextField()
+    note = models.CharField(max_length=200, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        triggers = [
+            pgtrigger.Protect(
+                name="guideline_read_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"guidelines v{self.version}"

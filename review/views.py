@@ -1,12 +1,339 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Review pages. Each view checks the role, calls one service or selector and
+renders: the full page, or its fragment for HTMX (``request.htmx``). POSTs that
+change something redirect when they did not come from HTMX, so the screens
+work with JavaScript off; refused writes re-render with 409 (lease) or 422
+(form) and the service's message."""
 
-from flywheel_site.access import ANNOTATOR, require_role
-from review.models import ReviewItem
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, push_url
+
+from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
+from review import selectors, services
+from review.models import Guideline, Review, ReviewItem
+
+QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
+ADJUDICATION_EMPTY = "No items are waiting for adjudication."
+SAVED = "Review saved."
+SKIPPED = "Item skipped: it goes to someone else."
+ADJUDICATED = "Outcome saved. It is final."
+GUIDELINES_SAVED = "Guidelines saved as version {version}."
+SCREEN = "review/item.html"
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _screen(request, context: dict, *, status: int = 200):
+    template = f"{SCREEN}#screen" if request.htmx else SCREEN
+    return render(request, template, context, status=status)
+
+
+def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QUEUE_EMPTY):
+    """After a claim: the next item's screen (HTMX) or a redirect to it."""
+    if item is None:
+        if request.htmx:
+            return _screen(request, {"mode": "empty", "notice": notice, "empty": empty})
+        if notice:
+            messages.success(request, notice)
+        messages.info(request, empty)
+        return redirect("review:home")
+    if request.htmx:
+        context = selectors.screen(item=item, user=request.user)
+        context["notice"] = notice
+        return push_url(_screen(request, context), reverse("review:item", args=[item.pk]))
+    if notice:
+        messages.success(request, notice)
+    return redirect("review:item", pk=item.pk)
+
+
+def _refused(request, item: ReviewItem, error: services.ReviewError, *, posted=None):
+    context = selectors.screen(item=item, user=request.user, posted=posted, error=error.message)
+    if context["mode"] != "lost" and error.status == 409:
+        context["mode"] = "lost"
+    return _screen(request, context, status=error.status)
+
+
+def _posted(request) -> dict:
+    post = request.POST
+    return {
+        "decision": post.get("decision", ""),
+        "accuracy": _int(post.get("accuracy")),
+        "helpfulness": _int(post.get("helpfulness")),
+        "safety": _int(post.get("safety")),
+        "final_text": post.get("final_text") if post.get("decision") == "approve_edit" else None,
+        "reject_reason": post.get("reject_reason_other", "").strip()
+        or post.get("reject_reason", ""),
+        "note": post.get("note", ""),
+    }
+
+
+# --- queue --------------------------------------------------------------------
 
 
 @login_required
+@require_GET
 def home(request):
     require_role(request.user, ANNOTATOR)
-    queued = ReviewItem.objects.filter(status=ReviewItem.Status.QUEUED).count()
-    return render(request, "review/home.html", {"queued": queued})
+    context = selectors.home(user=request.user)
+    template = "review/home.html#summary" if request.htmx else "review/home.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def claim_next(request):
+    require_role(request.user, ANNOTATOR)
+    return _show(request, services.item_claim_next(user=request.user))
+
+
+@login_required
+@require_GET
+def item(request, pk: int):
+    require_role(request.user, ANNOTATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    context = selectors.screen(item=obj, user=request.user)
+    if context["mode"] == "lost":
+        context["error"] = services.LEASE_LOST
+        return _screen(request, context, status=409)
+    return _screen(request, context)
+
+
+@login_required
+@require_POST
+def submit(request, pk: int):
+    require_role(request.user, ANNOTATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    posted = _posted(request)
+    try:
+        services.review_submit(
+            item=obj,
+            reviewer=request.user,
+            decision=posted["decision"],
+            accuracy=posted["accuracy"],
+            helpfulness=posted["helpfulness"],
+            safety=posted["safety"],
+            final_text=posted["final_text"],
+            reject_reason=posted["reject_reason"],
+            note=posted["note"],
+        )
+    except services.ReviewError as error:
+        posted["final_text"] = request.POST.get("final_text")
+        return _refused(request, obj, error, posted=posted)
+    return _show(request, services.item_claim_next(user=request.user), notice=SAVED)
+
+
+@login_required
+@require_POST
+def skip(request, pk: int):
+    require_role(request.user, ANNOTATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    try:
+        services.item_skip(item=obj, user=request.user)
+    except services.ReviewError as error:
+        return _refused(request, obj, error)
+    return _show(request, services.item_claim_next(user=request.user), notice=SKIPPED)
+
+
+@login_required
+@require_POST
+def renew(request, pk: int):
+    require_role(request.user, ANNOTATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    try:
+        renewed = services.lease_renew(item=obj, user=request.user)
+    except services.ReviewError as error:
+        if request.htmx:
+            return render(
+                request, f"{SCREEN}#lease-lost", {"error": error.message}, status=error.status
+            )
+        messages.error(request, error.message)
+        return redirect("review:item", pk=obj.pk)
+    if request.htmx:
+        return render(
+            request, f"{SCREEN}#lease-status", {"lease_expires_at": renewed.lease_expires_at}
+        )
+    return redirect("review:item", pk=obj.pk)
+
+
+@login_required
+@require_POST
+def diff(request, pk: int):
+    """The three-way diff of the reviewer's edit so far; changes nothing."""
+    require_role(request.user, ANNOTATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    text = request.POST.get("final_text", "")
+    if request.htmx:
+        context = selectors.screen(item=obj, user=request.user, edited_text=text)
+        if context["mode"] == "lost":
+            return render(
+                request, f"{SCREEN}#lease-lost", {"error": services.LEASE_LOST}, status=409
+            )
+        return render(request, f"{SCREEN}#three-way", context)
+    posted = _posted(request)
+    posted["final_text"] = text
+    context = selectors.screen(item=obj, user=request.user, posted=posted, edited_text=text)
+    context["editing"] = True
+    return render(request, SCREEN, context, status=409 if context["mode"] == "lost" else 200)
+
+
+# --- adjudication -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def adjudication(request):
+    require_role(request.user, CURATOR)
+    template = "review/adjudication.html#list" if request.htmx else "review/adjudication.html"
+    return render(request, template, selectors.adjudication_list())
+
+
+@login_required
+@require_POST
+def adjudication_next(request):
+    require_role(request.user, CURATOR)
+    item = services.item_claim_next(user=request.user, mode="adjudication")
+    return _show(request, item, empty=ADJUDICATION_EMPTY)
+
+
+@login_required
+@require_POST
+def claim(request, pk: int):
+    require_role(request.user, CURATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    try:
+        claimed = services.item_claim(item=obj, user=request.user)
+    except services.ReviewError as error:
+        return _refused(request, obj, error)
+    return _show(request, claimed)
+
+
+@login_required
+@require_POST
+def adjudicate(request, pk: int):
+    require_role(request.user, CURATOR)
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    posted = _posted(request)
+    try:
+        services.outcome_adjudicate(
+            item=obj,
+            curator=request.user,
+            decision=posted["decision"],
+            final_text=posted["final_text"],
+            reject_reason=posted["reject_reason"],
+            note=posted["note"],
+        )
+    except services.ReviewError as error:
+        posted["final_text"] = request.POST.get("final_text")
+        return _refused(request, obj, error, posted=posted)
+    item = services.item_claim_next(user=request.user, mode="adjudication")
+    return _show(request, item, notice=ADJUDICATED, empty=ADJUDICATION_EMPTY)
+
+
+# --- statistics, history ------------------------------------------------------
+
+
+@login_required
+@require_GET
+def stats(request):
+    require_role(request.user, CURATOR)
+    days = _int(request.GET.get("days"))
+    if days not in selectors.STATS_WINDOWS:
+        days = selectors.STATS_WINDOWS[0]
+    template = "review/stats.html#stats-body" if request.htmx else "review/stats.html"
+    return render(request, template, selectors.stats(days=days))
+
+
+@login_required
+@require_GET
+def mine(request):
+    require_role(request.user, ANNOTATOR)
+    page = selectors.my_reviews(user=request.user, before=_int(request.GET.get("before")))
+    context = {
+        "reviews": page,
+        "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
+    }
+    template = "review/mine.html#list" if request.htmx else "review/mine.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def review_detail(request, pk: int):
+    """One review: its author or a curator; anyone else gets a 404, so an
+    annotator cannot even learn which reviews exist."""
+    require_role(request.user, ANNOTATOR)
+    review = get_object_or_404(
+        Review.objects.select_related("item__candidate__interaction", "reviewer"), pk=pk
+    )
+    if review.reviewer_id != request.user.pk and not has_role(request.user, CURATOR):
+        raise Http404
+    template = "review/review_detail.html#detail" if request.htmx else "review/review_detail.html"
+    return render(request, template, selectors.review_detail(review))
+
+
+# --- guidelines ---------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def guidelines(request):
+    require_role(request.user, ANNOTATOR)
+    version = _int(request.GET.get("v"))
+    current = selectors.guideline_current()
+    shown = current
+    if version is not None:
+        shown = get_object_or_404(Guideline, version=version)
+    context = {
+        "guideline": shown,
+        "html": selectors.guideline_html(shown),
+        "is_current": shown is not None and current is not None and shown.pk == current.pk,
+        "versions": selectors.guideline_versions(),
+    }
+    template = "review/guidelines.html#guideline" if request.htmx else "review/guidelines.html"
+    return render(request, template, context)
+
+
+@login_required
+def guidelines_edit(request):
+    require_role(request.user, CURATOR)
+    current = selectors.guideline_current()
+    body = current.body if current else ""
+    error = ""
+    if request.method == "POST":
+        body = request.POST.get("body", "")
+        try:
+            saved = services.guideline_update(
+                body=body, user=request.user, note=request.POST.get("note", "")
+            )
+        except services.ReviewError as refused:
+            error = refused.message
+        else:
+            messages.success(request, GUIDELINES_SAVED.format(version=saved.version))
+            if request.htmx:
+                return HttpResponseClientRedirect(reverse("review:guidelines"))
+            return redirect("review:guidelines")
+    context = {"body": body, "error": error, "current": current}
+    status = 422 if error else 200
+    template = "review/guidelines_edit.html#form" if request.htmx else "review/guidelines_edit.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_POST
+def guidelines_preview(request):
+    require_role(request.user, CURATOR)
+    body = request.POST.get("body", "")
+    context = {"preview": selectors.render_markdown(body), "body": body}
+    if request.htmx:
+        return render(request, "review/guidelines_edit.html#preview", context)
+    context["current"] = selectors.guideline_current()
+    return render(request, "review/guidelines_edit.html", context)
