@@ -476,7 +476,11 @@ def _median_seconds(*, since: datetime) -> dict:
             """,
             [since],
         )
-        return {reviewer_id: float(median) for reviewer_id, median in cursor.fetchall()}
+        return {
+            reviewer_id: float(median)
+            for reviewer_id, median in cursor.fetchall()
+            if median is not None
+        }
 
 
 def _agreement_rows(summary: dict) -> list[dict]:
