@@ -185,3 +185,9 @@ def post_batch(request, payload: BatchIn):
         feedback=payload.feedback,
         edits=payload.edits,
     )
+
+
+# Mounted last: training.api imports TokenAuth from this module.
+from training.api import router as training_router  # noqa: E402
+
+api.add_router("/datasets", training_router)

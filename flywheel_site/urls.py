@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("review/", include("review.urls")),
     path("curation/", include("curation.urls")),
+    path("datasets/", include("training.urls")),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
 ]

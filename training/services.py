@@ -51,6 +51,9 @@ ERR_FORMAT_FOR_KIND = (
 )
 ERR_EVAL_FRACTION = "The eval fraction must be at least 0 and below 1."
 ERR_NO_FORMATS = "Choose at least one export format."
+ERR_RESERVED_NAME = "{name!r} is reserved by the dataset pages; choose another name."
+# Path segments of the dataset pages that a dataset name would shadow.
+RESERVED_NAMES = ("quarantines",)
 
 FREEZE_BATCH = 5000
 FREEZE_CREATED = "Froze {version}: {train} train and {eval} eval pairs."
@@ -231,6 +234,8 @@ def dataset_create(
     task_types: list[str] | None = None,
     train_threshold: int = 5000,
 ) -> Dataset:
+    if name in RESERVED_NAMES:
+        raise ValueError(ERR_RESERVED_NAME.format(name=name))
     allowed = allowed_formats(kind)
     if formats is None:
         formats = (

@@ -1,0 +1,42 @@
+"""GET /api/v1/datasets/<name>/versions/<n>/<file>: a frozen version's files for a token with
+the `export` scope. Files are streamed from the version's export directory (written once,
+on first use), never built in memory."""
+
+from django.http import FileResponse, HttpRequest
+from ninja import Router
+from ninja.errors import HttpError
+
+from curation.api import TokenAuth
+from curation.models import TokenScope
+from training import export, selectors
+
+NOT_FOUND = "no frozen version {number} of dataset {name!r}"
+NO_FILE = "version {number} of {name!r} has no file {file!r}; files: {files}"
+
+router = Router(tags=["datasets"])
+
+
+@router.get(
+    "/{name}/versions/{int:number}/{path:file}",
+    auth=TokenAuth(TokenScope.EXPORT),
+    summary="Download a file of a frozen dataset version",
+    description="Files: manifest.json and <format>/train.jsonl, <format>/eval.jsonl for each "
+    "of the version's formats (dpo_standard, dpo_conversational, sft_conversational).",
+    response={200: None},
+)
+def version_file(request: HttpRequest, name: str, number: int, file: str):
+    version = selectors.version_get(name=name, number=number)
+    if version is None:
+        raise HttpError(404, NOT_FOUND.format(number=number, name=name))
+    names = export.file_names(version)
+    if file not in names:
+        raise HttpError(
+            404, NO_FILE.format(number=number, name=name, file=file, files=", ".join(names))
+        )
+    path = export.dataset_version_file(version=version, name=file)
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
+        content_type="application/json" if file.endswith(".json") else "application/jsonl",
+    )
+    response["X-Manifest-SHA256"] = version.manifest_sha256
+    return response

@@ -1,0 +1,232 @@
+"""Dataset pages (admin role). Views are thin: forms in, services and selectors out.
+
+Viewing or downloading a version never writes to the database: a past version is shown from
+its manifest and membership, exactly as frozen."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from flywheel_site.access import ADMIN, require_role
+from training import export, selectors, services
+from training.forms import DatasetForm, QuarantineForm, VersionQuarantineForm
+from training.models import Dataset, DatasetVersion, Quarantine
+
+DATASET_CREATED = "Created dataset {name}."
+VERSION_QUARANTINED = (
+    "Quarantined {version}. The pairs it added are excluded from every later version."
+)
+QUARANTINE_CREATED = (
+    "Recorded quarantine #{pk}: {kind}. Later versions exclude the pairs it covers."
+)
+QUARANTINE_AFFECTS = "Versions holding affected pairs: {versions}."
+NO_SUCH_VERSION = "No frozen version {number} of {name}."
+
+
+def _redirect(request, url: str):
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _version_or_404(name: str, number: int) -> DatasetVersion:
+    version = selectors.version_get(name=name, number=number)
+    if version is None:
+        raise Http404(NO_SUCH_VERSION.format(number=number, name=name))
+    return version
+
+
+@login_required
+def datasets(request):
+    require_role(request.user, ADMIN)
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            dataset = services.dataset_create(
+                name=data["name"],
+                user=request.user,
+                kind=data["kind"],
+                description=data["description"],
+                formats=data["formats"],
+                lag_days=data["lag_days"],
+                eval_fraction=data["eval_fraction"],
+                near_dup_threshold=data["near_dup_threshold"],
+                train_threshold=data["train_threshold"],
+            )
+        except ValueError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, DATASET_CREATED.format(name=dataset.name))
+            return redirect("training:dataset", name=dataset.name)
+    return render(
+        request,
+        "training/datasets.html",
+        {
+            "rows": selectors.datasets_overview(),
+            "form": form,
+            "quarantines": selectors.quarantines_recent(limit=10),
+            "pending_gold": selectors.outcomes_pending_gold_count(),
+        },
+    )
+
+
+@login_required
+def dataset_detail(request, name: str):
+    require_role(request.user, ADMIN)
+    dataset = get_object_or_404(Dataset, name=name)
+    latest = selectors.latest_frozen(dataset=dataset)
+    return render(
+        request,
+        "training/dataset.html",
+        {
+            "dataset": dataset,
+            "versions": selectors.dataset_versions(dataset=dataset),
+            "next_number": (latest.number + 1) if latest else 1,
+            "new_gold": selectors.gold_new_count(dataset=dataset),
+            "new_gold_unlagged": selectors.gold_new_count(dataset=dataset, lagged=False),
+            "pending_gold": selectors.outcomes_pending_gold_count(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def dataset_freeze(request, name: str):
+    require_role(request.user, ADMIN)
+    dataset = get_object_or_404(Dataset, name=name)
+    try:
+        number = int(request.POST.get("number", ""))
+    except ValueError:
+        number = None
+    version, created = services.dataset_version_freeze(
+        dataset=dataset, user=request.user, number=number
+    )
+    if created:
+        counts = version.manifest["counts"]
+        messages.success(
+            request,
+            services.FREEZE_CREATED.format(
+                version=version, train=counts["train"], eval=counts["eval"]
+            ),
+        )
+    else:
+        messages.info(request, services.FREEZE_UNCHANGED.format(version=version))
+    return _redirect(request, reverse("training:version", args=[name, version.number]))
+
+
+@login_required
+def version_detail(request, name: str, number: int):
+    require_role(request.user, ADMIN)
+    version = _version_or_404(name, number)
+    files = [
+        {"name": file_name, **version.manifest.get("files", {}).get(file_name, {})}
+        for file_name in export.file_names(version)
+    ]
+    return render(
+        request,
+        "training/version.html",
+        {
+            "version": version,
+            "dataset": version.dataset,
+            "counts": version.manifest.get("counts", {}),
+            "charts": selectors.composition(version=version),
+            "files": files,
+            "manifest_json": json.dumps(version.manifest, indent=2, sort_keys=True),
+            "quarantine": selectors.version_quarantine(version=version),
+            "quarantine_form": VersionQuarantineForm(),
+            "can_quarantine": version.status == DatasetVersion.Status.FROZEN,
+        },
+    )
+
+
+@login_required
+def version_diff(request, name: str, number: int):
+    """The diff against the previous version: loaded by HTMX after the page, since it reads
+    two memberships; a plain link opens it as its own page."""
+    require_role(request.user, ADMIN)
+    version = _version_or_404(name, number)
+    context = {"version": version, "diff": selectors.version_diff(version=version)}
+    template = "training/diff.html#diff" if request.htmx else "training/diff.html"
+    return render(request, template, context)
+
+
+@login_required
+def version_download(request, name: str, number: int, file: str):
+    require_role(request.user, ADMIN)
+    version = _version_or_404(name, number)
+    try:
+        path = export.dataset_version_file(version=version, name=file)
+    except FileNotFoundError as error:
+        raise Http404(str(error)) from error
+    # FileResponse streams the file in blocks; nothing is built in memory.
+    return FileResponse(
+        open(path, "rb"),  # FileResponse closes it
+        as_attachment=True,
+        filename=f"{name}-v{number}-{file.replace('/', '-')}",
+        content_type="application/json" if file.endswith(".json") else "application/jsonl",
+    )
+
+
+@login_required
+@require_POST
+def version_quarantine(request, name: str, number: int):
+    require_role(request.user, ADMIN)
+    version = _version_or_404(name, number)
+    form = VersionQuarantineForm(request.POST)
+    if form.is_valid():
+        try:
+            services.quarantine_create(
+                kind=Quarantine.Kind.DATASET_VERSION,
+                dataset_version=version,
+                reason=form.cleaned_data["reason"],
+                user=request.user,
+            )
+        except ValueError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, VERSION_QUARANTINED.format(version=version))
+    else:
+        messages.error(request, services.ERR_QUARANTINE_REASON)
+    return _redirect(request, reverse("training:version", args=[name, number]))
+
+
+@login_required
+def quarantines(request):
+    require_role(request.user, ADMIN)
+    form = QuarantineForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            quarantine = services.quarantine_create(
+                kind=data["kind"],
+                reason=data["reason"],
+                user=request.user,
+                source=data["source"],
+                policy=data["policy"],
+                window_start=data["window_start"],
+                window_end=data["window_end"],
+            )
+        except ValueError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(
+                request,
+                QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
+            )
+            affected = list(services.versions_affected(quarantine=quarantine))
+            if affected:
+                messages.warning(
+                    request,
+                    QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
+                )
+            return redirect("training:quarantines")
+    return render(
+        request,
+        "training/quarantines.html",
+        {"form": form, "quarantines": selectors.quarantines_recent()},
+    )
