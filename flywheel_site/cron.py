@@ -5,6 +5,7 @@ from django.conf import settings
 from rq import cron
 
 from curation.jobs import sweep
+from training.jobs import trigger_check
 
 cron.register(
     sweep,
@@ -12,4 +13,14 @@ cron.register(
     interval=settings.FLYWHEEL_SWEEP_INTERVAL_S,
     job_timeout=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S,
     name="curation-sweep",
+)
+
+# On the default queue, not the training one: it must not wait behind a long training run.
+# Its timeout covers freezing a large dataset version.
+cron.register(
+    trigger_check,
+    "default",
+    interval=settings.FLYWHEEL_TRAIN_TRIGGER_INTERVAL_S,
+    job_timeout=1800,
+    name="training-trigger",
 )
