@@ -14,6 +14,7 @@ urlpatterns = [
     path("review/", include("review.urls")),
     path("curation/", include("curation.urls")),
     path("datasets/", include("training.urls")),
+    path("training/", include("training.urls_runs")),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
 ]

@@ -1,0 +1,218 @@
+"""Training run and model pages: admin only, from every side; starting a run; live progress
+polled by HTMX; promotion and rejection recorded."""
+
+from datetime import timedelta
+
+import django_rq
+import pytest
+from django.utils import timezone
+
+from flywheel_site.access import FORBIDDEN
+from tests import training_helpers as th
+from training import runs, services
+from training.models import ModelVersion, TrainingRun
+from training.views_runs import CHOOSE_VERSION, RUN_STARTED
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+
+
+@pytest.fixture
+def base_model(settings, tmp_path):
+    """A directory that looks like a model to the start check (no training happens here)."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    settings.FLYWHEEL_BASE_MODEL = base
+    settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
+    settings.FLYWHEEL_TRAINER = "builtin"
+    return base
+
+
+@pytest.fixture
+def version(admin):
+    dataset = services.dataset_create(name="support", user=admin, lag_days=0)
+    for _ in range(3):
+        th.approved(occurred_at=timezone.now() - timedelta(days=1))
+    frozen, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    return frozen
+
+
+@pytest.fixture
+def run(version):
+    return TrainingRun.objects.create(
+        dataset_version=version,
+        trigger="manual",
+        trainer="builtin",
+        method="dpo",
+        export_format="dpo_conversational",
+        status="running",
+        stage="train",
+        started_at=timezone.now(),
+        progress_step=12,
+        progress_total=30,
+        progress_loss=0.5123,
+        loss_curve=[[1, 0.6931], [6, 0.66], [12, 0.5123]],
+        log="step 12/30 loss=0.5123\n",
+    )
+
+
+@pytest.fixture
+def model(run):
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
+    return ModelVersion.objects.create(
+        name="support-v1-run1",
+        run=run,
+        dataset_version=run.dataset_version,
+        method="dpo",
+        base_model="/models/base",
+        adapter_dir="/models/runs/run-1/adapter",
+        metrics={"normalised_accuracy": 0.8, "implicit_reward_accuracy": 0.9, "reward_margin": 2},
+        baseline_metrics={"normalised_accuracy": 0.5, "implicit_reward_accuracy": 0.5},
+        gate_metric="normalised_accuracy",
+        gate_margin=0.02,
+        gate_passed=True,
+        gate_detail="passes: normalised_accuracy 0.8000 vs current 0.5000",
+    )
+
+
+def pages(run, model) -> list[str]:
+    return [
+        "/training/runs/",
+        f"/training/runs/{run.pk}/",
+        "/training/models/",
+        f"/training/models/{model.pk}/",
+    ]
+
+
+def posts(version, model) -> list[tuple[str, dict]]:
+    return [
+        ("/training/runs/start/", {"version": version.pk}),
+        (f"/training/models/{model.pk}/promote/", {"reason": "better"}),
+        (f"/training/models/{model.pk}/reject/", {"reason": "worse"}),
+    ]
+
+
+def test_anonymous_users_are_sent_to_log_in(client, run, model, version):
+    responses = [client.get(url) for url in pages(run, model)]
+    responses += [client.post(url, data) for url, data in posts(version, model)]
+    for response in responses:
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/")
+    assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.parametrize("persona", ["annotator", "curator", "outsider"])
+def test_everyone_but_admins_is_refused_every_page_and_action(
+    as_user, request, persona, run, model, version
+):
+    client = as_user(request.getfixturevalue(persona))
+    for url in pages(run, model):
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert FORBIDDEN in response.content.decode()
+    for url, data in posts(version, model):
+        assert client.post(url, data).status_code == 403, url
+    model.refresh_from_db()
+    assert model.status == "candidate"
+    assert TrainingRun.objects.count() == 1
+    assert not model.changes.exists()
+
+
+def test_admins_see_every_page(as_user, admin, run, model):
+    client = as_user(admin)
+    for url in pages(run, model):
+        assert client.get(url).status_code == 200, url
+
+
+def test_unknown_runs_and_models_are_404(as_user, admin):
+    client = as_user(admin)
+    assert client.get("/training/runs/999/").status_code == 404
+    assert client.get("/training/models/999/").status_code == 404
+
+
+def test_an_admin_starts_a_run_which_is_queued_after_commit(
+    as_user, admin, version, base_model, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_user(admin).post("/training/runs/start/", {"version": version.pk})
+
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/training/runs/{run.pk}/"
+    assert (run.status, run.trigger, run.requested_by) == ("queued", "manual", admin)
+    assert run.config["steps"] >= 1
+    assert django_rq.get_queue("training").job_ids == [run.rq_job_id]
+    page = as_user(admin).get(response["Location"]).content.decode()
+    assert RUN_STARTED.format(pk=run.pk, version=version) in page
+
+
+def test_starting_a_second_run_of_a_version_shows_why_not(as_user, admin, version, base_model):
+    client = as_user(admin)
+    client.post("/training/runs/start/", {"version": version.pk})
+    response = client.post("/training/runs/start/", {"version": version.pk}, follow=True)
+
+    assert TrainingRun.objects.count() == 1
+    assert runs.ERR_RUN_ACTIVE.format(version=version) in response.content.decode()
+
+
+def test_starting_without_a_version_or_base_model_is_refused(
+    as_user, admin, version, settings, tmp_path
+):
+    settings.FLYWHEEL_BASE_MODEL = tmp_path / "missing"
+    client = as_user(admin)
+    no_version = client.post("/training/runs/start/", {"version": "x"}, follow=True)
+    no_base = client.post("/training/runs/start/", {"version": version.pk}, follow=True)
+
+    assert CHOOSE_VERSION in no_version.content.decode()
+    assert "No base model at" in no_base.content.decode()
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_running_run_polls_its_progress_every_two_seconds(as_user, admin, run):
+    client = as_user(admin)
+    full = client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'hx-trigger="every 2s"' in full
+    assert "<html" in full
+    fragment = client.get(f"/training/runs/{run.pk}/", headers={"HX-Request": "true"})
+    body = fragment.content.decode()
+    assert "<html" not in body
+    assert body.strip().startswith('<section class="card" id="run-progress"')
+    assert "12/30" in body
+    assert "0.5123" in body
+    assert "<polyline" in body
+    # The runs list polls too while anything is active.
+    assert 'hx-trigger="every 2s"' in client.get("/training/runs/").content.decode()
+
+
+def test_a_finished_run_stops_polling(as_user, admin, run, model):
+    body = as_user(admin).get(f"/training/runs/{run.pk}/").content.decode()
+    assert "hx-trigger" not in body
+    assert model.name in body
+
+
+def test_an_admin_promotes_a_candidate_with_a_recorded_reason(as_user, admin, model):
+    response = as_user(admin).post(
+        f"/training/models/{model.pk}/promote/", {"reason": "beats the base"}, follow=True
+    )
+
+    model.refresh_from_db()
+    assert model.status == "promoted"
+    event = model.changes.get()
+    assert (event.action, event.reason, event.user) == ("promoted", "beats the base", admin)
+    page = response.content.decode()
+    assert "is now the current model" in page
+    assert "beats the base" in page
+    assert "Current model:" in as_user(admin).get("/training/models/").content.decode()
+
+
+def test_a_reject_needs_a_reason(as_user, admin, model):
+    response = as_user(admin).post(f"/training/models/{model.pk}/reject/", {}, follow=True)
+    model.refresh_from_db()
+    assert model.status == "candidate"
+    assert runs.ERR_REASON in response.content.decode()
+
+
+def test_pages_refuse_get_for_actions(as_user, admin, model):
+    client = as_user(admin)
+    assert client.get("/training/runs/start/").status_code == 405
+    assert client.get(f"/training/models/{model.pk}/promote/").status_code == 405

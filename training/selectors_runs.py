@@ -1,0 +1,77 @@
+"""Reads for the training run and model pages."""
+
+from __future__ import annotations
+
+from training.models import DatasetVersion, ModelEvent, ModelVersion, TrainingRun
+
+PAGE_SIZE = 50
+CHART_WIDTH = 320
+CHART_HEIGHT = 90
+
+
+def runs_page(*, before: int | None = None) -> list[TrainingRun]:
+    runs = TrainingRun.objects.select_related(
+        "dataset_version__dataset", "requested_by", "model_version"
+    ).order_by("-pk")
+    if before is not None:
+        runs = runs.filter(pk__lt=before)
+    return list(runs[:PAGE_SIZE])
+
+
+def versions_trainable() -> list[DatasetVersion]:
+    """Frozen versions, newest first, for the start-a-run form."""
+    return list(
+        DatasetVersion.objects.filter(status=DatasetVersion.Status.FROZEN)
+        .select_related("dataset")
+        .order_by("dataset__name", "-number")
+    )
+
+
+def run_get(*, pk: int) -> TrainingRun | None:
+    return (
+        TrainingRun.objects.select_related(
+            "dataset_version__dataset", "requested_by", "model_version"
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def models_list() -> list[ModelVersion]:
+    return list(
+        ModelVersion.objects.select_related(
+            "dataset_version__dataset", "baseline", "run", "promoted_by"
+        ).order_by("-pk")[:PAGE_SIZE]
+    )
+
+
+def model_events(*, model: ModelVersion | None = None, limit: int = PAGE_SIZE) -> list[ModelEvent]:
+    events = ModelEvent.objects.select_related("model", "other", "quarantine", "user")
+    if model is not None:
+        events = events.filter(model=model)
+    return list(events.order_by("-pk")[:limit])
+
+
+def loss_chart(curve: list[list[float]]) -> dict | None:
+    """SVG polyline points for a loss curve ([[step, loss], ...]), scaled into the chart."""
+    if len(curve) < 2:
+        return None
+    steps = [point[0] for point in curve]
+    losses = [point[1] for point in curve]
+    low, high = min(losses), max(losses)
+    span_x = (steps[-1] - steps[0]) or 1
+    span_y = (high - low) or 1.0
+    points = " ".join(
+        f"{(step - steps[0]) / span_x * CHART_WIDTH:.1f},"
+        f"{CHART_HEIGHT - (loss - low) / span_y * CHART_HEIGHT:.1f}"
+        for step, loss in curve
+    )
+    return {
+        "points": points,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "low": low,
+        "high": high,
+        "first": losses[0],
+        "last": losses[-1],
+    }
