@@ -65,6 +65,10 @@ class Command(BaseCommand):
         self._token(source)
         self._data(source, *demo.generate(seed=seed, now=now, n_interactions=interactions))
         self._print_users(users)
+        # The rest of the loop: curation, scripted reviews, gold, dataset v1, base model.
+        from training.demo import demo_loop_load
+
+        demo_loop_load(stdout=self.stdout)
 
     def _token(self, source: Source) -> None:
         if ApiToken.objects.filter(source=source, name=demo.DEMO_TOKEN_NAME).exists():

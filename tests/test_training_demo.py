@@ -1,0 +1,82 @@
+"""`load_demo` fills the whole loop: curated demo traffic, scripted reviews, gold, a first
+frozen version of the demo dataset and a tiny local base model an admin can train on."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from review.models import Review, ReviewOutcome
+from training import demo, runs
+from training.models import Dataset, GoldPair, ModelVersion, TrainingRun
+
+pytestmark = pytest.mark.usefixtures("export_dir")
+
+
+@pytest.fixture
+def demo_settings(settings, tmp_path, monkeypatch):
+    for name in ("FLYWHEEL_DEMO_ADMIN_PASSWORD", "FLYWHEEL_DEMO_ANNOTATOR_PASSWORD", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    # No Detoxify weights offline: the demo lets the lighter classifier decide, as
+    # `make run` does.
+    settings.FLYWHEEL_TOXICITY_CHECKPOINT = ""
+    settings.FLYWHEEL_TOXICITY_ALLOW_FALLBACK = True
+    settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
+    settings.FLYWHEEL_BASE_MODEL = tmp_path / "models" / "base"
+    return settings
+
+
+def load(n: int = 600) -> str:
+    out = io.StringIO()
+    call_command("load_demo", "--interactions", str(n), stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_load_demo_runs_the_loop_up_to_a_trainable_dataset_version(demo_settings):
+    first = load()
+
+    reviews = Review.objects.filter(reviewer__username__in=demo.REVIEWERS)
+    outcomes = ReviewOutcome.objects.filter(item__reviews__in=reviews).distinct()
+    approved = outcomes.filter(result="approved").count()
+    assert approved > 0
+    assert outcomes.filter(result="rejected").exists()
+    assert GoldPair.objects.count() == approved
+    dataset = Dataset.objects.get(name=demo.DATASET_NAME)
+    assert (dataset.lag_days, dataset.train_threshold) == (0, demo.DATASET_THRESHOLD)
+    version = dataset.versions.get()
+    assert (version.number, version.status) == (1, "frozen")
+    counts = version.manifest["counts"]
+    assert counts["train"] + counts["eval"] + sum(counts["excluded"].values()) == approved
+    assert counts["eval"] > 0
+    base = demo_settings.FLYWHEEL_BASE_MODEL
+    assert (base / "config.json").is_file()
+    assert demo.FROZEN.format(version=version, train=counts["train"], eval=counts["eval"]) in first
+    assert demo.BASE_HINT.format(path=base) in first
+    # Nothing new has been approved since v1: the trigger has nothing to do.
+    assert runs.training_trigger_check() == []
+
+    # A second load_demo adds nothing.
+    before = (Review.objects.count(), GoldPair.objects.count(), dataset.versions.count())
+    again = load()
+    assert (Review.objects.count(), GoldPair.objects.count(), dataset.versions.count()) == before
+    assert demo.ALREADY_REVIEWED.format(n=reviews.count()) in again
+    assert demo.HAS_VERSION.format(version=version) in again
+    assert demo.BASE_EXISTS.format(path=base) in again
+
+    # The admin starts a run on the demo version and base model; it trains and is gated.
+    demo_settings.FLYWHEEL_TRAINING_STEPS = 5
+    demo_settings.FLYWHEEL_TRAINING_MAX_LENGTH = 96
+    admin = dataset.created_by
+    assert admin.is_superuser
+    run = runs.training_run_create(version=version, user=admin)
+    from tests.test_training_runs import work
+
+    work()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert (run.progress_step, run.progress_total) == (5, 5)
+    model = ModelVersion.objects.get(run=run)
+    assert model.metrics["n"] > 0
+    assert TrainingRun.objects.count() == 1
