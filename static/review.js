@@ -77,6 +77,12 @@
   document.addEventListener("keydown", function (ev) {
     const root = screen();
     if (!root || ev.defaultPrevented) return;
+    if (root.querySelector("form.htmx-request")) {
+      // A decision is on its way: keys belong to the next item, not this one
+      // (a double "a" must not submit twice).
+      ev.preventDefault();
+      return;
+    }
     const active = document.activeElement;
 
     if (isTyping(active)) {
@@ -159,10 +165,11 @@
     openPanel(root, opener.dataset.open, opener.dataset.open === "edit-panel" ? "textarea" : "select");
   });
 
-  // Mark the first rubric field as focused whenever a screen appears.
+  // Mark the first rubric field as focused when a screen appears, unless keys
+  // pressed since the swap already moved on.
   function init() {
     const root = screen();
-    if (root && fields(root).length) {
+    if (root && fields(root).length && root.dataset.field === undefined) {
       fields(root)[0].classList.add("focused");
       root.dataset.field = "0";
     }

@@ -1,0 +1,186 @@
+"""The review screen in a real Chromium driven by Playwright, against a live
+server on the test database: keyboard-only reviewing, an annotator kept out of
+admin pages, two browsers never given the same item. Saves a screenshot of the
+review screen to artifacts/review-screen.png."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from review.models import Review, ReviewItem, ReviewOutcome
+from tests.review_helpers import make_items
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls
+# from the same thread are safe here (one thread, no concurrency with it).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+PASSWORD = "correct-horse-battery-browser"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        os.environ.get("FLYWHEEL_SKIP_BROWSER") == "1", reason="FLYWHEEL_SKIP_BROWSER=1"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def person(username: str, role: str) -> User:
+    # get_or_create: transactional tests flush the groups the roles migration made.
+    group, _ = Group.objects.get_or_create(name=role)
+    user = User.objects.create_user(username=username, password=PASSWORD)
+    user.groups.add(group)
+    return user
+
+
+def logged_in(browser, live_server, username: str):
+    context = browser.new_context(viewport={"width": 1366, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/login/")
+    # The username field has autofocus: the whole login is typed.
+    wait_for_focus(page, "input[name=username]")
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/review/")
+    return context, page
+
+
+def wait_for_focus(page, selector: str) -> None:
+    """Chromium applies autofocus when it next renders, which can be after the
+    load event: keys pressed before that would go nowhere."""
+    page.wait_for_function(
+        "s => document.activeElement && document.activeElement.matches(s)", arg=selector
+    )
+
+
+def start(page) -> None:
+    wait_for_focus(page, "form.start button")
+    page.keyboard.press("Enter")
+
+
+def test_an_annotator_reviews_three_items_from_the_keyboard_alone(browser, live_server):
+    annie = person("annie", "annotator")
+    approve_item, reject_item, edit_item = make_items(3)
+    context, page = logged_in(browser, live_server, "annie")
+
+    start(page)  # "Start reviewing" has autofocus
+    page.wait_for_url(f"{live_server.url}/review/items/{approve_item.pk}/")
+    page.keyboard.press("?")
+    assert page.locator("#keys-help").is_visible()
+    page.keyboard.press("?")
+
+    for key in "455":  # accuracy, helpfulness, safety: each moves to the next field
+        page.keyboard.press(key)
+    page.keyboard.press("a")
+    page.locator("#review-screen h1", has_text=f"Item #{reject_item.pk}").wait_for()
+    assert page.url == f"{live_server.url}/review/items/{reject_item.pk}/"  # pushed by HTMX
+
+    for key in "332":
+        page.keyboard.press(key)
+    page.keyboard.press("r")
+    page.keyboard.press("ArrowDown")  # "Wrong or misleading"
+    page.keyboard.press("Enter")
+    page.locator("#review-screen h1", has_text=f"Item #{edit_item.pk}").wait_for()
+
+    page.keyboard.press("k")  # back to the first field, to show j/k
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    for key in "545":
+        page.keyboard.press(key)
+    page.keyboard.press("e")
+    page.keyboard.type(" Call support if the link has expired.")
+    page.locator("#three-way ins", has_text="Call support").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-screen.png"), full_page=True)
+    page.keyboard.press("Control+Enter")
+    page.locator("#review-screen h1", has_text="Queue empty").wait_for()
+    context.close()
+
+    reviews = {r.item_id: r for r in Review.objects.filter(reviewer=annie)}
+    approved, rejected, edited = (reviews[i.pk] for i in (approve_item, reject_item, edit_item))
+    assert (approved.decision, approved.accuracy, approved.helpfulness, approved.safety) == (
+        "approve",
+        4,
+        5,
+        5,
+    )
+    assert (rejected.decision, rejected.reject_reason) == ("reject", "Wrong or misleading")
+    assert (rejected.accuracy, rejected.helpfulness, rejected.safety) == (3, 3, 2)
+    assert edited.decision == "approve_edit"
+    assert edited.final_text.endswith(
+        "thirty minutes; if it is missing, look in spam first. "
+        "Call support if the link has expired."
+    )
+    assert (edited.accuracy, edited.helpfulness, edited.safety) == (5, 4, 5)
+    outcomes = dict(ReviewOutcome.objects.values_list("item_id", "result"))
+    assert outcomes == {
+        approve_item.pk: "approved",
+        reject_item.pk: "rejected",
+        edit_item.pk: "approved",
+    }
+    assert ReviewOutcome.objects.get(item=edit_item).chosen == edited.final_text
+    assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
+
+
+def test_an_annotator_cannot_open_admin_or_curator_pages(browser, live_server):
+    person("annie", "annotator")
+    context, page = logged_in(browser, live_server, "annie")
+    response = page.goto(f"{live_server.url}/review/stats/")
+    assert response.status == 403
+    assert "Your role does not allow this page." in page.content()
+    page.goto(f"{live_server.url}/admin/")
+    assert "Site administration" not in page.content()
+    assert "not authorized to access this page" in page.content()
+    context.close()
+
+
+def test_two_browsers_never_get_the_same_item(browser, live_server):
+    person("annie", "annotator")
+    person("arthur", "annotator")
+    make_items(3)
+    first_context, first = logged_in(browser, live_server, "annie")
+    second_context, second = logged_in(browser, live_server, "arthur")
+    start(first)
+    start(second)
+    first.wait_for_url("**/review/items/*/")
+    second.wait_for_url("**/review/items/*/")
+    assert first.url != second.url
+    held = dict(
+        ReviewItem.objects.filter(lease_holder__isnull=False).values_list(
+            "lease_holder__username", "pk"
+        )
+    )
+    assert first.url.endswith(f"/items/{held['annie']}/")
+    assert second.url.endswith(f"/items/{held['arthur']}/")
+    # Reloading is resuming: nobody is handed a second item.
+    second.reload()
+    assert second.url.endswith(f"/items/{held['arthur']}/")
+    first_context.close()
+    second_context.close()
