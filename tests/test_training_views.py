@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
-from training import services, views
-from training.models import Dataset, DatasetVersion, GoldPair, Quarantine
+from tests.test_training_runs import registered
+from training import runs, services, views
+from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -312,3 +313,22 @@ def test_a_window_quarantine_must_start_before_it_ends(as_user, admin):
     )
     assert services.ERR_QUARANTINE_WINDOW in response.content.decode()
     assert not Quarantine.objects.exists()
+
+
+def test_quarantining_a_version_from_its_page_rolls_back_models_trained_on_it(
+    as_user, admin, dataset, v1
+):
+    th.approved(occurred_at=old())
+    v2, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    first = registered(v1, status="promoted", promoted_at=timezone.now() - timedelta(days=1))
+    second = registered(v2, baseline=first)
+    runs.model_version_promote(model=second, user=admin, reason="better")
+    response = as_user(admin).post(
+        "/datasets/support/v2/quarantine/", {"reason": "injection"}, follow=True
+    )
+    page = response.content.decode()
+    second.refresh_from_db()
+    assert second.status == "rolled_back"
+    assert ModelVersion.objects.get(status="promoted") == first
+    assert views.MODELS_ROLLED_BACK.format(count=1, models=second.name) in page
+    assert views.MODEL_RESTORED.format(previous=second.name, restored=first.name) in page

@@ -573,6 +573,18 @@ def quarantine_create(
         return Quarantine.objects.create(kind=kind, reason=reason, created_by=user, **kept)
 
 
+def quarantine_apply(*, user=None, **fields):
+    """Record a quarantine and, in the same transaction, roll back every model trained on a
+    version it affects (training.runs.models_rollback_for), restoring the model that was
+    current before. What the pages call. Returns (quarantine, rollback)."""
+    from training import runs  # runs imports this module
+
+    with transaction.atomic():
+        quarantine = quarantine_create(user=user, **fields)
+        rollback = runs.models_rollback_for(quarantine=quarantine, user=user)
+    return quarantine, rollback
+
+
 def versions_affected(*, quarantine: Quarantine):
     """Frozen versions holding, in train or eval, a pair the quarantine covers: what a
     rollback must look at (models trained on them)."""

@@ -26,11 +26,33 @@ QUARANTINE_CREATED = (
     "Recorded quarantine #{pk}: {kind}. Later versions exclude the pairs it covers."
 )
 QUARANTINE_AFFECTS = "Versions holding affected pairs: {versions}."
+MODELS_ROLLED_BACK = "Rolled back {count} model(s) trained on them: {models}."
+MODEL_RESTORED = "{previous} was the current model; {restored} is current again."
+MODEL_RESTORED_BASE = "{previous} was the current model; the base model is current again."
 NO_SUCH_VERSION = "No frozen version {number} of {name}."
 
 
 def _redirect(request, url: str):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _report_rollback(request, rollback) -> None:
+    if not rollback.rolled_back:
+        return
+    messages.warning(
+        request,
+        MODELS_ROLLED_BACK.format(
+            count=len(rollback.rolled_back), models=", ".join(m.name for m in rollback.rolled_back)
+        ),
+    )
+    if rollback.previous_current is not None:
+        if rollback.restored is not None:
+            text = MODEL_RESTORED.format(
+                previous=rollback.previous_current.name, restored=rollback.restored.name
+            )
+        else:
+            text = MODEL_RESTORED_BASE.format(previous=rollback.previous_current.name)
+        messages.warning(request, text)
 
 
 def _version_or_404(name: str, number: int) -> DatasetVersion:
@@ -180,7 +202,7 @@ def version_quarantine(request, name: str, number: int):
     form = VersionQuarantineForm(request.POST)
     if form.is_valid():
         try:
-            services.quarantine_create(
+            _, rollback = services.quarantine_apply(
                 kind=Quarantine.Kind.DATASET_VERSION,
                 dataset_version=version,
                 reason=form.cleaned_data["reason"],
@@ -190,6 +212,7 @@ def version_quarantine(request, name: str, number: int):
             messages.error(request, str(error))
         else:
             messages.success(request, VERSION_QUARANTINED.format(version=version))
+            _report_rollback(request, rollback)
     else:
         messages.error(request, services.ERR_QUARANTINE_REASON)
     return _redirect(request, reverse("training:version", args=[name, number]))
@@ -202,7 +225,7 @@ def quarantines(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            quarantine = services.quarantine_create(
+            quarantine, rollback = services.quarantine_apply(
                 kind=data["kind"],
                 reason=data["reason"],
                 user=request.user,
@@ -224,6 +247,7 @@ def quarantines(request):
                     request,
                     QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
                 )
+            _report_rollback(request, rollback)
             return redirect("training:quarantines")
     return render(
         request,
