@@ -8,7 +8,7 @@ What it measures, in one run, with two databases on the same server:
 `flywheel_bench` (empty) and `flywheel_bench_1m` (1,000,000 interactions), each
 served by its own gunicorn (3 sync workers, like `make run`):
 1. Batch ingest: POST /api/v1/batch with 500 realistic events (about 2 KB per
-   interaction; 425 interactions, 50 feedback, 25 edits per batch), 4 requests in
+   interaction; 425 interactions, 50 feedback, 25 edits per batch), workers + 1 in
    flight, into both databases. Measured in rounds: half of a psycopg COPY of the
    same rows (same columns and types, jsonb included; one COPY and commit per
    batch) into scratch tables made `LIKE ... INCLUDING ALL`, the batches into
@@ -431,7 +431,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10, help="batches per round and database")
     parser.add_argument("--single", type=int, default=2000, help="single-event requests")
     parser.add_argument("--fill-rows", type=int, default=FILL_ROWS)
-    parser.add_argument("--max-seconds", type=float, default=60, help="time limit per load")
+    parser.add_argument("--max-seconds", type=float, default=60, help="time limit per batch load")
+    parser.add_argument(
+        "--single-seconds", type=float, default=20, help="time limit of the single-event load"
+    )
     args = parser.parse_args()
     raise_on_sigterm()
     began = time.perf_counter()
@@ -502,7 +505,7 @@ def main() -> None:
             f"COPY {copy_rows_per_s:.0f} rows/s; ingest/COPY {ingest_vs_copy:.3f}, "
             f"1M/empty {full_vs_empty:.3f}"
         )
-        single = single_phase(target=empty, bodies=singles, max_seconds=args.max_seconds)
+        single = single_phase(target=empty, bodies=singles, max_seconds=args.single_seconds)
         result = {
             "bench": "ingest",
             "machine": machine(),
@@ -543,7 +546,10 @@ def main() -> None:
     finally:
         log("stopping gunicorn, emptying the bench tables")
         for target in targets:
-            target.close()
+            try:
+                target.close()
+            except Exception as error:  # keep cleaning up the others
+                log(f"{target.name}: cleanup failed: {error!r}")
         redis_clear(url=redis_url)
     result["total_seconds"] = round(time.perf_counter() - began)
     emit(result)
