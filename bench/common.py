@@ -265,9 +265,8 @@ class Gunicorn:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(
-            SERVER_DID_NOT_START.format(seconds=timeout, log=self.log_path.read_text()[-4000:])
-        )
+        output = self.log_path.read_text()[-4000:] if self.log_path.exists() else ""
+        raise RuntimeError(SERVER_DID_NOT_START.format(seconds=timeout, log=output))
 
     def worker_pids(self) -> list[int]:
         if self.process is None:
@@ -291,6 +290,9 @@ class Gunicorn:
             self.process.wait(timeout=5)
         except ProcessLookupError:
             pass
+        # Keep the log only when gunicorn had something to say (warnings and up).
+        if self.log_path.exists() and self.log_path.stat().st_size == 0:
+            self.log_path.unlink()
 
     def __enter__(self) -> Gunicorn:
         return self.start()
