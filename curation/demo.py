@@ -2427,18 +2427,26 @@ def demo_users_create(*, admin_password: str, annotator_password: str) -> list[D
     """Create the demo admin (superuser) and annotator if missing. Existing accounts are
     left as they are: someone may have changed their password or rights on purpose."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError
     from django.db import transaction
 
     user_model = get_user_model()
+    # The last field is the role group (flywheel_site.access) the account joins.
     specs = (
-        (ADMIN_USERNAME, admin_password, "superuser", {"is_staff": True, "is_superuser": True}),
-        (ANNOTATOR_USERNAME, annotator_password, "annotator", {}),
+        (
+            ADMIN_USERNAME,
+            admin_password,
+            "superuser",
+            {"is_staff": True, "is_superuser": True},
+            "admin",
+        ),
+        (ANNOTATOR_USERNAME, annotator_password, "annotator", {}, "annotator"),
     )
     out = []
     with transaction.atomic():
-        for username, password, role, flags in specs:
+        for username, password, role, flags, group in specs:
             user = user_model.objects.filter(username=username).first()
             if user is not None:
                 shown = password if user.check_password(password) else None
@@ -2453,5 +2461,6 @@ def demo_users_create(*, admin_password: str, annotator_password: str) -> list[D
                 ) from None
             candidate.set_password(password)
             candidate.save()
+            candidate.groups.add(Group.objects.get_or_create(name=group)[0])
             out.append(DemoUser(username, role, created=True, password=password))
     return out

@@ -1,0 +1,35 @@
+"""The demo accounts can use the review app: `make run` then log in as annotator."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from curation import demo
+from flywheel_site.access import ADMIN, ANNOTATOR, role_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_accounts_join_their_role_groups():
+    demo.demo_users_create(
+        admin_password=demo.DEFAULT_ADMIN_PASSWORD,
+        annotator_password=demo.DEFAULT_ANNOTATOR_PASSWORD,
+    )
+    users = get_user_model().objects
+    annotator = users.get(username=demo.ANNOTATOR_USERNAME)
+    admin = users.get(username=demo.ADMIN_USERNAME)
+    assert role_of(annotator) == ANNOTATOR
+    assert list(admin.groups.values_list("name", flat=True)) == [ADMIN]
+
+
+def test_the_demo_annotator_can_open_the_queue(client):
+    demo.demo_users_create(
+        admin_password=demo.DEFAULT_ADMIN_PASSWORD,
+        annotator_password=demo.DEFAULT_ANNOTATOR_PASSWORD,
+    )
+    response = client.post(
+        "/login/",
+        {"username": demo.ANNOTATOR_USERNAME, "password": demo.DEFAULT_ANNOTATOR_PASSWORD},
+        follow=True,
+    )
+    assert response.redirect_chain[-1] == ("/review/", 302)
+    assert "Start reviewing" in response.content.decode()
