@@ -45,7 +45,7 @@ POLITE = [
     "Good question about {t}. Let me explain step by step.",
 ]
 RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
-STEPS = 30
+STEPS = 12
 
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -163,6 +163,18 @@ def curated_and_reviewed(topics: list[str], *, prefix: str, seed: int = 0) -> li
     return list(GoldPair.objects.filter(interaction_id__in=ids))
 
 
+def approved_pairs(topics: list[str], *, seed: int) -> None:
+    """The same task straight from approved outcomes (no curation), for tests about the
+    gate and the registry rather than about the path into gold."""
+    for prompt, chosen, rejected in _rows(topics, seed):
+        th.approved(
+            prompt=prompt,
+            chosen=chosen,
+            rejected=rejected,
+            occurred_at=timezone.now() - timedelta(days=1),
+        )
+
+
 def _approve(item: ReviewItem, person) -> ReviewOutcome:
     lease_fields = {f.name for f in ReviewItem._meta.fields}
     lease = {"lease_holder": person, "lease_expires_at": timezone.now() + timedelta(hours=1)}
@@ -251,7 +263,7 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     assert (model.gate_passed, model.status) == (True, "candidate")
     assert model.gate_detail.startswith("passes: normalised_accuracy")
     assert Path(model.adapter_dir, "adapter_config.json").is_file()
-    assert "step 30/30" in run.log
+    assert f"step {STEPS}/{STEPS}" in run.log
     print(
         f"\n[e2e] loss {curve[0]:.4f} -> {run.progress_loss:.4f}; eval n={model.metrics['n']} "
         f"accuracy {model.metrics['normalised_accuracy']:.3f} vs base "
@@ -278,7 +290,8 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     training_settings, admin, trained_adapter, tiny_base
 ):
     training_settings.FLYWHEEL_TRAINING_LEARNING_RATE = 1e-9  # learns nothing
-    curated_and_reviewed(TOPICS[:40], prefix="gate", seed=1)
+    training_settings.FLYWHEEL_TRAINING_STEPS = 2
+    approved_pairs(TOPICS[:40], seed=1)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     current = registered(
@@ -311,7 +324,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
 @pytest.mark.django_db(transaction=True)
 def test_auto_promotion_makes_a_passing_candidate_current_and_records_why(training_settings, admin):
     training_settings.FLYWHEEL_AUTO_PROMOTE = True
-    curated_and_reviewed(TOPICS, prefix="auto", seed=2)
+    approved_pairs(TOPICS, seed=2)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.25)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
 
@@ -329,11 +342,43 @@ def test_auto_promotion_makes_a_passing_candidate_current_and_records_why(traini
     assert history.last().pgh_context.metadata["reason"].startswith(f"trained by run #{run.pk}")
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_sft_dataset_trains_with_sft_and_is_gated_on_its_held_out_preference_pairs(
+    training_settings, admin
+):
+    training_settings.FLYWHEEL_TRAINING_STEPS = 4
+    approved_pairs(TOPICS[:40], seed=4)
+    dataset = services.dataset_create(
+        name="answers", user=admin, kind="sft", lag_days=0, eval_fraction=0.3
+    )
+    version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+
+    run = runs.training_run_create(version=version, user=admin)
+    work()
+
+    run.refresh_from_db()
+    model = ModelVersion.objects.get(run=run)
+    assert run.status == "succeeded", run.error
+    assert (run.method, run.export_format) == ("sft", "sft_conversational")
+    assert (run.progress_step, run.progress_total) == (4, 4)
+    # SFT files have no rejected answers: the gate reads the eval split's preference pairs.
+    gate_file = Path(run.artifact_dir) / runs.GATE_EVAL_FILE
+    assert model.metrics["n"] == version.manifest["counts"]["eval"] == _lines(gate_file)
+    assert model.gate_passed is not None
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line)
+
+
 # --- the trigger --------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_trigger_fires_at_its_threshold_and_not_before(training_settings, admin):
+@pytest.mark.django_db
+def test_the_trigger_fires_at_its_threshold_and_not_before(
+    training_settings, admin, django_capture_on_commit_callbacks
+):
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, train_threshold=5)
     for _ in range(4):
         th.approved(occurred_at=timezone.now() - timedelta(hours=1))
@@ -343,7 +388,8 @@ def test_the_trigger_fires_at_its_threshold_and_not_before(training_settings, ad
     assert not DatasetVersion.objects.exists()
 
     th.approved(occurred_at=timezone.now() - timedelta(hours=1))
-    [run] = runs.training_trigger_check()
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = runs.training_trigger_check()
 
     assert (run.trigger, run.status, run.dataset_version.number) == ("threshold", "queued", 1)
     assert (
@@ -362,7 +408,7 @@ def test_the_trigger_fires_at_its_threshold_and_not_before(training_settings, ad
     assert runs.gold_new_count(dataset=dataset) == 4
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_trigger_counts_only_gold_older_than_the_lag(training_settings, admin):
     dataset = services.dataset_create(name="support", user=admin, lag_days=14, train_threshold=2)
     th.approved(occurred_at=timezone.now() - timedelta(days=20))
@@ -479,7 +525,7 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
             "{output_dir}",
         ]
     )
-    curated_and_reviewed(TOPICS[:40], prefix="ext", seed=3)
+    approved_pairs(TOPICS[:40], seed=3)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     run = runs.training_run_create(version=version, user=admin)
@@ -524,7 +570,7 @@ def test_a_quarantined_version_cannot_be_trained_on(training_settings, admin):
 # --- the sweeper -----------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_sweeper_fails_abandoned_runs_and_requeues_lost_ones(training_settings, admin):
     version_a = frozen_version(admin, name="a")
     version_b = frozen_version(admin, name="b")
