@@ -385,10 +385,12 @@ def _toxicity_results(
                 scorer=scorer.name,
                 scorer_version=scorer.version,
             )
-    for start in range(0, len(to_score), config.batch_size):
-        batch = to_score[start : start + config.batch_size]
-        scores = scorer.score_batch([c.chosen for c in batch])
-        for c, label_scores in zip(batch, scores, strict=True):
+    if to_score:
+        # One call for the whole chunk: the scorer sorts it by length and then
+        # cuts batches of config.batch_size, so batches pad less than batches
+        # cut in id order (10% fewer tokens for 40-word texts, bench/curation.py).
+        scores = scorer.score_batch([c.chosen for c in to_score])
+        for c, label_scores in zip(to_score, scores, strict=True):
             passed, score, reason = toxicity_decision(
                 label_scores,
                 threshold=policy.toxicity_threshold,
