@@ -511,6 +511,43 @@ def test_a_failing_external_trainer_fails_the_run_with_its_exit_status(external_
     assert not ModelVersion.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_version_quarantined_while_its_run_waited_is_not_trained_on(external_settings, admin):
+    version = frozen_version(admin)
+    run = runs.training_run_create(version=version, user=admin)
+    services.quarantine_create(
+        kind="dataset_version", dataset_version=version, reason="bad week", user=admin
+    )
+    work()
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == repr(
+        ValueError(runs.ERR_NOT_FROZEN.format(version=version, status="quarantined"))
+    )
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_trained_on_data_quarantined_meanwhile_is_rolled_back_on_arrival(
+    external_settings, admin
+):
+    version = frozen_version(admin)
+    run = runs.training_run_create(version=version, user=admin)
+    quarantine = services.quarantine_create(
+        kind="window",
+        window_start=timezone.now() - timedelta(days=7),
+        window_end=timezone.now(),
+        reason="an attack last week",
+        user=admin,
+    )
+    work()
+
+    model = ModelVersion.objects.get(run=run)
+    assert model.status == "rolled_back"
+    assert model.changes.get(action="rolled_back").quarantine == quarantine
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(

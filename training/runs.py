@@ -18,7 +18,6 @@ transaction, under one advisory lock, so the registry is changed by one writer a
 from __future__ import annotations
 
 import functools
-import logging
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -47,8 +46,6 @@ from training.models import (
     Quarantine,
     TrainingRun,
 )
-
-log = logging.getLogger(__name__)
 
 QUEUE = "training"
 JOB = "training.jobs.training_run_execute"
@@ -409,7 +406,10 @@ def training_run_fail(*, run: TrainingRun, error: BaseException | str) -> None:
 
 def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     """Export, train, evaluate, register. The run must be claimed (running)."""
-    version = run.dataset_version
+    version = DatasetVersion.objects.select_related("dataset").get(pk=run.dataset_version_id)
+    if version.status != DatasetVersion.Status.FROZEN:
+        # Quarantined while the run waited in the queue.
+        raise ValueError(ERR_NOT_FROZEN.format(version=version, status=version.status))
     out = run_dir(run)
     if out.exists():
         shutil.rmtree(out)  # debris of a database that was rebuilt and reused this id
@@ -428,6 +428,11 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     metrics["eval"] = gate_result.metrics
     metrics["baseline"] = gate_result.baseline_metrics
     model = model_version_register(run=run, adapter_dir=adapter, gate_result=gate_result)
+    # Data quarantined while this run trained: the rollback that ran then could not see
+    # this model yet.
+    for quarantine in Quarantine.objects.filter(created_at__gte=version.frozen_at).order_by("pk"):
+        models_rollback_for(quarantine=quarantine)
+    model.refresh_from_db()
     TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
         status=TrainingRun.Status.SUCCEEDED,
         stage="done",
