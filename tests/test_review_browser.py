@@ -149,6 +149,37 @@ def test_an_annotator_reviews_three_items_from_the_keyboard_alone(browser, live_
     assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
 
 
+def test_the_screen_works_with_javascript_disabled(browser, live_server):
+    annie = person("annie", "annotator")
+    first, second = make_items(2)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "annie")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("form.start button")
+    page.wait_for_url(f"{live_server.url}/review/items/{first.pk}/")
+    # Without JavaScript the reject and edit panels are simply open.
+    assert page.locator("#reject-panel").is_visible()
+    assert page.locator("#edit-panel textarea").is_visible()
+    for field, value in (("accuracy", 2), ("helpfulness", 2), ("safety", 1)):
+        page.check(f"input[name={field}][value='{value}']")
+    page.select_option("select[name=reject_reason]", "Unsafe or toxic")
+    page.click("button[value=reject]")
+    page.wait_for_url(f"{live_server.url}/review/items/{second.pk}/")
+    assert "Review saved." in page.content()
+    context.close()
+    saved = Review.objects.get(reviewer=annie)
+    assert (saved.item_id, saved.decision, saved.reject_reason, saved.safety) == (
+        first.pk,
+        "reject",
+        "Unsafe or toxic",
+        1,
+    )
+
+
 def test_an_annotator_cannot_open_admin_or_curator_pages(browser, live_server):
     person("annie", "annotator")
     context, page = logged_in(browser, live_server, "annie")
