@@ -3,8 +3,10 @@ frozen version of the demo dataset and a tiny local base model an admin can trai
 
 import io
 
+import django_rq
 import pytest
 from django.core.management import call_command
+from rq import SimpleWorker
 
 from review.models import Review, ReviewOutcome
 from training import demo, runs
@@ -71,9 +73,8 @@ def test_load_demo_runs_the_loop_up_to_a_trainable_dataset_version(demo_settings
     admin = dataset.created_by
     assert admin.is_superuser
     run = runs.training_run_create(version=version, user=admin)
-    from tests.test_training_runs import work
-
-    work()
+    queue = django_rq.get_queue("training")
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert (run.progress_step, run.progress_total) == (5, 5)
