@@ -82,7 +82,8 @@ def _person(username: str, role: str | None):
 
     user = User.objects.create_user(username=username, password=PASSWORD)
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        # Transactional tests flush every table, groups made by migrations included.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 
