@@ -103,3 +103,17 @@ def test_a_rejection_by_adjudication_needs_a_reason(as_user, curator, disputed):
 def test_an_empty_adjudication_queue_says_so(as_user, curator):
     response = as_user(curator).post("/review/adjudication/next/", follow=True)
     assert views.ADJUDICATION_EMPTY in response.content.decode()
+
+
+def test_starting_adjudication_over_htmx_swaps_in_the_screen(as_user, curator, disputed):
+    response = as_user(curator).post("/review/adjudication/next/", headers=HTMX)
+    assert response.content.decode().strip().startswith('<div id="review-screen"')
+    assert response.context["mode"] == "adjudicate"
+    assert response["HX-Push-Url"] == f"/review/items/{disputed.pk}/"
+
+
+def test_taking_a_named_item_without_htmx_redirects_to_it(as_user, curator, disputed):
+    response = as_user(curator).post(f"/review/items/{disputed.pk}/claim/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/review/items/{disputed.pk}/"
+    assert refresh(disputed).lease_holder_id == curator.pk

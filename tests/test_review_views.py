@@ -333,3 +333,27 @@ def test_no_item_is_left_leased_after_a_session_of_reviews(as_user, annotator):
         client.post(f"/review/items/{item.pk}/submit/", {"decision": "approve", **RUBRIC})
     assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
     assert ReviewItem.objects.filter(status="done").count() == 3
+
+
+# --- my reviews ---------------------------------------------------------------
+
+
+def test_my_reviews_page_and_its_htmx_pages(as_user, annotator):
+    items = make_items(2)
+    for item in items:
+        review(item, annotator)
+    client = as_user(annotator)
+    page = client.get("/review/mine/")
+    assert [r.item_id for r in page.context["reviews"]] == [items[1].pk, items[0].pk]
+    older = client.get(f"/review/mine/?before={page.context['reviews'][0].pk}", headers=HTMX)
+    assert body(older).startswith('<div id="my-reviews">')
+    assert f"#{items[0].pk} " in body(older)
+    assert f"#{items[1].pk} " not in body(older)
+
+
+def test_one_review_over_htmx_is_just_the_review(as_user, annotator):
+    (item,) = make_items(1)
+    saved = review(item, annotator, "approve_edit", final_text="My own words.")
+    response = as_user(annotator).get(f"/review/reviews/{saved.pk}/", headers=HTMX)
+    assert body(response).startswith('<section class="card" id="review-detail">')
+    assert '<ins class="diff-ins">My own words.</ins>' in body(response)
