@@ -41,7 +41,8 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
     """After a claim: the next item's screen (HTMX) or a redirect to it."""
     if item is None:
         if request.htmx:
-            return _screen(request, {"mode": "empty", "notice": notice, "empty": empty})
+            response = _screen(request, {"mode": "empty", "notice": notice, "empty": empty})
+            return push_url(response, reverse("review:home"))
         if notice:
             messages.success(request, notice)
         messages.info(request, empty)

@@ -97,6 +97,7 @@ def test_an_empty_queue_says_so_with_and_without_htmx(as_user, annotator):
     fragment = client.post("/review/next/", headers=HTMX)
     assert is_fragment(fragment)
     assert views.QUEUE_EMPTY in body(fragment)
+    assert fragment["HX-Push-Url"] == "/review/"  # a reload shows the queue, not a stale item
 
 
 # --- the screen ---------------------------------------------------------------
