@@ -131,3 +131,9 @@ def export_dir(settings, tmp_path):
     """Dataset exports go to a per-test directory, never into .run/exports."""
     settings.FLYWHEEL_EXPORT_DIR = tmp_path / "exports"
     return settings.FLYWHEEL_EXPORT_DIR
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # PBKDF2 is slow by design; tests create many users and hash no real secrets.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
