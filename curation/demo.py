@@ -2449,6 +2449,9 @@ def demo_users_create(*, admin_password: str, annotator_password: str) -> list[D
         for username, password, role, flags, group in specs:
             user = user_model.objects.filter(username=username).first()
             if user is not None:
+                # Passwords of existing accounts are left alone; the role is ensured
+                # (accounts made before roles existed had none).
+                user.groups.add(Group.objects.get_or_create(name=group)[0])
                 shown = password if user.check_password(password) else None
                 out.append(DemoUser(username, role, created=False, password=shown))
                 continue
