@@ -17,7 +17,7 @@ from tests.review_helpers import make_items
 # from the same thread are safe here (one thread, no concurrency with it).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-sync_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
