@@ -80,6 +80,7 @@ def test_cohen_kappa_does_not_depend_on_which_rater_is_first():
 
 def test_cohen_kappa_agrees_with_scikit_learn():
     from sklearn import metrics  # installed with alt-profanity-check
+
     rng = random.Random(7)
     pairs = [(rng.choice("abc"), rng.choice("abcc")) for _ in range(200)]
     expected = metrics.cohen_kappa_score([x for x, _ in pairs], [y for _, y in pairs])
