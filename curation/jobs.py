@@ -20,13 +20,8 @@ def curate_interactions(interaction_ids: list[int]) -> dict:
     run = pipeline.run_start(
         trigger=CurationRun.Trigger.INGEST, total=len(interaction_ids), job_id=_job_id()
     )
-    try:
-        result = pipeline.interactions_curate(interaction_ids=interaction_ids, run=run)
-    except BaseException as error:
-        pipeline.run_finish(run=run, error=error)
-        raise
-    pipeline.run_finish(run=run)
-    return result
+    with pipeline.run_tracked(run):
+        return pipeline.interactions_curate(interaction_ids=interaction_ids, run=run)
 
 
 def sweep() -> dict:

@@ -20,6 +20,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 
@@ -711,6 +712,18 @@ def run_start(*, trigger: str, total: int = 0, job_id: str = "") -> CurationRun:
     )
 
 
+@contextmanager
+def run_tracked(run: CurationRun):
+    """Close the run row as succeeded, or failed with the error's repr, however
+    the block ends (a killed worker's row is closed by the sweeper instead)."""
+    try:
+        yield run
+    except BaseException as error:
+        run_finish(run=run, error=error)
+        raise
+    run_finish(run=run)
+
+
 def run_finish(*, run: CurationRun, error: BaseException | None = None) -> None:
     CurationRun.objects.filter(pk=run.pk).update(
         status=CurationRun.Status.FAILED if error else CurationRun.Status.SUCCEEDED,
@@ -856,14 +869,9 @@ def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict
     held = Candidate.objects.filter(status=Candidate.Status.HELD).exists()
     if not pending and not held:
         return result
-    run = run_start(trigger=CurationRun.Trigger.SWEEPER, total=len(pending))
-    try:
+    with run_tracked(run_start(trigger=CurationRun.Trigger.SWEEPER, total=len(pending))) as run:
         if pending:
             result["curated"] = interactions_curate(interaction_ids=pending, run=run)
         if held:
             result["held"] = held_recheck(run=run)
-    except BaseException as error:
-        run_finish(run=run, error=error)
-        raise
-    run_finish(run=run)
     return result

@@ -18,13 +18,11 @@ class Command(BaseCommand):
             .values_list("pk", flat=True)[:limit]
         )
         run = pipeline.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
-        try:
-            with tqdm(total=len(ids), unit="interaction", file=self.stderr._out) as bar:
-                pipeline.interactions_curate(interaction_ids=ids, run=run, progress=bar.update)
-        except BaseException as error:
-            pipeline.run_finish(run=run, error=error)
-            raise
-        pipeline.run_finish(run=run)
+        with (
+            pipeline.run_tracked(run),
+            tqdm(total=len(ids), unit="interaction", file=self.stderr._out) as bar,
+        ):
+            pipeline.interactions_curate(interaction_ids=ids, run=run, progress=bar.update)
         run.refresh_from_db()
         self.stdout.write(
             f"curated {run.interactions} interactions: {run.candidates} candidates, "

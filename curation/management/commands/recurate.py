@@ -31,13 +31,11 @@ class Command(BaseCommand):
             policy=chosen,
             started_at=timezone.now(),
         )
-        try:
-            with tqdm(total=total, unit="candidate", file=self.stderr._out) as bar:
-                pipeline.candidates_recurate(policy=chosen, full=full, run=run, progress=bar.update)
-        except BaseException as error:
-            pipeline.run_finish(run=run, error=error)
-            raise
-        pipeline.run_finish(run=run)
+        with (
+            pipeline.run_tracked(run),
+            tqdm(total=total, unit="candidate", file=self.stderr._out) as bar,
+        ):
+            pipeline.candidates_recurate(policy=chosen, full=full, run=run, progress=bar.update)
         run.refresh_from_db()
         self.stdout.write(
             f"re-curated {run.candidates} candidates under v{chosen.version}: {run.passed} passed, "
