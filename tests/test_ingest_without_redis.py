@@ -21,6 +21,18 @@ def test_ingest_enqueues_curation_after_commit(api):
     assert queued_jobs() == 1
 
 
+def test_curation_jobs_have_a_timeout_and_retries_with_backoff(api, settings):
+    import django_rq
+
+    api.post("/api/v1/interactions", factories.interaction("q2"))
+    (job,) = django_rq.get_queue("curation").get_jobs()
+    assert job.func_name == "curation.jobs.curate_interactions"
+    assert job.args == ([Interaction.objects.get().pk],)
+    assert job.timeout == settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S
+    assert job.retries_left == settings.FLYWHEEL_CURATION_RETRIES
+    assert job.retry_intervals == [10, 60, 300]
+
+
 def test_ingest_answers_2xx_and_keeps_everything_when_redis_is_down(api, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     fw_redis.reset()
