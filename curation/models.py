@@ -367,6 +367,8 @@ class Candidate(models.Model):
         indexes = [
             GinIndex(fields=["lsh_bands"], name="candidate_lsh_bands_gin"),
             models.Index(fields=["status", "kind"], name="candidate_status_idx"),
+            # Sampling counts passed candidates per (task type, model) every chunk.
+            models.Index(fields=["task_type", "model", "status"], name="candidate_stratum_idx"),
         ]
 
     def __str__(self) -> str:

@@ -35,12 +35,14 @@ def runs(request):
             r.status in (CurationRun.Status.QUEUED, CurationRun.Status.RUNNING) for r in page
         ),
         "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
-        "counts": selectors.candidate_counts(),
-        "warnings": selectors.toxicity_warnings(),
-        "policy": pipeline.policy_current(),
     }
-    template = "curation/runs.html#runs-table" if request.htmx else "curation/runs.html"
-    return render(request, template, context)
+    if request.htmx:
+        # The 2 s poll redraws the table only: skip the counts over every candidate.
+        return render(request, "curation/runs.html#runs-table", context)
+    context["counts"] = selectors.candidate_counts()
+    context["warnings"] = selectors.toxicity_warnings()
+    context["policy"] = pipeline.policy_current()
+    return render(request, "curation/runs.html", context)
 
 
 @login_required

@@ -44,4 +44,4 @@ def test_database_url_is_parsed_and_only_postgres_is_accepted():
     )
     assert db["OPTIONS"] == {"sslmode": "require"}
     with pytest.raises(ImproperlyConfigured, match="PostgreSQL is required"):
-        database_from_url("sqlite:///db.sqlite3")
+        database_from_url("mysql://u@db.internal/fly")
