@@ -6,6 +6,7 @@ from curation import pipeline, selectors
 from curation.forms import PolicyForm
 from curation.models import Candidate, CurationPolicy, CurationRun
 from flywheel_site.access import CURATOR, require_role
+from flywheel_site.http import int_param, render_page
 
 SAMPLE_RATE_WARNING = (
     "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "
@@ -17,17 +18,10 @@ POLICY_SAVED = (
 )
 
 
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 @login_required
 def runs(request):
     require_role(request.user, CURATOR)
-    before = _int(request.GET.get("before"))
+    before = int_param(request.GET.get("before"))
     page = selectors.runs_page(before=before)
     context = {
         "runs": page,
@@ -53,15 +47,14 @@ def candidates(request):
         "failed_filter": request.GET.get("failed_filter", ""),
         "kind": request.GET.get("kind", ""),
     }
-    page = selectors.candidates_page(**params, before=_int(request.GET.get("before")))
+    page = selectors.candidates_page(**params, before=int_param(request.GET.get("before")))
     context = {
         "candidates": page,
         "params": params,
         "statuses": Candidate.Status.values,
         "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
     }
-    template = "curation/candidates.html#list" if request.htmx else "curation/candidates.html"
-    return render(request, template, context)
+    return render_page(request, "curation/candidates.html", "list", context)
 
 
 @login_required

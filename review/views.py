@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
+from flywheel_site.http import int_param, render_page
 from review import selectors, services
 from review.models import Guideline, Review, ReviewItem
 
@@ -25,16 +26,8 @@ GUIDELINES_SAVED = "Guidelines saved as version {version}."
 SCREEN = "review/item.html"
 
 
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _screen(request, context: dict, *, status: int = 200):
-    template = f"{SCREEN}#screen" if request.htmx else SCREEN
-    return render(request, template, context, status=status)
+    return render_page(request, SCREEN, "screen", context, status=status)
 
 
 def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QUEUE_EMPTY):
@@ -67,9 +60,9 @@ def _posted(request) -> dict:
     post = request.POST
     return {
         "decision": post.get("decision", ""),
-        "accuracy": _int(post.get("accuracy")),
-        "helpfulness": _int(post.get("helpfulness")),
-        "safety": _int(post.get("safety")),
+        "accuracy": int_param(post.get("accuracy")),
+        "helpfulness": int_param(post.get("helpfulness")),
+        "safety": int_param(post.get("safety")),
         "final_text": post.get("final_text") if post.get("decision") == "approve_edit" else None,
         "reject_reason": post.get("reject_reason_other", "").strip()
         or post.get("reject_reason", ""),
@@ -85,8 +78,7 @@ def _posted(request) -> dict:
 def home(request):
     require_role(request.user, ANNOTATOR)
     context = selectors.home(user=request.user)
-    template = "review/home.html#summary" if request.htmx else "review/home.html"
-    return render(request, template, context)
+    return render_page(request, "review/home.html", "summary", context)
 
 
 @login_required
@@ -193,8 +185,7 @@ def diff(request, pk: int):
 @require_GET
 def adjudication(request):
     require_role(request.user, CURATOR)
-    template = "review/adjudication.html#list" if request.htmx else "review/adjudication.html"
-    return render(request, template, selectors.adjudication_list())
+    return render_page(request, "review/adjudication.html", "list", selectors.adjudication_list())
 
 
 @login_required
@@ -246,24 +237,22 @@ def adjudicate(request, pk: int):
 @require_GET
 def stats(request):
     require_role(request.user, CURATOR)
-    days = _int(request.GET.get("days"))
+    days = int_param(request.GET.get("days"))
     if days not in selectors.STATS_WINDOWS:
         days = selectors.STATS_WINDOWS[0]
-    template = "review/stats.html#stats-body" if request.htmx else "review/stats.html"
-    return render(request, template, selectors.stats(days=days))
+    return render_page(request, "review/stats.html", "stats-body", selectors.stats(days=days))
 
 
 @login_required
 @require_GET
 def mine(request):
     require_role(request.user, ANNOTATOR)
-    page = selectors.my_reviews(user=request.user, before=_int(request.GET.get("before")))
+    page = selectors.my_reviews(user=request.user, before=int_param(request.GET.get("before")))
     context = {
         "reviews": page,
         "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
     }
-    template = "review/mine.html#list" if request.htmx else "review/mine.html"
-    return render(request, template, context)
+    return render_page(request, "review/mine.html", "list", context)
 
 
 @login_required
@@ -277,8 +266,9 @@ def review_detail(request, pk: int):
     )
     if review.reviewer_id != request.user.pk and not has_role(request.user, CURATOR):
         raise Http404
-    template = "review/review_detail.html#detail" if request.htmx else "review/review_detail.html"
-    return render(request, template, selectors.review_detail(review))
+    return render_page(
+        request, "review/review_detail.html", "detail", selectors.review_detail(review)
+    )
 
 
 # --- guidelines ---------------------------------------------------------------
@@ -288,7 +278,7 @@ def review_detail(request, pk: int):
 @require_GET
 def guidelines(request):
     require_role(request.user, ANNOTATOR)
-    version = _int(request.GET.get("v"))
+    version = int_param(request.GET.get("v"))
     current = selectors.guideline_current()
     shown = current
     if version is not None:
@@ -299,8 +289,7 @@ def guidelines(request):
         "is_current": shown is not None and current is not None and shown.pk == current.pk,
         "versions": selectors.guideline_versions(),
     }
-    template = "review/guidelines.html#guideline" if request.htmx else "review/guidelines.html"
-    return render(request, template, context)
+    return render_page(request, "review/guidelines.html", "guideline", context)
 
 
 @login_required
@@ -324,8 +313,7 @@ def guidelines_edit(request):
             return redirect("review:guidelines")
     context = {"body": body, "error": error, "current": current}
     status = 422 if error else 200
-    template = "review/guidelines_edit.html#form" if request.htmx else "review/guidelines_edit.html"
-    return render(request, template, context, status=status)
+    return render_page(request, "review/guidelines_edit.html", "form", context, status=status)
 
 
 @login_required

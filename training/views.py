@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from flywheel_site.access import ADMIN, require_role
+from flywheel_site.http import render_page
 from training import export, selectors, services
 from training.forms import DatasetForm, QuarantineForm, VersionQuarantineForm
 from training.models import Dataset, DatasetVersion, Quarantine
@@ -173,8 +174,7 @@ def version_diff(request, name: str, number: int):
     require_role(request.user, ADMIN)
     version = _version_or_404(name, number)
     context = {"version": version, "diff": selectors.version_diff(version=version)}
-    template = "training/diff.html#diff" if request.htmx else "training/diff.html"
-    return render(request, template, context)
+    return render_page(request, "training/diff.html", "diff", context)
 
 
 @login_required

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, require_role
+from flywheel_site.http import int_param, render_page
 from training import runs, selectors_runs
 from training.models import DatasetVersion, ModelVersion
 
@@ -19,17 +20,10 @@ NO_SUCH_RUN = "No training run #{pk}."
 CHOOSE_VERSION = "Choose a frozen dataset version."
 
 
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 @login_required
 def run_list(request):
     require_role(request.user, ADMIN)
-    page = selectors_runs.runs_page(before=_int(request.GET.get("before")))
+    page = selectors_runs.runs_page(before=int_param(request.GET.get("before")))
     context = {
         "runs": page,
         "polling": any(run.is_active for run in page),
@@ -39,8 +33,7 @@ def run_list(request):
         "trainer": settings.FLYWHEEL_TRAINER,
         "base_model": runs.base_model_dir(),
     }
-    template = "training/runs/runs.html#runs-table" if request.htmx else "training/runs/runs.html"
-    return render(request, template, context)
+    return render_page(request, "training/runs/runs.html", "runs-table", context)
 
 
 @login_required
@@ -49,7 +42,7 @@ def run_start(request):
     require_role(request.user, ADMIN)
     version = (
         DatasetVersion.objects.select_related("dataset")
-        .filter(pk=_int(request.POST.get("version")))
+        .filter(pk=int_param(request.POST.get("version")))
         .first()
     )
     if version is None:
@@ -75,8 +68,7 @@ def run_detail(request, pk: int):
         "chart": selectors_runs.loss_chart(run.loss_curve),
         "model": getattr(run, "model_version", None),
     }
-    template = "training/runs/run.html#progress" if request.htmx else "training/runs/run.html"
-    return render(request, template, context)
+    return render_page(request, "training/runs/run.html", "progress", context)
 
 
 @login_required
