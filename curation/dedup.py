@@ -232,10 +232,22 @@ class NearDupIndex:
 
     def best_match(self, sketch: MinHash) -> tuple[Hashable, float] | None:
         """The indexed key with the highest estimated Jaccard >= threshold, or None."""
-        best: tuple[Hashable, float] | None = None
-        values = sketch.hashvalues
-        for key in self.query(sketch):
-            jaccard = float(np.count_nonzero(self._values[key] == values)) / len(values)
-            if jaccard >= self.threshold and (best is None or jaccard > best[1]):
-                best = (key, jaccard)
-        return best
+        return best_match(
+            sketch.hashvalues,
+            ((key, self._values[key]) for key in self.query(sketch)),
+            threshold=self.threshold,
+        )
+
+
+def best_match(
+    values: np.ndarray, others: Iterable[tuple[Hashable, np.ndarray]], *, threshold: float
+) -> tuple[Hashable, float] | None:
+    """Of `others` (key, MinHash values), the one with the highest estimated
+    Jaccard with `values` that is >= threshold (the first on a tie), or None.
+    The estimate is the share of equal MinHash values."""
+    best: tuple[Hashable, float] | None = None
+    for key, theirs in others:
+        jaccard = float(np.count_nonzero(theirs == values)) / len(values)
+        if jaccard >= threshold and (best is None or jaccard > best[1]):
+            best = (key, jaccard)
+    return best

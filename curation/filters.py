@@ -133,8 +133,22 @@ EDITED = "edited"
 CORRECTED = "corrected"
 EDIT_ACTIONS = frozenset({EDITED, CORRECTED})
 APPROVALS = frozenset({ACCEPTED, COPIED, EDITED, CORRECTED, THUMBS_UP})
+DISAPPROVALS = frozenset({THUMBS_DOWN, REGENERATED})
 APPROVING_RATING = 4
 DISAPPROVING_RATING = 2
+
+
+def disapproves(kinds: Iterable[str], ratings: Iterable[int]) -> bool:
+    """The one rule for "the user disliked the answer": a thumbs down, a
+    regenerate, or a rating at or below DISAPPROVING_RATING."""
+    return bool(DISAPPROVALS & set(kinds)) or any(r <= DISAPPROVING_RATING for r in ratings)
+
+
+def approves(kinds: Iterable[str], ratings: Iterable[int]) -> bool:
+    """The one rule for "the user approved the answer": an approving action or
+    a rating at or above APPROVING_RATING."""
+    return bool(APPROVALS & set(kinds)) or any(r >= APPROVING_RATING for r in ratings)
+
 
 # Quality weights and shape (see the module docstring).
 W_RATING = 3.0

@@ -347,10 +347,30 @@ class Candidate(models.Model):
     quality = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     evaluated_at = models.DateTimeField(null=True, blank=True)
+    # The sampling decision, recorded here by curation; the review app pulls
+    # sampled candidates into its queue (curation knows nothing of review).
+    # Set once: a later re-curation never re-draws a candidate already sampled.
+    sampled_at = models.DateTimeField(null=True, blank=True)
+    sample_stratum = models.CharField(max_length=310, blank=True, default="")
+    # Probability this candidate had of being sampled, so statistics over
+    # reviewed items can be weighted back to the whole population.
+    inclusion_probability = models.FloatField(null=True, blank=True)
+    priority = models.FloatField(null=True, blank=True)
+    priority_details = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["interaction", "kind"], name="candidate_unique_kind"),
+            models.CheckConstraint(
+                condition=(Q(sampled_at__isnull=True) & Q(inclusion_probability__isnull=True))
+                | (
+                    Q(sampled_at__isnull=False)
+                    & Q(inclusion_probability__gt=0)
+                    & Q(inclusion_probability__lte=1)
+                    & Q(priority__isnull=False)
+                ),
+                name="candidate_sample_complete",
+            ),
             models.CheckConstraint(
                 condition=Q(kind__in=CandidateKind.values), name="candidate_valid_kind"
             ),

@@ -3,7 +3,8 @@ and sampling into the reviewer queue.
 
 Every chunk of interactions is curated in one transaction that claims the rows
 (`FOR UPDATE SKIP LOCKED` on rows still `pending`), writes candidates,
-decisions and review items, and marks the rows `done`. A worker killed halfway
+decisions and sampling decisions (the review app queues sampled candidates in
+the same transaction, see `curation.hooks`), and marks the rows `done`. A worker killed halfway
 leaves nothing behind: the transaction rolls back, the rows stay pending, and
 a retry or the sweeper curates them exactly once. Unique constraints on
 (interaction, kind), (candidate, policy, filter) and review item per candidate
@@ -15,6 +16,7 @@ Sampling (keyed hash, stratified) and priority are described in
 
 import hashlib
 import hmac
+import json
 import logging
 import math
 import time
@@ -31,19 +33,17 @@ from django.db import connection, transaction
 from django.db.models import BigIntegerField, Count, F, Max, Min, Value
 from django.utils import timezone
 
-from curation import dedup, filters
+from curation import dedup, filters, hooks
 from curation.models import (
     Candidate,
     CandidateKind,
     CurationPolicy,
     CurationRun,
     Feedback,
-    FeedbackKind,
     FilterDecision,
     Interaction,
 )
 from curation.toxicity import ToxicityConfig, ToxicityUnavailable, get_scorer, toxicity_decision
-from review.models import ReviewItem
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,6 @@ NOT_DUPLICATE = "No earlier candidate matches."
 NO_TEXT_SKIP = "No chosen text: not scored."
 HELD_REASON = "Held: {error}"
 ABANDONED = "abandoned: the worker stopped before finishing; the sweeper curates what it left"
-NEGATIVE = {FeedbackKind.THUMBS_DOWN, FeedbackKind.REGENERATED}
-POSITIVE = {FeedbackKind.ACCEPTED, FeedbackKind.COPIED, FeedbackKind.THUMBS_UP}
 
 
 # --- policies -----------------------------------------------------------------
@@ -176,7 +174,7 @@ def candidate_specs(
         "task_type": interaction.task_type,
         "model": interaction.model,
     }
-    edits = [f for f in ordered if f.kind in (FeedbackKind.EDITED, FeedbackKind.CORRECTED)]
+    edits = [f for f in ordered if f.kind in filters.EDIT_ACTIONS]
     if edits:
         # The latest edit is the user's final word on the answer.
         return [
@@ -187,11 +185,9 @@ def candidate_specs(
                 "rejected": interaction.response,
             }
         ]
-    negative = NEGATIVE & set(kinds) or any(r <= 2 for r in ratings)
-    if negative:
+    if filters.disapproves(kinds, ratings):
         return [{**common, "kind": CandidateKind.NEEDS_ANSWER, "chosen": None, "rejected": None}]
-    positive = POSITIVE & set(kinds) or any(r >= 4 for r in ratings)
-    if positive and keyed_uniform("sft", interaction.pk) < sft_rate:
+    if filters.approves(kinds, ratings) and keyed_uniform("sft", interaction.pk) < sft_rate:
         return [
             {**common, "kind": CandidateKind.SFT, "chosen": interaction.response, "rejected": None}
         ]
@@ -347,12 +343,11 @@ def _dedup_steps(candidate: Candidate, earlier: _EarlierCandidates) -> dict:
 
     def near(item, policy):
         mine = np.frombuffer(bytes(candidate.minhash), dtype="<u4")
-        best = None
-        for other, blob in earlier.near(candidate):
-            theirs = np.frombuffer(blob, dtype="<u4")
-            jaccard = float(np.count_nonzero(mine == theirs)) / len(mine)
-            if jaccard >= policy.near_dup_threshold and (best is None or jaccard > best[1]):
-                best = (other, jaccard)
+        best = dedup.best_match(
+            mine,
+            ((other, np.frombuffer(blob, dtype="<u4")) for other, blob in earlier.near(candidate)),
+            threshold=policy.near_dup_threshold,
+        )
         if best is not None:
             return filters.FilterResult(
                 filters.DEDUP_NEAR,
@@ -607,8 +602,23 @@ def review_priority(
     return round(priority, 6), details
 
 
+# One statement records a chunk's sampling decisions. `sampled_at IS NULL`
+# keeps the first decision: re-curation never re-draws a sampled candidate.
+_WRITE_SAMPLE = """
+UPDATE curation_candidate AS c SET
+    sampled_at = %s, sample_stratum = v.stratum, inclusion_probability = v.probability,
+    priority = v.priority, priority_details = v.details
+FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::jsonb[])
+    AS v(id, stratum, probability, priority, details)
+WHERE c.id = v.id AND c.sampled_at IS NULL
+RETURNING c.id
+"""
+
+
 def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy) -> int:
-    """Sample passed candidates into the review queue. Returns items created."""
+    """Draw passed candidates for review and record the decision on each
+    (stratum, inclusion probability, priority). Downstream apps are told
+    through `hooks.candidates_sampled`. Returns how many were newly sampled."""
     passed = [c for c in candidates if c.status == Candidate.Status.PASSED]
     if not passed:
         return 0
@@ -630,7 +640,7 @@ def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy
         .annotate(first=Min("occurred_at"))
         .values_list("model", "first")
     )
-    items = []
+    drawn: list[tuple[int, str, float, float, str]] = []
     for c in passed:
         stratum = stratum_of(c)
         base = (
@@ -649,21 +659,15 @@ def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy
             stratum_share=sizes.get(stratum, 1) / total,
             new_model=bool(first_seen.get(c.model) and first_seen[c.model] >= recent),
         )
-        items.append(
-            ReviewItem(
-                candidate=c,
-                stratum=stratum,
-                inclusion_probability=rate,
-                priority=priority,
-                priority_details=details,
-                reviews_required=policy.reviews_required,
-            )
-        )
-    ids = [c.pk for c in passed]
-    before = ReviewItem.objects.filter(candidate__in=ids).count()
-    # The one-to-one constraint keeps a candidate from entering the queue twice.
-    ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
-    return ReviewItem.objects.filter(candidate__in=ids).count() - before
+        drawn.append((c.pk, stratum, rate, priority, json.dumps(details)))
+    if not drawn:
+        return 0
+    columns = [list(column) for column in zip(*drawn, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(_WRITE_SAMPLE, [timezone.now(), *columns])
+        sampled = sorted(row[0] for row in cursor.fetchall())
+    hooks.candidates_sampled(candidate_ids=sampled)
+    return len(sampled)
 
 
 # --- runs ---------------------------------------------------------------------

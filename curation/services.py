@@ -30,9 +30,6 @@ from flywheel_site import redis as fw_redis
 UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
 BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"
 CURATION_JOB = "curation.jobs.curate_interactions"
-# Interactions per curation job: big enough to batch the toxicity model, small
-# enough that a retried job redoes little.
-CURATION_CHUNK = 500
 
 
 # --- tokens -------------------------------------------------------------------
@@ -401,11 +398,13 @@ def curation_enqueue(*, interaction_ids) -> None:
     """Hand interactions to the curation queue. If Redis is down they stay
     pending in PostgreSQL and the sweeper enqueues them later."""
     ids = sorted(interaction_ids)
-    for start in range(0, len(ids), CURATION_CHUNK):
+    # One job per curation chunk (one transaction): a retried job redoes little.
+    chunk = settings.FLYWHEEL_CURATION_CHUNK
+    for start in range(0, len(ids), chunk):
         enqueued = fw_redis.enqueue(
             "curation",
             CURATION_JOB,
-            ids[start : start + CURATION_CHUNK],
+            ids[start : start + chunk],
             job_timeout=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S,
             retry=_retry(),
         )

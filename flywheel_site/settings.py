@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "curation",
     "review",
     "training",
+    # Last: it wires the apps above together (flywheel_site/apps.py).
+    "flywheel_site.apps.FlywheelSiteConfig",
 ]
 
 MIDDLEWARE = [

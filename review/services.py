@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from curation.models import CandidateKind
+from curation.models import Candidate, CandidateKind
 from review.models import Decision, Guideline, Review, ReviewItem, ReviewOutcome, ReviewSkip
 
 LEASE_LOST = (
@@ -435,3 +435,42 @@ def _verdict(
         # would make it disagree with a plain approval of the same text.
         return Verdict(decision=Decision.APPROVE, final_text=None, reject_reason="", note=note)
     return Verdict(decision=decision, final_text=text, reject_reason="", note=note)
+
+
+# --- queue intake ---------------------------------------------------------------
+
+
+def items_create_for_sampled(*, candidate_ids) -> int:
+    """Queue the candidates curation sampled (a pull: curation records the
+    decision on the candidate and knows nothing of this queue). Idempotent:
+    the one-to-one constraint keeps a candidate from entering twice. Returns
+    how many items were created."""
+    sampled = list(
+        Candidate.objects.filter(pk__in=candidate_ids, sampled_at__isnull=False)
+        .select_related("policy")
+        .only(
+            "pk",
+            "sample_stratum",
+            "inclusion_probability",
+            "priority",
+            "priority_details",
+            "policy__reviews_required",
+        )
+    )
+    if not sampled:
+        return 0
+    items = [
+        ReviewItem(
+            candidate=c,
+            stratum=c.sample_stratum,
+            inclusion_probability=c.inclusion_probability,
+            priority=c.priority,
+            priority_details=c.priority_details,
+            reviews_required=c.policy.reviews_required if c.policy else 1,
+        )
+        for c in sampled
+    ]
+    ids = [c.pk for c in sampled]
+    before = ReviewItem.objects.filter(candidate__in=ids).count()
+    ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
+    return ReviewItem.objects.filter(candidate__in=ids).count() - before

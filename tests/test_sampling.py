@@ -79,9 +79,35 @@ def test_sampling_is_deterministic_and_nothing_enters_the_queue_twice():
     again = pipeline.candidates_sample(candidates=candidates, policy=policy)
     assert again == 0
     assert set(ReviewItem.objects.values_list("candidate_id", flat=True)) == chosen
+    # The decision is recorded once; cleared, the keyed hash draws the same set.
     ReviewItem.objects.all().delete()
+    Candidate.objects.update(
+        sampled_at=None, sample_stratum="", inclusion_probability=None, priority=None
+    )
     assert pipeline.candidates_sample(candidates=candidates, policy=policy) == first
     assert set(ReviewItem.objects.values_list("candidate_id", flat=True)) == chosen
+
+
+def test_the_decision_is_recorded_on_the_candidate_and_the_queue_pulls_it():
+    policy = pipeline.policy_create(changes={"min_per_stratum": 0, "reviews_required": 2})
+    candidates = make_passed(500)
+    # Evaluation records the policy on each candidate before sampling.
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates]).update(policy=policy)
+    candidates = list(Candidate.objects.filter(pk__in=[c.pk for c in candidates]))
+    sampled = pipeline.candidates_sample(candidates=candidates, policy=policy)
+    marked = Candidate.objects.filter(sampled_at__isnull=False)
+    assert marked.count() == sampled > 0
+    for item in ReviewItem.objects.select_related("candidate"):
+        c = item.candidate
+        assert c.sampled_at is not None
+        assert (item.stratum, item.inclusion_probability, item.priority) == (
+            c.sample_stratum,
+            c.inclusion_probability,
+            c.priority,
+        )
+        assert item.priority_details == c.priority_details
+        assert item.reviews_required == 2
+    assert ReviewItem.objects.count() == sampled
 
 
 def test_a_rare_stratum_is_not_starved_by_a_common_one():
