@@ -752,16 +752,18 @@ def run_tracked(run: CurationRun):
 
 
 def run_finish(*, run: CurationRun, error: BaseException | None = None) -> None:
-    CurationRun.objects.filter(pk=run.pk).update(
-        status=CurationRun.Status.FAILED if error else CurationRun.Status.SUCCEEDED,
-        error=repr(error) if error else "",
-        finished_at=timezone.now(),
-    )
     try:
-        _run_unlock(run)
-    except DatabaseError:
-        # The connection is gone, and the lock with it.
-        log.warning("could not release the lock of curation run %s", run.pk)
+        CurationRun.objects.filter(pk=run.pk).update(
+            status=CurationRun.Status.FAILED if error else CurationRun.Status.SUCCEEDED,
+            error=repr(error) if error else "",
+            finished_at=timezone.now(),
+        )
+    finally:
+        try:
+            _run_unlock(run)
+        except DatabaseError:
+            # The connection is gone, and the lock with it: the sweeper closes the row.
+            log.warning("could not release the lock of curation run %s", run.pk)
 
 
 def runs_close_abandoned(*, older_than: timedelta) -> int:
@@ -774,8 +776,6 @@ def runs_close_abandoned(*, older_than: timedelta) -> int:
         status=CurationRun.Status.RUNNING, started_at__lt=cutoff
     ).values_list("pk", flat=True)
     for pk in ids:
-        if pk in _runs_held:
-            continue
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK_SPACE, pk % 2**31])
             if not cursor.fetchone()[0]:
