@@ -32,5 +32,10 @@ $PY manage.py collectstatic --noinput >/dev/null
 $PY manage.py load_demo
 
 echo "Flywheel is running on http://127.0.0.1:$PORT/ (Ctrl-C stops it)"
-# Not exec: the trap above must still stop the services once supervise.py returns.
-$PY scripts/supervise.py --pidfile .run/supervise.pid scripts/Procfile || true
+# In the background so that a SIGTERM to this script reaches the supervisor too
+# (bash runs traps only once a foreground command has returned).
+$PY scripts/supervise.py --pidfile .run/supervise.pid scripts/Procfile &
+supervisor=$!
+stop_supervisor() { kill -TERM "$supervisor" 2>/dev/null || true; wait "$supervisor" 2>/dev/null || true; }
+trap 'stop_supervisor; cleanup' INT TERM
+wait "$supervisor" || true
