@@ -94,7 +94,7 @@ start_redis() {
 stop_redis() {
   local pid
   pid="$(cat "$RUN/redis.pid" 2>/dev/null)" || return 0
-  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || ps -o comm= -p "$pid" 2>/dev/null)" = redis-server ]; then
+  if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q redis-server; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
@@ -110,7 +110,9 @@ stop_pg() {
 stop_app() {
   local pid
   pid="$(cat "$RUN/supervise.pid" 2>/dev/null)" || return 0
-  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+  # A stale pidfile's pid may belong to another process by now.
+  if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q supervise.py \
+      && kill "$pid" 2>/dev/null; then
     for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$RUN/supervise.pid"
