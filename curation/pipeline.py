@@ -29,7 +29,7 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import BigIntegerField, Count, F, Max, Min, Value
 from django.utils import timezone
 
@@ -705,8 +705,32 @@ def _run_add(run: CurationRun | None, counts: dict) -> None:
     run.failed_by_filter = by_filter
 
 
+# A running run holds a session advisory lock on (RUN_LOCK_SPACE, run id) from the
+# connection of the process doing the work. PostgreSQL drops it when that
+# process dies (kill -9, OOM) or loses its connection, so the sweeper knows
+# the run is abandoned without waiting for any timeout.
+RUN_LOCK_SPACE = 7202
+_runs_held: set[int] = set()
+
+
+def _run_lock(run: CurationRun) -> None:
+    if run.pk in _runs_held:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [RUN_LOCK_SPACE, run.pk % 2**31])
+    _runs_held.add(run.pk)
+
+
+def _run_unlock(run: CurationRun) -> None:
+    if run.pk not in _runs_held:
+        return
+    _runs_held.discard(run.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK_SPACE, run.pk % 2**31])
+
+
 def run_start(*, trigger: str, total: int = 0, job_id: str = "") -> CurationRun:
-    return CurationRun.objects.create(
+    run = CurationRun.objects.create(
         trigger=trigger,
         status=CurationRun.Status.RUNNING,
         total=total,
@@ -714,12 +738,15 @@ def run_start(*, trigger: str, total: int = 0, job_id: str = "") -> CurationRun:
         policy=policy_current(),
         started_at=timezone.now(),
     )
+    _run_lock(run)
+    return run
 
 
 @contextmanager
 def run_tracked(run: CurationRun):
     """Close the run row as succeeded, or failed with the error's repr, however
     the block ends (a killed worker's row is closed by the sweeper instead)."""
+    _run_lock(run)
     try:
         yield run
     except BaseException as error:
@@ -729,11 +756,45 @@ def run_tracked(run: CurationRun):
 
 
 def run_finish(*, run: CurationRun, error: BaseException | None = None) -> None:
-    CurationRun.objects.filter(pk=run.pk).update(
-        status=CurationRun.Status.FAILED if error else CurationRun.Status.SUCCEEDED,
-        error=repr(error) if error else "",
-        finished_at=timezone.now(),
-    )
+    try:
+        CurationRun.objects.filter(pk=run.pk).update(
+            status=CurationRun.Status.FAILED if error else CurationRun.Status.SUCCEEDED,
+            error=repr(error) if error else "",
+            finished_at=timezone.now(),
+        )
+    finally:
+        try:
+            _run_unlock(run)
+        except DatabaseError:
+            # The connection is gone, and the lock with it: the sweeper closes the row.
+            log.warning("could not release the lock of curation run %s", run.pk)
+
+
+def runs_close_abandoned(*, older_than: timedelta) -> int:
+    """Close running rows whose process is gone: their advisory lock is free.
+    Rows younger than `older_than` are left alone (a run takes its lock right
+    after creating its row)."""
+    closed = 0
+    cutoff = timezone.now() - older_than
+    ids = CurationRun.objects.filter(
+        status=CurationRun.Status.RUNNING, started_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    for pk in ids:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK_SPACE, pk % 2**31])
+            if not cursor.fetchone()[0]:
+                continue
+            try:
+                closed += CurationRun.objects.filter(
+                    pk=pk, status=CurationRun.Status.RUNNING
+                ).update(
+                    status=CurationRun.Status.FAILED, error=ABANDONED, finished_at=timezone.now()
+                )
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK_SPACE, pk % 2**31])
+    if closed:
+        log.warning("closed %d curation runs whose process stopped", closed)
+    return closed
 
 
 def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
@@ -839,18 +900,16 @@ RETURNING f.interaction_id
 
 
 def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict:
-    """What the scheduler runs every minute: link feedback that raced its
-    interaction, send touched interactions back to curation, curate every
-    interaction left pending (Redis was down, a job was lost, a worker was
-    killed), and re-check held candidates. Bounded by `limit` per sweep."""
+    """What the scheduler runs every FLYWHEEL_SWEEP_INTERVAL_S, and THE recovery
+    path for anything a dead worker or a lost job left behind: close the run
+    rows of processes that are gone, link feedback that raced its interaction,
+    send touched interactions back to curation, curate every interaction left
+    pending for longer than the grace (Redis was down, a job was lost, a worker
+    was killed), and re-check held candidates. So whatever a fault leaves is
+    curated within one interval plus the grace of the fault. Bounded by
+    `limit` per sweep."""
     grace = settings.FLYWHEEL_SWEEP_GRACE_S if grace_seconds is None else grace_seconds
-    # A run whose worker died (kill -9, OOM) never finishes its row: close it so
-    # the runs page does not show it running forever. Its rows are still
-    # pending and are curated below.
-    stale = timezone.now() - timedelta(seconds=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S + 60)
-    CurationRun.objects.filter(status=CurationRun.Status.RUNNING, started_at__lt=stale).update(
-        status=CurationRun.Status.FAILED, error=ABANDONED, finished_at=timezone.now()
-    )
+    runs_close_abandoned(older_than=timedelta(seconds=grace))
     limit = settings.FLYWHEEL_SWEEP_LIMIT if limit is None else limit
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_LINK_LATE_FEEDBACK)

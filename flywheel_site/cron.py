@@ -1,5 +1,7 @@
 """Periodic jobs, loaded by `python manage.py rqcron flywheel_site.cron`
-(started by `make run` beside the worker)."""
+(a process of scripts/Procfile). rqcron exits on a Redis error; the supervisor
+starts it again, and an interval job is enqueued as soon as rqcron starts, so
+the first sweep after an outage comes at once."""
 
 from django.conf import settings
 from rq import cron

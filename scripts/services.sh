@@ -88,18 +88,37 @@ start_redis() {
   echo "redis: $how on 127.0.0.1:$REDIS_PORT"
 }
 
+# The stop paths go by what this project started (its pidfile, its data dir),
+# not by DATABASE_URL / REDIS_URL: `services.sh env` exports those for the
+# project's own servers too.
 stop_redis() {
-  if [ -z "${REDIS_URL:-}" ]; then redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
+  local pid
+  pid="$(cat "$RUN/redis.pid" 2>/dev/null)" || return 0
+  if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q redis-server; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$RUN/redis.pid"
 }
 
 stop_pg() {
-  if [ -z "${DATABASE_URL:-}" ]; then
-    local B D; B="$(pg_bin)" || return 0; D="$(pg_datadir)"
-    [ -f "$D/PG_VERSION" ] && as_pg "$B/pg_ctl" -D "$D" -m fast stop >/dev/null 2>&1 || true
-  fi
+  local B D; B="$(pg_bin)" || return 0; D="$(pg_datadir)"
+  [ -f "$D/postmaster.pid" ] && as_pg "$B/pg_ctl" -D "$D" -m fast stop >/dev/null 2>&1 || true
 }
 
-stop_all() { stop_redis; stop_pg; }
+# The supervisor of a `make run` (scripts/supervise.py) stops its children on SIGTERM.
+stop_app() {
+  local pid
+  pid="$(cat "$RUN/supervise.pid" 2>/dev/null)" || return 0
+  # A stale pidfile's pid may belong to another process by now.
+  if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q supervise.py \
+      && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$RUN/supervise.pid"
+}
+
+stop_all() { stop_app; stop_redis; stop_pg; }
 
 # Export lines a Makefile or shell can eval: the URLs the app should use.
 print_env() {
