@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
 from flywheel_site.http import int_param, render_page
-from review import selectors, services
+from review import presenters, selectors, services
 from review.models import Guideline, Review, ReviewItem
 
 QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
@@ -41,7 +41,7 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
         messages.info(request, empty)
         return redirect("review:home")
     if request.htmx:
-        context = selectors.screen(item=item, user=request.user)
+        context = presenters.screen(item=item, user=request.user)
         context["notice"] = notice
         return push_url(_screen(request, context), reverse("review:item", args=[item.pk]))
     if notice:
@@ -50,7 +50,7 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
 
 
 def _refused(request, item: ReviewItem, error: services.ReviewError, *, posted=None):
-    context = selectors.screen(item=item, user=request.user, posted=posted, error=error.message)
+    context = presenters.screen(item=item, user=request.user, posted=posted, error=error.message)
     if context["mode"] != "lost" and error.status == 409:
         context["mode"] = "lost"
     return _screen(request, context, status=error.status)
@@ -93,7 +93,7 @@ def claim_next(request):
 def item(request, pk: int):
     require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
-    context = selectors.screen(item=obj, user=request.user)
+    context = presenters.screen(item=obj, user=request.user)
     if context["mode"] == "lost":
         context["error"] = services.LEASE_LOST
         return _screen(request, context, status=409)
@@ -165,7 +165,7 @@ def diff(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     text = request.POST.get("final_text", "")
     if request.htmx:
-        context = selectors.screen(item=obj, user=request.user, edited_text=text)
+        context = presenters.screen(item=obj, user=request.user, edited_text=text)
         if context["mode"] == "lost":
             return render(
                 request, f"{SCREEN}#lease-lost", {"error": services.LEASE_LOST}, status=409
@@ -173,7 +173,7 @@ def diff(request, pk: int):
         return render(request, f"{SCREEN}#three-way", context)
     posted = _posted(request)
     posted["final_text"] = text
-    context = selectors.screen(item=obj, user=request.user, posted=posted, edited_text=text)
+    context = presenters.screen(item=obj, user=request.user, posted=posted, edited_text=text)
     context["editing"] = True
     return render(request, SCREEN, context, status=409 if context["mode"] == "lost" else 200)
 
@@ -267,7 +267,7 @@ def review_detail(request, pk: int):
     if review.reviewer_id != request.user.pk and not has_role(request.user, CURATOR):
         raise Http404
     return render_page(
-        request, "review/review_detail.html", "detail", selectors.review_detail(review)
+        request, "review/review_detail.html", "detail", presenters.review_detail(review)
     )
 
 
@@ -285,7 +285,7 @@ def guidelines(request):
         shown = get_object_or_404(Guideline, version=version)
     context = {
         "guideline": shown,
-        "html": selectors.guideline_html(shown),
+        "html": presenters.guideline_html(shown),
         "is_current": shown is not None and current is not None and shown.pk == current.pk,
         "versions": selectors.guideline_versions(),
     }
@@ -321,7 +321,7 @@ def guidelines_edit(request):
 def guidelines_preview(request):
     require_role(request.user, CURATOR)
     body = request.POST.get("body", "")
-    context = {"preview": selectors.render_markdown(body), "body": body}
+    context = {"preview": presenters.render_markdown(body), "body": body}
     if request.htmx:
         return render(request, "review/guidelines_edit.html#preview", context)
     context["current"] = selectors.guideline_current()
