@@ -15,6 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
 from flywheel_site.http import int_param, render_page
 from review import presenters, selectors, services
+from review.forms import DecisionForm
 from review.models import Guideline, Review, ReviewItem
 
 QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
@@ -56,18 +57,20 @@ def _refused(request, item: ReviewItem, error: services.ReviewError, *, posted=N
     return _screen(request, context, status=error.status)
 
 
-def _posted(request) -> dict:
-    post = request.POST
-    return {
-        "decision": post.get("decision", ""),
-        "accuracy": int_param(post.get("accuracy")),
-        "helpfulness": int_param(post.get("helpfulness")),
-        "safety": int_param(post.get("safety")),
-        "final_text": post.get("final_text") if post.get("decision") == "approve_edit" else None,
-        "reject_reason": post.get("reject_reason_other", "").strip()
-        or post.get("reject_reason", ""),
-        "note": post.get("note", ""),
-    }
+def _decide(request, pk: int, write, *, mode: services.Mode, notice: str, empty: str):
+    """Submit and adjudicate: parse the decision form, call ``write(item, form)``
+    (one service), then move on to the next item in ``mode``; a refusal re-renders
+    the screen with what was typed."""
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    form = DecisionForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise services.InvalidReview(form.first_error())
+        write(obj, form)
+    except services.ReviewError as error:
+        return _refused(request, obj, error, posted=form.posted())
+    item = services.item_claim_next(user=request.user, mode=mode)
+    return _show(request, item, notice=notice, empty=empty)
 
 
 # --- queue --------------------------------------------------------------------
@@ -104,24 +107,11 @@ def item(request, pk: int):
 @require_POST
 def submit(request, pk: int):
     require_role(request.user, ANNOTATOR)
-    obj = get_object_or_404(ReviewItem, pk=pk)
-    posted = _posted(request)
-    try:
-        services.review_submit(
-            item=obj,
-            reviewer=request.user,
-            decision=posted["decision"],
-            accuracy=posted["accuracy"],
-            helpfulness=posted["helpfulness"],
-            safety=posted["safety"],
-            final_text=posted["final_text"],
-            reject_reason=posted["reject_reason"],
-            note=posted["note"],
-        )
-    except services.ReviewError as error:
-        posted["final_text"] = request.POST.get("final_text")
-        return _refused(request, obj, error, posted=posted)
-    return _show(request, services.item_claim_next(user=request.user), notice=SAVED)
+
+    def write(item, form):
+        services.review_submit(item=item, reviewer=request.user, **form.rubric(), **form.verdict())
+
+    return _decide(request, pk, write, mode="review", notice=SAVED, empty=QUEUE_EMPTY)
 
 
 @login_required
@@ -171,8 +161,9 @@ def diff(request, pk: int):
                 request, f"{SCREEN}#lease-lost", {"error": services.LEASE_LOST}, status=409
             )
         return render(request, f"{SCREEN}#three-way", context)
-    posted = _posted(request)
-    posted["final_text"] = text
+    form = DecisionForm(request.POST)
+    form.is_valid()  # only to show the form again; nothing is written
+    posted = form.posted()
     context = presenters.screen(item=obj, user=request.user, posted=posted, edited_text=text)
     context["editing"] = True
     return render(request, SCREEN, context, status=409 if context["mode"] == "lost" else 200)
@@ -212,22 +203,13 @@ def claim(request, pk: int):
 @require_POST
 def adjudicate(request, pk: int):
     require_role(request.user, CURATOR)
-    obj = get_object_or_404(ReviewItem, pk=pk)
-    posted = _posted(request)
-    try:
-        services.outcome_adjudicate(
-            item=obj,
-            curator=request.user,
-            decision=posted["decision"],
-            final_text=posted["final_text"],
-            reject_reason=posted["reject_reason"],
-            note=posted["note"],
-        )
-    except services.ReviewError as error:
-        posted["final_text"] = request.POST.get("final_text")
-        return _refused(request, obj, error, posted=posted)
-    item = services.item_claim_next(user=request.user, mode="adjudication")
-    return _show(request, item, notice=ADJUDICATED, empty=ADJUDICATION_EMPTY)
+
+    def write(item, form):
+        services.outcome_adjudicate(item=item, curator=request.user, **form.verdict())
+
+    return _decide(
+        request, pk, write, mode="adjudication", notice=ADJUDICATED, empty=ADJUDICATION_EMPTY
+    )
 
 
 # --- statistics, history ------------------------------------------------------
