@@ -226,8 +226,7 @@ def review_submit(
             final_text=final_text,
             reject_reason=reject_reason,
             note=note,
-            chosen=candidate.chosen,
-            needs_answer=candidate.kind == CandidateKind.NEEDS_ANSWER,
+            candidate=candidate,
         )
         review = Review.objects.create(
             item=locked,
@@ -317,8 +316,7 @@ def outcome_adjudicate(
             final_text=final_text,
             reject_reason=reject_reason,
             note=note,
-            chosen=candidate.chosen,
-            needs_answer=candidate.kind == CandidateKind.NEEDS_ANSWER,
+            candidate=candidate,
         )
         approved = verdict.decision in APPROVALS
         outcome = ReviewOutcome.objects.create(
@@ -402,9 +400,10 @@ def _verdict(
     final_text: str | None,
     reject_reason: str,
     note: str,
-    chosen: str | None,
-    needs_answer: bool,
+    candidate,
 ) -> Verdict:
+    chosen = candidate.chosen
+    needs_answer = candidate.kind == CandidateKind.NEEDS_ANSWER
     if decision not in Decision.values:
         raise InvalidReview(UNKNOWN_DECISION)
     note = (note or "").strip()
