@@ -113,6 +113,28 @@ class Decision(models.TextChoices):
     APPROVE_EDIT = "approve_edit"
 
 
+APPROVALS = (Decision.APPROVE, Decision.APPROVE_EDIT)
+
+# The short list on the screen; anything else comes from the free-text field.
+REJECT_REASONS = (
+    "Not an improvement on the model's answer",
+    "Wrong or misleading",
+    "Unsafe or toxic",
+    "Contains personal data",
+    "Off-topic, spam or not a real request",
+    "Duplicate of another item",
+)
+
+
+def model_output_of(candidate) -> str:
+    """The model's answer: the rejected side of a pair, else the response.
+    Both the outcome written by services and the screen shown by presenters
+    read it, so it lives beside the models they share."""
+    if candidate.rejected is not None:
+        return candidate.rejected
+    return candidate.interaction.response
+
+
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
 class Review(models.Model):
     """One annotator's independent review of one item."""

@@ -1,4 +1,4 @@
-"""Reads for the review pages.
+"""Reads for the review pages (what they show is shaped in ``review.presenters``).
 
 The review screen reads one item by primary key and never counts the queue, so
 claim-and-render costs the same at 1,000 or 100,000 queued items. Statistics
@@ -11,22 +11,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 
-import markdown
-import nh3
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from django.utils.safestring import SafeString, mark_safe
 
-from curation.models import CandidateKind, FilterDecision
+from curation.models import FilterDecision
 from flywheel_site.access import CURATOR, has_role
 from review import agreement
-from review.diff import render_diff_html, render_side_by_side_html, render_three_way_html
-from review.models import Decision, Guideline, Review, ReviewItem, ReviewOutcome
-from review.services import APPROVALS, REJECT_REASONS, model_output_of
+from review.models import APPROVALS, Guideline, Review, ReviewItem, ReviewOutcome
 
 PAGE_SIZE = 50
 STATS_WINDOWS = (7, 14, 30, 90)
@@ -34,39 +28,13 @@ STATS_WINDOWS = (7, 14, 30, 90)
 # statistics page stays bounded however much history there is.
 AGREEMENT_MAX_REVIEWS = 20_000
 ADJUDICATION_LIST_SIZE = 100
-NONE = "\u2013"  # an en dash for "no value"
-RUBRIC = (
-    ("accuracy", "Accuracy"),
-    ("helpfulness", "Helpfulness"),
-    ("safety", "Safety"),
-)
 
 
 # --- guidelines ---------------------------------------------------------------
 
 
-def render_markdown(text: str) -> SafeString:
-    """Markdown to HTML, then cleaned by nh3's allow-list: curators write the
-    text, but it is shown to everyone, so no script, style or event handler
-    survives whatever the Markdown contains."""
-    html = markdown.markdown(text, extensions=["extra", "sane_lists"])
-    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer"))  # noqa: S308
-
-
 def guideline_current() -> Guideline | None:
     return Guideline.objects.order_by("-version").first()
-
-
-@lru_cache(maxsize=32)
-def _guideline_html(pk: int, body: str) -> SafeString:
-    return render_markdown(body)
-
-
-def guideline_html(guideline: Guideline | None) -> SafeString:
-    # Versions are read-only rows, so (pk, body) never changes meaning: cache it.
-    if guideline is None:
-        return mark_safe("")
-    return _guideline_html(guideline.pk, guideline.body)
 
 
 def guideline_versions(limit: int = 50) -> list[dict]:
@@ -80,134 +48,13 @@ def guideline_versions(limit: int = 50) -> list[dict]:
 # --- the review screen --------------------------------------------------------
 
 
-def screen(
-    *,
-    item: ReviewItem,
-    user,
-    posted: dict | None = None,
-    error: str = "",
-    edited_text: str | None = None,
-) -> dict:
-    """Everything the review screen shows for ``user`` looking at ``item``.
-
-    ``mode`` is review (the user holds the lease on a queued item), adjudicate
-    (a curator holds the lease on an item whose reviews disagreed), inspect (a
-    curator looking without a lease) or lost (anyone else: no content shown).
-    """
-    now = timezone.now()
-    holds = item.lease_holder_id == user.pk and item.lease_expires_at > now
-    curator = has_role(user, CURATOR)
-    if holds and item.status == ReviewItem.Status.QUEUED:
-        mode = "review"
-    elif holds and item.status == ReviewItem.Status.ADJUDICATION and curator:
-        mode = "adjudicate"
-    elif curator:
-        mode = "inspect"
-    else:
-        return {"mode": "lost", "item": item, "error": error}
-    item = ReviewItem.objects.select_related("candidate__interaction", "lease_holder").get(
-        pk=item.pk
-    )
-    candidate = item.candidate
-    interaction = candidate.interaction
-    model_output = model_output_of(candidate)
-    posted = posted or {}
-    if edited_text is None:
-        edited_text = posted.get("final_text")
-    context = {
-        "mode": mode,
-        "item": item,
-        "candidate": candidate,
-        "interaction": interaction,
-        "error": error,
-        "posted": posted,
-        "messages_shown": _conversation(candidate.prompt),
-        "model_output": model_output,
-        "panes": _panes(candidate=candidate, model_output=model_output),
-        "scores": _scores(candidate=candidate, interaction=interaction),
-        "filter_decisions": _filter_decisions(candidate),
-        "edit_text": edited_text if edited_text is not None else (candidate.chosen or ""),
-        "three_way": _three_way(candidate=candidate, model_output=model_output, edited=edited_text),
-        "rubric": [(name, label, posted.get(name)) for name, label in RUBRIC],
-        "reject_reasons": REJECT_REASONS,
-        "needs_answer": candidate.kind == CandidateKind.NEEDS_ANSWER,
-        "guideline": guideline_html(guideline_current()),
-        "lease_expires_at": item.lease_expires_at if holds else None,
-    }
-    if mode in ("adjudicate", "inspect"):
-        context["reviews"] = _reviews_shown(
-            item=item, chosen=candidate.chosen, model_output=model_output
-        )
-        context["outcome"] = ReviewOutcome.objects.filter(item=item).first()
-        edits = [e["review"].final_text for e in context["reviews"] if e["review"].final_text]
-        if mode == "adjudicate" and edited_text is None and edits:
-            # Start from the latest reviewer edit: usually the closest to gold.
-            context["edit_text"] = edits[-1]
-    return context
+def item_with_candidate(*, pk: int) -> ReviewItem:
+    """One item with what its screen shows in the same query."""
+    return ReviewItem.objects.select_related("candidate__interaction", "lease_holder").get(pk=pk)
 
 
-def three_way_context(*, item: ReviewItem, edited_text: str) -> dict:
-    candidate = item.candidate
-    return {
-        "three_way": _three_way(
-            candidate=candidate, model_output=model_output_of(candidate), edited=edited_text
-        ),
-        "needs_answer": candidate.kind == CandidateKind.NEEDS_ANSWER,
-    }
-
-
-def _conversation(prompt) -> list[dict]:
-    if not isinstance(prompt, list):
-        return [{"role": "user", "content": str(prompt)}]
-    return [
-        {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
-        for m in prompt
-        if isinstance(m, dict)
-    ]
-
-
-def _panes(*, candidate, model_output: str) -> dict:
-    if candidate.kind == CandidateKind.PREFERENCE and candidate.chosen is not None:
-        sides = render_side_by_side_html(model_output, candidate.chosen)
-        return {"kind": "pair", "old": sides["old"], "new": sides["new"]}
-    return {"kind": "single", "text": model_output}
-
-
-def _three_way(*, candidate, model_output: str, edited: str | None) -> dict | None:
-    if edited is None:
-        return None
-    edited = edited.replace("\r\n", "\n")
-    if candidate.kind == CandidateKind.NEEDS_ANSWER or candidate.chosen is None:
-        return {"two_way": True, "model_vs_reviewer": render_diff_html(model_output, edited)}
-    steps = render_three_way_html(model=model_output, user=candidate.chosen, reviewer=edited)
-    return {"two_way": False, **steps}
-
-
-def _scores(*, candidate, interaction) -> list[tuple[str, str]]:
-    def number(value, digits=2):
-        return NONE if value is None else f"{value:.{digits}f}"
-
-    pii = interaction.pii or {}
-    toxicity = number(candidate.toxicity, 3)
-    if candidate.toxicity_scorer:
-        toxicity = f"{toxicity} ({candidate.toxicity_scorer})"
-    return [
-        ("Similarity (characters)", number(candidate.char_similarity)),
-        ("Similarity (words)", number(candidate.word_similarity)),
-        ("Toxicity", toxicity),
-        ("Quality", number(candidate.quality)),
-        (
-            "PII redacted",
-            ", ".join(f"{kind} {n}" for kind, n in sorted(pii.items())) if pii else "none",
-        ),
-        ("Model", interaction.model or NONE),
-        ("Task type", interaction.task_type or NONE),
-        ("Feedback", ", ".join(candidate.feedback_kinds) or NONE),
-        ("User rating", NONE if candidate.rating is None else str(candidate.rating)),
-    ]
-
-
-def _filter_decisions(candidate) -> list[FilterDecision]:
+def filter_decisions(*, candidate) -> list[FilterDecision]:
+    """The filter results of the policy that passed ``candidate``."""
     if candidate.policy_id is None:
         return []
     return list(
@@ -217,42 +64,12 @@ def _filter_decisions(candidate) -> list[FilterDecision]:
     )
 
 
-def _reviews_shown(*, item, chosen: str | None, model_output: str) -> list[dict]:
-    shown = []
-    for review in item.reviews.select_related("reviewer").order_by("submitted_at", "pk"):
-        entry = {"review": review, "three_way": None}
-        if review.decision == Decision.APPROVE_EDIT and review.final_text:
-            if chosen is None:
-                entry["three_way"] = {
-                    "two_way": True,
-                    "model_vs_reviewer": render_diff_html(model_output, review.final_text),
-                }
-            else:
-                entry["three_way"] = {
-                    "two_way": False,
-                    **render_three_way_html(
-                        model=model_output, user=chosen, reviewer=review.final_text
-                    ),
-                }
-        shown.append(entry)
-    return shown
+def item_reviews(*, item: ReviewItem) -> list[Review]:
+    return list(item.reviews.select_related("reviewer").order_by("submitted_at", "pk"))
 
 
-def review_detail(review: Review) -> dict:
-    candidate = review.item.candidate
-    model_output = model_output_of(candidate)
-    three_way = None
-    if review.final_text:
-        three_way = _three_way(
-            candidate=candidate, model_output=model_output, edited=review.final_text
-        )
-    return {
-        "review": review,
-        "candidate": candidate,
-        "messages_shown": _conversation(candidate.prompt),
-        "panes": _panes(candidate=candidate, model_output=model_output),
-        "three_way": three_way,
-    }
+def item_outcome(*, item: ReviewItem) -> ReviewOutcome | None:
+    return ReviewOutcome.objects.filter(item=item).first()
 
 
 # --- home, lists --------------------------------------------------------------
@@ -434,20 +251,8 @@ def queue_depth(*, day_list: list[date], since: datetime) -> list[dict]:
     """
     queued = ReviewItem.objects.filter(status=ReviewItem.Status.QUEUED).count()
     adjudication = ReviewItem.objects.filter(status=ReviewItem.Status.ADJUDICATION).count()
-    added = dict(
-        ReviewItem.objects.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(n=Count("pk"))
-        .values_list("day", "n")
-    )
-    settled = dict(
-        ReviewOutcome.objects.filter(decided_at__gte=since)
-        .annotate(day=TruncDate("decided_at"))
-        .values("day")
-        .annotate(n=Count("pk"))
-        .values_list("day", "n")
-    )
+    added = _per_day(ReviewItem.objects.all(), "created_at", since=since)
+    settled = _per_day(ReviewOutcome.objects.all(), "decided_at", since=since)
     depth = queued + adjudication
     series = []
     for day in reversed(day_list):
@@ -460,6 +265,17 @@ def queue_depth(*, day_list: list[date], since: datetime) -> list[dict]:
     for row in series:
         row["bar"] = round(100 * row["open"] / peak)
     return series
+
+
+def _per_day(rows: QuerySet, field: str, *, since: datetime) -> dict[date, int]:
+    """Rows per day of ``field`` since ``since``, read through that field's index."""
+    return dict(
+        rows.filter(**{f"{field}__gte": since})
+        .annotate(day=TruncDate(field))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
 
 
 def _median_seconds(*, since: datetime) -> dict:

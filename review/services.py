@@ -11,6 +11,8 @@ so history rows name them even outside a web request.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -18,11 +20,21 @@ from typing import Literal
 import pghistory
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from curation.models import Candidate, CandidateKind
-from review.models import Decision, Guideline, Review, ReviewItem, ReviewOutcome, ReviewSkip
+from review.models import (
+    APPROVALS,
+    REJECT_REASONS,  # noqa: F401 (training.demo reads it here)
+    Decision,
+    Guideline,
+    Review,
+    ReviewItem,
+    ReviewOutcome,
+    ReviewSkip,
+    model_output_of,
+)
 
 LEASE_LOST = (
     "This item is not leased to you any more: your lease expired or another reviewer "
@@ -43,15 +55,6 @@ TEXT_TOO_LONG = "The text is longer than {limit} characters."
 GUIDELINE_EMPTY = "The guidelines cannot be empty."
 GUIDELINE_CONFLICT = "Someone saved the guidelines at the same time; reload and try again."
 
-# The short list on the screen; anything else comes from the free-text field.
-REJECT_REASONS = (
-    "Not an improvement on the model's answer",
-    "Wrong or misleading",
-    "Unsafe or toxic",
-    "Contains personal data",
-    "Off-topic, spam or not a real request",
-    "Duplicate of another item",
-)
 NOTE_MAX_CHARS = 5_000
 REASON_MAX_CHARS = 200
 GUIDELINE_MAX_CHARS = 100_000
@@ -61,7 +64,6 @@ _STATUS_FOR_MODE = {
     "review": ReviewItem.Status.QUEUED,
     "adjudication": ReviewItem.Status.ADJUDICATION,
 }
-APPROVALS = (Decision.APPROVE, Decision.APPROVE_EDIT)
 
 
 class ReviewError(Exception):
@@ -162,9 +164,7 @@ def item_claim(*, item: ReviewItem, user) -> ReviewItem:
             raise LeaseLost(NOT_ADJUDICATION)
         if _live(locked, now) and locked.lease_holder_id != user.pk:
             raise LeaseLost(LEASE_LOST)
-        ReviewItem.objects.filter(lease_holder=user).exclude(pk=locked.pk).update(
-            lease_holder=None, lease_expires_at=None, lease_started_at=None
-        )
+        _release(ReviewItem.objects.filter(lease_holder=user).exclude(pk=locked.pk))
         started = locked.lease_started_at if locked.lease_holder_id == user.pk else now
         ReviewItem.objects.filter(pk=locked.pk).update(
             lease_holder=user, lease_expires_at=now + lease_length(), lease_started_at=started
@@ -175,21 +175,17 @@ def item_claim(*, item: ReviewItem, user) -> ReviewItem:
 
 def lease_renew(*, item: ReviewItem, user) -> ReviewItem:
     """Extend a live lease while the holder is active on the item."""
-    now = timezone.now()
-    with transaction.atomic(), pghistory.context(user=user.pk):
-        locked = _lock(item)
-        _check_lease(locked, user=user, now=now)
-        ReviewItem.objects.filter(pk=locked.pk).update(lease_expires_at=now + lease_length())
+    with _leased(item, user=user) as locked:
+        ReviewItem.objects.filter(pk=locked.pk).update(
+            lease_expires_at=timezone.now() + lease_length()
+        )
         locked.refresh_from_db()
         return locked
 
 
 def item_skip(*, item: ReviewItem, user) -> None:
     """Release the item and remember the skip, so it goes to someone else."""
-    now = timezone.now()
-    with transaction.atomic(), pghistory.context(user=user.pk):
-        locked = _lock(item)
-        _check_lease(locked, user=user, now=now)
+    with _leased(item, user=user) as locked:
         _release(locked.pk)
         if locked.status == ReviewItem.Status.QUEUED:
             ReviewSkip.objects.get_or_create(item=locked, user=user)
@@ -230,8 +226,7 @@ def review_submit(
             final_text=final_text,
             reject_reason=reject_reason,
             note=note,
-            chosen=candidate.chosen,
-            needs_answer=candidate.kind == CandidateKind.NEEDS_ANSWER,
+            candidate=candidate,
         )
         review = Review.objects.create(
             item=locked,
@@ -296,13 +291,6 @@ def _settle(item: ReviewItem) -> None:
     ReviewItem.objects.filter(pk=item.pk).update(status=ReviewItem.Status.DONE)
 
 
-def model_output_of(candidate) -> str:
-    """The model's answer: the rejected side of a pair, else the response."""
-    if candidate.rejected is not None:
-        return candidate.rejected
-    return candidate.interaction.response
-
-
 # --- adjudication -------------------------------------------------------------
 
 
@@ -328,8 +316,7 @@ def outcome_adjudicate(
             final_text=final_text,
             reject_reason=reject_reason,
             note=note,
-            chosen=candidate.chosen,
-            needs_answer=candidate.kind == CandidateKind.NEEDS_ANSWER,
+            candidate=candidate,
         )
         approved = verdict.decision in APPROVALS
         outcome = ReviewOutcome.objects.create(
@@ -341,12 +328,7 @@ def outcome_adjudicate(
             note=verdict.note,
             adjudicated_by=curator,
         )
-        ReviewItem.objects.filter(pk=locked.pk).update(
-            status=ReviewItem.Status.DONE,
-            lease_holder=None,
-            lease_expires_at=None,
-            lease_started_at=None,
-        )
+        _release(locked.pk, status=ReviewItem.Status.DONE)
         return outcome
 
 
@@ -388,10 +370,23 @@ def _check_lease(item: ReviewItem, *, user, now) -> None:
         raise LeaseLost(LEASE_LOST)
 
 
-def _release(pk: int) -> None:
-    ReviewItem.objects.filter(pk=pk).update(
-        lease_holder=None, lease_expires_at=None, lease_started_at=None
-    )
+@contextmanager
+def _leased(item: ReviewItem, *, user) -> Iterator[ReviewItem]:
+    """The item's row, locked, inside a transaction, and only if ``user`` holds
+    a live lease on it."""
+    with transaction.atomic(), pghistory.context(user=user.pk):
+        locked = _lock(item)
+        _check_lease(locked, user=user, now=timezone.now())
+        yield locked
+
+
+def _release(items: int | QuerySet, **also) -> None:
+    """The one place a lease is cleared (all three columns together, as the
+    ``reviewitem_lease_complete`` constraint demands), on one item by primary
+    key or on a queryset, with any other columns that change at the same time."""
+    if isinstance(items, int):
+        items = ReviewItem.objects.filter(pk=items)
+    items.update(lease_holder=None, lease_expires_at=None, lease_started_at=None, **also)
 
 
 def _check_rubric(*scores: int | None) -> None:
@@ -405,9 +400,10 @@ def _verdict(
     final_text: str | None,
     reject_reason: str,
     note: str,
-    chosen: str | None,
-    needs_answer: bool,
+    candidate,
 ) -> Verdict:
+    chosen = candidate.chosen
+    needs_answer = candidate.kind == CandidateKind.NEEDS_ANSWER
     if decision not in Decision.values:
         raise InvalidReview(UNKNOWN_DECISION)
     note = (note or "").strip()

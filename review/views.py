@@ -14,7 +14,8 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
 from flywheel_site.http import int_param, render_page
-from review import selectors, services
+from review import presenters, selectors, services
+from review.forms import DecisionForm
 from review.models import Guideline, Review, ReviewItem
 
 QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
@@ -41,7 +42,7 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
         messages.info(request, empty)
         return redirect("review:home")
     if request.htmx:
-        context = selectors.screen(item=item, user=request.user)
+        context = presenters.screen(item=item, user=request.user)
         context["notice"] = notice
         return push_url(_screen(request, context), reverse("review:item", args=[item.pk]))
     if notice:
@@ -50,24 +51,26 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
 
 
 def _refused(request, item: ReviewItem, error: services.ReviewError, *, posted=None):
-    context = selectors.screen(item=item, user=request.user, posted=posted, error=error.message)
+    context = presenters.screen(item=item, user=request.user, posted=posted, error=error.message)
     if context["mode"] != "lost" and error.status == 409:
         context["mode"] = "lost"
     return _screen(request, context, status=error.status)
 
 
-def _posted(request) -> dict:
-    post = request.POST
-    return {
-        "decision": post.get("decision", ""),
-        "accuracy": int_param(post.get("accuracy")),
-        "helpfulness": int_param(post.get("helpfulness")),
-        "safety": int_param(post.get("safety")),
-        "final_text": post.get("final_text") if post.get("decision") == "approve_edit" else None,
-        "reject_reason": post.get("reject_reason_other", "").strip()
-        or post.get("reject_reason", ""),
-        "note": post.get("note", ""),
-    }
+def _decide(request, pk: int, write, *, mode: services.Mode, notice: str, empty: str):
+    """Submit and adjudicate: parse the decision form, call ``write(item, form)``
+    (one service), then move on to the next item in ``mode``; a refusal re-renders
+    the screen with what was typed."""
+    obj = get_object_or_404(ReviewItem, pk=pk)
+    form = DecisionForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise services.InvalidReview(form.first_error())
+        write(obj, form)
+    except services.ReviewError as error:
+        return _refused(request, obj, error, posted=form.posted())
+    item = services.item_claim_next(user=request.user, mode=mode)
+    return _show(request, item, notice=notice, empty=empty)
 
 
 # --- queue --------------------------------------------------------------------
@@ -93,7 +96,7 @@ def claim_next(request):
 def item(request, pk: int):
     require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
-    context = selectors.screen(item=obj, user=request.user)
+    context = presenters.screen(item=obj, user=request.user)
     if context["mode"] == "lost":
         context["error"] = services.LEASE_LOST
         return _screen(request, context, status=409)
@@ -104,24 +107,11 @@ def item(request, pk: int):
 @require_POST
 def submit(request, pk: int):
     require_role(request.user, ANNOTATOR)
-    obj = get_object_or_404(ReviewItem, pk=pk)
-    posted = _posted(request)
-    try:
-        services.review_submit(
-            item=obj,
-            reviewer=request.user,
-            decision=posted["decision"],
-            accuracy=posted["accuracy"],
-            helpfulness=posted["helpfulness"],
-            safety=posted["safety"],
-            final_text=posted["final_text"],
-            reject_reason=posted["reject_reason"],
-            note=posted["note"],
-        )
-    except services.ReviewError as error:
-        posted["final_text"] = request.POST.get("final_text")
-        return _refused(request, obj, error, posted=posted)
-    return _show(request, services.item_claim_next(user=request.user), notice=SAVED)
+
+    def write(item, form):
+        services.review_submit(item=item, reviewer=request.user, **form.rubric(), **form.verdict())
+
+    return _decide(request, pk, write, mode="review", notice=SAVED, empty=QUEUE_EMPTY)
 
 
 @login_required
@@ -165,15 +155,16 @@ def diff(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     text = request.POST.get("final_text", "")
     if request.htmx:
-        context = selectors.screen(item=obj, user=request.user, edited_text=text)
+        context = presenters.screen(item=obj, user=request.user, edited_text=text)
         if context["mode"] == "lost":
             return render(
                 request, f"{SCREEN}#lease-lost", {"error": services.LEASE_LOST}, status=409
             )
         return render(request, f"{SCREEN}#three-way", context)
-    posted = _posted(request)
-    posted["final_text"] = text
-    context = selectors.screen(item=obj, user=request.user, posted=posted, edited_text=text)
+    form = DecisionForm(request.POST)
+    form.is_valid()  # only to show the form again; nothing is written
+    posted = form.posted()
+    context = presenters.screen(item=obj, user=request.user, posted=posted, edited_text=text)
     context["editing"] = True
     return render(request, SCREEN, context, status=409 if context["mode"] == "lost" else 200)
 
@@ -212,22 +203,13 @@ def claim(request, pk: int):
 @require_POST
 def adjudicate(request, pk: int):
     require_role(request.user, CURATOR)
-    obj = get_object_or_404(ReviewItem, pk=pk)
-    posted = _posted(request)
-    try:
-        services.outcome_adjudicate(
-            item=obj,
-            curator=request.user,
-            decision=posted["decision"],
-            final_text=posted["final_text"],
-            reject_reason=posted["reject_reason"],
-            note=posted["note"],
-        )
-    except services.ReviewError as error:
-        posted["final_text"] = request.POST.get("final_text")
-        return _refused(request, obj, error, posted=posted)
-    item = services.item_claim_next(user=request.user, mode="adjudication")
-    return _show(request, item, notice=ADJUDICATED, empty=ADJUDICATION_EMPTY)
+
+    def write(item, form):
+        services.outcome_adjudicate(item=item, curator=request.user, **form.verdict())
+
+    return _decide(
+        request, pk, write, mode="adjudication", notice=ADJUDICATED, empty=ADJUDICATION_EMPTY
+    )
 
 
 # --- statistics, history ------------------------------------------------------
@@ -267,7 +249,7 @@ def review_detail(request, pk: int):
     if review.reviewer_id != request.user.pk and not has_role(request.user, CURATOR):
         raise Http404
     return render_page(
-        request, "review/review_detail.html", "detail", selectors.review_detail(review)
+        request, "review/review_detail.html", "detail", presenters.review_detail(review)
     )
 
 
@@ -285,7 +267,7 @@ def guidelines(request):
         shown = get_object_or_404(Guideline, version=version)
     context = {
         "guideline": shown,
-        "html": selectors.guideline_html(shown),
+        "html": presenters.guideline_html(shown),
         "is_current": shown is not None and current is not None and shown.pk == current.pk,
         "versions": selectors.guideline_versions(),
     }
@@ -321,7 +303,7 @@ def guidelines_edit(request):
 def guidelines_preview(request):
     require_role(request.user, CURATOR)
     body = request.POST.get("body", "")
-    context = {"preview": selectors.render_markdown(body), "body": body}
+    context = {"preview": presenters.render_markdown(body), "body": body}
     if request.htmx:
         return render(request, "review/guidelines_edit.html#preview", context)
     context["current"] = selectors.guideline_current()

@@ -5,7 +5,7 @@ import pytest
 
 from review import services, views
 from review.models import Guideline
-from review.selectors import render_markdown
+from review.presenters import render_markdown
 
 pytestmark = pytest.mark.django_db
 

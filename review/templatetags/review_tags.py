@@ -1,8 +1,10 @@
 from django import template
 
-register = template.Library()
+from review import presenters
+from review.presenters import NONE
 
-NONE = "\u2013"
+register = template.Library()
+register.filter("figure", presenters.figure)
 
 
 @register.filter
@@ -11,14 +13,6 @@ def percent(value) -> str:
     if value is None:
         return NONE
     return f"{100 * value:.0f}%"
-
-
-@register.filter
-def figure(value, digits: int = 2) -> str:
-    """A statistic that may be undefined (agreement on too little data)."""
-    if value is None:
-        return NONE
-    return f"{value:.{int(digits)}f}"
 
 
 @register.filter
