@@ -2,9 +2,12 @@
 its chunk, later jobs and every sweep carry on. Poisoned rows are written by
 raw SQL, as old data or a hand edit would be, and run through a real RQ worker."""
 
+import io
+
 import django_rq
 import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import OperationalError, connection
 
 from curation import jobs, pipeline
@@ -131,6 +134,18 @@ def test_errors_of_the_surroundings_leave_the_chunk_pending_for_a_retry(settings
         with pytest.raises(OperationalError):
             pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])
     assert set(states().values()) == {"pending"}
+
+
+@pytest.mark.django_db
+def test_the_curate_command_reports_rows_set_aside():
+    no_toxicity()
+    rows = edits(3, "p")
+    poison_messages(rows[0])
+    out = io.StringIO()
+    call_command("curate", stdout=out, stderr=io.StringIO())
+    assert "curated 3 interactions: 2 candidates" in out.getvalue()
+    assert "1 interaction(s) raised and were set aside as failed" in out.getvalue()
+    assert states() == {"p0": "failed", "p1": "done", "p2": "done"}
 
 
 # --- the runs page and the retry action ----------------------------------------
