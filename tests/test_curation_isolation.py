@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from curation import jobs, pipeline
 from curation.models import Candidate, CurationRun, Interaction
@@ -94,14 +95,24 @@ def test_poisoned_rows_fail_alone_and_the_rest_of_their_chunk_is_curated(poison_
     assert run.passed + run.failed == 4
 
 
-@transactional
-def test_a_clean_chunk_takes_the_fast_path_and_clears_nothing_it_should_keep():
+def savepoints(queries) -> int:
+    return sum(q["sql"].startswith("SAVEPOINT ") for q in queries)
+
+
+@pytest.mark.django_db
+def test_only_a_failing_chunk_pays_for_savepoints_per_interaction():
     no_toxicity()
-    edits(3, "p")
-    work()
-    assert set(states().values()) == {"done"}
-    assert not Interaction.objects.exclude(curation_error="").exists()
-    assert CurationRun.objects.get().errored == 0
+    clean = [i.pk for i in edits(5, "c")]
+    with CaptureQueriesContext(connection) as fast:
+        pipeline.interactions_curate(interaction_ids=clean)
+    assert savepoints(fast.captured_queries) == 1  # the chunk's own block (nested in the test's)
+    assert not Interaction.objects.filter(pk__in=clean).exclude(curation_state="done").exists()
+    rows = edits(5, "p")
+    poison_messages(rows[2])
+    with CaptureQueriesContext(connection) as slow:
+        pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])
+    assert savepoints(slow.captured_queries) == 2 + 5  # first try, the redo, one per row
+    assert [states()[f"p{i}"] for i in range(5)] == ["done", "done", "failed", "done", "done"]
 
 
 @transactional
@@ -111,13 +122,12 @@ def test_the_sweeper_completes_every_run_despite_a_poisoned_row(settings):
     rows = edits(4, "p")
     django_rq.get_queue("curation").empty()  # the job was lost: the sweeper finds the rows
     poison_messages(rows[0])
-    first = jobs.sweep()
-    second = jobs.sweep()
-    assert first["pending"] == 4
-    assert first["curated"]["errored"] == 1
-    assert second["pending"] == 0  # a failed row is not retried on every sweep
+    jobs.sweep()
     assert states() == {"p0": "failed", "p1": "done", "p2": "done", "p3": "done"}
-    assert list(CurationRun.objects.values_list("status", "errored")) == [("succeeded", 1)]
+    jobs.sweep()  # the failed row is not retried on every sweep, and stalls nothing
+    assert states() == {"p0": "failed", "p1": "done", "p2": "done", "p3": "done"}
+    runs = list(CurationRun.objects.values_list("trigger", "status", "errored"))
+    assert runs == [("sweeper", "succeeded", 1)]
 
 
 @pytest.mark.django_db
