@@ -4,14 +4,31 @@ from django.utils import timezone
 from curation.models import ApiToken, Feedback, Interaction, Source
 
 
+class IngestedAdmin(admin.ModelAdmin):
+    """Traffic as the ingest API stored it: viewable and deletable (pghistory
+    records the delete), never added or edited here. An admin form would write
+    raw JSON past the API's validation and PII redaction."""
+
+    # No model here has a public page; the button would lead to a 404.
+    view_on_site = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
+    view_on_site = False
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    view_on_site = False
     list_display = ("name", "source", "hint", "scopes", "created_at", "last_used_at", "revoked_at")
     list_filter = ("source",)
     readonly_fields = ("hint", "created_at", "last_used_at")
@@ -30,7 +47,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(admin.ModelAdmin):
+class InteractionAdmin(IngestedAdmin):
     list_display = ("event_id", "source", "model", "task_type", "occurred_at", "curation_state")
     list_filter = ("source", "task_type", "curation_state")
     search_fields = ("event_id",)
@@ -42,7 +59,7 @@ class InteractionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(IngestedAdmin):
     list_display = ("event_id", "source", "kind", "interaction_event_id", "occurred_at")
     list_filter = ("kind", "source")
     search_fields = ("event_id", "interaction_event_id")

@@ -91,7 +91,14 @@ class ApiToken(models.Model):
     # Curation bookkeeping changes on every row; a snapshot per state change would
     # double the table. Only changes to the content are history.
     pghistory.UpdateEvent(
-        condition=pghistory.AnyChange(exclude=["curation_state", "curation_claimed_at"])
+        condition=pghistory.AnyChange(
+            exclude=[
+                "curation_state",
+                "curation_claimed_at",
+                "curation_error",
+                "curation_failed_at",
+            ]
+        )
     ),
     pghistory.DeleteEvent(),
 )
@@ -101,6 +108,9 @@ class Interaction(models.Model):
     class CurationState(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
+        # Curating this row raised: set aside with its error so the rest of its
+        # chunk, and every later sweep, carry on. A curator retries it.
+        FAILED = "failed"
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="interactions")
     event_id = models.CharField(max_length=200)
@@ -123,13 +133,20 @@ class Interaction(models.Model):
         max_length=10, choices=CurationState.choices, default=CurationState.PENDING
     )
     curation_claimed_at = models.DateTimeField(null=True, blank=True)
+    # db_default: ingest writes rows with raw SQL that names no bookkeeping column.
+    curation_error = models.TextField(blank=True, default="", db_default="")
+    curation_failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["source", "event_id"], name="interaction_unique_event"),
             models.CheckConstraint(
-                condition=Q(curation_state__in=["pending", "done"]),
+                condition=Q(curation_state__in=["pending", "done", "failed"]),
                 name="interaction_valid_curation_state",
+            ),
+            models.CheckConstraint(
+                condition=~Q(curation_state="failed") | Q(curation_failed_at__isnull=False),
+                name="interaction_failed_has_time",
             ),
             models.CheckConstraint(
                 condition=Q(latency_ms__isnull=True) | Q(latency_ms__gte=0),
@@ -141,6 +158,12 @@ class Interaction(models.Model):
                 fields=["received_at"],
                 condition=Q(curation_state="pending"),
                 name="interaction_pending_idx",
+            ),
+            # The runs page lists failed rows, newest first; they are few.
+            models.Index(
+                fields=["-curation_failed_at"],
+                condition=Q(curation_state="failed"),
+                name="interaction_failed_idx",
             ),
             models.Index(fields=["occurred_at"], name="interaction_occurred_idx"),
         ]
@@ -451,6 +474,8 @@ class CurationRun(models.Model):
     held = models.PositiveIntegerField(default=0)
     sampled = models.PositiveIntegerField(default=0)
     failed_by_filter = models.JSONField(default=dict, blank=True)
+    # Interactions whose curation raised and were set aside as failed.
+    errored = models.PositiveIntegerField(default=0)
     scorer = models.CharField(max_length=100, blank=True, default="")
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -10,6 +10,13 @@ a retry or the sweeper curates them exactly once. Unique constraints on
 (interaction, kind), (candidate, policy, filter) and review item per candidate
 make a second run of the same chunk write nothing.
 
+One row that cannot be curated (a value Python cannot hold, a shape no code
+expected) must not stall the rest: a chunk that raises is rolled back and
+redone one interaction per savepoint, and the interactions that raise again
+are marked `failed` with their error, shown on the runs page for a curator to
+retry (`interactions_curate_chunk`). The sweeper curates only `pending` rows,
+so a failed one is not retried on every sweep.
+
 Sampling (keyed hash, stratified) and priority are described in
 `sampling_rate` and `review_priority`.
 """
@@ -29,9 +36,10 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import BigIntegerField, Count, F, Max, Min, Value
 from django.utils import timezone
+from rq.timeouts import JobTimeoutException
 
 from curation import dedup, filters, hooks
 from curation.models import (
@@ -46,6 +54,10 @@ from curation.models import (
 from curation.toxicity import ToxicityConfig, ToxicityUnavailable, get_scorer, toxicity_decision
 
 log = logging.getLogger(__name__)
+
+# Failures of the surroundings, not of a row: never a reason to mark rows
+# failed. The chunk stays pending for the job's retry or the sweeper.
+ENVIRONMENT_ERRORS = (OperationalError, InterfaceError, JobTimeoutException, MemoryError)
 
 # One curation transaction at a time: dedup must see every earlier candidate.
 CURATION_LOCK = 7_201_001
@@ -68,6 +80,8 @@ NEAR_DUPLICATE = "Near duplicate of candidate #{other} (estimated Jaccard {jacca
 NOT_DUPLICATE = "No earlier candidate matches."
 NO_TEXT_SKIP = "No chosen text: not scored."
 HELD_REASON = "Held: {error}"
+CURATION_ERROR = "curation raised {error}"
+ERROR_MAX_CHARS = 2000
 ABANDONED = "abandoned: the worker stopped before finishing; the sweeper curates what it left"
 
 
@@ -699,6 +713,7 @@ def _run_add(run: CurationRun | None, counts: dict) -> None:
         failed=F("failed") + counts.get("failed", 0),
         held=F("held") + counts.get("held", 0),
         sampled=F("sampled") + counts.get("sampled", 0),
+        errored=F("errored") + counts.get("errored", 0),
         failed_by_filter=by_filter,
         **({"scorer": counts["scorer"]} if counts.get("scorer") else {}),
     )
@@ -797,30 +812,106 @@ def runs_close_abandoned(*, older_than: timedelta) -> int:
     return closed
 
 
-def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
-    """Curate one chunk in one transaction (see the module docstring)."""
+def _curate_claimed(claimed: Sequence[int], policy: CurationPolicy) -> dict:
+    """Build, evaluate and sample the claimed interactions and mark them done.
+    Runs inside the caller's transaction (or savepoint) and lock."""
+    interactions = list(Interaction.objects.filter(pk__in=claimed).order_by("pk"))
+    new_ids = candidates_build(interactions=interactions, policy=policy)
+    candidates = list(Candidate.objects.filter(pk__in=new_ids).order_by("pk"))
+    counts = candidates_evaluate(candidates=candidates, policy=policy)
+    counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
+    Interaction.objects.filter(pk__in=claimed).update(
+        curation_state=Interaction.CurationState.DONE,
+        curation_claimed_at=timezone.now(),
+        curation_error="",
+        curation_failed_at=None,
+    )
+    counts["interactions"] = len(claimed)
+    counts["candidates"] = len(candidates)
+    return counts
+
+
+def _counts_add(totals: dict, counts: dict) -> None:
+    for key, value in counts.items():
+        if key == "failed_by_filter":
+            by_filter = totals.setdefault(key, {})
+            for name, n in value.items():
+                by_filter[name] = by_filter.get(name, 0) + n
+        elif isinstance(value, int):
+            totals[key] = totals.get(key, 0) + value
+        else:
+            totals[key] = value
+
+
+def _curate_each(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
+    """The chunk again, one interaction per savepoint: each that raises is
+    rolled back alone and marked failed with its error; the others are curated
+    as the whole chunk would have curated them, in the same id order (dedup
+    sees the earlier ones' candidates, which are in this transaction)."""
     from curation.services import feedback_link_orphans
 
+    totals: dict = {"interactions": 0, "errored": 0}
+    failures: dict[int, str] = {}
     with transaction.atomic(), connection.cursor() as cursor:
         _lock(cursor)
         claimed = _claim(cursor, interaction_ids)
         if not claimed:
-            return {"interactions": 0}
+            return totals
         feedback_link_orphans(interaction_ids=claimed)
-        interactions = list(Interaction.objects.filter(pk__in=claimed).order_by("pk"))
-        new_ids = candidates_build(interactions=interactions, policy=policy)
-        candidates = list(Candidate.objects.filter(pk__in=new_ids).order_by("pk"))
-        counts = candidates_evaluate(candidates=candidates, policy=policy)
-        counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
-        Interaction.objects.filter(pk__in=claimed).update(
-            curation_state=Interaction.CurationState.DONE, curation_claimed_at=timezone.now()
-        )
-        pause = settings.FLYWHEEL_CURATION_CHUNK_PAUSE_S
-        if pause:
-            # Failure testing only: widen the window in which a worker can be killed.
-            time.sleep(pause)
-    counts["interactions"] = len(claimed)
-    counts["candidates"] = len(candidates)
+        for pk in claimed:
+            try:
+                with transaction.atomic():
+                    counts = _curate_claimed([pk], policy)
+            except ENVIRONMENT_ERRORS:
+                raise
+            except Exception as error:
+                log.exception("curation of interaction %s failed; set aside as failed", pk)
+                failures[pk] = CURATION_ERROR.format(error=repr(error))[:ERROR_MAX_CHARS]
+                continue
+            _counts_add(totals, counts)
+        now = timezone.now()
+        for pk, error in failures.items():
+            Interaction.objects.filter(pk=pk).update(
+                curation_state=Interaction.CurationState.FAILED,
+                curation_claimed_at=now,
+                curation_error=error,
+                curation_failed_at=now,
+            )
+    totals["interactions"] += len(failures)
+    totals["errored"] = len(failures)
+    return totals
+
+
+def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
+    """Curate one chunk in one transaction (see the module docstring).
+
+    One bad row must not stall the chunk (and with it every retry and sweep):
+    when the chunk raises, it is rolled back and redone item by item, each in
+    a savepoint, and the items that raise are marked failed with their error
+    (`_curate_each`). The fast path stays one transaction over the whole chunk;
+    only a failing chunk pays for the second pass. Errors of the environment
+    (the database gone, the job's time up) are not any row's fault: they
+    propagate, the chunk stays pending, and the job's retry or the sweeper
+    curates it later."""
+    from curation.services import feedback_link_orphans
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _lock(cursor)
+            claimed = _claim(cursor, interaction_ids)
+            if not claimed:
+                return {"interactions": 0}
+            feedback_link_orphans(interaction_ids=claimed)
+            counts = _curate_claimed(claimed, policy)
+            pause = settings.FLYWHEEL_CURATION_CHUNK_PAUSE_S
+            if pause:
+                # Failure testing only: widen the window in which a worker can be killed.
+                time.sleep(pause)
+    except ENVIRONMENT_ERRORS:
+        raise
+    except Exception:
+        log.warning("curation chunk failed; redoing it one interaction at a time", exc_info=True)
+        return _curate_each(interaction_ids=interaction_ids, policy=policy)
     return counts
 
 
@@ -828,7 +919,8 @@ def interactions_curate(
     *, interaction_ids: Sequence[int], run: CurationRun | None = None, progress=None
 ) -> dict:
     """Curate interactions in chunks, each in its own transaction, updating the
-    run row after each so the UI shows progress."""
+    run row after each so the UI shows progress. An interaction whose curation
+    raises is marked failed and counted in `errored`; the others carry on."""
     policy = policy_current()
     chunk = settings.FLYWHEEL_CURATION_CHUNK
     ids = sorted(set(interaction_ids))

@@ -4,7 +4,7 @@ except through indexed GROUP BYs on small columns."""
 
 from django.db.models import Count
 
-from curation.models import Candidate, CurationRun
+from curation.models import Candidate, CurationRun, Interaction
 from curation.toxicity import PROFANITY_CHECK_NAME, TOXICITY_FALLBACK_WARNING
 
 HELD_WARNING = "{n} candidate(s) are held: the toxicity model could not be loaded."
@@ -16,6 +16,24 @@ def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> list[Curat
     if before:
         query = query.filter(pk__lt=before)
     return list(query[:size])
+
+
+def failed_interactions(*, size: int = PAGE_SIZE) -> tuple[list[Interaction], int]:
+    """Interactions whose curation raised, newest failure first, and how many
+    there are (a partial index holds only these rows, so both stay cheap)."""
+    query = Interaction.objects.filter(curation_state=Interaction.CurationState.FAILED)
+    rows = list(
+        query.select_related("source")
+        .only(
+            "pk",
+            "event_id",
+            "source__name",
+            "curation_error",
+            "curation_failed_at",
+        )
+        .order_by("-curation_failed_at", "-pk")[:size]
+    )
+    return rows, query.count()
 
 
 def candidate_counts() -> dict:

@@ -598,3 +598,26 @@ def feedback_link_orphans(*, interaction_ids: list[int]) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_LINK_ALL_ORPHANS, {"ids": list(interaction_ids)})
         return cursor.rowcount
+
+
+_RETRY_FAILED = """
+UPDATE curation_interaction
+SET curation_state = 'pending', curation_claimed_at = NULL, curation_error = '',
+    curation_failed_at = NULL
+WHERE curation_state = 'failed' AND (%(all)s OR id = ANY(%(ids)s::bigint[]))
+RETURNING id
+"""
+
+
+def interaction_curation_retry(*, interaction_ids: list[int] | None) -> list[int]:
+    """Send failed interactions back to curation (every failed one when
+    `interaction_ids` is None) and enqueue them after commit. Rows not failed
+    are left alone. Returns the ids sent back."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _RETRY_FAILED, {"all": interaction_ids is None, "ids": list(interaction_ids or [])}
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        if ids:
+            transaction.on_commit(partial(curation_enqueue, interaction_ids=ids))
+    return ids

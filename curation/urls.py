@@ -5,6 +5,8 @@ from curation import views
 app_name = "curation"
 urlpatterns = [
     path("runs/", views.runs, name="runs"),
+    path("interactions/retry/", views.interaction_retry, name="interactions_retry"),
+    path("interactions/<int:pk>/retry/", views.interaction_retry, name="interaction_retry"),
     path("candidates/", views.candidates, name="candidates"),
     path("candidates/<int:pk>/", views.candidate_detail, name="candidate"),
     path("policy/", views.policy, name="policy"),

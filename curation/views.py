@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from curation import pipeline, selectors
+from curation import pipeline, selectors, services
 from curation.forms import PolicyForm
-from curation.models import Candidate, CurationPolicy, CurationRun
+from curation.models import Candidate, CurationPolicy, CurationRun, Interaction
 from flywheel_site.access import CURATOR, require_role
 from flywheel_site.http import int_param, render_page
 
@@ -12,6 +13,8 @@ SAMPLE_RATE_WARNING = (
     "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "
     "review, too high spends reviewer time on what the filters already decided."
 )
+RETRIED = "Sent {n} interaction(s) back to curation."
+NOT_FAILED = "Interaction #{pk} is not failed: nothing to retry."
 POLICY_SAVED = (
     "Saved as policy version {version}. New candidates are curated under it; run "
     "`manage.py recurate --policy {version}` to re-run existing ones."
@@ -34,9 +37,25 @@ def runs(request):
         # The 2 s poll redraws the table only: skip the counts over every candidate.
         return render(request, "curation/runs.html#runs-table", context)
     context["counts"] = selectors.candidate_counts()
+    context["failed"], context["failed_total"] = selectors.failed_interactions()
     context["warnings"] = selectors.toxicity_warnings()
     context["policy"] = pipeline.policy_current()
     return render(request, "curation/runs.html", context)
+
+
+@login_required
+@require_POST
+def interaction_retry(request, pk: int | None = None):
+    """Retry one failed interaction, or every failed one without `pk`."""
+    require_role(request.user, CURATOR)
+    if pk is not None:
+        get_object_or_404(Interaction.objects.only("pk"), pk=pk)
+    retried = services.interaction_curation_retry(interaction_ids=None if pk is None else [pk])
+    if retried or pk is None:
+        messages.success(request, RETRIED.format(n=len(retried)))
+    else:
+        messages.info(request, NOT_FAILED.format(pk=pk))
+    return redirect("curation:runs")
 
 
 @login_required

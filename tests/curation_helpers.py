@@ -1,7 +1,11 @@
 """Builders for curation tests: interactions with feedback, written through
 the real ingest service so rows look exactly as production makes them."""
 
-from curation.models import Interaction, Source
+import django_rq
+from rq import SimpleWorker
+
+from curation import filters, pipeline
+from curation.models import CurationPolicy, Interaction, Source
 from curation.services import batch_ingest
 from tests import factories
 
@@ -42,3 +46,32 @@ def with_feedback(event_id: str, kind: str, **overrides) -> Interaction:
         feedback=[factories.feedback(event_id, f"{event_id}-fb", kind=kind, **extra)],
     )
     return Interaction.objects.get(event_id=event_id)
+
+
+def no_toxicity(**changes) -> CurationPolicy:
+    """A policy without the toxicity model, for tests about everything else."""
+    enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
+    return pipeline.policy_create(changes={"enabled_filters": enabled, **changes})
+
+
+def edits(n: int, prefix: str = "j") -> list[Interaction]:
+    """`n` interactions, each with an edit that makes a preference candidate."""
+    ingest(
+        interactions=[
+            factories.interaction(f"{prefix}{i}", response=f"{GOOD_ANSWER} Case {i}.")
+            for i in range(n)
+        ],
+        feedback=[
+            factories.feedback(
+                f"{prefix}{i}", f"{prefix}{i}-e", kind="edited", final_text=f"{GOOD_EDIT} Case {i}."
+            )
+            for i in range(n)
+        ],
+    )
+    return list(Interaction.objects.filter(event_id__startswith=prefix).order_by("pk"))
+
+
+def work() -> None:
+    """Run the curation queue's jobs with an in-process worker (no fork)."""
+    worker = SimpleWorker([django_rq.get_queue("curation")], connection=django_rq.get_connection())
+    worker.work(burst=True)

@@ -104,6 +104,9 @@ TABLE: dict[str, dict[str, tuple]] = {
     "curation:candidate": ANY_METHOD_CURATOR,
     "curation:policy": ANY_METHOD_CURATOR,
     "curation:policy_version": ANY_METHOD_CURATOR,
+    # Retrying failed curation sends the curator back to the runs page.
+    "curation:interactions_retry": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
+    "curation:interaction_retry": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
     # Training: admin pages; actions redirect (with a message when refused).
     "training:datasets": ANY_METHOD_ADMIN,
     "training:quarantines": ANY_METHOD_ADMIN,
@@ -126,6 +129,7 @@ TABLE: dict[str, dict[str, tuple]] = {
 PK_OF = {
     "review:review": "review",
     "curation:candidate": "candidate",
+    "curation:interaction_retry": "interaction",
     "training_runs:run": "run",
     "training_runs:model": "model",
     "training_runs:promote": "model",
@@ -144,6 +148,7 @@ def objects(annotator2, admin):
         "item": item,
         "review": done,
         "candidate": item.candidate,
+        "interaction": item.candidate.interaction,
         "policy": pipeline.policy_current(),
         "version": version,
         "run": model.run,

@@ -11,43 +11,16 @@ from pathlib import Path
 import django_rq
 import pytest
 from django.db import connection
-from rq import SimpleWorker
 
-from curation import filters, jobs, pipeline
+from curation import jobs, pipeline
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
 from curation.services import curation_enqueue
 from review.models import ReviewItem
 from tests import factories
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, ingest
+from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, edits, ingest, no_toxicity, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def no_toxicity(**changes):
-    enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    return pipeline.policy_create(changes={"enabled_filters": enabled, **changes})
-
-
-def edits(n: int, prefix: str = "j") -> list[Interaction]:
-    ingest(
-        interactions=[
-            factories.interaction(f"{prefix}{i}", response=f"{GOOD_ANSWER} Case {i}.")
-            for i in range(n)
-        ],
-        feedback=[
-            factories.feedback(
-                f"{prefix}{i}", f"{prefix}{i}-e", kind="edited", final_text=f"{GOOD_EDIT} Case {i}."
-            )
-            for i in range(n)
-        ],
-    )
-    return list(Interaction.objects.filter(event_id__startswith=prefix).order_by("pk"))
-
-
-def work() -> None:
-    worker = SimpleWorker([django_rq.get_queue("curation")], connection=django_rq.get_connection())
-    worker.work(burst=True)
 
 
 def rows() -> tuple:

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0005_candidate_stratum_index'),
+        ('curation', '0006_interaction_curation_failed'),
     ]
 
     operations = [

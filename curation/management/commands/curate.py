@@ -28,3 +28,8 @@ class Command(BaseCommand):
             f"curated {run.interactions} interactions: {run.candidates} candidates, "
             f"{run.passed} passed, {run.failed} failed, {run.held} held, {run.sampled} sampled"
         )
+        if run.errored:
+            self.stdout.write(
+                f"{run.errored} interaction(s) raised and were set aside as failed: "
+                "see /curation/runs/ for their errors and to retry them"
+            )
