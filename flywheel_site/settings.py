@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "flywheel_site.middleware.ApiJsonErrorsMiddleware",
     "flywheel_site.middleware.ApiBodyLimitMiddleware",
     # gunicorn serves no static files; whitenoise does, compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
