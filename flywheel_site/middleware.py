@@ -83,6 +83,35 @@ class ApiJsonErrorsMiddleware:
         return response
 
 
+# Powerful browser features Flywheel never uses, refused for its pages and anything they embed.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+)
+
+
+class PermissionsPolicyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        return response
+
+
 # Django admin and the RQ dashboard are for admins. Django's own answer to a
 # logged-in user without staff rights is its login page with status 200; we
 # answer 403 so an annotator sees plainly that the page is not theirs.

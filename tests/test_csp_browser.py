@@ -1,0 +1,148 @@
+"""The main pages in a real Chromium under the Content-Security-Policy: none of them (nor
+htmx, review.js or Swagger UI) trips a violation, and the review screen still works."""
+
+import os
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from tests import training_helpers as th
+from tests.review_helpers import make_items
+from tests.test_review_browser import CHROMIUM, FLAGS
+from training import services
+from training.models_runs import ModelVersion, TrainingRun
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from playwright import sync_api
+
+PASSWORD = "correct-horse-battery-csp"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        os.environ.get("FLYWHEEL_SKIP_BROWSER") == "1", reason="FLYWHEEL_SKIP_BROWSER=1"
+    ),
+]
+
+# Reports every violation to the test, in every page the context opens, before any page
+# script runs. Init scripts come from the browser driver, so the policy does not apply.
+LISTEN = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.reportViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+
+@pytest.fixture
+def site():
+    """An admin (who sees every page) and something on each page: a review item, a frozen
+    dataset version with its composition bars, a run with its loss chart, a model."""
+    user = User.objects.create_superuser("root", password=PASSWORD)
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    make_items(2)
+    dataset = services.dataset_create(name="support", user=user, lag_days=0)
+    for _ in range(3):
+        th.approved(occurred_at=timezone.now() - timedelta(days=1))
+    version, _ = services.dataset_version_freeze(dataset=dataset, user=user)
+    run = TrainingRun.objects.create(
+        dataset_version=version,
+        trigger="manual",
+        trainer="builtin",
+        method="dpo",
+        export_format="dpo_conversational",
+        status="succeeded",
+        stage="done",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        progress_step=30,
+        progress_total=30,
+        loss_curve=[[1, 0.6931], [12, 0.5123], [30, 0.41]],
+        log="step 30/30 loss=0.41\n",
+    )
+    model = ModelVersion.objects.create(
+        name="support-v1-run1",
+        run=run,
+        dataset_version=version,
+        method="dpo",
+        base_model="/models/base",
+        adapter_dir="/models/runs/run-1/adapter",
+        metrics={"normalised_accuracy": 0.8},
+        baseline_metrics={"normalised_accuracy": 0.5},
+        gate_metric="normalised_accuracy",
+        gate_margin=0.02,
+        gate_passed=True,
+        gate_detail="passes",
+    )
+    return {"run": run, "model": model}
+
+
+def test_the_main_pages_load_with_no_policy_violation(live_server, site):
+    violations: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 1000})
+        context.expose_function("reportViolation", lambda text: violations.append(text))
+        context.add_init_script(LISTEN)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on(
+            "console",
+            lambda message: (
+                "Content Security Policy" in message.text
+                and violations.append(f"console: {message.text}")
+            ),
+        )
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", "root")
+        page.fill("input[name=password]", PASSWORD)
+        page.press("input[name=password]", "Enter")
+        page.wait_for_load_state("networkidle")
+
+        visited = {}
+        for url in [
+            "/",
+            "/review/",
+            "/review/stats/",
+            "/review/mine/",
+            "/review/guidelines/",
+            "/curation/runs/",
+            "/curation/candidates/",
+            "/curation/policy/",
+            "/datasets/",
+            "/datasets/support/",
+            "/datasets/support/v1/",
+            "/training/runs/",
+            f"/training/runs/{site['run'].pk}/",
+            "/training/models/",
+            f"/training/models/{site['model'].pk}/",
+            "/api/v1/docs",
+        ]:
+            response = page.goto(f"{live_server.url}{url}")
+            page.wait_for_load_state("networkidle")
+            visited[url] = response.status
+        # Swagger UI rendered from local files: the operations are listed.
+        page.locator(".opblock").first.wait_for()
+
+        # htmx and review.js at work: start reviewing, the item screen swaps in.
+        page.goto(f"{live_server.url}/review/")
+        page.locator("form.start button").click()
+        page.locator("#review-screen h1").first.wait_for()
+        page.keyboard.press("?")
+        keys_help_visible = page.locator("#keys-help").is_visible()
+        htmx_config = page.evaluate("[htmx.config.includeIndicatorStyles, htmx.config.allowEval]")
+        page.wait_for_load_state("networkidle")
+
+        # The composition bars have their lengths although no style attribute sets them.
+        page.goto(f"{live_server.url}/datasets/support/v1/")
+        bar_width = page.locator(".bars svg.bar rect.train").first.bounding_box()["width"]
+        browser.close()
+
+    assert {url: status for url, status in visited.items() if status != 200} == {}
+    assert keys_help_visible
+    assert htmx_config == [False, False]
+    assert bar_width > 0
+    assert violations == []
