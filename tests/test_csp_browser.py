@@ -4,6 +4,7 @@ htmx, review.js or Swagger UI) trips a violation, and the review screen still wo
 import os
 from datetime import timedelta
 
+import django_rq
 import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
@@ -44,6 +45,8 @@ def site():
     user = User.objects.create_superuser("root", password=PASSWORD)
     user.groups.add(Group.objects.get_or_create(name="admin")[0])
     make_items(2)
+    # Queue 0 of the dashboard: queues are listed by name.
+    django_rq.get_queue("curation", commit_mode="auto").enqueue("builtins.print", "queued")
     dataset = services.dataset_create(name="support", user=user, lag_days=0)
     for _ in range(3):
         th.approved(occurred_at=timezone.now() - timedelta(days=1))
@@ -120,11 +123,19 @@ def test_the_main_pages_load_with_no_policy_violation(live_server, site):
             "/training/models/",
             f"/training/models/{site['model'].pk}/",
             "/api/v1/docs",
+            "/admin/",
+            "/admin/curation/interaction/",
+            "/django-rq/",
+            "/django-rq/queues/0/",
         ]:
             response = page.goto(f"{live_server.url}{url}")
             page.wait_for_load_state("networkidle")
             visited[url] = response.status
+        # The RQ job list's own inline script ran: its select-all box selects the job.
+        page.locator("#action-toggle").check()
+        rq_row_selected = page.locator("tr input.action-select").first.is_checked()
         # Swagger UI rendered from local files: the operations are listed.
+        page.goto(f"{live_server.url}/api/v1/docs")
         page.locator(".opblock").first.wait_for()
 
         # htmx and review.js at work: start reviewing, the item screen swaps in.
@@ -144,5 +155,6 @@ def test_the_main_pages_load_with_no_policy_violation(live_server, site):
     assert {url: status for url, status in visited.items() if status != 200} == {}
     assert keys_help_visible
     assert htmx_config == [False, False]
+    assert rq_row_selected
     assert bar_width > 0
     assert violations == []
