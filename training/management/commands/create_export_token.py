@@ -1,0 +1,43 @@
+"""An export-scoped API token, optionally limited to named datasets. Lives in training, not
+beside curation's create_api_token, because the limit refers to datasets and curation must not
+depend on training."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
+
+from training.services import export_token_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an export token for SOURCE (created if new) and print it once; "
+        "--datasets limits it to those datasets."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("source")
+        parser.add_argument("name")
+        parser.add_argument(
+            "--datasets",
+            default="",
+            help="comma-separated dataset names the token may export (default: every dataset)",
+        )
+
+    def handle(self, *args, source, name, datasets, **options):
+        wanted = [d.strip() for d in datasets.split(",") if d.strip()]
+        try:
+            token, raw = export_token_create(source_name=source, name=name, datasets=wanted)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        except IntegrityError as error:
+            if "apitoken_unique_name" in str(error):
+                raise CommandError(
+                    f"source {source!r} already has a token named {name!r}"
+                ) from None
+            raise
+        limit = ", ".join(sorted(wanted)) if wanted else "every dataset"
+        self.stderr.write(
+            f"export token {token.name!r} for source {source!r}, limited to: {limit}; "
+            "it is shown once, store it now:"
+        )
+        self.stdout.write(raw)
