@@ -5,6 +5,7 @@ in step by hand."""
 import logging
 
 import pghistory
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
 from ninja import NinjaAPI, Status
@@ -121,6 +122,23 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return _error(request, 404, "not_found", str(exc) or "not found")
+
+
+# Django turns these into 413/400/403 by itself, but only when they escape the view; the
+# catch-all below would otherwise make them 500s.
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    return _error(request, 413, "too_large", "the request body is too large")
+
+
+@api.exception_handler(SuspiciousOperation)
+def _suspicious(request, exc):
+    return _error(request, 400, "malformed", "the request was refused as malformed")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return _error(request, 403, "forbidden", str(exc) or "forbidden")
 
 
 # The database unreachable (connection refused, dropped, fail-over): the request may succeed

@@ -101,6 +101,19 @@ def test_a_wrong_method_is_a_json_405_that_names_the_allowed_ones(debug, api):
 
 
 @pytest.mark.django_db
+def test_a_refused_host_header_is_a_json_400(debug):
+    response = Client().get("/api/v1/openapi.json", HTTP_HOST="evil.example")
+    _assert_error(response, 400, "malformed")
+
+
+@pytest.mark.django_db
+def test_djangos_own_body_cap_is_a_json_413_not_a_500(debug, api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = api.post("/api/v1/interactions", factories.interaction("big", response="x" * 4000))
+    _assert_error(response, 413, "too_large")
+
+
+@pytest.mark.django_db
 def test_an_unexpected_failure_is_a_json_500_without_a_traceback(debug, api, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("secret internals")

@@ -2,18 +2,17 @@
 htmx, review.js or Swagger UI) trips a violation, and the review screen still works."""
 
 import os
-from datetime import timedelta
 
 import django_rq
 import pytest
 from django.contrib.auth.models import Group, User
-from django.utils import timezone
 
-from tests import training_helpers as th
+from tests import test_review_browser
 from tests.review_helpers import make_items
 from tests.test_review_browser import CHROMIUM, FLAGS
-from training import services
-from training.models_runs import ModelVersion, TrainingRun
+
+# The run (loss chart) and model of the training pages, on a frozen version (its bars).
+from tests.test_training_views_runs import model, run, version  # noqa: F401
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -21,13 +20,7 @@ from playwright import sync_api
 
 PASSWORD = "correct-horse-battery-csp"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        os.environ.get("FLYWHEEL_SKIP_BROWSER") == "1", reason="FLYWHEEL_SKIP_BROWSER=1"
-    ),
-]
+pytestmark = test_review_browser.pytestmark
 
 # Reports every violation to the test, in every page the context opens, before any page
 # script runs. Init scripts come from the browser driver, so the policy does not apply.
@@ -39,48 +32,16 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture
-def site():
-    """An admin (who sees every page) and something on each page: a review item, a frozen
-    dataset version with its composition bars, a run with its loss chart, a model."""
+def site(request):
+    """A superuser (who sees every page) and something on each page: review items, a queued
+    job, a frozen dataset version with its composition bars, a run with its loss chart, a
+    model."""
     user = User.objects.create_superuser("root", password=PASSWORD)
     user.groups.add(Group.objects.get_or_create(name="admin")[0])
     make_items(2)
     # Queue 0 of the dashboard: queues are listed by name.
     django_rq.get_queue("curation", commit_mode="auto").enqueue("builtins.print", "queued")
-    dataset = services.dataset_create(name="support", user=user, lag_days=0)
-    for _ in range(3):
-        th.approved(occurred_at=timezone.now() - timedelta(days=1))
-    version, _ = services.dataset_version_freeze(dataset=dataset, user=user)
-    run = TrainingRun.objects.create(
-        dataset_version=version,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="succeeded",
-        stage="done",
-        started_at=timezone.now(),
-        finished_at=timezone.now(),
-        progress_step=30,
-        progress_total=30,
-        loss_curve=[[1, 0.6931], [12, 0.5123], [30, 0.41]],
-        log="step 30/30 loss=0.41\n",
-    )
-    model = ModelVersion.objects.create(
-        name="support-v1-run1",
-        run=run,
-        dataset_version=version,
-        method="dpo",
-        base_model="/models/base",
-        adapter_dir="/models/runs/run-1/adapter",
-        metrics={"normalised_accuracy": 0.8},
-        baseline_metrics={"normalised_accuracy": 0.5},
-        gate_metric="normalised_accuracy",
-        gate_margin=0.02,
-        gate_passed=True,
-        gate_detail="passes",
-    )
-    return {"run": run, "model": model}
+    return {"run": request.getfixturevalue("run"), "model": request.getfixturevalue("model")}
 
 
 def test_the_main_pages_load_with_no_policy_violation(live_server, site):

@@ -2,9 +2,9 @@
 beside curation's create_api_token, because the limit refers to datasets and curation must not
 depend on training."""
 
-from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError
+from django.core.management.base import BaseCommand
 
+from curation.management.commands.create_api_token import token_create_or_explain
 from training.services import export_token_create
 
 
@@ -25,16 +25,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, source, name, datasets, **options):
         wanted = [d.strip() for d in datasets.split(",") if d.strip()]
-        try:
-            token, raw = export_token_create(source_name=source, name=name, datasets=wanted)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-        except IntegrityError as error:
-            if "apitoken_unique_name" in str(error):
-                raise CommandError(
-                    f"source {source!r} already has a token named {name!r}"
-                ) from None
-            raise
+        token, raw = token_create_or_explain(
+            lambda: export_token_create(source_name=source, name=name, datasets=wanted),
+            source=source,
+            name=name,
+        )
         limit = ", ".join(sorted(wanted)) if wanted else "every dataset"
         self.stderr.write(
             f"export token {token.name!r} for source {source!r}, limited to: {limit}; "
