@@ -2,8 +2,12 @@
 OpenAPI schema generated from the same classes, with no serializer layer to keep
 in step by hand."""
 
+import logging
+
 import pghistory
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -21,6 +25,15 @@ from curation.schemas import (
     IngestResult,
     InteractionIn,
 )
+from flywheel_site.api_errors import (
+    INTERNAL,
+    RETRY_AFTER_S,
+    UNAVAILABLE,
+    error_body,
+    error_code,
+)
+
+logger = logging.getLogger(__name__)
 
 UNAUTHORIZED = "missing, invalid or revoked API token, or a token without the needed scope"
 RATE_LIMITED = "rate limit exceeded; retry after {seconds} s"
@@ -58,9 +71,7 @@ api = NinjaAPI(
 
 
 def _error(request, status: int, error: str, message: str, errors=None, headers=None):
-    response = api.create_response(
-        request, {"error": error, "message": message, "errors": errors or []}, status=status
-    )
+    response = api.create_response(request, error_body(error, message, errors), status=status)
     for key, value in (headers or {}).items():
         response[key] = value
     return response
@@ -105,7 +116,53 @@ def _rate_limited(request, exc: RateLimited):
 def _http_error(request, exc: HttpError):
     if exc.status_code == 400:
         return _error(request, 400, "malformed", "the request body is not valid JSON")
-    return _error(request, exc.status_code, "error", str(exc))
+    return _error(request, exc.status_code, error_code(exc.status_code), str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return _error(request, 404, "not_found", str(exc) or "not found")
+
+
+# Django turns these into 413/400/403 by itself, but only when they escape the view; the
+# catch-all below would otherwise make them 500s.
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, exc):
+    return _error(request, 413, "too_large", "the request body is too large")
+
+
+@api.exception_handler(SuspiciousOperation)
+def _suspicious(request, exc):
+    return _error(request, 400, "malformed", "the request was refused as malformed")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return _error(request, 403, "forbidden", str(exc) or "forbidden")
+
+
+# The database unreachable (connection refused, dropped, fail-over): the request may succeed
+# if retried, so 503 and Retry-After. Which service is down is /healthz's business, not the
+# client's.
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _unavailable(request, exc):
+    logger.error("API request failed, database unavailable: %s", exc)
+    return _error(
+        request,
+        503,
+        "unavailable",
+        UNAVAILABLE.format(seconds=RETRY_AFTER_S),
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+# Replaces django-ninja's default, which answers a text/plain traceback with DEBUG and
+# Django's HTML 500 page without.
+@api.exception_handler(Exception)
+def _internal(request, exc):
+    logger.exception("API request failed")
+    return _error(request, 500, "internal", INTERNAL)
 
 
 @api.exception_handler(services.BatchTooLarge)

@@ -1,34 +1,115 @@
+from http import HTTPStatus
+
 from django.conf import settings
 from django.http import JsonResponse
 
+from flywheel_site.api_errors import INTERNAL, error_body, error_response
+
+API_PREFIX = "/api/"
 BODY_TOO_LARGE = "request body exceeds {limit} bytes"
+# An over-limit body is read and thrown away up to this size before the 413 goes out: a client
+# that is still sending when the server closes gets a reset (Python's urllib and requests
+# report a broken pipe) instead of the answer. Beyond this a client is cut off unanswered,
+# so one request cannot keep a worker reading forever.
+DISCARD_MAX_BYTES = 64 * 1024 * 1024
+DISCARD_CHUNK = 64 * 1024
+
+
+def _discard_body(request, length: int) -> None:
+    remaining = min(length, DISCARD_MAX_BYTES)
+    while remaining > 0:
+        chunk = request.read(min(remaining, DISCARD_CHUNK))
+        if not chunk:
+            return
+        remaining -= len(chunk)
 
 
 class ApiBodyLimitMiddleware:
-    """Refuse oversized API bodies with a JSON 413 before anything reads them."""
+    """Refuse oversized API bodies with a JSON 413 before anything parses them."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(API_PREFIX):
             limit = settings.FLYWHEEL_INGEST_MAX_BODY_BYTES
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
             if length > limit:
+                _discard_body(request, length)
+                message = BODY_TOO_LARGE.format(limit=limit)
                 return JsonResponse(
-                    {
-                        "error": "too_large",
-                        "message": BODY_TOO_LARGE.format(limit=limit),
-                        "errors": [
-                            {"field": "body", "message": BODY_TOO_LARGE.format(limit=limit)}
-                        ],
-                    },
+                    error_body("too_large", message, [{"field": "body", "message": message}]),
                     status=413,
                 )
         return self.get_response(request)
+
+
+def _message(status: int) -> str:
+    if status == 500:
+        return INTERNAL
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "error"
+
+
+class ApiJsonErrorsMiddleware:
+    """Every /api/ error answers JSON with a stable `error` code, whoever produced it: a URL
+    that matches no route (Django's 404 page), or a failure outside the API's own exception
+    handlers (Django's 500 page, or with DEBUG its traceback). The API's handlers answer
+    JSON themselves; this is the net under them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            request.path.startswith(API_PREFIX)
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            status = response.status_code
+            if status >= 500 and status != 503:
+                status = 500
+            replaced = error_response(status, _message(status))
+            for header in ("Allow", "WWW-Authenticate", "Retry-After"):
+                if header in response:
+                    replaced[header] = response[header]
+            return replaced
+        return response
+
+
+# Powerful browser features Flywheel never uses, refused for its pages and anything they embed.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+)
+
+
+class PermissionsPolicyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        return response
 
 
 # Django admin and the RQ dashboard are for admins. Django's own answer to a

@@ -7,6 +7,7 @@ ImproperlyConfigured at start-up.
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from flywheel_site.env import (
@@ -40,6 +41,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_rq",
+    # Its static files: the API docs page loads Swagger UI from here, not from a CDN.
+    "ninja",
+    "csp",
     "pgtrigger",
     "pghistory",
     "pghistory.admin",
@@ -53,6 +57,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "flywheel_site.middleware.PermissionsPolicyMiddleware",
+    "flywheel_site.middleware.ApiJsonErrorsMiddleware",
     "flywheel_site.middleware.ApiBodyLimitMiddleware",
     # gunicorn serves no static files; whitenoise does, compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -141,6 +148,37 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("FLYWHEEL_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Security ----------------------------------------------------------------------
+# Served over TLS (directly, or behind a proxy whose X-Forwarded-Proto gunicorn trusts, see
+# README): redirect http to https, send HSTS, and mark cookies Secure.
+FLYWHEEL_HTTPS = env_bool("FLYWHEEL_HTTPS", False)
+if FLYWHEEL_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Load balancers and uptime checks probe plain http.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("FLYWHEEL_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Only makes the host eligible for browsers' preload lists; nothing is listed until
+    # someone submits the domain.
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Pages load scripts and styles from this site only: no inline script or style, no CDN, so
+# injected markup cannot run. Templates keep styles in static/flywheel.css.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Security (end) ----------------------------------------------------------------
 
 # --- Flywheel knobs -----------------------------------------------------------
 # Ingest

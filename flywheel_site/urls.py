@@ -1,9 +1,22 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, include, path
+from django_rq.urls import urlpatterns as rq_urlpatterns
 
 from curation.api import api
 from flywheel_site import views
+
+# The rq-scheduler page needs the separate rq-scheduler package, which Flywheel does not
+# use (RQ's own scheduler and rqcron run its periodic jobs): the page could only fail.
+# Its job lists select rows with an inline script: allowed on these staff-only pages alone.
+_rq_inline = csp_update({"script-src": [UNSAFE_INLINE], "style-src": [UNSAFE_INLINE]})
+RQ_URLS = [
+    URLPattern(route.pattern, _rq_inline(route.callback), route.default_args, route.name)
+    for route in rq_urlpatterns
+    if route.name != "scheduler_jobs"
+]
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,5 +29,5 @@ urlpatterns = [
     path("datasets/", include("training.urls")),
     path("training/", include("training.urls_runs")),
     path("admin/", admin.site.urls),
-    path("django-rq/", include("django_rq.urls")),
+    path("django-rq/", include((RQ_URLS, "django_rq"))),
 ]

@@ -8,8 +8,10 @@ from ninja.errors import HttpError
 
 from curation.api import TokenAuth
 from curation.models import TokenScope
+from curation.schemas import ErrorOut
 from training import export, selectors
 
+OUTSIDE_LIMIT = "this token may export only the datasets: {names}"
 NOT_FOUND = "no frozen version {number} of dataset {name!r}"
 NO_FILE = "version {number} of {name!r} has no file {file!r}; files: {files}"
 
@@ -21,10 +23,16 @@ router = Router(tags=["datasets"])
     auth=TokenAuth(TokenScope.EXPORT),
     summary="Download a file of a frozen dataset version",
     description="Files: manifest.json and <format>/train.jsonl, <format>/eval.jsonl for each "
-    "of the version's formats (dpo_standard, dpo_conversational, sft_conversational).",
-    response={200: None},
+    "of the version's formats (dpo_standard, dpo_conversational, sft_conversational). "
+    "A token made with a dataset limit (create_export_token --datasets) gets 403 for any "
+    "other dataset.",
+    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
 )
 def version_file(request: HttpRequest, name: str, number: int, file: str):
+    # Checked before the lookup, so a limited token learns nothing of other datasets.
+    limit = selectors.export_token_datasets(token=request.auth)
+    if limit and name not in limit:
+        raise HttpError(403, OUTSIDE_LIMIT.format(names=", ".join(limit)))
     version = selectors.version_get(name=name, number=number)
     if version is None:
         raise HttpError(404, NOT_FOUND.format(number=number, name=name))

@@ -435,3 +435,24 @@ class Quarantine(models.Model):
 
 
 from training.models_runs import *  # noqa: E402, F403
+
+
+@pghistory.track(pghistory.InsertEvent(), pghistory.DeleteEvent())
+class ExportTokenDataset(models.Model):
+    """Limits an export-scoped API token to the datasets named here. A token with no rows
+    may export every dataset, as every token could before limits existed. Kept on the
+    training side: curation, which owns tokens, knows nothing of datasets."""
+
+    token = models.ForeignKey(
+        "curation.ApiToken", on_delete=models.CASCADE, related_name="export_datasets"
+    )
+    # PROTECT: removing a token's last row would silently lift its limit.
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token", "dataset"], name="exporttokendataset_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token} -> {self.dataset}"

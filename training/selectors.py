@@ -9,7 +9,14 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from training.models import Dataset, DatasetVersion, GoldPair, Membership, Quarantine
+from training.models import (
+    Dataset,
+    DatasetVersion,
+    ExportTokenDataset,
+    GoldPair,
+    Membership,
+    Quarantine,
+)
 from training.services import PREFERENCE_KINDS, SFT_KINDS
 
 DIFF_SAMPLE = 50
@@ -212,3 +219,10 @@ def version_quarantine(*, version: DatasetVersion) -> Quarantine | None:
     return Quarantine.objects.filter(
         Q(kind=Quarantine.Kind.DATASET_VERSION) & Q(dataset_version=version)
     ).first()
+
+
+def export_token_datasets(*, token) -> list[str]:
+    """Names of the datasets an export token is limited to; empty: no limit."""
+    return sorted(
+        ExportTokenDataset.objects.filter(token=token).values_list("dataset__name", flat=True)
+    )

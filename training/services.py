@@ -23,13 +23,15 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to_bytes
-from curation.models import CandidateKind
+from curation.models import ApiToken, CandidateKind, TokenScope
+from curation.services import api_token_create
 from review.models import ReviewOutcome
 from training import export, gold
 from training.models import (
     Dataset,
     DatasetVersion,
     ExportFormat,
+    ExportTokenDataset,
     GoldPair,
     Membership,
     PairKind,
@@ -609,3 +611,31 @@ def versions_affected(*, quarantine: Quarantine):
         ),
         ~Q(status=DatasetVersion.Status.DRAFT),
     ).order_by("dataset_id", "number")
+
+
+# --- export tokens limited to datasets ------------------------------------------
+
+ERR_UNKNOWN_DATASETS = "No dataset named {names}; datasets: {known}."
+
+
+def export_token_create(
+    *, source_name: str, name: str, datasets: list[str]
+) -> tuple[ApiToken, str]:
+    """An export-scoped token, limited to `datasets` unless that is empty. Returns the row
+    and the clear token (shown once). Unknown dataset names create nothing."""
+    wanted = sorted(set(datasets))
+    with transaction.atomic():
+        found = list(Dataset.objects.filter(name__in=wanted).order_by("name"))
+        missing = sorted(set(wanted) - {dataset.name for dataset in found})
+        if missing:
+            known = ", ".join(Dataset.objects.order_by("name").values_list("name", flat=True))
+            raise ValueError(
+                ERR_UNKNOWN_DATASETS.format(names=", ".join(missing), known=known or "none")
+            )
+        token, raw = api_token_create(
+            source_name=source_name, name=name, scopes=[TokenScope.EXPORT]
+        )
+        ExportTokenDataset.objects.bulk_create(
+            ExportTokenDataset(token=token, dataset=dataset) for dataset in found
+        )
+    return token, raw
