@@ -11,7 +11,7 @@ from django.utils import timezone
 from curation import pipeline
 from curation.models import Source
 from tests import training_helpers as th
-from training import services
+from training import selectors, services
 from training.models import DatasetVersion, GoldPair, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -192,5 +192,5 @@ def test_versions_affected_by_a_quarantine_are_the_ones_holding_its_pairs(admin)
     th.approved(occurred_at=days_ago(30), src=bad_source)
     b1, _ = services.dataset_version_freeze(dataset=b, user=admin)
     q = services.quarantine_create(kind="source", source=bad_source, reason="r")
-    assert list(services.versions_affected(quarantine=q)) == [b1]
+    assert list(selectors.versions_affected(quarantine=q)) == [b1]
     assert GoldPair.objects.filter(source=bad_source).count() == 1

@@ -23,7 +23,7 @@ from review.models import Review, ReviewItem, ReviewOutcome
 from tests import factories
 from tests import training_helpers as th
 from tests.curation_helpers import ingest
-from training import jobs, runs, services
+from training import gate, jobs, perform, registry, runs, selectors, services
 from training.models import (
     DatasetVersion,
     GoldPair,
@@ -273,7 +273,9 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     )
 
     # Promotion is explicit and recorded.
-    runs.model_version_promote(model=model, user=admin, reason="beats the base on held-out gold")
+    registry.model_version_promote(
+        model=model, user=admin, reason="beats the base on held-out gold"
+    )
     model.refresh_from_db()
     assert (model.status, model.promoted_by) == ("promoted", admin)
     assert list(model.changes.values_list("action", "reason")) == [
@@ -311,7 +313,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     assert model.metrics["normalised_accuracy"] < model.baseline_metrics["normalised_accuracy"]
     assert ModelVersion.objects.get(status="promoted") == current
     with pytest.raises(ValueError, match="Only a candidate can be promoted"):
-        runs.model_version_promote(model=model, user=admin)
+        registry.model_version_promote(model=model, user=admin)
     # Not even a direct UPDATE can promote a model that failed the gate.
     with pytest.raises(IntegrityError), transaction.atomic():
         ModelVersion.objects.filter(pk=current.pk).update(status="candidate")
@@ -363,7 +365,7 @@ def test_an_sft_dataset_trains_with_sft_and_is_gated_on_its_held_out_preference_
     assert (run.method, run.export_format) == ("sft", "sft_conversational")
     assert (run.progress_step, run.progress_total) == (4, 4)
     # SFT files have no rejected answers: the gate reads the eval split's preference pairs.
-    gate_file = Path(run.artifact_dir) / runs.GATE_EVAL_FILE
+    gate_file = Path(run.artifact_dir) / gate.GATE_EVAL_FILE
     assert model.metrics["n"] == version.manifest["counts"]["eval"] == _lines(gate_file)
     assert model.gate_passed is not None
 
@@ -384,7 +386,7 @@ def test_the_trigger_fires_at_its_threshold_and_not_before(
         th.approved(occurred_at=timezone.now() - timedelta(hours=1))
 
     assert runs.training_trigger_check() == []
-    assert runs.gold_new_count(dataset=dataset) == 4
+    assert selectors.gold_new_count(dataset=dataset) == 4
     assert not DatasetVersion.objects.exists()
 
     th.approved(occurred_at=timezone.now() - timedelta(hours=1))
@@ -398,14 +400,14 @@ def test_the_trigger_fires_at_its_threshold_and_not_before(
         == 5
     )
     assert django_rq.get_queue("training").job_ids == [run.rq_job_id]
-    assert runs.gold_new_count(dataset=dataset) == 0
+    assert selectors.gold_new_count(dataset=dataset) == 0
     # Checked again (the periodic job, or a second worker): nothing more.
     assert runs.training_trigger_check() == []
     # Net-new is counted from the last frozen version: four more do not reach five.
     for _ in range(4):
         th.approved(occurred_at=timezone.now() - timedelta(hours=1))
     assert runs.training_trigger_check() == []
-    assert runs.gold_new_count(dataset=dataset) == 4
+    assert selectors.gold_new_count(dataset=dataset) == 4
 
 
 @pytest.mark.django_db
@@ -416,7 +418,7 @@ def test_the_trigger_counts_only_gold_older_than_the_lag(training_settings, admi
 
     assert runs.training_trigger_check() == []
     assert GoldPair.objects.count() == 2
-    assert runs.gold_new_count(dataset=dataset) == 1
+    assert selectors.gold_new_count(dataset=dataset) == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -492,7 +494,7 @@ def test_the_external_trainer_runs_on_the_export_and_its_output_is_recorded(
     assert Path(run.artifact_dir, "weights.txt").read_text() == "trained"
     # No LoRA adapter to evaluate: registered ungated, for an admin to decide.
     assert (model.gate_passed, model.status) == (None, "candidate")
-    assert model.gate_detail == runs.NOT_GATED
+    assert model.gate_detail == gate.NOT_GATED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -505,7 +507,9 @@ def test_a_failing_external_trainer_fails_the_run_with_its_exit_status(external_
 
     run.refresh_from_db()
     assert run.status == "failed"
-    assert run.error == repr(runs.ExternalTrainerFailed(runs.ERR_EXTERNAL_EXIT.format(code=3)))
+    assert run.error == repr(
+        perform.ExternalTrainerFailed(perform.ERR_EXTERNAL_EXIT.format(code=3))
+    )
     assert "out of memory" in run.log
     assert run.finished_at is not None
     assert not ModelVersion.objects.exists()
@@ -658,7 +662,7 @@ def test_promotion_replaces_the_current_model_and_records_both_sides(admin):
     old = registered(version, status="promoted")
     new = registered(version, baseline=old)
 
-    runs.model_version_promote(model=new, user=admin, reason="better on billing questions")
+    registry.model_version_promote(model=new, user=admin, reason="better on billing questions")
 
     old.refresh_from_db()
     new.refresh_from_db()
@@ -680,9 +684,9 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
     stale = registered(version, baseline=None)  # gated against the base, before `first`
 
     with pytest.raises(ValueError) as refused:
-        runs.model_version_promote(model=stale, user=admin)
+        registry.model_version_promote(model=stale, user=admin)
 
-    assert str(refused.value) == runs.ERR_PROMOTE_BASELINE.format(
+    assert str(refused.value) == registry.ERR_PROMOTE_BASELINE.format(
         model=stale, baseline="the base model", current=first
     )
 
@@ -690,9 +694,9 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
 @pytest.mark.django_db
 def test_an_admin_can_reject_a_candidate_with_a_reason(admin):
     model = registered(frozen_version(admin))
-    with pytest.raises(ValueError, match=runs.ERR_REASON):
-        runs.model_version_reject(model=model, user=admin, reason=" ")
-    runs.model_version_reject(model=model, user=admin, reason="answers are too long")
+    with pytest.raises(ValueError, match=registry.ERR_REASON):
+        registry.model_version_reject(model=model, user=admin, reason=" ")
+    registry.model_version_reject(model=model, user=admin, reason="answers are too long")
     model.refresh_from_db()
     assert model.status == "rejected"
     assert model.changes.get().reason == "answers are too long"
@@ -701,7 +705,7 @@ def test_an_admin_can_reject_a_candidate_with_a_reason(admin):
 @pytest.mark.django_db
 def test_model_events_are_append_only(admin):
     model = registered(frozen_version(admin))
-    runs.model_version_reject(model=model, user=admin, reason="no")
+    registry.model_version_reject(model=model, user=admin, reason="no")
     event = model.changes.get()
     with pytest.raises(DatabaseError), transaction.atomic():
         ModelEvent.objects.filter(pk=event.pk).update(reason="yes")
@@ -726,7 +730,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
     v1, v2 = _two_versions(admin)
     first = registered(v1, status="promoted", promoted_at=timezone.now() - timedelta(days=1))
     second = registered(v2, baseline=first)
-    runs.model_version_promote(model=second, user=admin, reason="better")
+    registry.model_version_promote(model=second, user=admin, reason="better")
 
     quarantine = services.quarantine_create(
         kind="dataset_version",
@@ -734,7 +738,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
         reason="a prompt-injection attack got past the filters",
         user=admin,
     )
-    result = runs.models_rollback_for(quarantine=quarantine, user=admin)
+    result = registry.models_rollback_for(quarantine=quarantine, user=admin)
 
     first.refresh_from_db()
     second.refresh_from_db()
@@ -762,7 +766,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
     event = second.events.order_by("pgh_id").last()
     assert (event.status, event.pgh_context.metadata["reason"]) == ("rolled_back", reason)
     # Idempotent: the hook may run again (a retry); nothing changes.
-    again = runs.models_rollback_for(quarantine=quarantine, user=admin)
+    again = registry.models_rollback_for(quarantine=quarantine, user=admin)
     assert (again.rolled_back, again.restored) == ([], None)
     assert ModelVersion.objects.get(status="promoted") == first
 
@@ -776,7 +780,7 @@ def test_rolling_back_the_only_promoted_model_leaves_the_base_model_current(admi
         kind="dataset_version", dataset_version=v2, reason="labelling error", user=admin
     )
 
-    result = runs.models_rollback_for(quarantine=quarantine)
+    result = registry.models_rollback_for(quarantine=quarantine)
 
     assert result.restored is None
     assert not ModelVersion.objects.filter(status="promoted").exists()
@@ -784,7 +788,7 @@ def test_rolling_back_the_only_promoted_model_leaves_the_base_model_current(admi
         (only.pk, "rolled_back"),
         (candidate.pk, "rolled_back"),
     }
-    assert only.changes.get().reason.endswith(runs.REASON_NO_PREVIOUS)
+    assert only.changes.get().reason.endswith(registry.REASON_NO_PREVIOUS)
 
 
 @pytest.mark.django_db
@@ -796,7 +800,7 @@ def test_a_quarantine_elsewhere_leaves_the_current_model_alone(admin):
         kind="dataset_version", dataset_version=v1, reason="duplicate import", user=admin
     )
 
-    result = runs.models_rollback_for(quarantine=quarantine)
+    result = registry.models_rollback_for(quarantine=quarantine)
 
     assert (result.rolled_back, result.restored) == ([old], None)
     assert ModelVersion.objects.get(status="promoted") == current
@@ -812,7 +816,7 @@ def test_a_source_quarantine_rolls_back_models_of_every_version_holding_its_pair
         kind="source", source=pair.source, reason="the tests source was spammed", user=admin
     )
 
-    result = runs.models_rollback_for(quarantine=quarantine)
+    result = registry.models_rollback_for(quarantine=quarantine)
 
     # The previously promoted model was trained on the same source: it is not restored.
     assert set(result.rolled_back) == {a, b}
@@ -827,9 +831,9 @@ def test_a_rolled_back_model_cannot_be_promoted_or_revived(admin):
     quarantine = services.quarantine_create(
         kind="dataset_version", dataset_version=v2, reason="bad", user=admin
     )
-    runs.models_rollback_for(quarantine=quarantine)
+    registry.models_rollback_for(quarantine=quarantine)
 
     with pytest.raises(ValueError, match="Only a candidate can be promoted"):
-        runs.model_version_promote(model=model, user=admin)
+        registry.model_version_promote(model=model, user=admin)
     with pytest.raises(DatabaseError), transaction.atomic():
         ModelVersion.objects.filter(pk=model.pk).update(status="candidate")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
 from tests.test_training_runs import registered
-from training import runs, services, views
+from training import registry, services, views
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -322,7 +322,7 @@ def test_quarantining_a_version_from_its_page_rolls_back_models_trained_on_it(
     v2, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     first = registered(v1, status="promoted", promoted_at=timezone.now() - timedelta(days=1))
     second = registered(v2, baseline=first)
-    runs.model_version_promote(model=second, user=admin, reason="better")
+    registry.model_version_promote(model=second, user=admin, reason="better")
     response = as_user(admin).post(
         "/datasets/support/v2/quarantine/", {"reason": "injection"}, follow=True
     )

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
-from training import runs, services
+from training import registry, runs, services
 from training.models import ModelVersion, TrainingRun
 from training.views_runs import CHOOSE_VERSION, RUN_STARTED
 
@@ -209,7 +209,7 @@ def test_a_reject_needs_a_reason(as_user, admin, model):
     response = as_user(admin).post(f"/training/models/{model.pk}/reject/", {}, follow=True)
     model.refresh_from_db()
     assert model.status == "candidate"
-    assert runs.ERR_REASON in response.content.decode()
+    assert registry.ERR_REASON in response.content.decode()
 
 
 def test_pages_refuse_get_for_actions(as_user, admin, model):

@@ -7,6 +7,11 @@ from training.models import DatasetVersion, ModelEvent, ModelVersion, TrainingRu
 PAGE_SIZE = 50
 CHART_WIDTH = 320
 CHART_HEIGHT = 90
+BASE_MODEL_NAME = "the base model"
+
+
+def current_model() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
 
 
 def runs_page(*, before: int | None = None) -> list[TrainingRun]:

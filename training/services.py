@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 import pghistory
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to_bytes
 from curation.models import CandidateKind
 from review.models import ReviewOutcome
-from training import export, gold
+from training import export, gold, registry
 from training.models import (
     Dataset,
     DatasetVersion,
@@ -58,10 +58,6 @@ RESERVED_NAMES = ("quarantines",)
 FREEZE_BATCH = 5000
 FREEZE_CREATED = "Froze {version}: {train} train and {eval} eval pairs."
 FREEZE_UNCHANGED = "Nothing changed since {version}: no new version was made."
-
-PREFERENCE_KINDS = (PairKind.PREFERENCE.value,)
-# An SFT dataset trains on every approved answer, whatever the pair's kind.
-SFT_KINDS = (PairKind.PREFERENCE.value, PairKind.SFT.value)
 
 
 # --- gold ---------------------------------------------------------------------------------
@@ -338,8 +334,7 @@ def version_added_pair_ids(*, version: DatasetVersion):
 
 def _select(*, dataset: Dataset, cutoff: datetime) -> list[Membership]:
     """The membership a version frozen now would have (unsaved rows, version unset)."""
-    kinds = PREFERENCE_KINDS if dataset.kind == Dataset.Kind.PREFERENCE else SFT_KINDS
-    eligible = GoldPair.objects.filter(kind__in=kinds, occurred_at__lt=cutoff)
+    eligible = GoldPair.objects.filter(kind__in=dataset.pair_kinds, occurred_at__lt=cutoff)
     if dataset.task_types:
         eligible = eligible.filter(task_type__in=dataset.task_types)
     corrections = GoldPair.objects.filter(supersedes=OuterRef("pk")).values("pk")[:1]
@@ -575,37 +570,9 @@ def quarantine_create(
 
 def quarantine_apply(*, user=None, **fields):
     """Record a quarantine and, in the same transaction, roll back every model trained on a
-    version it affects (training.runs.models_rollback_for), restoring the model that was
-    current before. What the pages call. Returns (quarantine, rollback)."""
-    from training import runs  # runs imports this module
-
+    version it affects (training.registry.models_rollback_for), restoring the model that
+    was current before. What the pages call. Returns (quarantine, rollback)."""
     with transaction.atomic():
         quarantine = quarantine_create(user=user, **fields)
-        rollback = runs.models_rollback_for(quarantine=quarantine, user=user)
+        rollback = registry.models_rollback_for(quarantine=quarantine, user=user)
     return quarantine, rollback
-
-
-def versions_affected(*, quarantine: Quarantine):
-    """Frozen versions holding, in train or eval, a pair the quarantine covers: what a
-    rollback must look at (models trained on them)."""
-    if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
-        return DatasetVersion.objects.filter(pk=quarantine.dataset_version_id)
-    pairs = GoldPair.objects.all()
-    if quarantine.kind == Quarantine.Kind.SOURCE:
-        pairs = pairs.filter(source_id=quarantine.source_id)
-    elif quarantine.kind == Quarantine.Kind.POLICY:
-        pairs = pairs.filter(policy_id=quarantine.policy_id)
-    else:
-        pairs = pairs.filter(
-            ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
-        )
-    return DatasetVersion.objects.filter(
-        Exists(
-            Membership.objects.filter(
-                version=OuterRef("pk"),
-                split__in=[Membership.Split.TRAIN, Membership.Split.EVAL],
-                pair__in=pairs,
-            )
-        ),
-        ~Q(status=DatasetVersion.Status.DRAFT),
-    ).order_by("dataset_id", "number")

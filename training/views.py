@@ -241,7 +241,7 @@ def quarantines(request):
                 request,
                 QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
             )
-            affected = list(services.versions_affected(quarantine=quarantine))
+            affected = list(selectors.versions_affected(quarantine=quarantine))
             if affected:
                 messages.warning(
                     request,

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
-from training import runs, selectors_runs
+from training import registry, runs, selectors_runs, trainer
 from training.models import DatasetVersion, ModelVersion
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
@@ -29,7 +29,7 @@ def run_list(request):
         "polling": any(run.is_active for run in page),
         "next_before": page[-1].pk if len(page) == selectors_runs.PAGE_SIZE else None,
         "versions": selectors_runs.versions_trainable(),
-        "current": runs.current_model(),
+        "current": selectors_runs.current_model(),
         "trainer": settings.FLYWHEEL_TRAINER,
         "base_model": runs.base_model_dir(),
     }
@@ -79,7 +79,7 @@ def model_list(request):
         "training/runs/models.html",
         {
             "models": selectors_runs.models_list(),
-            "current": runs.current_model(),
+            "current": selectors_runs.current_model(),
             "events": selectors_runs.model_events(limit=30),
             "base_model": runs.base_model_dir(),
         },
@@ -92,14 +92,14 @@ def model_detail(request, pk: int):
     model = get_object_or_404(
         ModelVersion.objects.select_related("dataset_version__dataset", "baseline", "run"), pk=pk
     )
-    current = runs.current_model()
+    current = selectors_runs.current_model()
     rows = [
         {
             "metric": name,
             "candidate": model.metrics.get(name),
             "baseline": model.baseline_metrics.get(name),
         }
-        for name in runs.trainer.GATE_METRICS
+        for name in trainer.GATE_METRICS
     ]
     return render(
         request,
@@ -120,7 +120,7 @@ def model_promote(request, pk: int):
     require_role(request.user, ADMIN)
     model = get_object_or_404(ModelVersion, pk=pk)
     try:
-        runs.model_version_promote(
+        registry.model_version_promote(
             model=model, user=request.user, reason=request.POST.get("reason", "")
         )
     except ValueError as error:
@@ -136,7 +136,7 @@ def model_reject(request, pk: int):
     require_role(request.user, ADMIN)
     model = get_object_or_404(ModelVersion, pk=pk)
     try:
-        runs.model_version_reject(
+        registry.model_version_reject(
             model=model, user=request.user, reason=request.POST.get("reason", "")
         )
     except ValueError as error:
