@@ -12,6 +12,7 @@ from curation import pipeline
 from curation.models import Source
 from tests import training_helpers as th
 from training import selectors, services
+from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -178,7 +179,7 @@ def test_a_quarantined_version_cannot_be_unquarantined_in_the_database(dataset, 
     ],
 )
 def test_a_quarantine_is_refused_with_a_message_when_incomplete(kwargs, message):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.quarantine_create(**kwargs)
     assert str(error.value) == message
 

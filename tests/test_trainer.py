@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from training.errors import TrainingError
 from training.tinylm import build_tiny_lm
 from training.trainer import (
     ERR_COMMAND_NOT_FOUND,
@@ -299,7 +300,7 @@ def test_load_dataset_reads_every_export_format(tmp_path, rows, columns, convers
 def test_train_refuses_an_unknown_method(tmp_path):
     config = TrainConfig(method="ppo", base_model_dir=tmp_path, output_dir=tmp_path / "out")
 
-    with pytest.raises(ValueError, match="Unknown training method 'ppo'") as error:
+    with pytest.raises(TrainingError, match="Unknown training method 'ppo'") as error:
         train(export_dir=tmp_path, config=config)
     assert str(error.value) == ERR_UNKNOWN_METHOD.format(method="ppo")
 
@@ -318,7 +319,7 @@ def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
     export = write_export(tmp_path / "export", [])
     config = TrainConfig(method="sft", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_EMPTY_DATASET.format(path=export / "train.jsonl")
 
@@ -328,7 +329,7 @@ def test_train_refuses_sft_data_for_dpo(tmp_path, tiny_lm):
     export = write_export(tmp_path / "export", sft_rows())
     config = TrainConfig(method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_DPO_COLUMNS.format(
         path=export / "train.jsonl", columns=["messages"]
@@ -345,7 +346,7 @@ def test_train_refuses_data_in_another_format_than_configured(tmp_path, tiny_lm)
         conversational=True,
     )
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_FORMAT_MISMATCH.format(
         expected=True, path=export / "train.jsonl", actual="standard (plain strings)"
@@ -369,7 +370,7 @@ def test_eval_skips_pairs_whose_prompt_fills_max_length(tmp_path, tiny_lm):
 def test_eval_refuses_a_file_with_no_usable_pairs(tmp_path, tiny_lm):
     eval_file = write_jsonl(tmp_path / "eval.jsonl", [])
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         evaluate_preferences(model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file)
     assert str(error.value) == ERR_NO_PAIRS.format(path=eval_file, max_length=128)
 
@@ -413,7 +414,7 @@ def test_gate_uses_the_metric_asked_for():
 def test_gate_refuses_a_missing_metric_and_a_negative_margin():
     with pytest.raises(KeyError) as missing:
         gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="b")
-    with pytest.raises(ValueError) as negative:
+    with pytest.raises(TrainingError) as negative:
         gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="a", margin=-0.1)
 
     assert missing.value.args[0] == ERR_GATE_METRIC.format(metric="b")
@@ -507,7 +508,7 @@ def test_run_external_records_a_command_that_cannot_start(tmp_path):
 
 
 def test_run_external_refuses_an_empty_command(tmp_path):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         run_external(command="  ", export_dir=tmp_path, output_dir=tmp_path, timeout_s=1)
     assert str(error.value) == ERR_EMPTY_COMMAND
 

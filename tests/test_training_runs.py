@@ -24,6 +24,7 @@ from tests import factories
 from tests import training_helpers as th
 from tests.curation_helpers import ingest
 from training import gate, jobs, perform, registry, runs, selectors, services
+from training.errors import TrainingError
 from training.models import (
     DatasetVersion,
     GoldPair,
@@ -312,7 +313,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     assert model.gate_detail.endswith(f"current: {current.name}")
     assert model.metrics["normalised_accuracy"] < model.baseline_metrics["normalised_accuracy"]
     assert ModelVersion.objects.get(status="promoted") == current
-    with pytest.raises(ValueError, match="Only a candidate can be promoted"):
+    with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
         registry.model_version_promote(model=model, user=admin)
     # Not even a direct UPDATE can promote a model that failed the gate.
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -527,7 +528,7 @@ def test_a_version_quarantined_while_its_run_waited_is_not_trained_on(external_s
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error == repr(
-        ValueError(runs.ERR_NOT_FROZEN.format(version=version, status="quarantined"))
+        TrainingError(runs.ERR_NOT_FROZEN.format(version=version, status="quarantined"))
     )
     assert not ModelVersion.objects.exists()
 
@@ -585,14 +586,15 @@ def test_a_version_gets_one_active_run_at_a_time(training_settings, admin):
     version = frozen_version(admin)
     runs.training_run_create(version=version, user=admin)
 
-    with pytest.raises(ValueError, match="already has a training run queued or running"):
+    with pytest.raises(TrainingError, match="already has a training run queued or running") as e:
         runs.training_run_create(version=version, user=admin)
+    assert e.value.status == 409
 
 
 @pytest.mark.django_db
 def test_a_missing_base_model_is_refused_before_queueing(training_settings, admin, tmp_path):
     training_settings.FLYWHEEL_BASE_MODEL = tmp_path / "nowhere"
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(TrainingError) as refused:
         runs.training_run_create(version=frozen_version(admin), user=admin)
     assert str(refused.value) == runs.ERR_NO_BASE_MODEL.format(path=tmp_path / "nowhere")
 
@@ -604,7 +606,7 @@ def test_a_quarantined_version_cannot_be_trained_on(training_settings, admin):
         kind="dataset_version", dataset_version=version, reason="bad week", user=admin
     )
     version.refresh_from_db()
-    with pytest.raises(ValueError, match="Only a frozen dataset version can be trained on"):
+    with pytest.raises(TrainingError, match="Only a frozen dataset version can be trained on"):
         runs.training_run_create(version=version, user=admin)
 
 
@@ -683,7 +685,7 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
     first = registered(version, status="promoted")
     stale = registered(version, baseline=None)  # gated against the base, before `first`
 
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(TrainingError) as refused:
         registry.model_version_promote(model=stale, user=admin)
 
     assert str(refused.value) == registry.ERR_PROMOTE_BASELINE.format(
@@ -694,7 +696,7 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
 @pytest.mark.django_db
 def test_an_admin_can_reject_a_candidate_with_a_reason(admin):
     model = registered(frozen_version(admin))
-    with pytest.raises(ValueError, match=registry.ERR_REASON):
+    with pytest.raises(TrainingError, match=registry.ERR_REASON):
         registry.model_version_reject(model=model, user=admin, reason=" ")
     registry.model_version_reject(model=model, user=admin, reason="answers are too long")
     model.refresh_from_db()
@@ -833,7 +835,7 @@ def test_a_rolled_back_model_cannot_be_promoted_or_revived(admin):
     )
     registry.models_rollback_for(quarantine=quarantine)
 
-    with pytest.raises(ValueError, match="Only a candidate can be promoted"):
+    with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
         registry.model_version_promote(model=model, user=admin)
     with pytest.raises(DatabaseError), transaction.atomic():
         ModelVersion.objects.filter(pk=model.pk).update(status="candidate")

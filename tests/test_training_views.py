@@ -13,6 +13,7 @@ from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
 from tests.test_training_runs import registered
 from training import registry, services, views
+from training.errors import TrainingError
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -122,7 +123,7 @@ def test_a_dataset_format_must_suit_its_kind(as_user, admin):
 
 
 def test_a_reserved_name_is_refused():
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.dataset_create(name="quarantines")
     assert str(error.value) == services.ERR_RESERVED_NAME.format(name="quarantines")
 

@@ -212,6 +212,22 @@ def test_a_reject_needs_a_reason(as_user, admin, model):
     assert registry.ERR_REASON in response.content.decode()
 
 
+def test_a_programming_mistake_in_a_service_is_not_shown_as_a_refusal(
+    as_user, admin, model, monkeypatch
+):
+    """Views catch TrainingError alone: a stray ValueError reaches the error page and the
+    logs instead of turning into a polite message."""
+
+    def broken(**kwargs):
+        raise ValueError("a bug, not a refusal")
+
+    monkeypatch.setattr(registry, "model_version_promote", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        as_user(admin).post(f"/training/models/{model.pk}/promote/", {"reason": "better"})
+    model.refresh_from_db()
+    assert model.status == "candidate"
+
+
 def test_pages_refuse_get_for_actions(as_user, admin, model):
     client = as_user(admin)
     assert client.get("/training/runs/start/").status_code == 405

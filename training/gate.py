@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training import gold, trainer
+from training.errors import TrainingError
 from training.models import (
     ExportFormat,
     Membership,
@@ -108,8 +109,8 @@ def candidate_gate(
                 eval_file=eval_file,
                 max_length=max_length,
             )["normalised_accuracy"]
-    except ValueError as error:  # no pair fits in max_length
-        return result(passed=False, detail=f"fails: {error}")
+    except TrainingError as error:  # no pair fits in max_length
+        return result(passed=False, detail=f"fails: {error.message}")
     baseline_metrics = {"normalised_accuracy": current_accuracy, **RELATIVE_BASELINE}
     passed, detail = trainer.gate(
         candidate=metrics, current=baseline_metrics, metric=metric, margin=margin

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.utils import timezone
 
 from training import export, gate, registry, runs, trainer
+from training.errors import TrainingError
 from training.models import (
     DatasetVersion,
     ModelVersion,
@@ -75,7 +76,7 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     version = DatasetVersion.objects.select_related("dataset").get(pk=run.dataset_version_id)
     if version.status != DatasetVersion.Status.FROZEN:
         # Quarantined while the run waited in the queue.
-        raise ValueError(runs.ERR_NOT_FROZEN.format(version=version, status=version.status))
+        raise TrainingError(runs.ERR_NOT_FROZEN.format(version=version, status=version.status))
     out = runs.run_dir(run)
     if out.exists():
         shutil.rmtree(out)  # debris of a database that was rebuilt and reused this id

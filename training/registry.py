@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from training import selectors
+from training.errors import TrainingError
 from training.gate import GateResult
 from training.models import (
     DatasetVersion,
@@ -154,9 +155,9 @@ def model_version_promote(*, model: ModelVersion, user, reason: str = "") -> Mod
         _registry_lock()
         model = ModelVersion.objects.select_related("dataset_version").get(pk=model.pk)
         if model.status != ModelVersion.Status.CANDIDATE:
-            raise ValueError(ERR_PROMOTE_STATUS.format(model=model, status=model.status))
+            raise TrainingError(ERR_PROMOTE_STATUS.format(model=model, status=model.status))
         if model.dataset_version.status == DatasetVersion.Status.QUARANTINED:
-            raise ValueError(
+            raise TrainingError(
                 ERR_PROMOTE_QUARANTINED.format(model=model, version=model.dataset_version)
             )
         current = current_model()
@@ -165,7 +166,7 @@ def model_version_promote(*, model: ModelVersion, user, reason: str = "") -> Mod
             and model.gate_passed is not None
             and model.baseline_id != (current.pk if current else None)
         ):
-            raise ValueError(
+            raise TrainingError(
                 ERR_PROMOTE_BASELINE.format(
                     model=model,
                     baseline=model.baseline or BASE_MODEL_NAME,
@@ -180,12 +181,12 @@ def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVers
     """An admin turns a candidate down (it stays in the registry, never promoted)."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValueError(ERR_REASON)
+        raise TrainingError(ERR_REASON)
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
         model = ModelVersion.objects.get(pk=model.pk)
         if model.status != ModelVersion.Status.CANDIDATE:
-            raise ValueError(ERR_REJECT_STATUS.format(model=model, status=model.status))
+            raise TrainingError(ERR_REJECT_STATUS.format(model=model, status=model.status))
         model.status = ModelVersion.Status.REJECTED
         model.save(update_fields=["status"])
         _event(

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from flywheel_site import redis as fw_redis
 from training import selectors, services
+from training.errors import TrainingError
 from training.models import (
     Dataset,
     DatasetVersion,
@@ -73,7 +74,7 @@ def training_format(version: DatasetVersion) -> str:
     ):
         if fmt in version.formats:
             return fmt.value
-    raise ValueError(ERR_NO_FORMAT.format(version=version, formats=", ".join(version.formats)))
+    raise TrainingError(ERR_NO_FORMAT.format(version=version, formats=", ".join(version.formats)))
 
 
 def method_for(fmt: str) -> str:
@@ -118,14 +119,14 @@ def training_run_create(
     """
     trainer_name = trainer_name or settings.FLYWHEEL_TRAINER
     if version.status != DatasetVersion.Status.FROZEN:
-        raise ValueError(ERR_NOT_FROZEN.format(version=version, status=version.status))
+        raise TrainingError(ERR_NOT_FROZEN.format(version=version, status=version.status))
     fmt = training_format(version)
     base = base_model_dir()
     if trainer_name == TrainingRun.Trainer.EXTERNAL:
         if not settings.FLYWHEEL_EXTERNAL_TRAINER_COMMAND.strip():
-            raise ValueError(ERR_NO_EXTERNAL_COMMAND)
+            raise TrainingError(ERR_NO_EXTERNAL_COMMAND)
     elif check_base_model and not (base / "config.json").is_file():
-        raise ValueError(ERR_NO_BASE_MODEL.format(path=base))
+        raise TrainingError(ERR_NO_BASE_MODEL.format(path=base))
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -140,7 +141,7 @@ def training_run_create(
             )
     except IntegrityError as error:
         if "trainingrun_one_active_per_version" in str(error):
-            raise ValueError(ERR_RUN_ACTIVE.format(version=version)) from None
+            raise TrainingError(ERR_RUN_ACTIVE.format(version=version), status=409) from None
         raise
     transaction.on_commit(functools.partial(training_run_enqueue, run_id=run.pk))
     return run

@@ -26,6 +26,7 @@ from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to
 from curation.models import CandidateKind
 from review.models import ReviewOutcome
 from training import export, gold, registry
+from training.errors import TrainingError
 from training.models import (
     Dataset,
     DatasetVersion,
@@ -65,7 +66,7 @@ FREEZE_UNCHANGED = "Nothing changed since {version}: no new version was made."
 
 def _gold_from_outcome(outcome: ReviewOutcome) -> GoldPair:
     if outcome.result != ReviewOutcome.Result.APPROVED:
-        raise ValueError(ERR_NOT_APPROVED.format(pk=outcome.pk, result=outcome.result))
+        raise TrainingError(ERR_NOT_APPROVED.format(pk=outcome.pk, result=outcome.result))
     candidate = outcome.item.candidate
     interaction = candidate.interaction
     prompt = gold.clean_messages(candidate.prompt)
@@ -168,22 +169,22 @@ def gold_pair_correct(
     original's lineage, so it lands in the same split."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValueError(ERR_CORRECTION_REASON)
+        raise TrainingError(ERR_CORRECTION_REASON)
     chosen = (chosen or "").strip()
     if not chosen:
-        raise ValueError(ERR_CORRECTION_EMPTY)
+        raise TrainingError(ERR_CORRECTION_EMPTY)
     rejected = pair.rejected if rejected is None else (rejected.strip() or None)
     kind = PairKind.PREFERENCE if rejected and rejected != chosen else PairKind.SFT
     if kind == PairKind.SFT:
         rejected = None
     if chosen == pair.chosen and rejected == pair.rejected:
-        raise ValueError(ERR_CORRECTION_UNCHANGED)
+        raise TrainingError(ERR_CORRECTION_UNCHANGED)
     with transaction.atomic(), pghistory.context(reason=reason):
         # Lock the corrected pair's chain: two admins correcting at once get one winner.
         locked = GoldPair.objects.select_for_update().get(pk=pair.pk)
         later = GoldPair.objects.filter(supersedes=locked).first()
         if later:
-            raise ValueError(ERR_ALREADY_CORRECTED.format(pk=pair.pk, by=later.pk))
+            raise TrainingError(ERR_ALREADY_CORRECTED.format(pk=pair.pk, by=later.pk), status=409)
         fields = {
             f.attname: getattr(locked, f.attname)
             for f in GoldPair._meta.concrete_fields
@@ -231,7 +232,7 @@ def dataset_create(
     train_threshold: int = 5000,
 ) -> Dataset:
     if name in RESERVED_NAMES:
-        raise ValueError(ERR_RESERVED_NAME.format(name=name))
+        raise TrainingError(ERR_RESERVED_NAME.format(name=name))
     allowed = allowed_formats(kind)
     if formats is None:
         formats = (
@@ -240,14 +241,14 @@ def dataset_create(
             else [ExportFormat.SFT_CONVERSATIONAL]
         )
     if not formats:
-        raise ValueError(ERR_NO_FORMATS)
+        raise TrainingError(ERR_NO_FORMATS)
     for fmt in formats:
         if fmt not in allowed:
-            raise ValueError(
+            raise TrainingError(
                 ERR_FORMAT_FOR_KIND.format(fmt=fmt, kind=kind, allowed=", ".join(allowed))
             )
     if not 0 <= eval_fraction < 1:
-        raise ValueError(ERR_EVAL_FRACTION)
+        raise TrainingError(ERR_EVAL_FRACTION)
     return Dataset.objects.create(
         name=name,
         description=description,
@@ -537,9 +538,9 @@ def quarantine_create(
     deleted). Pairs it covers are excluded from every later freeze."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValueError(ERR_QUARANTINE_REASON)
+        raise TrainingError(ERR_QUARANTINE_REASON)
     if kind not in _QUARANTINE_FIELDS:
-        raise ValueError(ERR_QUARANTINE_KIND.format(kind=kind))
+        raise TrainingError(ERR_QUARANTINE_KIND.format(kind=kind))
     values = {
         "dataset_version": dataset_version,
         "source": source,
@@ -549,16 +550,16 @@ def quarantine_create(
     }
     for field in _QUARANTINE_FIELDS[kind]:
         if values[field] is None:
-            raise ValueError(ERR_QUARANTINE_MISSING.format(kind=kind, field=field))
+            raise TrainingError(ERR_QUARANTINE_MISSING.format(kind=kind, field=field))
     if kind == Quarantine.Kind.WINDOW and not window_start < window_end:
-        raise ValueError(ERR_QUARANTINE_WINDOW)
+        raise TrainingError(ERR_QUARANTINE_WINDOW)
     # Only the fields of this kind are stored; the constraint refuses any other.
     kept = {f: v for f, v in values.items() if f in _QUARANTINE_FIELDS[kind]}
     with transaction.atomic(), pghistory.context(reason=reason):
         if kind == Quarantine.Kind.DATASET_VERSION:
             version = DatasetVersion.objects.select_for_update().get(pk=dataset_version.pk)
             if version.status != DatasetVersion.Status.FROZEN:
-                raise ValueError(
+                raise TrainingError(
                     ERR_QUARANTINE_NOT_FROZEN.format(version=version, status=version.status)
                 )
             version.status = DatasetVersion.Status.QUARANTINED

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.errors import TrainingError
+
 METHODS = ("dpo", "sft")
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
@@ -126,11 +128,11 @@ def _is_conversational(example: dict[str, Any]) -> bool:
 def _check_columns(*, method: str, columns: list[str], path: Path) -> None:
     present = set(columns)
     if method == "dpo" and not {"prompt", "chosen", "rejected"} <= present:
-        raise ValueError(ERR_DPO_COLUMNS.format(path=path, columns=sorted(present)))
+        raise TrainingError(ERR_DPO_COLUMNS.format(path=path, columns=sorted(present)))
     if method == "sft" and not (
         "messages" in present or {"prompt", "completion"} <= present or "text" in present
     ):
-        raise ValueError(ERR_SFT_COLUMNS.format(path=path, columns=sorted(present)))
+        raise TrainingError(ERR_SFT_COLUMNS.format(path=path, columns=sorted(present)))
 
 
 def _has_rows(path: Path) -> bool:
@@ -166,14 +168,14 @@ def train(
     exception it raises stops training, which is how a job can abandon a cancelled run.
     """
     if config.method not in METHODS:
-        raise ValueError(ERR_UNKNOWN_METHOD.format(method=config.method))
+        raise TrainingError(ERR_UNKNOWN_METHOD.format(method=config.method))
     base = _check_base_model(config.base_model_dir)
     train_path = Path(export_dir) / TRAIN_FILE
     if not train_path.is_file():
         raise FileNotFoundError(ERR_MISSING_FILE.format(export_dir=export_dir, name=TRAIN_FILE))
     # datasets fails on an empty JSON file with a bare StopIteration: say what is wrong instead.
     if not _has_rows(train_path):
-        raise ValueError(ERR_EMPTY_DATASET.format(path=train_path))
+        raise TrainingError(ERR_EMPTY_DATASET.format(path=train_path))
     output_dir = Path(config.output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -215,7 +217,7 @@ def train(
         _check_columns(method=config.method, columns=dataset.column_names, path=train_path)
         conversational = _is_conversational(dataset[0])
         if config.conversational is not None and config.conversational != conversational:
-            raise ValueError(
+            raise TrainingError(
                 ERR_FORMAT_MISMATCH.format(
                     expected=config.conversational,
                     path=train_path,
@@ -445,7 +447,7 @@ def evaluate_preferences(
         chosen_seqs.append(((prompt_ids + chosen_ids)[:max_length], len(prompt_ids)))
         rejected_seqs.append(((prompt_ids + rejected_ids)[:max_length], len(prompt_ids)))
     if not chosen_seqs:
-        raise ValueError(ERR_NO_PAIRS.format(path=eval_path, max_length=max_length))
+        raise TrainingError(ERR_NO_PAIRS.format(path=eval_path, max_length=max_length))
 
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     policy_adapter = reference_adapter = None
@@ -515,7 +517,7 @@ def gate(
     metric (`normalised_accuracy`) with both sides scored on the same eval split.
     """
     if margin < 0:
-        raise ValueError(ERR_GATE_NEGATIVE_MARGIN.format(margin=margin))
+        raise TrainingError(ERR_GATE_NEGATIVE_MARGIN.format(margin=margin))
     if metric not in candidate or metric not in current:
         raise KeyError(ERR_GATE_METRIC.format(metric=metric))
     new, old = float(candidate[metric]), float(current[metric])
@@ -562,7 +564,7 @@ def run_external(
     """
     argv = shlex.split(command)
     if not argv:
-        raise ValueError(ERR_EMPTY_COMMAND)
+        raise TrainingError(ERR_EMPTY_COMMAND)
     export_dir, output_dir = Path(export_dir).absolute(), Path(output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
     argv = _substitute(argv, export_dir=export_dir, output_dir=output_dir)

@@ -14,8 +14,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from flywheel_site.access import ADMIN, require_role
-from flywheel_site.http import render_page
+from flywheel_site.http import int_param, render_page
 from training import export, selectors, services
+from training.errors import TrainingError
 from training.forms import DatasetForm, QuarantineForm, VersionQuarantineForm
 from training.models import Dataset, DatasetVersion, Quarantine
 
@@ -81,8 +82,8 @@ def datasets(request):
                 near_dup_threshold=data["near_dup_threshold"],
                 train_threshold=data["train_threshold"],
             )
-        except ValueError as error:
-            form.add_error(None, str(error))
+        except TrainingError as error:
+            form.add_error(None, error.message)
         else:
             messages.success(request, DATASET_CREATED.format(name=dataset.name))
             return redirect("training:dataset", name=dataset.name)
@@ -122,10 +123,7 @@ def dataset_detail(request, name: str):
 def dataset_freeze(request, name: str):
     require_role(request.user, ADMIN)
     dataset = get_object_or_404(Dataset, name=name)
-    try:
-        number = int(request.POST.get("number", ""))
-    except ValueError:
-        number = None
+    number = int_param(request.POST.get("number"))
     version, created = services.dataset_version_freeze(
         dataset=dataset, user=request.user, number=number
     )
@@ -208,8 +206,8 @@ def version_quarantine(request, name: str, number: int):
                 reason=form.cleaned_data["reason"],
                 user=request.user,
             )
-        except ValueError as error:
-            messages.error(request, str(error))
+        except TrainingError as error:
+            messages.error(request, error.message)
         else:
             messages.success(request, VERSION_QUARANTINED.format(version=version))
             _report_rollback(request, rollback)
@@ -234,8 +232,8 @@ def quarantines(request):
                 window_start=data["window_start"],
                 window_end=data["window_end"],
             )
-        except ValueError as error:
-            form.add_error(None, str(error))
+        except TrainingError as error:
+            form.add_error(None, error.message)
         else:
             messages.success(
                 request,

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
 from training import registry, runs, selectors_runs, trainer
+from training.errors import TrainingError
 from training.models import DatasetVersion, ModelVersion
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
@@ -50,8 +51,8 @@ def run_start(request):
         return redirect("training_runs:runs")
     try:
         run = runs.training_run_create(version=version, user=request.user)
-    except ValueError as error:
-        messages.error(request, str(error))
+    except TrainingError as error:
+        messages.error(request, error.message)
         return redirect("training_runs:runs")
     messages.success(request, RUN_STARTED.format(pk=run.pk, version=version))
     return redirect("training_runs:run", pk=run.pk)
@@ -123,8 +124,8 @@ def model_promote(request, pk: int):
         registry.model_version_promote(
             model=model, user=request.user, reason=request.POST.get("reason", "")
         )
-    except ValueError as error:
-        messages.error(request, str(error))
+    except TrainingError as error:
+        messages.error(request, error.message)
     else:
         messages.success(request, PROMOTED.format(model=model))
     return redirect("training_runs:model", pk=pk)
@@ -139,8 +140,8 @@ def model_reject(request, pk: int):
         registry.model_version_reject(
             model=model, user=request.user, reason=request.POST.get("reason", "")
         )
-    except ValueError as error:
-        messages.error(request, str(error))
+    except TrainingError as error:
+        messages.error(request, error.message)
     else:
         messages.success(request, REJECTED.format(model=model))
     return redirect("training_runs:model", pk=pk)
