@@ -190,19 +190,28 @@ def test_a_finished_run_stops_polling(as_user, admin, run, model):
     assert model.name in body
 
 
-def test_an_admin_promotes_a_candidate_with_a_recorded_reason(as_user, admin, model):
+@pytest.mark.parametrize(
+    ("decision", "status", "done"),
+    [("promote", "promoted", "is now the current model"), ("reject", "rejected", "was rejected")],
+)
+def test_an_admin_decides_on_a_candidate_with_a_recorded_reason(
+    as_user, admin, model, decision, status, done
+):
     response = as_user(admin).post(
-        f"/training/models/{model.pk}/promote/", {"reason": "beats the base"}, follow=True
+        f"/training/models/{model.pk}/{decision}/", {"reason": "beats the base"}, follow=True
     )
 
     model.refresh_from_db()
-    assert model.status == "promoted"
+    assert model.status == status
     event = model.changes.get()
-    assert (event.action, event.reason, event.user) == ("promoted", "beats the base", admin)
+    assert (event.action, event.reason, event.user) == (status, "beats the base", admin)
     page = response.content.decode()
-    assert "is now the current model" in page
+    assert done in page
     assert "beats the base" in page
-    assert "Current model:" in as_user(admin).get("/training/models/").content.decode()
+    current = as_user(admin).get("/training/models/").content.decode()
+    assert "Current model:" in current
+    # Only a promotion makes it the current model, shown with when it was promoted.
+    assert ("(promoted " in current) == (decision == "promote")
 
 
 def test_a_reject_needs_a_reason(as_user, admin, model):

@@ -20,6 +20,10 @@ REASON_TEXT = {
 }
 
 
+def dataset_get(*, name: str) -> Dataset | None:
+    return Dataset.objects.filter(name=name).first()
+
+
 def latest_frozen(*, dataset: Dataset) -> DatasetVersion | None:
     """The last version that is frozen or quarantined (quarantined ones still count as the
     chain's tip: the next version follows them)."""

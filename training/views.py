@@ -8,7 +8,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -31,6 +31,7 @@ QUARANTINE_AFFECTS = "Versions holding affected pairs: {versions}."
 MODELS_ROLLED_BACK = "Rolled back {count} model(s) trained on them: {models}."
 MODEL_RESTORED = "{previous} was the current model; {restored} is current again."
 MODEL_RESTORED_BASE = "{previous} was the current model; the base model is current again."
+NO_SUCH_DATASET = "No dataset {name}."
 NO_SUCH_VERSION = "No frozen version {number} of {name}."
 
 
@@ -55,6 +56,13 @@ def _report_rollback(request, rollback) -> None:
         else:
             text = MODEL_RESTORED_BASE.format(previous=rollback.previous_current.name)
         messages.warning(request, text)
+
+
+def _dataset_or_404(name: str) -> Dataset:
+    dataset = selectors.dataset_get(name=name)
+    if dataset is None:
+        raise Http404(NO_SUCH_DATASET.format(name=name))
+    return dataset
 
 
 def _version_or_404(name: str, number: int) -> DatasetVersion:
@@ -102,7 +110,7 @@ def datasets(request):
 @login_required
 def dataset_detail(request, name: str):
     require_role(request.user, ADMIN)
-    dataset = get_object_or_404(Dataset, name=name)
+    dataset = _dataset_or_404(name)
     latest = selectors.latest_frozen(dataset=dataset)
     return render(
         request,
@@ -122,7 +130,7 @@ def dataset_detail(request, name: str):
 @require_POST
 def dataset_freeze(request, name: str):
     require_role(request.user, ADMIN)
-    dataset = get_object_or_404(Dataset, name=name)
+    dataset = _dataset_or_404(name)
     number = int_param(request.POST.get("number"))
     version, created = services.dataset_version_freeze(
         dataset=dataset, user=request.user, number=number
