@@ -403,11 +403,8 @@ def dataset_version_verify(*, version: DatasetVersion, check_files: bool = True)
 
 
 def _file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def datasets_verify(*, dataset_names: list[str] | None = None) -> tuple[int, list[str]]:
