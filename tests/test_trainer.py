@@ -25,7 +25,9 @@ from training.trainer import (
     ERR_GATE_NEGATIVE_MARGIN,
     ERR_MISSING_FILE,
     ERR_NO_PAIRS,
+    ERR_NOTHING_FITS,
     ERR_TIMED_OUT,
+    ERR_TOO_FEW,
     ERR_UNKNOWN_METHOD,
     TrainConfig,
     evaluate_preferences,
@@ -322,6 +324,40 @@ def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
     with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_EMPTY_DATASET.format(path=export / "train.jsonl")
+
+
+@pytest.mark.slow
+def test_train_refuses_at_once_when_every_prompt_fills_max_length(tmp_path, tiny_lm):
+    """TRL drops a pair whose prompt alone fills max_length; with none left it used to die
+    inside with `num_samples=0`. The refusal names the setting to raise."""
+    rows = [dict(row, prompt=row["prompt"] * 8) for row in preference_rows(conversational=False)]
+    export = write_export(tmp_path / "export", rows)
+    config = TrainConfig(
+        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", max_length=16
+    )
+
+    with pytest.raises(TrainingError) as error:
+        train(export_dir=export, config=config)
+    assert error.value.message == ERR_NOTHING_FITS.format(
+        path=export / "train.jsonl", total=N_TRAIN, max_length=16
+    )
+    assert "FLYWHEEL_TRAINING_MAX_LENGTH" in error.value.message
+    assert not any((tmp_path / "out").iterdir())  # refused before any training
+
+
+@pytest.mark.slow
+def test_train_refuses_fewer_pairs_than_one_batch(tmp_path, tiny_lm):
+    export = write_export(tmp_path / "export", preference_rows(conversational=True), n_train=3)
+    config = TrainConfig(
+        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", batch_size=8
+    )
+
+    with pytest.raises(TrainingError) as error:
+        train(export_dir=export, config=config)
+    assert error.value.message == ERR_TOO_FEW.format(
+        kept=3, total=3, path=export / "train.jsonl", max_length=128, batch_size=8
+    )
+    assert "FLYWHEEL_TRAINING_BATCH_SIZE" in error.value.message
 
 
 @pytest.mark.slow

@@ -527,9 +527,7 @@ def test_a_version_quarantined_while_its_run_waited_is_not_trained_on(external_s
 
     run.refresh_from_db()
     assert run.status == "failed"
-    assert run.error == repr(
-        TrainingError(runs.ERR_NOT_FROZEN.format(version=version, status="quarantined"))
-    )
+    assert run.error == runs.ERR_NOT_FROZEN.format(version=version, status="quarantined")
     assert not ModelVersion.objects.exists()
 
 
@@ -579,6 +577,23 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
 
 
 # --- starting runs: refusals -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_prompts_all_fill_max_length_fails_at_once_naming_the_setting(
+    training_settings, admin
+):
+    training_settings.FLYWHEEL_TRAINING_MAX_LENGTH = 16
+    run = runs.training_run_create(version=frozen_version(admin, n=5), user=admin)
+    work()
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error.startswith("None of the ")
+    assert "FLYWHEEL_TRAINING_MAX_LENGTH" in run.error
+    assert run.progress_step == 0  # no optimiser step was taken
+    assert not ModelVersion.objects.exists()
 
 
 @pytest.mark.django_db

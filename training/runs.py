@@ -245,7 +245,10 @@ def training_run_claim(*, run_id: int) -> TrainingRun | None:
 
 
 def _fail(*, run_id: int, error: BaseException | str) -> int:
-    text = error if isinstance(error, str) else repr(error)
+    if isinstance(error, TrainingError):
+        text = error.message  # written for the admin who reads the run page
+    else:
+        text = error if isinstance(error, str) else repr(error)
     updated = TrainingRun.objects.filter(
         pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
     ).update(
