@@ -6,13 +6,19 @@ runs take a couple of seconds each, the imports most of the rest.
 
 import json
 import math
-import random
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.training_helpers import (
+    POLITE,
+    TOPICS,
+    preference_rows,
+    write_jsonl,
+)
+from tests.training_helpers import tiny_lm as tiny_lm_at
 from training.errors import TrainingError
 from training.tinylm import build_tiny_lm
 from training.trainer import (
@@ -36,41 +42,7 @@ from training.trainer import (
     train,
 )
 
-ADJECTIVES = ["red", "blue", "green", "small", "large", "old", "new", "quiet", "bright", "warm"]
-NOUNS = ["apples", "trains", "rivers", "invoices", "gardens", "laptops", "parcels", "songs"]
-TOPICS = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]
-# Several phrasings on each side, so a random base model has no consistent preference
-# (one fixed template per side gives it 0.95 or 0.05 by accident) while "polite and
-# structured beats rude" stays learnable.
-POLITE = [
-    "Thank you for asking about {t}. Here is a clear answer.",
-    "Happy to help with {t}. First, a short summary.",
-    "Good question about {t}. Let me explain step by step.",
-]
-RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
 N_TRAIN = 60
-
-
-def preference_rows(*, conversational: bool) -> list[dict]:
-    rng = random.Random(0)
-    rows = []
-    for topic in TOPICS:
-        chosen = rng.choice(POLITE).format(t=topic)
-        rejected = rng.choice(RUDE).format(t=topic)
-        if conversational:
-            rows.append(
-                {
-                    "prompt": [{"role": "user", "content": f"Tell me about {topic}."}],
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                }
-            )
-        else:
-            # TRL joins prompt and completion with nothing between: the newline separates them.
-            rows.append(
-                {"prompt": f"Tell me about {topic}.\n", "chosen": chosen, "rejected": rejected}
-            )
-    return rows
 
 
 def sft_rows() -> list[dict]:
@@ -85,12 +57,6 @@ def sft_rows() -> list[dict]:
     ]
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
 def write_export(directory: Path, rows: list[dict], *, n_train: int = N_TRAIN) -> Path:
     write_jsonl(directory / "train.jsonl", rows[:n_train])
     write_jsonl(directory / "eval.jsonl", rows[n_train:])
@@ -100,10 +66,7 @@ def write_export(directory: Path, rows: list[dict], *, n_train: int = N_TRAIN) -
 
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
-    corpus = [f"Tell me about {t}." for t in TOPICS] + [
-        phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS
-    ]
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), corpus=corpus)
+    return tiny_lm_at(tmp_path_factory.mktemp("tiny-lm"))
 
 
 @pytest.fixture(scope="module", params=["standard", "conversational"])

@@ -5,7 +5,6 @@ rollback, the external trainer, and jobs that are safe to run twice.
 Training tests are marked slow; each trains for a few dozen steps on a 115k-parameter model.
 """
 
-import random
 import shlex
 import sys
 from datetime import timedelta
@@ -32,20 +31,8 @@ from training.models import (
     ModelVersion,
     TrainingRun,
 )
-from training.tinylm import build_tiny_lm
 from training.trainer import TrainConfig, train
 
-ADJECTIVES = ["red", "blue", "green", "small", "large", "old", "new", "quiet", "bright", "warm"]
-NOUNS = ["apples", "trains", "rivers", "invoices", "gardens", "laptops", "parcels", "songs"]
-TOPICS = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]
-# Several phrasings per side, so the random base model has no consistent preference while
-# "polite and structured beats rude" is learnable (as in tests/test_trainer.py).
-POLITE = [
-    "Thank you for asking about {t}. Here is a clear answer.",
-    "Happy to help with {t}. First, a short summary.",
-    "Good question about {t}. Let me explain step by step.",
-]
-RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
 STEPS = 12
 
 
@@ -66,40 +53,17 @@ def _roles(db):
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
-    corpus = [f"Tell me about {t}." for t in TOPICS] + [
-        phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS
-    ]
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-base"), corpus=corpus)
-
-
-def _rows(topics: list[str], seed: int) -> list[tuple[str, str, str]]:
-    rng = random.Random(seed)
-    return [
-        (f"Tell me about {t}.", rng.choice(POLITE).format(t=t), rng.choice(RUDE).format(t=t))
-        for t in topics
-    ]
+    return th.tiny_lm(tmp_path_factory.mktemp("tiny-base"))
 
 
 @pytest.fixture(scope="session")
 def trained_adapter(tiny_base, tmp_path_factory) -> Path:
     """An adapter trained outside the database on the same task: a "current model" for
     tests that need one already promoted."""
-    import json
-
     root = tmp_path_factory.mktemp("current-model")
-    (root / "export").mkdir()
-    with open(root / "export" / "train.jsonl", "w") as handle:
-        for prompt, chosen, rejected in _rows(TOPICS, seed=99):
-            handle.write(
-                json.dumps(
-                    {
-                        "prompt": [{"role": "user", "content": prompt}],
-                        "chosen": [{"role": "assistant", "content": chosen}],
-                        "rejected": [{"role": "assistant", "content": rejected}],
-                    }
-                )
-                + "\n"
-            )
+    th.write_jsonl(
+        root / "export" / "train.jsonl", th.preference_rows(conversational=True, seed=99)
+    )
     result = train(
         export_dir=root / "export",
         config=TrainConfig(
@@ -137,7 +101,7 @@ def curated_and_reviewed(topics: list[str], *, prefix: str, seed: int = 0) -> li
     """Users' edits ingested through the API service, curated by the real pipeline, sampled
     into the review queue, approved by a reviewer; returns the gold pairs."""
     pipeline.policy_create(changes={"enabled_filters": ["user_action"], "sample_rate": 1.0})
-    rows = _rows(topics, seed)
+    rows = th.preference_triples(topics, seed=seed)
     ingest(
         interactions=[
             factories.interaction(
@@ -167,7 +131,7 @@ def curated_and_reviewed(topics: list[str], *, prefix: str, seed: int = 0) -> li
 def approved_pairs(topics: list[str], *, seed: int) -> None:
     """The same task straight from approved outcomes (no curation), for tests about the
     gate and the registry rather than about the path into gold."""
-    for prompt, chosen, rejected in _rows(topics, seed):
+    for prompt, chosen, rejected in th.preference_triples(topics, seed=seed):
         th.approved(
             prompt=prompt,
             chosen=chosen,
@@ -231,7 +195,7 @@ def registered(version, *, status="candidate", adapter="", promoted_at=None, **f
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_settings, admin):
-    pairs = curated_and_reviewed(TOPICS, prefix="e2e")
+    pairs = curated_and_reviewed(th.TOPICS, prefix="e2e")
     dataset = services.dataset_create(
         name="support", user=admin, lag_days=0, eval_fraction=0.25, train_threshold=len(pairs)
     )
@@ -294,7 +258,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
 ):
     training_settings.FLYWHEEL_TRAINING_LEARNING_RATE = 1e-9  # learns nothing
     training_settings.FLYWHEEL_TRAINING_STEPS = 2
-    approved_pairs(TOPICS[:40], seed=1)
+    approved_pairs(th.TOPICS[:40], seed=1)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     current = registered(
@@ -327,7 +291,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
 @pytest.mark.django_db(transaction=True)
 def test_auto_promotion_makes_a_passing_candidate_current_and_records_why(training_settings, admin):
     training_settings.FLYWHEEL_AUTO_PROMOTE = True
-    approved_pairs(TOPICS, seed=2)
+    approved_pairs(th.TOPICS, seed=2)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.25)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
 
@@ -351,7 +315,7 @@ def test_an_sft_dataset_trains_with_sft_and_is_gated_on_its_held_out_preference_
     training_settings, admin
 ):
     training_settings.FLYWHEEL_TRAINING_STEPS = 4
-    approved_pairs(TOPICS[:40], seed=4)
+    approved_pairs(th.TOPICS[:40], seed=4)
     dataset = services.dataset_create(
         name="answers", user=admin, kind="sft", lag_days=0, eval_fraction=0.3
     )
@@ -565,7 +529,7 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
             "{output_dir}",
         ]
     )
-    approved_pairs(TOPICS[:40], seed=3)
+    approved_pairs(th.TOPICS[:40], seed=3)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     run = runs.training_run_create(version=version, user=admin)
