@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from training import export, gate, registry, runs, trainer
+from training import export, external, gate, registry, runs, trainer
 from training.errors import TrainingError
 from training.models import (
     DatasetVersion,
@@ -142,7 +142,7 @@ def _train_builtin(*, run: TrainingRun, export_dir: Path, out: Path, metrics: di
 
 def _train_external(*, run: TrainingRun, export_dir: Path, out: Path, metrics: dict) -> Path | None:
     runs.stage_set(run.pk, "train", "running the external trainer")
-    result = trainer.run_external(
+    result = external.run_external(
         command=run.config["command"],
         export_dir=export_dir,
         output_dir=out,
