@@ -55,6 +55,18 @@ def _tail(path: Path, cap: int) -> tuple[str, bool]:
     return data.decode("utf-8", errors="replace"), size > cap
 
 
+def _wait(process: subprocess.Popen, *, timeout_s: int) -> int | None:
+    """The exit status, or None when it ran too long: then its whole process group is
+    killed, so a trainer's children do not linger."""
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
+
+
 def run_external(
     *, command: str, export_dir: Path, output_dir: Path, timeout_s: int
 ) -> ExternalResult:
@@ -101,17 +113,10 @@ def run_external(
                     duration_s=time.monotonic() - started,
                     error=ERR_COMMAND_NOT_FOUND.format(error=error),
                 )
-            timed_out = False
-            try:
-                exit_code: int | None = process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                exit_code = None
+            exit_code = _wait(process, timeout_s=timeout_s)
         duration = time.monotonic() - started
         output, truncated = _tail(log_path, EXTERNAL_OUTPUT_CAP)
+    timed_out = exit_code is None
     return ExternalResult(
         argv=argv,
         exit_code=exit_code,
