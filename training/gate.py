@@ -19,6 +19,8 @@ from training.models import (
 from training.selectors_runs import BASE_MODEL_NAME, current_model
 
 GATE_EVAL_FILE = "gate_eval.jsonl"
+# What the current model scores against itself on the relative metrics: a candidate must
+# prefer chosen answers more often than chance, by a positive margin, relative to it.
 RELATIVE_BASELINE = {"implicit_reward_accuracy": 0.5, "reward_margin": 0.0}
 ERR_NO_EVAL_PAIRS = "fails: {version} has no held-out preference pairs to evaluate on"
 NOT_GATED = "not gated: the external trainer left no LoRA adapter to evaluate; an admin decides"

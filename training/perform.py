@@ -20,7 +20,10 @@ from training.models import (
     TrainingRun,
 )
 
+# Loss points kept on the row for the chart; long runs keep every 2nd, 4th, ... step.
 LOSS_CURVE_POINTS = 300
+# Progress is written at most this often (and once at the end): a fast model would
+# otherwise write the row dozens of times a second.
 PROGRESS_INTERVAL_S = 1.0
 ERR_RUN_NOT_RUNNING = "Run #{pk} is no longer running (marked failed or finished elsewhere)."
 ERR_EXTERNAL_EXIT = "The external trainer exited with status {code}."

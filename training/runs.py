@@ -33,7 +33,10 @@ from training.models import (
 
 QUEUE = "training"
 JOB = "training.jobs.training_run_execute"
+# A queued run whose RQ job is gone (Redis was down at enqueue, or flushed) is re-queued by
+# the periodic check once it is this old.
 REQUEUE_AFTER = timedelta(minutes=2)
+# Grace beyond the job timeout before a "running" row is declared abandoned.
 ABANDON_GRACE = timedelta(minutes=5)
 ERROR_MAX_CHARS = 4000
 ERR_NOT_FROZEN = "Only a frozen dataset version can be trained on; {version} is {status}."
