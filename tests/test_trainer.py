@@ -28,8 +28,8 @@ from training.trainer import (
     ERR_MISSING_FILE,
     ERR_NO_PAIRS,
     ERR_NOTHING_FITS,
-    ERR_TOO_FEW,
     ERR_UNKNOWN_METHOD,
+    NOTE_DROPPED,
     TrainConfig,
     evaluate_preferences,
     gate,
@@ -303,18 +303,26 @@ def test_train_refuses_at_once_when_every_prompt_fills_max_length(tmp_path, tiny
 
 
 @pytest.mark.slow
-def test_train_refuses_fewer_pairs_than_one_batch(tmp_path, tiny_lm):
-    export = write_export(tmp_path / "export", preference_rows(conversational=True), n_train=3)
+def test_train_says_in_its_log_how_many_pairs_max_length_dropped(tmp_path, tiny_lm):
+    rows = preference_rows(conversational=False)
+    rows[:5] = [dict(row, prompt=row["prompt"] * 8) for row in rows[:5]]
+    export = write_export(tmp_path / "export", rows)
     config = TrainConfig(
-        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", batch_size=8
+        method="dpo",
+        base_model_dir=tiny_lm,
+        output_dir=tmp_path / "out",
+        steps=2,
+        batch_size=4,
+        max_length=24,
     )
 
-    with pytest.raises(TrainingError) as error:
-        train(export_dir=export, config=config)
-    assert error.value.message == ERR_TOO_FEW.format(
-        kept=3, total=3, path=export / "train.jsonl", max_length=128, batch_size=8
+    result = train(export_dir=export, config=config)
+
+    assert result.log_lines[0] == NOTE_DROPPED.format(
+        kept=N_TRAIN - 5, total=N_TRAIN, max_length=24
     )
-    assert "FLYWHEEL_TRAINING_BATCH_SIZE" in error.value.message
+    assert "FLYWHEEL_TRAINING_MAX_LENGTH" in result.log_lines[0]
+    assert result.steps == 2
 
 
 @pytest.mark.slow

@@ -44,10 +44,10 @@ ERR_NOTHING_FITS = (
     "max_length={max_length} tokens, and TRL drops such pairs. Raise "
     "FLYWHEEL_TRAINING_MAX_LENGTH (or shorten the prompts)."
 )
-ERR_TOO_FEW = (
-    "Only {kept} of the {total} examples in {path} fit in max_length={max_length} tokens, "
-    "fewer than one batch of {batch_size}. Raise FLYWHEEL_TRAINING_MAX_LENGTH, lower "
-    "FLYWHEEL_TRAINING_BATCH_SIZE, or freeze a version with more pairs."
+NOTE_DROPPED = (
+    "training on {kept} of {total} examples: the prompts of the others alone fill "
+    "max_length={max_length} tokens and TRL drops them (raise FLYWHEEL_TRAINING_MAX_LENGTH "
+    "to keep them)"
 )
 ERR_GATE_METRIC = "Metric {metric!r} is missing from the candidate or the current metrics."
 ERR_GATE_NEGATIVE_MARGIN = "The gate margin must be zero or more, got {margin}."
@@ -215,9 +215,9 @@ def _load_train_set(train_path: Path, *, config: TrainConfig, cache_dir: str):
 
 
 def _check_trainable(dataset, *, tokenizer, config: TrainConfig, path: Path) -> int:
-    """How many examples TRL will train on, refused at once when there are none or fewer
-    than one batch: TRL's DPO drops every pair whose prompt alone fills max_length, and on
-    an empty result it dies deep inside with `num_samples=0`."""
+    """How many examples TRL will train on, refused at once when there are none: TRL's DPO
+    drops every pair whose prompt alone fills max_length, and on an empty result it dies
+    deep inside with `num_samples=0`."""
     total = len(dataset)
     if config.method == "dpo":
         kept = sum(
@@ -228,16 +228,6 @@ def _check_trainable(dataset, *, tokenizer, config: TrainConfig, path: Path) -> 
     if kept == 0:
         raise TrainingError(
             ERR_NOTHING_FITS.format(path=path, total=total, max_length=config.max_length)
-        )
-    if kept < config.batch_size:
-        raise TrainingError(
-            ERR_TOO_FEW.format(
-                kept=kept,
-                total=total,
-                path=path,
-                max_length=config.max_length,
-                batch_size=config.batch_size,
-            )
         )
     return kept
 
@@ -332,7 +322,11 @@ def train(
     with tempfile.TemporaryDirectory(prefix="flywheel-datasets-") as cache_dir:
         dataset, conversational = _load_train_set(train_path, config=config, cache_dir=cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(str(_check_base_model(config.base_model_dir)))
-        _check_trainable(dataset, tokenizer=tokenizer, config=config, path=train_path)
+        kept = _check_trainable(dataset, tokenizer=tokenizer, config=config, path=train_path)
+        if kept < len(dataset):
+            callback.log_lines.append(
+                NOTE_DROPPED.format(kept=kept, total=len(dataset), max_length=config.max_length)
+            )
         trainer = _build_trainer(
             dataset=dataset,
             tokenizer=tokenizer,
