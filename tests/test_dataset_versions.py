@@ -322,3 +322,14 @@ def test_verify_datasets_catches_a_removed_member(frozen):
 
 def test_membership_of_a_frozen_version_has_one_row_per_selected_pair(frozen):
     assert Membership.objects.filter(version=frozen).count() == 5
+
+
+def test_verify_catches_an_exported_file_edited_on_disk(frozen):
+    directory = export.dataset_version_materialize(version=frozen)
+    assert export.dataset_version_verify(version=frozen) == []
+    edited = directory / frozen.formats[0] / "train.jsonl"
+    edited.write_bytes(edited.read_bytes() + b'{"prompt": "smuggled"}\n')
+
+    problems = export.dataset_version_verify(version=frozen)
+
+    assert problems == [f"{frozen}: exported file {edited} does not match the manifest"]

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from tests import training_helpers as th
 from training import export, services
+from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Membership
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -184,7 +185,7 @@ def test_a_draft_cannot_be_exported(admin, tmp_path):
         near_dup_threshold=0.9,
         cutoff=timezone.now(),
     )
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         export.dataset_version_write(version=draft, directory=tmp_path)
     assert str(error.value) == export.ERR_NOT_FROZEN.format(version=draft)
 

@@ -7,6 +7,7 @@ from django.db import DatabaseError, connection, transaction
 from review.models import ReviewOutcome
 from tests import training_helpers as th
 from training import gold, services
+from training.errors import TrainingError
 from training.models import GoldPair
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +67,7 @@ def test_sync_is_idempotent_and_ignores_rejected_outcomes():
 
 def test_a_rejected_outcome_is_refused_by_name():
     outcome = th.approved(result="rejected")
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.gold_pair_create(outcome=outcome)
     assert str(error.value) == services.ERR_NOT_APPROVED.format(pk=outcome.pk, result="rejected")
 
@@ -128,7 +129,7 @@ def test_a_correction_is_a_new_pair_that_supersedes_the_old_one_with_history(adm
 def test_only_the_latest_pair_can_be_corrected(admin):
     pair = _one_pair()
     fixed = services.gold_pair_correct(pair=pair, chosen="Second.", user=admin, reason="r")
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.gold_pair_correct(pair=pair, chosen="Third.", user=admin, reason="r")
     assert str(error.value) == services.ERR_ALREADY_CORRECTED.format(pk=pair.pk, by=fixed.pk)
 
@@ -142,14 +143,14 @@ def test_only_the_latest_pair_can_be_corrected(admin):
 )
 def test_a_correction_needs_a_reason_and_a_text(admin, chosen, reason, message):
     pair = _one_pair()
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.gold_pair_correct(pair=pair, chosen=chosen, user=admin, reason=reason)
     assert str(error.value) == message
 
 
 def test_a_correction_that_changes_nothing_is_refused(admin):
     pair = _one_pair()
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.gold_pair_correct(pair=pair, chosen=pair.chosen, user=admin, reason="r")
     assert str(error.value) == services.ERR_CORRECTION_UNCHANGED
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from curation import pipeline
 from curation.models import Source
 from tests import training_helpers as th
-from training import services
+from training import selectors, services
+from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -178,7 +179,7 @@ def test_a_quarantined_version_cannot_be_unquarantined_in_the_database(dataset, 
     ],
 )
 def test_a_quarantine_is_refused_with_a_message_when_incomplete(kwargs, message):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.quarantine_create(**kwargs)
     assert str(error.value) == message
 
@@ -192,5 +193,5 @@ def test_versions_affected_by_a_quarantine_are_the_ones_holding_its_pairs(admin)
     th.approved(occurred_at=days_ago(30), src=bad_source)
     b1, _ = services.dataset_version_freeze(dataset=b, user=admin)
     q = services.quarantine_create(kind="source", source=bad_source, reason="r")
-    assert list(services.versions_affected(quarantine=q)) == [b1]
+    assert list(selectors.versions_affected(quarantine=q)) == [b1]
     assert GoldPair.objects.filter(source=bad_source).count() == 1

@@ -6,68 +6,37 @@ runs take a couple of seconds each, the imports most of the rest.
 
 import json
 import math
-import random
-import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.training_helpers import (
+    POLITE,
+    TOPICS,
+    preference_rows,
+    write_jsonl,
+)
+from tests.training_helpers import tiny_lm as tiny_lm_at
+from training.errors import TrainingError
 from training.tinylm import build_tiny_lm
 from training.trainer import (
-    ERR_COMMAND_NOT_FOUND,
     ERR_DPO_COLUMNS,
-    ERR_EMPTY_COMMAND,
     ERR_EMPTY_DATASET,
     ERR_FORMAT_MISMATCH,
     ERR_GATE_METRIC,
     ERR_GATE_NEGATIVE_MARGIN,
     ERR_MISSING_FILE,
     ERR_NO_PAIRS,
-    ERR_TIMED_OUT,
+    ERR_NOTHING_FITS,
     ERR_UNKNOWN_METHOD,
+    NOTE_DROPPED,
     TrainConfig,
     evaluate_preferences,
     gate,
-    run_external,
     train,
 )
 
-ADJECTIVES = ["red", "blue", "green", "small", "large", "old", "new", "quiet", "bright", "warm"]
-NOUNS = ["apples", "trains", "rivers", "invoices", "gardens", "laptops", "parcels", "songs"]
-TOPICS = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]
-# Several phrasings on each side, so a random base model has no consistent preference
-# (one fixed template per side gives it 0.95 or 0.05 by accident) while "polite and
-# structured beats rude" stays learnable.
-POLITE = [
-    "Thank you for asking about {t}. Here is a clear answer.",
-    "Happy to help with {t}. First, a short summary.",
-    "Good question about {t}. Let me explain step by step.",
-]
-RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
 N_TRAIN = 60
-
-
-def preference_rows(*, conversational: bool) -> list[dict]:
-    rng = random.Random(0)
-    rows = []
-    for topic in TOPICS:
-        chosen = rng.choice(POLITE).format(t=topic)
-        rejected = rng.choice(RUDE).format(t=topic)
-        if conversational:
-            rows.append(
-                {
-                    "prompt": [{"role": "user", "content": f"Tell me about {topic}."}],
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                }
-            )
-        else:
-            # TRL joins prompt and completion with nothing between: the newline separates them.
-            rows.append(
-                {"prompt": f"Tell me about {topic}.\n", "chosen": chosen, "rejected": rejected}
-            )
-    return rows
 
 
 def sft_rows() -> list[dict]:
@@ -82,12 +51,6 @@ def sft_rows() -> list[dict]:
     ]
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
 def write_export(directory: Path, rows: list[dict], *, n_train: int = N_TRAIN) -> Path:
     write_jsonl(directory / "train.jsonl", rows[:n_train])
     write_jsonl(directory / "eval.jsonl", rows[n_train:])
@@ -97,10 +60,7 @@ def write_export(directory: Path, rows: list[dict], *, n_train: int = N_TRAIN) -
 
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
-    corpus = [f"Tell me about {t}." for t in TOPICS] + [
-        phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS
-    ]
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), corpus=corpus)
+    return tiny_lm_at(tmp_path_factory.mktemp("tiny-lm"))
 
 
 @pytest.fixture(scope="module", params=["standard", "conversational"])
@@ -299,7 +259,7 @@ def test_load_dataset_reads_every_export_format(tmp_path, rows, columns, convers
 def test_train_refuses_an_unknown_method(tmp_path):
     config = TrainConfig(method="ppo", base_model_dir=tmp_path, output_dir=tmp_path / "out")
 
-    with pytest.raises(ValueError, match="Unknown training method 'ppo'") as error:
+    with pytest.raises(TrainingError, match="Unknown training method 'ppo'") as error:
         train(export_dir=tmp_path, config=config)
     assert str(error.value) == ERR_UNKNOWN_METHOD.format(method="ppo")
 
@@ -318,9 +278,51 @@ def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
     export = write_export(tmp_path / "export", [])
     config = TrainConfig(method="sft", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_EMPTY_DATASET.format(path=export / "train.jsonl")
+
+
+@pytest.mark.slow
+def test_train_refuses_at_once_when_every_prompt_fills_max_length(tmp_path, tiny_lm):
+    """TRL drops a pair whose prompt alone fills max_length; with none left it used to die
+    inside with `num_samples=0`. The refusal names the setting to raise."""
+    rows = [dict(row, prompt=row["prompt"] * 8) for row in preference_rows(conversational=False)]
+    export = write_export(tmp_path / "export", rows)
+    config = TrainConfig(
+        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", max_length=16
+    )
+
+    with pytest.raises(TrainingError) as error:
+        train(export_dir=export, config=config)
+    assert error.value.message == ERR_NOTHING_FITS.format(
+        path=export / "train.jsonl", total=N_TRAIN, max_length=16
+    )
+    assert "FLYWHEEL_TRAINING_MAX_LENGTH" in error.value.message
+    assert not any((tmp_path / "out").iterdir())  # refused before any training
+
+
+@pytest.mark.slow
+def test_train_says_in_its_log_how_many_pairs_max_length_dropped(tmp_path, tiny_lm):
+    rows = preference_rows(conversational=False)
+    rows[:5] = [dict(row, prompt=row["prompt"] * 8) for row in rows[:5]]
+    export = write_export(tmp_path / "export", rows)
+    config = TrainConfig(
+        method="dpo",
+        base_model_dir=tiny_lm,
+        output_dir=tmp_path / "out",
+        steps=2,
+        batch_size=4,
+        max_length=24,
+    )
+
+    result = train(export_dir=export, config=config)
+
+    assert result.log_lines[0] == NOTE_DROPPED.format(
+        kept=N_TRAIN - 5, total=N_TRAIN, max_length=24
+    )
+    assert "FLYWHEEL_TRAINING_MAX_LENGTH" in result.log_lines[0]
+    assert result.steps == 2
 
 
 @pytest.mark.slow
@@ -328,7 +330,7 @@ def test_train_refuses_sft_data_for_dpo(tmp_path, tiny_lm):
     export = write_export(tmp_path / "export", sft_rows())
     config = TrainConfig(method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_DPO_COLUMNS.format(
         path=export / "train.jsonl", columns=["messages"]
@@ -345,7 +347,7 @@ def test_train_refuses_data_in_another_format_than_configured(tmp_path, tiny_lm)
         conversational=True,
     )
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
     assert str(error.value) == ERR_FORMAT_MISMATCH.format(
         expected=True, path=export / "train.jsonl", actual="standard (plain strings)"
@@ -369,7 +371,7 @@ def test_eval_skips_pairs_whose_prompt_fills_max_length(tmp_path, tiny_lm):
 def test_eval_refuses_a_file_with_no_usable_pairs(tmp_path, tiny_lm):
     eval_file = write_jsonl(tmp_path / "eval.jsonl", [])
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         evaluate_preferences(model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file)
     assert str(error.value) == ERR_NO_PAIRS.format(path=eval_file, max_length=128)
 
@@ -413,103 +415,11 @@ def test_gate_uses_the_metric_asked_for():
 def test_gate_refuses_a_missing_metric_and_a_negative_margin():
     with pytest.raises(KeyError) as missing:
         gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="b")
-    with pytest.raises(ValueError) as negative:
+    with pytest.raises(TrainingError) as negative:
         gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="a", margin=-0.1)
 
     assert missing.value.args[0] == ERR_GATE_METRIC.format(metric="b")
     assert str(negative.value) == ERR_GATE_NEGATIVE_MARGIN.format(margin=-0.1)
-
-
-# --------------------------------------------------------------------------- external
-
-
-PYTHON = shlex.quote(sys.executable)
-
-
-def test_run_external_substitutes_the_directories_and_records_success(tmp_path):
-    export = tmp_path / "my export"  # a space: the path must stay one argument
-    export.mkdir()
-    script = (
-        "import pathlib, sys; "
-        "pathlib.Path(sys.argv[2], 'adapter.txt').write_text(sys.argv[1]); "
-        "print('trained on', sys.argv[1])"
-    )
-    command = f"{PYTHON} -c {shlex.quote(script)} {{export_dir}} {{output_dir}}"
-
-    result = run_external(
-        command=command, export_dir=export, output_dir=tmp_path / "out", timeout_s=30
-    )
-
-    assert result.ok
-    assert result.exit_code == 0
-    assert (tmp_path / "out" / "adapter.txt").read_text() == str(export)
-    assert result.output.strip() == f"trained on {export}"
-    assert result.argv[-2:] == [str(export), str(tmp_path / "out")]
-
-
-def test_run_external_records_a_failing_exit_and_its_output(tmp_path):
-    script = "import sys; print('boom', file=sys.stderr); sys.exit(3)"
-
-    result = run_external(
-        command=f"{PYTHON} -c {shlex.quote(script)}",
-        export_dir=tmp_path,
-        output_dir=tmp_path / "out",
-        timeout_s=30,
-    )
-
-    assert not result.ok
-    assert result.exit_code == 3
-    assert result.timed_out is False
-    assert "boom" in result.output
-
-
-def test_run_external_stops_a_command_that_runs_too_long(tmp_path):
-    script = "import time; print('started', flush=True); time.sleep(60)"
-
-    result = run_external(
-        command=f"{PYTHON} -c {shlex.quote(script)}",
-        export_dir=tmp_path,
-        output_dir=tmp_path / "out",
-        timeout_s=1,
-    )
-
-    assert result.timed_out is True
-    assert result.exit_code is None
-    assert result.error == ERR_TIMED_OUT.format(timeout_s=1)
-    assert "started" in result.output
-
-
-def test_run_external_never_uses_a_shell(tmp_path):
-    marker = tmp_path / "injected"
-
-    result = run_external(
-        command=f"{PYTHON} -c 'print(1)' ; touch {marker}",
-        export_dir=tmp_path,
-        output_dir=tmp_path / "out",
-        timeout_s=30,
-    )
-
-    assert not marker.exists()
-    assert result.exit_code == 0
-
-
-def test_run_external_records_a_command_that_cannot_start(tmp_path):
-    result = run_external(
-        command="/nonexistent/trainer {export_dir}",
-        export_dir=tmp_path,
-        output_dir=tmp_path / "out",
-        timeout_s=30,
-    )
-
-    assert not result.ok
-    assert result.exit_code is None
-    assert result.error.startswith(ERR_COMMAND_NOT_FOUND.split("{")[0])
-
-
-def test_run_external_refuses_an_empty_command(tmp_path):
-    with pytest.raises(ValueError) as error:
-        run_external(command="  ", export_dir=tmp_path, output_dir=tmp_path, timeout_s=1)
-    assert str(error.value) == ERR_EMPTY_COMMAND
 
 
 class Cancelled(Exception):

@@ -5,7 +5,6 @@ rollback, the external trainer, and jobs that are safe to run twice.
 Training tests are marked slow; each trains for a few dozen steps on a 115k-parameter model.
 """
 
-import random
 import shlex
 import sys
 from datetime import timedelta
@@ -23,7 +22,8 @@ from review.models import Review, ReviewItem, ReviewOutcome
 from tests import factories
 from tests import training_helpers as th
 from tests.curation_helpers import ingest
-from training import jobs, runs, services
+from training import gate, jobs, perform, registry, runs, selectors, services
+from training.errors import TrainingError
 from training.models import (
     DatasetVersion,
     GoldPair,
@@ -31,20 +31,8 @@ from training.models import (
     ModelVersion,
     TrainingRun,
 )
-from training.tinylm import build_tiny_lm
 from training.trainer import TrainConfig, train
 
-ADJECTIVES = ["red", "blue", "green", "small", "large", "old", "new", "quiet", "bright", "warm"]
-NOUNS = ["apples", "trains", "rivers", "invoices", "gardens", "laptops", "parcels", "songs"]
-TOPICS = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]
-# Several phrasings per side, so the random base model has no consistent preference while
-# "polite and structured beats rude" is learnable (as in tests/test_trainer.py).
-POLITE = [
-    "Thank you for asking about {t}. Here is a clear answer.",
-    "Happy to help with {t}. First, a short summary.",
-    "Good question about {t}. Let me explain step by step.",
-]
-RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
 STEPS = 12
 
 
@@ -65,40 +53,17 @@ def _roles(db):
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
-    corpus = [f"Tell me about {t}." for t in TOPICS] + [
-        phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS
-    ]
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-base"), corpus=corpus)
-
-
-def _rows(topics: list[str], seed: int) -> list[tuple[str, str, str]]:
-    rng = random.Random(seed)
-    return [
-        (f"Tell me about {t}.", rng.choice(POLITE).format(t=t), rng.choice(RUDE).format(t=t))
-        for t in topics
-    ]
+    return th.tiny_lm(tmp_path_factory.mktemp("tiny-base"))
 
 
 @pytest.fixture(scope="session")
 def trained_adapter(tiny_base, tmp_path_factory) -> Path:
     """An adapter trained outside the database on the same task: a "current model" for
     tests that need one already promoted."""
-    import json
-
     root = tmp_path_factory.mktemp("current-model")
-    (root / "export").mkdir()
-    with open(root / "export" / "train.jsonl", "w") as handle:
-        for prompt, chosen, rejected in _rows(TOPICS, seed=99):
-            handle.write(
-                json.dumps(
-                    {
-                        "prompt": [{"role": "user", "content": prompt}],
-                        "chosen": [{"role": "assistant", "content": chosen}],
-                        "rejected": [{"role": "assistant", "content": rejected}],
-                    }
-                )
-                + "\n"
-            )
+    th.write_jsonl(
+        root / "export" / "train.jsonl", th.preference_rows(conversational=True, seed=99)
+    )
     result = train(
         export_dir=root / "export",
         config=TrainConfig(
@@ -136,7 +101,7 @@ def curated_and_reviewed(topics: list[str], *, prefix: str, seed: int = 0) -> li
     """Users' edits ingested through the API service, curated by the real pipeline, sampled
     into the review queue, approved by a reviewer; returns the gold pairs."""
     pipeline.policy_create(changes={"enabled_filters": ["user_action"], "sample_rate": 1.0})
-    rows = _rows(topics, seed)
+    rows = th.preference_triples(topics, seed=seed)
     ingest(
         interactions=[
             factories.interaction(
@@ -166,7 +131,7 @@ def curated_and_reviewed(topics: list[str], *, prefix: str, seed: int = 0) -> li
 def approved_pairs(topics: list[str], *, seed: int) -> None:
     """The same task straight from approved outcomes (no curation), for tests about the
     gate and the registry rather than about the path into gold."""
-    for prompt, chosen, rejected in _rows(topics, seed):
+    for prompt, chosen, rejected in th.preference_triples(topics, seed=seed):
         th.approved(
             prompt=prompt,
             chosen=chosen,
@@ -230,7 +195,7 @@ def registered(version, *, status="candidate", adapter="", promoted_at=None, **f
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_settings, admin):
-    pairs = curated_and_reviewed(TOPICS, prefix="e2e")
+    pairs = curated_and_reviewed(th.TOPICS, prefix="e2e")
     dataset = services.dataset_create(
         name="support", user=admin, lag_days=0, eval_fraction=0.25, train_threshold=len(pairs)
     )
@@ -273,7 +238,9 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     )
 
     # Promotion is explicit and recorded.
-    runs.model_version_promote(model=model, user=admin, reason="beats the base on held-out gold")
+    registry.model_version_promote(
+        model=model, user=admin, reason="beats the base on held-out gold"
+    )
     model.refresh_from_db()
     assert (model.status, model.promoted_by) == ("promoted", admin)
     assert list(model.changes.values_list("action", "reason")) == [
@@ -291,7 +258,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
 ):
     training_settings.FLYWHEEL_TRAINING_LEARNING_RATE = 1e-9  # learns nothing
     training_settings.FLYWHEEL_TRAINING_STEPS = 2
-    approved_pairs(TOPICS[:40], seed=1)
+    approved_pairs(th.TOPICS[:40], seed=1)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     current = registered(
@@ -310,8 +277,8 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     assert model.gate_detail.endswith(f"current: {current.name}")
     assert model.metrics["normalised_accuracy"] < model.baseline_metrics["normalised_accuracy"]
     assert ModelVersion.objects.get(status="promoted") == current
-    with pytest.raises(ValueError, match="Only a candidate can be promoted"):
-        runs.model_version_promote(model=model, user=admin)
+    with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
+        registry.model_version_promote(model=model, user=admin)
     # Not even a direct UPDATE can promote a model that failed the gate.
     with pytest.raises(IntegrityError), transaction.atomic():
         ModelVersion.objects.filter(pk=current.pk).update(status="candidate")
@@ -324,7 +291,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
 @pytest.mark.django_db(transaction=True)
 def test_auto_promotion_makes_a_passing_candidate_current_and_records_why(training_settings, admin):
     training_settings.FLYWHEEL_AUTO_PROMOTE = True
-    approved_pairs(TOPICS, seed=2)
+    approved_pairs(th.TOPICS, seed=2)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.25)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
 
@@ -348,7 +315,7 @@ def test_an_sft_dataset_trains_with_sft_and_is_gated_on_its_held_out_preference_
     training_settings, admin
 ):
     training_settings.FLYWHEEL_TRAINING_STEPS = 4
-    approved_pairs(TOPICS[:40], seed=4)
+    approved_pairs(th.TOPICS[:40], seed=4)
     dataset = services.dataset_create(
         name="answers", user=admin, kind="sft", lag_days=0, eval_fraction=0.3
     )
@@ -363,7 +330,7 @@ def test_an_sft_dataset_trains_with_sft_and_is_gated_on_its_held_out_preference_
     assert (run.method, run.export_format) == ("sft", "sft_conversational")
     assert (run.progress_step, run.progress_total) == (4, 4)
     # SFT files have no rejected answers: the gate reads the eval split's preference pairs.
-    gate_file = Path(run.artifact_dir) / runs.GATE_EVAL_FILE
+    gate_file = Path(run.artifact_dir) / gate.GATE_EVAL_FILE
     assert model.metrics["n"] == version.manifest["counts"]["eval"] == _lines(gate_file)
     assert model.gate_passed is not None
 
@@ -384,7 +351,7 @@ def test_the_trigger_fires_at_its_threshold_and_not_before(
         th.approved(occurred_at=timezone.now() - timedelta(hours=1))
 
     assert runs.training_trigger_check() == []
-    assert runs.gold_new_count(dataset=dataset) == 4
+    assert selectors.gold_new_count(dataset=dataset) == 4
     assert not DatasetVersion.objects.exists()
 
     th.approved(occurred_at=timezone.now() - timedelta(hours=1))
@@ -398,14 +365,14 @@ def test_the_trigger_fires_at_its_threshold_and_not_before(
         == 5
     )
     assert django_rq.get_queue("training").job_ids == [run.rq_job_id]
-    assert runs.gold_new_count(dataset=dataset) == 0
+    assert selectors.gold_new_count(dataset=dataset) == 0
     # Checked again (the periodic job, or a second worker): nothing more.
     assert runs.training_trigger_check() == []
     # Net-new is counted from the last frozen version: four more do not reach five.
     for _ in range(4):
         th.approved(occurred_at=timezone.now() - timedelta(hours=1))
     assert runs.training_trigger_check() == []
-    assert runs.gold_new_count(dataset=dataset) == 4
+    assert selectors.gold_new_count(dataset=dataset) == 4
 
 
 @pytest.mark.django_db
@@ -416,7 +383,7 @@ def test_the_trigger_counts_only_gold_older_than_the_lag(training_settings, admi
 
     assert runs.training_trigger_check() == []
     assert GoldPair.objects.count() == 2
-    assert runs.gold_new_count(dataset=dataset) == 1
+    assert selectors.gold_new_count(dataset=dataset) == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -492,7 +459,7 @@ def test_the_external_trainer_runs_on_the_export_and_its_output_is_recorded(
     assert Path(run.artifact_dir, "weights.txt").read_text() == "trained"
     # No LoRA adapter to evaluate: registered ungated, for an admin to decide.
     assert (model.gate_passed, model.status) == (None, "candidate")
-    assert model.gate_detail == runs.NOT_GATED
+    assert model.gate_detail == gate.NOT_GATED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -505,7 +472,9 @@ def test_a_failing_external_trainer_fails_the_run_with_its_exit_status(external_
 
     run.refresh_from_db()
     assert run.status == "failed"
-    assert run.error == repr(runs.ExternalTrainerFailed(runs.ERR_EXTERNAL_EXIT.format(code=3)))
+    assert run.error == repr(
+        perform.ExternalTrainerFailed(perform.ERR_EXTERNAL_EXIT.format(code=3))
+    )
     assert "out of memory" in run.log
     assert run.finished_at is not None
     assert not ModelVersion.objects.exists()
@@ -522,9 +491,7 @@ def test_a_version_quarantined_while_its_run_waited_is_not_trained_on(external_s
 
     run.refresh_from_db()
     assert run.status == "failed"
-    assert run.error == repr(
-        ValueError(runs.ERR_NOT_FROZEN.format(version=version, status="quarantined"))
-    )
+    assert run.error == runs.ERR_NOT_FROZEN.format(version=version, status="quarantined")
     assert not ModelVersion.objects.exists()
 
 
@@ -562,7 +529,7 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
             "{output_dir}",
         ]
     )
-    approved_pairs(TOPICS[:40], seed=3)
+    approved_pairs(th.TOPICS[:40], seed=3)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     run = runs.training_run_create(version=version, user=admin)
@@ -576,19 +543,37 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
 # --- starting runs: refusals -------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_prompts_all_fill_max_length_fails_at_once_naming_the_setting(
+    training_settings, admin
+):
+    training_settings.FLYWHEEL_TRAINING_MAX_LENGTH = 16
+    run = runs.training_run_create(version=frozen_version(admin, n=5), user=admin)
+    work()
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error.startswith("None of the ")
+    assert "FLYWHEEL_TRAINING_MAX_LENGTH" in run.error
+    assert run.progress_step == 0  # no optimiser step was taken
+    assert not ModelVersion.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_version_gets_one_active_run_at_a_time(training_settings, admin):
     version = frozen_version(admin)
     runs.training_run_create(version=version, user=admin)
 
-    with pytest.raises(ValueError, match="already has a training run queued or running"):
+    with pytest.raises(TrainingError, match="already has a training run queued or running") as e:
         runs.training_run_create(version=version, user=admin)
+    assert e.value.status == 409
 
 
 @pytest.mark.django_db
 def test_a_missing_base_model_is_refused_before_queueing(training_settings, admin, tmp_path):
     training_settings.FLYWHEEL_BASE_MODEL = tmp_path / "nowhere"
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(TrainingError) as refused:
         runs.training_run_create(version=frozen_version(admin), user=admin)
     assert str(refused.value) == runs.ERR_NO_BASE_MODEL.format(path=tmp_path / "nowhere")
 
@@ -600,7 +585,7 @@ def test_a_quarantined_version_cannot_be_trained_on(training_settings, admin):
         kind="dataset_version", dataset_version=version, reason="bad week", user=admin
     )
     version.refresh_from_db()
-    with pytest.raises(ValueError, match="Only a frozen dataset version can be trained on"):
+    with pytest.raises(TrainingError, match="Only a frozen dataset version can be trained on"):
         runs.training_run_create(version=version, user=admin)
 
 
@@ -658,7 +643,7 @@ def test_promotion_replaces_the_current_model_and_records_both_sides(admin):
     old = registered(version, status="promoted")
     new = registered(version, baseline=old)
 
-    runs.model_version_promote(model=new, user=admin, reason="better on billing questions")
+    registry.model_version_promote(model=new, user=admin, reason="better on billing questions")
 
     old.refresh_from_db()
     new.refresh_from_db()
@@ -679,10 +664,10 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
     first = registered(version, status="promoted")
     stale = registered(version, baseline=None)  # gated against the base, before `first`
 
-    with pytest.raises(ValueError) as refused:
-        runs.model_version_promote(model=stale, user=admin)
+    with pytest.raises(TrainingError) as refused:
+        registry.model_version_promote(model=stale, user=admin)
 
-    assert str(refused.value) == runs.ERR_PROMOTE_BASELINE.format(
+    assert str(refused.value) == registry.ERR_PROMOTE_BASELINE.format(
         model=stale, baseline="the base model", current=first
     )
 
@@ -690,9 +675,9 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
 @pytest.mark.django_db
 def test_an_admin_can_reject_a_candidate_with_a_reason(admin):
     model = registered(frozen_version(admin))
-    with pytest.raises(ValueError, match=runs.ERR_REASON):
-        runs.model_version_reject(model=model, user=admin, reason=" ")
-    runs.model_version_reject(model=model, user=admin, reason="answers are too long")
+    with pytest.raises(TrainingError, match=registry.ERR_REASON):
+        registry.model_version_reject(model=model, user=admin, reason=" ")
+    registry.model_version_reject(model=model, user=admin, reason="answers are too long")
     model.refresh_from_db()
     assert model.status == "rejected"
     assert model.changes.get().reason == "answers are too long"
@@ -701,7 +686,7 @@ def test_an_admin_can_reject_a_candidate_with_a_reason(admin):
 @pytest.mark.django_db
 def test_model_events_are_append_only(admin):
     model = registered(frozen_version(admin))
-    runs.model_version_reject(model=model, user=admin, reason="no")
+    registry.model_version_reject(model=model, user=admin, reason="no")
     event = model.changes.get()
     with pytest.raises(DatabaseError), transaction.atomic():
         ModelEvent.objects.filter(pk=event.pk).update(reason="yes")
@@ -726,7 +711,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
     v1, v2 = _two_versions(admin)
     first = registered(v1, status="promoted", promoted_at=timezone.now() - timedelta(days=1))
     second = registered(v2, baseline=first)
-    runs.model_version_promote(model=second, user=admin, reason="better")
+    registry.model_version_promote(model=second, user=admin, reason="better")
 
     quarantine = services.quarantine_create(
         kind="dataset_version",
@@ -734,7 +719,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
         reason="a prompt-injection attack got past the filters",
         user=admin,
     )
-    result = runs.models_rollback_for(quarantine=quarantine, user=admin)
+    result = registry.models_rollback_for(quarantine=quarantine, user=admin)
 
     first.refresh_from_db()
     second.refresh_from_db()
@@ -762,7 +747,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
     event = second.events.order_by("pgh_id").last()
     assert (event.status, event.pgh_context.metadata["reason"]) == ("rolled_back", reason)
     # Idempotent: the hook may run again (a retry); nothing changes.
-    again = runs.models_rollback_for(quarantine=quarantine, user=admin)
+    again = registry.models_rollback_for(quarantine=quarantine, user=admin)
     assert (again.rolled_back, again.restored) == ([], None)
     assert ModelVersion.objects.get(status="promoted") == first
 
@@ -776,7 +761,7 @@ def test_rolling_back_the_only_promoted_model_leaves_the_base_model_current(admi
         kind="dataset_version", dataset_version=v2, reason="labelling error", user=admin
     )
 
-    result = runs.models_rollback_for(quarantine=quarantine)
+    result = registry.models_rollback_for(quarantine=quarantine)
 
     assert result.restored is None
     assert not ModelVersion.objects.filter(status="promoted").exists()
@@ -784,7 +769,7 @@ def test_rolling_back_the_only_promoted_model_leaves_the_base_model_current(admi
         (only.pk, "rolled_back"),
         (candidate.pk, "rolled_back"),
     }
-    assert only.changes.get().reason.endswith(runs.REASON_NO_PREVIOUS)
+    assert only.changes.get().reason.endswith(registry.REASON_NO_PREVIOUS)
 
 
 @pytest.mark.django_db
@@ -796,7 +781,7 @@ def test_a_quarantine_elsewhere_leaves_the_current_model_alone(admin):
         kind="dataset_version", dataset_version=v1, reason="duplicate import", user=admin
     )
 
-    result = runs.models_rollback_for(quarantine=quarantine)
+    result = registry.models_rollback_for(quarantine=quarantine)
 
     assert (result.rolled_back, result.restored) == ([old], None)
     assert ModelVersion.objects.get(status="promoted") == current
@@ -812,7 +797,7 @@ def test_a_source_quarantine_rolls_back_models_of_every_version_holding_its_pair
         kind="source", source=pair.source, reason="the tests source was spammed", user=admin
     )
 
-    result = runs.models_rollback_for(quarantine=quarantine)
+    result = registry.models_rollback_for(quarantine=quarantine)
 
     # The previously promoted model was trained on the same source: it is not restored.
     assert set(result.rolled_back) == {a, b}
@@ -827,9 +812,9 @@ def test_a_rolled_back_model_cannot_be_promoted_or_revived(admin):
     quarantine = services.quarantine_create(
         kind="dataset_version", dataset_version=v2, reason="bad", user=admin
     )
-    runs.models_rollback_for(quarantine=quarantine)
+    registry.models_rollback_for(quarantine=quarantine)
 
-    with pytest.raises(ValueError, match="Only a candidate can be promoted"):
-        runs.model_version_promote(model=model, user=admin)
+    with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
+        registry.model_version_promote(model=model, user=admin)
     with pytest.raises(DatabaseError), transaction.atomic():
         ModelVersion.objects.filter(pk=model.pk).update(status="candidate")

@@ -12,7 +12,8 @@ from django.utils import timezone
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
 from tests.test_training_runs import registered
-from training import runs, services, views
+from training import registry, services, views
+from training.errors import TrainingError
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -122,7 +123,7 @@ def test_a_dataset_format_must_suit_its_kind(as_user, admin):
 
 
 def test_a_reserved_name_is_refused():
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(TrainingError) as error:
         services.dataset_create(name="quarantines")
     assert str(error.value) == services.ERR_RESERVED_NAME.format(name="quarantines")
 
@@ -322,7 +323,7 @@ def test_quarantining_a_version_from_its_page_rolls_back_models_trained_on_it(
     v2, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     first = registered(v1, status="promoted", promoted_at=timezone.now() - timedelta(days=1))
     second = registered(v2, baseline=first)
-    runs.model_version_promote(model=second, user=admin, reason="better")
+    registry.model_version_promote(model=second, user=admin, reason="better")
     response = as_user(admin).post(
         "/datasets/support/v2/quarantine/", {"reason": "injection"}, follow=True
     )

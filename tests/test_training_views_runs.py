@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
-from training import runs, services
+from training import registry, runs, services
 from training.models import ModelVersion, TrainingRun
 from training.views_runs import CHOOSE_VERSION, RUN_STARTED
 
@@ -190,26 +190,51 @@ def test_a_finished_run_stops_polling(as_user, admin, run, model):
     assert model.name in body
 
 
-def test_an_admin_promotes_a_candidate_with_a_recorded_reason(as_user, admin, model):
+@pytest.mark.parametrize(
+    ("decision", "status", "done"),
+    [("promote", "promoted", "is now the current model"), ("reject", "rejected", "was rejected")],
+)
+def test_an_admin_decides_on_a_candidate_with_a_recorded_reason(
+    as_user, admin, model, decision, status, done
+):
     response = as_user(admin).post(
-        f"/training/models/{model.pk}/promote/", {"reason": "beats the base"}, follow=True
+        f"/training/models/{model.pk}/{decision}/", {"reason": "beats the base"}, follow=True
     )
 
     model.refresh_from_db()
-    assert model.status == "promoted"
+    assert model.status == status
     event = model.changes.get()
-    assert (event.action, event.reason, event.user) == ("promoted", "beats the base", admin)
+    assert (event.action, event.reason, event.user) == (status, "beats the base", admin)
     page = response.content.decode()
-    assert "is now the current model" in page
+    assert done in page
     assert "beats the base" in page
-    assert "Current model:" in as_user(admin).get("/training/models/").content.decode()
+    current = as_user(admin).get("/training/models/").content.decode()
+    assert "Current model:" in current
+    # Only a promotion makes it the current model, shown with when it was promoted.
+    assert ("(promoted " in current) == (decision == "promote")
 
 
 def test_a_reject_needs_a_reason(as_user, admin, model):
     response = as_user(admin).post(f"/training/models/{model.pk}/reject/", {}, follow=True)
     model.refresh_from_db()
     assert model.status == "candidate"
-    assert runs.ERR_REASON in response.content.decode()
+    assert registry.ERR_REASON in response.content.decode()
+
+
+def test_a_programming_mistake_in_a_service_is_not_shown_as_a_refusal(
+    as_user, admin, model, monkeypatch
+):
+    """Views catch TrainingError alone: a stray ValueError reaches the error page and the
+    logs instead of turning into a polite message."""
+
+    def broken(**kwargs):
+        raise ValueError("a bug, not a refusal")
+
+    monkeypatch.setattr(registry, "model_version_promote", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        as_user(admin).post(f"/training/models/{model.pk}/promote/", {"reason": "better"})
+    model.refresh_from_db()
+    assert model.status == "candidate"
 
 
 def test_pages_refuse_get_for_actions(as_user, admin, model):

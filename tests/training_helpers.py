@@ -1,8 +1,12 @@
 """Builders for training tests: approved review outcomes on real candidates, made with the
-ORM the way the review service leaves them (item, reviews, outcome)."""
+ORM the way the review service leaves them (item, reviews, outcome); and the small
+learnable preference task the trainer tests train the tiny model on."""
 
 import itertools
+import json
+import random
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.contrib.auth.models import User
 from django.utils import timezone
@@ -151,3 +155,64 @@ def approved(
         chosen=final if kind != "sft" else response,
         rejected=response if kind != "sft" else None,
     )
+
+
+# --- a learnable task for the tiny model ----------------------------------------------------
+
+ADJECTIVES = ["red", "blue", "green", "small", "large", "old", "new", "quiet", "bright", "warm"]
+NOUNS = ["apples", "trains", "rivers", "invoices", "gardens", "laptops", "parcels", "songs"]
+TOPICS = [f"{adjective} {noun}" for adjective in ADJECTIVES for noun in NOUNS]
+# Several phrasings on each side, so a random base model has no consistent preference
+# (one fixed template per side gives it 0.95 or 0.05 by accident) while "polite and
+# structured beats rude" stays learnable.
+POLITE = [
+    "Thank you for asking about {t}. Here is a clear answer.",
+    "Happy to help with {t}. First, a short summary.",
+    "Good question about {t}. Let me explain step by step.",
+]
+RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away."]
+
+
+def tiny_lm(directory: Path) -> Path:
+    """A tiny base model whose tokenizer was trained on the task's sentences."""
+    from training.tinylm import build_tiny_lm
+
+    corpus = [f"Tell me about {t}." for t in TOPICS] + [
+        phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS
+    ]
+    return build_tiny_lm(directory, corpus=corpus)
+
+
+def preference_triples(topics: list[str], *, seed: int) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) per topic: a polite answer preferred to a rude one."""
+    rng = random.Random(seed)
+    return [
+        (f"Tell me about {t}.", rng.choice(POLITE).format(t=t), rng.choice(RUDE).format(t=t))
+        for t in topics
+    ]
+
+
+def preference_rows(
+    *, conversational: bool, topics: list[str] = TOPICS, seed: int = 0
+) -> list[dict]:
+    """The triples as TRL DPO rows, conversational or standard."""
+    rows = []
+    for prompt, chosen, rejected in preference_triples(topics, seed=seed):
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+        else:
+            # TRL joins prompt and completion with nothing between: the newline separates them.
+            rows.append({"prompt": prompt + "\n", "chosen": chosen, "rejected": rejected})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 
 from curation.models import CurationPolicy
 from training import gold
+from training.errors import TrainingError
 from training.models import DatasetVersion, Membership
 from training.trainer import EVAL_FILE, TRAIN_FILE
 
@@ -277,7 +278,7 @@ def version_dir(version: DatasetVersion) -> Path:
 
 def _check_frozen(version: DatasetVersion) -> None:
     if version.status == DatasetVersion.Status.DRAFT or not version.manifest_sha256:
-        raise ValueError(ERR_NOT_FROZEN.format(version=version))
+        raise TrainingError(ERR_NOT_FROZEN.format(version=version))
 
 
 def dataset_version_write(
@@ -402,11 +403,8 @@ def dataset_version_verify(*, version: DatasetVersion, check_files: bool = True)
 
 
 def _file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def datasets_verify(*, dataset_names: list[str] | None = None) -> tuple[int, list[str]]:

@@ -8,7 +8,7 @@ error and an admin starts a new one.
 
 from django.db import close_old_connections
 
-from training import runs
+from training import perform, runs
 
 
 def training_run_execute(run_id: int) -> dict:
@@ -19,8 +19,8 @@ def training_run_execute(run_id: int) -> dict:
     if run is None:
         return {"run": run_id, "skipped": "not queued"}
     try:
-        model = runs.training_run_perform(run=run)
-    except runs.RunAbandoned:
+        model = perform.training_run_perform(run=run)
+    except perform.RunAbandoned:
         return {"run": run_id, "skipped": "abandoned while running"}
     except BaseException as error:
         runs.training_run_fail(run=run, error=error)

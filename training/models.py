@@ -167,6 +167,14 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def pair_kinds(self) -> tuple[str, ...]:
+        """Gold pair kinds a freeze of this dataset selects: an SFT dataset trains on every
+        approved answer, whatever the pair's kind."""
+        if self.kind == self.Kind.PREFERENCE:
+            return (PairKind.PREFERENCE.value,)
+        return (PairKind.PREFERENCE.value, PairKind.SFT.value)
+
 
 # Columns of a version that are fixed once it leaves draft.
 _VERSION_CONTENT = (

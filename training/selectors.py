@@ -17,7 +17,6 @@ from training.models import (
     Membership,
     Quarantine,
 )
-from training.services import PREFERENCE_KINDS, SFT_KINDS
 
 DIFF_SAMPLE = 50
 NOT_SELECTED = "no longer selected by the dataset's rules"
@@ -26,6 +25,10 @@ REASON_TEXT = {
     Membership.Reason.QUARANTINED: "quarantined",
     Membership.Reason.SUPERSEDED: "superseded by a correction",
 }
+
+
+def dataset_get(*, name: str) -> Dataset | None:
+    return Dataset.objects.filter(name=name).first()
 
 
 def latest_frozen(*, dataset: Dataset) -> DatasetVersion | None:
@@ -37,9 +40,9 @@ def latest_frozen(*, dataset: Dataset) -> DatasetVersion | None:
 def gold_new_count(*, dataset: Dataset, now: datetime | None = None, lagged: bool = True) -> int:
     """Approved gold the next freeze could add: pairs of the dataset's kinds and task types,
     not corrected since, not in the latest version. With `lagged`, only pairs old enough
-    to pass the lag, so a trigger that fires at a threshold freezes what it counted."""
-    kinds = PREFERENCE_KINDS if dataset.kind == Dataset.Kind.PREFERENCE else SFT_KINDS
-    pairs = GoldPair.objects.filter(kind__in=kinds).filter(
+    to pass the lag, so a trigger that fires at a threshold freezes what it counted (the
+    trigger, training.runs.dataset_trigger, counts with this too)."""
+    pairs = GoldPair.objects.filter(kind__in=dataset.pair_kinds).filter(
         ~Exists(GoldPair.objects.filter(supersedes=OuterRef("pk")))
     )
     if dataset.task_types:
@@ -226,3 +229,29 @@ def export_token_datasets(*, token) -> list[str]:
     return sorted(
         ExportTokenDataset.objects.filter(token=token).values_list("dataset__name", flat=True)
     )
+
+
+def versions_affected(*, quarantine: Quarantine):
+    """Frozen versions holding, in train or eval, a pair the quarantine covers: what a
+    rollback must look at (models trained on them)."""
+    if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
+        return DatasetVersion.objects.filter(pk=quarantine.dataset_version_id)
+    pairs = GoldPair.objects.all()
+    if quarantine.kind == Quarantine.Kind.SOURCE:
+        pairs = pairs.filter(source_id=quarantine.source_id)
+    elif quarantine.kind == Quarantine.Kind.POLICY:
+        pairs = pairs.filter(policy_id=quarantine.policy_id)
+    else:
+        pairs = pairs.filter(
+            ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
+        )
+    return DatasetVersion.objects.filter(
+        Exists(
+            Membership.objects.filter(
+                version=OuterRef("pk"),
+                split__in=[Membership.Split.TRAIN, Membership.Split.EVAL],
+                pair__in=pairs,
+            )
+        ),
+        ~Q(status=DatasetVersion.Status.DRAFT),
+    ).order_by("dataset_id", "number")

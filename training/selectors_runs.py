@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from training.models import DatasetVersion, ModelEvent, ModelVersion, TrainingRun
+from training.trainer import GATE_METRICS
 
 PAGE_SIZE = 50
 CHART_WIDTH = 320
 CHART_HEIGHT = 90
+BASE_MODEL_NAME = "the base model"
+
+
+def current_model() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
 
 
 def runs_page(*, before: int | None = None) -> list[TrainingRun]:
@@ -35,6 +41,34 @@ def run_get(*, pk: int) -> TrainingRun | None:
         .filter(pk=pk)
         .first()
     )
+
+
+def version_get(*, pk: int | None) -> DatasetVersion | None:
+    """A dataset version to start a run on; the run service refuses one that is not
+    frozen, with the reason."""
+    if pk is None:
+        return None
+    return DatasetVersion.objects.select_related("dataset").filter(pk=pk).first()
+
+
+def model_get(*, pk: int) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.select_related("dataset_version__dataset", "baseline", "run")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def gate_rows(*, model: ModelVersion) -> list[dict]:
+    """The gate's metrics side by side: the candidate's and its baseline's."""
+    return [
+        {
+            "metric": name,
+            "candidate": model.metrics.get(name),
+            "baseline": model.baseline_metrics.get(name),
+        }
+        for name in GATE_METRICS
+    ]
 
 
 def models_list() -> list[ModelVersion]:

@@ -19,14 +19,15 @@ from datetime import datetime, timedelta
 import pghistory
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to_bytes
 from curation.models import ApiToken, CandidateKind, TokenScope
 from curation.services import api_token_create
 from review.models import ReviewOutcome
-from training import export, gold
+from training import export, gold, registry
+from training.errors import TrainingError
 from training.models import (
     Dataset,
     DatasetVersion,
@@ -61,17 +62,13 @@ FREEZE_BATCH = 5000
 FREEZE_CREATED = "Froze {version}: {train} train and {eval} eval pairs."
 FREEZE_UNCHANGED = "Nothing changed since {version}: no new version was made."
 
-PREFERENCE_KINDS = (PairKind.PREFERENCE.value,)
-# An SFT dataset trains on every approved answer, whatever the pair's kind.
-SFT_KINDS = (PairKind.PREFERENCE.value, PairKind.SFT.value)
-
 
 # --- gold ---------------------------------------------------------------------------------
 
 
 def _gold_from_outcome(outcome: ReviewOutcome) -> GoldPair:
     if outcome.result != ReviewOutcome.Result.APPROVED:
-        raise ValueError(ERR_NOT_APPROVED.format(pk=outcome.pk, result=outcome.result))
+        raise TrainingError(ERR_NOT_APPROVED.format(pk=outcome.pk, result=outcome.result))
     candidate = outcome.item.candidate
     interaction = candidate.interaction
     prompt = gold.clean_messages(candidate.prompt)
@@ -174,22 +171,22 @@ def gold_pair_correct(
     original's lineage, so it lands in the same split."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValueError(ERR_CORRECTION_REASON)
+        raise TrainingError(ERR_CORRECTION_REASON)
     chosen = (chosen or "").strip()
     if not chosen:
-        raise ValueError(ERR_CORRECTION_EMPTY)
+        raise TrainingError(ERR_CORRECTION_EMPTY)
     rejected = pair.rejected if rejected is None else (rejected.strip() or None)
     kind = PairKind.PREFERENCE if rejected and rejected != chosen else PairKind.SFT
     if kind == PairKind.SFT:
         rejected = None
     if chosen == pair.chosen and rejected == pair.rejected:
-        raise ValueError(ERR_CORRECTION_UNCHANGED)
+        raise TrainingError(ERR_CORRECTION_UNCHANGED)
     with transaction.atomic(), pghistory.context(reason=reason):
         # Lock the corrected pair's chain: two admins correcting at once get one winner.
         locked = GoldPair.objects.select_for_update().get(pk=pair.pk)
         later = GoldPair.objects.filter(supersedes=locked).first()
         if later:
-            raise ValueError(ERR_ALREADY_CORRECTED.format(pk=pair.pk, by=later.pk))
+            raise TrainingError(ERR_ALREADY_CORRECTED.format(pk=pair.pk, by=later.pk), status=409)
         fields = {
             f.attname: getattr(locked, f.attname)
             for f in GoldPair._meta.concrete_fields
@@ -237,7 +234,7 @@ def dataset_create(
     train_threshold: int = 5000,
 ) -> Dataset:
     if name in RESERVED_NAMES:
-        raise ValueError(ERR_RESERVED_NAME.format(name=name))
+        raise TrainingError(ERR_RESERVED_NAME.format(name=name))
     allowed = allowed_formats(kind)
     if formats is None:
         formats = (
@@ -246,14 +243,14 @@ def dataset_create(
             else [ExportFormat.SFT_CONVERSATIONAL]
         )
     if not formats:
-        raise ValueError(ERR_NO_FORMATS)
+        raise TrainingError(ERR_NO_FORMATS)
     for fmt in formats:
         if fmt not in allowed:
-            raise ValueError(
+            raise TrainingError(
                 ERR_FORMAT_FOR_KIND.format(fmt=fmt, kind=kind, allowed=", ".join(allowed))
             )
     if not 0 <= eval_fraction < 1:
-        raise ValueError(ERR_EVAL_FRACTION)
+        raise TrainingError(ERR_EVAL_FRACTION)
     return Dataset.objects.create(
         name=name,
         description=description,
@@ -340,8 +337,7 @@ def version_added_pair_ids(*, version: DatasetVersion):
 
 def _select(*, dataset: Dataset, cutoff: datetime) -> list[Membership]:
     """The membership a version frozen now would have (unsaved rows, version unset)."""
-    kinds = PREFERENCE_KINDS if dataset.kind == Dataset.Kind.PREFERENCE else SFT_KINDS
-    eligible = GoldPair.objects.filter(kind__in=kinds, occurred_at__lt=cutoff)
+    eligible = GoldPair.objects.filter(kind__in=dataset.pair_kinds, occurred_at__lt=cutoff)
     if dataset.task_types:
         eligible = eligible.filter(task_type__in=dataset.task_types)
     corrections = GoldPair.objects.filter(supersedes=OuterRef("pk")).values("pk")[:1]
@@ -544,9 +540,9 @@ def quarantine_create(
     deleted). Pairs it covers are excluded from every later freeze."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValueError(ERR_QUARANTINE_REASON)
+        raise TrainingError(ERR_QUARANTINE_REASON)
     if kind not in _QUARANTINE_FIELDS:
-        raise ValueError(ERR_QUARANTINE_KIND.format(kind=kind))
+        raise TrainingError(ERR_QUARANTINE_KIND.format(kind=kind))
     values = {
         "dataset_version": dataset_version,
         "source": source,
@@ -556,16 +552,16 @@ def quarantine_create(
     }
     for field in _QUARANTINE_FIELDS[kind]:
         if values[field] is None:
-            raise ValueError(ERR_QUARANTINE_MISSING.format(kind=kind, field=field))
+            raise TrainingError(ERR_QUARANTINE_MISSING.format(kind=kind, field=field))
     if kind == Quarantine.Kind.WINDOW and not window_start < window_end:
-        raise ValueError(ERR_QUARANTINE_WINDOW)
+        raise TrainingError(ERR_QUARANTINE_WINDOW)
     # Only the fields of this kind are stored; the constraint refuses any other.
     kept = {f: v for f, v in values.items() if f in _QUARANTINE_FIELDS[kind]}
     with transaction.atomic(), pghistory.context(reason=reason):
         if kind == Quarantine.Kind.DATASET_VERSION:
             version = DatasetVersion.objects.select_for_update().get(pk=dataset_version.pk)
             if version.status != DatasetVersion.Status.FROZEN:
-                raise ValueError(
+                raise TrainingError(
                     ERR_QUARANTINE_NOT_FROZEN.format(version=version, status=version.status)
                 )
             version.status = DatasetVersion.Status.QUARANTINED
@@ -577,40 +573,12 @@ def quarantine_create(
 
 def quarantine_apply(*, user=None, **fields):
     """Record a quarantine and, in the same transaction, roll back every model trained on a
-    version it affects (training.runs.models_rollback_for), restoring the model that was
-    current before. What the pages call. Returns (quarantine, rollback)."""
-    from training import runs  # runs imports this module
-
+    version it affects (training.registry.models_rollback_for), restoring the model that
+    was current before. What the pages call. Returns (quarantine, rollback)."""
     with transaction.atomic():
         quarantine = quarantine_create(user=user, **fields)
-        rollback = runs.models_rollback_for(quarantine=quarantine, user=user)
+        rollback = registry.models_rollback_for(quarantine=quarantine, user=user)
     return quarantine, rollback
-
-
-def versions_affected(*, quarantine: Quarantine):
-    """Frozen versions holding, in train or eval, a pair the quarantine covers: what a
-    rollback must look at (models trained on them)."""
-    if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
-        return DatasetVersion.objects.filter(pk=quarantine.dataset_version_id)
-    pairs = GoldPair.objects.all()
-    if quarantine.kind == Quarantine.Kind.SOURCE:
-        pairs = pairs.filter(source_id=quarantine.source_id)
-    elif quarantine.kind == Quarantine.Kind.POLICY:
-        pairs = pairs.filter(policy_id=quarantine.policy_id)
-    else:
-        pairs = pairs.filter(
-            ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
-        )
-    return DatasetVersion.objects.filter(
-        Exists(
-            Membership.objects.filter(
-                version=OuterRef("pk"),
-                split__in=[Membership.Split.TRAIN, Membership.Split.EVAL],
-                pair__in=pairs,
-            )
-        ),
-        ~Q(status=DatasetVersion.Status.DRAFT),
-    ).order_by("dataset_id", "number")
 
 
 # --- export tokens limited to datasets ------------------------------------------
@@ -629,7 +597,7 @@ def export_token_create(
         missing = sorted(set(wanted) - {dataset.name for dataset in found})
         if missing:
             known = ", ".join(Dataset.objects.order_by("name").values_list("name", flat=True))
-            raise ValueError(
+            raise TrainingError(
                 ERR_UNKNOWN_DATASETS.format(names=", ".join(missing), known=known or "none")
             )
         token, raw = api_token_create(

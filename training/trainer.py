@@ -13,10 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import shlex
-import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from training.errors import TrainingError
+
 METHODS = ("dpo", "sft")
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
 GATE_METRICS = ("normalised_accuracy", "implicit_reward_accuracy", "reward_margin")
 # Room for float noise in `candidate - current >= margin` (0.6 - 0.5 is 0.0999...).
 GATE_TOLERANCE = 1e-9
-EXTERNAL_OUTPUT_CAP = 64_000
 
 ERR_UNKNOWN_METHOD = "Unknown training method {method!r}: expected 'dpo' or 'sft'."
 ERR_BASE_MODEL_MISSING = "Base model directory {path} does not exist or has no config.json."
@@ -42,11 +39,18 @@ ERR_SFT_COLUMNS = (
 )
 ERR_FORMAT_MISMATCH = "The config says conversational={expected} but {path} is {actual}."
 ERR_NO_PAIRS = "{path} has no preference pairs that fit in max_length={max_length}."
+ERR_NOTHING_FITS = (
+    "None of the {total} examples in {path} can be trained on: each prompt alone fills "
+    "max_length={max_length} tokens, and TRL drops such pairs. Raise "
+    "FLYWHEEL_TRAINING_MAX_LENGTH (or shorten the prompts)."
+)
+NOTE_DROPPED = (
+    "training on {kept} of {total} examples: the prompts of the others alone fill "
+    "max_length={max_length} tokens and TRL drops them (raise FLYWHEEL_TRAINING_MAX_LENGTH "
+    "to keep them)"
+)
 ERR_GATE_METRIC = "Metric {metric!r} is missing from the candidate or the current metrics."
 ERR_GATE_NEGATIVE_MARGIN = "The gate margin must be zero or more, got {margin}."
-ERR_EMPTY_COMMAND = "The external trainer command is empty."
-ERR_COMMAND_NOT_FOUND = "The external trainer command could not be started: {error}"
-ERR_TIMED_OUT = "The external trainer ran longer than {timeout_s} s and was stopped."
 
 
 @dataclass
@@ -99,21 +103,6 @@ class TrainResult:
         }
 
 
-@dataclass
-class ExternalResult:
-    argv: list[str]
-    exit_code: int | None
-    timed_out: bool
-    output: str
-    output_truncated: bool
-    duration_s: float
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.error
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -126,11 +115,11 @@ def _is_conversational(example: dict[str, Any]) -> bool:
 def _check_columns(*, method: str, columns: list[str], path: Path) -> None:
     present = set(columns)
     if method == "dpo" and not {"prompt", "chosen", "rejected"} <= present:
-        raise ValueError(ERR_DPO_COLUMNS.format(path=path, columns=sorted(present)))
+        raise TrainingError(ERR_DPO_COLUMNS.format(path=path, columns=sorted(present)))
     if method == "sft" and not (
         "messages" in present or {"prompt", "completion"} <= present or "text" in present
     ):
-        raise ValueError(ERR_SFT_COLUMNS.format(path=path, columns=sorted(present)))
+        raise TrainingError(ERR_SFT_COLUMNS.format(path=path, columns=sorted(present)))
 
 
 def _has_rows(path: Path) -> bool:
@@ -154,6 +143,162 @@ def _check_base_model(base_model_dir: Path) -> Path:
 # --------------------------------------------------------------------------- train
 
 
+def _ignore_event(*args, **kwargs) -> None:
+    return None
+
+
+class ProgressCallback:
+    """Keeps the trainer's log lines and losses, and reports each optimiser step to
+    `progress` as `{"step", "max_steps", "loss"}`.
+
+    A transformers callback by duck typing: the trainer calls `on_<event>(args, state,
+    control, **kwargs)` on it for every event and only `on_log` matters here. It does not
+    subclass TrainerCallback so that importing this module does not import transformers.
+    """
+
+    def __init__(self, progress: Callable[[dict], None] | None = None):
+        self.progress = progress
+        self.log_lines: list[str] = []
+        self.losses: list[float] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("on_"):
+            return _ignore_event
+        raise AttributeError(name)
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        logs = dict(logs or {})
+        logs.pop("total_flos", None)
+        shown = " ".join(
+            f"{key}={value:.5g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in sorted(logs.items())
+        )
+        self.log_lines.append(f"step {state.global_step}/{state.max_steps} {shown}")
+        if "loss" in logs:
+            loss = float(logs["loss"])
+            self.losses.append(loss)
+            if self.progress is not None:
+                self.progress(
+                    {"step": state.global_step, "max_steps": state.max_steps, "loss": loss}
+                )
+
+
+def _check_request(*, export_dir: Path, config: TrainConfig) -> Path:
+    """The train file, after every check that needs no model: the method, the base model,
+    the file and its rows."""
+    if config.method not in METHODS:
+        raise TrainingError(ERR_UNKNOWN_METHOD.format(method=config.method))
+    _check_base_model(config.base_model_dir)
+    train_path = Path(export_dir) / TRAIN_FILE
+    if not train_path.is_file():
+        raise FileNotFoundError(ERR_MISSING_FILE.format(export_dir=export_dir, name=TRAIN_FILE))
+    # datasets fails on an empty JSON file with a bare StopIteration: say what is wrong instead.
+    if not _has_rows(train_path):
+        raise TrainingError(ERR_EMPTY_DATASET.format(path=train_path))
+    return train_path
+
+
+def _load_train_set(train_path: Path, *, config: TrainConfig, cache_dir: str):
+    """The train split as a datasets.Dataset, and whether it is conversational."""
+    from datasets import load_dataset
+
+    dataset = load_dataset("json", data_files=str(train_path), split="train", cache_dir=cache_dir)
+    _check_columns(method=config.method, columns=dataset.column_names, path=train_path)
+    conversational = _is_conversational(dataset[0])
+    if config.conversational is not None and config.conversational != conversational:
+        raise TrainingError(
+            ERR_FORMAT_MISMATCH.format(
+                expected=config.conversational, path=train_path, actual=_describe(conversational)
+            )
+        )
+    return dataset, conversational
+
+
+def _check_trainable(dataset, *, tokenizer, config: TrainConfig, path: Path) -> int:
+    """How many examples TRL will train on, refused at once when there are none: TRL's DPO
+    drops every pair whose prompt alone fills max_length, and on an empty result it dies
+    deep inside with `num_samples=0`."""
+    total = len(dataset)
+    if config.method == "dpo":
+        kept = sum(
+            len(_encode_pair(tokenizer, example)[0]) < config.max_length for example in dataset
+        )
+    else:
+        kept = total  # SFT truncates long examples and keeps them
+    if kept == 0:
+        raise TrainingError(
+            ERR_NOTHING_FITS.format(path=path, total=total, max_length=config.max_length)
+        )
+    return kept
+
+
+def _training_args(config: TrainConfig, output_dir: Path) -> dict[str, Any]:
+    """Arguments shared by DPOConfig and SFTConfig."""
+    return {
+        "output_dir": str(output_dir),
+        "max_steps": config.steps,
+        "per_device_train_batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "max_length": config.max_length,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        # TRL defaults to bf16 and gradient checkpointing, both wrong for a CPU worker.
+        # transformers 5 renamed gradient_checkpointing (now a deprecated alias, which
+        # warns) to activation_checkpointing; setting the new name turns both off.
+        "bf16": False,
+        "use_cpu": True,
+        "activation_checkpointing": False,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def _build_trainer(
+    *, dataset, tokenizer, config: TrainConfig, output_dir: Path, callback: ProgressCallback
+):
+    """A TRL DPOTrainer or SFTTrainer with a fresh LoRA adapter on the base model."""
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from transformers.trainer_callback import PrinterCallback
+
+    torch.manual_seed(config.seed)
+    base = _check_base_model(config.base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    peft_config = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    common = _training_args(config, output_dir)
+    if config.method == "dpo":
+        from trl import DPOConfig as Config
+        from trl import DPOTrainer as Trainer
+
+        args = Config(beta=config.beta, **common)
+    else:
+        from trl import SFTConfig as Config
+        from trl import SFTTrainer as Trainer
+
+        args = Config(packing=False, **common)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[callback],
+    )
+    # Our callback keeps the log; the default printer would repeat it on the worker's stdout.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def train(
     *,
     export_dir: Path,
@@ -165,126 +310,39 @@ def train(
     `progress` is called after every optimiser step with `{"step", "max_steps", "loss"}`; an
     exception it raises stops training, which is how a job can abandon a cancelled run.
     """
-    if config.method not in METHODS:
-        raise ValueError(ERR_UNKNOWN_METHOD.format(method=config.method))
-    base = _check_base_model(config.base_model_dir)
-    train_path = Path(export_dir) / TRAIN_FILE
-    if not train_path.is_file():
-        raise FileNotFoundError(ERR_MISSING_FILE.format(export_dir=export_dir, name=TRAIN_FILE))
-    # datasets fails on an empty JSON file with a bare StopIteration: say what is wrong instead.
-    if not _has_rows(train_path):
-        raise ValueError(ERR_EMPTY_DATASET.format(path=train_path))
+    train_path = _check_request(export_dir=export_dir, config=config)
     output_dir = Path(config.output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
+    callback = ProgressCallback(progress)
 
-    import torch
-    from datasets import load_dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
-
-    log_lines: list[str] = []
-    losses: list[float] = []
-
-    class _Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = dict(logs or {})
-            logs.pop("total_flos", None)
-            shown = " ".join(
-                f"{key}={value:.5g}" if isinstance(value, float) else f"{key}={value}"
-                for key, value in sorted(logs.items())
-            )
-            log_lines.append(f"step {state.global_step}/{state.max_steps} {shown}")
-            if "loss" in logs:
-                losses.append(float(logs["loss"]))
-                if progress is not None:
-                    progress(
-                        {
-                            "step": state.global_step,
-                            "max_steps": state.max_steps,
-                            "loss": float(logs["loss"]),
-                        }
-                    )
+    from transformers import AutoTokenizer
 
     # A private datasets cache, deleted afterwards: the shared one under ~/.cache would grow
     # with a copy of every export ever trained, and TRL's tokenised maps land beside it.
     with tempfile.TemporaryDirectory(prefix="flywheel-datasets-") as cache_dir:
-        dataset = load_dataset(
-            "json", data_files=str(train_path), split="train", cache_dir=cache_dir
+        dataset, conversational = _load_train_set(train_path, config=config, cache_dir=cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(str(_check_base_model(config.base_model_dir)))
+        kept = _check_trainable(dataset, tokenizer=tokenizer, config=config, path=train_path)
+        if kept < len(dataset):
+            callback.log_lines.append(
+                NOTE_DROPPED.format(kept=kept, total=len(dataset), max_length=config.max_length)
+            )
+        trainer = _build_trainer(
+            dataset=dataset,
+            tokenizer=tokenizer,
+            config=config,
+            output_dir=output_dir,
+            callback=callback,
         )
-        _check_columns(method=config.method, columns=dataset.column_names, path=train_path)
-        conversational = _is_conversational(dataset[0])
-        if config.conversational is not None and config.conversational != conversational:
-            raise ValueError(
-                ERR_FORMAT_MISMATCH.format(
-                    expected=config.conversational,
-                    path=train_path,
-                    actual=_describe(conversational),
-                )
-            )
-
-        torch.manual_seed(config.seed)
-        tokenizer = AutoTokenizer.from_pretrained(str(base))
-        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-        peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=0.0,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
-        common = {
-            "output_dir": str(output_dir),
-            "max_steps": config.steps,
-            "per_device_train_batch_size": config.batch_size,
-            "learning_rate": config.learning_rate,
-            "max_length": config.max_length,
-            "seed": config.seed,
-            "data_seed": config.seed,
-            "logging_steps": 1,
-            "save_strategy": "no",
-            "report_to": [],
-            # TRL defaults to bf16 and gradient checkpointing, both wrong for a CPU worker.
-            # transformers 5 renamed gradient_checkpointing (now a deprecated alias, which
-            # warns) to activation_checkpointing; setting the new name turns both off.
-            "bf16": False,
-            "use_cpu": True,
-            "activation_checkpointing": False,
-            "disable_tqdm": True,
-            "dataloader_num_workers": 0,
-        }
-        if config.method == "dpo":
-            from trl import DPOConfig, DPOTrainer
-
-            trainer = DPOTrainer(
-                model=model,
-                args=DPOConfig(beta=config.beta, **common),
-                train_dataset=dataset,
-                processing_class=tokenizer,
-                peft_config=peft_config,
-                callbacks=[_Progress()],
-            )
-        else:
-            from trl import SFTConfig, SFTTrainer
-
-            trainer = SFTTrainer(
-                model=model,
-                args=SFTConfig(packing=False, **common),
-                train_dataset=dataset,
-                processing_class=tokenizer,
-                peft_config=peft_config,
-                callbacks=[_Progress()],
-            )
-        # Our callback keeps the log; the default printer would repeat it on the worker's stdout.
-        trainer.remove_callback(PrinterCallback)
         started = time.monotonic()
         trainer.train()
         train_seconds = time.monotonic() - started
         trainer.save_model(str(output_dir))
         steps = int(trainer.state.global_step)
         n_train = len(dataset)
-        del trainer, model
+        del trainer
 
+    losses = callback.losses
     return TrainResult(
         adapter_dir=output_dir,
         method=config.method,
@@ -294,7 +352,7 @@ def train(
         losses=losses,
         first_loss=losses[0] if losses else math.nan,
         final_loss=losses[-1] if losses else math.nan,
-        log_lines=log_lines,
+        log_lines=callback.log_lines,
         train_seconds=train_seconds,
     )
 
@@ -423,15 +481,35 @@ def evaluate_preferences(
       way, so one call gives both sides of the gate.
     - `n` pairs scored, `skipped` pairs whose prompt fills `max_length` (as TRL drops them).
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     base = _check_base_model(model_dir_or_base)
     eval_path = Path(eval_file)
-    examples = _read_jsonl(eval_path)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    chosen_seqs, rejected_seqs, skipped = _encode_eval_pairs(
+        tokenizer, _read_jsonl(eval_path), max_length=max_length
+    )
+    if not chosen_seqs:
+        raise TrainingError(ERR_NO_PAIRS.format(path=eval_path, max_length=max_length))
 
+    model, policy_adapter, reference_adapter = _scoring_model(
+        base, adapter_dir=adapter_dir, reference_adapter_dir=reference_adapter_dir
+    )
+    scored: dict[str, list[tuple[float, int]]] = {}
+    for side, adapter in (("policy", policy_adapter), ("reference", reference_adapter)):
+        with _active_adapter(model, adapter):
+            for kind, seqs in (("chosen", chosen_seqs), ("rejected", rejected_seqs)):
+                scored[f"{side}_{kind}"] = _completion_logps(
+                    model, seqs, pad_id=pad_id, batch_size=batch_size
+                )
+    del model
+    return {"skipped": skipped, **_preference_metrics(scored)}
+
+
+def _encode_eval_pairs(tokenizer, examples: list[dict[str, Any]], *, max_length: int):
+    """(chosen sequences, rejected sequences, pairs skipped), each sequence (ids,
+    prompt length), truncated to max_length."""
     chosen_seqs: list[tuple[list[int], int]] = []
     rejected_seqs: list[tuple[list[int], int]] = []
     skipped = 0
@@ -444,8 +522,14 @@ def evaluate_preferences(
             continue
         chosen_seqs.append(((prompt_ids + chosen_ids)[:max_length], len(prompt_ids)))
         rejected_seqs.append(((prompt_ids + rejected_ids)[:max_length], len(prompt_ids)))
-    if not chosen_seqs:
-        raise ValueError(ERR_NO_PAIRS.format(path=eval_path, max_length=max_length))
+    return chosen_seqs, rejected_seqs, skipped
+
+
+def _scoring_model(base: Path, *, adapter_dir: Path | None, reference_adapter_dir: Path | None):
+    """The base model with the policy and reference adapters loaded by name, and the name
+    of each (None: the base alone plays that side)."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
     policy_adapter = reference_adapter = None
@@ -461,17 +545,12 @@ def evaluate_preferences(
         policy_adapter = "policy" if adapter_dir is not None else None
         reference_adapter = "reference" if reference_adapter_dir is not None else None
     model.eval()
+    return model, policy_adapter, reference_adapter
 
-    scored: dict[str, list[tuple[float, int]]] = {}
-    for side, adapter in (("policy", policy_adapter), ("reference", reference_adapter)):
-        with _active_adapter(model, adapter):
-            for kind, seqs in (("chosen", chosen_seqs), ("rejected", rejected_seqs)):
-                scored[f"{side}_{kind}"] = _completion_logps(
-                    model, seqs, pad_id=pad_id, batch_size=batch_size
-                )
-    del model
 
-    n = len(chosen_seqs)
+def _preference_metrics(scored: dict[str, list[tuple[float, int]]]) -> dict[str, float | int]:
+    """The metrics evaluate_preferences documents, from the summed completion log-probs."""
+    n = len(scored["policy_chosen"])
     normalised_hits = reference_hits = reward_hits = 0
     margins: list[float] = []
     mean_chosen: list[float] = []
@@ -488,7 +567,6 @@ def evaluate_preferences(
         margins.append(margin)
     return {
         "n": n,
-        "skipped": skipped,
         "normalised_accuracy": normalised_hits / n,
         "implicit_reward_accuracy": reward_hits / n,
         "reward_margin": sum(margins) / n,
@@ -515,7 +593,7 @@ def gate(
     metric (`normalised_accuracy`) with both sides scored on the same eval split.
     """
     if margin < 0:
-        raise ValueError(ERR_GATE_NEGATIVE_MARGIN.format(margin=margin))
+        raise TrainingError(ERR_GATE_NEGATIVE_MARGIN.format(margin=margin))
     if metric not in candidate or metric not in current:
         raise KeyError(ERR_GATE_METRIC.format(metric=metric))
     new, old = float(candidate[metric]), float(current[metric])
@@ -528,106 +606,14 @@ def gate(
     )
 
 
-# --------------------------------------------------------------------------- external
-
-
-def _substitute(argv: list[str], *, export_dir: Path, output_dir: Path) -> list[str]:
-    # Substituted after splitting, so a path with spaces stays one argument; str.replace
-    # rather than str.format, so other braces in the command (JSON, say) are left alone.
-    return [
-        arg.replace("{export_dir}", str(export_dir)).replace("{output_dir}", str(output_dir))
-        for arg in argv
-    ]
-
-
-def _tail(path: Path, cap: int) -> tuple[str, bool]:
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        if size > cap:
-            handle.seek(size - cap)
-        data = handle.read()
-    # The end of a failing trainer's output holds the traceback, so keep the tail.
-    return data.decode("utf-8", errors="replace"), size > cap
-
-
-def run_external(
-    *, command: str, export_dir: Path, output_dir: Path, timeout_s: int
-) -> ExternalResult:
-    """Run an operator-configured trainer command on an export; never through a shell.
-
-    `command` is a template with `{export_dir}` and `{output_dir}` placeholders, split with
-    shlex. The paths are also passed as FLYWHEEL_EXPORT_DIR and FLYWHEEL_OUTPUT_DIR. Output
-    (stdout and stderr together) is kept up to EXTERNAL_OUTPUT_CAP bytes, from the end.
-    On timeout the whole process group is killed, so a trainer's children do not linger.
-    """
-    argv = shlex.split(command)
-    if not argv:
-        raise ValueError(ERR_EMPTY_COMMAND)
-    export_dir, output_dir = Path(export_dir).absolute(), Path(output_dir).absolute()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    argv = _substitute(argv, export_dir=export_dir, output_dir=output_dir)
-    env = {
-        **os.environ,
-        "FLYWHEEL_EXPORT_DIR": str(export_dir),
-        "FLYWHEEL_OUTPUT_DIR": str(output_dir),
-    }
-    started = time.monotonic()
-    # A file rather than a pipe: a chatty trainer cannot fill a pipe buffer and stall, and the
-    # output never has to sit whole in this process's memory.
-    with tempfile.TemporaryDirectory(prefix="flywheel-external-") as scratch:
-        log_path = Path(scratch) / "output.log"
-        with open(log_path, "wb") as log:
-            try:
-                process = subprocess.Popen(  # noqa: S603 - argv list, no shell
-                    argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    start_new_session=True,
-                )
-            except OSError as error:
-                return ExternalResult(
-                    argv=argv,
-                    exit_code=None,
-                    timed_out=False,
-                    output="",
-                    output_truncated=False,
-                    duration_s=time.monotonic() - started,
-                    error=ERR_COMMAND_NOT_FOUND.format(error=error),
-                )
-            timed_out = False
-            try:
-                exit_code: int | None = process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                exit_code = None
-        duration = time.monotonic() - started
-        output, truncated = _tail(log_path, EXTERNAL_OUTPUT_CAP)
-    return ExternalResult(
-        argv=argv,
-        exit_code=exit_code,
-        timed_out=timed_out,
-        output=output,
-        output_truncated=truncated,
-        duration_s=duration,
-        error=ERR_TIMED_OUT.format(timeout_s=timeout_s) if timed_out else "",
-    )
-
-
 __all__ = [
     "EVAL_FILE",
     "GATE_METRICS",
     "METHODS",
     "TRAIN_FILE",
-    "ExternalResult",
     "TrainConfig",
     "TrainResult",
     "evaluate_preferences",
     "gate",
-    "run_external",
     "train",
 ]

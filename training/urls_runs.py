@@ -9,6 +9,11 @@ urlpatterns = [
     path("runs/<int:pk>/", views_runs.run_detail, name="run"),
     path("models/", views_runs.model_list, name="models"),
     path("models/<int:pk>/", views_runs.model_detail, name="model"),
-    path("models/<int:pk>/promote/", views_runs.model_promote, name="promote"),
-    path("models/<int:pk>/reject/", views_runs.model_reject, name="reject"),
+    path(
+        "models/<int:pk>/promote/",
+        views_runs.model_decide,
+        {"decision": "promote"},
+        name="promote",
+    ),
+    path("models/<int:pk>/reject/", views_runs.model_decide, {"decision": "reject"}, name="reject"),
 ]

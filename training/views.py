@@ -8,14 +8,15 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from flywheel_site.access import ADMIN, require_role
-from flywheel_site.http import render_page
+from flywheel_site.http import int_param, render_page
 from training import export, selectors, services
+from training.errors import TrainingError
 from training.forms import DatasetForm, QuarantineForm, VersionQuarantineForm
 from training.models import Dataset, DatasetVersion, Quarantine
 
@@ -30,6 +31,7 @@ QUARANTINE_AFFECTS = "Versions holding affected pairs: {versions}."
 MODELS_ROLLED_BACK = "Rolled back {count} model(s) trained on them: {models}."
 MODEL_RESTORED = "{previous} was the current model; {restored} is current again."
 MODEL_RESTORED_BASE = "{previous} was the current model; the base model is current again."
+NO_SUCH_DATASET = "No dataset {name}."
 NO_SUCH_VERSION = "No frozen version {number} of {name}."
 
 
@@ -54,6 +56,13 @@ def _report_rollback(request, rollback) -> None:
         else:
             text = MODEL_RESTORED_BASE.format(previous=rollback.previous_current.name)
         messages.warning(request, text)
+
+
+def _dataset_or_404(name: str) -> Dataset:
+    dataset = selectors.dataset_get(name=name)
+    if dataset is None:
+        raise Http404(NO_SUCH_DATASET.format(name=name))
+    return dataset
 
 
 def _version_or_404(name: str, number: int) -> DatasetVersion:
@@ -81,8 +90,8 @@ def datasets(request):
                 near_dup_threshold=data["near_dup_threshold"],
                 train_threshold=data["train_threshold"],
             )
-        except ValueError as error:
-            form.add_error(None, str(error))
+        except TrainingError as error:
+            form.add_error(None, error.message)
         else:
             messages.success(request, DATASET_CREATED.format(name=dataset.name))
             return redirect("training:dataset", name=dataset.name)
@@ -101,7 +110,7 @@ def datasets(request):
 @login_required
 def dataset_detail(request, name: str):
     require_role(request.user, ADMIN)
-    dataset = get_object_or_404(Dataset, name=name)
+    dataset = _dataset_or_404(name)
     latest = selectors.latest_frozen(dataset=dataset)
     return render(
         request,
@@ -121,11 +130,8 @@ def dataset_detail(request, name: str):
 @require_POST
 def dataset_freeze(request, name: str):
     require_role(request.user, ADMIN)
-    dataset = get_object_or_404(Dataset, name=name)
-    try:
-        number = int(request.POST.get("number", ""))
-    except ValueError:
-        number = None
+    dataset = _dataset_or_404(name)
+    number = int_param(request.POST.get("number"))
     version, created = services.dataset_version_freeze(
         dataset=dataset, user=request.user, number=number
     )
@@ -208,8 +214,8 @@ def version_quarantine(request, name: str, number: int):
                 reason=form.cleaned_data["reason"],
                 user=request.user,
             )
-        except ValueError as error:
-            messages.error(request, str(error))
+        except TrainingError as error:
+            messages.error(request, error.message)
         else:
             messages.success(request, VERSION_QUARANTINED.format(version=version))
             _report_rollback(request, rollback)
@@ -234,14 +240,14 @@ def quarantines(request):
                 window_start=data["window_start"],
                 window_end=data["window_end"],
             )
-        except ValueError as error:
-            form.add_error(None, str(error))
+        except TrainingError as error:
+            form.add_error(None, error.message)
         else:
             messages.success(
                 request,
                 QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
             )
-            affected = list(services.versions_affected(quarantine=quarantine))
+            affected = list(selectors.versions_affected(quarantine=quarantine))
             if affected:
                 messages.warning(
                     request,

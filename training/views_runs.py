@@ -5,19 +5,28 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
-from training import runs, selectors_runs
-from training.models import DatasetVersion, ModelVersion
+from training import registry, runs, selectors_runs
+from training.errors import TrainingError
+from training.models import ModelVersion
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
 PROMOTED = "{model} is now the current model."
 REJECTED = "{model} was rejected."
 NO_SUCH_RUN = "No training run #{pk}."
 CHOOSE_VERSION = "Choose a frozen dataset version."
+NO_SUCH_MODEL = "No model #{pk}."
+
+
+def _model_or_404(pk: int) -> ModelVersion:
+    model = selectors_runs.model_get(pk=pk)
+    if model is None:
+        raise Http404(NO_SUCH_MODEL.format(pk=pk))
+    return model
 
 
 @login_required
@@ -29,7 +38,7 @@ def run_list(request):
         "polling": any(run.is_active for run in page),
         "next_before": page[-1].pk if len(page) == selectors_runs.PAGE_SIZE else None,
         "versions": selectors_runs.versions_trainable(),
-        "current": runs.current_model(),
+        "current": selectors_runs.current_model(),
         "trainer": settings.FLYWHEEL_TRAINER,
         "base_model": runs.base_model_dir(),
     }
@@ -40,18 +49,14 @@ def run_list(request):
 @require_POST
 def run_start(request):
     require_role(request.user, ADMIN)
-    version = (
-        DatasetVersion.objects.select_related("dataset")
-        .filter(pk=int_param(request.POST.get("version")))
-        .first()
-    )
+    version = selectors_runs.version_get(pk=int_param(request.POST.get("version")))
     if version is None:
         messages.error(request, CHOOSE_VERSION)
         return redirect("training_runs:runs")
     try:
         run = runs.training_run_create(version=version, user=request.user)
-    except ValueError as error:
-        messages.error(request, str(error))
+    except TrainingError as error:
+        messages.error(request, error.message)
         return redirect("training_runs:runs")
     messages.success(request, RUN_STARTED.format(pk=run.pk, version=version))
     return redirect("training_runs:run", pk=run.pk)
@@ -79,7 +84,7 @@ def model_list(request):
         "training/runs/models.html",
         {
             "models": selectors_runs.models_list(),
-            "current": runs.current_model(),
+            "current": selectors_runs.current_model(),
             "events": selectors_runs.model_events(limit=30),
             "base_model": runs.base_model_dir(),
         },
@@ -89,25 +94,14 @@ def model_list(request):
 @login_required
 def model_detail(request, pk: int):
     require_role(request.user, ADMIN)
-    model = get_object_or_404(
-        ModelVersion.objects.select_related("dataset_version__dataset", "baseline", "run"), pk=pk
-    )
-    current = runs.current_model()
-    rows = [
-        {
-            "metric": name,
-            "candidate": model.metrics.get(name),
-            "baseline": model.baseline_metrics.get(name),
-        }
-        for name in runs.trainer.GATE_METRICS
-    ]
+    model = _model_or_404(pk)
     return render(
         request,
         "training/runs/model.html",
         {
             "model": model,
-            "current": current,
-            "rows": rows,
+            "current": selectors_runs.current_model(),
+            "rows": selectors_runs.gate_rows(model=model),
             "events": selectors_runs.model_events(model=model),
             "can_decide": model.status == ModelVersion.Status.CANDIDATE,
         },
@@ -116,31 +110,19 @@ def model_detail(request, pk: int):
 
 @login_required
 @require_POST
-def model_promote(request, pk: int):
+def model_decide(request, pk: int, decision: str):
+    """Promote or reject a candidate (the URL names the decision); the service refuses a
+    model that is no longer a candidate, or a rejection without a reason."""
     require_role(request.user, ADMIN)
-    model = get_object_or_404(ModelVersion, pk=pk)
+    model = _model_or_404(pk)
+    service, done = {
+        "promote": (registry.model_version_promote, PROMOTED),
+        "reject": (registry.model_version_reject, REJECTED),
+    }[decision]
     try:
-        runs.model_version_promote(
-            model=model, user=request.user, reason=request.POST.get("reason", "")
-        )
-    except ValueError as error:
-        messages.error(request, str(error))
+        service(model=model, user=request.user, reason=request.POST.get("reason", ""))
+    except TrainingError as error:
+        messages.error(request, error.message)
     else:
-        messages.success(request, PROMOTED.format(model=model))
-    return redirect("training_runs:model", pk=pk)
-
-
-@login_required
-@require_POST
-def model_reject(request, pk: int):
-    require_role(request.user, ADMIN)
-    model = get_object_or_404(ModelVersion, pk=pk)
-    try:
-        runs.model_version_reject(
-            model=model, user=request.user, reason=request.POST.get("reason", "")
-        )
-    except ValueError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, REJECTED.format(model=model))
+        messages.success(request, done.format(model=model))
     return redirect("training_runs:model", pk=pk)

@@ -2,9 +2,10 @@
 beside curation's create_api_token, because the limit refers to datasets and curation must not
 depend on training."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from curation.management.commands.create_api_token import token_create_or_explain
+from training.errors import TrainingError
 from training.services import export_token_create
 
 
@@ -25,11 +26,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, source, name, datasets, **options):
         wanted = [d.strip() for d in datasets.split(",") if d.strip()]
-        token, raw = token_create_or_explain(
-            lambda: export_token_create(source_name=source, name=name, datasets=wanted),
-            source=source,
-            name=name,
-        )
+        try:
+            token, raw = token_create_or_explain(
+                lambda: export_token_create(source_name=source, name=name, datasets=wanted),
+                source=source,
+                name=name,
+            )
+        except TrainingError as error:
+            raise CommandError(error.message) from None
         limit = ", ".join(sorted(wanted)) if wanted else "every dataset"
         self.stderr.write(
             f"export token {token.name!r} for source {source!r}, limited to: {limit}; "
