@@ -20,6 +20,7 @@ from curation.schemas import (
     FeedbackIn,
     IngestResult,
     InteractionIn,
+    field_errors,
 )
 
 UNAUTHORIZED = "missing, invalid or revoked API token, or a token without the needed scope"
@@ -70,16 +71,9 @@ def _error(request, status: int, error: str, message: str, errors=None, headers=
 def _validation_error(request, exc: NinjaValidationError):
     errors = []
     for item in exc.errors:
-        loc = [str(part) for part in item.get("loc", ())]
         # ninja prefixes body fields with ("body", "<param name>"); clients know fields by path.
-        if len(loc) >= 2 and loc[0] == "body":
-            loc = loc[2:]
-        errors.append(
-            {
-                "field": ".".join(loc) or "body",
-                "message": str(item.get("msg", "")).removeprefix("Value error, "),
-            }
-        )
+        body = len(item.get("loc", ())) >= 2 and item["loc"][0] == "body"
+        errors += field_errors([item], skip=2 if body else 0)
     return _error(request, 422, "invalid", INVALID, errors)
 
 
