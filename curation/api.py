@@ -111,6 +111,17 @@ ingest_auth = TokenAuth(TokenScope.INGEST)
 ERRORS = {400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 
 
+def _batch_items(schema: str) -> dict:
+    # Any object is accepted as an item: the batch answers 200 and rejects an item
+    # that does not match its schema, with that item's errors.
+    return {
+        "type": "array",
+        "description": f"Items shaped as {schema}. Each is validated on its own; one that "
+        "does not match is `rejected` in the results and the others are stored.",
+        "items": {"anyOf": [{"$ref": f"#/components/schemas/{schema}"}, {"type": "object"}]},
+    }
+
+
 def _status(result: dict) -> Status:
     return Status(201 if result["status"] == "created" else 200, result)
 
@@ -149,19 +160,11 @@ def post_edit(request, payload: EditIn):
                 "application/json": {
                     "schema": {
                         "type": "object",
+                        "additionalProperties": False,
                         "properties": {
-                            "interactions": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/InteractionIn"},
-                            },
-                            "feedback": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/FeedbackIn"},
-                            },
-                            "edits": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/EditIn"},
-                            },
+                            "interactions": _batch_items("InteractionIn"),
+                            "feedback": _batch_items("FeedbackIn"),
+                            "edits": _batch_items("EditIn"),
                         },
                     }
                 }

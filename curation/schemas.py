@@ -129,7 +129,18 @@ Timestamp = Annotated[
     AfterValidator(_in_window),
     Field(description=OCCURRED_AT_DOC),
 ]
-Count = Annotated[StrictInt, Field(ge=0, le=INT4_MAX)]
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 412.0 as an integer, so it is read as 412; true and 412.5 are
+    # refused (lax pydantic would store true as 1).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Constraints before the validator: the other order leaves them out of the JSON schema.
+Count = Annotated[StrictInt, Field(ge=0, le=INT4_MAX), BeforeValidator(_integral)]
 
 
 def _check_text(value: str) -> str:
@@ -183,6 +194,7 @@ def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
 def _feedback_value(value: Any) -> int | str | None:
     # One check instead of a union: a union's errors name its branches
     # ("value.int", "value.function-after[...]"), and lax int would take true as 1.
+    value = _integral(value)
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, str):
@@ -243,7 +255,34 @@ class InteractionIn(Strict):
     _metadata = field_validator("metadata")(_check_metadata)
 
 
+def _when_kind(kinds: list[str], field: str, rule: dict) -> dict:
+    return {
+        "if": {"properties": {"kind": {"enum": kinds}}, "required": ["kind"]},
+        "then": {"properties": {field: rule}, "required": [field]},
+    }
+
+
+# Non-blank, as str.strip() reads it.
+_NOT_BLANK = {"type": "string", "pattern": "\\S"}
+
+
 class FeedbackIn(Strict):
+    # The rules that depend on `kind`, stated in the schema as well as enforced in
+    # _kind_rules, so that clients and generated tests see the same contract.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": "kind=rating needs an integer value 1-5; kind=comment needs a "
+            "non-blank string value; kind=edited and kind=corrected need a non-blank "
+            "final_text.",
+            "allOf": [
+                _when_kind(["rating"], "value", {"type": "integer", "minimum": 1, "maximum": 5}),
+                _when_kind(["comment"], "value", _NOT_BLANK),
+                _when_kind(["edited", "corrected"], "final_text", _NOT_BLANK),
+            ],
+        },
+    )
+
     event_id: EventId
     interaction_event_id: EventId
     kind: Kind

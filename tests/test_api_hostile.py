@@ -127,7 +127,7 @@ def test_a_timestamp_must_be_an_rfc3339_date_time(api, when):
         ({"latency_ms": 2**31}, "latency_ms"),
         ({"latency_ms": 10**30}, "latency_ms"),
         ({"latency_ms": True}, "latency_ms"),
-        ({"latency_ms": 412.0}, "latency_ms"),
+        ({"latency_ms": 412.5}, "latency_ms"),
         ({"latency_ms": "412"}, "latency_ms"),
         ({"usage": {"total_tokens": 2**31}}, "usage.total_tokens"),
         ({"usage": {"prompt_tokens": 10**400}}, "usage.prompt_tokens"),
@@ -147,8 +147,16 @@ def test_the_largest_integer_the_column_holds_is_accepted(api):
     assert Interaction.objects.get().latency_ms == 2**31 - 1
 
 
+def test_an_integral_float_counts_as_an_integer_as_in_json_schema(api):
+    body = factories.interaction("f", latency_ms=412.0, usage={"total_tokens": 48.0})
+    assert api.post("/api/v1/interactions", body).status_code == 201
+    row = Interaction.objects.get()
+    assert (row.latency_ms, row.usage["total_tokens"]) == (412, 48)
+    assert isinstance(row.usage["total_tokens"], int)
+
+
 @pytest.mark.parametrize(
-    ("value", "message"), [(True, VALUE_TYPE), (4.0, VALUE_TYPE), ("4", RATING_REQUIRED)]
+    ("value", "message"), [(True, VALUE_TYPE), (4.5, VALUE_TYPE), ("4", RATING_REQUIRED)]
 )
 def test_a_rating_must_be_a_json_integer(api, value, message):
     response = api.post("/api/v1/feedback", factories.feedback("x", kind="rating", value=value))

@@ -8,6 +8,7 @@ from ninja.errors import HttpError
 
 from curation.api import TokenAuth
 from curation.models import TokenScope
+from curation.schemas import ErrorOut
 from training import export, selectors
 
 NOT_FOUND = "no frozen version {number} of dataset {name!r}"
@@ -22,7 +23,28 @@ router = Router(tags=["datasets"])
     summary="Download a file of a frozen dataset version",
     description="Files: manifest.json and <format>/train.jsonl, <format>/eval.jsonl for each "
     "of the version's formats (dpo_standard, dpo_conversational, sft_conversational).",
-    response={200: None},
+    response={200: None, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The file, streamed: JSON Lines for the splits, JSON for the "
+                "manifest. X-Manifest-SHA256 carries the version's manifest digest.",
+                "headers": {
+                    "X-Manifest-SHA256": {
+                        "description": "SHA-256 of the version's manifest.json",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {
+                    "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "401": {"description": "Missing, invalid or revoked token, or no `export` scope."},
+            "404": {"description": "No such frozen version, or no such file in it."},
+            "429": {"description": "Rate limit exceeded; see Retry-After."},
+        }
+    },
 )
 def version_file(request: HttpRequest, name: str, number: int, file: str):
     version = selectors.version_get(name=name, number=number)
