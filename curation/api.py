@@ -13,6 +13,9 @@ from curation import services
 from curation.models import TokenScope
 from curation.ratelimit import rate_limit_check
 from curation.schemas import (
+    JSON_REF,
+    JSON_REF_MARKER,
+    JSON_SCHEMAS,
     BatchIn,
     BatchResult,
     EditIn,
@@ -50,7 +53,25 @@ class TokenAuth(HttpBearer):
         return api_token
 
 
-api = NinjaAPI(
+class FlywheelApi(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        # A component the pydantic models refer to but cannot generate (recursive JSON).
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(JSON_SCHEMAS)
+        return _with_json_refs(schema)
+
+
+def _with_json_refs(node):
+    if node == JSON_REF_MARKER:
+        return JSON_REF
+    if isinstance(node, dict):
+        return {key: _with_json_refs(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_json_refs(value) for value in node]
+    return node
+
+
+api = FlywheelApi(
     title="Flywheel API",
     version="1",
     description="Ingest production LLM traffic and feedback; export reviewed datasets.",

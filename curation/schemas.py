@@ -45,19 +45,33 @@ def _storable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+# The same rule in the OpenAPI schema (surrogates cannot occur in valid JSON text).
+_NO_NUL = Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+BLANK = "must contain a non-blank character"
+
+
+def _stripped(value: str) -> str:
+    # Stripped after the length check, so that maxLength in the schema means what it says.
+    return _storable(value).strip()
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError(BLANK)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable), _NO_NUL]
 EventId = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_storable),
+    StringConstraints(max_length=200),
+    AfterValidator(_stripped),
+    AfterValidator(_not_blank),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}),
 ]
-ShortStr = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_storable)
-]
-LabelStr = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_storable)
-]
-UserId = Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable)]
+ShortStr = Annotated[str, StringConstraints(max_length=200), AfterValidator(_stripped), _NO_NUL]
+LabelStr = Annotated[str, StringConstraints(max_length=100), AfterValidator(_stripped), _NO_NUL]
+UserId = Annotated[str, StringConstraints(max_length=500), AfterValidator(_storable), _NO_NUL]
 Kind = Literal[tuple(FeedbackKind.values)]  # type: ignore[valid-type]
 
 # PostgreSQL `integer`: latency_ms is one, and usage counts are held to the same range
@@ -216,6 +230,39 @@ FeedbackValue = Annotated[
 ]
 
 
+# Metadata in the OpenAPI schema: any JSON object without NUL characters, recursive
+# through a component that the API adds (pydantic has no model for "any JSON").
+JSON_VALUE_COMPONENT = "JsonValue"
+_NO_NUL_NAMES = {"pattern": "^[^\\u0000]*$"}
+JSON_REF = {"$ref": f"#/components/schemas/{JSON_VALUE_COMPONENT}"}
+# Pydantic drops a $ref it did not make; the API swaps this marker for JSON_REF.
+JSON_REF_MARKER = {"x-json-value": True}
+JSON_SCHEMAS = {
+    JSON_VALUE_COMPONENT: {
+        "description": "Any JSON value without NUL characters in its strings.",
+        "anyOf": [
+            {"type": ["null", "boolean", "number"]},
+            {"type": "string", **_NO_NUL_NAMES},
+            {"type": "array", "items": JSON_REF},
+            {"type": "object", "propertyNames": _NO_NUL_NAMES, "additionalProperties": JSON_REF},
+        ],
+    }
+}
+Metadata = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": _NO_NUL_NAMES,
+            "additionalProperties": JSON_REF_MARKER,
+            "description": "Free-form JSON object: at most FLYWHEEL_METADATA_MAX_BYTES "
+            f"(default 16384) bytes as JSON, at most {METADATA_MAX_DEPTH} levels deep, finite "
+            "numbers only, no NUL characters. PII is redacted in keys and values.",
+        }
+    ),
+]
+
+
 class Strict(BaseModel):
     # Unknown fields are an error: a typo such as "respones" must not be dropped silently.
     model_config = ConfigDict(extra="forbid")
@@ -249,7 +296,7 @@ class InteractionIn(Strict):
     )
     session_id: ShortStr = ""
     segment: LabelStr = ""
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     _response = field_validator("response")(_check_text)
     _metadata = field_validator("metadata")(_check_metadata)
@@ -292,7 +339,7 @@ class FeedbackIn(Strict):
     )
     occurred_at: Timestamp | None = None
     user_id: UserId | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     _metadata = field_validator("metadata")(_check_metadata)
 
@@ -328,7 +375,7 @@ class EditIn(Strict):
     task_type: LabelStr = ""
     occurred_at: Timestamp | None = None
     user_id: UserId | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     _texts = field_validator("prompt", "original_llm_output", "final_user_edit")(_check_text)
     _metadata = field_validator("metadata")(_check_metadata)
