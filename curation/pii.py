@@ -549,8 +549,12 @@ def redact_json(value: object, *, region: str = "US") -> tuple[object, dict[str,
                 totals[kind] = totals.get(kind, 0) + n
             return redacted
         if isinstance(node, dict):
+            # Most keys are plain words: the digit and "@" tests settle them cheaply.
             return {
-                walk(key) if isinstance(key, str) else key: walk(item) for key, item in node.items()
+                walk(key)
+                if isinstance(key, str) and (_has_digit(key) or "@" in key)
+                else key: walk(item)
+                for key, item in node.items()
             }
         if isinstance(node, list):
             return [walk(item) for item in node]

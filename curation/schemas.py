@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from django.utils import timezone
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -55,7 +54,8 @@ def _stripped(value: str) -> str:
     return _storable(value).strip()
 
 
-def _not_blank(value: str) -> str:
+def _stripped_not_blank(value: str) -> str:
+    value = _storable(value).strip()
     if not value:
         raise ValueError(BLANK)
     return value
@@ -65,8 +65,7 @@ Text = Annotated[str, AfterValidator(_storable), _NO_NUL]
 EventId = Annotated[
     str,
     StringConstraints(max_length=200),
-    AfterValidator(_stripped),
-    AfterValidator(_not_blank),
+    AfterValidator(_stripped_not_blank),
     Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}),
 ]
 ShortStr = Annotated[str, StringConstraints(max_length=200), AfterValidator(_stripped), _NO_NUL]
@@ -98,7 +97,7 @@ def earliest_occurred_at() -> datetime:
 
 
 def latest_occurred_at() -> datetime:
-    return timezone.now() + timedelta(seconds=settings.FLYWHEEL_INGEST_MAX_FUTURE_S)
+    return datetime.now(UTC) + timedelta(seconds=settings.FLYWHEEL_INGEST_MAX_FUTURE_S)
 
 
 def _timestamp_text(value: Any) -> Any:
@@ -119,9 +118,13 @@ def _in_window(value: datetime) -> datetime:
     (1 BC, 10000) that Python cannot read back."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    earliest, latest = earliest_occurred_at(), latest_occurred_at()
     # Compared before converting: astimezone() overflows at the ends of the calendar.
-    if not earliest <= value <= latest:
+    # A later year than the earliest is inside whatever its offset (at most a day).
+    earliest, latest = None, latest_occurred_at()
+    if value.year <= settings.FLYWHEEL_INGEST_EARLIEST_YEAR:
+        earliest = earliest_occurred_at()
+    if value > latest or (earliest is not None and value < earliest):
+        earliest = earliest or earliest_occurred_at()
         raise ValueError(
             OUT_OF_WINDOW.format(
                 earliest=earliest.isoformat(timespec="seconds"),
@@ -191,9 +194,16 @@ def _check_tree(value: dict[str, Any]) -> None:
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    _check_tree(value)
     limit = settings.FLYWHEEL_METADATA_MAX_BYTES
-    encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError):
+        encoded = None
+    # The walk names the offending path; it runs only when the encoder refused the
+    # value or when there are enough brackets for it to nest too deep (rarely: the
+    # encoder is C, the walk Python).
+    if encoded is None or encoded.count("[") + encoded.count("{") > METADATA_MAX_DEPTH:
+        _check_tree(value)
     if "\\u0000" in encoded:
         raise ValueError(BAD_CHARACTERS)
     try:
