@@ -350,3 +350,17 @@ def test_import_logs_rejects_the_same_poison_and_stores_the_rest(tmp_path):
     assert Interaction.objects.get(event_id="pii-key").metadata == {"[EMAIL]": 1}
     assert ":3: occurred_at:" in err.getvalue()
     assert ":5: metadata.x:" in err.getvalue()
+
+
+def test_import_logs_names_a_record_that_could_not_be_stored(tmp_path, exploding_event):
+    record = {
+        "id": exploding_event,
+        "timestamp": "2026-10-01T12:00:00Z",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response": "yo",
+    }
+    (tmp_path / "interactions_2026-10-01.jsonl").write_text(json.dumps(record) + "\n")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_logs", str(tmp_path), stdout=out, stderr=err)
+    assert "created 0, duplicate 0, rejected 1" in out.getvalue()
+    assert f"interactions_2026-10-01.jsonl:1: record: {NOT_STORED}" in err.getvalue()
