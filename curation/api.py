@@ -17,6 +17,9 @@ from curation import services
 from curation.models import TokenScope
 from curation.ratelimit import rate_limit_check
 from curation.schemas import (
+    JSON_REF,
+    JSON_REF_MARKER,
+    JSON_SCHEMAS,
     BatchIn,
     BatchResult,
     EditIn,
@@ -24,6 +27,7 @@ from curation.schemas import (
     FeedbackIn,
     IngestResult,
     InteractionIn,
+    field_errors,
 )
 from flywheel_site.api_errors import (
     INTERNAL,
@@ -62,7 +66,25 @@ class TokenAuth(HttpBearer):
         return api_token
 
 
-api = NinjaAPI(
+class FlywheelApi(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        # A component the pydantic models refer to but cannot generate (recursive JSON).
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(JSON_SCHEMAS)
+        return _with_json_refs(schema)
+
+
+def _with_json_refs(node):
+    if node == JSON_REF_MARKER:
+        return JSON_REF
+    if isinstance(node, dict):
+        return {key: _with_json_refs(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_json_refs(value) for value in node]
+    return node
+
+
+api = FlywheelApi(
     title="Flywheel API",
     version="1",
     description="Ingest production LLM traffic and feedback; export reviewed datasets.",
@@ -81,16 +103,9 @@ def _error(request, status: int, error: str, message: str, errors=None, headers=
 def _validation_error(request, exc: NinjaValidationError):
     errors = []
     for item in exc.errors:
-        loc = [str(part) for part in item.get("loc", ())]
         # ninja prefixes body fields with ("body", "<param name>"); clients know fields by path.
-        if len(loc) >= 2 and loc[0] == "body":
-            loc = loc[2:]
-        errors.append(
-            {
-                "field": ".".join(loc) or "body",
-                "message": str(item.get("msg", "")).removeprefix("Value error, "),
-            }
-        )
+        body = len(item.get("loc", ())) >= 2 and item["loc"][0] == "body"
+        errors += field_errors([item], skip=2 if body else 0)
     return _error(request, 422, "invalid", INVALID, errors)
 
 
@@ -174,6 +189,17 @@ ingest_auth = TokenAuth(TokenScope.INGEST)
 ERRORS = {400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 
 
+def _batch_items(schema: str) -> dict:
+    # Any object is accepted as an item: the batch answers 200 and rejects an item
+    # that does not match its schema, with that item's errors.
+    return {
+        "type": "array",
+        "description": f"Items shaped as {schema}. Each is validated on its own; one that "
+        "does not match is `rejected` in the results and the others are stored.",
+        "items": {"anyOf": [{"$ref": f"#/components/schemas/{schema}"}, {"type": "object"}]},
+    }
+
+
 def _status(result: dict) -> Status:
     return Status(201 if result["status"] == "created" else 200, result)
 
@@ -212,19 +238,11 @@ def post_edit(request, payload: EditIn):
                 "application/json": {
                     "schema": {
                         "type": "object",
+                        "additionalProperties": False,
                         "properties": {
-                            "interactions": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/InteractionIn"},
-                            },
-                            "feedback": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/FeedbackIn"},
-                            },
-                            "edits": {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/EditIn"},
-                            },
+                            "interactions": _batch_items("InteractionIn"),
+                            "feedback": _batch_items("FeedbackIn"),
+                            "edits": _batch_items("EditIn"),
                         },
                     }
                 }

@@ -536,7 +536,9 @@ def redact(text: str, *, region: str = "US") -> tuple[str, dict[str, int]]:
 
 
 def redact_json(value: object, *, region: str = "US") -> tuple[object, dict[str, int]]:
-    """A copy of a JSON-like value with every string value redacted; keys are kept as they are."""
+    """A copy of a JSON-like value with every string redacted, object keys included: a key
+    is free text to whoever writes it (`{"alice@example.com": ...}`). Keys that become equal
+    once redacted are merged, the later value winning."""
     _check_region(region)
     totals: dict[str, int] = {}
 
@@ -547,7 +549,13 @@ def redact_json(value: object, *, region: str = "US") -> tuple[object, dict[str,
                 totals[kind] = totals.get(kind, 0) + n
             return redacted
         if isinstance(node, dict):
-            return {key: walk(item) for key, item in node.items()}
+            # Most keys are plain words: the digit and "@" tests settle them cheaply.
+            return {
+                walk(key)
+                if isinstance(key, str) and (_has_digit(key) or "@" in key)
+                else key: walk(item)
+                for key, item in node.items()
+            }
         if isinstance(node, list):
             return [walk(item) for item in node]
         if isinstance(node, tuple):

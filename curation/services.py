@@ -10,6 +10,7 @@ two clients sending the same batch at once both succeed and store it once.
 import hashlib
 import hmac
 import json
+import logging
 import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,19 +18,22 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 from rq import Retry
 
 from curation import pii
 from curation.models import ApiToken, FeedbackKind, Source, TokenScope, generate_token, hash_token
-from curation.schemas import EditIn, FeedbackIn, InteractionIn
+from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 from flywheel_site import redis as fw_redis
 
 UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
 BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"
+NOT_STORED = "the item could not be stored; the other items were"
 CURATION_JOB = "curation.jobs.curate_interactions"
+
+logger = logging.getLogger(__name__)
 
 
 # --- tokens -------------------------------------------------------------------
@@ -137,7 +141,8 @@ def _redact_messages(messages: list[dict]) -> tuple[list[dict], dict[str, int]]:
         counts = pii.merge_counts(counts, found)
         item = {"role": message["role"], "content": text}
         if message.get("name"):
-            item["name"] = message["name"]
+            item["name"], found = pii.redact(message["name"])
+            counts = pii.merge_counts(counts, found)
         out.append(item)
     return out, counts
 
@@ -424,16 +429,6 @@ def _retry() -> Retry | None:
 # --- the API's services -------------------------------------------------------
 
 
-def _errors(error: ValidationError) -> list[dict[str, str]]:
-    """Field paths and messages only: never echo the submitted values back."""
-    out = []
-    for item in error.errors(include_input=False, include_url=False):
-        path = ".".join(str(part) for part in item["loc"]) or "__root__"
-        message = item["msg"].removeprefix("Value error, ")
-        out.append({"field": path, "message": message})
-    return out
-
-
 def interaction_ingest(*, source: Source, item: InteractionIn) -> dict:
     row = prepare_interaction(item, now=timezone.now())
     outcome = rows_write(source=source, interactions=[row], feedback=[])
@@ -477,93 +472,106 @@ def edit_ingest(*, source: Source, item: EditIn) -> dict:
     return _edit_result(outcome, interaction.event_id)
 
 
+@dataclass
+class _Unit:
+    """What one batch item writes: an edit is an interaction and its feedback, kept
+    together so that the fallback stores both or neither."""
+
+    key: tuple[str, str]  # ("i" or "f", event_id): what the item's result is read from
+    edit: bool
+    interactions: list[InteractionRow]
+    feedback: list[FeedbackRow]
+
+
+_PARSERS = {
+    "interaction": (InteractionIn, lambda item, now: (prepare_interaction(item, now=now), None)),
+    "feedback": (FeedbackIn, lambda item, now: (None, prepare_feedback(item, now=now))),
+    "edit": (EditIn, lambda item, now: prepare_edit(item, now=now)),
+}
+_PREFIXES = {"interaction": "interactions", "feedback": "feedback", "edit": "edits"}
+
+
 def batch_ingest(
     *, source: Source, interactions: list[dict], feedback: list[dict], edits: list[dict]
 ) -> dict:
     """Validate each item on its own; store the valid ones in one transaction.
-    Returns a result per item, in the order kinds and items were sent."""
+    Returns a result per item, in the order kinds and items were sent.
+
+    An item that fails for any reason is `rejected` and the others are stored.
+    Validation makes database errors impossible for what it knows of; should one
+    still happen, the batch is written again item by item (interactions first, so
+    feedback still links), each in a savepoint, and only the items that fail are
+    rejected. The happy path pays for no savepoint."""
     count = len(interactions) + len(feedback) + len(edits)
     limit = settings.FLYWHEEL_INGEST_MAX_BATCH
     if count > limit:
         raise BatchTooLarge(BATCH_TOO_LARGE.format(limit=limit, count=count))
     now = timezone.now()
     results: list[dict] = []
-    interaction_rows: dict[str, InteractionRow] = {}
-    feedback_rows: dict[str, FeedbackRow] = {}
+    units: dict[tuple[str, str], _Unit] = {}  # first item per event id, in write order
     pending: list[tuple[dict, str, str]] = []  # (result, kind, event_id) resolved after write
+    for kind, items in (("interaction", interactions), ("feedback", feedback), ("edit", edits)):
+        schema, prepare = _PARSERS[kind]
+        for index, raw in enumerate(items):
+            prefix = f"{_PREFIXES[kind]}.{index}"
+            result = {"index": index, "kind": kind, "status": None, "id": None, "errors": []}
+            results.append(result)
+            try:
+                i_row, f_row = prepare(schema.model_validate(raw), now)
+            except ValidationError as error:
+                _reject(result, field_errors(error.errors(include_url=False), prefix=prefix))
+                continue
+            except Exception:
+                logger.exception("batch item %s could not be prepared", prefix)
+                _reject(result, [{"field": prefix, "message": NOT_STORED}])
+                continue
+            key = ("i", i_row.event_id) if f_row is None else ("f", f_row.event_id)
+            if key in units:
+                result["status"] = "duplicate"
+            else:
+                # An edit leaves its interaction to an interaction item of the same id.
+                owned = i_row is not None and ("i", i_row.event_id) not in units
+                units[key] = _Unit(
+                    key=key,
+                    edit=kind == "edit",
+                    interactions=[i_row] if owned else [],
+                    feedback=[f_row] if f_row is not None else [],
+                )
+            pending.append((result, kind, key[1]))
 
-    def reject(index: int, kind: str, errors: list[dict[str, str]]) -> None:
-        results.append(
-            {"index": index, "kind": kind, "status": "rejected", "id": None, "errors": errors}
+    unit_list = list(units.values())
+    failed: set[tuple[str, str]] = set()
+    try:
+        outcome = rows_write(
+            source=source,
+            interactions=[r for u in unit_list for r in u.interactions],
+            feedback=[r for u in unit_list for r in u.feedback],
         )
+    except DatabaseError:
+        logger.exception("batch write failed; writing its %d items one by one", len(unit_list))
+        outcome, failed = _write_one_by_one(source=source, units=unit_list)
 
-    def _prefix(prefix: str, errors: list[dict[str, str]]) -> list[dict[str, str]]:
-        return [{**e, "field": f"{prefix}.{e['field']}"} for e in errors]
-
-    for index, raw in enumerate(interactions):
-        try:
-            row = prepare_interaction(InteractionIn.model_validate(raw), now=now)
-        except ValidationError as error:
-            reject(index, "interaction", _prefix(f"interactions.{index}", _errors(error)))
-            continue
-        result = {"index": index, "kind": "interaction", "status": None, "id": None, "errors": []}
-        if row.event_id in interaction_rows:
-            result["status"] = "duplicate"
-        else:
-            interaction_rows[row.event_id] = row
-        results.append(result)
-        pending.append((result, "interaction", row.event_id))
-    for index, raw in enumerate(feedback):
-        try:
-            row = prepare_feedback(FeedbackIn.model_validate(raw), now=now)
-        except ValidationError as error:
-            reject(index, "feedback", _prefix(f"feedback.{index}", _errors(error)))
-            continue
-        result = {"index": index, "kind": "feedback", "status": None, "id": None, "errors": []}
-        if row.event_id in feedback_rows:
-            result["status"] = "duplicate"
-        else:
-            feedback_rows[row.event_id] = row
-        results.append(result)
-        pending.append((result, "feedback", row.event_id))
-    for index, raw in enumerate(edits):
-        try:
-            i_row, f_row = prepare_edit(EditIn.model_validate(raw), now=now)
-        except ValidationError as error:
-            reject(index, "edit", _prefix(f"edits.{index}", _errors(error)))
-            continue
-        result = {"index": index, "kind": "edit", "status": None, "id": None, "errors": []}
-        if f_row.event_id in feedback_rows:
-            result["status"] = "duplicate"
-        else:
-            interaction_rows.setdefault(i_row.event_id, i_row)
-            feedback_rows[f_row.event_id] = f_row
-        results.append(result)
-        pending.append((result, "edit", f_row.event_id))
-
-    outcome = rows_write(
-        source=source,
-        interactions=list(interaction_rows.values()),
-        feedback=list(feedback_rows.values()),
-    )
     # Each event id is "created" for the first item that carried it only.
     claimed: set[tuple[str, str]] = set()
     for result, kind, event_id in pending:
+        key = ("i", event_id) if kind == "interaction" else ("f", event_id)
+        if key in failed:
+            _reject(
+                result, [{"field": f"{_PREFIXES[kind]}.{result['index']}", "message": NOT_STORED}]
+            )
+            continue
         if kind == "interaction":
             created = event_id in outcome.interactions
             result["id"] = outcome.interactions.get(event_id) or outcome.existing_interactions.get(
                 event_id
             )
-            key = ("i", event_id)
         elif kind == "feedback":
             created = event_id in outcome.feedback
             result["id"] = outcome.feedback.get(event_id) or outcome.existing_feedback.get(event_id)
-            key = ("f", event_id)
         else:
             edit = _edit_result(outcome, event_id)
             created = edit["status"] == "created"
             result["id"], result["feedback_id"] = edit["id"], edit["feedback_id"]
-            key = ("f", event_id)
         if result["status"] is None and created and key not in claimed:
             result["status"] = "created"
             claimed.add(key)
@@ -573,6 +581,45 @@ def batch_ingest(
     for result in results:
         totals[result["status"]] += 1
     return {**totals, "results": results}
+
+
+def _reject(result: dict, errors: list[dict[str, str]]) -> None:
+    result.update(status="rejected", id=None, errors=errors)
+
+
+def _write_one_by_one(
+    *, source: Source, units: list[_Unit]
+) -> tuple[WriteOutcome, set[tuple[str, str]]]:
+    """The fallback after a failed batch write: each unit in its own savepoint (or
+    transaction), interactions before feedback. Returns the merged outcome and the
+    keys of the units that failed."""
+    merged = WriteOutcome()
+    failed: set[tuple[str, str]] = set()
+    failed_interactions: set[str] = set()
+    # Units holding an interaction first, so feedback in the same batch links to it.
+    for unit in sorted(units, key=lambda u: not u.interactions):
+        if unit.edit and unit.key[1] in failed_interactions:
+            failed.add(unit.key)  # an edit is stored with its interaction or not at all
+            continue
+        try:
+            outcome = rows_write(
+                source=source, interactions=unit.interactions, feedback=unit.feedback
+            )
+        except DatabaseError:
+            logger.exception("batch item %s could not be stored", unit.key[1][:200])
+            failed.add(unit.key)
+            failed_interactions.update(r.event_id for r in unit.interactions)
+            continue
+        for name in (
+            "interactions",
+            "feedback",
+            "existing_interactions",
+            "existing_feedback",
+            "linked_feedback",
+        ):
+            getattr(merged, name).update(getattr(outcome, name))
+        merged.to_curate |= outcome.to_curate
+    return merged, failed
 
 
 class BatchTooLarge(ValueError):

@@ -191,6 +191,13 @@ FLYWHEEL_INGEST_RATE_LIMIT = env_int("FLYWHEEL_INGEST_RATE_LIMIT", 1200, minimum
 FLYWHEEL_INGEST_RATE_WINDOW_S = env_int("FLYWHEEL_INGEST_RATE_WINDOW_S", 60, minimum=1)
 FLYWHEEL_METADATA_MAX_BYTES = env_int("FLYWHEEL_METADATA_MAX_BYTES", 16 * 1024, minimum=2)
 FLYWHEEL_TEXT_MAX_CHARS = env_int("FLYWHEEL_TEXT_MAX_CHARS", 200_000, minimum=1)
+# occurred_at is accepted from January 1 of this year to now + this many seconds.
+FLYWHEEL_INGEST_EARLIEST_YEAR = env_int(
+    "FLYWHEEL_INGEST_EARLIEST_YEAR", 2000, minimum=1971, maximum=9000
+)
+FLYWHEEL_INGEST_MAX_FUTURE_S = env_int(
+    "FLYWHEEL_INGEST_MAX_FUTURE_S", 86400, minimum=0, maximum=10 * 366 * 86400
+)
 # Key for the HMAC of end-user ids; defaults to SECRET_KEY. Changing it breaks
 # correlation of users across the change.
 FLYWHEEL_USER_HASH_KEY = env_str("FLYWHEEL_USER_HASH_KEY", "") or SECRET_KEY

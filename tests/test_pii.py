@@ -286,9 +286,9 @@ def test_text_without_digits_or_at_sign_is_returned_as_is():
     assert counts == {}
 
 
-def test_redact_json_walks_nested_structures_and_leaves_keys_alone():
+def test_redact_json_walks_nested_structures_keys_included():
     value = {
-        "jane@example.com": "key stays",
+        "jane@example.com": "key redacted too",
         "messages": [
             {"role": "user", "content": "call me at (415) 555-2671"},
             {"role": "assistant", "content": ["ok", {"deep": "mail jane@example.com"}]},
@@ -299,14 +299,14 @@ def test_redact_json_walks_nested_structures_and_leaves_keys_alone():
     redacted, counts = redact_json(value)
 
     assert redacted == {
-        "jane@example.com": "key stays",
+        "[EMAIL]": "key redacted too",
         "messages": [
             {"role": "user", "content": "call me at [PHONE]"},
             {"role": "assistant", "content": ["ok", {"deep": "mail [EMAIL]"}]},
         ],
         "meta": {"ip": "[IP]", "port": 8000, "score": 0.5, "ok": True, "none": None},
     }
-    assert counts == {"phone": 1, "email": 1, "ip": 1}
+    assert counts == {"phone": 1, "email": 2, "ip": 1}
 
 
 def test_redact_json_returns_a_new_structure():

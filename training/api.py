@@ -26,7 +26,29 @@ router = Router(tags=["datasets"])
     "of the version's formats (dpo_standard, dpo_conversational, sft_conversational). "
     "A token made with a dataset limit (create_export_token --datasets) gets 403 for any "
     "other dataset.",
-    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "The file, streamed: JSON Lines for the splits, JSON for the "
+                "manifest. X-Manifest-SHA256 carries the version's manifest digest.",
+                "headers": {
+                    "X-Manifest-SHA256": {
+                        "description": "SHA-256 of the version's manifest.json",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {
+                    "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "401": {"description": "Missing, invalid or revoked token, or no `export` scope."},
+            "403": {"description": "The token is limited to other datasets."},
+            "404": {"description": "No such frozen version, or no such file in it."},
+            "429": {"description": "Rate limit exceeded; see Retry-After."},
+        }
+    },
 )
 def version_file(request: HttpRequest, name: str, number: int, file: str):
     # Checked before the lookup, so a limited token learns nothing of other datasets.

@@ -108,6 +108,13 @@ def feedback_from_log(record: dict, line: str) -> dict:
     return out
 
 
+def _field(path: str) -> str:
+    """The field within the record: "interactions.3.usage.total_tokens" -> "usage.total_tokens";
+    an error on the whole record (one that could not be stored) -> "record"."""
+    parts = path.split(".", 2)
+    return parts[2] if len(parts) == 3 else "record"
+
+
 class Command(BaseCommand):
     help = "Import interactions_*.jsonl and feedback_*.jsonl from DIR."
 
@@ -166,8 +173,6 @@ class Command(BaseCommand):
         for item in result["results"]:
             if item["status"] == "rejected":
                 line_no = chunk[item["index"]][0]
-                fields = "; ".join(
-                    f"{e['field'].split('.', 2)[-1]}: {e['message']}" for e in item["errors"]
-                )
+                fields = "; ".join(f"{_field(e['field'])}: {e['message']}" for e in item["errors"])
                 self.stderr.write(f"{path.name}:{line_no}: {fields}")
         bar.update(len(chunk))
