@@ -42,6 +42,7 @@ from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
 from curation import dedup, filters, hooks
+from curation.errors import CurationError
 from curation.models import (
     Candidate,
     CandidateKind,
@@ -117,23 +118,23 @@ POLICY_FIELDS = (
 
 def policy_create(*, changes: dict, user=None, note: str = "") -> CurationPolicy:
     """The next policy version: the current one with `changes` applied.
-    Raises ValueError (message from the filters' validation) on a bad value."""
+    Raises CurationError (message from the filters' validation) on a bad value."""
     base = policy_current()
     values = {name: getattr(base, name) for name in POLICY_FIELDS}
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
-        raise ValueError(f"unknown policy fields: {', '.join(sorted(unknown))}")
+        raise CurationError(f"unknown policy fields: {', '.join(sorted(unknown))}")
     values.update(changes)
     candidate = CurationPolicy(**values)
     try:
         candidate.filter_policy()
     except ValueError as error:
-        raise ValueError(POLICY_INVALID.format(error=error)) from None
+        raise CurationError(POLICY_INVALID.format(error=error)) from None
     for name in ("sample_rate", "needs_answer_rate", "sft_rate"):
         if not 0.0 <= float(values[name]) <= 1.0:
-            raise ValueError(POLICY_INVALID.format(error=f"{name} must be between 0 and 1"))
+            raise CurationError(POLICY_INVALID.format(error=f"{name} must be between 0 and 1"))
     if int(values["reviews_required"]) < 1:
-        raise ValueError(POLICY_INVALID.format(error="reviews_required must be at least 1"))
+        raise CurationError(POLICY_INVALID.format(error="reviews_required must be at least 1"))
     with transaction.atomic():
         # Serialise version numbers: two curators saving at once get v+1 and v+2.
         with connection.cursor() as cursor:

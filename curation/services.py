@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from rq import Retry
 
 from curation import pii
+from curation.errors import CurationError
 from curation.models import ApiToken, FeedbackKind, Source, TokenScope, generate_token, hash_token
 from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 from flywheel_site import redis as fw_redis
@@ -44,7 +45,7 @@ def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple
     token, which is shown once and never stored."""
     for scope in scopes:
         if scope not in TokenScope.values:
-            raise ValueError(
+            raise CurationError(
                 UNKNOWN_SCOPE.format(scope=scope, choices=", ".join(TokenScope.values))
             )
     raw = generate_token()
@@ -622,7 +623,7 @@ def _write_one_by_one(
     return merged, failed
 
 
-class BatchTooLarge(ValueError):
+class BatchTooLarge(CurationError):
     pass
 
 

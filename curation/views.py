@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from curation import pipeline, selectors, services
+from curation.errors import CurationError
 from curation.forms import PolicyForm
 from curation.models import Candidate, CurationPolicy, CurationRun, Interaction
 from flywheel_site.access import CURATOR, require_role
@@ -96,8 +97,8 @@ def policy(request):
             created = pipeline.policy_create(
                 changes=form.changes(), user=request.user, note=form.cleaned_data["note"]
             )
-        except ValueError as error:
-            form.add_error(None, str(error))
+        except CurationError as error:
+            form.add_error(None, error.message)
         else:
             messages.success(request, POLICY_SAVED.format(version=created.version))
             return redirect("curation:policy")

@@ -5,6 +5,7 @@ import pytest
 from django.db import IntegrityError, ProgrammingError, transaction
 
 from curation import filters, pipeline
+from curation.errors import CurationError
 from curation.models import Candidate, CurationPolicy, FilterDecision, Interaction
 from curation.toxicity import TOXICITY_UNAVAILABLE
 from review.models import ReviewItem
@@ -229,7 +230,7 @@ def test_editing_a_policy_creates_a_new_version_and_old_ones_are_read_only():
     ],
 )
 def test_an_invalid_policy_is_refused_with_a_clear_message(changes, message):
-    with pytest.raises(ValueError, match="policy is invalid") as excinfo:
+    with pytest.raises(CurationError, match="policy is invalid") as excinfo:
         pipeline.policy_create(changes=changes)
     assert message in str(excinfo.value)
     assert CurationPolicy.objects.count() == 1

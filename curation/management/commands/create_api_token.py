@@ -3,6 +3,7 @@ from collections.abc import Callable
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
+from curation.errors import CurationError
 from curation.models import ApiToken
 from curation.services import api_token_create
 
@@ -13,8 +14,8 @@ def token_create_or_explain(
     """Run a token-creating service; its refusals become one-line command errors."""
     try:
         return create()
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    except CurationError as error:
+        raise CommandError(error.message) from None
     except IntegrityError as error:
         if "apitoken_unique_name" in str(error):
             raise CommandError(f"source {source!r} already has a token named {name!r}") from None
