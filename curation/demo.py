@@ -3,10 +3,12 @@
 `generate` builds what a newcomer sees first in every screen: a few thousand interactions
 of a fictional SaaS company ("Acme Cloud") over the past six weeks, as plain payloads in the
 ingest API's shapes, and the feedback its users left. Everything comes from one
-`random.Random(seed)` and is placed relative to `now`, so a seed and a `now` give the same
-output byte for byte. Another `now` gives other data under the same interaction ids (the
-weekday and hour patterns move with the calendar), and possibly a few more or fewer
-feedback events: the interaction ids depend on `n_interactions` alone.
+`random.Random(seed)` and is placed relative to a `reference` time, the end of the window,
+so a seed and a reference give the same output byte for byte. The reference defaults to the
+constant `REFERENCE`; `reference_before(now)` moves it forward by whole weeks, which moves
+every timestamp by the same whole weeks and changes nothing else (the weekday and hour
+patterns, and so every text, stay as they are). Any other reference gives other data under
+the same interaction ids: the interaction ids depend on `n_interactions` alone.
 
 Answers are assembled from per-topic sentence pools with slot values (names, files, plans,
 numbers), not from whole canned answers: two answers on the same topic share a skeleton but
@@ -49,6 +51,10 @@ DEMO_TOKEN_SCOPES = ("ingest", "export")
 
 WINDOW_DAYS = 42
 ROLLOUT_DAYS = 21
+# The end of the demo's window: a constant, so the demo's texts (and everything a test
+# builds on them) are the same on every day and at every hour.
+REFERENCE = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+WEEK = timedelta(weeks=1)
 OLD_MODEL = "acme-chat-2025-09"
 NEW_MODEL = "acme-chat-2025-11"
 # The rare stratum (sql) is there so stratified sampling has a small group to protect.
@@ -94,7 +100,7 @@ ANNOTATOR_PASSWORD_ENV = "FLYWHEEL_DEMO_ANNOTATOR_PASSWORD"  # noqa: S105 (a var
 ADMIN_USERNAME = "admin"
 ANNOTATOR_USERNAME = "annotator"
 
-NAIVE_NOW = "now must be timezone-aware (for example datetime.now(UTC))"
+NAIVE_TIME = "{name} must be timezone-aware (for example datetime.now(UTC))"
 BAD_COUNT = "n_interactions must be at least 1, got {n}"
 WEAK_PASSWORD = "The demo password for {username!r} is not accepted: {problems}"  # noqa: S105
 
@@ -2276,16 +2282,29 @@ def _latency(rng: Random, model: str, usage: dict) -> int:
     return round(ms)
 
 
+def _check_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(NAIVE_TIME.format(name=name))
+
+
+def reference_before(now: datetime) -> datetime:
+    """The latest `REFERENCE` plus whole weeks that is not after `now` (earlier ones for a
+    `now` before `REFERENCE`): the demo's window ends within the week before `now`, and its
+    data is the same as at `REFERENCE` but for the dates."""
+    _check_aware("now", now)
+    return REFERENCE + (now - REFERENCE) // WEEK * WEEK
+
+
 def generate(
-    *, seed: int = 7, now: datetime, n_interactions: int = 3000
+    *, seed: int = 7, reference: datetime = REFERENCE, n_interactions: int = 3000
 ) -> tuple[list[dict], list[dict]]:
-    """Demo interactions and feedback as ingest payloads, in delivery order."""
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(NAIVE_NOW)
+    """Demo interactions and feedback as ingest payloads, in delivery order, in the six
+    weeks before `reference` (nothing happens at or after it)."""
+    _check_aware("reference", reference)
     if n_interactions < 1:
         raise ValueError(BAD_COUNT.format(n=n_interactions))
-    # Hour-of-day and weekday patterns are in UTC, whatever zone `now` came in.
-    now = now.astimezone(UTC)
+    # Hour-of-day and weekday patterns are in UTC, whatever zone the reference came in.
+    now = reference.astimezone(UTC)
     rng = Random(seed)
     users = _users(rng)
     by_task = {task: [u for u in users if u.task == task] or users for task in TASK_TYPES}
