@@ -11,10 +11,10 @@ patterns, and so every text, stay as they are). Any other reference gives other 
 the same interaction ids: the interaction ids depend on `n_interactions` alone.
 
 Answers are assembled from per-topic sentence pools (JSON in `demo_data/`) with slot values
-(names, files, plans, numbers), not from whole canned answers: two answers on the same topic share a skeleton but
-differ in enough sentences and identifiers that near-duplicate detection (character
-5-shingles, Jaccard 0.9) keeps them apart, while genuine repeats still occur now and then,
-as they do in production.
+(names, files, plans, numbers), not from whole canned answers: two answers on the same
+topic share a skeleton but differ in enough sentences and identifiers that near-duplicate
+detection (character 5-shingles, Jaccard 0.9) keeps them apart, while genuine repeats still
+occur now and then, as they do in production.
 
 Edits come in the three flavours curation must tell apart, measured as character similarity
 `1 - Levenshtein(final, response) / max(len)` (the edit-band measure):
@@ -137,16 +137,6 @@ class CodeTopic:
 
 
 @dataclass(frozen=True)
-class SqlTopic:
-    key: str
-    questions: tuple[str, ...]
-    explanations: tuple[str, ...]
-    code: str
-    complaints: tuple[str, ...]
-    own: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Fact:
     full: str
     short: str
@@ -209,7 +199,8 @@ CODE_INTROS, CODE_OUTROS = _CODE["intros"], _CODE["outros"]
 
 _SQL = _load("sql")
 SQL_SYSTEM = _SQL["system"]
-SQL_TOPICS = tuple(SqlTopic(**topic) for topic in _SQL["topics"])
+# SQL questions are code questions whose language is always SQL.
+SQL_TOPICS = tuple(CodeTopic(lang="sql", **topic) for topic in _SQL["topics"])
 SQL_INTROS = _SQL["intros"]
 
 _SUMMARIES = _load("summaries")
