@@ -80,12 +80,11 @@ def test_another_seed_gives_other_data():
     assert [i["response"] for i in first[0]] != [i["response"] for i in other[0]]
 
 
-def _without_times(data):
-    interactions, feedback = data
-    return json.dumps(
-        [[{k: v for k, v in x.items() if k != "occurred_at"} for x in xs] for xs in data],
-        sort_keys=True,
-    ), [_at(x["occurred_at"]) for x in interactions + feedback]
+def _without_times(data) -> tuple[str, list[datetime]]:
+    """The payloads without their timestamps, and the timestamps."""
+    rows = [row for rows in data for row in rows]
+    rest = [{k: v for k, v in row.items() if k != "occurred_at"} for row in rows]
+    return json.dumps(rest, sort_keys=True), [_at(row["occurred_at"]) for row in rows]
 
 
 def test_a_reference_whole_weeks_later_moves_the_dates_and_nothing_else():
