@@ -18,11 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from curation.toxicity import ToxicityConfig, get_scorer
+from curation.toxicity import (
+    DETOXIFY_CLASSES,
+    ToxicityConfig,
+    detoxify_checkpoint_save,
+    get_scorer,
+)
 
 BERT_BASE_VOCAB_SIZE = 30522
 BERT_BASE_MAX_LENGTH = 512
-CLASSES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+CLASSES = DETOXIFY_CLASSES
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -60,23 +65,8 @@ def build_bert_base_detoxify(directory: Path) -> tuple[Path, Path]:
     config.save_pretrained(str(config_dir))
     tokenizer.save_pretrained(str(config_dir))
     checkpoint = directory / "bert-base-random-detoxify.ckpt"
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        # detoxify calls from_pretrained(model_type): it must be the local dir.
-                        "model_type": str(config_dir),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": len(CLASSES),
-                    }
-                },
-                "dataset": {"args": {"classes": list(CLASSES)}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        checkpoint,
+    detoxify_checkpoint_save(
+        checkpoint, state_dict=model.state_dict(), config_dir=config_dir, classes=CLASSES
     )
     return checkpoint, config_dir
 

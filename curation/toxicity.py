@@ -92,6 +92,42 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+# The Jigsaw class names Detoxify "original" stores (it renames three when loading).
+DETOXIFY_CLASSES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+
+
+def detoxify_checkpoint_save(
+    path: Path, *, state_dict: dict, config_dir: Path, classes=DETOXIFY_CLASSES
+) -> Path:
+    """Write a checkpoint in the layout detoxify's ``load_checkpoint`` reads (the one place
+    that layout is written: test fixtures and benchmarks build their models through it).
+    ``config_dir`` must hold the Hugging Face config and tokenizer: detoxify always calls
+    ``from_pretrained(model_type)``. Written to a temporary name and renamed, so a checkpoint
+    that exists is complete."""
+    import torch
+
+    partial = path.with_suffix(".partial")
+    torch.save(
+        {
+            "config": {
+                "arch": {
+                    "args": {
+                        "model_type": str(config_dir),
+                        "model_name": "BertForSequenceClassification",
+                        "tokenizer_name": "BertTokenizer",
+                        "num_classes": len(classes),
+                    }
+                },
+                "dataset": {"args": {"classes": list(classes)}},
+            },
+            "state_dict": state_dict,
+        },
+        partial,
+    )
+    partial.replace(path)
+    return path
+
+
 def _check_texts(texts: list[str]) -> None:
     for index, text in enumerate(texts):
         if not isinstance(text, str):

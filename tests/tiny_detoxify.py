@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from curation.toxicity import ToxicityConfig
+from curation.toxicity import DETOXIFY_CLASSES, ToxicityConfig, detoxify_checkpoint_save
 
 # Detoxify "original" stores the Jigsaw names and renames three of them when loading;
 # keeping the raw names exercises that mapping as a real checkpoint does.
-CLASSES = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+CLASSES = DETOXIFY_CLASSES
 
 #                         toxic severe obscene threat insult identity
 TRAINING_SET: tuple[tuple[str, tuple[float, ...]], ...] = (
@@ -94,27 +94,10 @@ def build_tiny_detoxify(directory: Path) -> tuple[Path, Path]:
     config.save_pretrained(str(config_dir))
     tokenizer.save_pretrained(str(config_dir))
     checkpoint = directory / CHECKPOINT_NAME
-    # Written last and renamed into place: an existing checkpoint means a complete build.
-    partial = checkpoint.with_suffix(".partial")
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        # detoxify calls from_pretrained(model_type): it must be the local dir.
-                        "model_type": str(config_dir),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": len(CLASSES),
-                    }
-                },
-                "dataset": {"args": {"classes": list(CLASSES)}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        partial,
+    # Written last (and renamed into place by the writer): a checkpoint that exists is complete.
+    detoxify_checkpoint_save(
+        checkpoint, state_dict=model.state_dict(), config_dir=config_dir, classes=CLASSES
     )
-    partial.replace(checkpoint)
     return checkpoint, config_dir
 
 
