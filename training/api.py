@@ -29,7 +29,7 @@ router = Router(tags=["datasets"])
     response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut},
     openapi_extra={
         "responses": {
-            "200": {
+            200: {
                 "description": "The file, streamed: JSON Lines for the splits, JSON for the "
                 "manifest. X-Manifest-SHA256 carries the version's manifest digest.",
                 "headers": {
@@ -43,10 +43,10 @@ router = Router(tags=["datasets"])
                     "application/json": {"schema": {"type": "string", "format": "binary"}},
                 },
             },
-            "401": {"description": "Missing, invalid or revoked token, or no `export` scope."},
-            "403": {"description": "The token is limited to other datasets."},
-            "404": {"description": "No such frozen version, or no such file in it."},
-            "429": {"description": "Rate limit exceeded; see Retry-After."},
+            401: {"description": "Missing, invalid or revoked token, or no `export` scope."},
+            403: {"description": "The token is limited to other datasets."},
+            404: {"description": "No such frozen version, or no such file in it."},
+            429: {"description": "Rate limit exceeded; see Retry-After."},
         }
     },
 )
