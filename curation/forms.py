@@ -2,7 +2,7 @@ from django import forms
 
 from curation import filters
 from curation.models import CurationPolicy
-from curation.pipeline import POLICY_FIELDS
+from curation.policies import POLICY_FIELDS
 
 
 class PolicyForm(forms.ModelForm):
