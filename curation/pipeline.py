@@ -44,6 +44,7 @@ from curation.policies import (
 )
 from curation.runs import curation_lock, run_add, run_start, run_tracked, runs_close_abandoned
 from curation.sampling import candidates_sample
+from curation.services import feedback_link_orphans
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ def _curate_each(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> d
     rolled back alone and marked failed with its error; the others are curated
     as the whole chunk would have curated them, in the same id order (dedup
     sees the earlier ones' candidates, which are in this transaction)."""
-    from curation.services import feedback_link_orphans
-
     totals: dict = {"interactions": 0, "errored": 0}
     failures: dict[int, str] = {}
     with transaction.atomic(), connection.cursor() as cursor:
@@ -144,8 +143,6 @@ def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: Curatio
     (the database gone, the job's time up) are not any row's fault: they
     propagate, the chunk stays pending, and the job's retry or the sweeper
     curates it later."""
-    from curation.services import feedback_link_orphans
-
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             curation_lock(cursor)
@@ -233,15 +230,6 @@ def held_recheck(*, run: CurationRun | None = None) -> dict:
     return candidates_recurate(policy=policy_current(), candidate_ids=ids, run=run)
 
 
-_LINK_LATE_FEEDBACK = """
-UPDATE curation_feedback f SET interaction_id = i.id
-FROM curation_interaction i
-WHERE f.interaction_id IS NULL
-  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-RETURNING f.interaction_id
-"""
-
-
 def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict:
     """What the scheduler runs every FLYWHEEL_SWEEP_INTERVAL_S, and THE recovery
     path for anything a dead worker or a lost job left behind: close the run
@@ -255,8 +243,7 @@ def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict
     runs_close_abandoned(older_than=timedelta(seconds=grace))
     limit = settings.FLYWHEEL_SWEEP_LIMIT if limit is None else limit
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_LINK_LATE_FEEDBACK)
-        touched = sorted({row[0] for row in cursor.fetchall()})
+        touched = sorted(set(feedback_link_orphans()))
         if touched:
             cursor.execute(
                 "UPDATE curation_interaction SET curation_state = 'pending' "

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -286,17 +287,6 @@ ON CONFLICT (source_id, event_id) DO NOTHING
 RETURNING id, event_id, interaction_id
 """
 
-# Feedback that came before its interaction is linked when the interaction
-# lands. The partial index on unlinked feedback keeps this cheap.
-_LINK_ORPHANS = """
-UPDATE curation_feedback f SET interaction_id = i.id
-FROM curation_interaction i
-WHERE f.source_id = %(source)s AND f.interaction_id IS NULL
-  AND f.interaction_event_id = ANY(%(event_ids)s::text[])
-  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-RETURNING f.interaction_id
-"""
-
 # New feedback on an interaction that was already curated makes it pending again.
 _REOPEN = """
 UPDATE curation_interaction SET curation_state = 'pending', curation_claimed_at = NULL
@@ -376,10 +366,9 @@ def rows_write(
                 if interaction_id is not None:
                     outcome.to_curate.add(interaction_id)
         if outcome.interactions:
-            cursor.execute(
-                _LINK_ORPHANS, {"source": source.pk, "event_ids": list(outcome.interactions)}
+            outcome.to_curate.update(
+                feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
             )
-            outcome.to_curate.update(row[0] for row in cursor.fetchall())
         reopen = outcome.to_curate - set(outcome.interactions.values())
         if reopen:
             cursor.execute(_REOPEN, {"ids": sorted(reopen)})
@@ -629,23 +618,40 @@ class BatchTooLarge(CurationError):
 
 # --- curation entry points ----------------------------------------------------
 
-_LINK_ALL_ORPHANS = """
+# Feedback that came before its interaction, or raced it (the two committed by
+# concurrent requests), is linked once the interaction exists. The partial
+# index on unlinked feedback keeps this cheap. One statement, scoped three ways.
+_LINK_ORPHANS = """
 UPDATE curation_feedback f SET interaction_id = i.id
 FROM curation_interaction i
 WHERE f.interaction_id IS NULL
   AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-  AND i.id = ANY(%(ids)s::bigint[])
-RETURNING f.id
+  {scope}
+RETURNING f.interaction_id
 """
+_BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
+_BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
 
 
-def feedback_link_orphans(*, interaction_ids: list[int]) -> int:
-    """Link feedback that is still unlinked although its interaction exists.
-    Ingest links in the same transaction; this catches the race where feedback
-    and its interaction were committed concurrently by two requests."""
+def feedback_link_orphans(
+    *,
+    interaction_ids: Sequence[int] | None = None,
+    source_id: int | None = None,
+    event_ids: Sequence[str] | None = None,
+) -> list[int]:
+    """Link unlinked feedback whose interaction exists: of the interactions
+    `interaction_ids`, or of the events `event_ids` of `source_id` (ingest, in
+    the transaction that stored them), or every such feedback (the sweeper).
+    Returns the interaction id of each feedback row linked."""
+    if interaction_ids is not None:
+        scope, params = _BY_INTERACTION, {"ids": list(interaction_ids)}
+    elif event_ids is not None:
+        scope, params = _BY_EVENT, {"source": source_id, "event_ids": list(event_ids)}
+    else:
+        scope, params = "", None
     with connection.cursor() as cursor:
-        cursor.execute(_LINK_ALL_ORPHANS, {"ids": list(interaction_ids)})
-        return cursor.rowcount
+        cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 _RETRY_FAILED = """
