@@ -235,15 +235,30 @@ def candidates_evaluate(
     decision, and set each candidate's status. Cheapest filters first; the
     toxicity model runs once per batch over the survivors. Returns counts."""
     fp = policy.filter_policy()
-    enabled = fp.enabled
-    phase_one = replace(fp, enabled=tuple(n for n in enabled if n in PHASE_ONE))
     now = timezone.now()
-    outcome: dict[int, list[filters.FilterResult]] = {}
-    survivors: list[Candidate] = []
     ordered = sorted(candidates, key=lambda c: c.pk)
     resigned = [c for c in ordered if c.minhash is None]
     for candidate in resigned:
         signatures_set(candidate)
+    outcome, survivors = _phase_one(ordered, fp, full=full)
+    held, toxicity = _phase_two(survivors, outcome, policy, fp, full=full)
+    counts = _outcome_record(candidates, outcome, held, policy=policy, now=now)
+    if resigned:
+        Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
+    scored = next(iter(toxicity.values()), None)
+    if scored is not None:
+        counts["scorer"] = f"{scored.scorer}@{scored.scorer_version}"
+    return counts
+
+
+def _phase_one(
+    ordered: Sequence[Candidate], fp: filters.FilterPolicy, *, full: bool
+) -> tuple[dict[int, list[filters.FilterResult]], list[Candidate]]:
+    """The cheap filters and dedup, candidate by candidate in id order. Returns
+    each candidate's results and the candidates the toxicity model still sees."""
+    phase_one = replace(fp, enabled=tuple(n for n in fp.enabled if n in PHASE_ONE))
+    outcome: dict[int, list[filters.FilterResult]] = {}
+    survivors: list[Candidate] = []
     earlier = _EarlierCandidates(
         ordered,
         exact=filters.DEDUP_EXACT in phase_one.enabled,
@@ -262,10 +277,23 @@ def candidates_evaluate(
             survivors.append(candidate)
         # Later candidates in this chunk must see this one's verdict for dedup.
         earlier.verdicts[candidate.pk] = not all(r.passed for r in results)
+    return outcome, survivors
 
+
+def _phase_two(
+    survivors: Sequence[Candidate],
+    outcome: dict[int, list[filters.FilterResult]],
+    policy: CurationPolicy,
+    fp: filters.FilterPolicy,
+    *,
+    full: bool,
+) -> tuple[dict[int, str], dict[int, filters.FilterResult]]:
+    """Toxicity (one model call for the survivors) then quality, appended to
+    each survivor's results. Returns the held candidates' reasons (the model
+    was unavailable) and the toxicity results."""
     held: dict[int, str] = {}
     toxicity: dict[int, filters.FilterResult] = {}
-    if filters.TOXICITY in enabled and survivors:
+    if filters.TOXICITY in fp.enabled and survivors:
         try:
             toxicity = _toxicity_results(survivors, policy)
         except ToxicityUnavailable as error:
@@ -279,11 +307,22 @@ def candidates_evaluate(
             results.append(tox)
             candidate.toxicity = tox.score
             candidate.toxicity_scorer = f"{tox.scorer}@{tox.scorer_version}"
-        if filters.QUALITY in enabled and (full or all(r.passed for r in results)):
+        if filters.QUALITY in fp.enabled and (full or all(r.passed for r in results)):
             quality = filters.quality_filter(_filter_input(candidate, candidate.toxicity), fp)
             results.append(quality)
             candidate.quality = quality.score
+    return held, toxicity
 
+
+def _outcome_record(
+    candidates: Sequence[Candidate],
+    outcome: dict[int, list[filters.FilterResult]],
+    held: dict[int, str],
+    *,
+    policy: CurationPolicy,
+    now,
+) -> dict:
+    """Store every decision and each candidate's status; returns the counts."""
     decisions = []
     counts = {"passed": 0, "failed": 0, "held": 0, "failed_by_filter": defaultdict(int)}
     for candidate in candidates:
@@ -323,10 +362,5 @@ def candidates_evaluate(
             counts["passed"] += 1
     FilterDecision.objects.bulk_create(decisions, ignore_conflicts=True)
     _evaluation_write(candidates=candidates, policy=policy, now=now)
-    if resigned:
-        Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
     counts["failed_by_filter"] = dict(counts["failed_by_filter"])
-    scored = next(iter(toxicity.values()), None)
-    if scored is not None:
-        counts["scorer"] = f"{scored.scorer}@{scored.scorer_version}"
     return counts
