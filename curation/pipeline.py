@@ -44,7 +44,7 @@ from curation.policies import (
 )
 from curation.runs import curation_lock, run_add, run_start, run_tracked, runs_close_abandoned
 from curation.sampling import candidates_sample
-from curation.services import feedback_link_orphans
+from curation.services import feedback_link_orphans, interactions_reopen
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +242,9 @@ def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict
     grace = settings.FLYWHEEL_SWEEP_GRACE_S if grace_seconds is None else grace_seconds
     runs_close_abandoned(older_than=timedelta(seconds=grace))
     limit = settings.FLYWHEEL_SWEEP_LIMIT if limit is None else limit
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic():
         touched = sorted(set(feedback_link_orphans()))
-        if touched:
-            cursor.execute(
-                "UPDATE curation_interaction SET curation_state = 'pending' "
-                "WHERE id = ANY(%s::bigint[]) AND curation_state = 'done'",
-                [touched],
-            )
+        interactions_reopen(interaction_ids=touched)
     cutoff = timezone.now() - timedelta(seconds=grace)
     pending = list(
         Interaction.objects.filter(

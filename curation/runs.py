@@ -52,11 +52,16 @@ RUN_LOCK_SPACE = 7202
 _runs_held: set[int] = set()
 
 
+def _run_lock_key(pk: int) -> list[int]:
+    # The two-int form of an advisory lock takes 32-bit keys.
+    return [RUN_LOCK_SPACE, pk % 2**31]
+
+
 def _run_lock(run: CurationRun) -> None:
     if run.pk in _runs_held:
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [RUN_LOCK_SPACE, run.pk % 2**31])
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", _run_lock_key(run.pk))
     _runs_held.add(run.pk)
 
 
@@ -65,7 +70,7 @@ def _run_unlock(run: CurationRun) -> None:
         return
     _runs_held.discard(run.pk)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK_SPACE, run.pk % 2**31])
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _run_lock_key(run.pk))
 
 
 def run_start(*, trigger: str, total: int = 0, job_id: str = "") -> CurationRun:
@@ -120,7 +125,7 @@ def runs_close_abandoned(*, older_than: timedelta) -> int:
     ).values_list("pk", flat=True)
     for pk in ids:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RUN_LOCK_SPACE, pk % 2**31])
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", _run_lock_key(pk))
             if not cursor.fetchone()[0]:
                 continue
             try:
@@ -130,7 +135,7 @@ def runs_close_abandoned(*, older_than: timedelta) -> int:
                     status=CurationRun.Status.FAILED, error=ABANDONED, finished_at=timezone.now()
                 )
             finally:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RUN_LOCK_SPACE, pk % 2**31])
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _run_lock_key(pk))
     if closed:
         log.warning("closed %d curation runs whose process stopped", closed)
     return closed

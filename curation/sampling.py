@@ -27,7 +27,11 @@ def keyed_uniform(label: str, value: int) -> float:
 
 
 def stratum_of(candidate: Candidate) -> str:
-    return f"{candidate.task_type or '-'}|{candidate.model or '-'}"
+    return _stratum(candidate.task_type, candidate.model)
+
+
+def _stratum(task_type: str, model: str) -> str:
+    return f"{task_type or '-'}|{model or '-'}"
 
 
 def sampling_rate(*, base_rate: float, stratum_size: int, min_per_stratum: int) -> float:
@@ -99,7 +103,7 @@ def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy
     if not passed:
         return 0
     sizes = {
-        f"{row['task_type'] or '-'}|{row['model'] or '-'}": row["n"]
+        _stratum(row["task_type"], row["model"]): row["n"]
         for row in Candidate.objects.filter(
             status=Candidate.Status.PASSED,
             task_type__in={c.task_type for c in passed},

@@ -9,7 +9,7 @@ two clients sending the same batch at once both succeed and store it once.
 
 import logging
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -222,9 +222,7 @@ def rows_write(
             outcome.to_curate.update(
                 feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
             )
-        reopen = outcome.to_curate - set(outcome.interactions.values())
-        if reopen:
-            cursor.execute(_REOPEN, {"ids": sorted(reopen)})
+        interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
         outcome.existing_interactions = _existing(
             cursor,
             "curation_interaction",
@@ -514,6 +512,14 @@ def feedback_link_orphans(
     with connection.cursor() as cursor:
         cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
         return [row[0] for row in cursor.fetchall()]
+
+
+def interactions_reopen(*, interaction_ids: Iterable[int]) -> None:
+    """Send curated interactions that gained feedback back to curation."""
+    ids = sorted(interaction_ids)
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_REOPEN, {"ids": ids})
 
 
 _RETRY_FAILED = """
