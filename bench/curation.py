@@ -346,7 +346,7 @@ def main() -> None:
 
     from curation import filters
     from curation.models import Candidate, CurationPolicy
-    from curation.pipeline import POLICY_FIELDS, policy_create, toxicity_config
+    from curation.policies import POLICY_FIELDS, policy_create, toxicity_config
     from curation.toxicity import get_scorer
 
     reset_curation(keep_interactions=False)

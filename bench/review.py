@@ -109,12 +109,12 @@ def templates() -> dict:
     from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
-    from curation import pipeline
+    from curation import policies
     from curation.models import Candidate, FilterDecision, Interaction, Source
     from review import services
     from review.models import ReviewItem
 
-    policy = pipeline.policy_current()
+    policy = policies.policy_current()
     source, _ = Source.objects.get_or_create(name="bench-review")
     now = timezone.now()
     interaction = Interaction.objects.create(

@@ -1,8 +1,8 @@
 from django import forms
 
-from curation import filters
+from curation import blocklist, filters
 from curation.models import CurationPolicy
-from curation.pipeline import POLICY_FIELDS
+from curation.policies import POLICY_FIELDS
 
 
 class PolicyForm(forms.ModelForm):
@@ -42,7 +42,7 @@ class PolicyForm(forms.ModelForm):
 
     def clean_blocklist_patterns(self):
         patterns = self._lines(self.cleaned_data["blocklist_patterns"])
-        errors = filters.validate_blocklist(patterns)
+        errors = blocklist.validate_blocklist(patterns)
         if errors:
             raise forms.ValidationError(errors)
         return patterns

@@ -4,7 +4,7 @@ idempotent: a retry or a second worker finds the rows already done."""
 from django.db import close_old_connections
 from rq import get_current_job
 
-from curation import pipeline
+from curation import pipeline, runs
 from curation.models import CurationRun
 
 
@@ -17,10 +17,10 @@ def curate_interactions(interaction_ids: list[int]) -> dict:
     # Workers outlive database restarts; jobs are not requests, so Django's
     # per-request connection check does not run for them.
     close_old_connections()
-    run = pipeline.run_start(
+    run = runs.run_start(
         trigger=CurationRun.Trigger.INGEST, total=len(interaction_ids), job_id=_job_id()
     )
-    with pipeline.run_tracked(run):
+    with runs.run_tracked(run):
         return pipeline.interactions_curate(interaction_ids=interaction_ids, run=run)
 
 

@@ -1,21 +1,17 @@
 """Writes for ingest: tokens, interactions, feedback and edits.
 
-The hot path (batch ingest) prepares rows in Python, streams them with COPY
-into a session-local staging table, then writes each table with one
-INSERT ... SELECT ... ON CONFLICT DO NOTHING statement.
+The hot path (batch ingest) prepares rows in Python (`curation.ingest_rows`),
+streams them with COPY into a session-local staging table, then writes each
+table with one INSERT ... SELECT ... ON CONFLICT DO NOTHING statement.
 Idempotency is held by the unique constraints, never by a read-then-write, so
 two clients sending the same batch at once both succeed and store it once.
 """
 
-import hashlib
-import hmac
-import json
 import logging
 import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -23,9 +19,15 @@ from django.utils import timezone
 from pydantic import ValidationError
 from rq import Retry
 
-from curation import pii
 from curation.errors import CurationError
-from curation.models import ApiToken, FeedbackKind, Source, TokenScope, generate_token, hash_token
+from curation.ingest_rows import (
+    FeedbackRow,
+    InteractionRow,
+    prepare_edit,
+    prepare_feedback,
+    prepare_interaction,
+)
+from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
 from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 from flywheel_site import redis as fw_redis
 
@@ -84,154 +86,6 @@ def api_token_revoke(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
-# --- preparing rows -----------------------------------------------------------
-
-
-def user_hash(user_id: str | None) -> str:
-    if not user_id:
-        return ""
-    key = settings.FLYWHEEL_USER_HASH_KEY.encode()
-    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
-def _aware(value: datetime | None, now: datetime) -> datetime:
-    if value is None:
-        return now
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@dataclass
-class InteractionRow:
-    event_id: str
-    occurred_at: datetime
-    model: str
-    task_type: str
-    messages: str  # JSON
-    response: str
-    usage: str  # JSON
-    latency_ms: int | None
-    user_hash: str
-    session_id: str
-    segment: str
-    metadata: str  # JSON
-    pii: str  # JSON
-
-
-@dataclass
-class FeedbackRow:
-    event_id: str
-    interaction_event_id: str
-    kind: str
-    rating: int | None
-    comment: str
-    final_text: str | None
-    occurred_at: datetime
-    user_hash: str
-    metadata: str
-    pii: str
-
-
-def _redact_messages(messages: list[dict]) -> tuple[list[dict], dict[str, int]]:
-    out, counts = [], {}
-    for message in messages:
-        text, found = pii.redact(message["content"])
-        counts = pii.merge_counts(counts, found)
-        item = {"role": message["role"], "content": text}
-        if message.get("name"):
-            item["name"], found = pii.redact(message["name"])
-            counts = pii.merge_counts(counts, found)
-        out.append(item)
-    return out, counts
-
-
-def prepare_interaction(item: InteractionIn, *, now: datetime) -> InteractionRow:
-    messages, found_messages = _redact_messages([m.model_dump() for m in item.messages])
-    response, found_response = pii.redact(item.response)
-    metadata, found_metadata = pii.redact_json(item.metadata)
-    usage = item.usage.model_dump(exclude_none=True) if item.usage else {}
-    return InteractionRow(
-        event_id=item.event_id,
-        occurred_at=_aware(item.occurred_at, now),
-        model=item.model,
-        task_type=item.task_type,
-        messages=_dumps(messages),
-        response=response,
-        usage=_dumps(usage),
-        latency_ms=item.latency_ms,
-        user_hash=user_hash(item.user_id),
-        session_id=item.session_id,
-        segment=item.segment,
-        metadata=_dumps(metadata),
-        pii=_dumps(pii.merge_counts(found_messages, found_response, found_metadata)),
-    )
-
-
-def prepare_feedback(item: FeedbackIn, *, now: datetime) -> FeedbackRow:
-    rating = item.value if item.kind == FeedbackKind.RATING else None
-    comment, found_comment = "", {}
-    if isinstance(item.value, str):
-        comment, found_comment = pii.redact(item.value)
-    final_text, found_final = (None, {})
-    if item.final_text is not None:
-        final_text, found_final = pii.redact(item.final_text)
-    metadata, found_metadata = pii.redact_json(item.metadata)
-    return FeedbackRow(
-        event_id=item.event_id,
-        interaction_event_id=item.interaction_event_id,
-        kind=item.kind,
-        rating=rating,
-        comment=comment,
-        final_text=final_text,
-        occurred_at=_aware(item.occurred_at, now),
-        user_hash=user_hash(item.user_id),
-        metadata=_dumps(metadata),
-        pii=_dumps(pii.merge_counts(found_comment, found_final, found_metadata)),
-    )
-
-
-def edit_event_id(item: EditIn) -> str:
-    """Without a client event id, the same content sent twice is one event."""
-    if item.event_id:
-        return item.event_id
-    digest = hashlib.sha256(
-        _dumps([item.prompt, item.original_llm_output, item.final_user_edit, item.model]).encode()
-    ).hexdigest()
-    return f"edit-{digest[:40]}"
-
-
-def prepare_edit(item: EditIn, *, now: datetime) -> tuple[InteractionRow, FeedbackRow]:
-    event_id = edit_event_id(item)
-    interaction = prepare_interaction(
-        InteractionIn(
-            event_id=event_id,
-            occurred_at=item.occurred_at,
-            model=item.model,
-            task_type=item.task_type,
-            messages=[{"role": "user", "content": item.prompt}],
-            response=item.original_llm_output,
-            user_id=item.user_id,
-            metadata=item.metadata,
-        ),
-        now=now,
-    )
-    feedback = prepare_feedback(
-        FeedbackIn(
-            event_id=event_id,
-            interaction_event_id=event_id,
-            kind=FeedbackKind.EDITED,
-            final_text=item.final_user_edit,
-            occurred_at=item.occurred_at,
-            user_id=item.user_id,
-        ),
-        now=now,
-    )
-    return interaction, feedback
-
-
 # --- writing ------------------------------------------------------------------
 
 # Rows reach PostgreSQL through COPY into a temporary staging table, then one
@@ -284,17 +138,6 @@ LEFT JOIN curation_interaction i
 ORDER BY u.event_id
 ON CONFLICT (source_id, event_id) DO NOTHING
 RETURNING id, event_id, interaction_id
-"""
-
-# Feedback that came before its interaction is linked when the interaction
-# lands. The partial index on unlinked feedback keeps this cheap.
-_LINK_ORPHANS = """
-UPDATE curation_feedback f SET interaction_id = i.id
-FROM curation_interaction i
-WHERE f.source_id = %(source)s AND f.interaction_id IS NULL
-  AND f.interaction_event_id = ANY(%(event_ids)s::text[])
-  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-RETURNING f.interaction_id
 """
 
 # New feedback on an interaction that was already curated makes it pending again.
@@ -376,13 +219,10 @@ def rows_write(
                 if interaction_id is not None:
                     outcome.to_curate.add(interaction_id)
         if outcome.interactions:
-            cursor.execute(
-                _LINK_ORPHANS, {"source": source.pk, "event_ids": list(outcome.interactions)}
+            outcome.to_curate.update(
+                feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
             )
-            outcome.to_curate.update(row[0] for row in cursor.fetchall())
-        reopen = outcome.to_curate - set(outcome.interactions.values())
-        if reopen:
-            cursor.execute(_REOPEN, {"ids": sorted(reopen)})
+        interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
         outcome.existing_interactions = _existing(
             cursor,
             "curation_interaction",
@@ -507,13 +347,52 @@ def batch_ingest(
     limit = settings.FLYWHEEL_INGEST_MAX_BATCH
     if count > limit:
         raise BatchTooLarge(BATCH_TOO_LARGE.format(limit=limit, count=count))
-    now = timezone.now()
+    items = {"interaction": interactions, "feedback": feedback, "edit": edits}
+    results, units, pending = _batch_prepare(items, now=timezone.now())
+    failed: set[tuple[str, str]] = set()
+    try:
+        outcome = rows_write(
+            source=source,
+            interactions=[r for u in units for r in u.interactions],
+            feedback=[r for u in units for r in u.feedback],
+        )
+    except DatabaseError:
+        logger.exception("batch write failed; writing its %d items one by one", len(units))
+        outcome, failed = _write_one_by_one(source=source, units=units)
+
+    # Each event id is "created" for the first item that carried it only.
+    claimed: set[tuple[str, str]] = set()
+    for result, kind, key in pending:
+        if key in failed:
+            _reject(
+                result, [{"field": f"{_PREFIXES[kind]}.{result['index']}", "message": NOT_STORED}]
+            )
+            continue
+        created, ids = _item_result(kind, outcome, key[1])
+        result.update(ids)
+        if result["status"] is None and created and key not in claimed:
+            result["status"] = "created"
+            claimed.add(key)
+        else:
+            result["status"] = "duplicate"
+    totals = {"created": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        totals[result["status"]] += 1
+    return {**totals, "results": results}
+
+
+def _batch_prepare(
+    items: dict[str, list[dict]], *, now
+) -> tuple[list[dict], list[_Unit], list[tuple[dict, str, tuple[str, str]]]]:
+    """Validate and prepare every item. Returns the results (rejected ones
+    filled in), the units to write (the first item per event id, in write
+    order), and (result, kind, key) for each item resolved after the write."""
     results: list[dict] = []
-    units: dict[tuple[str, str], _Unit] = {}  # first item per event id, in write order
-    pending: list[tuple[dict, str, str]] = []  # (result, kind, event_id) resolved after write
-    for kind, items in (("interaction", interactions), ("feedback", feedback), ("edit", edits)):
+    units: dict[tuple[str, str], _Unit] = {}
+    pending: list[tuple[dict, str, tuple[str, str]]] = []
+    for kind, raws in items.items():
         schema, prepare = _PARSERS[kind]
-        for index, raw in enumerate(items):
+        for index, raw in enumerate(raws):
             prefix = f"{_PREFIXES[kind]}.{index}"
             result = {"index": index, "kind": kind, "status": None, "id": None, "errors": []}
             results.append(result)
@@ -538,50 +417,20 @@ def batch_ingest(
                     interactions=[i_row] if owned else [],
                     feedback=[f_row] if f_row is not None else [],
                 )
-            pending.append((result, kind, key[1]))
+            pending.append((result, kind, key))
+    return results, list(units.values()), pending
 
-    unit_list = list(units.values())
-    failed: set[tuple[str, str]] = set()
-    try:
-        outcome = rows_write(
-            source=source,
-            interactions=[r for u in unit_list for r in u.interactions],
-            feedback=[r for u in unit_list for r in u.feedback],
-        )
-    except DatabaseError:
-        logger.exception("batch write failed; writing its %d items one by one", len(unit_list))
-        outcome, failed = _write_one_by_one(source=source, units=unit_list)
 
-    # Each event id is "created" for the first item that carried it only.
-    claimed: set[tuple[str, str]] = set()
-    for result, kind, event_id in pending:
-        key = ("i", event_id) if kind == "interaction" else ("f", event_id)
-        if key in failed:
-            _reject(
-                result, [{"field": f"{_PREFIXES[kind]}.{result['index']}", "message": NOT_STORED}]
-            )
-            continue
-        if kind == "interaction":
-            created = event_id in outcome.interactions
-            result["id"] = outcome.interactions.get(event_id) or outcome.existing_interactions.get(
-                event_id
-            )
-        elif kind == "feedback":
-            created = event_id in outcome.feedback
-            result["id"] = outcome.feedback.get(event_id) or outcome.existing_feedback.get(event_id)
-        else:
-            edit = _edit_result(outcome, event_id)
-            created = edit["status"] == "created"
-            result["id"], result["feedback_id"] = edit["id"], edit["feedback_id"]
-        if result["status"] is None and created and key not in claimed:
-            result["status"] = "created"
-            claimed.add(key)
-        else:
-            result["status"] = "duplicate"
-    totals = {"created": 0, "duplicate": 0, "rejected": 0}
-    for result in results:
-        totals[result["status"]] += 1
-    return {**totals, "results": results}
+def _item_result(kind: str, outcome: WriteOutcome, event_id: str) -> tuple[bool, dict]:
+    """Whether the write created the item's row, and the ids its result reports."""
+    if kind == "edit":
+        edit = _edit_result(outcome, event_id)
+        return edit["status"] == "created", {"id": edit["id"], "feedback_id": edit["feedback_id"]}
+    if kind == "interaction":
+        created, existing = outcome.interactions, outcome.existing_interactions
+    else:
+        created, existing = outcome.feedback, outcome.existing_feedback
+    return event_id in created, {"id": created.get(event_id) or existing.get(event_id)}
 
 
 def _reject(result: dict, errors: list[dict[str, str]]) -> None:
@@ -629,23 +478,48 @@ class BatchTooLarge(CurationError):
 
 # --- curation entry points ----------------------------------------------------
 
-_LINK_ALL_ORPHANS = """
+# Feedback that came before its interaction, or raced it (the two committed by
+# concurrent requests), is linked once the interaction exists. The partial
+# index on unlinked feedback keeps this cheap. One statement, scoped three ways.
+_LINK_ORPHANS = """
 UPDATE curation_feedback f SET interaction_id = i.id
 FROM curation_interaction i
 WHERE f.interaction_id IS NULL
   AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-  AND i.id = ANY(%(ids)s::bigint[])
-RETURNING f.id
+  {scope}
+RETURNING f.interaction_id
 """
+_BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
+_BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
 
 
-def feedback_link_orphans(*, interaction_ids: list[int]) -> int:
-    """Link feedback that is still unlinked although its interaction exists.
-    Ingest links in the same transaction; this catches the race where feedback
-    and its interaction were committed concurrently by two requests."""
+def feedback_link_orphans(
+    *,
+    interaction_ids: Sequence[int] | None = None,
+    source_id: int | None = None,
+    event_ids: Sequence[str] | None = None,
+) -> list[int]:
+    """Link unlinked feedback whose interaction exists: of the interactions
+    `interaction_ids`, or of the events `event_ids` of `source_id` (ingest, in
+    the transaction that stored them), or every such feedback (the sweeper).
+    Returns the interaction id of each feedback row linked."""
+    if interaction_ids is not None:
+        scope, params = _BY_INTERACTION, {"ids": list(interaction_ids)}
+    elif event_ids is not None:
+        scope, params = _BY_EVENT, {"source": source_id, "event_ids": list(event_ids)}
+    else:
+        scope, params = "", None
     with connection.cursor() as cursor:
-        cursor.execute(_LINK_ALL_ORPHANS, {"ids": list(interaction_ids)})
-        return cursor.rowcount
+        cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def interactions_reopen(*, interaction_ids: Iterable[int]) -> None:
+    """Send curated interactions that gained feedback back to curation."""
+    ids = sorted(interaction_ids)
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_REOPEN, {"ids": ids})
 
 
 _RETRY_FAILED = """

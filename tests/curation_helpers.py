@@ -4,7 +4,7 @@ the real ingest service so rows look exactly as production makes them."""
 import django_rq
 from rq import SimpleWorker
 
-from curation import filters, pipeline
+from curation import filters, policies
 from curation.models import CurationPolicy, Interaction, Source
 from curation.services import batch_ingest
 from tests import factories
@@ -51,7 +51,7 @@ def with_feedback(event_id: str, kind: str, **overrides) -> Interaction:
 def no_toxicity(**changes) -> CurationPolicy:
     """A policy without the toxicity model, for tests about everything else."""
     enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    return pipeline.policy_create(changes={"enabled_filters": enabled, **changes})
+    return policies.policy_create(changes={"enabled_filters": enabled, **changes})
 
 
 def edits(n: int, prefix: str = "j") -> list[Interaction]:

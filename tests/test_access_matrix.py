@@ -20,7 +20,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from curation import pipeline
+from curation import policies
 from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
@@ -149,7 +149,7 @@ def objects(annotator2, admin):
         "review": done,
         "candidate": item.candidate,
         "interaction": item.candidate.interaction,
-        "policy": pipeline.policy_current(),
+        "policy": policies.policy_current(),
         "version": version,
         "run": model.run,
         "model": model,

@@ -3,7 +3,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from curation import filters, pipeline
+from curation import filters, policies
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
 from tests.curation_helpers import edited
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def no_toxicity(**changes):
     enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    return pipeline.policy_create(changes={"enabled_filters": enabled, **changes})
+    return policies.policy_create(changes={"enabled_filters": enabled, **changes})
 
 
 def run(*args) -> str:
@@ -34,7 +34,7 @@ def test_recurate_reruns_existing_candidates_under_the_chosen_version():
     v2 = no_toxicity()
     edited("c1")
     run("curate")
-    v3 = pipeline.policy_create(changes={"min_words": 400})
+    v3 = policies.policy_create(changes={"min_words": 400})
     out = run("recurate", "--policy", str(v3.version))
     assert f"re-curated 1 candidates under v{v3.version}: 0 passed, 1 failed" in out
     assert Candidate.objects.get().failed_filter == "length"

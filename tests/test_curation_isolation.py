@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from curation import jobs, pipeline
+from curation import jobs, pipeline, runs
 from curation.models import Candidate, CurationRun, Interaction
 from curation.views import NOT_FAILED, RETRIED
 from tests.curation_helpers import edits, no_toxicity, work
@@ -139,7 +139,7 @@ def test_errors_of_the_surroundings_leave_the_chunk_pending_for_a_retry(settings
     params.pop("cursor_factory", None)
     params.pop("context", None)
     with psycopg.connect(**params, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [pipeline.CURATION_LOCK])
+        other.execute("SELECT pg_advisory_lock(%s)", [runs.CURATION_LOCK])
         sql("SET LOCAL lock_timeout = '200ms'")
         with pytest.raises(OperationalError):
             pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])

@@ -12,7 +12,7 @@ import django_rq
 import pytest
 from django.db import connection
 
-from curation import jobs, pipeline
+from curation import jobs, pipeline, runs
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
 from curation.services import curation_enqueue
 from review.models import ReviewItem
@@ -129,7 +129,7 @@ def test_the_sweeper_closes_runs_whose_worker_died(settings):
     pipeline.sweep(grace_seconds=0)
     stale.refresh_from_db()
     assert stale.status == "failed"
-    assert stale.error == pipeline.ABANDONED
+    assert stale.error == runs.ABANDONED
 
 
 def test_feedback_that_raced_its_interaction_is_linked_and_curated_by_the_sweeper():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from curation import pipeline
+from curation import pipeline, policies, runs
 from curation.models import CurationPolicy, CurationRun
 from curation.views import POLICY_SAVED, SAMPLE_RATE_WARNING
 from flywheel_site.access import FORBIDDEN
@@ -35,11 +35,11 @@ def test_curators_and_admins_see_the_pages(as_user, request, url, persona):
 
 
 def test_the_runs_page_shows_counts_per_filter(as_user, curator):
-    pipeline.policy_create(changes={"enabled_filters": ["user_action", "length", "edit_band"]})
+    policies.policy_create(changes={"enabled_filters": ["user_action", "length", "edit_band"]})
     a, b = edited("v1"), edited("v2", final="short")
-    run = pipeline.run_start(trigger="command", total=2)
+    run = runs.run_start(trigger="command", total=2)
     pipeline.interactions_curate(interaction_ids=[a.pk, b.pk], run=run)
-    pipeline.run_finish(run=run)
+    runs.run_finish(run=run)
     response = as_user(curator).get("/curation/runs/")
     body = response.content.decode()
     assert f'id="run-{run.pk}"' in body
@@ -96,13 +96,13 @@ def test_a_bad_regex_in_the_policy_form_is_refused(as_user, curator):
 
 
 def test_a_sample_rate_outside_five_to_ten_percent_is_warned_about(as_user, curator):
-    pipeline.policy_create(changes={"sample_rate": 0.2})
+    policies.policy_create(changes={"sample_rate": 0.2})
     body = as_user(curator).get("/curation/policy/").content.decode()
     assert SAMPLE_RATE_WARNING.format(rate=0.2).replace("%", "%") in body
 
 
 def test_a_candidate_page_shows_every_decision(as_user, curator):
-    pipeline.policy_create(changes={"enabled_filters": ["user_action", "length"]})
+    policies.policy_create(changes={"enabled_filters": ["user_action", "length"]})
     pipeline.interactions_curate(interaction_ids=[edited("c1", final="too short").pk])
     from curation.models import Candidate
 

@@ -3,7 +3,8 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from curation import filters
+from curation import blocklist, filters
+from curation.blocklist import EMPTY_PATTERN, EMPTY_TERM, PATTERN_MATCHES_EMPTY, validate_blocklist
 from curation.filters import (
     ABOVE_BAND,
     APPROVED,
@@ -14,8 +15,6 @@ from curation.filters import (
     BELOW_BAND,
     BLOCKED,
     EDITED_BY_USER,
-    EMPTY_PATTERN,
-    EMPTY_TERM,
     FILTER_ORDER,
     GOOD_QUALITY,
     IDENTICAL,
@@ -33,7 +32,6 @@ from curation.filters import (
     NO_RESIDUAL_PII,
     NOT_BLOCKED,
     NOT_PREFERENCE_SKIP,
-    PATTERN_MATCHES_EMPTY,
     REGENERATED_REASON,
     RESIDUAL_PII,
     SCORER_NAME,
@@ -54,7 +52,6 @@ from curation.filters import (
     quality_signals,
     run_filters,
     user_action_filter,
-    validate_blocklist,
     word_tokens,
 )
 from curation.pii import UNKNOWN_REGION, PiiMatch
@@ -482,14 +479,14 @@ def test_blocklist_skips_a_candidate_that_needs_an_answer():
 
 
 def test_blocklist_is_compiled_once_per_policy_content():
-    filters._compile_blocklist.cache_clear()
+    blocklist._compile_blocklist.cache_clear()
     policy = FilterPolicy(blocklist_terms=("foo",), blocklist_patterns=("bar",))
     for text in ("one", "two", "three"):
         blocklist_filter(sft(text), policy)
     blocklist_filter(
         sft("four"), FilterPolicy(blocklist_terms=("foo",), blocklist_patterns=("bar",))
     )
-    info = filters._compile_blocklist.cache_info()
+    info = blocklist._compile_blocklist.cache_info()
     assert (info.misses, info.hits) == (1, 3)
 
 

@@ -4,7 +4,7 @@ toxicity (real Detoxify path on a tiny model), policies, idempotency."""
 import pytest
 from django.db import IntegrityError, ProgrammingError, transaction
 
-from curation import filters, pipeline
+from curation import evaluation, filters, pipeline, policies
 from curation.errors import CurationError
 from curation.models import Candidate, CurationPolicy, FilterDecision, Interaction
 from curation.toxicity import TOXICITY_UNAVAILABLE
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def no_toxicity(**changes) -> CurationPolicy:
     enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    return pipeline.policy_create(changes={"enabled_filters": enabled, **changes})
+    return policies.policy_create(changes={"enabled_filters": enabled, **changes})
 
 
 def curate(*interactions) -> dict:
@@ -124,7 +124,7 @@ def test_exact_and_near_duplicates_name_the_earlier_candidate():
     a, b, c = Candidate.objects.order_by("pk")
     assert a.status == "passed"
     assert b.failed_filter == "dedup_exact"
-    assert b.status_reason == pipeline.EXACT_DUPLICATE.format(other=a.pk)
+    assert b.status_reason == evaluation.EXACT_DUPLICATE.format(other=a.pk)
     assert c.failed_filter == "dedup_near"
     assert f"candidate #{a.pk}" in c.status_reason
 
@@ -149,7 +149,7 @@ def test_curating_twice_writes_nothing_more():
 
 
 def test_a_toxic_edit_is_discarded_by_the_real_model(toxicity_model):
-    pipeline.policy_create(
+    policies.policy_create(
         changes={"min_words": 2, "quality_min": 0.0, "band_low": 0.0, "band_high": 1.0}
     )
     curate(edited("x1", response="here is the answer to your question", final=TOXIC_SENTENCES[0]))
@@ -210,10 +210,10 @@ def test_the_fallback_scorer_decides_only_when_allowed_and_is_recorded(settings)
 
 
 def test_editing_a_policy_creates_a_new_version_and_old_ones_are_read_only():
-    v1 = pipeline.policy_current()
-    v2 = pipeline.policy_create(changes={"min_words": 5}, note="shorter answers")
+    v1 = policies.policy_current()
+    v2 = policies.policy_create(changes={"min_words": 5}, note="shorter answers")
     assert (v1.version, v2.version) == (1, 2)
-    assert pipeline.policy_current() == v2
+    assert policies.policy_current() == v2
     assert CurationPolicy.objects.get(version=1).min_words == 20
     with pytest.raises(ProgrammingError, match="Cannot update or delete"), transaction.atomic():
         CurationPolicy.objects.filter(pk=v1.pk).update(min_words=1)
@@ -231,7 +231,7 @@ def test_editing_a_policy_creates_a_new_version_and_old_ones_are_read_only():
 )
 def test_an_invalid_policy_is_refused_with_a_clear_message(changes, message):
     with pytest.raises(CurationError, match="policy is invalid") as excinfo:
-        pipeline.policy_create(changes=changes)
+        policies.policy_create(changes=changes)
     assert message in str(excinfo.value)
     assert CurationPolicy.objects.count() == 1
 
@@ -241,7 +241,7 @@ def test_recurating_under_a_new_version_keeps_the_old_decisions():
     curate(edited("r1"))
     candidate = Candidate.objects.get()
     assert candidate.status == "passed"
-    v3 = pipeline.policy_create(changes={"min_words": 500})
+    v3 = policies.policy_create(changes={"min_words": 500})
     pipeline.candidates_recurate(policy=v3)
     candidate.refresh_from_db()
     assert candidate.status == "failed"

@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from curation import pipeline
+from curation import policies
 from curation.models import Source
 from tests import training_helpers as th
 from training import selectors, services
@@ -69,8 +69,8 @@ def test_a_window_quarantine_covers_pairs_ingested_inside_it(dataset, admin):
 
 
 def test_a_policy_quarantine_covers_pairs_curated_under_that_version(dataset, admin):
-    lax = pipeline.policy_create(changes={"toxicity_threshold": 0.9}, note="too lax")
-    strict = pipeline.policy_create(changes={"toxicity_threshold": 0.1})
+    lax = policies.policy_create(changes={"toxicity_threshold": 0.9}, note="too lax")
+    strict = policies.policy_create(changes={"toxicity_threshold": 0.1})
     under_lax = th.approved(occurred_at=days_ago(30), policy=lax)
     under_strict = th.approved(occurred_at=days_ago(30), policy=strict)
     services.quarantine_create(kind="policy", policy=lax, reason="let toxic text in", user=admin)

@@ -11,7 +11,7 @@ import pytest
 import redis
 from rq import SimpleWorker
 
-from curation import filters, pipeline
+from curation import filters, policies
 from curation.jobs import sweep
 from curation.models import Candidate, Interaction
 from flywheel_site import redis as fw_redis
@@ -77,7 +77,7 @@ def private_redis(settings):
 def test_ingest_survives_redis_stopping_and_the_sweeper_catches_up(api, private_redis, settings):
     settings.FLYWHEEL_SWEEP_GRACE_S = 0
     enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    pipeline.policy_create(changes={"enabled_filters": enabled})
+    policies.policy_create(changes={"enabled_filters": enabled})
 
     def send(i: int):
         return api.post(

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from curation import pipeline
+from curation import pipeline, runs
 from curation.models import CurationRun
 from tests import factories
 from tests.test_redis_outage import start_redis, stop_redis
@@ -469,7 +469,7 @@ def test_the_sweeper_closes_a_run_as_soon_as_its_process_is_gone():
     worker = psycopg.connect(
         host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
     )
-    worker.execute("SELECT pg_advisory_lock(%s, %s)", [pipeline.RUN_LOCK_SPACE, run.pk])
+    worker.execute("SELECT pg_advisory_lock(%s, %s)", [runs.RUN_LOCK_SPACE, run.pk])
     pipeline.sweep(grace_seconds=1)
     run.refresh_from_db()
     assert run.status == "running"  # its process still holds the lock
@@ -477,12 +477,12 @@ def test_the_sweeper_closes_a_run_as_soon_as_its_process_is_gone():
     worker.close()  # what kill -9 does to the process's connection
     pipeline.sweep(grace_seconds=1)
     run.refresh_from_db()
-    assert (run.status, run.error) == ("failed", pipeline.ABANDONED)
+    assert (run.status, run.error) == ("failed", runs.ABANDONED)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_in_progress_holds_its_lock_until_it_finishes():
-    run = pipeline.run_start(trigger="command")
+    run = runs.run_start(trigger="command")
     run.started_at = timezone.now() - timedelta(seconds=60)
     run.save(update_fields=["started_at"])
     db = settings.DATABASES["default"]
@@ -490,11 +490,11 @@ def test_a_run_in_progress_holds_its_lock_until_it_finishes():
         host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
     ) as other:
         held = other.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", [pipeline.RUN_LOCK_SPACE, run.pk]
+            "SELECT pg_try_advisory_lock(%s, %s)", [runs.RUN_LOCK_SPACE, run.pk]
         ).fetchone()[0]
         assert held is False
-        pipeline.run_finish(run=run)
+        runs.run_finish(run=run)
         free = other.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", [pipeline.RUN_LOCK_SPACE, run.pk]
+            "SELECT pg_try_advisory_lock(%s, %s)", [runs.RUN_LOCK_SPACE, run.pk]
         ).fetchone()[0]
         assert free is True

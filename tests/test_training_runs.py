@@ -16,7 +16,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from rq import SimpleWorker
 
-from curation import pipeline
+from curation import pipeline, policies
 from curation.models import Interaction
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests import factories
@@ -100,7 +100,7 @@ def work() -> None:
 def curated_and_reviewed(topics: list[str], *, prefix: str, seed: int = 0) -> list[GoldPair]:
     """Users' edits ingested through the API service, curated by the real pipeline, sampled
     into the review queue, approved by a reviewer; returns the gold pairs."""
-    pipeline.policy_create(changes={"enabled_filters": ["user_action"], "sample_rate": 1.0})
+    policies.policy_create(changes={"enabled_filters": ["user_action"], "sample_rate": 1.0})
     rows = th.preference_triples(topics, seed=seed)
     ingest(
         interactions=[

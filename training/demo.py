@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from curation import pipeline
+from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
 from review import services as review_services
@@ -84,13 +84,13 @@ def demo_curate(*, stdout) -> None:
     )
     if not ids:
         return
-    run = pipeline.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
+    run = runs.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
     try:
         totals = pipeline.interactions_curate(interaction_ids=ids, run=run)
     except BaseException as error:
-        pipeline.run_finish(run=run, error=error)
+        runs.run_finish(run=run, error=error)
         raise
-    pipeline.run_finish(run=run)
+    runs.run_finish(run=run)
     stdout.write(
         CURATED.format(
             n=len(ids), candidates=totals.get("candidates", 0), sampled=totals.get("sampled", 0)

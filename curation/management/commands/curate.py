@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from curation import pipeline
+from curation import pipeline, runs
 from curation.models import CurationRun, Interaction
 
 
@@ -17,9 +17,9 @@ class Command(BaseCommand):
             .order_by("pk")
             .values_list("pk", flat=True)[:limit]
         )
-        run = pipeline.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
+        run = runs.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
         with (
-            pipeline.run_tracked(run),
+            runs.run_tracked(run),
             tqdm(total=len(ids), unit="interaction", file=self.stderr._out) as bar,
         ):
             pipeline.interactions_curate(interaction_ids=ids, run=run, progress=bar.update)

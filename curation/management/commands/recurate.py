@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from curation import pipeline
+from curation import pipeline, runs
 from curation.models import Candidate, CurationPolicy, CurationRun
 
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             started_at=timezone.now(),
         )
         with (
-            pipeline.run_tracked(run),
+            runs.run_tracked(run),
             tqdm(total=total, unit="candidate", file=self.stderr._out) as bar,
         ):
             pipeline.candidates_recurate(policy=chosen, full=full, run=run, progress=bar.update)

@@ -1,0 +1,112 @@
+"""Candidates from interactions: which kinds an interaction's feedback makes,
+and the signatures (exact key, MinHash, LSH bands) dedup matches them by."""
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from curation import dedup, filters
+from curation.models import Candidate, CandidateKind, CurationPolicy, Feedback, Interaction
+from curation.sampling import keyed_uniform
+
+# Stored LSH bands are fixed (tuned for recall at Jaccard 0.8) so that a policy
+# can change its near-duplicate threshold without recomputing every row; the
+# estimated Jaccard is then checked against the policy's own threshold.
+LSH_BANDS, LSH_ROWS = dedup.lsh_params(0.8, dedup.NUM_PERM)
+
+
+def candidate_specs(
+    *, interaction: Interaction, feedback: Sequence[Feedback], sft_rate: float
+) -> list[dict]:
+    """Which candidates an interaction's feedback makes (pure apart from reading
+    the rows given). An edit or correction makes a preference pair; otherwise a
+    thumbs down or regenerate makes a needs_answer; otherwise an approval makes
+    an sft candidate for a keyed-hash `sft_rate` fraction of interactions."""
+    if not feedback:
+        return []
+    ordered = sorted(feedback, key=lambda f: (f.occurred_at, f.pk))
+    kinds = sorted({f.kind for f in ordered})
+    ratings = [f.rating for f in ordered if f.rating is not None]
+    common = {
+        "interaction": interaction,
+        "prompt": interaction.messages,
+        "feedback_ids": [f.pk for f in ordered],
+        "feedback_kinds": kinds,
+        "rating": ratings[-1] if ratings else None,
+        "task_type": interaction.task_type,
+        "model": interaction.model,
+    }
+    edits = [f for f in ordered if f.kind in filters.EDIT_ACTIONS]
+    if edits:
+        # The latest edit is the user's final word on the answer.
+        return [
+            {
+                **common,
+                "kind": CandidateKind.PREFERENCE,
+                "chosen": edits[-1].final_text,
+                "rejected": interaction.response,
+            }
+        ]
+    if filters.disapproves(kinds, ratings):
+        return [{**common, "kind": CandidateKind.NEEDS_ANSWER, "chosen": None, "rejected": None}]
+    if filters.approves(kinds, ratings) and keyed_uniform("sft", interaction.pk) < sft_rate:
+        return [
+            {**common, "kind": CandidateKind.SFT, "chosen": interaction.response, "rejected": None}
+        ]
+    return []
+
+
+def _prompt_text(messages) -> str:
+    return "\n".join(
+        f"{m.get('role', '')}: {m.get('content', '')}" for m in messages if isinstance(m, dict)
+    )
+
+
+def band_hashes(sketch) -> list[int]:
+    values = np.asarray(sketch.hashvalues, dtype="<u4")
+    out = []
+    for band in range(LSH_BANDS):
+        chunk = values[band * LSH_ROWS : (band + 1) * LSH_ROWS].tobytes()
+        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=8).digest()
+        out.append(int.from_bytes(digest, "big", signed=True))
+    return out
+
+
+def signatures_set(candidate: Candidate) -> None:
+    prompt_text = _prompt_text(candidate.prompt)
+    candidate.exact_key = dedup.exact_key(prompt_text=prompt_text, chosen=candidate.chosen)
+    sketch = dedup.minhash(prompt_text + "\n" + (candidate.chosen or ""))
+    candidate.minhash = dedup.minhash_to_bytes(sketch)
+    candidate.lsh_bands = band_hashes(sketch)
+
+
+def candidates_build(*, interactions: Sequence[Interaction], policy: CurationPolicy) -> list[int]:
+    """Create the candidates the interactions call for; existing (interaction,
+    kind) pairs are left as they are. Returns the ids of candidates created."""
+    by_interaction: dict[int, list[Feedback]] = defaultdict(list)
+    for fb in Feedback.objects.filter(interaction__in=[i.pk for i in interactions]):
+        by_interaction[fb.interaction_id].append(fb)
+    rows = []
+    for interaction in interactions:
+        for spec in candidate_specs(
+            interaction=interaction,
+            feedback=by_interaction[interaction.pk],
+            sft_rate=policy.sft_rate,
+        ):
+            candidate = Candidate(**spec)
+            signatures_set(candidate)
+            rows.append(candidate)
+    if not rows:
+        return []
+    before = set(
+        Candidate.objects.filter(interaction__in=[i.pk for i in interactions]).values_list(
+            "pk", flat=True
+        )
+    )
+    Candidate.objects.bulk_create(rows, ignore_conflicts=True)
+    after = Candidate.objects.filter(interaction__in=[i.pk for i in interactions]).values_list(
+        "pk", flat=True
+    )
+    return sorted(set(after) - before)

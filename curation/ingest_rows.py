@@ -1,0 +1,161 @@
+"""Ingest items turned into rows: PII redacted, user ids hashed, JSON dumped
+in a stable form. Pure apart from reading the user-hash key from settings;
+`curation.services` writes the rows."""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+from curation import pii
+from curation.models import FeedbackKind
+from curation.schemas import EditIn, FeedbackIn, InteractionIn
+
+
+def user_hash(user_id: str | None) -> str:
+    if not user_id:
+        return ""
+    key = settings.FLYWHEEL_USER_HASH_KEY.encode()
+    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _aware(value: datetime | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class InteractionRow:
+    event_id: str
+    occurred_at: datetime
+    model: str
+    task_type: str
+    messages: str  # JSON
+    response: str
+    usage: str  # JSON
+    latency_ms: int | None
+    user_hash: str
+    session_id: str
+    segment: str
+    metadata: str  # JSON
+    pii: str  # JSON
+
+
+@dataclass
+class FeedbackRow:
+    event_id: str
+    interaction_event_id: str
+    kind: str
+    rating: int | None
+    comment: str
+    final_text: str | None
+    occurred_at: datetime
+    user_hash: str
+    metadata: str
+    pii: str
+
+
+def _redact_messages(messages: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    out, counts = [], {}
+    for message in messages:
+        text, found = pii.redact(message["content"])
+        counts = pii.merge_counts(counts, found)
+        item = {"role": message["role"], "content": text}
+        if message.get("name"):
+            item["name"], found = pii.redact(message["name"])
+            counts = pii.merge_counts(counts, found)
+        out.append(item)
+    return out, counts
+
+
+def prepare_interaction(item: InteractionIn, *, now: datetime) -> InteractionRow:
+    messages, found_messages = _redact_messages([m.model_dump() for m in item.messages])
+    response, found_response = pii.redact(item.response)
+    metadata, found_metadata = pii.redact_json(item.metadata)
+    usage = item.usage.model_dump(exclude_none=True) if item.usage else {}
+    return InteractionRow(
+        event_id=item.event_id,
+        occurred_at=_aware(item.occurred_at, now),
+        model=item.model,
+        task_type=item.task_type,
+        messages=_dumps(messages),
+        response=response,
+        usage=_dumps(usage),
+        latency_ms=item.latency_ms,
+        user_hash=user_hash(item.user_id),
+        session_id=item.session_id,
+        segment=item.segment,
+        metadata=_dumps(metadata),
+        pii=_dumps(pii.merge_counts(found_messages, found_response, found_metadata)),
+    )
+
+
+def prepare_feedback(item: FeedbackIn, *, now: datetime) -> FeedbackRow:
+    rating = item.value if item.kind == FeedbackKind.RATING else None
+    comment, found_comment = "", {}
+    if isinstance(item.value, str):
+        comment, found_comment = pii.redact(item.value)
+    final_text, found_final = (None, {})
+    if item.final_text is not None:
+        final_text, found_final = pii.redact(item.final_text)
+    metadata, found_metadata = pii.redact_json(item.metadata)
+    return FeedbackRow(
+        event_id=item.event_id,
+        interaction_event_id=item.interaction_event_id,
+        kind=item.kind,
+        rating=rating,
+        comment=comment,
+        final_text=final_text,
+        occurred_at=_aware(item.occurred_at, now),
+        user_hash=user_hash(item.user_id),
+        metadata=_dumps(metadata),
+        pii=_dumps(pii.merge_counts(found_comment, found_final, found_metadata)),
+    )
+
+
+def edit_event_id(item: EditIn) -> str:
+    """Without a client event id, the same content sent twice is one event."""
+    if item.event_id:
+        return item.event_id
+    digest = hashlib.sha256(
+        _dumps([item.prompt, item.original_llm_output, item.final_user_edit, item.model]).encode()
+    ).hexdigest()
+    return f"edit-{digest[:40]}"
+
+
+def prepare_edit(item: EditIn, *, now: datetime) -> tuple[InteractionRow, FeedbackRow]:
+    event_id = edit_event_id(item)
+    interaction = prepare_interaction(
+        InteractionIn(
+            event_id=event_id,
+            occurred_at=item.occurred_at,
+            model=item.model,
+            task_type=item.task_type,
+            messages=[{"role": "user", "content": item.prompt}],
+            response=item.original_llm_output,
+            user_id=item.user_id,
+            metadata=item.metadata,
+        ),
+        now=now,
+    )
+    feedback = prepare_feedback(
+        FeedbackIn(
+            event_id=event_id,
+            interaction_event_id=event_id,
+            kind=FeedbackKind.EDITED,
+            final_text=item.final_user_edit,
+            occurred_at=item.occurred_at,
+            user_id=item.user_id,
+        ),
+        now=now,
+    )
+    return interaction, feedback

@@ -1,0 +1,79 @@
+"""Curation policies: versioned rows of every threshold the filters and the
+sampler use. A change makes a new version; the old ones stay, so every
+decision can name the policy it was made under."""
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max
+
+from curation.errors import CurationError
+from curation.models import CurationPolicy
+from curation.toxicity import ToxicityConfig
+
+POLICY_INVALID = "policy is invalid: {error}"
+# Serialises policy versions; next to curation.runs.CURATION_LOCK (7_201_001).
+POLICY_LOCK = 7_201_002
+
+
+def policy_current() -> CurationPolicy:
+    policy = CurationPolicy.objects.order_by("-version").first()
+    if policy is None:
+        policy, _ = CurationPolicy.objects.get_or_create(version=1)
+    return policy
+
+
+POLICY_FIELDS = (
+    "min_words",
+    "band_low",
+    "band_high",
+    "band_measure",
+    "toxicity_threshold",
+    "toxicity_per_label",
+    "quality_min",
+    "near_dup_threshold",
+    "enabled_filters",
+    "blocklist_terms",
+    "blocklist_patterns",
+    "sample_rate",
+    "needs_answer_rate",
+    "sft_rate",
+    "min_per_stratum",
+    "reviews_required",
+)
+
+
+def policy_create(*, changes: dict, user=None, note: str = "") -> CurationPolicy:
+    """The next policy version: the current one with `changes` applied.
+    Raises CurationError (message from the filters' validation) on a bad value."""
+    base = policy_current()
+    values = {name: getattr(base, name) for name in POLICY_FIELDS}
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise CurationError(f"unknown policy fields: {', '.join(sorted(unknown))}")
+    values.update(changes)
+    candidate = CurationPolicy(**values)
+    try:
+        candidate.filter_policy()
+    except ValueError as error:
+        raise CurationError(POLICY_INVALID.format(error=error)) from None
+    for name in ("sample_rate", "needs_answer_rate", "sft_rate"):
+        if not 0.0 <= float(values[name]) <= 1.0:
+            raise CurationError(POLICY_INVALID.format(error=f"{name} must be between 0 and 1"))
+    if int(values["reviews_required"]) < 1:
+        raise CurationError(POLICY_INVALID.format(error="reviews_required must be at least 1"))
+    with transaction.atomic():
+        # Serialise version numbers: two curators saving at once get v+1 and v+2.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [POLICY_LOCK])
+        version = (CurationPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+        return CurationPolicy.objects.create(version=version, created_by=user, note=note, **values)
+
+
+def toxicity_config() -> ToxicityConfig:
+    return ToxicityConfig(
+        model=settings.FLYWHEEL_TOXICITY_MODEL,
+        checkpoint=settings.FLYWHEEL_TOXICITY_CHECKPOINT,
+        config_dir=settings.FLYWHEEL_TOXICITY_CONFIG_DIR,
+        allow_fallback=settings.FLYWHEEL_TOXICITY_ALLOW_FALLBACK,
+        batch_size=settings.FLYWHEEL_TOXICITY_BATCH_SIZE,
+    )

@@ -1,0 +1,150 @@
+"""Sampling passed candidates into the reviewer queue: a keyed hash decides,
+stratified by task type and model (`sampling_rate`), and each sampled item
+gets a review priority (`review_priority`)."""
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from curation import hooks
+from curation.models import Candidate, CandidateKind, CurationPolicy, Interaction
+
+
+def keyed_uniform(label: str, value: int) -> float:
+    """A deterministic number in [0, 1) from a keyed hash: re-running sampling
+    selects the same set, and nobody without the key can predict it."""
+    digest = hmac.new(
+        settings.FLYWHEEL_SAMPLING_KEY.encode(), f"{label}:{value}".encode(), hashlib.sha256
+    ).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def stratum_of(candidate: Candidate) -> str:
+    return _stratum(candidate.task_type, candidate.model)
+
+
+def _stratum(task_type: str, model: str) -> str:
+    return f"{task_type or '-'}|{model or '-'}"
+
+
+def sampling_rate(*, base_rate: float, stratum_size: int, min_per_stratum: int) -> float:
+    """The inclusion probability in a stratum of `stratum_size` passed candidates:
+    the policy rate, raised for small strata so each gets about
+    `min_per_stratum` items (a rare task type is not starved by a common one)."""
+    if base_rate <= 0:
+        return 0.0
+    floor = min(1.0, min_per_stratum / max(stratum_size, 1))
+    return min(1.0, max(base_rate, floor))
+
+
+def review_priority(
+    *, candidate: Candidate, policy: CurationPolicy, stratum_share: float, new_model: bool
+) -> tuple[float, dict]:
+    """Priority in [0, 1], higher first:
+
+        0.5 * uncertainty + 0.3 * rarity + 0.2 * new_model
+
+    uncertainty: how close the deciding scores came to a threshold, 1 at the
+    threshold falling linearly to 0 at 0.1 away (edit band bounds, toxicity,
+    quality; the nearest counts). rarity: 1 - the stratum's share of passed
+    candidates. new_model: 1 when the model version was first seen in the last
+    14 days. needs_answer items have no scores; they rank by rarity and model.
+    """
+
+    def closeness(value, threshold):
+        if value is None:
+            return 0.0
+        return max(0.0, 1.0 - abs(value - threshold) / 0.1)
+
+    sim = candidate.word_similarity if policy.band_measure == "word" else candidate.char_similarity
+    parts = {
+        "band_low": closeness(sim, policy.band_low),
+        "band_high": closeness(sim, policy.band_high),
+        "toxicity": closeness(candidate.toxicity, policy.toxicity_threshold),
+        "quality": closeness(candidate.quality, policy.quality_min),
+    }
+    uncertainty = max(parts.values())
+    rarity = max(0.0, 1.0 - stratum_share)
+    priority = 0.5 * uncertainty + 0.3 * rarity + 0.2 * (1.0 if new_model else 0.0)
+    details = {
+        "uncertainty": round(uncertainty, 4),
+        "rarity": round(rarity, 4),
+        "new_model": new_model,
+        "closest": max(parts, key=parts.get),
+    }
+    return round(priority, 6), details
+
+
+# One statement records a chunk's sampling decisions. `sampled_at IS NULL`
+# keeps the first decision: re-curation never re-draws a sampled candidate.
+_WRITE_SAMPLE = """
+UPDATE curation_candidate AS c SET
+    sampled_at = %s, sample_stratum = v.stratum, inclusion_probability = v.probability,
+    priority = v.priority, priority_details = v.details
+FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::jsonb[])
+    AS v(id, stratum, probability, priority, details)
+WHERE c.id = v.id AND c.sampled_at IS NULL
+RETURNING c.id
+"""
+
+
+def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy) -> int:
+    """Draw passed candidates for review and record the decision on each
+    (stratum, inclusion probability, priority). Downstream apps are told
+    through `hooks.candidates_sampled`. Returns how many were newly sampled."""
+    passed = [c for c in candidates if c.status == Candidate.Status.PASSED]
+    if not passed:
+        return 0
+    sizes = {
+        _stratum(row["task_type"], row["model"]): row["n"]
+        for row in Candidate.objects.filter(
+            status=Candidate.Status.PASSED,
+            task_type__in={c.task_type for c in passed},
+            model__in={c.model for c in passed},
+        )
+        .values("task_type", "model")
+        .annotate(n=Count("pk"))
+    }
+    total = max(1, Candidate.objects.filter(status=Candidate.Status.PASSED).count())
+    recent = timezone.now() - timedelta(days=14)
+    first_seen = dict(
+        Interaction.objects.filter(model__in={c.model for c in passed})
+        .values("model")
+        .annotate(first=Min("occurred_at"))
+        .values_list("model", "first")
+    )
+    drawn: list[tuple[int, str, float, float, str]] = []
+    for c in passed:
+        stratum = stratum_of(c)
+        base = (
+            policy.needs_answer_rate if c.kind == CandidateKind.NEEDS_ANSWER else policy.sample_rate
+        )
+        rate = sampling_rate(
+            base_rate=base,
+            stratum_size=sizes.get(stratum, 1),
+            min_per_stratum=policy.min_per_stratum,
+        )
+        if rate <= 0 or keyed_uniform("sample", c.pk) >= rate:
+            continue
+        priority, details = review_priority(
+            candidate=c,
+            policy=policy,
+            stratum_share=sizes.get(stratum, 1) / total,
+            new_model=bool(first_seen.get(c.model) and first_seen[c.model] >= recent),
+        )
+        drawn.append((c.pk, stratum, rate, priority, json.dumps(details)))
+    if not drawn:
+        return 0
+    columns = [list(column) for column in zip(*drawn, strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(_WRITE_SAMPLE, [timezone.now(), *columns])
+        sampled = sorted(row[0] for row in cursor.fetchall())
+    hooks.candidates_sampled(candidate_ids=sampled)
+    return len(sampled)
