@@ -6,10 +6,10 @@ import threading
 import pytest
 from django.db import connection
 
-from curation.api import INVALID, RATE_LIMITED, UNAUTHORIZED
 from curation.models import Feedback, Interaction
 from curation.schemas import BAD_CHARACTERS, FINAL_TEXT_REQUIRED, RATING_REQUIRED
 from curation.services import BATCH_TOO_LARGE, user_hash
+from flywheel_site.api import INVALID, RATE_LIMITED, UNAUTHORIZED
 from flywheel_site.middleware import BODY_TOO_LARGE
 from tests import factories
 
