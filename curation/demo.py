@@ -3,16 +3,18 @@
 `generate` builds what a newcomer sees first in every screen: a few thousand interactions
 of a fictional SaaS company ("Acme Cloud") over the past six weeks, as plain payloads in the
 ingest API's shapes, and the feedback its users left. Everything comes from one
-`random.Random(seed)` and is placed relative to `now`, so a seed and a `now` give the same
-output byte for byte. Another `now` gives other data under the same interaction ids (the
-weekday and hour patterns move with the calendar), and possibly a few more or fewer
-feedback events: the interaction ids depend on `n_interactions` alone.
+`random.Random(seed)` and is placed relative to a `reference` time, the end of the window,
+so a seed and a reference give the same output byte for byte. The reference defaults to the
+constant `REFERENCE`; `reference_before(now)` moves it forward by whole weeks, which moves
+every timestamp by the same whole weeks and changes nothing else (the weekday and hour
+patterns, and so every text, stay as they are). Any other reference gives other data under
+the same interaction ids: the interaction ids depend on `n_interactions` alone.
 
-Answers are assembled from per-topic sentence pools with slot values (names, files, plans,
-numbers), not from whole canned answers: two answers on the same topic share a skeleton but
-differ in enough sentences and identifiers that near-duplicate detection (character
-5-shingles, Jaccard 0.9) keeps them apart, while genuine repeats still occur now and then,
-as they do in production.
+Answers are assembled from per-topic sentence pools (JSON in `demo_data/`) with slot values
+(names, files, plans, numbers), not from whole canned answers: two answers on the same
+topic share a skeleton but differ in enough sentences and identifiers that near-duplicate
+detection (character 5-shingles, Jaccard 0.9) keeps them apart, while genuine repeats still
+occur now and then, as they do in production.
 
 Edits come in the three flavours curation must tell apart, measured as character similarity
 `1 - Levenshtein(final, response) / max(len)` (the edit-band measure):
@@ -34,14 +36,17 @@ interactions that never arrive (`MISSING_ID`).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from random import Random
+from typing import Any
 
-import Levenshtein
+from curation.filters import edit_similarities
 
 DEMO_SOURCE = "demo-app"
 DEMO_TOKEN_NAME = "demo"  # noqa: S105 (a name, not a secret)
@@ -49,6 +54,10 @@ DEMO_TOKEN_SCOPES = ("ingest", "export")
 
 WINDOW_DAYS = 42
 ROLLOUT_DAYS = 21
+# The end of the demo's window: a constant, so the demo's texts (and everything a test
+# builds on them) are the same on every day and at every hour.
+REFERENCE = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+WEEK = timedelta(weeks=1)
 OLD_MODEL = "acme-chat-2025-09"
 NEW_MODEL = "acme-chat-2025-11"
 # The rare stratum (sql) is there so stratified sampling has a small group to protect.
@@ -94,69 +103,126 @@ ANNOTATOR_PASSWORD_ENV = "FLYWHEEL_DEMO_ANNOTATOR_PASSWORD"  # noqa: S105 (a var
 ADMIN_USERNAME = "admin"
 ANNOTATOR_USERNAME = "annotator"
 
-NAIVE_NOW = "now must be timezone-aware (for example datetime.now(UTC))"
+NAIVE_TIME = "{name} must be timezone-aware (for example datetime.now(UTC))"
 BAD_COUNT = "n_interactions must be at least 1, got {n}"
 WEAK_PASSWORD = "The demo password for {username!r} is not accepted: {problems}"  # noqa: S105
 
 
-# --- slot values ------------------------------------------------------------------
+# --- content: text pools in demo_data/*.json, loaded once -----------------------------
 
-FIRST = (
-    "Jane", "Sam", "Priya", "Mateo", "Aisha", "Lukas", "Mei", "Tom", "Olga", "Kwame", "Sofia",
-    "Daniel", "Yuki", "Fatima", "Noah", "Chloe", "Ravi", "Elena", "Omar", "Grace", "Jonas",
-    "Leila", "Marco", "Hannah", "Tariq", "Ingrid", "Diego", "Nora",
-)  # fmt: skip
-LAST = (
-    "Doe", "Lee", "Patel", "Garcia", "Khan", "Schmidt", "Chen", "Novak", "Mensah", "Rossi",
-    "Kim", "Okafor", "Silva", "Berg", "Murphy", "Haddad", "Nakamura", "Dubois", "Walsh",
-    "Ivanova", "Costa", "Lindqvist",
-)  # fmt: skip
-COMPANIES = (
-    "Northwind Traders", "Globex", "Initech", "Umbrella Logistics", "Stark Retail", "Wayne Foods",
-    "Hooli", "Vandelay Imports", "Soylent Labs", "Tyrell Health", "Cyberdyne Freight",
-    "Wonka Confectionery", "Pied Piper", "Massive Dynamic", "Blue Sun Energy",
-)  # fmt: skip
-WORKSPACES = (
-    "acme-design", "northwind-ops", "globex-finance", "initech-qa", "hooli-growth",
-    "stark-retail-eu", "pied-piper-core", "wayne-foods-hq", "tyrell-clinical", "blue-sun-data",
-)  # fmt: skip
-PROJECTS = (
-    "Atlas", "Beacon", "Cobalt", "Drift", "Ember", "Falcon", "Granite", "Harbor", "Juniper",
-    "Kestrel", "Lumen", "Meridian", "Nimbus", "Orchid", "Quartz",
-)  # fmt: skip
-TEAMS = (
-    "billing", "search", "mobile", "data platform", "checkout", "onboarding", "payments",
-    "identity", "notifications", "analytics", "growth", "infrastructure",
-)  # fmt: skip
-FEATURES = (
-    "saved filters", "bulk export", "dark mode", "audit log", "usage-based billing", "SAML login",
-    "offline sync", "scheduled reports", "custom roles", "webhook retries", "team dashboards",
-)  # fmt: skip
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")  # fmt: skip
-PLANS = ("Starter", "Team", "Business", "Enterprise")
-IDPS = ("Okta", "Microsoft Entra ID", "Google Workspace", "OneLogin", "JumpCloud")
-CSV_FILES = (
-    "orders.csv", "customers_2025.csv", "export/events.csv", "data/invoices.csv", "signups.csv",
-    "inventory.csv", "reports/churn.csv", "payments_q3.csv",
-)  # fmt: skip
-COLUMNS = ("email_verified", "order_id", "country", "plan", "amount", "created_at", "sku")
-VARS = ("rows", "records", "items", "entries", "orders", "users", "events", "results")
-ENV_VARS = ("DATABASE_URL", "API_TIMEOUT", "LOG_LEVEL", "CACHE_TTL", "FEATURE_FLAGS")
-SERVICES = (
-    "checkout-api", "search-indexer", "auth-gateway", "notification-worker", "billing-sync",
-    "image-resizer", "report-builder",
-)  # fmt: skip
-ROLES = ("backend engineer", "product designer", "data analyst", "SRE", "engineering manager")
-TITLES = ("Head of Operations", "CTO", "IT Manager", "VP Finance", "Procurement Lead")
-COMPETITORS = ("Initrode", "Contoso Cloud", "Fabrikam Suite")
-DICT_KEYS = ("alice", "bob", "eu", "us", "apac", "draft", "beta", "prod", "dev", "sku_1")
-EXTS = ("py", "js", "ts", "md", "yaml", "go")
-RENAMES = (
-    ("getUser", "fetchUser"), ("old_client", "http_client"), ("utils", "helpers"),
-    ("v1/orders", "v2/orders"), ("colour", "color"), ("TODO", "FIXME"),
-)  # fmt: skip
+DATA_DIR = Path(__file__).with_name("demo_data")
+
+
+@dataclass(frozen=True)
+class SupportTopic:
+    key: str
+    questions: tuple[str, ...]
+    acks: tuple[str, ...]
+    steps: tuple[str, ...]
+    notes: tuple[str, ...]
+    button: str
+    complaints: tuple[str, ...]
+    own: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CodeTopic:
+    key: str
+    lang: str
+    questions: tuple[str, ...]
+    explanations: tuple[str, ...]
+    code: str
+    complaints: tuple[str, ...]
+    own: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Fact:
+    full: str
+    short: str
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class DocKind:
+    key: str
+    name: str
+    title: str
+    facts: tuple[Fact, ...]
+    filler: tuple[str, ...]
+    lead: str
+
+
+def _load(name: str) -> dict[str, Any]:
+    with (DATA_DIR / f"{name}.json").open(encoding="utf-8") as handle:
+        return _tuples(json.load(handle))
+
+
+def _tuples(value: Any) -> Any:
+    """JSON arrays as tuples, all the way down: the pools are constants."""
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    return value
+
+
+def _by_model(texts: Mapping[str, str]) -> dict[str, str]:
+    return {OLD_MODEL: texts["old_model"], NEW_MODEL: texts["new_model"]}
+
+
+_SLOT_VALUES = _load("slots")
+FIRST, LAST = _SLOT_VALUES["first"], _SLOT_VALUES["last"]
+COMPANIES, WORKSPACES = _SLOT_VALUES["companies"], _SLOT_VALUES["workspaces"]
+PROJECTS, TEAMS, FEATURES = (
+    _SLOT_VALUES["projects"],
+    _SLOT_VALUES["teams"],
+    _SLOT_VALUES["features"],
+)
+WEEKDAYS, MONTHS, PLANS = _SLOT_VALUES["weekdays"], _SLOT_VALUES["months"], _SLOT_VALUES["plans"]
+IDPS, CSV_FILES, COLUMNS = _SLOT_VALUES["idps"], _SLOT_VALUES["csv_files"], _SLOT_VALUES["columns"]
+VARS, ENV_VARS, SERVICES = _SLOT_VALUES["vars"], _SLOT_VALUES["env_vars"], _SLOT_VALUES["services"]
+ROLES, TITLES = _SLOT_VALUES["roles"], _SLOT_VALUES["titles"]
+COMPETITORS, DICT_KEYS = _SLOT_VALUES["competitors"], _SLOT_VALUES["dict_keys"]
+EXTS, RENAMES = _SLOT_VALUES["exts"], _SLOT_VALUES["renames"]
+
+_SUPPORT = _load("support")
+SUPPORT_SYSTEM = _by_model(_SUPPORT["system"])
+SUPPORT_TOPICS = tuple(SupportTopic(**topic) for topic in _SUPPORT["topics"])
+SUPPORT_OPENERS, SUPPORT_CLOSERS = _SUPPORT["openers"], _SUPPORT["closers"]
+SUPPORT_FOLLOWUPS, SUPPORT_FOLLOWUP_ANSWERS = _SUPPORT["followups"], _SUPPORT["followup_answers"]
+
+_CODE = _load("code")
+CODE_SYSTEM = _by_model(_CODE["system"])
+CODE_TOPICS = tuple(CodeTopic(**topic) for topic in _CODE["topics"])
+CODE_INTROS, CODE_OUTROS = _CODE["intros"], _CODE["outros"]
+
+_SQL = _load("sql")
+SQL_SYSTEM = _SQL["system"]
+# SQL questions are code questions whose language is always SQL.
+SQL_TOPICS = tuple(CodeTopic(lang="sql", **topic) for topic in _SQL["topics"])
+SQL_INTROS = _SQL["intros"]
+
+_SUMMARIES = _load("summaries")
+SUMMARY_SYSTEM = _by_model(_SUMMARIES["system"])
+DOC_KINDS = tuple(
+    DocKind(**{**kind, "facts": tuple(Fact(**fact) for fact in kind["facts"])})
+    for kind in _SUMMARIES["kinds"]
+)
+SUMMARY_REQUESTS, SUMMARY_INTROS = _SUMMARIES["requests"], _SUMMARIES["intros"]
+SUMMARY_FOLLOWUPS, SUMMARY_COMPLAINTS = _SUMMARIES["followups"], _SUMMARIES["complaints"]
+
+_FEEDBACK = _load("feedback")
+POSITIVE_COMMENTS = _FEEDBACK["positive_comments"]
+NEGATIVE_COMMENTS = _FEEDBACK["negative_comments"]
+PII_COMMENTS, PII_LINES = _FEEDBACK["pii_comments"], _FEEDBACK["pii_lines"]
+PII_EDIT_LINES, PII_CODE_LINES = _FEEDBACK["pii_edit_lines"], _FEEDBACK["pii_code_lines"]
+GENERIC_OWN = _FEEDBACK["generic_own"]
+# Misspellings a language model or a hurried writer makes: (right, wrong); the fix is right.
+TYPOS = _FEEDBACK["typos"]
+
+
+# --- slot values ------------------------------------------------------------------
 
 
 def _slots(rng: Random) -> dict[str, str]:
@@ -224,1432 +290,6 @@ _SLOT = re.compile(r"\{\{(\w+)\}\}")
 def _fill(template: str, slots: Mapping[str, str]) -> str:
     # {{name}} rather than str.format: code samples are full of single braces.
     return _SLOT.sub(lambda m: slots[m[1]], template)
-
-
-# --- content: support ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SupportTopic:
-    key: str
-    questions: tuple[str, ...]
-    acks: tuple[str, ...]
-    steps: tuple[str, ...]
-    notes: tuple[str, ...]
-    button: str
-    complaints: tuple[str, ...]
-    own: tuple[str, ...]
-
-
-SUPPORT_SYSTEM = {
-    OLD_MODEL: "You are the support assistant for Acme Cloud. Answer customer questions "
-    "politely and accurately. Use numbered steps for instructions.",
-    NEW_MODEL: "You are Acme Cloud's support assistant. Be concise, accurate and friendly. Give "
-    "numbered steps for anything the customer has to do, and never promise refunds or "
-    "exceptions: route those to a human agent.",
-}
-
-SUPPORT_TOPICS = (
-    SupportTopic(
-        "password_reset",
-        (
-            "How do I reset my password?",
-            "I forgot my password and the reset email never arrives. What should I do?",
-            "The password reset link says it has expired. How do I get a new one?",
-            "Can't sign in to {{workspace}}, it keeps saying my password is wrong.",
-            "hi, locked out of my account after too many attempts, how long do I have to wait?",
-        ),
-        (
-            "Sorry you're locked out, let's get you back in.",
-            "Resetting your password only takes a minute.",
-            "Reset links are only valid for a short time, so it's easiest to request a new one.",
-        ),
-        (
-            "Open the sign-in page and click **Forgot password?** under the password field.",
-            "Enter the email address you use for Acme Cloud and press **Send reset link**.",
-            "Check your inbox (and the spam folder) for a message from Acme Cloud; it usually "
-            "arrives within two minutes.",
-            "Click the link in that email within 30 minutes and choose a new password.",
-            "Sign in again with the new password; other devices will be signed out.",
-        ),
-        (
-            "After five failed attempts the account is locked for 15 minutes; a successful "
-            "reset unlocks it straight away.",
-            "If your company signs in through single sign-on, the password is managed by your "
-            "identity provider and has to be reset there.",
-            "Only the most recent reset link works, so if you requested several, use the "
-            "newest email.",
-        ),
-        "",  # on the sign-in page, not in settings: no "where is the button" follow-up
-        (
-            "The reset email still never arrives, this didn't help.",
-            "We use SSO, so none of these steps apply to us.",
-        ),
-        (
-            "I've triggered a new reset link from our side. It's valid for an hour; if it "
-            "doesn't show up, tell me and I'll check whether your mail server is bouncing us.",
-            "You're on single sign-on, so your password lives with your IT team, not with us. "
-            "Ask them to reset it and then use **Sign in with SSO**.",
-        ),
-    ),
-    SupportTopic(
-        "plan_change",
-        (
-            "How do I upgrade from {{plan_a}} to {{plan_b}}?",
-            "Will I be charged twice if I switch to the {{plan_b}} plan in the middle of the "
-            "month?",
-            "We want to move workspace {{workspace}} to {{plan_b}}. What happens to our "
-            "current billing period?",
-            "How can I downgrade to {{plan_a}} without losing our data?",
-        ),
-        (
-            "You can change plans yourself at any time.",
-            "Switching plans is self-serve and takes effect immediately.",
-            "Good news: you're never charged twice for the same period.",
-        ),
-        (
-            "Go to **Settings → Billing** in workspace {{workspace}}.",
-            "Click **Change plan** and pick {{plan_b}}.",
-            "Review the prorated amount shown on the confirmation screen.",
-            "Confirm with **Update plan**; the new limits apply straight away.",
-            "You'll get an updated invoice by email within a few minutes.",
-        ),
-        (
-            "When you upgrade mid-cycle we credit the unused part of your current plan and "
-            "charge the difference, so the first invoice is smaller than usual.",
-            "Downgrades take effect at the end of the current billing period, and nothing is "
-            "deleted: features above the new plan become read-only.",
-            "Only workspace Owners and Billing admins can see the **Change plan** button.",
-        ),
-        "Change plan",
-        (
-            "This is wrong: downgrades are not immediate on our account.",
-            "The Billing page looks completely different for us.",
-        ),
-        (
-            "I've moved {{workspace}} to {{plan_b}} for you and applied the credit for the "
-            "unused days. The adjusted invoice is on its way.",
-            "Plan changes on annual contracts go through your account manager, not the Billing "
-            "page. I've asked them to reach out today.",
-        ),
-    ),
-    SupportTopic(
-        "refund",
-        (
-            "I was charged for {{seats}} seats but we only use {{used}}. Can I get a refund "
-            "for invoice {{invoice}}?",
-            "Why was I charged twice this month? Invoice {{invoice}} looks like a duplicate.",
-            "We cancelled last week but still got billed. How do I get my money back?",
-        ),
-        (
-            "I'm sorry about the unexpected charge.",
-            "Thanks for flagging this, billing mistakes are frustrating.",
-            "Let's sort out that invoice.",
-        ),
-        (
-            "Open **Settings → Billing → Invoices** and find invoice {{invoice}}.",
-            "Click **Report a problem** next to it and choose the reason that fits best.",
-            "Reduce the seat count under **Settings → Members** so the next invoice is correct.",
-            "Our billing team reviews requests within two business days and replies by email.",
-        ),
-        (
-            "Refunds go back to the original payment method and usually show up after 5 to 10 "
-            "business days.",
-            "Seats are billed for the whole period once they are added, so removing people "
-            "mid-month lowers the next invoice rather than the current one.",
-            "If the charge was a true duplicate, the second payment is usually voided "
-            "automatically within 24 hours.",
-        ),
-        "Report a problem",
-        (
-            "Please don't tell customers to wait two days, we can refund on the spot.",
-            "There is no Report a problem button on invoices.",
-        ),
-        (
-            "I've refunded the {{seats}}-seat difference on {{invoice}} to your card. You'll "
-            "see it in 5 to 10 business days, sorry again for the trouble!",
-            "The second charge was an authorisation hold, not a payment; your bank will drop it "
-            "in a few days without you doing anything.",
-        ),
-    ),
-    SupportTopic(
-        "data_export",
-        (
-            "How can I export all my projects to CSV?",
-            "Is there a way to export everything from {{workspace}} before our contract ends?",
-            "The export button gives me a zip with JSON files. Can I get CSV instead?",
-        ),
-        (
-            "You can export your data whenever you like.",
-            "Exports are available on every plan.",
-            "Happy to walk you through the export.",
-        ),
-        (
-            "Go to **Settings → Data → Export**.",
-            "Choose **All projects** or pick the projects you need.",
-            "Select **CSV** as the format (JSON is the default).",
-            "Click **Start export**; large workspaces can take a few minutes.",
-            "Download the file from the link we email you; it stays valid for seven days.",
-        ),
-        (
-            "Attachments are exported as a separate archive because they can be very large.",
-            "Each project becomes one CSV file, with comments in a second file linked by id.",
-            "Admins can also export through the API if you need it on a schedule.",
-        ),
-        "Start export",
-        (
-            "CSV export doesn't include comments at all, this answer is misleading.",
-            "The export link expired after 24 hours, not seven days.",
-        ),
-        (
-            "I've started a full export of {{workspace}} on our side and will send you the "
-            "download link as soon as it's ready, most likely within the hour.",
-            "For a one-off migration the API is the better route: the CSV export leaves out "
-            "attachments and custom fields.",
-        ),
-    ),
-    SupportTopic(
-        "invite",
-        (
-            "How do I add {{seats}} people from my team to workspace {{workspace}}?",
-            "I invited a colleague yesterday but they never got the email.",
-            "Can I invite people without giving them admin rights?",
-        ),
-        (
-            "Adding teammates is quick.",
-            "You can invite people from the Members page.",
-            "Invitations sometimes get caught by spam filters, so let's check a few things.",
-        ),
-        (
-            "Open **Settings → Members** and click **Invite**.",
-            "Paste one email address per line, or upload a CSV with a column named email.",
-            "Pick a role for them: Member, Admin or Viewer.",
-            "Press **Send invitations**; each person gets an email with a join link.",
-            "Pending invitations appear at the bottom of the list, where you can resend them.",
-        ),
-        (
-            "Invitation links expire after 14 days.",
-            "Viewers don't count towards paid seats.",
-            "If your company restricts sign-ups to your domain, people outside it can't join.",
-        ),
-        "Invite",
-        (
-            "Viewers do count as seats on the Team plan, please fix this.",
-            "The invite CSV needs a header called email_address, not email.",
-        ),
-        (
-            "I've resent the invitation to your colleague from our side and whitelisted your "
-            "domain, so it should arrive in a minute.",
-            "Since you're on SSO, new people are added automatically the first time they sign "
-            "in; no invitation is needed.",
-        ),
-    ),
-    SupportTopic(
-        "sso",
-        (
-            "We use {{idp}}. How do I set up SSO for {{workspace}}?",
-            "Is SAML single sign-on available on the {{plan_a}} plan?",
-            "After enabling SSO, half of our users get 'invalid audience'. What did we miss?",
-        ),
-        (
-            "Single sign-on is configured in your workspace security settings.",
-            "SSO setup usually takes about 15 minutes.",
-            "That error almost always comes from a mismatched setting between the two sides.",
-        ),
-        (
-            "In Acme Cloud, open **Settings → Security → Single sign-on**.",
-            "Copy the ACS URL and Entity ID shown there.",
-            "In {{idp}}, create a new SAML application and paste both values.",
-            "Download the metadata XML from {{idp}} and upload it back in Acme Cloud.",
-            "Click **Test connection** before you switch on **Require SSO**.",
-        ),
-        (
-            "SSO is part of the Business and Enterprise plans.",
-            "Keep one admin account with a password until you've confirmed SSO works, so you "
-            "can't lock yourself out.",
-            "An 'invalid audience' error means the Entity ID in {{idp}} doesn't match ours "
-            "exactly, including the trailing slash.",
-        ),
-        "Configure SSO",
-        (
-            "The ACS URL is not on that page any more.",
-            "We are on Team and SSO works for us, so the plan info is wrong.",
-        ),
-        (
-            "I've looked at your SSO logs: {{idp}} is sending the Entity ID without the trailing "
-            "slash. Add it in the app settings there and the error goes away.",
-            "For {{idp}} we have a prebuilt app in their catalogue, which is much easier than a "
-            "manual SAML setup. Search for Acme Cloud there.",
-        ),
-    ),
-    SupportTopic(
-        "rate_limit",
-        (
-            "Our integration keeps getting HTTP 429 from the API. What are the limits?",
-            "What's the API rate limit on {{plan_b}}?",
-            "We sync {{workspace}} every five minutes and get throttled. How do we avoid it?",
-        ),
-        (
-            "A 429 means the integration hit the rate limit.",
-            "Rate limits depend on your plan.",
-            "Let's make your sync play nicely with the limits.",
-        ),
-        (
-            "Read the `Retry-After` header on the 429 response and wait that many seconds.",
-            "Back off exponentially if you get several 429s in a row.",
-            "Use the bulk endpoints instead of one request per record.",
-            "Check **Settings → API → Usage** to see which token is making the most calls.",
-            "Subscribe to webhooks rather than polling for changes.",
-        ),
-        (
-            "Limits are per token: 600 requests per minute on Business and 120 on Team.",
-            "Bursts are allowed up to twice the per-minute limit for a few seconds.",
-            "Enterprise customers can ask for a higher limit through their account manager.",
-        ),
-        "Usage",
-        (
-            "The limits quoted are out of date.",
-            "We already use Retry-After, the problem is the burst limit.",
-        ),
-        (
-            "I've looked at your token's usage: almost all calls are list requests without a "
-            "page size. Set limit=200 and you'll make a fraction of the calls.",
-            "We had a bug in the rate limiter on {{day}} that throttled some tokens too early. "
-            "It's fixed; you shouldn't see this again.",
-        ),
-    ),
-    SupportTopic(
-        "two_factor",
-        (
-            "I lost my phone and can't get my 2FA codes. How do I get into my account?",
-            "How do I turn on two-factor authentication for everyone in {{workspace}}?",
-            "My authenticator app shows codes but Acme Cloud says they are invalid.",
-        ),
-        (
-            "Losing a phone is stressful, but your account is recoverable.",
-            "Two-factor authentication is a great idea.",
-            "Invalid codes are nearly always a clock problem.",
-        ),
-        (
-            "On the sign-in screen, choose **Use a recovery code** and enter one of the codes "
-            "you saved when you set up 2FA.",
-            "Once you're in, go to **Profile → Security** and remove the old device.",
-            "Scan the new QR code with your authenticator app on the new phone.",
-            "Generate a fresh set of recovery codes and store them somewhere safe.",
-            "Admins can require 2FA for everyone under **Settings → Security → Require "
-            "two-factor**.",
-        ),
-        (
-            "If you have no recovery codes, a workspace Admin can reset 2FA for you from the "
-            "Members page.",
-            "Authenticator codes depend on your phone's clock: turn on automatic time and try "
-            "again.",
-            "Members who haven't set up 2FA are asked to do so the next time they sign in.",
-        ),
-        "",
-        (
-            "The customer is the only admin, so the admin reset advice is useless.",
-            "Recovery codes are under Account, not Profile.",
-        ),
-        (
-            "I've verified your identity through your billing details and reset 2FA on your "
-            "account. Sign in with your password and you'll be asked to set it up again.",
-            "Because you're the only Owner, we need a short identity check before resetting "
-            "2FA. I've sent you a form to fill in.",
-        ),
-    ),
-    SupportTopic(
-        "cancel",
-        (
-            "How do I cancel my subscription?",
-            "We're moving to {{competitor}}. How do we cancel and what happens to our data?",
-            "Can I pause the subscription for two months instead of cancelling?",
-        ),
-        (
-            "Sorry to see you go.",
-            "You can cancel at any time from the billing settings.",
-            "Before you cancel, it's worth exporting your data.",
-        ),
-        (
-            "Go to **Settings → Billing** and click **Cancel subscription**.",
-            "Tell us briefly why you're leaving (optional, but it helps us).",
-            "Confirm; the workspace stays fully usable until the end of the billing period.",
-            "Export anything you want to keep under **Settings → Data → Export**.",
-        ),
-        (
-            "After the period ends, the workspace is read-only for 30 days and then deleted.",
-            "Annual plans can be paused for up to three months instead of cancelled.",
-            "You can reactivate within 30 days and everything will be exactly as you left it.",
-        ),
-        "Cancel subscription",
-        (
-            "Pausing is not possible on monthly plans, this answer suggests it is.",
-            "Data is kept for 90 days, not 30.",
-        ),
-        (
-            "I've cancelled the subscription for {{workspace}} effective at the end of this "
-            "period and sent you a confirmation. Your data stays available for 30 days.",
-            "Before you cancel: we can move you to {{plan_a}} at half the price, which may cover "
-            "what you still use. Just reply and I'll set it up.",
-        ),
-    ),
-    SupportTopic(
-        "invoice_vat",
-        (
-            "Invoice {{invoice}} is missing our VAT number. Can you reissue it?",
-            "How do I change the company address on our invoices?",
-            "Our finance team needs invoices addressed to {{company}}, not to me personally.",
-        ),
-        (
-            "Invoices use the billing details stored on the workspace.",
-            "We can fix that for past and future invoices.",
-            "Happy to help get your invoices right.",
-        ),
-        (
-            "Open **Settings → Billing → Billing details**.",
-            "Enter the company name, address and VAT number exactly as registered.",
-            "Save; every new invoice uses these details.",
-            "For invoice {{invoice}} and older ones, click **Regenerate** next to the invoice.",
-        ),
-        (
-            "With a valid EU VAT number, reverse charge applies and the invoice shows 0% VAT.",
-            "Regenerated invoices keep their number, so your accounting stays consistent.",
-            "Only Owners and Billing admins can change billing details.",
-        ),
-        "Regenerate",
-        (
-            "Regenerate only works for invoices from the last 90 days.",
-            "VAT numbers are validated against VIES; ours failed and the answer ignores that.",
-        ),
-        (
-            "I've added your VAT number and regenerated {{invoice}}; the corrected PDF is "
-            "attached to this conversation.",
-            "Your VAT number didn't validate in VIES this morning, which is why it was dropped. "
-            "Please double-check it and I'll reissue the invoice.",
-        ),
-    ),
-    SupportTopic(
-        "webhooks",
-        (
-            "Our webhooks stopped arriving since {{day}}. Nothing changed on our side.",
-            "How do I verify that a webhook really comes from Acme Cloud?",
-            "Webhook deliveries to our endpoint show 'timeout' in the logs. What's the limit?",
-        ),
-        (
-            "Let's find out why the deliveries are failing.",
-            "Webhook problems are usually visible in the delivery log.",
-            "Good question, you should always verify webhooks.",
-        ),
-        (
-            "Open **Settings → Integrations → Webhooks** and select the endpoint.",
-            "Check the **Deliveries** tab for the status code and response time of each attempt.",
-            "Make sure your endpoint answers with a 2xx within 10 seconds; do slow work in a "
-            "background job.",
-            "Verify the `X-Acme-Signature` header: an HMAC-SHA256 of the raw body with your "
-            "signing secret.",
-            "Click **Redeliver** on failed events once the endpoint is healthy again.",
-        ),
-        (
-            "After 20 consecutive failures we pause the endpoint and email the workspace Owners.",
-            "Failed deliveries are retried with backoff for up to 24 hours.",
-            "Compare signatures with a constant-time function to avoid timing attacks.",
-        ),
-        "Redeliver",
-        (
-            "The endpoint was paused, the answer should have said to re-enable it first.",
-            "Signature header is X-Acme-Signature-256 now.",
-        ),
-        (
-            "Your endpoint was paused on {{day}} after repeated timeouts. I've re-enabled it "
-            "and redelivered the backlog; let me know if anything is missing.",
-            "Your endpoint's TLS certificate expired on {{day}}, so our deliveries failed the "
-            "handshake. Renew it and press Redeliver.",
-        ),
-    ),
-    SupportTopic(
-        "delete_account",
-        (
-            "Please delete my account and all my data.",
-            "How do I remove a former employee's account from {{workspace}}?",
-            "What data do you keep after I delete my account?",
-        ),
-        (
-            "We can delete your account and its data.",
-            "Removing someone from the workspace is done from the Members page.",
-            "Here's what happens to your data.",
-        ),
-        (
-            "Go to **Profile → Account** and click **Delete account**.",
-            "Type your email address to confirm.",
-            "For a former employee, an Admin opens **Settings → Members**, clicks the person and "
-            "chooses **Remove from workspace**.",
-            "Reassign their projects when prompted, so nothing is orphaned.",
-        ),
-        (
-            "Deletion is permanent after 14 days; until then you can ask us to restore it.",
-            "Invoices are kept for seven years because tax law requires it; everything else is "
-            "erased.",
-            "If you own a workspace, transfer ownership first or delete the workspace too.",
-        ),
-        "Delete account",
-        (
-            "The customer is the workspace owner, this misses the ownership transfer.",
-            "Deletion is immediate now, there is no 14-day window.",
-        ),
-        (
-            "I've scheduled the deletion of your account; you'll get a confirmation email when "
-            "it's done. Invoices are kept for tax purposes only.",
-            "I've removed the former employee and moved their projects to you, so you don't need "
-            "to do anything else.",
-        ),
-    ),
-)
-
-SUPPORT_OPENERS = (
-    "Hi {{first}},",
-    "Hi {{first}}, thanks for reaching out.",
-    "Thanks for getting in touch!",
-    "Hello {{first}},",
-    "",
-    "",
-)
-SUPPORT_CLOSERS = (
-    "Let me know if anything is unclear.",
-    "If that doesn't solve it, reply here and we'll take a closer look.",
-    "Hope this helps!",
-    "Anything else I can help with?",
-    "",
-)
-SUPPORT_FOLLOWUPS = (
-    "I tried that but the {{button}} button is greyed out.",
-    "I don't see {{button}} anywhere on that page.",
-)
-SUPPORT_FOLLOWUP_ANSWERS = (
-    "A greyed-out **{{button}}** usually means your role doesn't allow the change. Only "
-    "workspace Owners and Admins can use it. You can see who they are under **Settings → "
-    "Members**; ask one of them to do it for you or to give you the Admin role.",
-    "If **{{button}}** is missing, you are probably looking at your personal settings rather "
-    "than the workspace settings. Switch to {{workspace}} with the workspace menu in the top "
-    "left corner and open the page again. If it's still not there, send me a screenshot and "
-    "I'll check your permissions.",
-)
-
-
-# --- content: code help --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CodeTopic:
-    key: str
-    lang: str
-    questions: tuple[str, ...]
-    explanations: tuple[str, ...]
-    code: str
-    complaints: tuple[str, ...]
-    own: tuple[str, ...]
-
-
-CODE_SYSTEM = {
-    OLD_MODEL: "You are a coding assistant. Answer with working code and a short explanation.",
-    NEW_MODEL: "You are a senior engineer helping a colleague. Give a short explanation, then "
-    "one idiomatic code example. Mention pitfalls only when they matter.",
-}
-
-CODE_TOPICS = (
-    CodeTopic(
-        "read_csv",
-        "python",
-        (
-            "How do I read a CSV file in Python and skip the header row?",
-            "What's the cleanest way to load {{csv}} into a list of dicts?",
-            "Reading {{csv}} with the csv module gives me the header as the first row. How do "
-            "I skip it?",
-        ),
-        (
-            "`csv.DictReader` treats the first row as the header and yields every following "
-            "row as a dict, so the header never shows up as data.",
-            'Open the file with `newline=""`: the csv module handles line endings itself, and '
-            "without it quoted fields that contain newlines can break.",
-            "If you only need the values, call `next(reader)` once on a plain `csv.reader` to "
-            "skip the header, then loop over the rest.",
-            "For large files iterate over the reader instead of calling `list()`, so only one "
-            "row is in memory at a time.",
-            'Passing `encoding="utf-8"` explicitly avoids surprises on Windows, where the '
-            "default encoding is different.",
-        ),
-        'import csv\n\nwith open("{{csv}}", newline="", encoding="utf-8") as f:\n'
-        "    {{var}} = list(csv.DictReader(f))\n\n"
-        'print(len({{var}}), {{var}}[0]["{{col}}"])',
-        (
-            "DictReader breaks on our file because the header has a BOM, use utf-8-sig.",
-            "I asked about pandas, not the csv module.",
-        ),
-        (
-            "Use pandas, it's one line and handles the BOM: "
-            '`df = pd.read_csv("{{csv}}", encoding="utf-8-sig")`.',
-            "Our files are semicolon-separated exports from Excel, so you need "
-            '`csv.DictReader(f, delimiter=";")` or every row comes back as one column.',
-        ),
-    ),
-    CodeTopic(
-        "retry",
-        "python",
-        (
-            "How do I retry an HTTP request with exponential backoff in Python?",
-            "Our call to {{service}} fails randomly with connection errors. How do I add retries?",
-            "What's a simple retry loop with backoff for requests.get?",
-        ),
-        (
-            "Retry only on errors that can succeed on a second try: connection errors and 5xx "
-            "responses, never 4xx.",
-            "Exponential backoff doubles the wait after each failure, and a little random "
-            "jitter keeps many clients from retrying in lockstep.",
-            "Always pass a `timeout`; without it a hung connection blocks the loop forever.",
-            "If you'd rather not write the loop yourself, `urllib3.Retry` mounted on a "
-            "`requests.Session` does the same thing.",
-            "Cap the delay so a long outage doesn't make a single call wait for minutes.",
-        ),
-        "import random\nimport time\n\nimport requests\n\n\n"
-        "def {{verb}}_with_retry(url, attempts={{attempts}}):\n"
-        "    for attempt in range(attempts):\n"
-        "        try:\n"
-        "            response = requests.get(url, timeout={{timeout}})\n"
-        "            if response.status_code < 500:\n"
-        "                return response\n"
-        "        except requests.ConnectionError:\n"
-        "            pass\n"
-        "        time.sleep(min({{cap}}, 2 ** attempt) + random.random())\n"
-        '    raise RuntimeError(f"{url} failed after {attempts} attempts")',
-        (
-            "This retries POST requests too, which is not safe for us.",
-            "Should use tenacity, we already depend on it.",
-        ),
-        (
-            "We already have tenacity: decorate the function with "
-            "`@retry(wait=wait_exponential(max=30), stop=stop_after_attempt(5))` and delete "
-            "the loop.",
-            "Don't retry at all here: {{service}} is behind our own gateway, which already "
-            "retries twice. Add a timeout and surface the error.",
-        ),
-    ),
-    CodeTopic(
-        "dedupe",
-        "python",
-        (
-            "How do I remove duplicates from a list but keep the original order?",
-            "set() loses the order of my {{var}} list. What should I use instead?",
-            "Fastest way to deduplicate a list of strings in Python while preserving order?",
-        ),
-        (
-            "Dictionaries keep insertion order since Python 3.7, so `dict.fromkeys` drops "
-            "duplicates and keeps the first occurrence of each item.",
-            "A `set` has no order at all, which is why the result looked shuffled.",
-            "This runs in linear time, unlike checking `if x not in result` in a loop, which is "
-            "quadratic.",
-            "The items must be hashable; for lists of dicts, deduplicate on a key instead.",
-        ),
-        '{{var}} = ["b", "a", "b", "c", "a"]\nunique = list(dict.fromkeys({{var}}))\n'
-        "print(unique)  # ['b', 'a', 'c']",
-        (
-            "My items are dicts, so this raises TypeError: unhashable type.",
-            "Needs to be case-insensitive, this isn't.",
-        ),
-        (
-            "For dicts, keep a set of seen keys: "
-            '`seen = set(); unique = [r for r in {{var}} if r["id"] not in seen and not '
-            'seen.add(r["id"])]`.',
-            "Simplest for us is `sorted(set({{var}}))`: we actually want them sorted anyway.",
-        ),
-    ),
-    CodeTopic(
-        "env",
-        "python",
-        (
-            "How do I read an environment variable with a default value in Python?",
-            "os.environ['{{env}}'] raises KeyError when it's not set. What's the right way?",
-            "Best way to read {{env}} as an integer from the environment?",
-        ),
-        (
-            "`os.environ.get` returns the default instead of raising `KeyError` when the "
-            "variable is missing.",
-            "Environment variables are always strings, so convert them yourself and fail "
-            "early with a clear message if the value is invalid.",
-            "Read configuration once at startup rather than scattered through the code; it "
-            "makes missing values obvious.",
-            'For booleans, compare against an explicit set of values: `bool("false")` is True.',
-        ),
-        "import os\n\n"
-        'raw = os.environ.get("{{env}}", "{{default}}")\ntry:\n    {{env_lower}} = int(raw)\n'
-        "except ValueError:\n"
-        '    raise SystemExit(f"{{env}} must be an integer, got {raw!r}")',
-        (
-            "SystemExit inside a library is a bad idea.",
-            "We use pydantic-settings for this.",
-        ),
-        (
-            "We use pydantic-settings: add `{{env_lower}}: int = 30` to the Settings class and "
-            "it is read, converted and validated for you.",
-            "Don't read it in this module at all; it's passed in from the config loader in "
-            "`app/settings.py`.",
-        ),
-    ),
-    CodeTopic(
-        "dict_iter",
-        "python",
-        (
-            "Why do I get 'RuntimeError: dictionary changed size during iteration'?",
-            "I'm deleting keys from a dict inside a for loop and Python crashes. Why?",
-        ),
-        (
-            "Python doesn't allow adding or removing keys while you iterate over the same "
-            "dict, because the iterator would lose its place.",
-            "Iterate over a snapshot of the keys with `list(d)` and you can delete safely.",
-            "Often clearer: build a new dict with a comprehension that keeps only what you want.",
-            "Changing the values of existing keys is fine; only adding or removing keys is a "
-            "problem.",
-        ),
-        "{{dict}} = {'{{key1}}': 1, '{{key2}}': None, '{{key3}}': 3}\n\n"
-        "for key in list({{dict}}):\n    if {{dict}}[key] is None:\n        del {{dict}}[key]\n\n"
-        "# or, without mutating:\n"
-        "{{dict}} = {k: v for k, v in {{dict}}.items() if v is not None}",
-        (
-            "The comprehension creates a new dict, other references still see the old one.",
-            "Doesn't explain why it only fails sometimes.",
-        ),
-        (
-            "The real problem was a second thread writing to the cache while we iterate. Wrap "
-            "both sides in the same `threading.Lock`; copying the keys only hides it.",
-        ),
-    ),
-    CodeTopic(
-        "none_subscript",
-        "python",
-        (
-            "TypeError: 'NoneType' object is not subscriptable. What does it mean?",
-            "My function returns data but I get 'NoneType' object is not subscriptable on "
-            "{{var}}[0]. Why?",
-        ),
-        (
-            "The variable you index is `None`, usually because a function has a code path "
-            "that ends without `return`.",
-            "Methods that change a list in place, such as `sort()` or `append()`, return "
-            "`None`; assigning their result is a common cause.",
-            "Add an explicit `return` on every path, or check for `None` before indexing.",
-            "A type checker like mypy catches this class of bug before you run the code.",
-        ),
-        "def load_{{var}}(path):\n    if not path.exists():\n        return []  # was missing\n"
-        "    return path.read_text().splitlines()\n\n"
-        "{{var}} = load_{{var}}(source)\nfirst = {{var}}[0] if {{var}} else None",
-        (
-            "It was .sort() assigned back, the answer focuses on the wrong thing.",
-            "Returning [] hides the error, I'd rather raise.",
-        ),
-        (
-            "It's `{{var}} = {{var}}.sort()` on line 12: sort() returns None. Use "
-            "`{{var}}.sort()` on its own line or `{{var}} = sorted({{var}})`.",
-        ),
-    ),
-    CodeTopic(
-        "undefined_map",
-        "javascript",
-        (
-            "TypeError: Cannot read properties of undefined (reading 'map') in my React "
-            "component. How do I fix it?",
-            "My component crashes on first render because {{var}} is undefined. What's the "
-            "pattern here?",
-        ),
-        (
-            "On the first render the data hasn't arrived yet, so the state is `undefined` "
-            "and `.map` fails.",
-            "Initialise the state with an empty array so the first render has something to "
-            "map over.",
-            "Render a loading state while the request is in flight instead of an empty list, "
-            "so users can tell the difference.",
-            "Optional chaining (`{{var}}?.map`) avoids the crash but renders nothing, which can "
-            "hide real errors.",
-        ),
-        "function {{Var}}List() {\n  const [{{var}}, set{{Var}}] = useState([]);\n"
-        "  const [loading, setLoading] = useState(true);\n\n"
-        "  useEffect(() => {\n    fetch('/api/{{var}}')\n      .then((r) => r.json())\n"
-        "      .then(set{{Var}})\n      .finally(() => setLoading(false));\n  }, []);\n\n"
-        "  if (loading) return <Spinner />;\n"
-        "  return <ul>{{jsx_list}}</ul>;\n}",
-        (
-            "We use React Query, this manual fetch is not how we do it.",
-            "The API returns {data: [...]}, so set{{Var}} gets an object.",
-        ),
-        (
-            "We use React Query everywhere: `const { data = [], isLoading } = "
-            "useQuery({ queryKey: ['{{var}}'], queryFn: fetch{{Var}} })` and drop the effect.",
-        ),
-    ),
-    CodeTopic(
-        "fetch_timeout",
-        "javascript",
-        (
-            "How do I add a timeout to fetch() in JavaScript?",
-            "fetch to {{service}} hangs forever sometimes. Can I abort it after a few seconds?",
-        ),
-        (
-            "`fetch` has no timeout option, but `AbortSignal.timeout(ms)` gives you a signal "
-            "that aborts the request after that many milliseconds.",
-            "When the signal fires, the promise rejects with a `TimeoutError`, which you can "
-            "catch separately from network errors.",
-            "`AbortSignal.timeout` works in all current browsers and in Node 18 and later.",
-            "To combine a timeout with a user-initiated cancel, use `AbortSignal.any`.",
-        ),
-        "async function getJson(url, ms = {{ms}}) {\n"
-        "  try {\n    const res = await fetch(url, { signal: AbortSignal.timeout(ms) });\n"
-        "    if (!res.ok) throw new Error(`HTTP ${res.status}`);\n    return await res.json();\n"
-        "  } catch (err) {\n    if (err.name === 'TimeoutError') {\n"
-        "      throw new Error(`${url} took longer than ${ms} ms`);\n    }\n    throw err;\n"
-        "  }\n}",
-        (
-            "We still support Safari 15, where AbortSignal.timeout doesn't exist.",
-            "This swallows the original error stack.",
-        ),
-        (
-            "For Safari 15 you need the manual version: create an AbortController, call "
-            "`setTimeout(() => controller.abort(), {{ms}})` and clear the timer when fetch "
-            "settles.",
-        ),
-    ),
-    CodeTopic(
-        "debounce",
-        "typescript",
-        (
-            "How do I debounce a search input in TypeScript?",
-            "Write a typed debounce function for me, my search box fires a request on every "
-            "keystroke.",
-        ),
-        (
-            "A debounce waits until calls stop for a given delay and then runs the function "
-            "once with the latest arguments.",
-            "Typing it with `Parameters<F>` keeps the arguments of the wrapped function checked.",
-            "Around 250 to 300 ms feels responsive for search boxes without flooding the server.",
-            "In React, create the debounced function once with `useMemo`, otherwise each render "
-            "gets a new timer.",
-        ),
-        "export function debounce<F extends (...args: any[]) => void>(fn: F, ms = {{ms}}) {\n"
-        "  let timer: ReturnType<typeof setTimeout> | undefined;\n"
-        "  return (...args: Parameters<F>) => {\n    clearTimeout(timer);\n"
-        "    timer = setTimeout(() => fn(...args), ms);\n  };\n}\n\n"
-        "const onSearch = debounce((q: string) => search{{Var}}(q), 300);",
-        (
-            "Needs a cancel() method for unmount.",
-            "lodash is already in our bundle, no need to write this.",
-        ),
-        (
-            "lodash is already in the bundle: `import debounce from 'lodash/debounce'` and "
-            "call `onSearch.cancel()` in the effect cleanup.",
-        ),
-    ),
-    CodeTopic(
-        "group_by",
-        "javascript",
-        (
-            "How do I group an array of objects by a property in JavaScript?",
-            "I have {{var}} with a {{col}} field. How do I group them by {{col}}?",
-        ),
-        (
-            "`Object.groupBy` does exactly this and is available in current browsers and Node 21+.",
-            "For older runtimes, `reduce` into an object does the same in a few lines.",
-            "Use a `Map` instead of a plain object if the keys aren't strings.",
-            "Grouping doesn't copy the objects; the groups hold references to the originals.",
-        ),
-        "const byKey = Object.groupBy({{var}}, (item) => item.{{col}});\n\n"
-        "// older runtimes\nconst grouped = {{var}}.reduce((acc, item) => {\n"
-        "  (acc[item.{{col}}] ??= []).push(item);\n  return acc;\n}, {});",
-        (
-            "Object.groupBy isn't in our Node 18 runtime.",
-            "TypeScript complains about the reduce accumulator type.",
-        ),
-        (
-            "We're on Node 18, so use lodash's `groupBy({{var}}, '{{col}}')`; it's already a "
-            "dependency.",
-        ),
-    ),
-    CodeTopic(
-        "nil_map",
-        "go",
-        (
-            "Go panics with 'assignment to entry in nil map'. What's wrong?",
-            "Why does my Go struct's map field panic when I add a key?",
-        ),
-        (
-            "A map declared with `var m map[string]int` or left as a zero-value struct field "
-            "is nil: you can read from it, but writing panics.",
-            "Create it with `make` before the first write, ideally in a constructor.",
-            "Reading from a nil map is fine and returns the zero value, which is why the bug "
-            "shows up only on the first write.",
-            "A constructor function keeps callers from forgetting the initialisation.",
-        ),
-        "type {{Go}} struct {\n\t{{field}} map[string]int\n}\n\n"
-        "func New{{Go}}() *{{Go}} {\n\treturn &{{go_literal}}\n}\n\n"
-        "func (c *{{Go}}) Add(key string) {\n\tc.{{field}}[key]++\n}",
-        (
-            "We can't add a constructor, the struct is decoded from JSON.",
-            "Doesn't mention concurrency, this map is used from goroutines.",
-        ),
-        (
-            "The struct comes from JSON, so initialise lazily in Add: "
-            "`if c.counts == nil { c.counts = map[string]int{} }`. And it's shared between "
-            "goroutines, so use a mutex or sync.Map.",
-        ),
-    ),
-    CodeTopic(
-        "errgroup",
-        "go",
-        (
-            "How do I run several HTTP calls concurrently in Go and wait for all of them?",
-            "What's the idiomatic way to fan out requests to {{service}} and collect errors in Go?",
-        ),
-        (
-            "`errgroup.Group` runs functions in goroutines, waits for all of them and returns "
-            "the first error.",
-            "With `errgroup.WithContext`, the context is cancelled as soon as one call fails, "
-            "so the others can stop early.",
-            "`SetLimit` caps how many run at once, which keeps you under rate limits.",
-            "Write results into a pre-sized slice by index so no mutex is needed.",
-        ),
-        "g, ctx := errgroup.WithContext(ctx)\ng.SetLimit({{limit}})\n"
-        "results := make([]{{Go}}, len(ids))\n\nfor i, id := range ids {\n"
-        "\tg.Go(func() error {\n\t\tr, err := client.{{Fetch}}(ctx, id)\n"
-        '\t\tif err != nil {\n\t\t\treturn fmt.Errorf("fetch %s: %w", id, err)\n\t\t}\n'
-        "\t\tresults[i] = r\n\t\treturn nil\n\t})\n}\nif err := g.Wait(); err != nil {\n"
-        "\treturn nil, err\n}",
-        (
-            "We need all errors, not just the first one.",
-            "Loop variable capture is only fixed from Go 1.22, we are on 1.21.",
-        ),
-        (
-            "We're on Go 1.21, so copy the loop variables (`i, id := i, id`) inside the loop, "
-            "and we want every error: collect them with `errors.Join` instead of errgroup.",
-        ),
-    ),
-    CodeTopic(
-        "sed_replace",
-        "bash",
-        (
-            "How do I replace a string in all .{{ext}} files in a directory with sed?",
-            "Rename {{old}} to {{new}} across the whole repo from the command line?",
-        ),
-        (
-            "`find` selects the files and `sed -i` edits each one in place.",
-            "Ending `-exec` with `+` passes many files to one sed call, which is much faster "
-            "than one call per file.",
-            "On macOS, BSD sed needs an explicit backup suffix: `sed -i ''`.",
-            "Run it on a clean git tree so `git diff` shows exactly what changed and "
-            "`git checkout .` undoes it.",
-        ),
-        "find . -name '*.{{ext}}' -not -path './node_modules/*' \\\n"
-        "  -exec sed -i 's/{{old}}/{{new}}/g' {} +\n\ngit diff --stat",
-        (
-            "This also rewrites files in .git, careful.",
-            "sed doesn't handle the slash in the pattern.",
-        ),
-        (
-            "Use `git grep -l '{{old}}' | xargs sed -i 's|{{old}}|{{new}}|g'`: it only touches "
-            "tracked files and the | delimiter avoids escaping slashes.",
-        ),
-    ),
-    CodeTopic(
-        "files_with_spaces",
-        "bash",
-        (
-            "My bash loop over files breaks when file names contain spaces. How do I fix it?",
-            "for f in $(ls *.{{ext}}) splits names with spaces. What's the right way?",
-        ),
-        (
-            "`$(ls ...)` splits on whitespace, so a name with spaces becomes several words.",
-            'A glob (`for f in *.{{ext}}`) keeps each file name intact; just quote `"$f"` '
-            "wherever you use it.",
-            "For recursive searches, `find -print0` with `read -d ''` handles any character, "
-            "even newlines in names.",
-            "`shopt -s nullglob` makes the loop run zero times when nothing matches, instead "
-            "of once with the literal pattern.",
-        ),
-        'shopt -s nullglob\nfor f in *.{{ext}}; do\n  echo "processing $f"\n'
-        '  wc -l "$f"\ndone\n\n# recursive\n'
-        "find . -name '*.{{ext}}' -print0 | while IFS= read -r -d '' f; do\n"
-        '  wc -l "$f"\ndone',
-        (
-            "The while loop runs in a subshell, so my counter is lost.",
-            "We're on zsh, not bash.",
-        ),
-        (
-            "In zsh none of this is needed: `for f in **/*.{{ext}}(.N); do wc -l $f; done` "
-            "handles spaces and recursion by itself.",
-        ),
-    ),
-)
-
-CODE_INTROS = (
-    "Here's a small example.",
-    "This is a common one.",
-    "Good question, this trips up a lot of people.",
-    "",
-    "",
-)
-CODE_OUTROS = (
-    "Let me know if you want a version with tests.",
-    "Adjust the names to match your code.",
-    "Happy to explain any line in more detail.",
-    "",
-    "",
-)
-
-
-# --- content: sql --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SqlTopic:
-    key: str
-    questions: tuple[str, ...]
-    explanations: tuple[str, ...]
-    code: str
-    complaints: tuple[str, ...]
-    own: tuple[str, ...]
-
-
-SQL_SYSTEM = (
-    "You write PostgreSQL for analysts. Tables: orders(id, customer_id, total_cents, status, "
-    "created_at), customers(id, country, plan, signed_up_at), events(user_id, name, "
-    "occurred_at)."
-)
-
-SQL_INTROS = ("Here's a query that does it.", "This works on PostgreSQL 13 and later.", "", "")
-
-SQL_TOPICS = (
-    SqlTopic(
-        "monthly_revenue",
-        (
-            "Monthly revenue by country for the last {{nmonths}} months?",
-            "Can you write a query for revenue per month and country, paid orders only?",
-        ),
-        (
-            "`date_trunc('month', ...)` buckets orders by calendar month.",
-            "Only orders with status 'paid' count as revenue, so refunds and drafts are left out.",
-            "Amounts are stored in cents; divide by 100.0 at the end to keep full precision.",
-        ),
-        "SELECT date_trunc('month', o.created_at) AS month,\n       c.country,\n"
-        "       sum(o.total_cents) / 100.0 AS revenue\nFROM orders o\n"
-        "JOIN customers c ON c.id = o.customer_id\nWHERE o.status = 'paid'\n"
-        "  AND o.created_at >= date_trunc('month', now()) - interval '{{nmonths}} months'\n"
-        "GROUP BY 1, 2\nORDER BY 1, 3 DESC;",
-        ("Revenue should exclude tax, the column total_cents includes it.",),
-        (
-            "Use the finance view instead: `SELECT * FROM finance.monthly_revenue WHERE month "
-            ">= '2025-01-01'`; it already excludes tax and refunds.",
-        ),
-    ),
-    SqlTopic(
-        "no_orders",
-        (
-            "Find customers who signed up in the last {{ndays}} days but never placed an order.",
-            "Which new customers haven't bought anything yet?",
-        ),
-        (
-            "`NOT EXISTS` is the clearest way to express 'has no matching order' and the "
-            "planner handles it well.",
-            "A `LEFT JOIN ... WHERE o.id IS NULL` gives the same result if you prefer joins.",
-            "An index on `orders(customer_id)` keeps this fast on big tables.",
-        ),
-        "SELECT c.id, c.country, c.plan, c.signed_up_at\nFROM customers c\n"
-        "WHERE c.signed_up_at >= now() - interval '{{ndays}} days'\n"
-        "  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)\n"
-        "ORDER BY c.signed_up_at DESC;",
-        ("Should ignore cancelled orders too.",),
-        (
-            "Cancelled orders shouldn't count, so the subquery needs "
-            "`AND o.status <> 'cancelled'`. Also we only care about the Business plan.",
-        ),
-    ),
-    SqlTopic(
-        "dau",
-        (
-            "Daily active users over the past {{ndays}} days from the events table?",
-            "How do I count distinct users per day?",
-        ),
-        (
-            "`count(DISTINCT user_id)` per day gives daily active users.",
-            "`generate_series` fills in days with no events, so the chart has no gaps.",
-            "Cast to `date` in the time zone your team reports in, or days split at midnight UTC.",
-        ),
-        "SELECT d::date AS day, count(DISTINCT e.user_id) AS dau\n"
-        "FROM generate_series(now() - interval '{{ndays}} days', now(), interval '1 day') d\n"
-        "LEFT JOIN events e ON e.occurred_at::date = d::date\nGROUP BY 1\nORDER BY 1;",
-        ("The join on ::date can't use the index, this is very slow.",),
-        (
-            "Much faster: aggregate events first and join the series afterwards, and use the "
-            "`analytics.daily_users` rollup for anything older than a week.",
-        ),
-    ),
-    SqlTopic(
-        "top_customers",
-        (
-            "Top {{top}} customers by revenue last quarter?",
-            "Who are our biggest customers this quarter?",
-        ),
-        (
-            "Filtering on the previous quarter with `date_trunc('quarter', ...)` avoids "
-            "hard-coding dates.",
-            "`LIMIT` after `ORDER BY ... DESC` keeps the biggest spenders.",
-            "Ties at the cut-off are dropped arbitrarily; use `FETCH FIRST ... WITH TIES` to "
-            "keep them.",
-        ),
-        "SELECT o.customer_id, sum(o.total_cents) / 100.0 AS revenue\nFROM orders o\n"
-        "WHERE o.status = 'paid'\n"
-        "  AND o.created_at >= date_trunc('quarter', now()) - interval '3 months'\n"
-        "  AND o.created_at < date_trunc('quarter', now())\nGROUP BY 1\n"
-        "ORDER BY revenue DESC\nLIMIT {{top}};",
-        ("I meant this quarter, not last quarter.",),
-        (
-            "For this quarter it's simply `o.created_at >= date_trunc('quarter', now())`; and "
-            "join customers so finance sees names, not ids.",
-        ),
-    ),
-)
-
-
-# --- content: summarisation ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fact:
-    full: str
-    short: str
-    action: str = ""
-
-
-@dataclass(frozen=True)
-class DocKind:
-    key: str
-    name: str
-    title: str
-    facts: tuple[Fact, ...]
-    filler: tuple[str, ...]
-    lead: str
-
-
-DOC_KINDS = (
-    DocKind(
-        "meeting",
-        "meeting notes",
-        "Weekly sync, {{team}} team",
-        (
-            Fact(
-                "{{p1}} said the {{project}} migration is about {{pct}}% done and should be "
-                "finished by {{day}}.",
-                "{{project}} migration is ~{{pct}}% done, due {{day}} ({{p1}})",
-            ),
-            Fact(
-                "We agreed to move the {{team}} on-call rotation from weekly to fortnightly "
-                "starting next month.",
-                "On-call rotation becomes fortnightly from next month",
-            ),
-            Fact(
-                "{{p2}} raised that staging has been flaky since the database upgrade; {{p3}} "
-                "will look into it this week.",
-                "Staging has been flaky since the DB upgrade; {{p3}} is investigating",
-                "{{p3}}: investigate the flaky staging environment",
-            ),
-            Fact(
-                "The budget for the {{quarter}} offsite was approved at ${{budget}}.",
-                "{{quarter}} offsite budget approved (${{budget}})",
-            ),
-            Fact(
-                "Hiring: two {{role}} candidates are in final rounds and decisions are expected "
-                "by {{day2}}.",
-                "Two {{role}} candidates in final rounds, decision by {{day2}}",
-            ),
-            Fact(
-                "The {{feature}} launch slips by one week because the legal review is not "
-                "finished.",
-                "{{feature}} launch delayed one week (legal review)",
-            ),
-            Fact(
-                "{{p1}} will write the RFC for {{feature2}} and share it before the next sync.",
-                "{{p1}} is writing the RFC for {{feature2}}, due before the next sync",
-                "{{p1}}: write and share the {{feature2}} RFC",
-            ),
-            Fact(
-                "{{company}} reported slow exports; {{p2}} is pairing with support on it.",
-                "{{company}} sees slow exports, {{p2}} on it with support",
-                "{{p2}}: follow up on the slow exports at {{company}}",
-            ),
-        ),
-        (
-            "The meeting started ten minutes late because of the all-hands.",
-            "{{p3}} showed a short demo of the new dashboard, which got a lot of positive "
-            "comments.",
-            "No updates from design this week.",
-            "Next sync is on {{day2}} at the usual time.",
-        ),
-        "The {{team}} team's weekly sync covered {{count}} topics:",
-    ),
-    DocKind(
-        "incident",
-        "incident report",
-        "{{inc}}: {{service}} degraded",
-        (
-            Fact(
-                "On {{day}}, {{service}} returned errors for {{minutes}} minutes; about "
-                "{{err_pct}}% of requests failed at the peak.",
-                "{{service}} errors for {{minutes}} min on {{day}}, peak {{err_pct}}% of requests",
-            ),
-            Fact(
-                "The cause was a configuration change that lowered the connection pool size "
-                "from 50 to 5 during a routine deploy.",
-                "Root cause: a deploy shrank the connection pool from 50 to 5",
-            ),
-            Fact(
-                "The on-call engineer, {{p1}}, was paged {{detect}} minutes after the error "
-                "rate rose.",
-                "Paged after {{detect}} minutes ({{p1}} on call)",
-            ),
-            Fact(
-                "Rolling back the deploy restored normal service; no data was lost.",
-                "Rolling back the deploy restored service; no data was lost",
-            ),
-            Fact(
-                "Customers on the {{plan_b}} plan saw failed checkouts and {{n_users}} support "
-                "tickets were opened.",
-                "{{plan_b}} customers hit failed checkouts; {{n_users}} tickets",
-            ),
-            Fact(
-                "Follow-up: add a config check to CI so pool sizes below 20 fail the build.",
-                "Follow-up: a CI check that fails builds with pool sizes below 20",
-                "{{p2}}: add a CI check for the connection pool size",
-            ),
-            Fact(
-                "Follow-up: alert on error rate after two minutes instead of five.",
-                "Follow-up: alert on error rate after two minutes instead of five",
-                "{{p3}}: tighten the error-rate alert to two minutes",
-            ),
-        ),
-        (
-            "This report is blameless; its purpose is to improve our systems.",
-            "A timeline with all log excerpts is attached in the appendix.",
-            "Thanks to everyone who joined the incident channel.",
-        ),
-        "{{inc}} was a degradation of {{service}}. In brief:",
-    ),
-    DocKind(
-        "call",
-        "customer call notes",
-        "Call with {{company}} ({{contact}}, {{title}})",
-        (
-            Fact(
-                "{{contact}} said their team of {{n_users}} people mainly uses us for "
-                "reporting and wants {{feature}} before renewal.",
-                "{{company}} ({{n_users}} users) wants {{feature}} before renewal",
-            ),
-            Fact(
-                "Their contract renews on {{renewal}}; they are also evaluating {{competitor}}.",
-                "Renewal {{renewal}}; also evaluating {{competitor}}",
-            ),
-            Fact(
-                "The main complaint is that exports time out for large projects.",
-                "Main pain point: exports time out on large projects",
-            ),
-            Fact(
-                "They asked for a 15% discount if they move to an annual plan.",
-                "Asked for 15% off to go annual",
-                "{{p1}}: get approval for the annual discount",
-            ),
-            Fact(
-                "{{p2}} promised a roadmap walkthrough with product next week.",
-                "{{p2}} promised a roadmap session with product next week",
-                "{{p2}}: schedule the roadmap walkthrough",
-            ),
-            Fact(
-                "Their security team needs SOC 2 documents before signing.",
-                "Their security team needs SOC 2 documents before signing",
-                "{{p1}}: send the SOC 2 report",
-            ),
-        ),
-        (
-            "The call lasted about 40 minutes.",
-            "{{contact}} joined late from another meeting.",
-            "Overall the tone was friendly.",
-        ),
-        "Notes from the call with {{contact}} ({{title}}) at {{company}}:",
-    ),
-    DocKind(
-        "release",
-        "release notes",
-        "Acme Cloud {{version}} release notes",
-        (
-            Fact(
-                "New: {{feature}} is now available on all paid plans.",
-                "{{feature}} available on all paid plans",
-            ),
-            Fact(
-                "New: {{feature2}} can be switched on per workspace in Settings.",
-                "{{feature2}} can be enabled per workspace",
-            ),
-            Fact(
-                "Improved: search results load about twice as fast for large workspaces.",
-                "Search about 2x faster on large workspaces",
-            ),
-            Fact(
-                "Fixed: exported CSV files no longer drop rows that contain line breaks.",
-                "CSV export no longer drops rows with line breaks",
-            ),
-            Fact(
-                "Fixed: invitation emails were sometimes sent twice.",
-                "Fixed invitation emails that were sometimes sent twice",
-            ),
-            Fact(
-                "Breaking: API version 1 is removed; integrations must use version 2.",
-                "Breaking: API v1 removed, use v2",
-                "Integration owners: migrate to API v2",
-            ),
-            Fact(
-                "Deprecated: the legacy dashboard will be removed in {{month}}.",
-                "Legacy dashboard removed in {{month}}",
-            ),
-        ),
-        (
-            "As always, thank you for the feedback that shaped this release.",
-            "The full changelog is available in the help centre.",
-        ),
-        "What changes in Acme Cloud {{version}}:",
-    ),
-    DocKind(
-        "survey",
-        "survey results",
-        "Customer survey, {{quarter}} results",
-        (
-            Fact(
-                "{{n_users}} customers answered the survey, twice as many as last quarter.",
-                "{{n_users}} responses, 2x last quarter",
-            ),
-            Fact(
-                "Overall satisfaction is {{sat}}%, up four points.",
-                "Satisfaction {{sat}}%, up 4 points",
-            ),
-            Fact(
-                "The most requested feature is {{feature}}, mentioned by a third of respondents.",
-                "Top request: {{feature}} (a third of respondents)",
-            ),
-            Fact(
-                "Enterprise customers rate support highest; {{plan_a}} customers rate it lowest, "
-                "mostly because of response times.",
-                "{{plan_a}} customers least happy with support response times",
-            ),
-            Fact(
-                "Many comments mention that the mobile app is slow to load.",
-                "Mobile app slowness is a recurring complaint",
-            ),
-            Fact(
-                "{{p1}} proposes a follow-up interview with ten detractors.",
-                "Follow-up interviews with detractors proposed",
-                "{{p1}}: set up interviews with ten detractors",
-            ),
-        ),
-        (
-            "The survey ran for two weeks.",
-            "Free-text answers were tagged by two people independently.",
-        ),
-        "The {{quarter}} customer survey in brief:",
-    ),
-)
-
-SUMMARY_SYSTEM = {
-    OLD_MODEL: "You summarise documents. Be faithful to the text.",
-    NEW_MODEL: "You summarise documents for busy colleagues. Be faithful to the text, never "
-    "add facts, and keep names, numbers and dates exactly as written.",
-}
-SUMMARY_REQUESTS = (
-    "Summarise these {{kind}} in {{k}} bullet points:",
-    "Can you give me a TL;DR of the following {{kind}}?",
-    "Summarise this for my manager, keep it short:",
-    "What are the key points and action items here?",
-    "Please summarise:",
-)
-SUMMARY_INTROS = (
-    "Here's a summary of the {{kind}}:",
-    "Key points:",
-    "TL;DR:",
-    "Summary ({{doc_title}}):",
-)
-SUMMARY_FOLLOWUPS = (
-    "Shorter please, two sentences max.",
-    "Can you make that shorter? It's for a chat message.",
-)
-SUMMARY_COMPLAINTS = (
-    "You left out: {{missing}}.",
-    "Too long, I asked for {{k}} bullets.",
-    "This misses the action items.",
-    "The summary adds a deadline that isn't in the notes.",
-)
-
-
-# --- feedback content ------------------------------------------------------------------
-
-POSITIVE_COMMENTS = (
-    "Perfect, exactly what I needed.",
-    "Clear and short, thanks!",
-    "Worked first time.",
-    "Great, sending this to the customer as is.",
-    "Nice, much better than the old answers.",
-    "Good summary, saved me ten minutes.",
-)
-NEGATIVE_COMMENTS = (
-    "Too long.",
-    "Not what I asked.",
-    "Wrong, see my edit.",
-    "Outdated, the UI changed.",
-    "Please stop starting every answer with a greeting.",
-)
-PII_COMMENTS = (
-    "Please call me back on {{phone}}, this is urgent.",
-    "Send the corrected version to {{email}} please.",
-    "The customer's card {{card}} was charged twice, see ticket {{ticket}}.",
-)
-PII_LINES = (
-    "My account email is {{email}}.",
-    "You can reach me on {{phone}} if that's easier.",
-    "The charge was on my card {{card}}.",
-    "Please reply to {{email}}, I don't check this inbox.",
-)
-PII_EDIT_LINES = (
-    "Questions? Email me at {{email}}.",
-    "Call {{phone}} if this doesn't work.",
-)
-PII_CODE_LINES = (
-    "The log line is: login failed for user {{email}} (attempt 3)",
-    "Test data row: {{first}} {{last}}, {{email}}, {{phone}}",
-)
-GENERIC_OWN = (
-    "Ignore the draft above. This is handled by a different team now; I've forwarded your "
-    "message and they'll reply directly.",
-    "Closing this one: we fixed the underlying bug in today's release, no action needed on "
-    "your side.",
-    "Not relevant for us. We solved it by pinning the older version until next sprint.",
-)
-
-# Misspellings a language model or a hurried writer makes; the fix is the left side.
-TYPOS = (
-    ("receive", "recieve"),
-    ("separate", "seperate"),
-    ("until", "untill"),
-    ("definitely", "definately"),
-    ("occurred", "occured"),
-    ("address", "adress"),
-    ("necessary", "neccessary"),
-    ("immediately", "immediatly"),
-    ("whether", "wether"),
-    ("available", "availible"),
-    ("because", "becuase"),
-    ("the", "teh"),
-    ("with", "wiht"),
-    ("your", "you"),
-    ("there", "their"),
-)
 
 
 # --- time and users ------------------------------------------------------------------
@@ -1973,24 +613,16 @@ _BUILDERS = {"code_help": _code, "summarisation": _summary, "support": _support,
 
 
 def char_similarity(a: str, b: str) -> float:
-    """1 - Levenshtein distance / longer length: the edit-band measure curation uses."""
-    longest = max(len(a), len(b))
-    return 1.0 if longest == 0 else (longest - Levenshtein.distance(a, b)) / longest
-
-
-_WORDS = re.compile(r"\w+")
-
-
-def word_similarity(a: str, b: str) -> float:
-    wa, wb = _WORDS.findall(a), _WORDS.findall(b)
-    longest = max(len(wa), len(wb))
-    return 1.0 if longest == 0 else (longest - Levenshtein.distance(wa, wb)) / longest
+    """The edit-band filter's character similarity, so the demo's edits land where the
+    filter will measure them."""
+    return edit_similarities(chosen=a, rejected=b)["char"]
 
 
 def _in_band(a: str, b: str) -> bool:
+    similarity = edit_similarities(chosen=a, rejected=b)
     return (
-        BAND_LOW + 0.05 <= char_similarity(a, b) <= BAND_HIGH - 0.05
-        and BAND_LOW <= word_similarity(a, b) <= BAND_HIGH
+        BAND_LOW + 0.05 <= similarity["char"] <= BAND_HIGH - 0.05
+        and BAND_LOW <= similarity["word"] <= BAND_HIGH
     )
 
 
@@ -2276,16 +908,29 @@ def _latency(rng: Random, model: str, usage: dict) -> int:
     return round(ms)
 
 
+def _check_aware(name: str, value: datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(NAIVE_TIME.format(name=name))
+
+
+def reference_before(now: datetime) -> datetime:
+    """The latest `REFERENCE` plus whole weeks that is not after `now` (earlier ones for a
+    `now` before `REFERENCE`): the demo's window ends within the week before `now`, and its
+    data is the same as at `REFERENCE` but for the dates."""
+    _check_aware("now", now)
+    return REFERENCE + (now - REFERENCE) // WEEK * WEEK
+
+
 def generate(
-    *, seed: int = 7, now: datetime, n_interactions: int = 3000
+    *, seed: int = 7, reference: datetime = REFERENCE, n_interactions: int = 3000
 ) -> tuple[list[dict], list[dict]]:
-    """Demo interactions and feedback as ingest payloads, in delivery order."""
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(NAIVE_NOW)
+    """Demo interactions and feedback as ingest payloads, in delivery order, in the six
+    weeks before `reference` (nothing happens at or after it)."""
+    _check_aware("reference", reference)
     if n_interactions < 1:
         raise ValueError(BAD_COUNT.format(n=n_interactions))
-    # Hour-of-day and weekday patterns are in UTC, whatever zone `now` came in.
-    now = now.astimezone(UTC)
+    # Hour-of-day and weekday patterns are in UTC, whatever zone the reference came in.
+    now = reference.astimezone(UTC)
     rng = Random(seed)
     users = _users(rng)
     by_task = {task: [u for u in users if u.task == task] or users for task in TASK_TYPES}

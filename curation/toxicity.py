@@ -28,6 +28,10 @@ TOXICITY_SCORING_FAILED = "toxicity scorer returned an unusable result; candidat
 TOXICITY_FALLBACK_WARNING = (
     "toxicity model could not be loaded; the lighter alt-profanity-check classifier is deciding"
 )
+NO_CHECKPOINT = (
+    "no toxicity checkpoint configured (FLYWHEEL_TOXICITY_CHECKPOINT); "
+    "Detoxify's weights are never downloaded"
+)
 UNKNOWN_MODEL = "toxicity model must be one of: original, unbiased, multilingual"
 BAD_BATCH_SIZE = "toxicity batch size must be a positive integer"
 BAD_THRESHOLD = "toxicity threshold must be between 0 and 1"
@@ -84,11 +88,8 @@ def _package_version(distribution: str) -> str:
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _check_texts(texts: list[str]) -> None:
@@ -124,16 +125,21 @@ class DetoxifyScorer:
     """
 
     def __init__(self, config: ToxicityConfig) -> None:
+        # Decided before Detoxify is called: given no checkpoint it downloads one from
+        # GitHub, and nothing here may reach for the network (an offline worker or test
+        # would wait on DNS, then fail anyway).
+        if not config.checkpoint:
+            raise FileNotFoundError(NO_CHECKPOINT)
+        checkpoint = Path(config.checkpoint)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"toxicity checkpoint not found: {checkpoint}")
         # Imported here, not at module level: the web process never pays for torch, and a
         # broken install surfaces as a load failure that the fallback rules handle.
         from detoxify import Detoxify
 
-        checkpoint = Path(config.checkpoint) if config.checkpoint else None
-        if checkpoint is not None and not checkpoint.is_file():
-            raise FileNotFoundError(f"toxicity checkpoint not found: {checkpoint}")
         detoxify = Detoxify(
             model_type=config.model,
-            checkpoint=str(checkpoint) if checkpoint else None,
+            checkpoint=str(checkpoint),
             device=config.device,
             huggingface_config_path=config.config_dir or None,
         )
@@ -147,10 +153,7 @@ class DetoxifyScorer:
             raise ValueError(f"checkpoint has no toxicity class (classes: {self.labels})")
         self.max_length = self._max_length()
         self.name = f"detoxify-{config.model}"
-        if checkpoint is not None:
-            self.version = _file_sha256(checkpoint)[:12]
-        else:
-            self.version = f"{_package_version('detoxify')}-{config.model}"
+        self.version = _file_sha256(checkpoint)[:12]
 
     def _max_length(self) -> int:
         limits = [int(self.tokenizer.model_max_length)]

@@ -5,9 +5,19 @@ start-up with the variable's name instead of misbehaving later.
 """
 
 import os
+from collections.abc import MutableMapping
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+
+# Where `scripts/services.sh start` writes the local services' URLs and a generated
+# SECRET_KEY, so `manage.py` works as the README shows it in any shell.
+ENV_FILE_VARIABLE = "FLYWHEEL_ENV_FILE"
+DEFAULT_ENV_FILE = Path(__file__).resolve().parent.parent / ".run" / "env"
+MISSING_ENV_FILE = "FLYWHEEL_ENV_FILE points at {path}, which does not exist"
+# The line is not echoed: it may hold a secret.
+BAD_ENV_LINE = "{path}, line {number}: expected KEY=VALUE"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -95,3 +105,32 @@ def database_from_url(url: str) -> dict:
         "PORT": str(parsed.port or ""),
         "OPTIONS": options,
     }
+
+
+def env_file_load(environ: MutableMapping[str, str] = os.environ) -> Path | None:
+    """Set the KEY=VALUE lines of the env file on `environ` for keys it does not have.
+
+    The file is FLYWHEEL_ENV_FILE (empty: none) or .run/env, which may be missing (a
+    deployment sets its variables itself). manage.py and wsgi.py call this before Django
+    starts; settings.py does not, so a test run keeps exactly the environment it was given.
+    Returns the file read, if any.
+    """
+    raw = environ.get(ENV_FILE_VARIABLE)
+    if raw == "":
+        return None
+    path = Path(raw) if raw else DEFAULT_ENV_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if raw:
+            raise ImproperlyConfigured(MISSING_ENV_FILE.format(path=path)) from None
+        return None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.isidentifier():
+            raise ImproperlyConfigured(BAD_ENV_LINE.format(path=path, number=number))
+        environ.setdefault(key, value)
+    return path

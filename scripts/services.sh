@@ -120,14 +120,33 @@ stop_app() {
 
 stop_all() { stop_app; stop_redis; stop_pg; }
 
-# Export lines a Makefile or shell can eval: the URLs the app should use.
+# The URLs the app should use: the user's own servers if set, else the local ones.
+database_url() { echo "${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/flywheel}"; }
+redis_url() { echo "${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/${1:-0}}"; }
+
+# Export lines a Makefile or shell can eval (no secret: tests use the dev secret).
 print_env() {
-  echo "export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/flywheel}"
-  echo "export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/${2:-0}}"
+  echo "export DATABASE_URL=$(database_url)"
+  echo "export REDIS_URL=$(redis_url "${2:-0}")"
+}
+
+# KEY=VALUE lines manage.py and wsgi.py read for what the environment lacks, so the
+# README's commands work in a fresh shell. The SECRET_KEY is made once and kept: the
+# user-id HMAC and the sampling hash default to it.
+write_env() {
+  local file="${FLYWHEEL_ENV_FILE:-$RUN/env}" secret="" py=python3 tmp
+  [ -n "${FLYWHEEL_ENV_FILE-x}" ] || return 0  # set but empty: no env file wanted
+  [ -f "$file" ] && secret="$(sed -n 's/^SECRET_KEY=//p' "$file" | head -1)"
+  [ -x "$ROOT/.venv/bin/python" ] && py="$ROOT/.venv/bin/python"
+  [ -n "$secret" ] || secret="$("$py" -c 'import secrets; print(secrets.token_urlsafe(50))')"
+  tmp="$(mktemp "$file.XXXXXX")"  # mode 600 from the start
+  printf 'DATABASE_URL=%s\nREDIS_URL=%s\nSECRET_KEY=%s\n' \
+    "$(database_url)" "$(redis_url 0)" "$secret" >"$tmp"
+  chmod 600 "$tmp" && mv "$tmp" "$file"
 }
 
 case "${1:-start}" in
-  start) start_pg; start_redis ;;
+  start) start_pg; start_redis; write_env ;;
   stop) stop_all ;;
   stop-redis) stop_redis ;;
   stop-pg) stop_pg ;;

@@ -1,10 +1,9 @@
 """The curators' statistics page, checked against figures computed by hand."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.utils import timezone
 
 from review import services
 from review.selectors import stats
@@ -13,6 +12,15 @@ from tests.review_helpers import RUBRIC, make_items
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
+# Statistics count by UTC day: a fixed mid-day moment, so "an hour ago" and "five minutes
+# ago" are today whenever the suite runs (they were yesterday between 00:00 and 01:00).
+NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def frozen_now():
+    with time_machine.travel(NOW, tick=False):
+        yield NOW
 
 
 def reviewed_at(item, user, decision, *, at, seconds, **fields):
@@ -40,7 +48,7 @@ def two_reviewers(annotator, annotator2):
     Safety scores (annie 5,5,5,5; arthur 5,5,4,5) disagree on one unit too.
     """
     items = make_items(4, reviews_required=2)
-    start = timezone.now() - timedelta(hours=1)
+    start = NOW - timedelta(hours=1)
     annie = ["approve", "approve", "reject", "approve"]
     arthur = ["approve", "reject", "reject", "approve"]
     for k, item in enumerate(items):
@@ -95,7 +103,7 @@ def test_disagreement_is_counted_as_waiting_for_adjudication(as_user, curator, t
 
 
 def test_queue_depth_is_worked_back_from_today(annotator):
-    now = timezone.now()
+    now = NOW
     with time_machine.travel(now - timedelta(days=2), tick=False):
         old = make_items(3)
     with time_machine.travel(now - timedelta(days=1), tick=False):

@@ -1,6 +1,8 @@
 import dataclasses
 import hashlib
+import ipaddress
 import math
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from curation.toxicity import (
     BAD_BATCH_SIZE,
     BAD_THRESHOLD,
     MISSING_TOXICITY_SCORE,
+    NO_CHECKPOINT,
     TOXICITY_FALLBACK_WARNING,
     TOXICITY_SCORING_FAILED,
     TOXICITY_UNAVAILABLE,
@@ -296,6 +299,69 @@ def test_it_fails_closed_when_the_fallback_cannot_load_either(tmp_path, monkeypa
 
     assert str(raised.value).startswith(TOXICITY_UNAVAILABLE)
     assert scorer_status()["scorer"] is None
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every attempt to reach a non-loopback host (a name lookup or a connect) is recorded
+    and refused, as it would be offline, only at once instead of after a DNS timeout."""
+    attempts = []
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def loopback(host) -> bool:
+        if host in (None, "localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not loopback(host):
+            attempts.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "network refused by the test")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not loopback(host):
+            attempts.append(host)
+            raise OSError("network refused by the test")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts
+
+
+@pytest.mark.parametrize("allow_fallback", [False, True])
+def test_without_a_checkpoint_detoxify_is_never_called_and_nothing_is_downloaded(
+    no_network, monkeypatch, allow_fallback
+):
+    import detoxify
+
+    calls = []
+    monkeypatch.setattr(detoxify, "Detoxify", lambda *a, **k: calls.append(k) or 1 / 0)
+    config = ToxicityConfig(checkpoint="", allow_fallback=allow_fallback)
+
+    if allow_fallback:
+        assert isinstance(get_scorer(config), ProfanityCheckScorer)
+    else:
+        with pytest.raises(ToxicityUnavailable):
+            get_scorer(config)
+
+    assert calls == []
+    assert no_network == []
+    assert NO_CHECKPOINT in scorer_status(config)["error"]
+
+
+def test_the_no_network_guard_catches_a_download(no_network, tmp_path):
+    # The guard itself: Detoxify's real download path, unguarded, would reach GitHub.
+    from detoxify.detoxify import MODEL_URLS
+
+    with pytest.raises(Exception):  # noqa: B017 (URLError or OSError, by Python version)
+        torch.hub.load_state_dict_from_url(MODEL_URLS["original"], model_dir=str(tmp_path))
+    assert no_network == ["github.com"]
 
 
 def test_scorer_status_is_empty_before_any_load():

@@ -4,6 +4,7 @@ Safe to run on every `make run`: a second run creates nothing and says so. Event
 stored once by their event ids (the ingest service guarantees it), and a load that was
 interrupted is completed by sending only the events still missing."""
 
+import argparse
 import itertools
 import math
 import os
@@ -41,6 +42,13 @@ def chunks(interactions: list[dict], feedback: list[dict], *, size: int = CHUNK)
         n += 1
 
 
+def _aware_datetime(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(demo.NAIVE_TIME.format(name="--now"))
+    return parsed
+
+
 class Command(BaseCommand):
     help = "Load deterministic demo data, an API token and the demo accounts (idempotent)."
 
@@ -49,12 +57,19 @@ class Command(BaseCommand):
             "--interactions", type=int, default=3000, help="how many interactions (3000)"
         )
         parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
+        parser.add_argument(
+            "--now",
+            type=_aware_datetime,
+            default=None,
+            help="ISO time the demo's six weeks end near (default: the current time)",
+        )
 
-    def handle(self, *args, interactions: int, seed: int, **options):
+    def handle(self, *args, interactions: int, seed: int, now: datetime | None, **options):
         if interactions < 1:
             raise CommandError(demo.BAD_COUNT.format(n=interactions))
-        # Fixed once, so every event lands in the six weeks before this run.
-        now = datetime.now(UTC)
+        # Whole weeks after the demo's fixed reference: every event lands in the six weeks
+        # before this run, and the texts are the same whatever the day or hour.
+        reference = demo.reference_before(now or datetime.now(UTC))
         # Accounts first: a password the validators refuse stops the command before it
         # loads anything.
         try:
@@ -63,7 +78,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         source, _ = Source.objects.get_or_create(name=demo.DEMO_SOURCE)
         self._token(source)
-        self._data(source, *demo.generate(seed=seed, now=now, n_interactions=interactions))
+        self._data(
+            source, *demo.generate(seed=seed, reference=reference, n_interactions=interactions)
+        )
         self._print_users(users)
         # The rest of the loop: curation, scripted reviews, gold, dataset v1, base model.
         from training.demo import demo_loop_load
