@@ -37,11 +37,7 @@ from rq.timeouts import JobTimeoutException
 from curation.candidates import candidates_build
 from curation.evaluation import candidates_evaluate
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
-from curation.policies import (
-    POLICY_FIELDS,  # noqa: F401 (curation/views.py, owned by helper p2a, still reads it here)
-    policy_create,  # noqa: F401 (the same)
-    policy_current,
-)
+from curation.policies import policy_current
 from curation.runs import curation_lock, run_add, run_start, run_tracked, runs_close_abandoned
 from curation.sampling import candidates_sample
 from curation.services import feedback_link_orphans, interactions_reopen

@@ -4,11 +4,12 @@ except through indexed GROUP BYs on small columns."""
 
 from django.db.models import Count
 
-from curation.models import Candidate, CurationRun, Interaction
+from curation.models import Candidate, CurationPolicy, CurationRun, Interaction
 from curation.toxicity import PROFANITY_CHECK_NAME, TOXICITY_FALLBACK_WARNING
 
 HELD_WARNING = "{n} candidate(s) are held: the toxicity model could not be loaded."
 PAGE_SIZE = 50
+POLICY_VERSIONS_SHOWN = 50
 
 
 def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> list[CurationRun]:
@@ -87,3 +88,40 @@ def candidates_page(
     if before:
         query = query.filter(pk__lt=before)
     return list(query[:size])
+
+
+def runs_overview() -> dict:
+    """What the full runs page shows beside the runs: the HTMX poll skips it, as these
+    are the counts over every candidate."""
+    failed, failed_total = failed_interactions()
+    return {
+        "counts": candidate_counts(),
+        "failed": failed,
+        "failed_total": failed_total,
+        "warnings": toxicity_warnings(),
+    }
+
+
+def interaction_exists(*, pk: int) -> bool:
+    return Interaction.objects.filter(pk=pk).exists()
+
+
+def candidate_with_decisions(*, pk: int) -> tuple[Candidate, list] | None:
+    """A candidate and its decisions under every policy, newest policy first."""
+    candidate = Candidate.objects.select_related("interaction", "policy").filter(pk=pk).first()
+    if candidate is None:
+        return None
+    decisions = candidate.decisions.select_related("policy").order_by("-policy__version", "pk")
+    return candidate, list(decisions)
+
+
+def policy_versions(*, size: int = POLICY_VERSIONS_SHOWN) -> list[dict]:
+    return list(
+        CurationPolicy.objects.order_by("-version").values(
+            "version", "created_at", "created_by__username", "note"
+        )[:size]
+    )
+
+
+def policy_get(*, version: int) -> CurationPolicy | None:
+    return CurationPolicy.objects.filter(version=version).first()

@@ -1,12 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from curation import pipeline, selectors, services
+from curation import policies, selectors, services
 from curation.errors import CurationError
 from curation.forms import PolicyForm
-from curation.models import Candidate, CurationPolicy, CurationRun, Interaction
+from curation.models import Candidate, CurationRun
 from flywheel_site.access import CURATOR, require_role
 from flywheel_site.http import int_param, render_page
 
@@ -37,10 +38,8 @@ def runs(request):
     if request.htmx:
         # The 2 s poll redraws the table only: skip the counts over every candidate.
         return render(request, "curation/runs.html#runs-table", context)
-    context["counts"] = selectors.candidate_counts()
-    context["failed"], context["failed_total"] = selectors.failed_interactions()
-    context["warnings"] = selectors.toxicity_warnings()
-    context["policy"] = pipeline.policy_current()
+    context.update(selectors.runs_overview())
+    context["policy"] = policies.policy_current()
     return render(request, "curation/runs.html", context)
 
 
@@ -49,8 +48,8 @@ def runs(request):
 def interaction_retry(request, pk: int | None = None):
     """Retry one failed interaction, or every failed one without `pk`."""
     require_role(request.user, CURATOR)
-    if pk is not None:
-        get_object_or_404(Interaction.objects.only("pk"), pk=pk)
+    if pk is not None and not selectors.interaction_exists(pk=pk):
+        raise Http404
     retried = services.interaction_curation_retry(interaction_ids=None if pk is None else [pk])
     if retried or pk is None:
         messages.success(request, RETRIED.format(n=len(retried)))
@@ -80,8 +79,10 @@ def candidates(request):
 @login_required
 def candidate_detail(request, pk: int):
     require_role(request.user, CURATOR)
-    candidate = get_object_or_404(Candidate.objects.select_related("interaction", "policy"), pk=pk)
-    decisions = candidate.decisions.select_related("policy").order_by("-policy__version", "pk")
+    found = selectors.candidate_with_decisions(pk=pk)
+    if found is None:
+        raise Http404
+    candidate, decisions = found
     return render(
         request, "curation/candidate.html", {"candidate": candidate, "decisions": decisions}
     )
@@ -90,11 +91,11 @@ def candidate_detail(request, pk: int):
 @login_required
 def policy(request):
     require_role(request.user, CURATOR)
-    current = pipeline.policy_current()
+    current = policies.policy_current()
     form = PolicyForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
         try:
-            created = pipeline.policy_create(
+            created = policies.policy_create(
                 changes=form.changes(), user=request.user, note=form.cleaned_data["note"]
             )
         except CurationError as error:
@@ -105,9 +106,7 @@ def policy(request):
     warnings = []
     if not 0.05 <= current.sample_rate <= 0.10:
         warnings.append(SAMPLE_RATE_WARNING.format(rate=current.sample_rate))
-    versions = CurationPolicy.objects.order_by("-version").values(
-        "version", "created_at", "created_by__username", "note"
-    )[:50]
+    versions = selectors.policy_versions()
     return render(
         request,
         "curation/policy.html",
@@ -118,6 +117,8 @@ def policy(request):
 @login_required
 def policy_version(request, version: int):
     require_role(request.user, CURATOR)
-    policy = get_object_or_404(CurationPolicy, version=version)
-    fields = [(name, getattr(policy, name)) for name in pipeline.POLICY_FIELDS]
+    policy = selectors.policy_get(version=version)
+    if policy is None:
+        raise Http404
+    fields = [(name, getattr(policy, name)) for name in policies.POLICY_FIELDS]
     return render(request, "curation/policy_version.html", {"policy": policy, "fields": fields})

@@ -5,8 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, include, path
 from django_rq.urls import urlpatterns as rq_urlpatterns
 
-from curation.api import api
 from flywheel_site import views
+from flywheel_site.api import api
 
 # The rq-scheduler page needs the separate rq-scheduler package, which Flywheel does not
 # use (RQ's own scheduler and rqcron run its periodic jobs): the page could only fail.

@@ -6,11 +6,11 @@ import threading
 import pytest
 from django.db import connection
 
-from curation.api import INVALID, RATE_LIMITED, UNAUTHORIZED
 from curation.ingest_rows import user_hash
 from curation.models import Feedback, Interaction
 from curation.schemas import BAD_CHARACTERS, FINAL_TEXT_REQUIRED, RATING_REQUIRED
 from curation.services import BATCH_TOO_LARGE
+from flywheel_site.api import INVALID, RATE_LIMITED, UNAUTHORIZED
 from flywheel_site.middleware import BODY_TOO_LARGE
 from tests import factories
 

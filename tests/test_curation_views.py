@@ -110,3 +110,8 @@ def test_a_candidate_page_shows_every_decision(as_user, curator):
     body = as_user(curator).get(f"/curation/candidates/{candidate.pk}/").content.decode()
     assert "Chosen text has 2 words, fewer than 20." in body
     assert "v2" in body
+
+
+@pytest.mark.parametrize("url", ["/curation/candidates/999999/", "/curation/policy/v999/"])
+def test_an_unknown_candidate_or_policy_version_is_not_found(as_user, curator, url):
+    assert as_user(curator).get(url).status_code == 404

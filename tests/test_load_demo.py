@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from curation import dedup, demo, pii
-from curation.management.commands.load_demo import CHUNK, chunks
 from curation.models import ApiToken, Feedback, FeedbackKind, Interaction, Source
 from curation.schemas import FeedbackIn, InteractionIn
+from flywheel_site.management.commands.load_demo import CHUNK, chunks
 
 NOW = datetime(2025, 12, 1, 10, 30, tzinfo=UTC)
 WINDOW = timedelta(days=demo.WINDOW_DAYS)

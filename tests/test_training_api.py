@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from curation.api import UNAUTHORIZED
 from curation.services import api_token_create, api_token_revoke
+from flywheel_site.api import UNAUTHORIZED
 from tests import training_helpers as th
 from tests.conftest import ApiClient
 from training import services

@@ -9,7 +9,9 @@ from django.core.management import call_command
 from rq import SimpleWorker
 
 from curation import demo as curation_demo
-from review.models import Review, ReviewOutcome
+from curation.models import CurationRun
+from review.models import Review, ReviewItem, ReviewOutcome, ReviewSkip
+from tests import review_helpers as rh
 from training import demo, runs
 from training.models import Dataset, GoldPair, ModelVersion, TrainingRun
 
@@ -44,6 +46,15 @@ def load(n: int = 600) -> str:
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
 def test_load_demo_runs_the_loop_up_to_a_trainable_dataset_version(demo_settings):
     first = load()
+
+    # Curated through curation's run bookkeeping, reviewed through review's claim service:
+    # the run is closed, no scripted reviewer keeps a lease, and every review was made
+    # under a lease.
+    assert list(CurationRun.objects.filter(trigger="command").values_list("status", flat=True)) == [
+        "succeeded"
+    ]
+    assert not ReviewItem.objects.filter(lease_holder__username__in=demo.REVIEWERS).exists()
+    assert not Review.objects.filter(started_at__isnull=True).exists()
 
     reviews = Review.objects.filter(reviewer__username__in=demo.REVIEWERS)
     outcomes = ReviewOutcome.objects.filter(item__reviews__in=reviews).distinct()
@@ -87,3 +98,30 @@ def test_load_demo_runs_the_loop_up_to_a_trainable_dataset_version(demo_settings
     model = ModelVersion.objects.get(run=run)
     assert model.metrics["n"] > 0
     assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_second_scripted_reviewer_takes_an_item_through_the_queue():
+    # Ahead in the queue: items with no user answer, which the scripted reviewers skip.
+    unanswered = rh.make_items(2, kind="needs_answer", priority=2.0)
+    pairs = rh.make_items(3, reviews_required=2)
+    out = io.StringIO()
+
+    demo.demo_reviews(stdout=out)
+
+    for item in pairs:
+        item.refresh_from_db()
+        assert item.status == ReviewItem.Status.DONE
+        reviewers = item.reviews.order_by("reviewer__username").values_list(
+            "reviewer__username", flat=True
+        )
+        assert list(reviewers) == list(demo.REVIEWERS)
+    assert not Review.objects.filter(item__in=unanswered).exists()
+    skipped = ReviewSkip.objects.filter(item__in=unanswered).values_list("user__username")
+    assert sorted(name for (name,) in skipped) == sorted(demo.REVIEWERS * 2)
+    assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
+    rejected = sum(demo._rejects(item.candidate_id) for item in pairs)
+    names = " and ".join(demo.REVIEWERS)
+    assert demo.REVIEWED.format(approved=3 - rejected, rejected=rejected, reviewers=names) in (
+        out.getvalue()
+    )

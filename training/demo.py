@@ -15,7 +15,6 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.utils import timezone
 
 from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
@@ -85,12 +84,8 @@ def demo_curate(*, stdout) -> None:
     if not ids:
         return
     run = runs.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
-    try:
+    with runs.run_tracked(run):
         totals = pipeline.interactions_curate(interaction_ids=ids, run=run)
-    except BaseException as error:
-        runs.run_finish(run=run, error=error)
-        raise
-    runs.run_finish(run=run)
     stdout.write(
         CURATED.format(
             n=len(ids), candidates=totals.get("candidates", 0), sampled=totals.get("sampled", 0)
@@ -102,6 +97,17 @@ def _rejects(candidate_id: int) -> bool:
     # A hash of the id rather than random(): the same items are rejected on every machine.
     digest = hashlib.sha256(f"demo-review-{candidate_id}".encode()).digest()
     return digest[0] % REJECT_EVERY == 0
+
+
+def _claim_through_queue(*, item: ReviewItem, user) -> bool:
+    """Lease `item` to the next reviewer as the queue would: the items ahead of it for
+    them are the ones the first reviewer skipped (no user answer to approve), and they
+    skip those too. False if the queue never reaches it."""
+    while (claimed := review_services.item_claim_next(user=user)) is not None:
+        if claimed.pk == item.pk:
+            return True
+        review_services.item_skip(item=claimed, user=user)
+    return False
 
 
 def demo_reviews(*, stdout) -> None:
@@ -125,15 +131,8 @@ def demo_reviews(*, stdout) -> None:
             continue
         reject = _rejects(candidate.pk)
         for index, reviewer in enumerate(reviewers[: item.reviews_required]):
-            if index:
-                # The next reviewer takes the same item (the queue would hand them the
-                # items the first one skipped).
-                now = timezone.now()
-                ReviewItem.objects.filter(pk=item.pk).update(
-                    lease_holder=reviewer,
-                    lease_expires_at=now + review_services.lease_length(),
-                    lease_started_at=now,
-                )
+            if index and not _claim_through_queue(item=item, user=reviewer):
+                break
             review_services.review_submit(
                 item=item,
                 reviewer=reviewer,

@@ -1,4 +1,5 @@
-"""`manage.py load_demo`: the demo traffic, an API token and the demo accounts.
+"""`manage.py load_demo`: the demo traffic, an API token and the demo accounts, then
+the rest of the loop (training.demo). It lives in the site because it drives every app.
 
 Safe to run on every `make run`: a second run creates nothing and says so. Events are
 stored once by their event ids (the ingest service guarantees it), and a load that was
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from curation import demo
 from curation.models import ApiToken, Feedback, Interaction, Source
 from curation.services import api_token_create, batch_ingest
+from training.demo import demo_loop_load
 
 CHUNK = 500
 URL = "http://127.0.0.1:{port}/"
@@ -83,8 +85,6 @@ class Command(BaseCommand):
         )
         self._print_users(users)
         # The rest of the loop: curation, scripted reviews, gold, dataset v1, base model.
-        from training.demo import demo_loop_load
-
         demo_loop_load(stdout=self.stdout)
 
     def _token(self, source: Source) -> None:
