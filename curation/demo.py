@@ -51,6 +51,13 @@ from curation.filters import edit_similarities
 DEMO_SOURCE = "demo-app"
 DEMO_TOKEN_NAME = "demo"  # noqa: S105 (a name, not a secret)
 DEMO_TOKEN_SCOPES = ("ingest", "export")
+# The curation policy the demo's data and scripted reviews were designed against. A
+# database built by migrations starts at policy v1 with min_per_stratum 20 (the default
+# when v1 was written); one emptied by a test's flush gets today's default (5) instead, and
+# the demo then sampled other candidates. The demo pins what it needs, so it samples the
+# same candidates either way.
+DEMO_POLICY = {"min_per_stratum": 20}
+DEMO_POLICY_NOTE = "The demo's policy (load_demo)."
 
 WINDOW_DAYS = 42
 ROLLOUT_DAYS = 21
@@ -1112,3 +1119,14 @@ def demo_users_create(*, admin_password: str, annotator_password: str) -> list[D
             candidate.groups.add(Group.objects.get_or_create(name=group)[0])
             out.append(DemoUser(username, role, created=True, password=password))
     return out
+
+
+def demo_policy_apply():
+    """The current policy if it is the demo's already, else a new version that is (the
+    generator above stays free of the database; only this function touches it)."""
+    from curation import policies
+
+    current = policies.policy_current()
+    if all(getattr(current, name) == value for name, value in DEMO_POLICY.items()):
+        return current
+    return policies.policy_create(changes=DEMO_POLICY, note=DEMO_POLICY_NOTE)

@@ -446,3 +446,20 @@ def test_existing_accounts_are_left_alone(db):
     assert not user.is_superuser
     assert users[0] == demo.DemoUser("admin", "superuser", created=False, password=None)
     assert users[1].created
+
+
+@pytest.mark.django_db
+def test_the_demo_pins_its_policy_whatever_policy_the_database_starts_with():
+    """A migrated database starts at policy v1 with min_per_stratum 20; a flushed one gets
+    the model default (5). The demo samples the same candidates from either."""
+    from curation import policies
+    from curation.models import CurationPolicy
+
+    start = policies.policy_create(changes={"min_per_stratum": 5})
+    applied = demo.demo_policy_apply()
+    assert applied.version == start.version + 1
+    assert applied.min_per_stratum == demo.DEMO_POLICY["min_per_stratum"] == 20
+    assert applied.note == demo.DEMO_POLICY_NOTE
+    # Already the demo's: nothing new.
+    assert demo.demo_policy_apply() == applied
+    assert CurationPolicy.objects.order_by("-version").first() == applied

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from curation import demo as curation_demo
 from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
@@ -83,6 +84,7 @@ def demo_curate(*, stdout) -> None:
     )
     if not ids:
         return
+    curation_demo.demo_policy_apply()
     run = runs.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
     with runs.run_tracked(run):
         totals = pipeline.interactions_curate(interaction_ids=ids, run=run)
