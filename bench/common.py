@@ -36,8 +36,8 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() els
 BENCH_DB = "flywheel_bench"
 BENCH_REDIS_DB = 2
 HOST = "127.0.0.1"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:55432/flywheel"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:25432/flywheel"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:26379/0"
 # Only for the throwaway bench server; never a deployment's key.
 BENCH_SECRET_KEY = "bench-only-secret-key-not-for-any-deployment-0123456789abcdef"  # noqa: S105
 

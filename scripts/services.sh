@@ -6,8 +6,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RUN="$ROOT/.run"
-PG_PORT="${FLYWHEEL_PG_PORT:-55432}"
-REDIS_PORT="${FLYWHEEL_REDIS_PORT:-56379}"
+PG_PORT="${FLYWHEEL_PG_PORT:-25432}"
+REDIS_PORT="${FLYWHEEL_REDIS_PORT:-26379}"
 mkdir -p "$RUN"
 
 die() { echo "services.sh: $*" >&2; exit 1; }
