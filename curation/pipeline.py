@@ -25,8 +25,8 @@ rows and locks) and `curation.policies`.
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -51,13 +51,21 @@ CURATION_ERROR = "curation raised {error}"
 ERROR_MAX_CHARS = 2000
 
 
-def _claim(cursor, ids: Sequence[int]) -> list[int]:
-    cursor.execute(
-        "SELECT id FROM curation_interaction WHERE id = ANY(%s::bigint[]) "
-        "AND curation_state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED",
-        [list(ids)],
-    )
-    return [row[0] for row in cursor.fetchall()]
+@contextmanager
+def _chunk_claimed(interaction_ids: Sequence[int]):
+    """A transaction holding the curation lock and the chunk's rows still pending
+    (`FOR UPDATE SKIP LOCKED`), with their late feedback linked; yields their ids."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        curation_lock(cursor)
+        cursor.execute(
+            "SELECT id FROM curation_interaction WHERE id = ANY(%s::bigint[]) "
+            "AND curation_state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED",
+            [list(interaction_ids)],
+        )
+        claimed = [row[0] for row in cursor.fetchall()]
+        if claimed:
+            feedback_link_orphans(interaction_ids=claimed)
+        yield claimed
 
 
 def _curate_claimed(claimed: Sequence[int], policy: CurationPolicy) -> dict:
@@ -98,12 +106,9 @@ def _curate_each(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> d
     sees the earlier ones' candidates, which are in this transaction)."""
     totals: dict = {"interactions": 0, "errored": 0}
     failures: dict[int, str] = {}
-    with transaction.atomic(), connection.cursor() as cursor:
-        curation_lock(cursor)
-        claimed = _claim(cursor, interaction_ids)
+    with _chunk_claimed(interaction_ids) as claimed:
         if not claimed:
             return totals
-        feedback_link_orphans(interaction_ids=claimed)
         for pk in claimed:
             try:
                 with transaction.atomic():
@@ -140,12 +145,9 @@ def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: Curatio
     propagate, the chunk stays pending, and the job's retry or the sweeper
     curates it later."""
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            curation_lock(cursor)
-            claimed = _claim(cursor, interaction_ids)
+        with _chunk_claimed(interaction_ids) as claimed:
             if not claimed:
                 return {"interactions": 0}
-            feedback_link_orphans(interaction_ids=claimed)
             counts = _curate_claimed(claimed, policy)
             pause = settings.FLYWHEEL_CURATION_CHUNK_PAUSE_S
             if pause:
@@ -168,18 +170,16 @@ def interactions_curate(
     policy = policy_current()
     chunk = settings.FLYWHEEL_CURATION_CHUNK
     ids = sorted(set(interaction_ids))
-    totals: dict = defaultdict(int)
+    totals: dict = {}
     for start in range(0, len(ids), chunk):
         counts = interactions_curate_chunk(
             interaction_ids=ids[start : start + chunk], policy=policy
         )
         run_add(run, counts)
-        for key, value in counts.items():
-            if isinstance(value, int):
-                totals[key] += value
+        _counts_add(totals, counts)
         if progress:
             progress(len(ids[start : start + chunk]))
-    return dict(totals)
+    return totals
 
 
 def candidates_recurate(
@@ -198,7 +198,7 @@ def candidates_recurate(
         query = query.filter(pk__in=candidate_ids)
     ids = list(query.values_list("pk", flat=True))
     chunk = settings.FLYWHEEL_CURATION_CHUNK
-    totals: dict = defaultdict(int)
+    totals: dict = {}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
         with transaction.atomic(), connection.cursor() as cursor:
@@ -210,12 +210,10 @@ def candidates_recurate(
             counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
             counts["candidates"] = len(candidates)
         run_add(run, counts)
-        for key, value in counts.items():
-            if isinstance(value, int):
-                totals[key] += value
+        _counts_add(totals, counts)
         if progress:
             progress(len(part))
-    return dict(totals)
+    return totals
 
 
 def held_recheck(*, run: CurationRun | None = None) -> dict:

@@ -10,7 +10,7 @@ two clients sending the same batch at once both succeed and store it once.
 import logging
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 
 from django.conf import settings
@@ -173,6 +173,9 @@ class WriteOutcome:
     existing_feedback: dict[str, int] = field(default_factory=dict)
     linked_feedback: dict[str, bool] = field(default_factory=dict)  # created feedback linked?
     to_curate: set[int] = field(default_factory=set)
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in fields(WriteOutcome))
 
 
 def _existing(cursor, table: str, source_id: int, event_ids: list[str]) -> dict[str, int]:
@@ -460,15 +463,8 @@ def _write_one_by_one(
             failed.add(unit.key)
             failed_interactions.update(r.event_id for r in unit.interactions)
             continue
-        for name in (
-            "interactions",
-            "feedback",
-            "existing_interactions",
-            "existing_feedback",
-            "linked_feedback",
-        ):
+        for name in _OUTCOME_FIELDS:  # dicts and a set: each merges with update()
             getattr(merged, name).update(getattr(outcome, name))
-        merged.to_curate |= outcome.to_curate
     return merged, failed
 
 

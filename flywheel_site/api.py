@@ -14,8 +14,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from curation.api import RateLimited
 from curation.api import router as ingest_router
+from curation.errors import CurationError
 from curation.schemas import JSON_REF, JSON_REF_MARKER, JSON_SCHEMAS, field_errors
-from curation.services import BatchTooLarge
 from flywheel_site.api_errors import (
     INTERNAL,
     RETRY_AFTER_S,
@@ -148,6 +148,7 @@ def _internal(request, exc):
     return _error(request, 500, "internal", INTERNAL)
 
 
-@api.exception_handler(BatchTooLarge)
-def _batch_too_large(request, exc):
-    return _error(request, 422, "invalid", INVALID, [{"field": "body", "message": str(exc)}])
+# A write curation refuses (today: a batch over the limit) is the body's fault.
+@api.exception_handler(CurationError)
+def _refused(request, exc: CurationError):
+    return _error(request, 422, "invalid", INVALID, [{"field": "body", "message": exc.message}])

@@ -26,7 +26,6 @@ from django.utils import timezone
 from curation.models import Candidate, CandidateKind
 from review.models import (
     APPROVALS,
-    REJECT_REASONS,  # noqa: F401 (training.demo reads it here)
     Decision,
     Guideline,
     Review,
@@ -436,12 +435,12 @@ def _verdict(
 # --- queue intake ---------------------------------------------------------------
 
 
-def items_create_for_sampled(*, candidate_ids) -> int:
+def items_create_for_sampled(*, candidate_ids) -> None:
     """Queue the candidates curation sampled (a pull: curation records the
     decision on the candidate and knows nothing of this queue). Idempotent:
-    the one-to-one constraint keeps a candidate from entering twice. Returns
-    how many items were created."""
-    sampled = list(
+    the one-to-one constraint keeps a candidate from entering twice. It runs in
+    every curation chunk, so it counts nothing (curation counts what it sampled)."""
+    sampled = (
         Candidate.objects.filter(pk__in=candidate_ids, sampled_at__isnull=False)
         .select_related("policy")
         .only(
@@ -453,20 +452,17 @@ def items_create_for_sampled(*, candidate_ids) -> int:
             "policy__reviews_required",
         )
     )
-    if not sampled:
-        return 0
-    items = [
-        ReviewItem(
-            candidate=c,
-            stratum=c.sample_stratum,
-            inclusion_probability=c.inclusion_probability,
-            priority=c.priority,
-            priority_details=c.priority_details,
-            reviews_required=c.policy.reviews_required if c.policy else 1,
-        )
-        for c in sampled
-    ]
-    ids = [c.pk for c in sampled]
-    before = ReviewItem.objects.filter(candidate__in=ids).count()
-    ReviewItem.objects.bulk_create(items, ignore_conflicts=True)
-    return ReviewItem.objects.filter(candidate__in=ids).count() - before
+    ReviewItem.objects.bulk_create(
+        [
+            ReviewItem(
+                candidate=c,
+                stratum=c.sample_stratum,
+                inclusion_probability=c.inclusion_probability,
+                priority=c.priority,
+                priority_details=c.priority_details,
+                reviews_required=c.policy.reviews_required if c.policy else 1,
+            )
+            for c in sampled
+        ],
+        ignore_conflicts=True,
+    )

@@ -21,7 +21,7 @@ from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
 from review import services as review_services
-from review.models import Decision, Review, ReviewItem
+from review.models import REJECT_REASONS, Decision, Review, ReviewItem
 from training import services
 from training.models import Dataset, DatasetVersion, GoldPair
 
@@ -40,7 +40,7 @@ REVIEWERS = ("demo-reviewer-1", "demo-reviewer-2")
 REVIEW_TARGET = 80
 # One in this many scripted decisions is a rejection, so outcomes are not all approvals.
 REJECT_EVERY = 6
-REJECT_REASON = review_services.REJECT_REASONS[0]
+REJECT_REASON = REJECT_REASONS[0]
 RUBRIC = {"accuracy": 4, "helpfulness": 4, "safety": 5}
 
 CURATED = (
