@@ -16,15 +16,16 @@ ROLES = ("system", "user", "assistant", "tool")
 
 
 class FeedbackKind(models.TextChoices):
-    THUMBS_UP = "thumbs_up"
-    THUMBS_DOWN = "thumbs_down"
-    RATING = "rating"
-    ACCEPTED = "accepted"
-    COPIED = "copied"
-    REGENERATED = "regenerated"
-    EDITED = "edited"
-    CORRECTED = "corrected"
-    COMMENT = "comment"
+    # Labels are what people read on every page (issue 12: no raw keys on screen).
+    THUMBS_UP = "thumbs_up", "thumbs up"
+    THUMBS_DOWN = "thumbs_down", "thumbs down"
+    RATING = "rating", "rating"
+    ACCEPTED = "accepted", "accepted"
+    COPIED = "copied", "copied"
+    REGENERATED = "regenerated", "regenerated"
+    EDITED = "edited", "edited"
+    CORRECTED = "corrected", "corrected"
+    COMMENT = "comment", "comment"
 
 
 TEXT_KINDS = (FeedbackKind.EDITED, FeedbackKind.CORRECTED)
@@ -231,9 +232,9 @@ class Feedback(models.Model):
 
 
 class CandidateKind(models.TextChoices):
-    PREFERENCE = "preference"
-    SFT = "sft"
-    NEEDS_ANSWER = "needs_answer"
+    PREFERENCE = "preference", "preference pair"
+    SFT = "sft", "SFT (approved as is)"
+    NEEDS_ANSWER = "needs_answer", "needs an answer"
 
 
 def default_enabled_filters() -> list[str]:

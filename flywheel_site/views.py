@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
 from flywheel_site import redis as fw_redis
@@ -50,3 +51,9 @@ def healthz(request):
         "warnings": warnings,
     }
     return JsonResponse(body, status=200 if db_ok else 503)
+
+
+@require_GET
+def favicon(request):
+    # Browsers ask for /favicon.ico whatever the page links to: point them at the SVG.
+    return redirect(static("favicon.svg"), permanent=True)

@@ -106,11 +106,11 @@ class ReviewItem(models.Model):
 
 
 class Decision(models.TextChoices):
-    APPROVE = "approve"
-    REJECT = "reject"
+    APPROVE = "approve", "approve"
+    REJECT = "reject", "reject"
     # Approve with the reviewer's own edit of the chosen text (for needs_answer
     # items: the answer the reviewer wrote).
-    APPROVE_EDIT = "approve_edit"
+    APPROVE_EDIT = "approve_edit", "approve with edit"
 
 
 APPROVALS = (Decision.APPROVE, Decision.APPROVE_EDIT)

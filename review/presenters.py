@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import markdown
-import nh3
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from curation.models import CandidateKind
+from curation.text import render_markdown
 from flywheel_site.access import CURATOR, has_role
 from review import selectors
 from review.diff import render_diff_html, render_side_by_side_html, render_three_way_html
@@ -35,14 +34,6 @@ def figure(value, digits: int = 2) -> str:
 
 
 # --- guidelines ---------------------------------------------------------------
-
-
-def render_markdown(text: str) -> SafeString:
-    """Markdown to HTML, then cleaned by nh3's allow-list: curators write the
-    text, but it is shown to everyone, so no script, style or event handler
-    survives whatever the Markdown contains."""
-    html = markdown.markdown(text, extensions=["extra", "sane_lists"])
-    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer"))  # noqa: S308
 
 
 @lru_cache(maxsize=32)
@@ -137,7 +128,13 @@ def _conversation(prompt) -> list[dict]:
 def _panes(*, candidate, model_output: str) -> dict:
     if candidate.kind == CandidateKind.PREFERENCE and candidate.chosen is not None:
         sides = render_side_by_side_html(model_output, candidate.chosen)
-        return {"kind": "pair", "old": sides["old"], "new": sides["new"]}
+        return {
+            "kind": "pair",
+            "old": sides["old"],
+            "new": sides["new"],
+            "old_text": model_output,
+            "new_text": candidate.chosen,
+        }
     return {"kind": "single", "text": model_output}
 
 

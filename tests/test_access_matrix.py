@@ -70,6 +70,7 @@ TABLE: dict[str, dict[str, tuple]] = {
     # The site's own pages. Home sends each role to its start page.
     "home": {"get": (L, 403, 302, 302, 302), "post": (L, 403, 302, 302, 302)},
     "healthz": {"get": (200, 200, 200, 200, 200), "post": (405, 405, 405, 405, 405)},
+    "favicon": {"get": (301, 301, 301, 301, 301), "post": (405, 405, 405, 405, 405)},
     # Logged-in users are sent on; a failed log-in shows the form again.
     "login": {"get": (200, 302, 302, 302, 302), "post": (200, 302, 302, 302, 302)},
     "logout": {"get": (405, 405, 405, 405, 405), "post": (200, 200, 200, 200, 200)},

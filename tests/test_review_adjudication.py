@@ -25,7 +25,7 @@ def test_the_adjudication_list_shows_disputed_items(as_user, curator, disputed):
     response = as_user(curator).get("/review/adjudication/")
     page = response.content.decode()
     assert f'id="adj-{disputed.pk}"' in page
-    assert "annie: Approve Edit" in page and "arthur: Reject" in page
+    assert "annie: approve with edit" in page and "arthur: reject" in page
     fragment = as_user(curator).get("/review/adjudication/", headers=HTMX)
     assert fragment.content.decode().strip().startswith('<div id="adjudication-list"')
 

@@ -3,9 +3,9 @@ kept and readable."""
 
 import pytest
 
+from curation.text import render_markdown
 from review import services, views
 from review.models import Guideline
-from review.presenters import render_markdown
 
 pytestmark = pytest.mark.django_db
 

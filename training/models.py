@@ -20,8 +20,8 @@ SHA256_HEX = 64
 
 
 class PairKind(models.TextChoices):
-    PREFERENCE = "preference"
-    SFT = "sft"
+    PREFERENCE = "preference", "preference"
+    SFT = "sft", "SFT"
 
 
 class ExportFormat(models.TextChoices):
@@ -126,9 +126,9 @@ class Dataset(models.Model):
 
     class Kind(models.TextChoices):
         # DPO from preference pairs.
-        PREFERENCE = "preference"
+        PREFERENCE = "preference", "preference (DPO)"
         # SFT on the approved answer of every pair, preference or sft.
-        SFT = "sft"
+        SFT = "sft", "SFT"
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True, default="")
