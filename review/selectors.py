@@ -332,7 +332,7 @@ def calibration_observations(*, since: datetime | None = None) -> dict[str, list
             candidate__review_item__in=recent, policy_id=F("candidate__policy_id")
         )
         .exclude(candidate__kind=CandidateKind.NEEDS_ANSWER)
-        .exclude(details__skipped=True)
+        .exclude(details__contains={"skipped": True})
         .values_list(
             "filter",
             "passed",
