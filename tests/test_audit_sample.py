@@ -164,6 +164,8 @@ def test_the_reviewer_is_not_shown_the_filters_verdict_on_an_audit_item(annotato
     html = inspector.get(f"/review/items/{item.pk}/").content.decode()
     assert 'id="audit-verdict"' in html
     assert "edit_band" in html and "above 0.950" in html
+    html = inspector.get(f"/curation/candidates/{item.candidate_id}/").content.decode()
+    assert 'id="audit-sample"' in html and "edit_band" in html
 
 
 def test_an_approved_audit_item_becomes_gold_only_once_its_candidate_passes(annotator):
