@@ -11,6 +11,7 @@ so history rows name them even outside a web request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -380,7 +381,7 @@ def policy_threshold_apply(
         value = float(threshold)
     except (TypeError, ValueError):
         raise InvalidReview(CALIBRATION_BAD_THRESHOLD) from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
     if rule.integer:
         if value < 0 or value != int(value):
