@@ -22,6 +22,10 @@ class PolicyForm(forms.ModelForm):
         help_text="One regular expression per line (case-insensitive).",
     )
     toxicity_per_label = forms.JSONField(required=False, help_text='e.g. {"threat": 0.05}')
+    audit_rates = forms.JSONField(
+        required=False,
+        help_text='Audit share per filter, overriding the audit rate, e.g. {"toxicity": 0.05}.',
+    )
 
     class Meta:
         model = CurationPolicy
@@ -54,6 +58,10 @@ class PolicyForm(forms.ModelForm):
         ):
             raise forms.ValidationError("A JSON object of label: threshold between 0 and 1.")
         return value
+
+    def clean_audit_rates(self):
+        # Checked against the filter names by policy_create; None means no overrides.
+        return self.cleaned_data["audit_rates"] or {}
 
     def changes(self) -> dict:
         data = dict(self.cleaned_data)

@@ -243,6 +243,11 @@ def default_enabled_filters() -> list[str]:
     return list(FILTER_ORDER)
 
 
+def default_audit_rates() -> dict[str, float]:
+    # Text the PII filter caught is not put in front of reviewers to measure it.
+    return {"pii": 0.0}
+
+
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
 class CurationPolicy(models.Model):
     """Every threshold, the enabled filters, the blocklist and the sampling
@@ -275,6 +280,11 @@ class CurationPolicy(models.Model):
     # Strata smaller than rate would sample get at least this many items.
     min_per_stratum = models.PositiveIntegerField(default=5)
     reviews_required = models.PositiveSmallIntegerField(default=1)
+    # The audit sample: this share of the candidates each filter rejects is
+    # reviewed blind, so the filters can be calibrated against human outcomes.
+    audit_rate = models.FloatField(default=0.02)
+    # Overrides per filter, e.g. {"toxicity": 0.05, "pii": 0}.
+    audit_rates = models.JSONField(default=default_audit_rates, blank=True)
 
     class Meta:
         verbose_name_plural = "curation policies"
@@ -293,6 +303,9 @@ class CurationPolicy(models.Model):
                 & Q(quality_min__gte=0, quality_min__lte=1)
                 & Q(near_dup_threshold__gt=0, near_dup_threshold__lte=1),
                 name="policy_fractions_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(audit_rate__gte=0, audit_rate__lte=1), name="policy_audit_rate_valid"
             ),
             models.CheckConstraint(condition=Q(reviews_required__gte=1), name="policy_reviews_min"),
         ]
@@ -381,6 +394,10 @@ class Candidate(models.Model):
     inclusion_probability = models.FloatField(null=True, blank=True)
     priority = models.FloatField(null=True, blank=True)
     priority_details = models.JSONField(default=dict, blank=True)
+    # Set when the candidate was sampled as an audit of a filter that rejected
+    # it (the filter's name): the decision at sampling time, kept though a
+    # later policy may decide otherwise.
+    audit_filter = models.CharField(max_length=20, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [

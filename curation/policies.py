@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from curation.errors import CurationError
+from curation.filters import FILTER_ORDER
 from curation.models import CurationPolicy
 from curation.toxicity import ToxicityConfig
 
@@ -39,6 +40,8 @@ POLICY_FIELDS = (
     "sft_rate",
     "min_per_stratum",
     "reviews_required",
+    "audit_rate",
+    "audit_rates",
 )
 
 
@@ -59,6 +62,7 @@ def policy_create(*, changes: dict, user=None, note: str = "") -> CurationPolicy
     for name in ("sample_rate", "needs_answer_rate", "sft_rate"):
         if not 0.0 <= float(values[name]) <= 1.0:
             raise CurationError(POLICY_INVALID.format(error=f"{name} must be between 0 and 1"))
+    _audit_rates_check(values["audit_rate"], values["audit_rates"])
     if int(values["reviews_required"]) < 1:
         raise CurationError(POLICY_INVALID.format(error="reviews_required must be at least 1"))
     with transaction.atomic():
@@ -67,6 +71,19 @@ def policy_create(*, changes: dict, user=None, note: str = "") -> CurationPolicy
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [POLICY_LOCK])
         version = (CurationPolicy.objects.aggregate(v=Max("version"))["v"] or 0) + 1
         return CurationPolicy.objects.create(version=version, created_by=user, note=note, **values)
+
+
+def _audit_rates_check(rate, per_filter) -> None:
+    if not isinstance(per_filter, dict):
+        raise CurationError(POLICY_INVALID.format(error="audit_rates must map filter: rate"))
+    unknown = set(per_filter) - set(FILTER_ORDER)
+    if unknown:
+        raise CurationError(
+            POLICY_INVALID.format(error=f"audit_rates names unknown filters: {sorted(unknown)}")
+        )
+    for name, value in {"audit_rate": rate, **per_filter}.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise CurationError(POLICY_INVALID.format(error=f"{name} must be between 0 and 1"))
 
 
 def toxicity_config() -> ToxicityConfig:

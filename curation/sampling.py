@@ -1,6 +1,13 @@
 """Sampling passed candidates into the reviewer queue: a keyed hash decides,
 stratified by task type and model (`sampling_rate`), and each sampled item
-gets a review priority (`review_priority`)."""
+gets a review priority (`review_priority`).
+
+The audit sample: a share of the candidates each filter rejected
+(`audit_rate_of`, a policy field, default 2%) is drawn the same way (a keyed
+hash of the candidate id, under its own label) and queued for review with
+`audit_filter` naming the filter, so review outcomes can calibrate the filters
+(`review.calibration`). needs_answer candidates are never audited: their
+reviewer writes the answer rather than judging the model's."""
 
 import hashlib
 import hmac
@@ -82,66 +89,89 @@ def review_priority(
     return round(priority, 6), details
 
 
+def audit_rate_of(*, policy: CurationPolicy, filter_name: str) -> float:
+    """The audit sample's inclusion probability for candidates `filter_name` rejected."""
+    return float((policy.audit_rates or {}).get(filter_name, policy.audit_rate))
+
+
 # One statement records a chunk's sampling decisions. `sampled_at IS NULL`
 # keeps the first decision: re-curation never re-draws a sampled candidate.
 _WRITE_SAMPLE = """
 UPDATE curation_candidate AS c SET
     sampled_at = %s, sample_stratum = v.stratum, inclusion_probability = v.probability,
-    priority = v.priority, priority_details = v.details
-FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::jsonb[])
-    AS v(id, stratum, probability, priority, details)
+    priority = v.priority, priority_details = v.details, audit_filter = v.audit_filter
+FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::float8[], %s::jsonb[], %s::text[])
+    AS v(id, stratum, probability, priority, details, audit_filter)
 WHERE c.id = v.id AND c.sampled_at IS NULL
 RETURNING c.id
 """
 
 
 def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy) -> int:
-    """Draw passed candidates for review and record the decision on each
-    (stratum, inclusion probability, priority). Downstream apps are told
-    through `hooks.candidates_sampled`. Returns how many were newly sampled."""
+    """Draw passed candidates for review, and the audit sample of failed
+    ones, and record the decision on each (stratum, inclusion probability,
+    priority, audit_filter). Downstream apps are told through
+    `hooks.candidates_sampled`. Returns how many were newly sampled."""
+    candidates = list(candidates)
     passed = [c for c in candidates if c.status == Candidate.Status.PASSED]
-    if not passed:
+    failed = [
+        c
+        for c in candidates
+        if c.status == Candidate.Status.FAILED
+        and c.failed_filter
+        and c.kind != CandidateKind.NEEDS_ANSWER
+    ]
+    if not passed and not failed:
         return 0
     sizes = {
         _stratum(row["task_type"], row["model"]): row["n"]
         for row in Candidate.objects.filter(
             status=Candidate.Status.PASSED,
-            task_type__in={c.task_type for c in passed},
-            model__in={c.model for c in passed},
+            task_type__in={c.task_type for c in passed + failed},
+            model__in={c.model for c in passed + failed},
         )
         .values("task_type", "model")
         .annotate(n=Count("pk"))
     }
-    total = max(1, Candidate.objects.filter(status=Candidate.Status.PASSED).count())
-    recent = timezone.now() - timedelta(days=14)
-    first_seen = dict(
-        Interaction.objects.filter(model__in={c.model for c in passed})
-        .values("model")
-        .annotate(first=Min("occurred_at"))
-        .values_list("model", "first")
-    )
-    drawn: list[tuple[int, str, float, float, str]] = []
+    chosen: list[tuple[Candidate, float, str]] = []
     for c in passed:
-        stratum = stratum_of(c)
         base = (
             policy.needs_answer_rate if c.kind == CandidateKind.NEEDS_ANSWER else policy.sample_rate
         )
         rate = sampling_rate(
             base_rate=base,
-            stratum_size=sizes.get(stratum, 1),
+            stratum_size=sizes.get(stratum_of(c), 1),
             min_per_stratum=policy.min_per_stratum,
         )
-        if rate <= 0 or keyed_uniform("sample", c.pk) >= rate:
-            continue
+        if rate > 0 and keyed_uniform("sample", c.pk) < rate:
+            chosen.append((c, rate, ""))
+    for c in failed:
+        # Its own hash label: the audit draw is independent of the main one.
+        rate = audit_rate_of(policy=policy, filter_name=c.failed_filter)
+        if rate > 0 and keyed_uniform("audit", c.pk) < rate:
+            chosen.append((c, rate, c.failed_filter))
+    if not chosen:
+        return 0
+    total = max(1, Candidate.objects.filter(status=Candidate.Status.PASSED).count())
+    recent = timezone.now() - timedelta(days=14)
+    first_seen = dict(
+        Interaction.objects.filter(model__in={c.model for c, _, _ in chosen})
+        .values("model")
+        .annotate(first=Min("occurred_at"))
+        .values_list("model", "first")
+    )
+    drawn = []
+    for c, rate, audit_filter in chosen:
+        stratum = stratum_of(c)
+        # Audit items get their priority the same way as the others: they sit
+        # in the queue among them, indistinguishable to reviewers.
         priority, details = review_priority(
             candidate=c,
             policy=policy,
             stratum_share=sizes.get(stratum, 1) / total,
             new_model=bool(first_seen.get(c.model) and first_seen[c.model] >= recent),
         )
-        drawn.append((c.pk, stratum, rate, priority, json.dumps(details)))
-    if not drawn:
-        return 0
+        drawn.append((c.pk, stratum, rate, priority, json.dumps(details), audit_filter))
     columns = [list(column) for column in zip(*drawn, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(_WRITE_SAMPLE, [timezone.now(), *columns])

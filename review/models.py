@@ -34,6 +34,9 @@ class ReviewItem(models.Model):
     inclusion_probability = models.FloatField()
     priority = models.FloatField(default=0.0)
     priority_details = models.JSONField(default=dict, blank=True)
+    # An audit item: a candidate the filters rejected, reviewed blind to
+    # calibrate them. Never shown as such to the reviewer.
+    audit = models.BooleanField(default=False, db_default=False)
     reviews_required = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     lease_holder = models.ForeignKey(

@@ -94,7 +94,13 @@ def screen(
         "model_output": model_output,
         "panes": _panes(candidate=candidate, model_output=model_output),
         "scores": _scores(candidate=candidate, interaction=interaction),
-        "filter_decisions": selectors.filter_decisions(candidate=candidate),
+        # Only a curator inspecting sees the filters' verdicts. A reviewer or an
+        # adjudicator judges blind: an audit item (one the filters rejected)
+        # must look like any other, so no item shows them while being decided.
+        "filter_decisions": selectors.filter_decisions(candidate=candidate)
+        if mode == "inspect"
+        else [],
+        "audit": _audit_shown(item=item, candidate=candidate) if mode == "inspect" else None,
         "edit_text": edited_text if edited_text is not None else (candidate.chosen or ""),
         "three_way": _three_way(candidate=candidate, model_output=model_output, edited=edited_text),
         "rubric": [(name, label, posted.get(name)) for name, label in RUBRIC],
@@ -113,6 +119,17 @@ def screen(
             # Start from the latest reviewer edit: usually the closest to gold.
             context["edit_text"] = edits[-1]
     return context
+
+
+def _audit_shown(*, item, candidate) -> dict | None:
+    """For a curator, afterwards: which filter rejected an audit item, and why."""
+    if not item.audit:
+        return None
+    return {
+        "filter": candidate.audit_filter,
+        "status": candidate.status,
+        "reason": candidate.status_reason,
+    }
 
 
 def _conversation(prompt) -> list[dict]:
@@ -199,4 +216,85 @@ def review_detail(review: Review) -> dict:
         "messages_shown": _conversation(candidate.prompt),
         "panes": _panes(candidate=candidate, model_output=model_output),
         "three_way": three_way,
+    }
+
+
+# --- calibration --------------------------------------------------------------
+
+
+def percent(estimate) -> str:
+    """A weighted share as "87% (80-92%)", or an en dash when nothing was reviewed."""
+    if estimate is None or estimate.value is None:
+        return NONE
+    return f"{estimate.value:.0%} ({estimate.low:.0%}\u2013{estimate.high:.0%})"
+
+
+def _bound(value: float, integer: bool) -> str:
+    return f"{value:.0f}" if integer else f"{value:.2f}"
+
+
+def calibration_page(*, since=None) -> dict:
+    """The calibration page: per filter, the figures as display strings, the
+    approval-by-score bins as a table, and the same bins as chart data."""
+    report = selectors.calibration_report(since=since)
+    filters = []
+    charts = []
+    for row in report["filters"]:
+        integer = bool(row["rule"] and row["rule"].integer) or row["name"] in ("length", "pii")
+        bins = [
+            {
+                "label": f"{_bound(b['low'], integer)}\u2013{_bound(b['high'], integer)}",
+                "approval": percent(b["approval"]),
+                "rate": None
+                if b["approval"].value is None
+                else round(100 * b["approval"].value, 1),
+                "n": b["approval"].n,
+            }
+            for b in row["bins"]
+        ]
+        if bins:
+            charts.append(
+                {
+                    "id": f"calibration-chart-{row['name']}",
+                    "data_id": f"calibration-chart-{row['name']}-data",
+                    "filter": row["name"],
+                    "labels": [b["label"] for b in bins],
+                    "rates": [b["rate"] for b in bins],
+                    "counts": [b["n"] for b in bins],
+                }
+            )
+        filters.append(
+            {
+                **row,
+                "precision_shown": percent(row["precision"]),
+                "recall_shown": percent(row["recall"]),
+                "agreement_shown": percent(row["agreement"]),
+                "score_bins": bins,
+                "chart_id": f"calibration-chart-{row['name']}" if bins else "",
+                "suggestion_shown": _suggestion_shown(row["suggestion"], integer=integer),
+            }
+        )
+    return {
+        "policy": report["policy"],
+        "filters": filters,
+        "charts": charts,
+        "reviewed": max((row["n"] for row in report["filters"]), default=0),
+    }
+
+
+def _suggestion_shown(suggestion: dict | None, *, integer: bool) -> dict | None:
+    if suggestion is None:
+        return None
+    return {
+        "field": suggestion["field"],
+        "current": _bound(suggestion["current"]["threshold"], integer),
+        "threshold": _bound(suggestion["suggested"]["threshold"], integer),
+        "value": suggestion["suggested"]["threshold"],
+        "pass_rate_now": f"{suggestion['current']['pass_rate']:.0%}",
+        "pass_rate_then": f"{suggestion['suggested']['pass_rate']:.0%}",
+        "pass_rate_change": f"{suggestion['pass_rate_change']:+.1%}",
+        "approved_filtered_now": f"{suggestion['current']['approved_filtered']:.0f}",
+        "approved_filtered_then": f"{suggestion['suggested']['approved_filtered']:.0f}",
+        "approved_filtered_change": f"{suggestion['approved_filtered_change']:+.0f}",
+        "n": suggestion["n"],
     }

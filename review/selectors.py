@@ -13,13 +13,16 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from curation.models import FilterDecision
+from curation.filters import FILTER_ORDER
+from curation.models import CandidateKind, FilterDecision
+from curation.policies import policy_current
+from curation.sampling import audit_rate_of
 from flywheel_site.access import CURATOR, has_role
-from review import agreement
+from review import agreement, calibration
 from review.models import APPROVALS, Guideline, Review, ReviewItem, ReviewOutcome
 
 PAGE_SIZE = 50
@@ -305,3 +308,91 @@ def _agreement_rows(summary: dict) -> list[dict]:
 
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+# --- calibration ----------------------------------------------------------------
+
+# The calibration figures read at most this many recent outcomes, so the page
+# stays bounded however much history there is.
+CALIBRATION_MAX_ITEMS = 20_000
+
+
+def calibration_observations(*, since: datetime | None = None) -> dict[str, list]:
+    """Per filter, one `calibration.Observation` per reviewed item the filter
+    decided on: its verdict and score under the candidate's latest policy, the
+    human outcome and the item's weight. needs_answer items are left out (the
+    reviewer writes the answer there, rather than judging the model's), and so
+    are decisions a filter skipped (an SFT candidate has no edit band)."""
+    outcomes = ReviewOutcome.objects.all()
+    if since is not None:
+        outcomes = outcomes.filter(decided_at__gte=since)
+    recent = outcomes.order_by("-decided_at").values("item_id")[:CALIBRATION_MAX_ITEMS]
+    rows = (
+        FilterDecision.objects.filter(
+            candidate__review_item__in=recent, policy_id=F("candidate__policy_id")
+        )
+        .exclude(candidate__kind=CandidateKind.NEEDS_ANSWER)
+        .exclude(details__contains={"skipped": True})
+        .values_list(
+            "filter",
+            "passed",
+            "score",
+            "candidate__review_item__inclusion_probability",
+            "candidate__review_item__outcome__result",
+        )
+    )
+    by_filter: dict[str, list] = defaultdict(list)
+    for name, passed, score, probability, result in rows:
+        by_filter[name].append(
+            calibration.Observation(
+                weight=calibration.weight_of(probability),
+                passed=passed,
+                approved=result == ReviewOutcome.Result.APPROVED,
+                score=score,
+            )
+        )
+    return dict(by_filter)
+
+
+def calibration_report(*, since: datetime | None = None) -> dict:
+    """The calibration page's figures: per filter (in the order they run),
+    precision, recall and agreement against human outcomes, the approval rate
+    by score bin, and a suggested threshold where one threshold decides."""
+    policy = policy_current()
+    observations = calibration_observations(since=since)
+    filters = []
+    for name in FILTER_ORDER:
+        rule = calibration.THRESHOLD_RULES.get(name)
+        current = getattr(policy, rule.field) if rule else None
+        filters.append(
+            {
+                "name": name,
+                "enabled": name in policy.enabled_filters,
+                "audit_rate": audit_rate_of(policy=policy, filter_name=name),
+                "rule": rule,
+                "current": current,
+                **calibration.filter_report(observations.get(name, []), rule=rule, current=current),
+            }
+        )
+    return {"policy": policy, "filters": filters}
+
+
+def filter_agreement(*, since: datetime | None = None) -> list[dict]:
+    """Per filter, how often its verdict matches the human outcome (weighted,
+    with its 95% Wilson interval and the reviewed items behind it), for the
+    dashboard. Filters no reviewed item reached are left out."""
+    observations = calibration_observations(since=since)
+    rows = []
+    for name in FILTER_ORDER:
+        estimate = calibration.agreement(observations.get(name, []))
+        if estimate.n:
+            rows.append(
+                {
+                    "filter": name,
+                    "agreement": estimate.value,
+                    "low": estimate.low,
+                    "high": estimate.high,
+                    "n": estimate.n,
+                }
+            )
+    return rows

@@ -11,6 +11,7 @@ so history rows name them even outside a web request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from curation.models import Candidate, CandidateKind
+from curation.errors import CurationError
+from curation.models import Candidate, CandidateKind, CurationPolicy
+from curation.policies import policy_create, policy_current
+from review.calibration import THRESHOLD_RULES
 from review.models import (
     APPROVALS,
     Decision,
@@ -53,6 +57,12 @@ NEEDS_ANSWER_TEXT_REQUIRED = (
 TEXT_TOO_LONG = "The text is longer than {limit} characters."
 GUIDELINE_EMPTY = "The guidelines cannot be empty."
 GUIDELINE_CONFLICT = "Someone saved the guidelines at the same time; reload and try again."
+CALIBRATION_REASON_REQUIRED = (
+    "Say why the threshold changes: the reason is recorded with the new policy version."
+)
+CALIBRATION_NO_THRESHOLD = "This filter has no single threshold to set."
+CALIBRATION_BAD_THRESHOLD = "The threshold must be a number."
+CALIBRATION_NOTE = "Calibration of {filter}: {field} {old} -> {new}. {reason}"
 
 NOTE_MAX_CHARS = 5_000
 REASON_MAX_CHARS = 200
@@ -351,6 +361,43 @@ def guideline_update(*, body: str, user, note: str = "") -> Guideline:
         raise InvalidReview(GUIDELINE_CONFLICT) from None
 
 
+# --- calibration ------------------------------------------------------------------
+
+
+def policy_threshold_apply(
+    *, filter_name: str, threshold: str | float, user, reason: str
+) -> CurationPolicy:
+    """Turn a calibration suggestion into the next policy version, through the
+    curation policy service: `user` is its author and the note says why."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidReview(CALIBRATION_REASON_REQUIRED)
+    if len(reason) > NOTE_MAX_CHARS:
+        raise InvalidReview(TEXT_TOO_LONG.format(limit=NOTE_MAX_CHARS))
+    rule = THRESHOLD_RULES.get(filter_name)
+    if rule is None:
+        raise InvalidReview(CALIBRATION_NO_THRESHOLD)
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidReview(CALIBRATION_BAD_THRESHOLD) from None
+    if not math.isfinite(value):
+        raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
+    if rule.integer:
+        if value < 0 or value != int(value):
+            raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
+        value = int(value)
+    old = getattr(policy_current(), rule.field)
+    note = CALIBRATION_NOTE.format(
+        filter=filter_name, field=rule.field, old=old, new=value, reason=reason
+    )
+    try:
+        with pghistory.context(user=user.pk, reason=reason):
+            return policy_create(changes={rule.field: value}, user=user, note=note)
+    except CurationError as error:
+        raise InvalidReview(error.message) from None
+
+
 # --- helpers ------------------------------------------------------------------
 
 
@@ -449,6 +496,7 @@ def items_create_for_sampled(*, candidate_ids) -> None:
             "inclusion_probability",
             "priority",
             "priority_details",
+            "audit_filter",
             "policy__reviews_required",
         )
     )
@@ -460,6 +508,7 @@ def items_create_for_sampled(*, candidate_ids) -> None:
                 inclusion_probability=c.inclusion_probability,
                 priority=c.priority,
                 priority_details=c.priority_details,
+                audit=bool(c.audit_filter),
                 reviews_required=c.policy.reviews_required if c.policy else 1,
             )
             for c in sampled

@@ -20,5 +20,7 @@ urlpatterns = [
     path("reviews/<int:pk>/", views.review_detail, name="review"),
     path("guidelines/", views.guidelines, name="guidelines"),
     path("guidelines/edit/", views.guidelines_edit, name="guidelines_edit"),
+    path("calibration/", views.calibration, name="calibration"),
+    path("calibration/apply/", views.calibration_apply, name="calibration_apply"),
     path("guidelines/preview/", views.guidelines_preview, name="guidelines_preview"),
 ]

@@ -24,6 +24,7 @@ SAVED = "Review saved."
 SKIPPED = "Item skipped: it goes to someone else."
 ADJUDICATED = "Outcome saved. It is final."
 GUIDELINES_SAVED = "Guidelines saved as version {version}."
+CALIBRATION_APPLIED = "Saved as policy version {version}. {note}"
 SCREEN = "review/item.html"
 
 
@@ -308,3 +309,34 @@ def guidelines_preview(request):
         return render(request, "review/guidelines_edit.html#preview", context)
     context["current"] = selectors.guideline_current()
     return render(request, "review/guidelines_edit.html", context)
+
+
+# --- calibration --------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def calibration(request):
+    require_role(request.user, CURATOR)
+    return render(request, "review/calibration.html", presenters.calibration_page())
+
+
+@login_required
+@require_POST
+def calibration_apply(request):
+    """A suggested threshold becomes the next policy version (with a reason)."""
+    require_role(request.user, CURATOR)
+    try:
+        policy = services.policy_threshold_apply(
+            filter_name=request.POST.get("filter", ""),
+            threshold=request.POST.get("threshold", ""),
+            user=request.user,
+            reason=request.POST.get("reason", ""),
+        )
+    except services.ReviewError as error:
+        context = presenters.calibration_page()
+        context["error"] = error.message
+        context["error_filter"] = request.POST.get("filter", "")
+        return render(request, "review/calibration.html", context, status=error.status)
+    messages.success(request, CALIBRATION_APPLIED.format(version=policy.version, note=policy.note))
+    return redirect("review:calibration")

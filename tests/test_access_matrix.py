@@ -99,6 +99,9 @@ TABLE: dict[str, dict[str, tuple]] = {
     # An empty body is refused with the form shown again.
     "review:guidelines_edit": {"get": CURATOR_PAGE, "post": (L, 403, 403, 422, 422)},
     "review:guidelines_preview": {"get": WRONG_METHOD, "post": (L, 403, 403, 200, 200)},
+    # Calibration: curators; an empty POST lacks the reason and changes nothing.
+    "review:calibration": {"get": CURATOR_PAGE, "post": WRONG_METHOD},
+    "review:calibration_apply": {"get": WRONG_METHOD, "post": (L, 403, 403, 422, 422)},
     # Curation: curator pages.
     "curation:runs": ANY_METHOD_CURATOR,
     "curation:candidates": ANY_METHOD_CURATOR,

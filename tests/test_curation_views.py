@@ -69,6 +69,7 @@ def test_saving_the_policy_form_creates_a_new_version(as_user, curator):
         note="shorter",
         enabled_filters=["user_action", "length"],
         toxicity_per_label="{}",
+        audit_rates='{"pii": 0}',
         blocklist_terms="darn\nheck",
     )
     response = client.post("/curation/policy/", data, follow=True)
@@ -77,6 +78,7 @@ def test_saving_the_policy_form_creates_a_new_version(as_user, curator):
     assert latest.version == 2
     assert latest.min_words == 7
     assert latest.blocklist_terms == ["darn", "heck"]
+    assert latest.audit_rates == {"pii": 0}
     assert latest.created_by == curator
     assert POLICY_SAVED.format(version=2) in response.content.decode()
     assert CurationPolicy.objects.get(version=1).min_words == 20
@@ -87,7 +89,10 @@ def test_a_bad_regex_in_the_policy_form_is_refused(as_user, curator):
     form = client.get("/curation/policy/").context["form"]
     data = {k: v for k, v in form.initial.items() if v is not None and k != "id"}
     data.update(
-        blocklist_patterns="(unclosed", toxicity_per_label="{}", enabled_filters=["user_action"]
+        blocklist_patterns="(unclosed",
+        toxicity_per_label="{}",
+        audit_rates="{}",
+        enabled_filters=["user_action"],
     )
     response = client.post("/curation/policy/", data)
     assert response.status_code == 200

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import pghistory
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to_bytes
@@ -130,6 +130,9 @@ def gold_pairs_sync(*, limit: int | None = None) -> int:
     of pairs created."""
     pending = (
         ReviewOutcome.objects.filter(result=ReviewOutcome.Result.APPROVED)
+        # An approved audit item (a candidate the filters rejected) is a
+        # measurement, not gold, until its candidate passes a later policy.
+        .exclude(Q(item__audit=True) & ~Q(item__candidate__status="passed"))
         .filter(~Exists(GoldPair.objects.filter(outcome=OuterRef("pk"), supersedes__isnull=True)))
         .select_related("item__candidate__interaction")
         .prefetch_related("item__reviews")
