@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0007_candidate_sampling'),
+        ('curation', '0009_audit_sample'),
     ]
 
     operations = [

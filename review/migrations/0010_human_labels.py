@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('review', '0006_backfill_candidate_sampling'),
+        ('review', '0008_review_item_audit'),
     ]
 
     operations = [
