@@ -15,6 +15,7 @@ every web process on its next call. Without Redis the TTL alone bounds the stale
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import threading
@@ -62,11 +63,16 @@ _lock = threading.Lock()
 _cached: tuple[float, bytes | None, Snapshot] | None = None
 
 
+@functools.lru_cache(maxsize=16)
+def _derived_key(secret: str, experiment_id: int) -> bytes:
+    return hmac.new(
+        secret.encode(), f"flywheel-route:{experiment_id}".encode(), hashlib.sha256
+    ).digest()
+
+
 def bucket(*, experiment_id: int, key: str) -> float:
     """The key's place in [0, 1) for this experiment."""
-    derived = hmac.new(
-        settings.SECRET_KEY.encode(), f"flywheel-route:{experiment_id}".encode(), hashlib.sha256
-    ).digest()
+    derived = _derived_key(settings.SECRET_KEY, experiment_id)
     digest = hmac.new(derived, key.encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
