@@ -34,6 +34,8 @@ TEXT_KINDS = (FeedbackKind.EDITED, FeedbackKind.CORRECTED)
 class TokenScope(models.TextChoices):
     INGEST = "ingest"
     EXPORT = "export"
+    # GET /api/v1/route: which model serves a user (training.route).
+    ROUTE = "route"
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())

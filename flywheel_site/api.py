@@ -23,6 +23,7 @@ from flywheel_site.api_errors import (
     error_body,
     error_code,
 )
+from training.api import route_router
 from training.api import router as datasets_router
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ api = FlywheelApi(
 )
 api.add_router("", ingest_router)
 api.add_router("/datasets", datasets_router)
+api.add_router("", route_router)
 
 
 def _error(request, status: int, error: str, message: str, errors=None, headers=None):

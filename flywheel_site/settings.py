@@ -289,4 +289,43 @@ FLYWHEEL_GATE_MARGIN = env_float("FLYWHEEL_GATE_MARGIN", 0.02, minimum=0)
 FLYWHEEL_AUTO_PROMOTE = env_bool("FLYWHEEL_AUTO_PROMOTE", False)
 # How often the periodic job checks each dataset's threshold (and re-queues lost runs).
 FLYWHEEL_TRAIN_TRIGGER_INTERVAL_S = env_int("FLYWHEEL_TRAIN_TRIGGER_INTERVAL_S", 300, minimum=10)
+# Canary experiments and the monitor (training.experiments) ----------------------
+# What the serving application calls the base model (the route's answer when no model is
+# promoted). Trained models serve under their own serving name.
+FLYWHEEL_BASE_SERVING_NAME = env_str("FLYWHEEL_BASE_SERVING_NAME", "base")
+# Promotion starts a canary experiment; off: a promotion makes the candidate current at once.
+FLYWHEEL_CANARY = env_bool("FLYWHEEL_CANARY", True)
+FLYWHEEL_CANARY_SHARE = env_float("FLYWHEEL_CANARY_SHARE", 0.1, minimum=0.001, maximum=0.999)
+# Interactions per arm before the rollout may complete.
+FLYWHEEL_CANARY_MIN_SAMPLE = env_int("FLYWHEEL_CANARY_MIN_SAMPLE", 500, minimum=1)
+FLYWHEEL_CANARY_MAX_DURATION_S = env_int("FLYWHEEL_CANARY_MAX_DURATION_S", 7 * 86400, minimum=60)
+# bad_outcome (thumbs down, regenerate or heavy edit), or one feedback kind.
+FLYWHEEL_CANARY_METRIC = env_str("FLYWHEEL_CANARY_METRIC", "bad_outcome")
+if FLYWHEEL_CANARY_METRIC not in (
+    "bad_outcome", "thumbs_down", "regenerated", "edited", "corrected", "thumbs_up",
+    "accepted", "copied",
+):  # fmt: skip
+    raise ImproperlyConfigured(
+        "FLYWHEEL_CANARY_METRIC must be bad_outcome or a feedback kind (thumbs_down, regenerated, "
+        f"edited, corrected, thumbs_up, accepted, copied), got {FLYWHEEL_CANARY_METRIC!r}"
+    )
+FLYWHEEL_CANARY_ALPHA = env_float("FLYWHEEL_CANARY_ALPHA", 0.05, minimum=1e-6, maximum=0.5)
+# How much worse (absolute rate) the canary may be and still complete.
+FLYWHEEL_CANARY_MARGIN = env_float("FLYWHEEL_CANARY_MARGIN", 0.02, minimum=0, maximum=1)
+# Standard deviation of the mSPRT's normal mixture: the size of difference it is tuned to.
+FLYWHEEL_CANARY_TAU = env_float("FLYWHEEL_CANARY_TAU", 0.05, minimum=1e-4, maximum=1)
+# Interactions per arm before an automatic rollback may happen.
+FLYWHEEL_CANARY_BURN_IN = env_int("FLYWHEEL_CANARY_BURN_IN", 30, minimum=1)
+# An edit that changes at least this share of the characters counts as a heavy edit.
+FLYWHEEL_HEAVY_EDIT_DISTANCE = env_float(
+    "FLYWHEEL_HEAVY_EDIT_DISTANCE", 0.5, minimum=0.0, maximum=1.0
+)
+# How long a client may reuse a route answer; the server caches it as long at most.
+FLYWHEEL_ROUTE_TTL_S = env_int("FLYWHEEL_ROUTE_TTL_S", 30, minimum=0)
+FLYWHEEL_ROUTE_CACHE_S = env_float("FLYWHEEL_ROUTE_CACHE_S", 5.0, minimum=0)
+# Monitor after a rollout: the last WINDOW against the BASELINE before it.
+FLYWHEEL_MONITOR_WINDOW_S = env_int("FLYWHEEL_MONITOR_WINDOW_S", 3600, minimum=60)
+FLYWHEEL_MONITOR_BASELINE_S = env_int("FLYWHEEL_MONITOR_BASELINE_S", 7 * 86400, minimum=60)
+FLYWHEEL_MONITOR_BOUND = env_float("FLYWHEEL_MONITOR_BOUND", 0.05, minimum=0, maximum=1)
+FLYWHEEL_MONITOR_MIN_SAMPLE = env_int("FLYWHEEL_MONITOR_MIN_SAMPLE", 200, minimum=1)
 # Training runs (end) -------------------------------------------------------------

@@ -127,6 +127,10 @@ TABLE: dict[str, dict[str, tuple]] = {
     "training_runs:model": ANY_METHOD_ADMIN,
     "training_runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "training_runs:experiment_stop": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "training_runs:experiment_extend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "training_runs:experiment_decide": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "training_runs:alert_rollback": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
 }
 
 # Which fixture row a URL's ``pk`` names; review items unless said here.
@@ -138,6 +142,10 @@ PK_OF = {
     "training_runs:model": "model",
     "training_runs:promote": "model",
     "training_runs:reject": "model",
+    "training_runs:experiment_stop": "experiment",
+    "training_runs:experiment_extend": "experiment",
+    "training_runs:experiment_decide": "experiment",
+    "training_runs:alert_rollback": "alert",
 }
 
 
@@ -157,7 +165,19 @@ def objects(annotator2, admin):
         "version": version,
         "run": model.run,
         "model": model,
+        **canary_rows(version, model),
     }
+
+
+def canary_rows(version, model) -> dict:
+    """A running experiment on the model and an open monitor alert on another."""
+    from training.models import MonitorAlert
+    from training.registry import model_version_canary_start
+
+    experiment = model_version_canary_start(model=model, user=None, reason="matrix")
+    current = registered(version, serving_name="current", status="promoted")
+    return {"experiment": experiment, "alert": MonitorAlert.objects.create(
+        model=current, metric="bad_outcome", evidence={})}  # fmt: skip
 
 
 def path_of(name: str, objects: dict) -> str:

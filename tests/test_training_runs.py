@@ -175,8 +175,10 @@ def registered(version, *, status="candidate", adapter="", promoted_at=None, **f
         status="succeeded",
         finished_at=timezone.now(),
     )
+    name = f"{version.dataset.name}-v{version.number}-run{run.pk}"
     return ModelVersion.objects.create(
-        name=f"{version.dataset.name}-v{version.number}-run{run.pk}",
+        name=name,
+        serving_name=fields.pop("serving_name", name),
         run=run,
         dataset_version=version,
         method="dpo",
@@ -291,6 +293,8 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
 @pytest.mark.django_db(transaction=True)
 def test_auto_promotion_makes_a_passing_candidate_current_and_records_why(training_settings, admin):
     training_settings.FLYWHEEL_AUTO_PROMOTE = True
+    # The immediate path; with FLYWHEEL_CANARY on it starts an experiment (test_canary.py).
+    training_settings.FLYWHEEL_CANARY = False
     approved_pairs(th.TOPICS, seed=2)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.25)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)

@@ -61,6 +61,7 @@ def model(run):
     TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
     return ModelVersion.objects.create(
         name="support-v1-run1",
+        serving_name="support-v1-run1",
         run=run,
         dataset_version=run.dataset_version,
         method="dpo",
@@ -195,8 +196,10 @@ def test_a_finished_run_stops_polling(as_user, admin, run, model):
     [("promote", "promoted", "is now the current model"), ("reject", "rejected", "was rejected")],
 )
 def test_an_admin_decides_on_a_candidate_with_a_recorded_reason(
-    as_user, admin, model, decision, status, done
+    as_user, admin, model, decision, status, done, settings
 ):
+    # The immediate promotion (FLYWHEEL_CANARY off); the canary path: tests/test_canary.py.
+    settings.FLYWHEEL_CANARY = False
     response = as_user(admin).post(
         f"/training/models/{model.pk}/{decision}/", {"reason": "beats the base"}, follow=True
     )
@@ -230,7 +233,7 @@ def test_a_programming_mistake_in_a_service_is_not_shown_as_a_refusal(
     def broken(**kwargs):
         raise ValueError("a bug, not a refusal")
 
-    monkeypatch.setattr(registry, "model_version_promote", broken)
+    monkeypatch.setattr(registry, "model_version_canary_start", broken)
     with pytest.raises(ValueError, match="a bug"):
         as_user(admin).post(f"/training/models/{model.pk}/promote/", {"reason": "better"})
     model.refresh_from_db()

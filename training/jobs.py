@@ -8,7 +8,7 @@ error and an admin starts a new one.
 
 from django.db import close_old_connections
 
-from training import perform, runs
+from training import experiments, perform, runs
 
 
 def training_run_execute(run_id: int) -> dict:
@@ -29,8 +29,10 @@ def training_run_execute(run_id: int) -> dict:
 
 
 def trigger_check() -> dict:
-    """Periodic: close dead runs, re-queue lost ones, then start the runs that are due."""
+    """Periodic: close dead runs, re-queue lost ones, start the runs that are due, then
+    decide the running canary experiment and let the monitor look at the current model."""
     close_old_connections()
     swept = runs.training_runs_sweep()
     started = runs.training_trigger_check()
-    return {**swept, "started": [run.pk for run in started]}
+    checked = experiments.experiments_check()
+    return {**swept, "started": [run.pk for run in started], **checked}

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-__all__ = ["ModelEvent", "ModelVersion", "TrainingRun"]
+__all__ = ["Experiment", "ModelEvent", "ModelVersion", "MonitorAlert", "TrainingRun"]
 
 
 @pghistory.track(
@@ -148,6 +148,9 @@ class ModelVersion(models.Model):
         ROLLED_BACK = "rolled_back", "rolled back"
 
     name = models.CharField(max_length=200, unique=True)
+    # What the serving application reports as `model` on its interactions, and what
+    # GET /api/v1/route answers: how live traffic is attributed to this version.
+    serving_name = models.CharField(max_length=200, unique=True)
     run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
     dataset_version = models.ForeignKey(
         "training.DatasetVersion", on_delete=models.PROTECT, related_name="model_versions"
@@ -223,9 +226,12 @@ class ModelEvent(models.Model):
         REPLACED = "replaced"
         ROLLED_BACK = "rolled_back", "rolled back"
         RESTORED = "restored", "restored as current"
+        CANARY_STARTED = "canary_started", "canary experiment started"
+        CANARY_STOPPED = "canary_stopped", "canary experiment stopped"
+        CANARY_EXTENDED = "canary_extended", "canary experiment extended"
 
     model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="changes")
-    action = models.CharField(max_length=12, choices=Action.choices)
+    action = models.CharField(max_length=20, choices=Action.choices)
     from_status = models.CharField(max_length=12, blank=True, default="")
     to_status = models.CharField(max_length=12)
     reason = models.TextField()
@@ -240,6 +246,11 @@ class ModelEvent(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    experiment = models.ForeignKey(
+        "training.Experiment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A decision's evidence: n per arm, rates, interval, statistic (training.sequential).
+    evidence = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -255,3 +266,98 @@ class ModelEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.action}"
+
+
+@pghistory.track(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(condition=pghistory.AnyChange("state", "version")),
+)
+class Experiment(models.Model):
+    """A canary: the candidate serves `share` of the route keys beside the current model
+    until the sequential test completes the rollout or rolls it back (training.experiments).
+    `version` goes up on every change the route must see (state, share, deadline)."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        ROLLED_BACK = "rolled_back", "rolled back"
+        STOPPED = "stopped"
+
+    # None: the base model is the control.
+    control = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    canary = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="experiments")
+    # Snapshots: what the route answers, and what interactions are matched on.
+    control_serving_name = models.CharField(max_length=200)
+    canary_serving_name = models.CharField(max_length=200)
+    share = models.FloatField()
+    min_sample = models.PositiveIntegerField()
+    metric = models.CharField(max_length=30)
+    alpha = models.FloatField()
+    margin = models.FloatField()
+    tau = models.FloatField()
+    burn_in = models.PositiveIntegerField()
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
+    version = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    deadline = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The last look of the background check, shown on the model page.
+    last_evidence = models.JSONField(default=dict, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["running", "completed", "rolled_back", "stopped"]),
+                name="experiment_valid_state",
+            ),
+            models.CheckConstraint(
+                condition=Q(share__gt=0) & Q(share__lt=1), name="experiment_share_open_unit"
+            ),
+            models.CheckConstraint(
+                condition=Q(state="running") | Q(ended_at__isnull=False),
+                name="experiment_ended_has_time",
+            ),
+            # The route answers for one experiment at a time.
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="running"), name="experiment_one_running"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"experiment #{self.pk} ({self.canary_serving_name} vs {self.control_serving_name})"
+
+    @property
+    def is_running(self) -> bool:
+        return self.state == self.State.RUNNING
+
+
+class MonitorAlert(models.Model):
+    """The current model's primary metric worse than its own trailing baseline beyond the
+    bound. One open alert per model; closed by a rollback or by an admin."""
+
+    model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="alerts")
+    # The model a rollback would restore (None: the base model).
+    previous = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    metric = models.CharField(max_length=30)
+    evidence = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(closed_at__isnull=True), name="monitoralert_one_open"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert #{self.pk} on {self.model}"

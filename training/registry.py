@@ -12,10 +12,13 @@ transaction, under one advisory lock, so the registry is changed by one writer a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pghistory
+from django.conf import settings
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from training import selectors
@@ -23,12 +26,15 @@ from training.errors import TrainingError
 from training.gate import GateResult
 from training.models import (
     DatasetVersion,
+    Experiment,
     ModelEvent,
     ModelVersion,
     Quarantine,
     TrainingRun,
 )
+from training.route import route_changed
 from training.selectors_runs import BASE_MODEL_NAME, current_model
+from training.webhooks import event_emit
 
 REGISTRY_LOCK = 7_205_001
 ERR_PROMOTE_STATUS = "Only a candidate can be promoted; {model} is {status}."
@@ -47,6 +53,11 @@ REASON_REPLACED = "replaced as current by {model}"
 REASON_RESTORED = "restored as current: {model} was rolled back ({reason})"
 REASON_ROLLED_BACK = "trained on quarantined data: quarantine #{pk} ({kind}): {reason}"
 REASON_NO_PREVIOUS = "; no earlier model to restore, the base model is current again"
+REASON_AUTO_CANARY = "automatic canary (FLYWHEEL_AUTO_PROMOTE): gate {detail}"
+ERR_EXPERIMENT_RUNNING = (
+    "{experiment} is running: decide or stop it before starting another canary."
+)
+ERR_SERVING_NAME = "The serving name {name!r} is taken (by {owner})."
 
 
 def _registry_lock() -> None:
@@ -61,6 +72,21 @@ def _event(model: ModelVersion, action: str, *, from_status: str, reason: str, *
         from_status=from_status,
         to_status=model.status,
         reason=reason,
+        **extra,
+    )
+
+
+def _mark_rolled_back(model: ModelVersion, *, reason: str, other, user, **extra) -> None:
+    before = model.status
+    model.status = ModelVersion.Status.ROLLED_BACK
+    model.save(update_fields=["status"])
+    _event(
+        model,
+        ModelEvent.Action.ROLLED_BACK,
+        from_status=before,
+        reason=reason,
+        other=other,
+        user=user,
         **extra,
     )
 
@@ -80,8 +106,16 @@ def model_version_register(
     reason = REASON_REGISTERED.format(run=run.pk, version=version, detail=gate_result.detail)
     with transaction.atomic(), pghistory.context(reason=reason, run=run.pk):
         _registry_lock()
+        name = f"{version.dataset.name}-v{version.number}-run{run.pk}"
+        serving_name = (run.config.get("serving_name") or "").strip() or name
+        taken = ModelVersion.objects.filter(serving_name=serving_name).first()
+        if taken is not None or serving_name == settings.FLYWHEEL_BASE_SERVING_NAME:
+            raise TrainingError(
+                ERR_SERVING_NAME.format(name=serving_name, owner=taken or "the base model")
+            )
         model = ModelVersion.objects.create(
-            name=f"{version.dataset.name}-v{version.number}-run{run.pk}",
+            name=name,
+            serving_name=serving_name,
             run=run,
             dataset_version=version,
             method=run.method,
@@ -104,7 +138,15 @@ def model_version_register(
         _event(model, action, from_status="", reason=reason)
         if gate_result.passed and run.config.get("auto_promote"):
             current = current_model()
-            if current == gate_result.baseline:
+            running = Experiment.objects.filter(state=Experiment.State.RUNNING).exists()
+            if current == gate_result.baseline and run.config.get("canary") and not running:
+                _experiment_open(
+                    model=model,
+                    current=current,
+                    user=None,
+                    reason=REASON_AUTO_CANARY.format(detail=gate_result.detail),
+                )
+            elif current == gate_result.baseline and not run.config.get("canary"):
                 _promote(
                     model=model,
                     current=current,
@@ -112,6 +154,131 @@ def model_version_register(
                     reason=REASON_AUTO_PROMOTED.format(detail=gate_result.detail),
                 )
     return model
+
+
+def model_link(model: ModelVersion) -> str:
+    return reverse("training_runs:model", args=[model.pk])
+
+
+def _experiment_open(
+    *,
+    model: ModelVersion,
+    current: ModelVersion | None,
+    user,
+    reason: str,
+    share: float | None = None,
+    min_sample: int | None = None,
+    max_duration_s: int | None = None,
+) -> Experiment:
+    """Start the canary: `model` serves `share` of the keys beside the current model. The
+    candidate stays a candidate until the experiment completes."""
+    now = timezone.now()
+    experiment = Experiment.objects.create(
+        control=current,
+        canary=model,
+        control_serving_name=(
+            current.serving_name if current else settings.FLYWHEEL_BASE_SERVING_NAME
+        ),
+        canary_serving_name=model.serving_name,
+        share=share if share is not None else settings.FLYWHEEL_CANARY_SHARE,
+        min_sample=min_sample or settings.FLYWHEEL_CANARY_MIN_SAMPLE,
+        metric=settings.FLYWHEEL_CANARY_METRIC,
+        alpha=settings.FLYWHEEL_CANARY_ALPHA,
+        margin=settings.FLYWHEEL_CANARY_MARGIN,
+        tau=settings.FLYWHEEL_CANARY_TAU,
+        burn_in=settings.FLYWHEEL_CANARY_BURN_IN,
+        started_at=now,
+        deadline=now + timedelta(seconds=max_duration_s or settings.FLYWHEEL_CANARY_MAX_DURATION_S),
+        started_by=user,
+    )
+    _event(
+        model,
+        ModelEvent.Action.CANARY_STARTED,
+        from_status=model.status,
+        reason=reason,
+        other=current,
+        user=user,
+        experiment=experiment,
+        evidence={
+            "share": experiment.share,
+            "min_sample": experiment.min_sample,
+            "deadline": experiment.deadline.isoformat(),
+            "metric": experiment.metric,
+            "alpha": experiment.alpha,
+            "margin": experiment.margin,
+        },
+    )
+    event_emit(
+        type="experiment.started",
+        data={
+            "experiment": experiment.pk,
+            "canary": {"id": model.pk, "serving_name": experiment.canary_serving_name},
+            "control": {
+                "id": current.pk if current else None,
+                "serving_name": experiment.control_serving_name,
+            },
+            "share": experiment.share,
+            "link": model_link(model),
+        },
+    )
+    route_changed()
+    return experiment
+
+
+def _promotable(model: ModelVersion) -> tuple[ModelVersion, ModelVersion | None]:
+    """The model, fresh, and the current one; refused unless it may become current (or
+    the canary) now. Call under the registry lock."""
+    model = ModelVersion.objects.select_related("dataset_version").get(pk=model.pk)
+    current = current_model()
+    running = Experiment.objects.filter(state=Experiment.State.RUNNING).first()
+    if running is not None:
+        raise TrainingError(ERR_EXPERIMENT_RUNNING.format(experiment=running))
+    if model.status != ModelVersion.Status.CANDIDATE:
+        raise TrainingError(ERR_PROMOTE_STATUS.format(model=model, status=model.status))
+    if model.dataset_version.status == DatasetVersion.Status.QUARANTINED:
+        raise TrainingError(
+            ERR_PROMOTE_QUARANTINED.format(model=model, version=model.dataset_version)
+        )
+    if (
+        model.promoted_at is None
+        and model.gate_passed is not None
+        and model.baseline_id != (current.pk if current else None)
+    ):
+        raise TrainingError(
+            ERR_PROMOTE_BASELINE.format(
+                model=model,
+                baseline=model.baseline or BASE_MODEL_NAME,
+                current=current or BASE_MODEL_NAME,
+            )
+        )
+    return model, current
+
+
+def model_version_canary_start(
+    *,
+    model: ModelVersion,
+    user,
+    reason: str = "",
+    share: float | None = None,
+    min_sample: int | None = None,
+    max_duration_s: int | None = None,
+) -> Experiment:
+    """An admin's promotion when FLYWHEEL_CANARY is on: the same checks as an immediate
+    promotion, then a canary experiment against the current model (per-experiment
+    overrides of the share, minimum sample and maximum duration)."""
+    reason = (reason or "").strip() or f"canary started by {user}"
+    with transaction.atomic(), pghistory.context(reason=reason):
+        _registry_lock()
+        model, current = _promotable(model)
+        return _experiment_open(
+            model=model,
+            current=current,
+            user=user,
+            reason=reason,
+            share=share,
+            min_sample=min_sample,
+            max_duration_s=max_duration_s,
+        )
 
 
 def _promote(
@@ -122,6 +289,7 @@ def _promote(
     reason: str,
     action: str = ModelEvent.Action.PROMOTED,
     replaced: ModelVersion | None = None,
+    **extra,
 ) -> None:
     """Make `model` current; `current` (still promoted) goes back to candidate. `replaced`
     names the model it takes over from when that one has already left `promoted`."""
@@ -141,7 +309,16 @@ def _promote(
     model.promoted_at = timezone.now()
     model.promoted_by = user
     model.save(update_fields=["status", "promoted_at", "promoted_by"])
-    _event(model, action, from_status=before, reason=reason, other=current or replaced, user=user)
+    _event(
+        model,
+        action,
+        from_status=before,
+        reason=reason,
+        other=current or replaced,
+        user=user,
+        **extra,
+    )
+    route_changed()
 
 
 def model_version_promote(*, model: ModelVersion, user, reason: str = "") -> ModelVersion:
@@ -153,26 +330,7 @@ def model_version_promote(*, model: ModelVersion, user, reason: str = "") -> Mod
     reason = (reason or "").strip() or f"promoted by {user}"
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
-        model = ModelVersion.objects.select_related("dataset_version").get(pk=model.pk)
-        if model.status != ModelVersion.Status.CANDIDATE:
-            raise TrainingError(ERR_PROMOTE_STATUS.format(model=model, status=model.status))
-        if model.dataset_version.status == DatasetVersion.Status.QUARANTINED:
-            raise TrainingError(
-                ERR_PROMOTE_QUARANTINED.format(model=model, version=model.dataset_version)
-            )
-        current = current_model()
-        if (
-            model.promoted_at is None
-            and model.gate_passed is not None
-            and model.baseline_id != (current.pk if current else None)
-        ):
-            raise TrainingError(
-                ERR_PROMOTE_BASELINE.format(
-                    model=model,
-                    baseline=model.baseline or BASE_MODEL_NAME,
-                    current=current or BASE_MODEL_NAME,
-                )
-            )
+        model, current = _promotable(model)
         _promote(model=model, current=current, user=user, reason=reason)
     return model
 
@@ -226,7 +384,17 @@ def models_rollback_for(*, quarantine: Quarantine, user=None) -> Rollback:
             .order_by("pk")
         )
         current = current_model()
-        was_current = current is not None and current.pk in {m.pk for m in affected}
+        affected_ids = {m.pk for m in affected}
+        # A canary, or its control, trained on quarantined data: the comparison is moot.
+        for experiment in Experiment.objects.filter(state=Experiment.State.RUNNING):
+            if {experiment.canary_id, experiment.control_id} & affected_ids:
+                experiment.state = Experiment.State.STOPPED
+                experiment.ended_at = timezone.now()
+                experiment.version += 1
+                experiment.decision_reason = reason
+                experiment.save(update_fields=["state", "ended_at", "version", "decision_reason"])
+                route_changed()
+        was_current = current is not None and current.pk in affected_ids
         restored = None
         if was_current:
             restored = (
@@ -238,19 +406,16 @@ def models_rollback_for(*, quarantine: Quarantine, user=None) -> Rollback:
                 .first()
             )
         for model in affected:
-            before = model.status
-            model.status = ModelVersion.Status.ROLLED_BACK
-            model.save(update_fields=["status"])
             note = REASON_NO_PREVIOUS if model == current and restored is None else ""
-            _event(
+            _mark_rolled_back(
                 model,
-                ModelEvent.Action.ROLLED_BACK,
-                from_status=before,
                 reason=reason + note,
                 quarantine=quarantine,
                 other=restored if model == current else None,
                 user=user,
             )
+        if was_current:
+            route_changed()
         if restored is not None:
             _promote(
                 model=restored,

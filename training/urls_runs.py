@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import views_runs
+from training import views_canary, views_runs
 
 app_name = "training_runs"
 urlpatterns = [
@@ -16,4 +16,23 @@ urlpatterns = [
         name="promote",
     ),
     path("models/<int:pk>/reject/", views_runs.model_decide, {"decision": "reject"}, name="reject"),
+    path(
+        "experiments/<int:pk>/stop/",
+        views_canary.experiment_act,
+        {"action": "stop"},
+        name="experiment_stop",
+    ),
+    path(
+        "experiments/<int:pk>/extend/",
+        views_canary.experiment_act,
+        {"action": "extend"},
+        name="experiment_extend",
+    ),
+    path(
+        "experiments/<int:pk>/decide/",
+        views_canary.experiment_act,
+        {"action": "decide"},
+        name="experiment_decide",
+    ),
+    path("alerts/<int:pk>/rollback/", views_canary.alert_roll_back, name="alert_rollback"),
 ]

@@ -6,16 +6,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
-from training import registry, runs, selectors_runs
+from training import registry, runs, selectors_canary, selectors_runs
 from training.errors import TrainingError
 from training.models import ModelVersion
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
 PROMOTED = "{model} is now the current model."
+CANARY_STARTED = "{model} is now the canary: {share:.0%} of the keys, decided by live feedback."
 REJECTED = "{model} was rejected."
 NO_SUCH_RUN = "No training run #{pk}."
 CHOOSE_VERSION = "Choose a frozen dataset version."
@@ -93,19 +95,34 @@ def model_list(request):
 
 @login_required
 def model_detail(request, pk: int):
+    """The model, its gate, its canary experiments (the latest one live: the fragment
+    polls itself while the experiment runs) and its history."""
     require_role(request.user, ADMIN)
     model = _model_or_404(pk)
-    return render(
-        request,
-        "training/runs/model.html",
-        {
-            "model": model,
-            "current": selectors_runs.current_model(),
-            "rows": selectors_runs.gate_rows(model=model),
-            "events": selectors_runs.model_events(model=model),
-            "can_decide": model.status == ModelVersion.Status.CANDIDATE,
+    experiments = selectors_canary.experiments_for_model(model=model)
+    experiment = experiments[0] if experiments else None
+    context = {
+        "model": model,
+        "current": selectors_runs.current_model(),
+        "rows": selectors_runs.gate_rows(model=model),
+        "events": selectors_runs.model_events(model=model),
+        "can_decide": model.status == ModelVersion.Status.CANDIDATE
+        and (experiment is None or not experiment.is_running),
+        "canary": settings.FLYWHEEL_CANARY,
+        "defaults": {
+            "share": settings.FLYWHEEL_CANARY_SHARE,
+            "min_sample": settings.FLYWHEEL_CANARY_MIN_SAMPLE,
+            "hours": settings.FLYWHEEL_CANARY_MAX_DURATION_S / 3600,
         },
-    )
+        "experiment": experiment,
+        "comparison": selectors_canary.experiment_comparison(
+            experiment=experiment, now=timezone.now()
+        )
+        if experiment
+        else None,
+        "alerts": [a for a in selectors_canary.monitor_alerts_open() if a.model_id == model.pk],
+    }
+    return render_page(request, "training/runs/model.html", "experiment", context)
 
 
 @login_required
@@ -115,14 +132,49 @@ def model_decide(request, pk: int, decision: str):
     model that is no longer a candidate, or a rejection without a reason."""
     require_role(request.user, ADMIN)
     model = _model_or_404(pk)
-    service, done = {
-        "promote": (registry.model_version_promote, PROMOTED),
-        "reject": (registry.model_version_reject, REJECTED),
-    }[decision]
+    reason = request.POST.get("reason", "")
     try:
-        service(model=model, user=request.user, reason=request.POST.get("reason", ""))
+        if decision == "reject":
+            registry.model_version_reject(model=model, user=request.user, reason=reason)
+            done = REJECTED.format(model=model)
+        elif settings.FLYWHEEL_CANARY:
+            experiment = registry.model_version_canary_start(
+                model=model, user=request.user, reason=reason, **_overrides(request.POST)
+            )
+            done = CANARY_STARTED.format(model=model, share=experiment.share)
+        else:
+            registry.model_version_promote(model=model, user=request.user, reason=reason)
+            done = PROMOTED.format(model=model)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, done.format(model=model))
+        messages.success(request, done)
     return redirect("training_runs:model", pk=pk)
+
+
+BAD_OVERRIDE = "{field} must be {rule}, or blank for the setting."
+OVERRIDES = (
+    ("share", float, lambda v: 0 < v < 1, "a number between 0 and 1"),
+    ("min_sample", int, lambda v: 0 < v <= 10_000_000, "a positive whole number"),
+    ("hours", int, lambda v: 0 < v <= 24 * 366, "a whole number of hours up to a year"),
+)
+
+
+def _overrides(post) -> dict:
+    """Per-experiment overrides of the settings; blank: the setting. A bad value refuses
+    the whole promotion (nothing starts)."""
+    values = {}
+    for field, kind, valid, rule in OVERRIDES:
+        raw = (post.get(field) or "").strip()
+        if not raw:
+            values[field] = None
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise TrainingError(BAD_OVERRIDE.format(field=field, rule=rule))
+        values[field] = value
+    hours = values.pop("hours")
+    return {**values, "max_duration_s": hours * 3600 if hours else None}

@@ -29,7 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("source")
         parser.add_argument("name")
         parser.add_argument(
-            "--scopes", default="ingest", help="comma-separated: ingest,export (default ingest)"
+            "--scopes",
+            default="ingest",
+            help="comma-separated: ingest,export,route (default ingest)",
         )
 
     def handle(self, *args, source, name, scopes, **options):

@@ -1,0 +1,194 @@
+"""Drive a canary experiment the way a serving application would, over HTTP only.
+
+For each of --keys users: ask GET /api/v1/route which model serves them, "serve" --per-key
+interactions tagged with the returned serving name, and send feedback on a share of them
+(--bad-control / --bad-canary: the chance of a bad outcome, sent as thumbs_down or
+regenerated), through POST /api/v1/batch. With --wait it then polls the route until the
+experiment has ended and prints the decision. It touches no database: run it against the
+demo (`make run`) or any deployment, with a token holding the route scope and one holding
+the ingest scope (one token may hold both).
+
+    python manage.py simulate_traffic --url http://127.0.0.1:8000 \\
+        --route-token fw_... --ingest-token fw_... --keys 2000 --bad-canary 0.3 --wait 900
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+
+BATCH = 500
+BAD_KINDS = ("thumbs_down", "regenerated")
+
+
+class Client:
+    def __init__(self, url: str, *, route_token: str, ingest_token: str, timeout: float):
+        self.url = url.rstrip("/")
+        self.route_token = route_token
+        self.ingest_token = ingest_token
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, token: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 (an http(s) URL the operator gives)
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                    return json.load(response)
+            except urllib.error.HTTPError as error:
+                if error.code == 429 and attempt < 4:
+                    time.sleep(int(error.headers.get("Retry-After", "1")))
+                    continue
+                detail = f"{method} {path}: {error.code} {error.read()[:300]!r}"
+                raise CommandError(detail) from None
+        raise CommandError(f"{method} {path}: rate limited")
+
+    def route(self, key: str) -> dict:
+        query = urllib.parse.urlencode({"key": key})
+        return self._call("GET", f"/api/v1/route?{query}", self.route_token)
+
+    def batch(self, *, interactions=(), feedback=()) -> dict:
+        body = {"interactions": list(interactions), "feedback": list(feedback)}
+        result = self._call("POST", "/api/v1/batch", self.ingest_token, body)
+        rejected = [r for r in result.get("results", []) if r.get("status") == "rejected"]
+        if rejected:
+            raise CommandError(f"the API rejected items: {rejected[:3]}")
+        return result
+
+
+class Command(BaseCommand):
+    help = "Simulate users on a canary experiment through the public API (route, ingest)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--url", required=True, help="the Flywheel base URL")
+        parser.add_argument("--route-token", required=True, help="a token with the route scope")
+        parser.add_argument("--ingest-token", required=True, help="a token with the ingest scope")
+        parser.add_argument("--keys", type=int, default=1000, help="simulated users")
+        parser.add_argument("--per-key", type=int, default=1, help="interactions per user")
+        parser.add_argument("--bad-control", type=float, default=0.1)
+        parser.add_argument("--bad-canary", type=float, default=0.1)
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--prefix", default="", help="event id prefix (default: random)")
+        parser.add_argument(
+            "--wait", type=float, default=0, help="seconds to wait for the decision (0: none)"
+        )
+        parser.add_argument("--timeout", type=float, default=10.0, help="per HTTP call")
+
+    def handle(self, *args, **options):
+        for name in ("bad_control", "bad_canary"):
+            if not 0 <= options[name] <= 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 1")
+        if options["keys"] < 1 or options["per_key"] < 1:
+            raise CommandError("--keys and --per-key must be at least 1")
+        client = Client(
+            options["url"],
+            route_token=options["route_token"],
+            ingest_token=options["ingest_token"],
+            timeout=options["timeout"],
+        )
+        summary = simulate(client, **{k: options[k] for k in SIMULATE_OPTIONS})
+        self.stdout.write(json.dumps(summary["arms"]))
+        self.stdout.write(
+            f"experiment {summary['experiment']}: {summary['canary_keys']} of "
+            f"{options['keys']} keys on the canary; {summary['changed']} keys changed arm"
+        )
+        if options["wait"] > 0 and summary["experiment"] is not None:
+            decision = wait_for_decision(
+                client, summary=summary, seconds=options["wait"], poll_s=1.0
+            )
+            self.stdout.write(f"decision: {decision}")
+
+
+SIMULATE_OPTIONS = ("keys", "per_key", "bad_control", "bad_canary", "seed", "prefix")
+
+
+def simulate(
+    client: Client,
+    *,
+    keys: int,
+    per_key: int,
+    bad_control: float,
+    bad_canary: float,
+    seed: int,
+    prefix: str = "",
+) -> dict:
+    """Returns per-arm counts, each key's arm, the experiment id and serving names seen."""
+    rng = random.Random(seed)
+    prefix = prefix or uuid.uuid4().hex[:8]
+    bad = {"control": bad_control, "canary": bad_canary}
+    arms: dict[str, dict] = {}
+    key_arm: dict[str, str] = {}
+    changed = 0
+    experiment = None
+    models: dict[str, str] = {}
+    interactions, feedback = [], []
+    for k in range(keys):
+        key = f"{prefix}-user-{k}"
+        for i in range(per_key):
+            answer = client.route(key)
+            arm, model = answer["arm"], answer["model"]
+            experiment = experiment or answer["experiment"]
+            models[arm] = model
+            if key_arm.setdefault(key, arm) != arm:
+                changed += 1
+            stats = arms.setdefault(arm, {"model": model, "interactions": 0, "bad": 0})
+            stats["interactions"] += 1
+            event_id = f"{prefix}-{k}-{i}"
+            interactions.append(
+                {
+                    "event_id": event_id,
+                    "model": model,
+                    "messages": [{"role": "user", "content": f"question number {k} {i}"}],
+                    "response": f"answer number {k} {i}",
+                    "session_id": key,
+                }
+            )
+            if rng.random() < bad[arm]:
+                stats["bad"] += 1
+                feedback.append(
+                    {
+                        "event_id": f"{event_id}-fb",
+                        "interaction_event_id": event_id,
+                        "kind": rng.choice(BAD_KINDS),
+                    }
+                )
+            if len(interactions) >= BATCH:
+                client.batch(interactions=interactions)
+                interactions = []
+    if interactions:
+        client.batch(interactions=interactions)
+    for start in range(0, len(feedback), BATCH):
+        client.batch(feedback=feedback[start : start + BATCH])
+    return {
+        "arms": arms,
+        "experiment": experiment,
+        "models": models,
+        "key_arm": key_arm,
+        "canary_keys": sum(arm == "canary" for arm in key_arm.values()),
+        "changed": changed,
+    }
+
+
+def wait_for_decision(client: Client, *, summary: dict, seconds: float, poll_s: float) -> str:
+    """Poll the route until the experiment is over: `completed` when the canary now serves
+    everyone, `rolled back or stopped` when the control does, `undecided` on timeout."""
+    deadline = time.monotonic() + seconds
+    canary = summary["models"].get("canary")
+    while time.monotonic() < deadline:
+        answer = client.route("simulate-traffic-probe")
+        if answer["experiment"] is None:
+            return "completed" if answer["model"] == canary else "rolled back or stopped"
+        time.sleep(poll_s)
+    return "undecided"

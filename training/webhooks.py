@@ -1,0 +1,5 @@
+"""Webhook events."""
+
+
+def event_emit(*, type: str, data: dict) -> None:
+    """placeholder: replaced by the hooks branch"""
