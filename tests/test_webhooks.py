@@ -9,6 +9,7 @@ import ipaddress
 import json
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -142,6 +143,8 @@ def test_a_subscribed_endpoint_receives_one_signed_event_through_a_real_worker(
         receiver.secret = endpoint.secret
 
         emit(name="support-v1")
+        # The emitting transaction committed without waiting for any receiver.
+        assert receiver.requests == [] and WebhookDelivery.objects.count() == 1
         work()
     finally:
         other.close()
@@ -383,6 +386,40 @@ def test_redirects_are_not_followed(hook_settings, receiver):
     attempt = WebhookAttempt.objects.get()
     assert (attempt.status_code, attempt.ok) == (302, False)
     assert len(receiver.requests) == 1
+
+
+def test_a_receiver_that_drips_its_answer_cannot_hold_the_worker(hook_settings):
+    class Drip(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+        def log_message(self, *args):
+            pass
+
+    hook_settings.FLYWHEEL_WEBHOOK_TIMEOUT_S = 0.5
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = webhook_http.post(
+            url=f"http://127.0.0.1:{server.server_address[1]}/",
+            body=b"{}",
+            headers={},
+            excerpt_max=1000,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Within twice the timeout plus one read, not the 50 s the answer would take.
+    assert result.latency_ms < 2000
+    assert (result.ok, result.status_code) == (True, 200)
+    assert 0 < len(result.excerpt) < 1000
 
 
 def test_a_dead_endpoint_fails_fast_with_the_error_recorded(hook_settings):

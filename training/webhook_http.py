@@ -138,6 +138,20 @@ def _pool(target: Target, ip: str, timeout: urllib3.Timeout):
     return urllib3.HTTPConnectionPool(ip, target.port, timeout=timeout, retries=False, maxsize=1)
 
 
+def _read_until(response, *, limit: int, deadline: float) -> bytes:
+    """At most `limit` bytes, and no read begun after the deadline: a receiver that drips
+    its answer a byte at a time cannot hold the worker (each read waits at most the
+    timeout; the job's own timeout is the last resort)."""
+    chunks, size = [], 0
+    while size < limit and time.monotonic() < deadline:
+        chunk = response.read1(min(256, limit - size), decode_content=False)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _text(raw: bytes, limit: int) -> str:
     return raw.decode("utf-8", errors="replace")[:limit]
 
@@ -175,7 +189,7 @@ def post(*, url: str, body: bytes, headers: dict[str, str], excerpt_max: int) ->
             preload_content=False,
         )
         try:
-            raw = response.read(excerpt_max, decode_content=False)
+            raw = _read_until(response, limit=excerpt_max, deadline=started + 2 * seconds)
         finally:
             response.release_conn()
     except (urllib3.exceptions.HTTPError, OSError) as error:

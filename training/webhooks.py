@@ -327,6 +327,13 @@ def _record(*, delivery: WebhookDelivery, started: datetime, result) -> str:
         wait = timedelta(seconds=backoff_seconds(delivery.attempts))
         status, changes = WebhookDelivery.Status.PENDING, {"next_attempt_at": now + wait}
     with transaction.atomic():
+        # Only while still ours: once a sweeper took the claim back (this worker was too
+        # slow), or a second sweeper got here first, the row and its log are theirs.
+        ours = WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.SENDING, attempts=delivery.attempts
+        ).update(status=status, claimed_until=None, **changes)
+        if not ours:
+            return "lost claim"
         WebhookAttempt.objects.create(
             delivery=delivery,
             number=delivery.attempts,
@@ -337,10 +344,6 @@ def _record(*, delivery: WebhookDelivery, started: datetime, result) -> str:
             error=result.error,
             ok=result.ok,
         )
-        # Only while still ours: a sweeper that took the claim back owns the row now.
-        WebhookDelivery.objects.filter(
-            pk=delivery.pk, status=WebhookDelivery.Status.SENDING, attempts=delivery.attempts
-        ).update(status=status, claimed_until=None, **changes)
     return status
 
 
@@ -353,8 +356,8 @@ def deliveries_sweep(*, now: datetime | None = None) -> dict:
         status=WebhookDelivery.Status.SENDING, claimed_until__lt=now
     ).select_related("event", "endpoint")[:SWEEP_LIMIT]:
         lost = webhook_http.Result(False, None, "", ERR_ABANDONED, 0)
-        _record(delivery=delivery, started=delivery.claimed_until, result=lost)
-        reclaimed += 1
+        if _record(delivery=delivery, started=delivery.claimed_until, result=lost) != "lost claim":
+            reclaimed += 1
     due = WebhookDelivery.objects.filter(
         status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now, endpoint__enabled=True
     ).order_by("next_attempt_at")
