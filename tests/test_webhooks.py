@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -375,6 +378,62 @@ def test_the_request_goes_to_the_address_that_was_checked_with_the_host_header_k
     assert lookups == ["hooks.example.test"]  # once per attempt, by the guard
     assert receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
     assert receiver.requests[0]["verified"]
+
+
+def test_https_goes_to_the_checked_address_with_sni_and_the_certificate_of_the_host(
+    hook_settings, tmp_path, monkeypatch
+):
+    """A TLS receiver with a certificate for hooks.example.test only, reached at the
+    127.0.0.1 the guard resolved: the handshake names the host (SNI) and the certificate is
+    verified against it, so pinning the address costs no TLS check."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=hooks.example.test"),
+            *("-addext", "subjectAltName=DNS:hooks.example.test"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seen, names = [], []
+
+    class Tls(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers["Host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tls)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: real("127.0.0.1" if host == "hooks.example.test" else host, *a, **k),
+    )
+    url = f"https://hooks.example.test:{server.server_address[1]}/in"
+    try:
+        untrusted = webhook_http.post(url=url, body=b"{}", headers={}, excerpt_max=1000)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test certificate
+        trusted = webhook_http.post(url=url, body=b"{}", headers={}, excerpt_max=1000)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+    assert (trusted.ok, trusted.status_code) == (True, 204)
+    assert seen == [f"hooks.example.test:{server.server_address[1]}"]
+    assert names == ["hooks.example.test", "hooks.example.test"]
 
 
 @pytest.mark.django_db(transaction=True)
