@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import django_rq
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from rq import SimpleWorker
 from standardwebhooks import Webhook
@@ -41,6 +45,7 @@ pytestmark = pytest.mark.usefixtures("export_dir")
 # A fixed reference time: nothing here depends on today's date.
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- a real receiver ------------------------------------------------------------------------
@@ -54,6 +59,7 @@ class Receiver:
         self.statuses: list[int] = []
         self.requests: list[dict] = []
         self.secret: str | None = None
+        self.hold: threading.Event | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +74,8 @@ class Receiver:
                 receiver.requests.append(
                     {"headers": headers, "body": body, "payload": payload, "verified": verified}
                 )
+                if receiver.hold is not None:  # a receiver that hangs until released
+                    receiver.hold.wait(timeout=120)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 if status in (301, 302):
@@ -89,6 +97,8 @@ class Receiver:
         return f"http://{host}:{self.port}/hooks/flywheel?x=1"
 
     def close(self):
+        if self.hold is not None:
+            self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -263,6 +273,60 @@ def test_a_delivery_claimed_by_a_worker_that_died_is_sent_by_the_sweeper(hook_se
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
     assert len(receiver.requests) == 1 and receiver.requests[0]["verified"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_request_loses_nothing(hook_settings, receiver):
+    """A real `rqworker webhooks` process is killed with SIGKILL while the receiver holds its
+    request; the sweeper takes the delivery back and another worker delivers it (again:
+    at-least-once, the same webhook-id)."""
+    endpoint_for(receiver)
+    receiver.hold = threading.Event()
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
+        "REDIS_URL": hook_settings.REDIS_URL,
+        "FLYWHEEL_ALLOW_DEV_SECRET": "true",
+        "FLYWHEEL_ENV_FILE": "",
+        "FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "FLYWHEEL_WEBHOOK_TIMEOUT_S": "30",
+    }
+    emit()
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "manage.py", "rqworker", "webhooks", "--burst"),
+            *("--worker-class", "rq.worker.SimpleWorker"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180  # a loaded machine starts Django slowly
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.requests, "the worker never sent the request"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    receiver.hold.set()
+    receiver.hold = None
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "sending"  # claimed by the dead worker
+
+    later = delivery.claimed_until + timedelta(seconds=1)
+    with time_machine.travel(later, tick=True) as clock:
+        assert webhooks.deliveries_sweep()["reclaimed"] == 1
+        clock.shift(timedelta(seconds=11))
+        assert webhooks.deliveries_sweep()["queued"] == 1
+        work()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    assert len(receiver.requests) == 2 and all(r["verified"] for r in receiver.requests)
+    assert len({r["headers"]["webhook-id"] for r in receiver.requests}) == 1
 
 
 @pytest.mark.django_db(transaction=True)
