@@ -330,6 +330,25 @@ def test_a_worker_killed_mid_request_loses_nothing(hook_settings, receiver):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_sweeper_is_a_periodic_job_on_the_webhooks_queue(hook_settings, receiver):
+    from rq import cron
+
+    import flywheel_site.cron  # noqa: F401 (registers the jobs)
+
+    [entry] = [e for e in cron._job_data_registry if e["name"] == "webhooks-sweep"]
+    assert (entry["func"], entry["queue_name"]) == (jobs.webhooks_sweep, "webhooks")
+    assert entry["interval"] == hook_settings.FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S
+    endpoint_for(receiver)
+    # An event exists only if the change it announces committed.
+    with transaction.atomic():
+        webhooks.event_emit(type=webhooks.MODEL_GATED, data={})
+        transaction.set_rollback(True)
+    assert not WebhookEvent.objects.exists()
+    assert django_rq.get_queue("webhooks").count == 0
+    assert jobs.webhooks_sweep() == {"reclaimed": 0, "queued": 0}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_events_emitted_while_redis_is_down_are_delivered_after_it_returns(hook_settings, receiver):
     endpoint_for(receiver)
     fw_redis.mark_down(ConnectionError("redis is down"))
