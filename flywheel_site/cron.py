@@ -7,7 +7,7 @@ from django.conf import settings
 from rq import cron
 
 from curation.jobs import sweep
-from training.jobs import trigger_check
+from training.jobs import trigger_check, webhooks_sweep
 
 cron.register(
     sweep,
@@ -25,4 +25,14 @@ cron.register(
     interval=settings.FLYWHEEL_TRAIN_TRIGGER_INTERVAL_S,
     job_timeout=1800,
     name="training-trigger",
+)
+
+# Webhook retries are due at their backoff times; this queues them (and the deliveries a
+# Redis outage or a dead worker left behind) on the webhooks queue.
+cron.register(
+    webhooks_sweep,
+    "webhooks",
+    interval=settings.FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S,
+    job_timeout=300,
+    name="webhooks-sweep",
 )

@@ -4,6 +4,7 @@ Each variable is documented in README.md ("Settings"). Bad values raise
 ImproperlyConfigured at start-up.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,7 +113,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:26379/0")
 RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
-    for name, timeout in (("default", 600), ("curation", 900), ("training", 6 * 3600))
+    for name, timeout in (
+        ("default", 600),
+        ("curation", 900),
+        ("training", 6 * 3600),
+        ("webhooks", 300),
+    )
 }
 # Short socket timeouts: when Redis is down, ingest must notice fast and carry on.
 REDIS_SOCKET_TIMEOUT = env_float("FLYWHEEL_REDIS_SOCKET_TIMEOUT", 0.5, minimum=0.01)
@@ -329,3 +335,26 @@ FLYWHEEL_MONITOR_BASELINE_S = env_int("FLYWHEEL_MONITOR_BASELINE_S", 7 * 86400, 
 FLYWHEEL_MONITOR_BOUND = env_float("FLYWHEEL_MONITOR_BOUND", 0.05, minimum=0, maximum=1)
 FLYWHEEL_MONITOR_MIN_SAMPLE = env_int("FLYWHEEL_MONITOR_MIN_SAMPLE", 200, minimum=1)
 # Training runs (end) -------------------------------------------------------------
+
+# Webhooks (training/webhooks.py) -------------------------------------------------
+# Absolute links in webhook payloads start with this (no trailing slash).
+FLYWHEEL_PUBLIC_BASE_URL = env_str("FLYWHEEL_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Seconds to connect and to read each chunk of a receiver's answer: a slow or dead
+# endpoint holds a webhook worker this long at most.
+FLYWHEEL_WEBHOOK_TIMEOUT_S = env_float("FLYWHEEL_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1, maximum=60)
+FLYWHEEL_WEBHOOK_MAX_ATTEMPTS = env_int("FLYWHEEL_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+# Delay before retry n is base * 2**(n-1), capped.
+FLYWHEEL_WEBHOOK_BACKOFF_BASE_S = env_float("FLYWHEEL_WEBHOOK_BACKOFF_BASE_S", 10.0, minimum=0)
+FLYWHEEL_WEBHOOK_BACKOFF_MAX_S = env_float("FLYWHEEL_WEBHOOK_BACKOFF_MAX_S", 3600.0, minimum=0)
+FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S = env_int("FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S", 10, minimum=1)
+# Receivers on loopback, private, link-local or other non-public addresses are refused
+# (SSRF) unless this is on, or their address is inside one of the allowed networks.
+FLYWHEEL_WEBHOOK_ALLOW_PRIVATE = env_bool("FLYWHEEL_WEBHOOK_ALLOW_PRIVATE", False)
+try:
+    FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(net, strict=False)
+        for net in env_list("FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS", [])
+    ]
+except ValueError as error:
+    raise ImproperlyConfigured(f"FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS: {error}") from None
+# Webhooks (end) ------------------------------------------------------------------

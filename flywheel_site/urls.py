@@ -30,6 +30,7 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("datasets/", include("training.urls")),
     path("training/", include("training.urls_runs")),
+    path("webhooks/", include("training.urls_webhooks")),
     path("admin/", admin.site.urls),
     path("django-rq/", include((RQ_URLS, "django_rq"))),
 ]

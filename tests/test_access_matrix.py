@@ -19,11 +19,14 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.timezone import now
 
 from curation import policies
 from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
+from training import webhooks
+from training.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -131,6 +134,16 @@ TABLE: dict[str, dict[str, tuple]] = {
     "training_runs:experiment_extend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:experiment_decide": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:alert_rollback": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    # Webhooks: admin pages; an empty form is refused (400), actions redirect.
+    "webhooks:endpoints": ANY_METHOD_ADMIN,
+    "webhooks:create": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
+    "webhooks:endpoint": ANY_METHOD_ADMIN,
+    "webhooks:edit": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
+    "webhooks:enable": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
+    "webhooks:test": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "webhooks:deliveries": ANY_METHOD_ADMIN,
+    "webhooks:delivery": ANY_METHOD_ADMIN,
+    "webhooks:resend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
 }
 
 # Which fixture row a URL's ``pk`` names; review items unless said here.
@@ -146,6 +159,12 @@ PK_OF = {
     "training_runs:experiment_extend": "experiment",
     "training_runs:experiment_decide": "experiment",
     "training_runs:alert_rollback": "alert",
+    "webhooks:endpoint": "endpoint",
+    "webhooks:edit": "endpoint",
+    "webhooks:enable": "endpoint",
+    "webhooks:test": "endpoint",
+    "webhooks:delivery": "delivery",
+    "webhooks:resend": "delivery",
 }
 
 
@@ -156,7 +175,10 @@ def objects(annotator2, admin):
     done = review(item, annotator2)
     version = frozen_version(admin)
     model = registered(version)
+    endpoint, delivery = webhook_rows()
     return {
+        "endpoint": endpoint,
+        "delivery": delivery,
         "item": item,
         "review": done,
         "candidate": item.candidate,
@@ -178,6 +200,18 @@ def canary_rows(version, model) -> dict:
     current = registered(version, serving_name="current", status="promoted")
     return {"experiment": experiment, "alert": MonitorAlert.objects.create(
         model=current, metric="bad_outcome", evidence={})}  # fmt: skip
+
+
+def webhook_rows():
+    """An endpoint (written directly: the SSRF guard would resolve its host) and a
+    delivery of an event to it."""
+    endpoint = WebhookEndpoint.objects.create(
+        url="https://hooks.example.com/in",
+        secret=webhooks.secret_generate(),
+        event_types=[webhooks.MODEL_GATED],
+    )
+    event = WebhookEvent.objects.create(type=webhooks.MODEL_GATED, timestamp=now(), data={})
+    return endpoint, WebhookDelivery.objects.create(event=event, endpoint=endpoint)
 
 
 def path_of(name: str, objects: dict) -> str:

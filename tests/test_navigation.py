@@ -17,6 +17,7 @@ REACHED_FROM = {
     "healthz": None,  # for load balancers
     "favicon": None,  # for browsers
     "review:guidelines_edit": "review:guidelines",
+    "webhooks:deliveries": "webhooks:endpoints",
 }
 # Not in the access table (they have their own access tests) but pages people use.
 ADMIN_EXTRA = ("admin:index", "django_rq:home")

@@ -8,7 +8,7 @@ error and an admin starts a new one.
 
 from django.db import close_old_connections
 
-from training import experiments, perform, runs
+from training import experiments, perform, runs, webhooks
 
 
 def training_run_execute(run_id: int) -> dict:
@@ -36,3 +36,15 @@ def trigger_check() -> dict:
     started = runs.training_trigger_check()
     checked = experiments.experiments_check()
     return {**swept, "started": [run.pk for run in started], **checked}
+
+
+def webhook_deliver(delivery_id: int) -> dict:
+    """One attempt at one delivery; a duplicate or late job finds it claimed or done."""
+    close_old_connections()
+    return {"delivery": delivery_id, "result": webhooks.delivery_attempt(delivery_id=delivery_id)}
+
+
+def webhooks_sweep() -> dict:
+    """Periodic: take back deliveries of dead workers and queue the due ones."""
+    close_old_connections()
+    return webhooks.deliveries_sweep()

@@ -443,6 +443,7 @@ class Quarantine(models.Model):
 
 
 from training.models_runs import *  # noqa: E402, F403
+from training.models_webhooks import *  # noqa: E402, F403
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.DeleteEvent())

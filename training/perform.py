@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.utils import timezone
-
 from training import export, external, gate, registry, runs, trainer
 from training.errors import TrainingError
 from training.models import (
@@ -105,12 +103,7 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     for quarantine in Quarantine.objects.filter(created_at__gte=version.frozen_at).order_by("pk"):
         registry.models_rollback_for(quarantine=quarantine)
     model.refresh_from_db()
-    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
-        status=TrainingRun.Status.SUCCEEDED,
-        stage="done",
-        metrics=metrics,
-        finished_at=timezone.now(),
-    )
+    runs.training_run_succeed(run_id=run.pk, metrics=metrics, model=model)
     runs.log_append(run.pk, f"registered {model.name} as {model.status}: gate {model.gate_detail}")
     return model
 

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from training import selectors
+from training import selectors, webhooks
 from training.errors import TrainingError
 from training.gate import GateResult
 from training.models import (
@@ -153,6 +153,24 @@ def model_version_register(
                     user=None,
                     reason=REASON_AUTO_PROMOTED.format(detail=gate_result.detail),
                 )
+        webhooks.event_emit(
+            type=webhooks.MODEL_GATED,
+            data={
+                "model": model.pk,
+                "name": model.name,
+                "status": model.status,
+                "gate_passed": model.gate_passed,
+                "gate_metric": model.gate_metric,
+                "gate_detail": model.gate_detail,
+                "metrics": model.metrics,
+                "run": run.pk,
+                "dataset_version": version.pk,
+                "links": {
+                    "model": webhooks.link("training_runs:model", model.pk),
+                    "run": webhooks.link("training_runs:run", run.pk),
+                },
+            },
+        )
     return model
 
 

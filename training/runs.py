@@ -22,7 +22,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from flywheel_site import redis as fw_redis
-from training import selectors, services
+from training import selectors, services, webhooks
 from training.errors import TrainingError
 from training.models import (
     Dataset,
@@ -248,22 +248,54 @@ def training_run_claim(*, run_id: int) -> TrainingRun | None:
     return TrainingRun.objects.select_related("dataset_version__dataset").get(pk=run_id)
 
 
+def _finished_emit(*, run_id: int, status: str, model=None, error: str = "") -> None:
+    data = {
+        "run": run_id,
+        "status": status,
+        "model": model.pk if model else None,
+        "model_status": model.status if model else None,
+        "error": error,
+        "links": {"run": webhooks.link("training_runs:run", run_id)},
+    }
+    webhooks.event_emit(type=webhooks.TRAINING_RUN_FINISHED, data=data)
+
+
 def _fail(*, run_id: int, error: BaseException | str) -> int:
     if isinstance(error, TrainingError):
         text = error.message  # written for the admin who reads the run page
     else:
         text = error if isinstance(error, str) else repr(error)
-    updated = TrainingRun.objects.filter(
-        pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
-    ).update(
-        status=TrainingRun.Status.FAILED,
-        stage="failed",
-        error=text[:ERROR_MAX_CHARS],
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        updated = TrainingRun.objects.filter(
+            pk=run_id, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
+        ).update(
+            status=TrainingRun.Status.FAILED,
+            stage="failed",
+            error=text[:ERROR_MAX_CHARS],
+            finished_at=timezone.now(),
+        )
+        if updated:
+            _finished_emit(
+                run_id=run_id, status=TrainingRun.Status.FAILED, error=text[:ERROR_MAX_CHARS]
+            )
     if updated:
         log_append(run_id, f"failed: {text[:ERROR_MAX_CHARS]}")
     return updated
+
+
+def training_run_succeed(*, run_id: int, metrics: dict, model) -> bool:
+    """running -> succeeded with the run's metrics and its registered model; False when
+    the run is no longer running (an admin or the sweeper failed it meanwhile)."""
+    with transaction.atomic():
+        updated = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.SUCCEEDED,
+            stage="done",
+            metrics=metrics,
+            finished_at=timezone.now(),
+        )
+        if updated:
+            _finished_emit(run_id=run_id, status=TrainingRun.Status.SUCCEEDED, model=model)
+    return bool(updated)
 
 
 def training_run_fail(*, run: TrainingRun, error: BaseException | str) -> None:

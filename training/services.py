@@ -26,7 +26,7 @@ from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to
 from curation.models import ApiToken, CandidateKind, TokenScope
 from curation.services import api_token_create
 from review.models import ReviewOutcome
-from training import export, gold, registry
+from training import export, gold, registry, webhooks
 from training.errors import TrainingError
 from training.models import (
     Dataset,
@@ -515,6 +515,19 @@ def dataset_version_freeze(
         transaction.on_commit(
             functools.partial(export.dataset_version_materialize_quietly, version_id=version.pk)
         )
+        webhooks.event_emit(
+            type=webhooks.DATASET_VERSION_FROZEN,
+            data={
+                "dataset": dataset.name,
+                "dataset_version": version.pk,
+                "number": version.number,
+                "counts": version.manifest.get("counts", {}),
+                "manifest_sha256": version.manifest_sha256,
+                "links": {
+                    "version": webhooks.link("training:version", dataset.name, version.number)
+                },
+            },
+        )
     return version, True
 
 
@@ -581,6 +594,18 @@ def quarantine_apply(*, user=None, **fields):
     with transaction.atomic():
         quarantine = quarantine_create(user=user, **fields)
         rollback = registry.models_rollback_for(quarantine=quarantine, user=user)
+        webhooks.event_emit(
+            type=webhooks.QUARANTINE_APPLIED,
+            data={
+                "quarantine": quarantine.pk,
+                "kind": quarantine.kind,
+                "reason": quarantine.reason,
+                "dataset_version": quarantine.dataset_version_id,
+                "rolled_back_models": [model.pk for model in rollback.rolled_back],
+                "restored_model": rollback.restored.pk if rollback.restored else None,
+                "links": {"quarantines": webhooks.link("training:quarantines")},
+            },
+        )
     return quarantine, rollback
 
 

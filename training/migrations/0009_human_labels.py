@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0006_canary_experiments'),
+        ('training', '0007_webhooks'),
     ]
 
     operations = [
