@@ -99,7 +99,7 @@ def _day_start(day: date) -> datetime:
 
 def home(*, user) -> dict:
     now = timezone.now()
-    today = _day_start(now.date())
+    today = local_day_start(now)
     mine = Review.objects.filter(reviewer=user).aggregate(
         total=Count("pk"),
         approved=Count("pk", filter=Q(decision__in=APPROVALS)),
@@ -238,7 +238,7 @@ def _median_seconds_of(*, user, since: datetime) -> float | None:
 def annotator_progress(*, now: datetime, days: int = 7) -> list[dict]:
     """Per annotator: reviews today and over the last ``days`` days, approval
     rate and median seconds per item over those days."""
-    today = _day_start(now.date())
+    today = local_day_start(now)
     since = today - timedelta(days=days - 1)
     rows = (
         Review.objects.filter(submitted_at__gte=since)

@@ -185,6 +185,18 @@ def test_progress_counts_today_in_the_site_time_zone(annotator, settings):
     assert strip["estimate_seconds"] == pytest.approx(240)  # two left at 120 s each
 
 
+def test_home_and_the_curators_table_count_today_in_the_site_time_zone(as_user, curator, settings):
+    settings.TIME_ZONE = "America/New_York"
+    first, second = make_items(2)
+    with time_machine.travel(datetime(2026, 3, 10, 3, 0, tzinfo=UTC), tick=False):
+        review(first, curator)  # the 9th in New York
+    with time_machine.travel(NOW, tick=False):
+        review(second, curator)
+        response = as_user(curator).get("/review/")
+    assert response.context["my_today"] == 1
+    assert [(row["today"], row["week"]) for row in response.context["progress"]] == [(1, 2)]
+
+
 def test_left_in_this_queue_follows_the_choice_and_is_capped(annotator, monkeypatch):
     make_items(3, kind="preference")
     make_items(2, kind="needs_answer")
