@@ -108,6 +108,22 @@ def test_a_failed_renewal_tells_the_reviewer(browser, live_server):  # noqa: F81
     context.close()
 
 
+def test_a_renewal_the_server_fails_tells_the_reviewer(browser, live_server):  # noqa: F811
+    person("annie", "annotator")
+    (item,) = make_items(1)
+    context, page = logged_in(browser, live_server, "annie")
+    start(page)
+    wait_for_screen(page, f"Item #{item.pk}")
+    page.route("**/renew/", lambda route: route.fulfill(status=502, body="bad gateway"))
+    page.keyboard.press("j")
+    alert = page.locator("#lease-status[role=alert]")
+    alert.wait_for()
+    assert "Could not renew your hold on this item (the server answered 502)" in (
+        alert.inner_text()
+    )
+    context.close()
+
+
 def test_the_queue_picker_and_the_mix(browser, live_server, settings):  # noqa: F811
     settings.FLYWHEEL_REVIEW_MIX = {"preference": 3, "needs_answer": 1}
     annie = person("annie", "annotator")

@@ -93,6 +93,17 @@ def test_an_item_copies_kind_task_type_and_source_from_its_candidate():
 # --- picking a queue ----------------------------------------------------------
 
 
+def test_the_picker_lists_the_task_types_of_queued_items_only(annotator):
+    make_items(2, task_type="support")
+    make_items(1, task_type="billing")
+    (done,) = make_items(1, task_type="legal")
+    ReviewItem.objects.filter(pk=done.pk).update(status="done")
+    assert selectors.queued_task_types() == ["billing", "support"]
+    services.queue_choose(user=annotator, kind="all", task_type="legal")
+    # A remembered choice stays selectable even when nothing of it is queued.
+    assert selectors.queue_picker(user=annotator)["task_types"] == ["billing", "support", "legal"]
+
+
 def test_a_needs_answer_queue_serves_only_needs_answer_items(annotator):
     make_items(3, kind="preference", priority=0.9)
     wanted = make_items(2, kind="needs_answer", priority=0.1)
