@@ -74,6 +74,30 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_weights(name: str, default: str) -> dict[str, int]:
+    """``key:weight,key:weight`` as an ordered dict of positive integer weights.
+    Which keys are allowed is for the reader to check (it owns that list)."""
+    raw = os.environ.get(name)
+    text = default if raw is None or raw.strip() == "" else raw
+    weights: dict[str, int] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition(":")
+        key = key.strip()
+        try:
+            weight = int(value)
+        except ValueError:
+            weight = 0
+        if not sep or not key or weight < 1:
+            raise ImproperlyConfigured(
+                f"{name} must be name:weight pairs with whole weights >= 1, "
+                f"separated by commas, got {text!r}"
+            )
+        if key in weights:
+            raise ImproperlyConfigured(f"{name} names {key!r} twice")
+        weights[key] = weight
+    return weights
+
+
 def _check_range(name, value, minimum, maximum) -> None:
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")

@@ -18,6 +18,7 @@ from flywheel_site.env import (
     env_int,
     env_list,
     env_str,
+    env_weights,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -238,6 +239,11 @@ if FLYWHEEL_TOXICITY_MODEL not in ("original", "unbiased", "multilingual"):
 # Review ------------------------------------------------------------------------
 # Minutes an annotator holds an item; renewed while they are active on it.
 FLYWHEEL_REVIEW_LEASE_MINUTES = env_int("FLYWHEEL_REVIEW_LEASE_MINUTES", 10, minimum=1)
+# The order the "all" queue serves kinds in: weights per kind, so one kind
+# cannot flood the others (review.queues checks the names at start-up).
+FLYWHEEL_REVIEW_MIX = env_weights("FLYWHEEL_REVIEW_MIX", "preference:3,sft:1,needs_answer:1")
+# Distinct annotators who skip an item before it goes to a curator.
+FLYWHEEL_REVIEW_SKIPS_TO_CURATOR = env_int("FLYWHEEL_REVIEW_SKIPS_TO_CURATOR", 3, minimum=1)
 # Failed logins (django-axes): after this many failures for one username from one
 # address, that pair is locked out for the cool-off. Keyed on the pair so a
 # stranger cannot lock a colleague out from elsewhere.

@@ -49,6 +49,17 @@ class ReviewItem(models.Model):
     # Reviews submitted so far; the review insert trigger keeps it, the check
     # constraint caps it at reviews_required.
     reviews_done = models.PositiveSmallIntegerField(default=0)
+    # Copied from the candidate by the insert trigger below, so the queue
+    # picker's filters read the item row and its indexes, never a join.
+    kind = models.CharField(max_length=12, blank=True, default="")
+    task_type = models.CharField(max_length=100, blank=True, default="")
+    source = models.ForeignKey(
+        "curation.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Distinct annotators who skipped the item; at FLYWHEEL_REVIEW_SKIPS_TO_CURATOR
+    # it goes to a curator (status adjudication, escalated_at set).
+    skip_count = models.PositiveIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -100,8 +111,46 @@ class ReviewItem(models.Model):
                 condition=Q(status="adjudication"),
                 name="reviewitem_adjudication_idx",
             ),
+            # The queue picker's claims: one partial index per column a queue
+            # filters on, each still in serving order.
+            models.Index(
+                fields=["kind", "-priority", "id"],
+                condition=Q(status="queued"),
+                name="reviewitem_queue_kind_idx",
+            ),
+            models.Index(
+                fields=["task_type", "-priority", "id"],
+                condition=Q(status="queued"),
+                name="reviewitem_queue_task_idx",
+            ),
+            models.Index(
+                fields=["source", "-priority", "id"],
+                condition=Q(status="queued"),
+                name="reviewitem_queue_source_idx",
+            ),
+            # The most skipped items, for curators: only skipped rows are indexed.
+            models.Index(
+                fields=["-skip_count", "id"],
+                condition=Q(skip_count__gt=0),
+                name="reviewitem_skipped_idx",
+            ),
             # Queue depth over time: items added per day in a window.
             models.Index(fields=["created_at"], name="reviewitem_created_idx"),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="reviewitem_copy_candidate",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func="""
+                SELECT c.kind, c.task_type, i.source_id
+                  INTO NEW.kind, NEW.task_type, NEW.source_id
+                  FROM curation_candidate c
+                  JOIN curation_interaction i ON i.id = c.interaction_id
+                 WHERE c.id = NEW.candidate_id;
+                RETURN NEW;
+                """,
+            ),
         ]
 
     def __str__(self) -> str:
@@ -268,9 +317,32 @@ class ReviewSkip(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["item", "user"], name="reviewskip_once"),
         ]
+        indexes = [
+            # Skips per annotator over a window (statistics).
+            models.Index(fields=["created_at"], name="reviewskip_by_day"),
+        ]
 
     def __str__(self) -> str:
         return f"skip of item #{self.item_id}"
+
+
+class QueueChoice(models.Model):
+    """The queue an annotator picked on their home page, kept until they
+    change it; ``served`` is their place in the "all" queue's mix."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=20, default="all")
+    task_type = models.CharField(max_length=100, blank=True, default="")
+    source = models.ForeignKey(
+        "curation.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    served = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"queue of user #{self.user_id}"
 
 
 @pghistory.track(pghistory.InsertEvent())

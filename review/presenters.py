@@ -19,6 +19,12 @@ from review.diff import render_diff_html, render_side_by_side_html, render_three
 from review.models import REJECT_REASONS, Decision, Guideline, Review, ReviewItem, model_output_of
 
 NONE = "\u2013"  # an en dash for "no value"
+# What the decision filter and the lists call each decision.
+DECISION_LABELS = (
+    (Decision.APPROVE, "Approved"),
+    (Decision.APPROVE_EDIT, "Approved with an edit"),
+    (Decision.REJECT, "Rejected"),
+)
 RUBRIC = (
     ("accuracy", "Accuracy"),
     ("helpfulness", "Helpfulness"),
@@ -298,3 +304,16 @@ def _suggestion_shown(suggestion: dict | None, *, integer: bool) -> dict | None:
         "approved_filtered_change": f"{suggestion['approved_filtered_change']:+.0f}",
         "n": suggestion["n"],
     }
+
+
+def my_review_rows(reviews: list[Review]) -> list[dict]:
+    """``/review/mine/`` rows: each review with what it was about, in a line."""
+    return [
+        {
+            "review": review,
+            "snippet": selectors.prompt_snippet(review.item.candidate.prompt),
+            "candidate_id": review.item.candidate_id,
+            "decision_label": dict(DECISION_LABELS).get(review.decision, review.decision),
+        }
+        for review in reviews
+    ]

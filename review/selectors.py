@@ -12,18 +12,28 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from curation.filters import FILTER_ORDER
-from curation.models import CandidateKind, FilterDecision
+from curation.models import CandidateKind, FilterDecision, Source
 from curation.policies import policy_current
 from curation.sampling import audit_rate_of
 from flywheel_site.access import CURATOR, has_role
-from review import agreement, calibration
-from review.models import APPROVALS, Guideline, Review, ReviewItem, ReviewOutcome
+from review import agreement, calibration, queues
+from review.models import (
+    APPROVALS,
+    Decision,
+    Guideline,
+    QueueChoice,
+    Review,
+    ReviewItem,
+    ReviewOutcome,
+    ReviewSkip,
+)
 
 PAGE_SIZE = 50
 STATS_WINDOWS = (7, 14, 30, 90)
@@ -31,6 +41,14 @@ STATS_WINDOWS = (7, 14, 30, 90)
 # statistics page stays bounded however much history there is.
 AGREEMENT_MAX_REVIEWS = 20_000
 ADJUDICATION_LIST_SIZE = 100
+# "Left in this queue" counts at most this many items, so the strip costs the
+# same on a queue of millions ("10,000+").
+LEFT_COUNT_CAP = 10_000
+# Median time per item over the annotator's reviews of the last this many days.
+PROGRESS_DAYS = 7
+TASK_TYPES_SHOWN = 200
+MOST_SKIPPED_SHOWN = 20
+SNIPPET_CHARS = 120
 
 
 # --- guidelines ---------------------------------------------------------------
@@ -84,7 +102,7 @@ def _day_start(day: date) -> datetime:
 
 def home(*, user) -> dict:
     now = timezone.now()
-    today = _day_start(now.date())
+    today = local_day_start(now)
     mine = Review.objects.filter(reviewer=user).aggregate(
         total=Count("pk"),
         approved=Count("pk", filter=Q(decision__in=APPROVALS)),
@@ -111,10 +129,119 @@ def home(*, user) -> dict:
     return context
 
 
+# --- the queue picker and progress strip ---------------------------------------
+
+
+def queue_choice(*, user) -> QueueChoice:
+    """The user's queue, unsaved defaults (all kinds, no filter) if never picked."""
+    return QueueChoice.objects.filter(user=user).first() or QueueChoice(user=user)
+
+
+def queue_picker(*, user) -> dict:
+    choice = queue_choice(user=user)
+    task_types = queued_task_types()
+    if choice.task_type and choice.task_type not in task_types:
+        task_types.append(choice.task_type)
+    return {
+        "choice": choice,
+        "kinds": queues.choices(),
+        "task_types": task_types,
+        "sources": list(Source.objects.order_by("name").values_list("pk", "name")),
+    }
+
+
+def queued_task_types(limit: int = TASK_TYPES_SHOWN) -> list[str]:
+    """Distinct task types of queued items, by a loose index scan: one index
+    probe per distinct value on the partial task-type index, instead of reading
+    every queued row (PostgreSQL has no skip scan of its own)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE t(v) AS (
+                (SELECT task_type FROM review_reviewitem WHERE status = 'queued'
+                  ORDER BY task_type LIMIT 1)
+                UNION ALL
+                SELECT (SELECT task_type FROM review_reviewitem
+                         WHERE status = 'queued' AND task_type > t.v
+                         ORDER BY task_type LIMIT 1)
+                  FROM t WHERE t.v IS NOT NULL
+            )
+            SELECT v FROM t WHERE v IS NOT NULL AND v <> '' LIMIT %s
+            """,
+            [limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def queue_items(*, user, choice: QueueChoice) -> QuerySet:
+    """Queued items of ``choice``'s queue that ``user`` may still review."""
+    items = ReviewItem.objects.filter(status=ReviewItem.Status.QUEUED).filter(
+        ~Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=user)),
+        ~Exists(ReviewSkip.objects.filter(item=OuterRef("pk"), user=user)),
+    )
+    if choice.kind in queues.BY_NAME:
+        items = items.filter(queues.BY_NAME[choice.kind].condition)
+    if choice.task_type:
+        items = items.filter(task_type=choice.task_type)
+    if choice.source_id is not None:
+        items = items.filter(source_id=choice.source_id)
+    return items
+
+
+def local_day_start(now: datetime) -> datetime:
+    """Midnight of ``now``'s day in the site's time zone (TIME_ZONE)."""
+    return timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
+
+
+def queue_progress(*, user, now: datetime | None = None) -> dict:
+    """The strip above the queue: done today, left in the queue, median time
+    per item over the last days and the time the rest would take at that pace."""
+    now = now or timezone.now()
+    choice = queue_choice(user=user)
+    left = queue_items(user=user, choice=choice).values("pk")[: LEFT_COUNT_CAP + 1].count()
+    since = now - timedelta(days=PROGRESS_DAYS)
+    done_today = Review.objects.filter(
+        reviewer=user, submitted_at__gte=local_day_start(now)
+    ).count()
+    median = _median_seconds_of(user=user, since=since)
+    return {
+        "queue_label": _queue_label(choice),
+        "done_today": done_today,
+        "left": min(left, LEFT_COUNT_CAP),
+        "left_capped": left > LEFT_COUNT_CAP,
+        "median_seconds": median,
+        "estimate_seconds": None if median is None else median * min(left, LEFT_COUNT_CAP),
+    }
+
+
+def _queue_label(choice: QueueChoice) -> str:
+    parts = [queues.label(choice.kind)]
+    if choice.task_type:
+        parts.append(f"task type {choice.task_type}")
+    if choice.source_id is not None:
+        parts.append(f"source {choice.source.name}")
+    return " · ".join(parts)
+
+
+def _median_seconds_of(*, user, since: datetime) -> float | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY EXTRACT(EPOCH FROM (submitted_at - started_at)))
+              FROM review_review
+             WHERE reviewer_id = %s AND submitted_at >= %s AND started_at IS NOT NULL
+            """,
+            [user.pk, since],
+        )
+        (median,) = cursor.fetchone()
+    return None if median is None else float(median)
+
+
 def annotator_progress(*, now: datetime, days: int = 7) -> list[dict]:
     """Per annotator: reviews today and over the last ``days`` days, approval
     rate and median seconds per item over those days."""
-    today = _day_start(now.date())
+    today = local_day_start(now)
     since = today - timedelta(days=days - 1)
     rows = (
         Review.objects.filter(submitted_at__gte=since)
@@ -153,11 +280,64 @@ def adjudication_list() -> dict:
     }
 
 
-def my_reviews(*, user, before: int | None = None, size: int = PAGE_SIZE) -> list[Review]:
-    query = Review.objects.filter(reviewer=user).select_related("item").order_by("-pk")
+def my_reviews(
+    *, user, before: int | None = None, decision: str = "", size: int | None = None
+) -> list[Review]:
+    """A page of the user's reviews, newest first, keyset-paginated by id
+    (``before``), optionally of one decision."""
+    query = (
+        Review.objects.filter(reviewer=user)
+        .select_related("item__candidate__interaction")
+        .order_by("-pk")
+    )
+    if decision in Decision.values:
+        query = query.filter(decision=decision)
     if before:
         query = query.filter(pk__lt=before)
-    return list(query[:size])
+    return list(query[: size or PAGE_SIZE])
+
+
+def prompt_snippet(prompt, limit: int = SNIPPET_CHARS) -> str:
+    """The last user message of a prompt, cut to ``limit`` characters."""
+    text = ""
+    if isinstance(prompt, list):
+        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            text = str(users[-1].get("content", ""))
+    elif prompt is not None:
+        text = str(prompt)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+# --- skips --------------------------------------------------------------------
+
+
+def skip_summary(*, since: datetime) -> dict:
+    """Skips per annotator in the window, the most skipped open items, and the
+    items skipping sent to curators that still wait."""
+    per_annotator = list(
+        ReviewSkip.objects.filter(created_at__gte=since)
+        .values("user__username")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "user__username")
+    )
+    most_skipped = list(
+        ReviewItem.objects.filter(skip_count__gt=0)
+        .exclude(status=ReviewItem.Status.DONE)
+        .order_by("-skip_count", "id")
+        .values("pk", "skip_count", "status", "kind", "stratum", "escalated_at")[
+            :MOST_SKIPPED_SHOWN
+        ]
+    )
+    return {
+        "skips_per_annotator": per_annotator,
+        "skips_total": sum(row["n"] for row in per_annotator),
+        "most_skipped": most_skipped,
+        "escalated_waiting": ReviewItem.objects.filter(
+            status=ReviewItem.Status.ADJUDICATION, escalated_at__isnull=False
+        ).count(),
+    }
 
 
 # --- statistics ---------------------------------------------------------------
@@ -242,6 +422,11 @@ def stats(*, days: int, now: datetime | None = None) -> dict:
         "adjudication_waiting": ReviewItem.objects.filter(
             status=ReviewItem.Status.ADJUDICATION
         ).count(),
+        # Items with two or more reviews in the window; none means one reviewer
+        # per item, and there is nothing to compare (not "they agree").
+        "compared_items": len({review["item_id"] for review in recent}),
+        **skip_summary(since=since),
+        "skips_to_curator": settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR,
     }
 
 

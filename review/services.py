@@ -21,17 +21,19 @@ from typing import Literal
 import pghistory
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from curation.errors import CurationError
-from curation.models import Candidate, CandidateKind, CurationPolicy
+from curation.models import Candidate, CandidateKind, CurationPolicy, Source
 from curation.policies import policy_create, policy_current
+from review import queues
 from review.calibration import THRESHOLD_RULES
 from review.models import (
     APPROVALS,
     Decision,
     Guideline,
+    QueueChoice,
     Review,
     ReviewItem,
     ReviewOutcome,
@@ -63,10 +65,12 @@ CALIBRATION_REASON_REQUIRED = (
 CALIBRATION_NO_THRESHOLD = "This filter has no single threshold to set."
 CALIBRATION_BAD_THRESHOLD = "The threshold must be a number."
 CALIBRATION_NOTE = "Calibration of {filter}: {field} {old} -> {new}. {reason}"
+UNKNOWN_QUEUE = "Pick a queue from the lists: kind, task type and source."
 
 NOTE_MAX_CHARS = 5_000
 REASON_MAX_CHARS = 200
 GUIDELINE_MAX_CHARS = 100_000
+TASK_TYPE_MAX_CHARS = 100
 
 Mode = Literal["review", "adjudication"]
 _STATUS_FOR_MODE = {
@@ -154,13 +158,56 @@ def _claim_next(*, user, mode: Mode) -> ReviewItem | None:
             ~Exists(Review.objects.filter(item=OuterRef("pk"), reviewer=user)),
             ~Exists(ReviewSkip.objects.filter(item=OuterRef("pk"), user=user)),
         )
-    picked = candidates.select_for_update(skip_locked=True).values_list("pk", flat=True).first()
+        # The user's own row, locked: their place in the mix moves one step
+        # per claim, and two claims of theirs at once take turns.
+        QueueChoice.objects.get_or_create(user=user)
+        choice = QueueChoice.objects.select_for_update().get(user=user)
+        picked = _pick_from_queue(candidates, choice)
+        if picked is not None:
+            QueueChoice.objects.filter(pk=choice.pk).update(served=F("served") + 1)
+    else:
+        picked = _pick(candidates)
     if picked is None:
         return None
     ReviewItem.objects.filter(pk=picked).update(
         lease_holder=user, lease_expires_at=now + lease_length(), lease_started_at=now
     )
     return ReviewItem.objects.get(pk=picked)
+
+
+def _pick(candidates: QuerySet) -> int | None:
+    return candidates.select_for_update(skip_locked=True).values_list("pk", flat=True).first()
+
+
+def _pick_from_queue(candidates: QuerySet, choice: QueueChoice) -> int | None:
+    """The first free item of the user's queue: its filters, then each kind
+    condition in serving order (one indexed query each, usually just one)."""
+    if choice.task_type:
+        candidates = candidates.filter(task_type=choice.task_type)
+    if choice.source_id is not None:
+        candidates = candidates.filter(source_id=choice.source_id)
+    for condition in queues.serving_order(choice.kind, choice.served):
+        picked = _pick(candidates.filter(condition))
+        if picked is not None:
+            return picked
+    return None
+
+
+def queue_choose(*, user, kind: str, task_type: str = "", source_id: int | None = None):
+    """Remember the queue ``user`` picked; their next claims serve from it."""
+    if kind != queues.ALL and kind not in queues.BY_NAME:
+        raise InvalidReview(UNKNOWN_QUEUE)
+    task_type = (task_type or "").strip()
+    if len(task_type) > TASK_TYPE_MAX_CHARS:
+        raise InvalidReview(UNKNOWN_QUEUE)
+    if source_id is not None and not Source.objects.filter(pk=source_id).exists():
+        raise InvalidReview(UNKNOWN_QUEUE)
+    with transaction.atomic(), pghistory.context(user=user.pk):
+        choice, _ = QueueChoice.objects.update_or_create(
+            user=user,
+            defaults={"kind": kind, "task_type": task_type, "source_id": source_id, "served": 0},
+        )
+    return choice
 
 
 def item_claim(*, item: ReviewItem, user) -> ReviewItem:
@@ -192,12 +239,24 @@ def lease_renew(*, item: ReviewItem, user) -> ReviewItem:
         return locked
 
 
-def item_skip(*, item: ReviewItem, user) -> None:
-    """Release the item and remember the skip, so it goes to someone else."""
+def item_skip(*, item: ReviewItem, user) -> bool:
+    """Release the item and remember the skip, so it goes to someone else.
+
+    An item skipped by FLYWHEEL_REVIEW_SKIPS_TO_CURATOR distinct people is
+    probably unclear or broken rather than unlucky: it leaves the queue for a
+    curator's decision (adjudication, marked escalated). Returns whether it did."""
     with _leased(item, user=user) as locked:
         _release(locked.pk)
-        if locked.status == ReviewItem.Status.QUEUED:
-            ReviewSkip.objects.get_or_create(item=locked, user=user)
+        if locked.status != ReviewItem.Status.QUEUED:
+            return False
+        _, created = ReviewSkip.objects.get_or_create(item=locked, user=user)
+        if not created:
+            return False
+        ReviewItem.objects.filter(pk=locked.pk).update(skip_count=F("skip_count") + 1)
+        escalated = ReviewItem.objects.filter(
+            pk=locked.pk, skip_count__gte=settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR
+        ).update(status=ReviewItem.Status.ADJUDICATION, escalated_at=timezone.now())
+        return bool(escalated)
 
 
 # --- reviewing ----------------------------------------------------------------

@@ -6,6 +6,7 @@ app_name = "review"
 urlpatterns = [
     path("", views.home, name="home"),
     path("next/", views.claim_next, name="next"),
+    path("queue/", views.queue, name="queue"),
     path("items/<int:pk>/", views.item, name="item"),
     path("items/<int:pk>/submit/", views.submit, name="submit"),
     path("items/<int:pk>/skip/", views.skip, name="skip"),

@@ -16,7 +16,7 @@ from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
 from flywheel_site.http import int_param, render_page
 from review import presenters, selectors, services
 from review.forms import DecisionForm
-from review.models import Guideline, Review, ReviewItem
+from review.models import Decision, Guideline, Review, ReviewItem
 
 QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
 ADJUDICATION_EMPTY = "No items are waiting for adjudication."
@@ -25,6 +25,8 @@ SKIPPED = "Item skipped: it goes to someone else."
 ADJUDICATED = "Outcome saved. It is final."
 GUIDELINES_SAVED = "Guidelines saved as version {version}."
 CALIBRATION_APPLIED = "Saved as policy version {version}. {note}"
+QUEUE_SAVED = "Queue saved: the next items come from it."
+ESCALATED = "Item skipped. Several people have skipped it, so it goes to a curator."
 SCREEN = "review/item.html"
 
 
@@ -81,8 +83,38 @@ def _decide(request, pk: int, write, *, mode: services.Mode, notice: str, empty:
 @require_GET
 def home(request):
     require_role(request.user, ANNOTATOR)
-    context = selectors.home(user=request.user)
-    return render_page(request, "review/home.html", "summary", context)
+    return render_page(request, "review/home.html", "summary", _home_context(request.user))
+
+
+def _home_context(user) -> dict:
+    context = selectors.home(user=user)
+    context["progress_strip"] = selectors.queue_progress(user=user)
+    context.update(selectors.queue_picker(user=user))
+    return context
+
+
+@login_required
+@require_POST
+def queue(request):
+    """Save the queue picker: the next claims serve from this queue."""
+    require_role(request.user, ANNOTATOR)
+    raw_source = request.POST.get("source", "")
+    source_id = int_param(raw_source)
+    try:
+        if raw_source and source_id is None:
+            raise services.InvalidReview(services.UNKNOWN_QUEUE)
+        services.queue_choose(
+            user=request.user,
+            kind=request.POST.get("kind", ""),
+            task_type=request.POST.get("task_type", ""),
+            source_id=source_id,
+        )
+    except services.ReviewError as error:
+        context = _home_context(request.user)
+        context["queue_error"] = error.message
+        return render(request, "review/home.html", context, status=error.status)
+    messages.success(request, QUEUE_SAVED)
+    return redirect("review:home")
 
 
 @login_required
@@ -121,10 +153,11 @@ def skip(request, pk: int):
     require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
-        services.item_skip(item=obj, user=request.user)
+        escalated = services.item_skip(item=obj, user=request.user)
     except services.ReviewError as error:
         return _refused(request, obj, error)
-    return _show(request, services.item_claim_next(user=request.user), notice=SKIPPED)
+    notice = ESCALATED if escalated else SKIPPED
+    return _show(request, services.item_claim_next(user=request.user), notice=notice)
 
 
 @login_required
@@ -230,9 +263,18 @@ def stats(request):
 @require_GET
 def mine(request):
     require_role(request.user, ANNOTATOR)
-    page = selectors.my_reviews(user=request.user, before=int_param(request.GET.get("before")))
+    decision = request.GET.get("decision", "")
+    if decision not in Decision.values:
+        decision = ""
+    before = int_param(request.GET.get("before"))
+    page = selectors.my_reviews(user=request.user, before=before, decision=decision)
     context = {
         "reviews": page,
+        "before": before,
+        "rows": presenters.my_review_rows(page),
+        "decision": decision,
+        "decisions": presenters.DECISION_LABELS,
+        "curator": has_role(request.user, CURATOR),
         "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
     }
     return render_page(request, "review/mine.html", "list", context)

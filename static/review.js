@@ -63,10 +63,13 @@
 
   function press(root, selector) {
     const button = root.querySelector(selector);
+    if (!button) return false;
+    // Hold keys from now on, even before htmx has started the request.
+    if (button.type === "submit") startBusy();
     // click(), not requestSubmit(): htmx reads the decision from the button
     // that was clicked.
-    if (button) button.click();
-    return Boolean(button);
+    button.click();
+    return true;
   }
 
   function toggleHelp(root) {
@@ -74,31 +77,171 @@
     if (help) help.hidden = !help.hidden;
   }
 
-  document.addEventListener("keydown", function (ev) {
+  // --- keys pressed while the next item loads ---------------------------------
+  // From the moment a decision (or skip) leaves until the next screen is in
+  // place and htmx has wired it up (afterSettle), keys are held here, then
+  // replayed on the new screen in order: never dropped, never applied to the
+  // item that is going away, and never seen by the old screen's renew trigger.
+  // A key that sends the next decision stops the replay; the rest wait again.
+  const HELD_LIMIT = 200;
+  const NOT_HELD = ["Shift", "Control", "Alt", "Meta", "Tab", "CapsLock"];
+  let busy = null; // {screen, item} of the screen being replaced, or null
+  let held = [];
+  let busyTimer = null;
+
+  function itemOf(root) {
+    return root ? root.dataset.item || "" : "";
+  }
+
+  function startBusy() {
+    if (busy) return;
     const root = screen();
-    if (!root || ev.defaultPrevented) return;
-    if (root.querySelector("form.htmx-request")) {
-      // A decision is on its way: keys belong to the next item, not this one
-      // (a double "a" must not submit twice).
-      ev.preventDefault();
+    busy = { screen: root, item: itemOf(root) };
+    clearTimeout(busyTimer);
+    // A click that sent nothing (no request ever started) must not hold keys forever.
+    busyTimer = setTimeout(function () {
+      if (busy && busy.screen === screen() && !document.querySelector(".htmx-request")) {
+        endBusy("No answer came for the last key; the keys typed since were not applied.");
+      }
+    }, 4000);
+  }
+
+  function endBusy(dropMessage) {
+    clearTimeout(busyTimer);
+    busy = null;
+    if (held.length && dropMessage) {
+      announce(held.length + " key" + (held.length === 1 ? "" : "s") + " not applied. " + dropMessage);
+    }
+    if (dropMessage) held = [];
+  }
+
+  function announce(text) {
+    const root = screen();
+    if (!root) return;
+    let box = root.querySelector("#held-keys");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "held-keys";
+      box.className = "banner bad";
+      box.setAttribute("role", "alert");
+      root.prepend(box);
+    }
+    box.textContent = text;
+  }
+
+  window.addEventListener("keydown", function (ev) {
+    if (!busy || NOT_HELD.includes(ev.key)) return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    if (held.length < HELD_LIMIT) {
+      held.push({ key: ev.key, ctrlKey: ev.ctrlKey, metaKey: ev.metaKey, altKey: ev.altKey });
+    }
+  }, true);
+
+  function replay() {
+    const root = screen();
+    clearTimeout(busyTimer);
+    const from = busy;
+    busy = null;
+    if (!held.length) return;
+    if (!root || !root.querySelector("#review-form")) {
+      endBusy("There is no item to apply them to.");
       return;
     }
-    const active = document.activeElement;
+    if (from && itemOf(root) === from.item) {
+      // The decision was refused and the same item is shown again with its
+      // message: the keys were meant for the next item, not for this one.
+      endBusy("They were typed for the next item, but this one was not saved: see the message.");
+      return;
+    }
+    while (held.length && !busy) {
+      handle(held.shift(), null);
+    }
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    const target = ev.detail.target;
+    if (target && target.id === "review-screen") startBusy();
+  });
+
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    const target = ev.detail.target;
+    if (busy && target && target.id === "review-screen" && screen() === busy.screen) {
+      // Nothing was swapped in (a server error or no connection): the item
+      // shown is still the one the keys were not meant for.
+      endBusy("The server did not answer; nothing was saved for them.");
+      announce("The last action did not reach the server. Try again.");
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    if (ev.target && ev.target.id === "review-screen") {
+      init();
+      replay();
+    }
+  });
+
+  // --- the lease renewal ------------------------------------------------------
+  // A renewal sent by a screen that has since been replaced must not write
+  // into the new one; a renewal that fails for the screen shown says so.
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    const elt = ev.detail.elt;
+    if (elt && elt.hasAttribute("data-renew") && !document.body.contains(elt)) {
+      ev.detail.shouldSwap = false;
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    const elt = ev.detail.elt;
+    if (!elt || !elt.hasAttribute("data-renew") || !document.body.contains(elt)) return;
+    if (ev.detail.successful) return;
+    const xhr = ev.detail.xhr;
+    if (xhr && xhr.status === 409) return; // the lease-lost message was swapped in
+    const status = document.getElementById("lease-status");
+    if (!status) return;
+    status.className = "error";
+    status.setAttribute("role", "alert");
+    status.textContent = "Could not renew your hold on this item (" +
+      (xhr && xhr.status ? "the server answered " + xhr.status : "no connection") +
+      "). Save your decision soon; if it is refused, take the next item.";
+  });
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented) return;
+    if (handle(ev, document.activeElement)) ev.preventDefault();
+  });
+
+  // One key on the current screen: from the keyboard (``active`` is the
+  // focused element) or replayed (null: the new screen's focus is used).
+  // Returns whether the key was used.
+  function handle(ev, active) {
+    const root = screen();
+    if (!root) return false;
+    if (root.querySelector("form.htmx-request")) {
+      // A decision is on its way: keys belong to the next item (the capture
+      // listener above holds them; this is the fallback).
+      return true;
+    }
+    active = active || document.activeElement;
+    const replayed = !(ev instanceof Event);
 
     if (isTyping(active)) {
       if (ev.key === "Escape") {
         active.blur();
-        ev.preventDefault();
+        return true;
       } else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && active.name === "final_text") {
-        ev.preventDefault();
         press(root, 'button[data-submit="approve_edit"]');
+        return true;
       } else if (ev.key === "Enter" && active.closest("#reject-panel")) {
-        ev.preventDefault();
         press(root, 'button[data-submit="reject"]');
+        return true;
+      } else if (replayed) {
+        typeInto(active, ev);
+        return true;
       }
-      return;
+      return false;
     }
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return false;
 
     let handled = true;
     switch (ev.key) {
@@ -141,8 +284,23 @@
       default:
         handled = false;
     }
-    if (handled) ev.preventDefault();
-  });
+    return handled;
+  }
+
+  // A held key replayed into the field it now lands in, as typing would.
+  function typeInto(field, ev) {
+    if (field.tagName === "SELECT") {
+      const step = ev.key === "ArrowDown" ? 1 : ev.key === "ArrowUp" ? -1 : 0;
+      const i = field.selectedIndex + step;
+      if (step && i >= 0 && i < field.options.length) field.selectedIndex = i;
+      return;
+    }
+    if (ev.key.length !== 1 || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (typeof field.setRangeText === "function") {
+      field.setRangeText(ev.key, field.selectionStart, field.selectionEnd, "end");
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  }
 
   // Use a reviewer's text as the starting point of the adjudicated answer.
   document.addEventListener("click", function (ev) {
@@ -175,5 +333,4 @@
     }
   }
   document.addEventListener("DOMContentLoaded", init);
-  document.addEventListener("htmx:afterSettle", init);
 })();

@@ -6,10 +6,10 @@ import itertools
 
 from django.utils import timezone
 
-from curation.models import Candidate, Interaction
+from curation.models import Candidate, Interaction, Source
 from review import services
 from review.models import ReviewItem
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, source
+from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT
 
 _counter = itertools.count(1)
 
@@ -30,19 +30,22 @@ def make_items(
     reviews_required: int = 1,
     priority: float | None = None,
     stratum: str = "support|support-bot-v2",
+    task_type: str = "support",
+    source_name: str = "tests",
 ) -> list[ReviewItem]:
     """``n`` queued items; without ``priority`` the first made ranks highest."""
     now = timezone.now()
+    origin = Source.objects.get_or_create(name=source_name)[0]
     batch = next(_counter)
     interactions = Interaction.objects.bulk_create(
         [
             Interaction(
-                source=source(),
+                source=origin,
                 event_id=f"rv-{batch}-{i}",
                 occurred_at=now,
                 received_at=now,
                 model="support-bot-v2",
-                task_type="support",
+                task_type=task_type,
                 messages=[
                     {"role": "system", "content": SYSTEM},
                     {"role": "user", "content": f"{QUESTION} (case {batch}-{i})"},
@@ -64,7 +67,7 @@ def make_items(
                 chosen=fields["chosen"],
                 rejected=fields["rejected"],
                 feedback_kinds=fields["feedback_kinds"],
-                task_type="support",
+                task_type=task_type,
                 model="support-bot-v2",
                 status="passed",
                 exact_key=f"rv-{interaction.pk}",

@@ -81,6 +81,8 @@ TABLE: dict[str, dict[str, tuple]] = {
     "review:home": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD},
     # Claims the next item and redirects to it (or home when none is left).
     "review:next": {"get": WRONG_METHOD, "post": (L, 403, 302, 302, 302)},
+    # Saves the queue picker; an empty form names no queue kind: 422.
+    "review:queue": {"get": WRONG_METHOD, "post": (L, 403, 422, 422, 422)},
     # The item is not leased to anyone here: an annotator gets the lease-lost
     # screen (409, no content); curators inspect it.
     "review:item": {"get": (L, 403, 409, 200, 200), "post": WRONG_METHOD},

@@ -101,8 +101,10 @@ def test_load_demo_runs_the_loop_up_to_a_trainable_dataset_version(demo_settings
 
 
 @pytest.mark.django_db
-def test_the_second_scripted_reviewer_takes_an_item_through_the_queue():
-    # Ahead in the queue: items with no user answer, which the scripted reviewers skip.
+def test_the_second_scripted_reviewer_takes_an_item_through_the_queue(settings):
+    # Ahead in the queue: items with no user answer, which the scripted reviewers skip
+    # (the mix serves one of them before each pair, so both reviewers meet them).
+    settings.FLYWHEEL_REVIEW_MIX = {"needs_answer": 1, "preference": 1}
     unanswered = rh.make_items(2, kind="needs_answer", priority=2.0)
     pairs = rh.make_items(3, reviews_required=2)
     out = io.StringIO()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('review', '0008_review_item_audit'),
+        ('review', '0009_queues_skips'),
     ]
 
     operations = [

@@ -22,3 +22,15 @@ def seconds(value) -> str:
     if value < 120:
         return f"{value:.0f} s"
     return f"{value / 60:.1f} min"
+
+
+@register.filter
+def duration(value) -> str:
+    """A longer span of seconds as hours and minutes ("about 2 h 05 min")."""
+    if value is None:
+        return NONE
+    minutes = round(value / 60)
+    if minutes < 1:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
