@@ -308,3 +308,13 @@ def guidelines_preview(request):
         return render(request, "review/guidelines_edit.html#preview", context)
     context["current"] = selectors.guideline_current()
     return render(request, "review/guidelines_edit.html", context)
+
+
+@login_required
+@require_GET
+def item_by_candidate(request, candidate_pk: int):
+    """Curation links a candidate to its review item by the candidate's id
+    (curation cannot query review): resolve it here."""
+    require_role(request.user, CURATOR)
+    obj = get_object_or_404(ReviewItem.objects.only("pk"), candidate_id=candidate_pk)
+    return redirect("review:item", pk=obj.pk)
