@@ -54,7 +54,7 @@ REJECTED_BY = "Rejected by curator {user}: {reason}"
 # Every id of the set in one INSERT ... SELECT: no round trip per candidate.
 _SNAPSHOT = """
 INSERT INTO curation_candidateactionitem (action_id, candidate_id)
-SELECT %s, s.id FROM ({select}) AS s
+SELECT %s, s.id FROM ({select}) AS s(id)
 ON CONFLICT (action_id, candidate_id) DO NOTHING
 """
 

@@ -120,7 +120,8 @@ class CandidateSearchForm(forms.Form):
 class CandidateActionForm(forms.Form):
     """A confirmed action: what, why, and the set as the curator saw it."""
 
-    kind = forms.ChoiceField(choices=CandidateAction.Kind.choices)
+    # Not "kind": that is the candidates' own kind in the explorer's filter.
+    action = forms.ChoiceField(choices=CandidateAction.Kind.choices)
     reason = forms.CharField(max_length=2000, strip=True)
     max_id = forms.IntegerField(min_value=0, max_value=2**63 - 1)
     expected = forms.IntegerField(min_value=0, max_value=2**31 - 1)

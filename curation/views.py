@@ -116,7 +116,7 @@ def candidates_bulk(request):
     posted = request.method == "POST"
     data = request.POST if posted else request.GET
     form = _search_form(data)
-    kind = data.get("kind", "")
+    kind = data.get("action", "")
     if not form.is_valid() or kind not in CandidateAction.Kind.values:
         return render(request, "curation/bulk.html", {"form": form, "invalid": True}, status=400)
     filters = form.filters()
@@ -129,7 +129,7 @@ def candidates_bulk(request):
             max_id = action_form.cleaned_data["max_id"]
             try:
                 done = actions.candidate_action_create(
-                    user=request.user, filters=filters, **action_form.cleaned_data
+                    user=request.user, filters=filters, **_action_args(action_form)
                 )
             except CurationError as error:
                 action_form.add_error(None, error.message)
@@ -153,6 +153,12 @@ def candidates_bulk(request):
         "action_form": action_form,
     }
     return render(request, "curation/bulk.html", context, status=status)
+
+
+def _action_args(form: CandidateActionForm) -> dict:
+    data = dict(form.cleaned_data)
+    data["kind"] = data.pop("action")
+    return data
 
 
 def _hidden(form: CandidateSearchForm) -> list[tuple[str, str]]:
@@ -186,7 +192,7 @@ def candidate_act(request, pk: int):
         return redirect("curation:candidate", pk=pk)
     try:
         done = actions.candidate_action_create(
-            user=request.user, filters={"pk": pk}, **form.cleaned_data
+            user=request.user, filters={"pk": pk}, **_action_args(form)
         )
     except CurationError as error:
         messages.error(request, error.message)

@@ -133,7 +133,7 @@ def test_the_url_state_round_trips(as_user, curator):
     assert "<option selected>0.1</option>" in body
     # The bulk links carry the same filter.
     assert '<strong id="count">1</strong>' in body
-    assert urlencode(query).replace("&", "&amp;") + "&amp;kind=reject" in body
+    assert urlencode(query).replace("&", "&amp;") + "&amp;action=reject" in body
 
 
 def test_keyset_pages_both_ways_stay_put_under_inserts():
