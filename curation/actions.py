@@ -84,14 +84,12 @@ def candidate_action_create(
         with connection.cursor() as cursor:
             cursor.execute(_SNAPSHOT.format(select=select), [action.pk, *params])
             total = cursor.rowcount
+        # Raising inside the block rolls the action row and its snapshot back.
         if total != expected:
-            transaction.set_rollback(True)
             raise CurationError(SET_CHANGED.format(expected=expected, actual=total), status=409)
         if total == 0:
-            transaction.set_rollback(True)
             raise CurationError(EMPTY)
         if total > limit:
-            transaction.set_rollback(True)
             raise CurationError(TOO_MANY.format(n=total, limit=limit))
         action.total = total
         action.save(update_fields=["total"])

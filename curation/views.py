@@ -85,12 +85,10 @@ def _query_string(form: CandidateSearchForm) -> str:
 def candidates(request):
     require_role(request.user, CURATOR)
     form = _search_form(request.GET)
-    context = {
-        "form": form,
-        "options": selectors.explorer_options(),
-        "query": _query_string(form),
-        "score_steps": SCORE_STEPS,
-    }
+    context = {"form": form, "query": _query_string(form), "score_steps": SCORE_STEPS}
+    if not request.htmx:
+        # The select lists sit outside the list an HTMX request redraws.
+        context["options"] = selectors.explorer_options()
     if not form.is_valid():
         return render_page(request, "curation/candidates.html", "list", context, status=400)
     filters = form.filters()

@@ -152,13 +152,21 @@ def test_keyset_pages_both_ways_stay_put_under_inserts():
     assert back["newer"] is not None and back["older"] == made[1]
 
 
-def test_the_page_links_keep_the_filter(as_user, curator):
-    for _ in range(3):
-        candidate(task_type="support")
-    response = as_user(curator).get(URL, {"task_type": "support"})
-    assert response.context["page"]["older"] is None
+def test_the_page_links_keep_the_filter_and_work_without_javascript(as_user, curator):
+    made = [candidate(task_type="support").pk for _ in range(selectors.PAGE_SIZE + 1)]
+    candidate(task_type="billing")
+    client = as_user(curator)
+    response = client.get(URL, {"task_type": "support"})
+    older = response.context["page"]["older"]
+    assert older == made[1]
     body = response.content.decode()
-    assert 'hx-push-url="true"' in body
+    link = f"?task_type=support&amp;before={older}"
+    assert f'<a rel="next" href="{link}" hx-get="{link}"' in body
+    second = client.get(URL, {"task_type": "support", "before": older})
+    assert ids(second) == [made[0]]
+    newer = second.context["page"]["newer"]
+    assert f'rel="prev" href="?task_type=support&amp;after={newer}"' in second.content.decode()
+    assert ids(client.get(URL, {"task_type": "support", "after": newer})) == made[:0:-1]
 
 
 def test_the_count_is_exact_up_to_a_cap(monkeypatch, as_user, curator):
