@@ -83,6 +83,13 @@ def toxicity_warnings() -> list[str]:
     return warnings
 
 
+# Measured on 1,000,000 candidates (this 2-core machine, PostgreSQL 15, warm):
+# a search page takes 24-28 ms whether the word is in 108 rows or in every row,
+# its count 2-7 ms (158 ms for a word in every row, stopping at "10,000+"); the
+# plan is a Bitmap Index Scan on candidate_search_gin (0.3 ms for the rare
+# word). Keyset pages in the middle of the table: 24 ms either way; the select
+# lists' loose index scan: 2.5 ms; a one-day created_at range counted: 10 ms.
+# Building the GIN index on that table took 2 min 17 s (CONCURRENTLY in 0010).
 def candidates_filtered(filters: dict) -> QuerySet[Candidate]:
     """Candidates matching the explorer's cleaned filter (see
     `CandidateSearchForm.filters`); every filter combines with the others."""
