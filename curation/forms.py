@@ -1,7 +1,7 @@
 from django import forms
 
 from curation import blocklist, filters
-from curation.models import CurationPolicy
+from curation.models import Candidate, CandidateAction, CandidateKind, CurationPolicy
 from curation.policies import POLICY_FIELDS
 
 
@@ -67,3 +67,69 @@ class PolicyForm(forms.ModelForm):
         data = dict(self.cleaned_data)
         data.pop("note", None)
         return data
+
+
+SCORE_FIELDS = ("toxicity", "quality", "char_similarity")
+CURATOR_REJECTED = "curator"  # the failed_filter a curator's reject records
+
+
+def _score(label: str) -> forms.FloatField:
+    # Django's FloatField refuses NaN and infinities; scores live in [0, 1].
+    return forms.FloatField(required=False, min_value=0, max_value=1, label=label)
+
+
+class CandidateSearchForm(forms.Form):
+    """The explorer's query string. Anything it refuses is a 400: a URL is
+    either a view someone can share or an error, never silently another view."""
+
+    q = forms.CharField(required=False, max_length=200, strip=True)
+    status = forms.ChoiceField(required=False, choices=[("", "any"), *Candidate.Status.choices])
+    kind = forms.ChoiceField(required=False, choices=[("", "any"), *CandidateKind.choices])
+    failed_filter = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "any"),
+            *((name, name) for name in filters.FILTER_ORDER),
+            (CURATOR_REJECTED, "rejected by a curator"),
+        ],
+    )
+    task_type = forms.CharField(required=False, max_length=100)
+    model = forms.CharField(required=False, max_length=200)
+    source = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    created_from = forms.DateField(required=False)
+    created_to = forms.DateField(required=False)
+    toxicity_min = _score("toxicity from")
+    toxicity_max = _score("toxicity to")
+    quality_min = _score("quality from")
+    quality_max = _score("quality to")
+    char_similarity_min = _score("similarity from")
+    char_similarity_max = _score("similarity to")
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("before") and data.get("after"):
+            raise forms.ValidationError("Give either before or after, not both.")
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The date range ends before it starts.")
+        return data
+
+    def filters(self) -> dict:
+        """The filter alone (no cursor), without empty values."""
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in ("before", "after") and value not in (None, "")
+        }
+
+
+class CandidateActionForm(forms.Form):
+    """A confirmed action: what, why, and the set as the curator saw it."""
+
+    # Not "kind": that is the candidates' own kind in the explorer's filter.
+    action = forms.ChoiceField(choices=CandidateAction.Kind.choices)
+    reason = forms.CharField(max_length=2000, strip=True)
+    max_id = forms.IntegerField(min_value=0, max_value=2**63 - 1)
+    expected = forms.IntegerField(min_value=0, max_value=2**31 - 1)

@@ -4,7 +4,7 @@ idempotent: a retry or a second worker finds the rows already done."""
 from django.db import close_old_connections
 from rq import get_current_job
 
-from curation import pipeline, runs
+from curation import actions, pipeline, runs
 from curation.models import CurationRun
 
 
@@ -27,3 +27,8 @@ def curate_interactions(interaction_ids: list[int]) -> dict:
 def sweep() -> dict:
     close_old_connections()
     return pipeline.sweep()
+
+
+def candidate_action_perform(action_id: int) -> int:
+    close_old_connections()
+    return actions.candidate_action_perform(action_id=action_id, job_id=_job_id())

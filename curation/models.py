@@ -8,7 +8,8 @@ import secrets
 import pghistory
 import pgtrigger
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import BrinIndex, GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 
@@ -337,6 +338,33 @@ class CurationPolicy(models.Model):
         )
 
 
+class CandidateDocument(models.Func):
+    """The words of a candidate for full-text search: the prompt's message
+    contents, the chosen and the rejected answer, as one English tsvector.
+
+    The GIN index `candidate_search_gin` is built on this very expression and
+    queries filter on it, so PostgreSQL answers a search from the index without
+    a stored column (no table rewrite, no second copy of every text). Every
+    function here is immutable, which an index expression requires."""
+
+    output_field = SearchVectorField()
+
+    def __init__(self):
+        super().__init__(models.F("prompt"), models.F("chosen"), models.F("rejected"))
+
+    def as_sql(self, compiler, connection, **extra_context):
+        (prompt, p1), (chosen, p2), (rejected, p3) = (
+            compiler.compile(e) for e in self.get_source_expressions()
+        )
+        sql = (
+            f"(jsonb_to_tsvector('english'::regconfig, "
+            f"jsonb_path_query_array({prompt}, '$[*].content'::jsonpath), '[\"string\"]'::jsonb)"
+            f" || to_tsvector('english'::regconfig, "
+            f"COALESCE({chosen}, '') || ' ' || COALESCE({rejected}, '')))"
+        )
+        return sql, [*p1, *p2, *p3]
+
+
 @pghistory.track(
     # Statuses and scores change on every evaluation and are recorded as
     # FilterDecisions; history keeps changes to the pair itself.
@@ -432,6 +460,11 @@ class Candidate(models.Model):
             models.Index(fields=["status", "kind"], name="candidate_status_idx"),
             # Sampling counts passed candidates per (task type, model) every chunk.
             models.Index(fields=["task_type", "model", "status"], name="candidate_stratum_idx"),
+            # The explorer's full-text search (see CandidateDocument).
+            GinIndex(CandidateDocument(), name="candidate_search_gin"),
+            # Rows arrive in created_at order, so a BRIN index (a few pages for
+            # millions of rows) lets a date range skip the rest of the table.
+            BrinIndex(fields=["created_at"], name="candidate_created_brin"),
         ]
 
     def __str__(self) -> str:
@@ -507,3 +540,66 @@ class CurationRun(models.Model):
 
     def __str__(self) -> str:
         return f"run #{self.pk} ({self.status})"
+
+
+class CandidateAction(models.Model):
+    """A curator's action on candidates (one, or a filtered set): who, why,
+    what, on which set, and how far it got. The explorer polls this row while
+    a large set is worked through by a job."""
+
+    class Kind(models.TextChoices):
+        RECURATE = "recurate", "Re-curate under the current policy"
+        QUEUE = "queue", "Send to the review queue"
+        REJECT = "reject", "Reject"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    # The explorer's filter as confirmed (query-string values), and the newest
+    # candidate id it could have matched then: the set acted on.
+    query = models.JSONField(default=dict)
+    max_id = models.BigIntegerField()
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    job_id = models.CharField(max_length=100, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="candidateaction_has_reason"),
+            models.CheckConstraint(
+                condition=Q(done__lte=models.F("total")), name="candidateaction_done_le_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.total} candidate(s) ({self.status})"
+
+
+class CandidateActionItem(models.Model):
+    """One candidate of an action's set, snapshotted when the action was
+    confirmed; `done_at` makes a retried job skip what was done."""
+
+    action = models.ForeignKey(CandidateAction, on_delete=models.CASCADE, related_name="items")
+    candidate = models.ForeignKey(Candidate, on_delete=models.PROTECT, related_name="actions")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action", "candidate"], name="candidateactionitem_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"candidate #{self.candidate_id} of action #{self.action_id}"

@@ -1,13 +1,17 @@
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from curation import policies, selectors, services
+from curation import actions, policies, selectors, services
+from curation.diff import render_diff_html
 from curation.errors import CurationError
-from curation.forms import PolicyForm
-from curation.models import Candidate, CurationRun
+from curation.forms import CandidateActionForm, CandidateSearchForm, PolicyForm
+from curation.models import CandidateAction, CurationRun
 from flywheel_site.access import CURATOR, require_role
 from flywheel_site.http import int_param, render_page
 
@@ -17,6 +21,10 @@ SAMPLE_RATE_WARNING = (
 )
 RETRIED = "Sent {n} interaction(s) back to curation."
 NOT_FAILED = "Interaction #{pk} is not failed: nothing to retry."
+NEED_REASON = "Choose an action and give a reason: it is recorded with the action."
+ACTED = "{kind}: done on candidate #{pk}."
+SCORE_STEPS = [f"{step / 10:g}" for step in range(11)]
+ACTIVE = (CandidateAction.Status.QUEUED, CandidateAction.Status.RUNNING)
 POLICY_SAVED = (
     "Saved as policy version {version}. New candidates are curated under it; run "
     "`manage.py recurate --policy {version}` to re-run existing ones."
@@ -58,22 +66,137 @@ def interaction_retry(request, pk: int | None = None):
     return redirect("curation:runs")
 
 
+def _search_form(data) -> CandidateSearchForm:
+    form = CandidateSearchForm(data)
+    form.is_valid()
+    return form
+
+
+def _count_label(count: int, capped: bool) -> str:
+    return f"{count:,}+" if capped else f"{count:,}"
+
+
+def _query_string(form: CandidateSearchForm) -> str:
+    """The filter part of the URL (no cursor), for links that keep the view."""
+    return urlencode(_hidden(form))
+
+
 @login_required
 def candidates(request):
     require_role(request.user, CURATOR)
-    params = {
-        "status": request.GET.get("status", ""),
-        "failed_filter": request.GET.get("failed_filter", ""),
-        "kind": request.GET.get("kind", ""),
-    }
-    page = selectors.candidates_page(**params, before=int_param(request.GET.get("before")))
-    context = {
-        "candidates": page,
-        "params": params,
-        "statuses": Candidate.Status.values,
-        "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
-    }
+    form = _search_form(request.GET)
+    context = {"form": form, "query": _query_string(form), "score_steps": SCORE_STEPS}
+    if not request.htmx:
+        # The select lists sit outside the list an HTMX request redraws.
+        context["options"] = selectors.explorer_options()
+    if not form.is_valid():
+        return render_page(request, "curation/candidates.html", "list", context, status=400)
+    filters = form.filters()
+    count, capped = selectors.candidates_count(filters=filters)
+    context.update(
+        page=selectors.candidates_page(
+            filters=filters,
+            before=form.cleaned_data["before"],
+            after=form.cleaned_data["after"],
+        ),
+        count=count,
+        count_label=_count_label(count, capped),
+        kinds=CandidateAction.Kind.choices,
+    )
     return render_page(request, "curation/candidates.html", "list", context)
+
+
+@login_required
+def candidates_bulk(request):
+    """GET: the confirmation (how many it will act on, a reason); POST: the
+    action itself, refused (409) when the set no longer has that count."""
+    require_role(request.user, CURATOR)
+    posted = request.method == "POST"
+    data = request.POST if posted else request.GET
+    form = _search_form(data)
+    kind = data.get("action", "")
+    if not form.is_valid() or kind not in CandidateAction.Kind.values:
+        return render(request, "curation/bulk.html", {"form": form, "invalid": True}, status=400)
+    filters = form.filters()
+    action_form = CandidateActionForm(data if posted else None)
+    status = 200
+    max_id = selectors.candidates_max_id()
+    if posted:
+        status = 400
+        if action_form.is_valid():
+            max_id = action_form.cleaned_data["max_id"]
+            try:
+                done = actions.candidate_action_create(
+                    user=request.user, filters=filters, **_action_args(action_form)
+                )
+            except CurationError as error:
+                action_form.add_error(None, error.message)
+                status = error.status
+            else:
+                return redirect("curation:action", pk=done.pk)
+    count, capped = selectors.candidates_count(
+        filters=filters, cap=settings.FLYWHEEL_BULK_ACTION_MAX, max_id=max_id
+    )
+    context = {
+        "form": form,
+        "query": _query_string(form),
+        "hidden": _hidden(form),
+        "kind": kind,
+        "kind_label": CandidateAction.Kind(kind).label,
+        "limit": settings.FLYWHEEL_BULK_ACTION_MAX,
+        "max_id": max_id,
+        "count": count,
+        "count_label": _count_label(count, capped),
+        "capped": capped,
+        "action_form": action_form,
+    }
+    return render(request, "curation/bulk.html", context, status=status)
+
+
+def _action_args(form: CandidateActionForm) -> dict:
+    data = dict(form.cleaned_data)
+    data["kind"] = data.pop("action")
+    return data
+
+
+def _hidden(form: CandidateSearchForm) -> list[tuple[str, str]]:
+    return [
+        (name, form.data[name])
+        for name in form.fields
+        if name not in ("before", "after") and form.data.get(name, "") != ""
+    ]
+
+
+@login_required
+def action(request, pk: int):
+    require_role(request.user, CURATOR)
+    found = selectors.candidate_action_get(pk=pk)
+    if found is None:
+        raise Http404
+    context = {"action": found, "polling": found.status in ACTIVE}
+    return render_page(request, "curation/action.html", "progress", context)
+
+
+@login_required
+@require_POST
+def candidate_act(request, pk: int):
+    """One of the three actions on one candidate, with its reason."""
+    require_role(request.user, CURATOR)
+    if not selectors.candidate_exists(pk=pk):
+        raise Http404
+    form = CandidateActionForm({**request.POST.dict(), "max_id": pk, "expected": 1})
+    if not form.is_valid():
+        messages.error(request, NEED_REASON)
+        return redirect("curation:candidate", pk=pk)
+    try:
+        done = actions.candidate_action_create(
+            user=request.user, filters={"pk": pk}, **_action_args(form)
+        )
+    except CurationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, ACTED.format(kind=done.get_kind_display(), pk=pk))
+    return redirect("curation:candidate", pk=pk)
 
 
 @login_required
@@ -83,9 +206,19 @@ def candidate_detail(request, pk: int):
     if found is None:
         raise Http404
     candidate, decisions = found
-    return render(
-        request, "curation/candidate.html", {"candidate": candidate, "decisions": decisions}
-    )
+    diff = None
+    if candidate.chosen is not None and candidate.rejected is not None:
+        diff = render_diff_html(candidate.rejected, candidate.chosen)
+    context = {
+        "candidate": candidate,
+        "decisions": decisions,
+        "diff": diff,
+        "duplicate_of": selectors.candidate_duplicate_of(decisions),
+        "feedback": selectors.candidate_feedback(candidate=candidate),
+        "actions": selectors.candidate_actions_recent(candidate_id=candidate.pk),
+        "kinds": CandidateAction.Kind.choices,
+    }
+    return render(request, "curation/candidate.html", context)
 
 
 @login_required

@@ -217,6 +217,10 @@ FLYWHEEL_SAMPLING_KEY = env_str("FLYWHEEL_SAMPLING_KEY", "") or SECRET_KEY
 FLYWHEEL_CURATION_CHUNK = env_int("FLYWHEEL_CURATION_CHUNK", 200, minimum=1)
 FLYWHEEL_CURATION_JOB_TIMEOUT_S = env_int("FLYWHEEL_CURATION_JOB_TIMEOUT_S", 900, minimum=10)
 FLYWHEEL_CURATION_RETRIES = env_int("FLYWHEEL_CURATION_RETRIES", 3, minimum=0)
+# Candidates explorer: a bulk action on more than INLINE candidates runs as a job;
+# one on more than MAX is refused (narrow the filter).
+FLYWHEEL_BULK_ACTION_INLINE = env_int("FLYWHEEL_BULK_ACTION_INLINE", 200, minimum=1)
+FLYWHEEL_BULK_ACTION_MAX = env_int("FLYWHEEL_BULK_ACTION_MAX", 100_000, minimum=1)
 # Failure testing only: seconds to sleep inside each curation transaction.
 FLYWHEEL_CURATION_CHUNK_PAUSE_S = env_float("FLYWHEEL_CURATION_CHUNK_PAUSE_S", 0.0, minimum=0)
 FLYWHEEL_SWEEP_INTERVAL_S = env_int("FLYWHEEL_SWEEP_INTERVAL_S", 60, minimum=5)

@@ -8,6 +8,11 @@ urlpatterns = [
     path("next/", views.claim_next, name="next"),
     path("queue/", views.queue, name="queue"),
     path("items/<int:pk>/", views.item, name="item"),
+    path(
+        "items/by-candidate/<int:candidate_pk>/",
+        views.item_by_candidate,
+        name="item_by_candidate",
+    ),
     path("items/<int:pk>/submit/", views.submit, name="submit"),
     path("items/<int:pk>/skip/", views.skip, name="skip"),
     path("items/<int:pk>/renew/", views.renew, name="renew"),

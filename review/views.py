@@ -382,3 +382,13 @@ def calibration_apply(request):
         return render(request, "review/calibration.html", context, status=error.status)
     messages.success(request, CALIBRATION_APPLIED.format(version=policy.version, note=policy.note))
     return redirect("review:calibration")
+
+
+@login_required
+@require_GET
+def item_by_candidate(request, candidate_pk: int):
+    """Curation links a candidate to its review item by the candidate's id
+    (curation cannot query review): resolve it here."""
+    require_role(request.user, CURATOR)
+    obj = get_object_or_404(ReviewItem.objects.only("pk"), candidate_id=candidate_pk)
+    return redirect("review:item", pk=obj.pk)

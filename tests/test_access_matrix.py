@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.timezone import now
 
 from curation import policies
+from curation.models import CandidateAction
 from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
@@ -112,6 +113,12 @@ TABLE: dict[str, dict[str, tuple]] = {
     "curation:candidates": ANY_METHOD_CURATOR,
     "curation:candidate": ANY_METHOD_CURATOR,
     "curation:policy": ANY_METHOD_CURATOR,
+    # Without an action (kind) in the query the explorer's bulk page is a 400.
+    "curation:candidates_bulk": {"get": (L, 403, 403, 400, 400), "post": (L, 403, 403, 400, 400)},
+    # Without a reason the single action is refused with a message on the candidate.
+    "curation:candidate_act": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
+    "curation:action": ANY_METHOD_CURATOR,
+    "review:item_by_candidate": {"get": (L, 403, 403, 302, 302), "post": WRONG_METHOD},
     "curation:policy_version": ANY_METHOD_CURATOR,
     # Retrying failed curation sends the curator back to the runs page.
     "curation:interactions_retry": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
@@ -152,6 +159,8 @@ TABLE: dict[str, dict[str, tuple]] = {
 PK_OF = {
     "review:review": "review",
     "curation:candidate": "candidate",
+    "curation:candidate_act": "candidate",
+    "curation:action": "action",
     "curation:interaction_retry": "interaction",
     "training_runs:run": "run",
     "training_runs:model": "model",
@@ -190,6 +199,9 @@ def objects(annotator2, admin):
         "run": model.run,
         "model": model,
         **canary_rows(version, model),
+        "action": CandidateAction.objects.create(
+            kind=CandidateAction.Kind.REJECT, user=admin, reason="matrix", max_id=0
+        ),
     }
 
 
@@ -221,6 +233,7 @@ def path_of(name: str, objects: dict) -> str:
     _, names = URLS[name]
     values = {
         "pk": lambda: objects[PK_OF.get(name, "item")].pk,
+        "candidate_pk": lambda: objects["candidate"].pk,
         "version": lambda: objects["policy"].version,
         "name": lambda: objects["version"].dataset.name,
         "number": lambda: objects["version"].number,

@@ -5,7 +5,7 @@ from itertools import pairwise
 import pytest
 from django.utils.safestring import SafeData
 
-from review.diff import (
+from curation.diff import (
     Segment,
     _myers,
     count_words,

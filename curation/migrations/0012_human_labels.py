@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0009_audit_sample'),
+        ('curation', '0010_candidate_search_and_actions'),
     ]
 
     operations = [
