@@ -24,6 +24,7 @@ from curation import policies
 from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
+from training.models import GoldPair
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -114,15 +115,20 @@ TABLE: dict[str, dict[str, tuple]] = {
     "training:freeze": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training:version": ANY_METHOD_ADMIN,
     "training:diff": ANY_METHOD_ADMIN,
-    "training:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    # Consequential actions need a reason: an empty body changes nothing (422).
+    "training:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
     "training:download": ANY_METHOD_ADMIN,
+    "training:pair": ANY_METHOD_ADMIN,
+    # GET asks for confirmation; POST without a reason is refused.
+    "training:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
+    "training:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
     "training_runs:runs": ANY_METHOD_ADMIN,
     "training_runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:run": ANY_METHOD_ADMIN,
     "training_runs:models": ANY_METHOD_ADMIN,
     "training_runs:model": ANY_METHOD_ADMIN,
-    "training_runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "training_runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "training_runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
 }
 
 # Which fixture row a URL's ``pk`` names; review items unless said here.
@@ -134,6 +140,9 @@ PK_OF = {
     "training_runs:model": "model",
     "training_runs:promote": "model",
     "training_runs:reject": "model",
+    "training:pair": "pair",
+    "training:pair_quarantine": "pair",
+    "training:pair_correct": "pair",
 }
 
 
@@ -153,6 +162,7 @@ def objects(annotator2, admin):
         "version": version,
         "run": model.run,
         "model": model,
+        "pair": GoldPair.objects.order_by("pk").first(),
     }
 
 

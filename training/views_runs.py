@@ -91,10 +91,7 @@ def model_list(request):
     )
 
 
-@login_required
-def model_detail(request, pk: int):
-    require_role(request.user, ADMIN)
-    model = _model_or_404(pk)
+def _model_page(request, model: ModelVersion, *, error: str = "", decision: str = "", status=200):
     return render(
         request,
         "training/runs/model.html",
@@ -104,23 +101,36 @@ def model_detail(request, pk: int):
             "rows": selectors_runs.gate_rows(model=model),
             "events": selectors_runs.model_events(model=model),
             "can_decide": model.status == ModelVersion.Status.CANDIDATE,
+            "error": error,
+            "decision": decision,
         },
+        status=status,
     )
+
+
+@login_required
+def model_detail(request, pk: int):
+    require_role(request.user, ADMIN)
+    return _model_page(request, _model_or_404(pk))
 
 
 @login_required
 @require_POST
 def model_decide(request, pk: int, decision: str):
-    """Promote or reject a candidate (the URL names the decision); the service refuses a
-    model that is no longer a candidate, or a rejection without a reason."""
+    """Promote or reject a candidate (the URL names the decision), with a reason: without
+    one, nothing changes and the page asks again (422). The service refuses a model that is
+    no longer a candidate."""
     require_role(request.user, ADMIN)
     model = _model_or_404(pk)
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        return _model_page(request, model, error=registry.ERR_REASON, decision=decision, status=422)
     service, done = {
         "promote": (registry.model_version_promote, PROMOTED),
         "reject": (registry.model_version_reject, REJECTED),
     }[decision]
     try:
-        service(model=model, user=request.user, reason=request.POST.get("reason", ""))
+        service(model=model, user=request.user, reason=reason)
     except TrainingError as error:
         messages.error(request, error.message)
     else:
