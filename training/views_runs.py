@@ -70,7 +70,7 @@ def run_detail(request, pk: int):
         raise Http404(NO_SUCH_RUN.format(pk=pk))
     context = {
         "run": run,
-        "chart": selectors_runs.loss_chart(run.loss_curve),
+        "chart": selectors_runs.loss_chart(run),
         "model": getattr(run, "model_version", None),
     }
     return render_page(request, "training/runs/run.html", "progress", context)
