@@ -293,10 +293,14 @@ def test_a_version_quarantine_needs_a_reason(as_user, admin, v1):
 def test_an_admin_quarantines_a_source_and_sees_the_affected_versions(as_user, admin, v1):
     from tests.curation_helpers import source
 
+    fields = {"kind": "source", "source": source().pk, "reason": "leaked test traffic"}
+    # First the page says what it would cover, and records nothing.
+    asked = as_user(admin).post("/datasets/quarantines/", fields).content.decode()
+    assert not Quarantine.objects.exists()
+    assert f"covers <strong>{v1.members.exclude(split='excluded').count()}</strong>" in asked
+    assert '<input type="hidden" name="confirm" value="1">' in asked
     response = as_user(admin).post(
-        "/datasets/quarantines/",
-        {"kind": "source", "source": source().pk, "reason": "leaked test traffic"},
-        follow=True,
+        "/datasets/quarantines/", {**fields, "confirm": "1"}, follow=True
     )
     quarantine = Quarantine.objects.get()
     page = response.content.decode()

@@ -239,22 +239,30 @@ def export_token_datasets(*, token) -> list[str]:
     )
 
 
+def quarantine_pairs(*, quarantine: Quarantine):
+    """The gold pairs a quarantine covers (a version's: the pairs it added)."""
+    pairs = GoldPair.objects.all()
+    if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
+        return pairs.filter(
+            pk__in=version_added_pairs(version=quarantine.dataset_version).values("pair_id")
+        )
+    if quarantine.kind == Quarantine.Kind.PAIR:
+        return pairs.filter(pk=quarantine.pair_id)
+    if quarantine.kind == Quarantine.Kind.SOURCE:
+        return pairs.filter(source_id=quarantine.source_id)
+    if quarantine.kind == Quarantine.Kind.POLICY:
+        return pairs.filter(policy_id=quarantine.policy_id)
+    return pairs.filter(
+        ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
+    )
+
+
 def versions_affected(*, quarantine: Quarantine):
     """Frozen versions holding, in train or eval, a pair the quarantine covers: what a
     rollback must look at (models trained on them)."""
     if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
         return DatasetVersion.objects.filter(pk=quarantine.dataset_version_id)
-    pairs = GoldPair.objects.all()
-    if quarantine.kind == Quarantine.Kind.PAIR:
-        pairs = pairs.filter(pk=quarantine.pair_id)
-    elif quarantine.kind == Quarantine.Kind.SOURCE:
-        pairs = pairs.filter(source_id=quarantine.source_id)
-    elif quarantine.kind == Quarantine.Kind.POLICY:
-        pairs = pairs.filter(policy_id=quarantine.policy_id)
-    else:
-        pairs = pairs.filter(
-            ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
-        )
+    pairs = quarantine_pairs(quarantine=quarantine)
     return DatasetVersion.objects.filter(
         Exists(
             Membership.objects.filter(
@@ -313,30 +321,21 @@ def pair_quarantine(*, pair: GoldPair) -> Quarantine | None:
     return Quarantine.objects.select_related("created_by").filter(covering).order_by("pk").first()
 
 
-def pair_quarantine_consequences(*, pair: GoldPair) -> dict:
-    """What quarantining the pair would touch, for the confirmation page: the versions that
-    hold it in train or eval (kept as frozen) and the models trained on them, which the
-    quarantine rolls back."""
-    versions = list(
-        DatasetVersion.objects.filter(
-            Exists(
-                Membership.objects.filter(
-                    version=OuterRef("pk"),
-                    pair=pair,
-                    split__in=[Membership.Split.TRAIN, Membership.Split.EVAL],
-                )
-            ),
-            ~Q(status=DatasetVersion.Status.DRAFT),
-        )
-        .select_related("dataset")
-        .order_by("dataset__name", "number")
-    )
+def quarantine_consequences(*, quarantine: Quarantine) -> dict:
+    """What a quarantine (saved or not yet) touches, for its confirmation: the gold pairs it
+    covers, the frozen versions holding them in train or eval (kept as frozen) and the
+    models trained on those, which it rolls back."""
+    versions = list(versions_affected(quarantine=quarantine).select_related("dataset"))
     models = list(
         ModelVersion.objects.filter(dataset_version__in=versions)
         .exclude(status=ModelVersion.Status.ROLLED_BACK)
         .order_by("pk")
     )
-    return {"versions": versions, "models": models}
+    return {
+        "pairs": quarantine_pairs(quarantine=quarantine).count(),
+        "versions": versions,
+        "models": models,
+    }
 
 
 def pair_correction(*, pair: GoldPair) -> GoldPair | None:

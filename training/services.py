@@ -524,7 +524,7 @@ _QUARANTINE_FIELDS = {
 }
 
 
-def quarantine_create(
+def quarantine_preview(
     *,
     kind: str,
     reason: str,
@@ -536,8 +536,8 @@ def quarantine_create(
     window_end: datetime | None = None,
     pair: GoldPair | None = None,
 ) -> Quarantine:
-    """Record a quarantine. A version quarantine also marks the version (kept, never
-    deleted). Pairs it covers are excluded from every later freeze."""
+    """The quarantine these arguments would record, checked but not saved: what a
+    confirmation page shows the consequences of (training.selectors.quarantine_consequences)."""
     reason = (reason or "").strip()
     if not reason:
         raise TrainingError(ERR_QUARANTINE_REASON)
@@ -558,9 +558,18 @@ def quarantine_create(
         raise TrainingError(ERR_QUARANTINE_WINDOW)
     # Only the fields of this kind are stored; the constraint refuses any other.
     kept = {f: v for f, v in values.items() if f in _QUARANTINE_FIELDS[kind]}
+    return Quarantine(kind=kind, reason=reason, created_by=user, **kept)
+
+
+def quarantine_create(*, user=None, **fields) -> Quarantine:
+    """Record a quarantine. A version quarantine also marks the version (kept, never
+    deleted). Pairs it covers are excluded from every later freeze."""
+    quarantine = quarantine_preview(user=user, **fields)
+    kind, reason, pair = quarantine.kind, quarantine.reason, quarantine.pair
+    kept = {f: getattr(quarantine, f) for f in _QUARANTINE_FIELDS[kind]}
     with transaction.atomic(), pghistory.context(reason=reason):
         if kind == Quarantine.Kind.DATASET_VERSION:
-            version = DatasetVersion.objects.select_for_update().get(pk=dataset_version.pk)
+            version = DatasetVersion.objects.select_for_update().get(pk=kept["dataset_version"].pk)
             if version.status != DatasetVersion.Status.FROZEN:
                 raise TrainingError(
                     ERR_QUARANTINE_NOT_FROZEN.format(version=version, status=version.status)

@@ -242,37 +242,49 @@ def version_quarantine(request, name: str, number: int):
 
 @login_required
 def quarantines(request):
+    """A window, source or policy quarantine in two steps: the form, then what it would
+    cover (pairs, versions, models rolled back) to confirm; only the confirmed POST
+    (`confirm=1`, the same fields) records it."""
     require_role(request.user, ADMIN)
     form = QuarantineForm(request.POST or None)
+    preview = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        fields = {
+            "kind": data["kind"],
+            "reason": data["reason"],
+            "source": data["source"],
+            "policy": data["policy"],
+            "window_start": data["window_start"],
+            "window_end": data["window_end"],
+        }
         try:
-            quarantine, rollback = services.quarantine_apply(
-                kind=data["kind"],
-                reason=data["reason"],
-                user=request.user,
-                source=data["source"],
-                policy=data["policy"],
-                window_start=data["window_start"],
-                window_end=data["window_end"],
-            )
+            if request.POST.get("confirm") != "1":
+                proposed = services.quarantine_preview(user=request.user, **fields)
+                preview = {
+                    "quarantine": proposed,
+                    **selectors.quarantine_consequences(quarantine=proposed),
+                }
+            else:
+                quarantine, rollback = services.quarantine_apply(user=request.user, **fields)
         except TrainingError as error:
             form.add_error(None, error.message)
         else:
-            messages.success(
-                request,
-                QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
-            )
-            affected = list(selectors.versions_affected(quarantine=quarantine))
-            if affected:
-                messages.warning(
+            if preview is None:
+                messages.success(
                     request,
-                    QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
+                    QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
                 )
-            report_rollback(request, rollback)
-            return redirect("training:quarantines")
+                affected = list(selectors.versions_affected(quarantine=quarantine))
+                if affected:
+                    messages.warning(
+                        request,
+                        QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
+                    )
+                report_rollback(request, rollback)
+                return redirect("training:quarantines")
     return render(
         request,
         "training/quarantines.html",
-        {"form": form, "quarantines": selectors.quarantines_recent()},
+        {"form": form, "preview": preview, "quarantines": selectors.quarantines_recent()},
     )

@@ -86,7 +86,9 @@ def gold_pair_quarantine(request, pk: int):
             "pair": pair,
             "form": form,
             "quarantine": selectors.pair_quarantine(pair=pair),
-            **selectors.pair_quarantine_consequences(pair=pair),
+            **selectors.quarantine_consequences(
+                quarantine=Quarantine(kind=Quarantine.Kind.PAIR, pair=pair)
+            ),
         },
         status=status,
     )
