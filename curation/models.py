@@ -497,6 +497,22 @@ class FilterDecision(models.Model):
         return f"{self.filter}: {'pass' if self.passed else 'fail'}"
 
 
+RUN_WAITING = "Waiting for a worker."
+RUN_STARTED = "Started."
+RUN_SO_FAR = "{done} of {total} interaction(s) curated so far."
+RUN_STOPPED = "Stopped after {done} of {total}; the sweeper curates what it left (see the error)."
+RUN_NOTHING_PENDING = "No interaction was pending; it re-checked held candidates."
+RUN_EMPTY = "It was given no interactions."
+RUN_ALL_ELSEWHERE = (
+    "Nothing left to do: all {total} interaction(s) had already been curated by another run "
+    "(a command, another job or the sweeper) when this one started."
+)
+RUN_SOME_ELSEWHERE = (
+    "Curated {done} of {total}; the other {elsewhere} had already been curated by another run."
+)
+RUN_ALL_HERE = "Curated all {done} interaction(s) it was given."
+
+
 class CurationRun(models.Model):
     """One curation job, sweep or command: the row the UI polls."""
 
@@ -540,6 +556,27 @@ class CurationRun(models.Model):
 
     def __str__(self) -> str:
         return f"run #{self.pk} ({self.status})"
+
+    @property
+    def explanation(self) -> str:
+        """What the run did, in a sentence for its row: "0 / 343" alone reads as a failure
+        when the interactions had simply been curated by another run first (the demo
+        curates synchronously, then the ingest jobs find nothing left)."""
+        done, total = self.interactions, self.total
+        elsewhere = max(total - done, 0)
+        if self.status == self.Status.QUEUED:
+            return RUN_WAITING
+        if self.status == self.Status.RUNNING:
+            return RUN_SO_FAR.format(done=done, total=total) if total else RUN_STARTED
+        if self.status == self.Status.FAILED:
+            return RUN_STOPPED.format(done=done, total=total)
+        if not total:
+            return RUN_NOTHING_PENDING if self.trigger == self.Trigger.SWEEPER else RUN_EMPTY
+        if not done:
+            return RUN_ALL_ELSEWHERE.format(total=total)
+        if elsewhere:
+            return RUN_SOME_ELSEWHERE.format(done=done, total=total, elsewhere=elsewhere)
+        return RUN_ALL_HERE.format(done=done)
 
 
 class CandidateAction(models.Model):

@@ -27,7 +27,7 @@ from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
 from training import webhooks
-from training.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from training.models import GoldPair, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -130,15 +130,18 @@ TABLE: dict[str, dict[str, tuple]] = {
     "training:freeze": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training:version": ANY_METHOD_ADMIN,
     "training:diff": ANY_METHOD_ADMIN,
-    "training:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    # Consequential actions need a reason: an empty body changes nothing (422).
+    "training:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
     "training:download": ANY_METHOD_ADMIN,
+    "training:pair": ANY_METHOD_ADMIN,
+    # GET asks for confirmation; POST without a reason is refused.
+    "training:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
+    "training:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
     "training_runs:runs": ANY_METHOD_ADMIN,
     "training_runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:run": ANY_METHOD_ADMIN,
     "training_runs:models": ANY_METHOD_ADMIN,
     "training_runs:model": ANY_METHOD_ADMIN,
-    "training_runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:experiment_stop": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:experiment_extend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:experiment_decide": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
@@ -153,6 +156,8 @@ TABLE: dict[str, dict[str, tuple]] = {
     "webhooks:deliveries": ANY_METHOD_ADMIN,
     "webhooks:delivery": ANY_METHOD_ADMIN,
     "webhooks:resend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "training_runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "training_runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
 }
 
 # Which fixture row a URL's ``pk`` names; review items unless said here.
@@ -176,6 +181,9 @@ PK_OF = {
     "webhooks:test": "endpoint",
     "webhooks:delivery": "delivery",
     "webhooks:resend": "delivery",
+    "training:pair": "pair",
+    "training:pair_quarantine": "pair",
+    "training:pair_correct": "pair",
 }
 
 
@@ -202,6 +210,7 @@ def objects(annotator2, admin):
         "action": CandidateAction.objects.create(
             kind=CandidateAction.Kind.REJECT, user=admin, reason="matrix", max_id=0
         ),
+        "pair": GoldPair.objects.order_by("pk").first(),
     }
 
 

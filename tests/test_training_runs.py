@@ -280,7 +280,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     assert model.metrics["normalised_accuracy"] < model.baseline_metrics["normalised_accuracy"]
     assert ModelVersion.objects.get(status="promoted") == current
     with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
-        registry.model_version_promote(model=model, user=admin)
+        registry.model_version_promote(model=model, user=admin, reason="try")
     # Not even a direct UPDATE can promote a model that failed the gate.
     with pytest.raises(IntegrityError), transaction.atomic():
         ModelVersion.objects.filter(pk=current.pk).update(status="candidate")
@@ -669,7 +669,7 @@ def test_a_candidate_gated_against_an_older_model_is_not_promoted(admin):
     stale = registered(version, baseline=None)  # gated against the base, before `first`
 
     with pytest.raises(TrainingError) as refused:
-        registry.model_version_promote(model=stale, user=admin)
+        registry.model_version_promote(model=stale, user=admin, reason="try")
 
     assert str(refused.value) == registry.ERR_PROMOTE_BASELINE.format(
         model=stale, baseline="the base model", current=first
@@ -819,6 +819,6 @@ def test_a_rolled_back_model_cannot_be_promoted_or_revived(admin):
     registry.models_rollback_for(quarantine=quarantine)
 
     with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
-        registry.model_version_promote(model=model, user=admin)
+        registry.model_version_promote(model=model, user=admin, reason="try")
     with pytest.raises(DatabaseError), transaction.atomic():
         ModelVersion.objects.filter(pk=model.pk).update(status="candidate")

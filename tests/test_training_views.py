@@ -14,6 +14,7 @@ from tests import training_helpers as th
 from tests.test_training_runs import registered
 from training import registry, services, views
 from training.errors import TrainingError
+from training.forms import REASON_REQUIRED
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -278,19 +279,28 @@ def test_an_admin_quarantines_a_version_which_is_kept_and_marked(as_user, admin,
 
 
 def test_a_version_quarantine_needs_a_reason(as_user, admin, v1):
-    response = as_user(admin).post("/datasets/support/v1/quarantine/", {"reason": ""}, follow=True)
-    assert services.ERR_QUARANTINE_REASON in response.content.decode()
+    response = as_user(admin).post("/datasets/support/v1/quarantine/", {"reason": "  "})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert REASON_REQUIRED in page
+    # The question stays open, with what it would do.
+    assert '<details class="confirm" open>' in page
     v1.refresh_from_db()
     assert v1.status == "frozen"
+    assert not Quarantine.objects.exists()
 
 
 def test_an_admin_quarantines_a_source_and_sees_the_affected_versions(as_user, admin, v1):
     from tests.curation_helpers import source
 
+    fields = {"kind": "source", "source": source().pk, "reason": "leaked test traffic"}
+    # First the page says what it would cover, and records nothing.
+    asked = as_user(admin).post("/datasets/quarantines/", fields).content.decode()
+    assert not Quarantine.objects.exists()
+    assert f"covers <strong>{v1.members.exclude(split='excluded').count()}</strong>" in asked
+    assert '<input type="hidden" name="confirm" value="1">' in asked
     response = as_user(admin).post(
-        "/datasets/quarantines/",
-        {"kind": "source", "source": source().pk, "reason": "leaked test traffic"},
-        follow=True,
+        "/datasets/quarantines/", {**fields, "confirm": "1"}, follow=True
     )
     quarantine = Quarantine.objects.get()
     page = response.content.decode()

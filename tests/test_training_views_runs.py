@@ -180,7 +180,7 @@ def test_a_running_run_polls_its_progress_every_two_seconds(as_user, admin, run)
     assert body.strip().startswith('<section class="card" id="run-progress"')
     assert "12/30" in body
     assert "0.5123" in body
-    assert "<polyline" in body
+    assert 'id="loss-chart"' in body
     # The runs list polls too while anything is active.
     assert 'hx-trigger="every 2s"' in client.get("/training/runs/").content.decode()
 
@@ -244,3 +244,31 @@ def test_pages_refuse_get_for_actions(as_user, admin, model):
     client = as_user(admin)
     assert client.get("/training/runs/start/").status_code == 405
     assert client.get(f"/training/models/{model.pk}/promote/").status_code == 405
+
+
+def test_the_loss_chart_carries_train_and_eval_loss_and_a_table_of_the_same_figures(
+    as_user, admin, run
+):
+    TrainingRun.objects.filter(pk=run.pk).update(eval_loss_curve=[[6, 0.68], [12, 0.61]])
+    response = as_user(admin).get(f"/training/runs/{run.pk}/")
+    body = response.content.decode()
+    chart = response.context["chart"]
+    assert chart["series"] == {
+        "train": [[1, 0.6931], [6, 0.66], [12, 0.5123]],
+        "eval": [[6, 0.68], [12, 0.61]],
+    }
+    assert chart["rows"] == [
+        {"step": 1, "train": 0.6931, "eval": None},
+        {"step": 6, "train": 0.66, "eval": 0.68},
+        {"step": 12, "train": 0.5123, "eval": 0.61},
+    ]
+    assert '<script id="loss-series" type="application/json">' in body
+    assert "vendor/chart-4.6.1.umd.min.js" in body and "loss-chart.js" in body
+    assert '<td class="num">12</td><td class="num">0.5123</td><td class="num">0.6100</td>' in body
+
+
+def test_a_run_without_any_loss_yet_shows_no_chart(as_user, admin, run):
+    TrainingRun.objects.filter(pk=run.pk).update(loss_curve=[], eval_loss_curve=[])
+    response = as_user(admin).get(f"/training/runs/{run.pk}/")
+    assert response.context["chart"] is None
+    assert 'id="loss-chart"' not in response.content.decode()

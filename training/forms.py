@@ -50,8 +50,35 @@ class QuarantineForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class VersionQuarantineForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+REASON_REQUIRED = "Say why: the reason is recorded with your name."
+
+
+class ReasonForm(forms.Form):
+    """The reason a consequential action needs: recorded with who did it."""
+
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "required": True}),
+        error_messages={"required": REASON_REQUIRED},
+    )
+
+
+class PairCorrectionForm(forms.Form):
+    chosen = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), strip=True)
+    rejected = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Leave empty to make it an SFT example (no rejected answer).",
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": REASON_REQUIRED},
+    )
+
+
+class VersionQuarantineForm(ReasonForm):
+    pass
 
 
 class WebhookEndpointForm(forms.Form):

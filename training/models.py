@@ -357,7 +357,8 @@ class Quarantine(models.Model):
       another quarantine covers them); the version itself is marked quarantined;
     - window: pairs whose interaction was ingested in [window_start, window_end);
     - source: pairs from that source;
-    - policy: pairs curated under that policy version.
+    - policy: pairs curated under that policy version;
+    - pair: one gold pair (the versions that hold it stay as they were frozen).
     """
 
     class Kind(models.TextChoices):
@@ -365,6 +366,7 @@ class Quarantine(models.Model):
         WINDOW = "window", "ingest time window"
         SOURCE = "source"
         POLICY = "policy", "policy version"
+        PAIR = "pair", "gold pair"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     dataset_version = models.ForeignKey(
@@ -377,6 +379,9 @@ class Quarantine(models.Model):
     )
     policy = models.ForeignKey(
         "curation.CurationPolicy", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    pair = models.ForeignKey(
+        GoldPair, null=True, blank=True, on_delete=models.PROTECT, related_name="quarantines"
     )
     reason = models.TextField()
     created_by = models.ForeignKey(
@@ -396,6 +401,7 @@ class Quarantine(models.Model):
                         policy__isnull=True,
                         window_start__isnull=True,
                         window_end__isnull=True,
+                        pair__isnull=True,
                     )
                     | Q(
                         kind="window",
@@ -405,6 +411,7 @@ class Quarantine(models.Model):
                         window_start__isnull=False,
                         window_end__isnull=False,
                         window_start__lt=models.F("window_end"),
+                        pair__isnull=True,
                     )
                     | Q(
                         kind="source",
@@ -413,6 +420,7 @@ class Quarantine(models.Model):
                         policy__isnull=True,
                         window_start__isnull=True,
                         window_end__isnull=True,
+                        pair__isnull=True,
                     )
                     | Q(
                         kind="policy",
@@ -421,6 +429,16 @@ class Quarantine(models.Model):
                         policy__isnull=False,
                         window_start__isnull=True,
                         window_end__isnull=True,
+                        pair__isnull=True,
+                    )
+                    | Q(
+                        kind="pair",
+                        dataset_version__isnull=True,
+                        source__isnull=True,
+                        policy__isnull=True,
+                        window_start__isnull=True,
+                        window_end__isnull=True,
+                        pair__isnull=False,
                     )
                 ),
                 name="quarantine_fields_match_kind",
@@ -430,6 +448,9 @@ class Quarantine(models.Model):
                 fields=["dataset_version"],
                 condition=Q(kind="dataset_version"),
                 name="quarantine_version_once",
+            ),
+            models.UniqueConstraint(
+                fields=["pair"], condition=Q(kind="pair"), name="quarantine_pair_once"
             ),
         ]
         triggers = [

@@ -67,6 +67,8 @@ class TrainingRun(models.Model):
     progress_loss = models.FloatField(null=True, blank=True)
     # [[step, loss], ...], thinned to a bounded length for long runs.
     loss_curve = models.JSONField(default=list, blank=True)
+    # [[step, eval loss], ...] at the trainer's eval steps (held-out split).
+    eval_loss_curve = models.JSONField(default=list, blank=True)
     log = models.TextField(blank=True, default="")
     # {"train": ..., "eval": ..., "external": ...}
     metrics = models.JSONField(default=dict, blank=True)

@@ -9,6 +9,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Concat
+
 from training import export, external, gate, registry, runs, trainer
 from training.errors import TrainingError
 from training.models import (
@@ -20,8 +23,8 @@ from training.models import (
 
 # Loss points kept on the row for the chart; long runs keep every 2nd, 4th, ... step.
 LOSS_CURVE_POINTS = 300
-# Progress is written at most this often (and once at the end): a fast model would
-# otherwise write the row dozens of times a second.
+# Progress and log lines are written at most this often (and once at the end): a fast
+# model would otherwise write the row dozens of times a second.
 PROGRESS_INTERVAL_S = 1.0
 ERR_RUN_NOT_RUNNING = "Run #{pk} is no longer running (marked failed or finished elsewhere)."
 ERR_EXTERNAL_EXIT = "The external trainer exited with status {code}."
@@ -37,13 +40,17 @@ class ExternalTrainerFailed(Exception):
 
 @dataclass
 class _Progress:
-    """Writes the trainer's per-step progress to the run row, throttled."""
+    """Writes the trainer's per-step progress and its log lines, each stamped when the
+    trainer wrote it, to the run row as training goes: at most once a second, one UPDATE
+    each time (and once at the end), so the run page's polling shows the log live."""
 
     run_id: int
     step: int = 0
     total: int = 0
     loss: float | None = None
     curve: list[list[float]] = field(default_factory=list)
+    eval_curve: list[list[float]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
     stride: int = 1
     written_at: float = 0.0
 
@@ -54,11 +61,21 @@ class _Progress:
             if len(self.curve) > LOSS_CURVE_POINTS:
                 self.curve = self.curve[1::2]
                 self.stride *= 2
+        self._maybe_flush()
+
+    def log(self, event: dict) -> None:
+        self.pending.append(runs.log_line(event["line"], at=event["at"]))
+        if event["eval_loss"] is not None:
+            self.eval_curve.append([event["step"], round(event["eval_loss"], 6)])
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
         if time.monotonic() - self.written_at >= PROGRESS_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
         self.written_at = time.monotonic()
+        text, self.pending = "".join(self.pending), []
         updated = TrainingRun.objects.filter(
             pk=self.run_id, status=TrainingRun.Status.RUNNING
         ).update(
@@ -66,6 +83,8 @@ class _Progress:
             progress_total=self.total,
             progress_loss=self.loss,
             loss_curve=self.curve,
+            eval_loss_curve=self.eval_curve,
+            log=Concat(F("log"), Value(text), output_field=TextField()),
         )
         if updated != 1:
             # Raised inside the trainer's callback, this stops training.
@@ -127,11 +146,13 @@ def _train_builtin(*, run: TrainingRun, export_dir: Path, out: Path, metrics: di
             beta=config["beta"],
         ),
         progress=progress,
+        log=progress.log,
     )
-    progress.flush()
-    runs.log_append(run.pk, *result.log_lines)
+    progress.flush()  # the last lines; every line was stamped when the trainer wrote it
     summary = result.as_dict()
-    summary.pop("losses")  # the row's loss_curve holds them
+    # The row's loss_curve and eval_loss_curve hold them.
+    summary.pop("losses")
+    summary.pop("eval_losses")
     metrics["train"] = summary
     return result.adapter_dir
 

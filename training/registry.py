@@ -339,13 +339,15 @@ def _promote(
     route_changed()
 
 
-def model_version_promote(*, model: ModelVersion, user, reason: str = "") -> ModelVersion:
+def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVersion:
     """Make a candidate the current model (an admin's decision, recorded with the reason).
 
     A model never promoted before must have been gated against the model that is current
     now: a candidate that beat last month's model has not shown it beats today's.
     """
-    reason = (reason or "").strip() or f"promoted by {user}"
+    reason = (reason or "").strip()
+    if not reason:
+        raise TrainingError(ERR_REASON)
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
         model, current = _promotable(model)

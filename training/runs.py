@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -224,9 +224,14 @@ def _job_exists(job_id: str) -> bool:
         return True  # cannot tell; enqueueing would fail anyway
 
 
+def log_line(text: str, *, at: datetime) -> str:
+    """One line of a run's log, stamped to the millisecond (UTC) with when it happened."""
+    return f"{at.astimezone(UTC):%H:%M:%S}.{at.microsecond // 1000:03d} {text}\n"
+
+
 def log_append(run_id: int, *lines: str) -> None:
-    stamp = timezone.now().strftime("%H:%M:%S")
-    text = "".join(f"{stamp} {line}\n" for line in lines)
+    at = timezone.now()
+    text = "".join(log_line(line, at=at) for line in lines)
     TrainingRun.objects.filter(pk=run_id).update(
         log=Concat(F("log"), Value(text), output_field=TextField())
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from training.models import (
     ExportTokenDataset,
     GoldPair,
     Membership,
+    ModelVersion,
     Quarantine,
 )
 
@@ -185,7 +187,13 @@ def version_diff(*, version: DatasetVersion, sample: int = DIFF_SAMPLE) -> Diff:
                 by_reason[text] = by_reason.get(text, 0) + 1
                 if len(removed_sample) < sample:
                     removed_sample.append(
-                        {"pair": pair_id, "split": before, "reason": text, "detail": detail}
+                        {
+                            "pair": pair_id,
+                            "split": before,
+                            "reason": text,
+                            # Django reads jsonb as text on a raw cursor.
+                            "detail": json.loads(detail) if isinstance(detail, str) else detail,
+                        }
                     )
             else:
                 moved += 1
@@ -231,20 +239,30 @@ def export_token_datasets(*, token) -> list[str]:
     )
 
 
+def quarantine_pairs(*, quarantine: Quarantine):
+    """The gold pairs a quarantine covers (a version's: the pairs it added)."""
+    pairs = GoldPair.objects.all()
+    if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
+        return pairs.filter(
+            pk__in=version_added_pairs(version=quarantine.dataset_version).values("pair_id")
+        )
+    if quarantine.kind == Quarantine.Kind.PAIR:
+        return pairs.filter(pk=quarantine.pair_id)
+    if quarantine.kind == Quarantine.Kind.SOURCE:
+        return pairs.filter(source_id=quarantine.source_id)
+    if quarantine.kind == Quarantine.Kind.POLICY:
+        return pairs.filter(policy_id=quarantine.policy_id)
+    return pairs.filter(
+        ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
+    )
+
+
 def versions_affected(*, quarantine: Quarantine):
     """Frozen versions holding, in train or eval, a pair the quarantine covers: what a
     rollback must look at (models trained on them)."""
     if quarantine.kind == Quarantine.Kind.DATASET_VERSION:
         return DatasetVersion.objects.filter(pk=quarantine.dataset_version_id)
-    pairs = GoldPair.objects.all()
-    if quarantine.kind == Quarantine.Kind.SOURCE:
-        pairs = pairs.filter(source_id=quarantine.source_id)
-    elif quarantine.kind == Quarantine.Kind.POLICY:
-        pairs = pairs.filter(policy_id=quarantine.policy_id)
-    else:
-        pairs = pairs.filter(
-            ingested_at__gte=quarantine.window_start, ingested_at__lt=quarantine.window_end
-        )
+    pairs = quarantine_pairs(quarantine=quarantine)
     return DatasetVersion.objects.filter(
         Exists(
             Membership.objects.filter(
@@ -255,3 +273,119 @@ def versions_affected(*, quarantine: Quarantine):
         ),
         ~Q(status=DatasetVersion.Status.DRAFT),
     ).order_by("dataset_id", "number")
+
+
+def gold_pair_get(*, pk: int) -> GoldPair | None:
+    return (
+        GoldPair.objects.select_related("source", "policy", "created_by", "supersedes")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def pair_versions(*, pair: GoldPair):
+    """Every frozen version that holds the pair, with its place there (train, eval or
+    excluded and why), newest first."""
+    return (
+        Membership.objects.filter(pair=pair)
+        .exclude(version__status=DatasetVersion.Status.DRAFT)
+        .select_related("version__dataset")
+        .order_by("version__dataset__name", "-version__number")
+    )
+
+
+def pair_quarantine(*, pair: GoldPair) -> Quarantine | None:
+    """The first quarantine that keeps the pair out of later versions, if any: its own, or
+    a version (that added it), window, source or policy quarantine covering it. The same
+    rules as training.services.quarantine_rules, asked for one pair."""
+    kept = [Membership.Split.TRAIN, Membership.Split.EVAL]
+    added_by_version = Exists(
+        Membership.objects.filter(version=OuterRef("dataset_version"), pair=pair, split__in=kept)
+    ) & ~Exists(
+        Membership.objects.filter(
+            version=OuterRef("dataset_version__previous"), pair=pair, split__in=kept
+        )
+    )
+    covering = (
+        Q(kind=Quarantine.Kind.PAIR, pair=pair)
+        | Q(kind=Quarantine.Kind.SOURCE, source_id=pair.source_id)
+        | Q(
+            kind=Quarantine.Kind.WINDOW,
+            window_start__lte=pair.ingested_at,
+            window_end__gt=pair.ingested_at,
+        )
+        | (Q(kind=Quarantine.Kind.DATASET_VERSION) & added_by_version)
+    )
+    if pair.policy_id is not None:
+        covering |= Q(kind=Quarantine.Kind.POLICY, policy_id=pair.policy_id)
+    return Quarantine.objects.select_related("created_by").filter(covering).order_by("pk").first()
+
+
+def quarantine_consequences(*, quarantine: Quarantine) -> dict:
+    """What a quarantine (saved or not yet) touches, for its confirmation: the gold pairs it
+    covers, the frozen versions holding them in train or eval (kept as frozen) and the
+    models trained on those, which it rolls back."""
+    versions = list(versions_affected(quarantine=quarantine).select_related("dataset"))
+    models = list(
+        ModelVersion.objects.filter(dataset_version__in=versions)
+        .exclude(status=ModelVersion.Status.ROLLED_BACK)
+        .order_by("pk")
+    )
+    return {
+        "pairs": quarantine_pairs(quarantine=quarantine).count(),
+        "versions": versions,
+        "models": models,
+    }
+
+
+def pair_correction(*, pair: GoldPair) -> GoldPair | None:
+    """The pair that corrects this one, if it was corrected."""
+    return GoldPair.objects.filter(supersedes=pair).first()
+
+
+def version_added_pairs(*, version: DatasetVersion):
+    """Memberships of the pairs in the version's train or eval that were not in its
+    previous version's: what a quarantine of the version covers."""
+    kept = Membership.objects.filter(
+        version_id=version.pk, split__in=[Membership.Split.TRAIN, Membership.Split.EVAL]
+    )
+    if version.previous_id:
+        kept = kept.exclude(
+            pair_id__in=Membership.objects.filter(
+                version_id=version.previous_id,
+                split__in=[Membership.Split.TRAIN, Membership.Split.EVAL],
+            ).values("pair_id")
+        )
+    return kept
+
+
+def models_trained_on(*, version: DatasetVersion) -> list[ModelVersion]:
+    """Models a quarantine of the version would roll back."""
+    return list(
+        ModelVersion.objects.filter(dataset_version=version)
+        .exclude(status=ModelVersion.Status.ROLLED_BACK)
+        .order_by("pk")
+    )
+
+
+FREEZE_NOTHING_NEW = (
+    "Nothing new would enter: no gold pair past the {lag}-day lag is missing from {latest}, "
+    "no approved outcome waits to become gold, and nothing was quarantined since."
+)
+FREEZE_NOTHING_YET = (
+    "Nothing would enter yet: no gold pair of this dataset is past its {lag}-day lag."
+)
+
+
+def freeze_blocker(*, dataset: Dataset, new_gold: int, pending_gold: int) -> str:
+    """Why a freeze now would make nothing new (the page disables the button and says
+    this), or "" when it could. A quarantine since the last freeze counts as new: it
+    removes pairs."""
+    if new_gold or pending_gold:
+        return ""
+    latest = latest_frozen(dataset=dataset)
+    if latest is None:
+        return FREEZE_NOTHING_YET.format(lag=dataset.lag_days)
+    if Quarantine.objects.filter(created_at__gt=latest.frozen_at).exists():
+        return ""
+    return FREEZE_NOTHING_NEW.format(lag=dataset.lag_days, latest=f"v{latest.number}")

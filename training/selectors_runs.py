@@ -6,8 +6,6 @@ from training.models import DatasetVersion, ModelEvent, ModelVersion, TrainingRu
 from training.trainer import GATE_METRICS
 
 PAGE_SIZE = 50
-CHART_WIDTH = 320
-CHART_HEIGHT = 90
 BASE_MODEL_NAME = "the base model"
 
 
@@ -86,26 +84,25 @@ def model_events(*, model: ModelVersion | None = None, limit: int = PAGE_SIZE) -
     return list(events.order_by("-pk")[:limit])
 
 
-def loss_chart(curve: list[list[float]]) -> dict | None:
-    """SVG polyline points for a loss curve ([[step, loss], ...]), scaled into the chart."""
-    if len(curve) < 2:
+def loss_chart(run: TrainingRun) -> dict | None:
+    """The loss curves of a run for the chart (static/loss-chart.js draws `series`) and
+    for the table beside it: one row per step, train and eval loss where recorded."""
+    train, evals = run.loss_curve or [], run.eval_loss_curve or []
+    if not train and not evals:
         return None
-    steps = [point[0] for point in curve]
-    losses = [point[1] for point in curve]
-    low, high = min(losses), max(losses)
-    span_x = (steps[-1] - steps[0]) or 1
-    span_y = (high - low) or 1.0
-    points = " ".join(
-        f"{(step - steps[0]) / span_x * CHART_WIDTH:.1f},"
-        f"{CHART_HEIGHT - (loss - low) / span_y * CHART_HEIGHT:.1f}"
-        for step, loss in curve
-    )
+    by_step: dict[int, dict] = {}
+    for step, loss in train:
+        by_step.setdefault(int(step), {"step": int(step), "train": None, "eval": None})["train"] = (
+            loss
+        )
+    for step, loss in evals:
+        by_step.setdefault(int(step), {"step": int(step), "train": None, "eval": None})["eval"] = (
+            loss
+        )
     return {
-        "points": points,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "low": low,
-        "high": high,
-        "first": losses[0],
-        "last": losses[-1],
+        "series": {"train": train, "eval": evals},
+        "rows": [by_step[step] for step in sorted(by_step)],
+        "first": train[0][1] if train else None,
+        "last": train[-1][1] if train else None,
+        "last_eval": evals[-1][1] if evals else None,
     }

@@ -26,7 +26,7 @@ from curation.dedup import NearDupIndex, minhash, minhash_from_bytes, minhash_to
 from curation.models import ApiToken, CandidateKind, TokenScope
 from curation.services import api_token_create
 from review.models import ReviewOutcome
-from training import export, gold, registry, webhooks
+from training import export, gold, registry, selectors, webhooks
 from training.errors import TrainingError
 from training.models import (
     Dataset,
@@ -49,6 +49,7 @@ ERR_QUARANTINE_NOT_FROZEN = "Only a frozen version can be quarantined; {version}
 ERR_QUARANTINE_KIND = "Unknown quarantine kind {kind!r}."
 ERR_QUARANTINE_WINDOW = "The window must start before it ends."
 ERR_QUARANTINE_MISSING = "A {kind} quarantine needs its {field}."
+ERR_QUARANTINE_PAIR_TWICE = "Gold pair #{pk} is already quarantined."
 ERR_FORMAT_FOR_KIND = (
     "Format {fmt} cannot be exported from a {kind} dataset; choose from {allowed}."
 )
@@ -56,7 +57,7 @@ ERR_EVAL_FRACTION = "The eval fraction must be at least 0 and below 1."
 ERR_NO_FORMATS = "Choose at least one export format."
 ERR_RESERVED_NAME = "{name!r} is reserved by the dataset pages; choose another name."
 # Path segments of the dataset pages that a dataset name would shadow.
-RESERVED_NAMES = ("quarantines",)
+RESERVED_NAMES = ("quarantines", "pairs")
 
 FREEZE_BATCH = 5000
 FREEZE_CREATED = "Froze {version}: {train} train and {eval} eval pairs."
@@ -293,7 +294,8 @@ class QuarantineRules:
     sources: dict[int, int]  # source id -> quarantine id
     policies: dict[int, int]
     windows: list[tuple[datetime, datetime, int]]
-    pairs: dict[int, int]  # pairs added by a quarantined version -> quarantine id
+    # pairs added by a quarantined version, or quarantined one by one -> quarantine id
+    pairs: dict[int, int]
 
     def match(self, *, pair_id: int, source_id: int, policy_id, ingested_at) -> int | None:
         if pair_id in self.pairs:
@@ -317,6 +319,8 @@ def quarantine_rules() -> QuarantineRules:
             rules.policies.setdefault(q.policy_id, q.pk)
         elif q.kind == Quarantine.Kind.WINDOW:
             rules.windows.append((q.window_start, q.window_end, q.pk))
+        elif q.kind == Quarantine.Kind.PAIR:
+            rules.pairs.setdefault(q.pair_id, q.pk)
         else:
             for pair_id in version_added_pair_ids(version=q.dataset_version):
                 rules.pairs.setdefault(pair_id, q.pk)
@@ -325,17 +329,11 @@ def quarantine_rules() -> QuarantineRules:
 
 def version_added_pair_ids(*, version: DatasetVersion):
     """Pairs in the version's train or eval that were not in its previous version's."""
-    kept = Membership.objects.filter(
-        version_id=version.pk, split__in=[Membership.Split.TRAIN, Membership.Split.EVAL]
+    return (
+        selectors.version_added_pairs(version=version)
+        .values_list("pair_id", flat=True)
+        .iterator(chunk_size=FREEZE_BATCH)
     )
-    if version.previous_id:
-        kept = kept.exclude(
-            pair_id__in=Membership.objects.filter(
-                version_id=version.previous_id,
-                split__in=[Membership.Split.TRAIN, Membership.Split.EVAL],
-            ).values("pair_id")
-        )
-    return kept.values_list("pair_id", flat=True).iterator(chunk_size=FREEZE_BATCH)
 
 
 def _select(*, dataset: Dataset, cutoff: datetime) -> list[Membership]:
@@ -538,10 +536,11 @@ _QUARANTINE_FIELDS = {
     Quarantine.Kind.WINDOW: ("window_start", "window_end"),
     Quarantine.Kind.SOURCE: ("source",),
     Quarantine.Kind.POLICY: ("policy",),
+    Quarantine.Kind.PAIR: ("pair",),
 }
 
 
-def quarantine_create(
+def quarantine_preview(
     *,
     kind: str,
     reason: str,
@@ -551,9 +550,10 @@ def quarantine_create(
     policy=None,
     window_start: datetime | None = None,
     window_end: datetime | None = None,
+    pair: GoldPair | None = None,
 ) -> Quarantine:
-    """Record a quarantine. A version quarantine also marks the version (kept, never
-    deleted). Pairs it covers are excluded from every later freeze."""
+    """The quarantine these arguments would record, checked but not saved: what a
+    confirmation page shows the consequences of (training.selectors.quarantine_consequences)."""
     reason = (reason or "").strip()
     if not reason:
         raise TrainingError(ERR_QUARANTINE_REASON)
@@ -565,6 +565,7 @@ def quarantine_create(
         "policy": policy,
         "window_start": window_start,
         "window_end": window_end,
+        "pair": pair,
     }
     for field in _QUARANTINE_FIELDS[kind]:
         if values[field] is None:
@@ -573,9 +574,18 @@ def quarantine_create(
         raise TrainingError(ERR_QUARANTINE_WINDOW)
     # Only the fields of this kind are stored; the constraint refuses any other.
     kept = {f: v for f, v in values.items() if f in _QUARANTINE_FIELDS[kind]}
+    return Quarantine(kind=kind, reason=reason, created_by=user, **kept)
+
+
+def quarantine_create(*, user=None, **fields) -> Quarantine:
+    """Record a quarantine. A version quarantine also marks the version (kept, never
+    deleted). Pairs it covers are excluded from every later freeze."""
+    quarantine = quarantine_preview(user=user, **fields)
+    kind, reason, pair = quarantine.kind, quarantine.reason, quarantine.pair
+    kept = {f: getattr(quarantine, f) for f in _QUARANTINE_FIELDS[kind]}
     with transaction.atomic(), pghistory.context(reason=reason):
         if kind == Quarantine.Kind.DATASET_VERSION:
-            version = DatasetVersion.objects.select_for_update().get(pk=dataset_version.pk)
+            version = DatasetVersion.objects.select_for_update().get(pk=kept["dataset_version"].pk)
             if version.status != DatasetVersion.Status.FROZEN:
                 raise TrainingError(
                     ERR_QUARANTINE_NOT_FROZEN.format(version=version, status=version.status)
@@ -584,6 +594,13 @@ def quarantine_create(
             version.quarantined_at = timezone.now()
             version.save(update_fields=["status", "quarantined_at"])
             kept["dataset_version"] = version
+        if kind == Quarantine.Kind.PAIR:
+            # Gold pairs are never updated: the row lock only serialises two admins
+            # quarantining the same pair, so the second is told rather than hitting the
+            # unique constraint.
+            GoldPair.objects.select_for_update().filter(pk=pair.pk).first()
+            if Quarantine.objects.filter(kind=Quarantine.Kind.PAIR, pair=pair).exists():
+                raise TrainingError(ERR_QUARANTINE_PAIR_TWICE.format(pk=pair.pk), status=409)
         return Quarantine.objects.create(kind=kind, reason=reason, created_by=user, **kept)
 
 

@@ -16,7 +16,8 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,9 @@ NOTE_DROPPED = (
     "max_length={max_length} tokens and TRL drops them (raise FLYWHEEL_TRAINING_MAX_LENGTH "
     "to keep them)"
 )
+NOTE_NO_EVAL_LOSS = "no eval loss during training: {why}"
+# How many times an eval split is scored while training (for the eval-loss curve).
+EVAL_POINTS = 5
 ERR_GATE_METRIC = "Metric {metric!r} is missing from the candidate or the current metrics."
 ERR_GATE_NEGATIVE_MARGIN = "The gate margin must be zero or more, got {margin}."
 
@@ -83,6 +87,8 @@ class TrainResult:
     final_loss: float
     log_lines: list[str]
     train_seconds: float
+    # [[step, eval loss], ...] at the eval steps; empty when there was no eval split.
+    eval_losses: list[list[float]] = field(default_factory=list)
 
     @property
     def log_text(self) -> str:
@@ -100,6 +106,7 @@ class TrainResult:
             "first_loss": self.first_loss,
             "final_loss": self.final_loss,
             "train_seconds": self.train_seconds,
+            "eval_losses": self.eval_losses,
         }
 
 
@@ -148,23 +155,36 @@ def _ignore_event(*args, **kwargs) -> None:
 
 
 class ProgressCallback:
-    """Keeps the trainer's log lines and losses, and reports each optimiser step to
-    `progress` as `{"step", "max_steps", "loss"}`.
+    """Keeps the trainer's log lines, losses and eval losses; reports each optimiser step
+    to `progress` as `{"step", "max_steps", "loss"}`, and each log line to `log` as it is
+    written, as `{"at", "line", "step", "eval_loss"}` (`at`: when, in UTC; `eval_loss`:
+    None but on an evaluation's line), so a job can show the log while training runs.
 
     A transformers callback by duck typing: the trainer calls `on_<event>(args, state,
     control, **kwargs)` on it for every event and only `on_log` matters here. It does not
     subclass TrainerCallback so that importing this module does not import transformers.
     """
 
-    def __init__(self, progress: Callable[[dict], None] | None = None):
+    def __init__(
+        self,
+        progress: Callable[[dict], None] | None = None,
+        log: Callable[[dict], None] | None = None,
+    ):
         self.progress = progress
+        self.log = log
         self.log_lines: list[str] = []
         self.losses: list[float] = []
+        self.eval_losses: list[list[float]] = []
 
     def __getattr__(self, name: str):
         if name.startswith("on_"):
             return _ignore_event
         raise AttributeError(name)
+
+    def line(self, text: str, *, step: int = 0, eval_loss: float | None = None) -> None:
+        self.log_lines.append(text)
+        if self.log is not None:
+            self.log({"at": datetime.now(UTC), "line": text, "step": step, "eval_loss": eval_loss})
 
     def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         logs = dict(logs or {})
@@ -173,7 +193,14 @@ class ProgressCallback:
             f"{key}={value:.5g}" if isinstance(value, float) else f"{key}={value}"
             for key, value in sorted(logs.items())
         )
-        self.log_lines.append(f"step {state.global_step}/{state.max_steps} {shown}")
+        eval_loss = float(logs["eval_loss"]) if "eval_loss" in logs else None
+        if eval_loss is not None:
+            self.eval_losses.append([state.global_step, eval_loss])
+        self.line(
+            f"step {state.global_step}/{state.max_steps} {shown}",
+            step=state.global_step,
+            eval_loss=eval_loss,
+        )
         if "loss" in logs:
             loss = float(logs["loss"])
             self.losses.append(loss)
@@ -232,6 +259,24 @@ def _check_trainable(dataset, *, tokenizer, config: TrainConfig, path: Path) -> 
     return kept
 
 
+def _load_eval_set(export_dir: Path, *, config: TrainConfig, tokenizer, cache_dir: str):
+    """The eval split to score while training (its loss is the eval curve), or None with
+    why not: absent, empty, in another shape than the method trains on, or nothing in it
+    fits max_length. Never fails the run: the gate scores the eval split afterwards."""
+    from datasets import load_dataset
+
+    path = Path(export_dir) / EVAL_FILE
+    if not path.is_file() or not _has_rows(path):
+        return None, f"{EVAL_FILE} is empty or missing"
+    dataset = load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
+    try:
+        _check_columns(method=config.method, columns=dataset.column_names, path=path)
+        _check_trainable(dataset, tokenizer=tokenizer, config=config, path=path)
+    except TrainingError as error:
+        return None, error.message
+    return dataset, ""
+
+
 def _training_args(config: TrainConfig, output_dir: Path) -> dict[str, Any]:
     """Arguments shared by DPOConfig and SFTConfig."""
     return {
@@ -257,7 +302,13 @@ def _training_args(config: TrainConfig, output_dir: Path) -> dict[str, Any]:
 
 
 def _build_trainer(
-    *, dataset, tokenizer, config: TrainConfig, output_dir: Path, callback: ProgressCallback
+    *,
+    dataset,
+    tokenizer,
+    config: TrainConfig,
+    output_dir: Path,
+    callback: ProgressCallback,
+    eval_dataset=None,
 ):
     """A TRL DPOTrainer or SFTTrainer with a fresh LoRA adapter on the base model."""
     import torch
@@ -276,6 +327,12 @@ def _build_trainer(
         task_type="CAUSAL_LM",
     )
     common = _training_args(config, output_dir)
+    if eval_dataset is not None:
+        common.update(
+            eval_strategy="steps",
+            eval_steps=max(1, config.steps // EVAL_POINTS),
+            per_device_eval_batch_size=config.batch_size,
+        )
     if config.method == "dpo":
         from trl import DPOConfig as Config
         from trl import DPOTrainer as Trainer
@@ -290,6 +347,7 @@ def _build_trainer(
         model=model,
         args=args,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[callback],
@@ -304,16 +362,19 @@ def train(
     export_dir: Path,
     config: TrainConfig,
     progress: Callable[[dict], None] | None = None,
+    log: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on `export_dir/train.jsonl` and save it to `config.output_dir`.
 
     `progress` is called after every optimiser step with `{"step", "max_steps", "loss"}`; an
     exception it raises stops training, which is how a job can abandon a cancelled run.
+    `log` is called with each log line as it is written (see ProgressCallback). When
+    `export_dir/eval.jsonl` holds usable rows, its loss is logged EVAL_POINTS times.
     """
     train_path = _check_request(export_dir=export_dir, config=config)
     output_dir = Path(config.output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
-    callback = ProgressCallback(progress)
+    callback = ProgressCallback(progress, log)
 
     from transformers import AutoTokenizer
 
@@ -324,15 +385,21 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(str(_check_base_model(config.base_model_dir)))
         kept = _check_trainable(dataset, tokenizer=tokenizer, config=config, path=train_path)
         if kept < len(dataset):
-            callback.log_lines.append(
+            callback.line(
                 NOTE_DROPPED.format(kept=kept, total=len(dataset), max_length=config.max_length)
             )
+        eval_dataset, no_eval = _load_eval_set(
+            Path(export_dir), config=config, tokenizer=tokenizer, cache_dir=cache_dir
+        )
+        if eval_dataset is None:
+            callback.line(NOTE_NO_EVAL_LOSS.format(why=no_eval))
         trainer = _build_trainer(
             dataset=dataset,
             tokenizer=tokenizer,
             config=config,
             output_dir=output_dir,
             callback=callback,
+            eval_dataset=eval_dataset,
         )
         started = time.monotonic()
         trainer.train()
@@ -354,6 +421,7 @@ def train(
         final_loss=losses[-1] if losses else math.nan,
         log_lines=callback.log_lines,
         train_seconds=train_seconds,
+        eval_losses=callback.eval_losses,
     )
 
 

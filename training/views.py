@@ -39,7 +39,7 @@ def _redirect(request, url: str):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _report_rollback(request, rollback) -> None:
+def report_rollback(request, rollback) -> None:
     if not rollback.rolled_back:
         return
     messages.warning(
@@ -112,6 +112,8 @@ def dataset_detail(request, name: str):
     require_role(request.user, ADMIN)
     dataset = _dataset_or_404(name)
     latest = selectors.latest_frozen(dataset=dataset)
+    new_gold = selectors.gold_new_count(dataset=dataset)
+    pending_gold = selectors.outcomes_pending_gold_count()
     return render(
         request,
         "training/dataset.html",
@@ -119,9 +121,12 @@ def dataset_detail(request, name: str):
             "dataset": dataset,
             "versions": selectors.dataset_versions(dataset=dataset),
             "next_number": (latest.number + 1) if latest else 1,
-            "new_gold": selectors.gold_new_count(dataset=dataset),
+            "new_gold": new_gold,
             "new_gold_unlagged": selectors.gold_new_count(dataset=dataset, lagged=False),
-            "pending_gold": selectors.outcomes_pending_gold_count(),
+            "pending_gold": pending_gold,
+            "freeze_blocker": selectors.freeze_blocker(
+                dataset=dataset, new_gold=new_gold, pending_gold=pending_gold
+            ),
         },
     )
 
@@ -148,14 +153,12 @@ def dataset_freeze(request, name: str):
     return _redirect(request, reverse("training:version", args=[name, version.number]))
 
 
-@login_required
-def version_detail(request, name: str, number: int):
-    require_role(request.user, ADMIN)
-    version = _version_or_404(name, number)
+def _version_page(request, version: DatasetVersion, *, form=None, status: int = 200):
     files = [
         {"name": file_name, **version.manifest.get("files", {}).get(file_name, {})}
         for file_name in export.file_names(version)
     ]
+    can_quarantine = version.status == DatasetVersion.Status.FROZEN
     return render(
         request,
         "training/version.html",
@@ -167,10 +170,23 @@ def version_detail(request, name: str, number: int):
             "files": files,
             "manifest_json": json.dumps(version.manifest, indent=2, sort_keys=True),
             "quarantine": selectors.version_quarantine(version=version),
-            "quarantine_form": VersionQuarantineForm(),
-            "can_quarantine": version.status == DatasetVersion.Status.FROZEN,
+            "quarantine_form": form or VersionQuarantineForm(),
+            "can_quarantine": can_quarantine,
+            "added_count": (
+                selectors.version_added_pairs(version=version).count() if can_quarantine else 0
+            ),
+            "trained_models": (
+                selectors.models_trained_on(version=version) if can_quarantine else []
+            ),
         },
+        status=status,
     )
+
+
+@login_required
+def version_detail(request, name: str, number: int):
+    require_role(request.user, ADMIN)
+    return _version_page(request, _version_or_404(name, number))
 
 
 @login_required
@@ -206,57 +222,69 @@ def version_quarantine(request, name: str, number: int):
     require_role(request.user, ADMIN)
     version = _version_or_404(name, number)
     form = VersionQuarantineForm(request.POST)
-    if form.is_valid():
-        try:
-            _, rollback = services.quarantine_apply(
-                kind=Quarantine.Kind.DATASET_VERSION,
-                dataset_version=version,
-                reason=form.cleaned_data["reason"],
-                user=request.user,
-            )
-        except TrainingError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, VERSION_QUARANTINED.format(version=version))
-            _report_rollback(request, rollback)
+    if not form.is_valid():
+        # Nothing happens without a reason: the page again, the question still open.
+        return _version_page(request, version, form=form, status=422)
+    try:
+        _, rollback = services.quarantine_apply(
+            kind=Quarantine.Kind.DATASET_VERSION,
+            dataset_version=version,
+            reason=form.cleaned_data["reason"],
+            user=request.user,
+        )
+    except TrainingError as error:
+        messages.error(request, error.message)
     else:
-        messages.error(request, services.ERR_QUARANTINE_REASON)
+        messages.success(request, VERSION_QUARANTINED.format(version=version))
+        report_rollback(request, rollback)
     return _redirect(request, reverse("training:version", args=[name, number]))
 
 
 @login_required
 def quarantines(request):
+    """A window, source or policy quarantine in two steps: the form, then what it would
+    cover (pairs, versions, models rolled back) to confirm; only the confirmed POST
+    (`confirm=1`, the same fields) records it."""
     require_role(request.user, ADMIN)
     form = QuarantineForm(request.POST or None)
+    preview = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        fields = {
+            "kind": data["kind"],
+            "reason": data["reason"],
+            "source": data["source"],
+            "policy": data["policy"],
+            "window_start": data["window_start"],
+            "window_end": data["window_end"],
+        }
         try:
-            quarantine, rollback = services.quarantine_apply(
-                kind=data["kind"],
-                reason=data["reason"],
-                user=request.user,
-                source=data["source"],
-                policy=data["policy"],
-                window_start=data["window_start"],
-                window_end=data["window_end"],
-            )
+            if request.POST.get("confirm") != "1":
+                proposed = services.quarantine_preview(user=request.user, **fields)
+                preview = {
+                    "quarantine": proposed,
+                    **selectors.quarantine_consequences(quarantine=proposed),
+                }
+            else:
+                quarantine, rollback = services.quarantine_apply(user=request.user, **fields)
         except TrainingError as error:
             form.add_error(None, error.message)
         else:
-            messages.success(
-                request,
-                QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
-            )
-            affected = list(selectors.versions_affected(quarantine=quarantine))
-            if affected:
-                messages.warning(
+            if preview is None:
+                messages.success(
                     request,
-                    QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
+                    QUARANTINE_CREATED.format(pk=quarantine.pk, kind=quarantine.get_kind_display()),
                 )
-            _report_rollback(request, rollback)
-            return redirect("training:quarantines")
+                affected = list(selectors.versions_affected(quarantine=quarantine))
+                if affected:
+                    messages.warning(
+                        request,
+                        QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
+                    )
+                report_rollback(request, rollback)
+                return redirect("training:quarantines")
     return render(
         request,
         "training/quarantines.html",
-        {"form": form, "quarantines": selectors.quarantines_recent()},
+        {"form": form, "preview": preview, "quarantines": selectors.quarantines_recent()},
     )

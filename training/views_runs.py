@@ -72,7 +72,7 @@ def run_detail(request, pk: int):
         raise Http404(NO_SUCH_RUN.format(pk=pk))
     context = {
         "run": run,
-        "chart": selectors_runs.loss_chart(run.loss_curve),
+        "chart": selectors_runs.loss_chart(run),
         "model": getattr(run, "model_version", None),
     }
     return render_page(request, "training/runs/run.html", "progress", context)
@@ -93,12 +93,10 @@ def model_list(request):
     )
 
 
-@login_required
-def model_detail(request, pk: int):
+def _model_page(request, model: ModelVersion, *, error: str = "", decision: str = "", status=200):
     """The model, its gate, its canary experiments (the latest one live: the fragment
-    polls itself while the experiment runs) and its history."""
-    require_role(request.user, ADMIN)
-    model = _model_or_404(pk)
+    polls itself while the experiment runs) and its history; after a refused decision,
+    the error and the open confirmation."""
     experiments = selectors_canary.experiments_for_model(model=model)
     experiment = experiments[0] if experiments else None
     context = {
@@ -121,18 +119,29 @@ def model_detail(request, pk: int):
         if experiment
         else None,
         "alerts": [a for a in selectors_canary.monitor_alerts_open() if a.model_id == model.pk],
+        "error": error,
+        "decision": decision,
     }
-    return render_page(request, "training/runs/model.html", "experiment", context)
+    return render_page(request, "training/runs/model.html", "experiment", context, status=status)
+
+
+@login_required
+def model_detail(request, pk: int):
+    require_role(request.user, ADMIN)
+    return _model_page(request, _model_or_404(pk))
 
 
 @login_required
 @require_POST
 def model_decide(request, pk: int, decision: str):
-    """Promote or reject a candidate (the URL names the decision); the service refuses a
-    model that is no longer a candidate, or a rejection without a reason."""
+    """Promote or reject a candidate (the URL names the decision), with a reason: without
+    one, nothing changes and the page asks again (422). The service refuses a model that is
+    no longer a candidate."""
     require_role(request.user, ADMIN)
     model = _model_or_404(pk)
-    reason = request.POST.get("reason", "")
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        return _model_page(request, model, error=registry.ERR_REASON, decision=decision, status=422)
     try:
         if decision == "reject":
             registry.model_version_reject(model=model, user=request.user, reason=reason)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0007_webhooks'),
+        ('training', '0008_pair_quarantine_eval_loss'),
     ]
 
     operations = [
