@@ -245,7 +245,8 @@ def test_the_version_quarantine_states_its_consequence_first(as_user, admin, v1)
 
 
 @pytest.mark.parametrize("decision", ["promote", "reject"])
-def test_promote_and_reject_need_a_reason_and_record_who(as_user, admin, v1, decision):
+def test_promote_and_reject_need_a_reason_and_record_who(as_user, admin, v1, decision, settings):
+    settings.FLYWHEEL_CANARY = False  # promotion makes the model current at once (no canary)
     model = registered(v1)
     client = as_user(admin)
     refused = client.post(f"/training/models/{model.pk}/{decision}/", {"reason": ""})
