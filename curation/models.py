@@ -33,6 +33,8 @@ TEXT_KINDS = (FeedbackKind.EDITED, FeedbackKind.CORRECTED)
 class TokenScope(models.TextChoices):
     INGEST = "ingest"
     EXPORT = "export"
+    # Read the flywheel's figures (GET /api/v1/metrics); writes and exports nothing.
+    METRICS = "metrics"
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
