@@ -21,7 +21,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from curation.models import Source
-from curation.rollups import CURATION_TABLE, LAG_BUCKETS_S, LAG_OVER
+from curation.rollups import CURATION_TABLE, LAG_BUCKETS_S
 from review.models import ReviewItem
 from review.rollups import REVIEW_TABLE
 from training.models import Dataset, ModelVersion
@@ -66,17 +66,17 @@ def _rollup_rows(table: str, *, start: date, end: date, flt: MetricsFilter, sour
 
 
 def lag_quantile(histogram: dict[str, int], q: float) -> float | None:
-    """The upper bound (s) of the bucket holding the q-quantile; None without data,
-    infinity past the last bound."""
+    """The upper bound (s) of the bucket holding the q-quantile; None without data.
+    Past the last bound it is the last bound (read "at least a week")."""
     total = sum(histogram.values())
     if not total:
         return None
     rank, seen = q * total, 0
-    for bound in (*LAG_BUCKETS_S, LAG_OVER):
+    for bound in LAG_BUCKETS_S:
         seen += histogram.get(str(bound), 0)
         if seen >= rank:
             return float(bound)
-    return float("inf")  # pragma: no cover (the last bucket always reaches the total)
+    return float(LAG_BUCKETS_S[-1])
 
 
 def _empty_day(day: date) -> dict:
@@ -414,3 +414,31 @@ def filter_choices() -> dict:
         "task_types": sorted({r[1] for r in rows if r[1]}),
         "models": sorted({r[2] for r in rows if r[2]}),
     }
+
+
+def table_rows(metrics: dict) -> dict:
+    """The figures of `flywheel_metrics` laid out for the dashboard's tables: one
+    column per feedback kind, candidate kind, filter and annotator seen in the window."""
+    totals = metrics["totals"]
+    columns = {
+        "feedback_kinds": sorted(totals["feedback"]),
+        "candidate_kinds": sorted(totals["candidates"]),
+        "filters": sorted(totals["failed"]),
+        "reviewers": sorted(totals["reviews_by"]),
+    }
+    days = []
+    for d in metrics["days"]:
+        decided = d["passed"] + sum(d["failed"].values())
+        days.append(
+            {
+                **d,
+                "feedback_cols": [d["feedback"].get(k, 0) for k in columns["feedback_kinds"]],
+                "feedback_share": _ratio(d["with_feedback"], d["interactions"]),
+                "candidate_cols": [d["candidates"].get(k, 0) for k in columns["candidate_kinds"]],
+                "failed_cols": [d["failed"].get(k, 0) for k in columns["filters"]],
+                "pass_rate": _ratio(d["passed"], decided),
+                "reviewer_cols": [d["reviews_by"].get(k, 0) for k in columns["reviewers"]],
+                "approval_rate": _ratio(d["approved"], d["approved"] + d["rejected"]),
+            }
+        )
+    return {**columns, "days": days}
