@@ -25,6 +25,11 @@
   }
 
   function stacked(days, field, names) {
+    // An empty window still gets one (zero) series, so the chart keeps its axes and legend.
+    if (!names.length) {
+      return [{ type: "bar", label: "none", stack: field, backgroundColor: color(7),
+                data: days.map(() => 0) }];
+    }
     return names.map((name, i) => ({
       type: "bar", label: name, stack: field, backgroundColor: color(i),
       data: days.map((d) => d[field][name] || 0),
@@ -145,6 +150,7 @@
         labels: cycles.map((c) => c.model + " (" + c.dataset_version + ")"),
         datasets: [
           { type: "bar", label: "interval of the delta", backgroundColor: "rgba(47,111,222,0.35)",
+            maxBarThickness: 48,
             data: cycles.map((c) => (c.delta_ci[0] === null ? null : [c.delta_ci[0], c.delta_ci[1]])) },
           { type: "line", label: "delta (candidate − predecessor)", showLine: false,
             pointRadius: 5, borderColor: "#1d2330", backgroundColor: cycles.map((c) =>
