@@ -140,12 +140,35 @@ def _curation_facts(scope: str) -> str:
     return _CURATION_FACTS.format(scope=scope)
 
 
+# The facts of interactions ingest just inserted: pending, so no lag and no candidate
+# yet; only themselves and the feedback linked to them. The ingest hot path runs this
+# on every batch, so the interactions are read once and their feedback once (the
+# full query above reads them once per fact). The rollup test holds it to the rebuild.
+_NEW_INTERACTION_FACTS = f"""
+WITH i AS MATERIALIZED (
+    SELECT id, source_id, task_type, model, occurred_at FROM curation_interaction
+    WHERE id = ANY(%(ids)s::bigint[])
+), f AS MATERIALIZED (
+    SELECT f.interaction_id, f.kind, f.occurred_at FROM curation_feedback f
+    WHERE f.interaction_id = ANY(%(ids)s::bigint[])
+)
+SELECT {utc_day("i.occurred_at")} AS day, {_DIMS}, 'interactions' AS metric, '' AS key
+FROM i
+UNION ALL
+SELECT {utc_day("i.occurred_at")}, {_DIMS}, 'with_feedback', ''
+FROM i WHERE i.id IN (SELECT interaction_id FROM f)
+UNION ALL
+SELECT {utc_day("f.occurred_at")}, {_DIMS}, 'feedback', f.kind
+FROM f JOIN i ON i.id = f.interaction_id
+"""  # noqa: S608 (constants and column names only)
+
+
 def interactions_rollup_add(*, interaction_ids) -> None:
-    """The facts of interactions just inserted (with any feedback linked to them)."""
+    """The facts of interactions just inserted by ingest (with any feedback linked)."""
     if interaction_ids:
         rollup_add(
             table=CURATION_TABLE,
-            facts=_curation_facts(_BY_IDS),
+            facts=_NEW_INTERACTION_FACTS,
             params={"ids": sorted(interaction_ids)},
         )
 
