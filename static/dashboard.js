@@ -131,6 +131,17 @@
                            y1: percentAxis("approval rate (%)") } },
     });
 
+    draw("chart-alpha", {
+      type: "line",
+      data: {
+        labels,
+        datasets: [{ label: "α (decision)", data: days.map((d) => d.alpha), spanGaps: true,
+                     borderColor: color(4), backgroundColor: color(4) }],
+      },
+      options: { scales: { x: dayAxis(),
+                           y: axis("Krippendorff's α", { min: -1, max: 1, beginAtZero: false }) } },
+    });
+
     draw("chart-gold", {
       type: "bar",
       data: {

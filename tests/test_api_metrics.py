@@ -39,6 +39,7 @@ def empty(day: str) -> dict:
         "lag": {},
         "lag_p50_s": None,
         "lag_p95_s": None,
+        "alpha": None,
     }
 
 
@@ -118,6 +119,7 @@ def test_every_figure_matches_the_data_put_in(metrics_api, loop):
         "approval_rate": 0.5,
         "lag_p50_s": 30.0,
         "lag_p95_s": 30.0,
+        "alpha": None,  # one review per item: nothing to compare
     }
     oldest_age = (ASKED - CURATED).total_seconds()
     causes = []

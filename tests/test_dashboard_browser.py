@@ -23,6 +23,7 @@ CHARTS = {
     "chart-lag": "curation lag (seconds, bucket upper bound)",
     "chart-reviews": "reviews per day, by annotator",
     "chart-queue": "items per day",
+    "chart-alpha": "Krippendorff's \u03b1",
     "chart-gold": "count per day",
     "chart-cycles": "gate metric delta",
 }

@@ -15,6 +15,8 @@ from curation import pipeline
 from curation.models import CurationMetricDay
 from curation.services import batch_ingest
 from review import services as review_services
+from review.agreement import krippendorff_alpha
+from review.rollups import nominal_alpha
 from tests import factories
 from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, no_toxicity, source
 from tests.review_helpers import RUBRIC
@@ -154,6 +156,7 @@ def test_incremental_rollups_equal_a_full_rebuild(seed, annotator, annotator2, c
     assert sum(incremental[TABLES[0]].values()) > 0
     assert any(k[4] == "lag" for k in incremental[TABLES[0]])
     assert any(k[4] in ("approved", "rejected") for k in incremental[TABLES[1]])
+    assert any(k[4] == "agree" for k in incremental[TABLES[1]])
     assert any(k[4] == "gold" for k in incremental[TABLES[2]])
     metrics_rebuild()
     assert snapshot() == incremental
@@ -174,3 +177,20 @@ def test_a_rebuild_since_a_day_keeps_the_days_before(annotator, admin):
     after = snapshot()[TABLES[0]]
     for key, n in before[TABLES[0]].items():
         assert after[key] == (n if key[0] >= date(2026, 10, 4) else 1)
+
+
+def test_alpha_from_the_rollup_pairs_equals_krippendorffs_alpha():
+    rng = random.Random(5)
+    units = {
+        item: [rng.choice(["approve", "approve", "approve_edit", "reject"]) for _ in range(m)]
+        for item, m in enumerate(rng.choice([2, 2, 3]) for _ in range(40))
+    }
+    pairs: dict[str, int] = {}
+    for values in units.values():
+        for i, a in enumerate(values):
+            for j, b in enumerate(values):
+                if i != j:
+                    key = f"{a}|{b}|{len(values)}"
+                    pairs[key] = pairs.get(key, 0) + 1
+    assert nominal_alpha(pairs) == pytest.approx(krippendorff_alpha(units, level="nominal"))
+    assert nominal_alpha({"approve|approve|2": 4}) is None

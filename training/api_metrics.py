@@ -45,6 +45,9 @@ class DayOut(Schema):
     lag: Counts = Field(description="curation lag histogram: bucket upper bound (s) -> n")
     lag_p50_s: float | None = Field(description="median curation lag (bucket upper bound, s)")
     lag_p95_s: float | None = Field(description="95th percentile curation lag (s)")
+    alpha: float | None = Field(
+        description="Krippendorff's alpha on the decision, items whose last review was that day"
+    )
 
 
 class QueueOut(Schema):

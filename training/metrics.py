@@ -23,7 +23,8 @@ from django.utils import timezone
 from curation.models import Source
 from curation.rollups import CURATION_TABLE, LAG_BUCKETS_S
 from review.models import ReviewItem
-from review.rollups import REVIEW_TABLE
+from review.presenters import NONE
+from review.rollups import REVIEW_TABLE, nominal_alpha
 from training.models import Dataset, ModelVersion
 from training.rollups import TRAINING_TABLE
 from training.selectors import gold_new_count, latest_frozen
@@ -100,6 +101,7 @@ def _empty_day(day: date) -> dict:
         "gold": 0,
         "versions": 0,
         "lag": {},
+        "agree": {},
     }
 
 
@@ -120,6 +122,7 @@ _FIELDS = {
     "adjudication": ("adjudication", False),
     "gold": ("gold", False),
     "versions": ("versions", False),
+    "agree": ("agree", True),
 }
 
 
@@ -161,6 +164,7 @@ def _days(flt: MetricsFilter, *, start: date, end: date) -> list[dict]:
         entry["edits"] = sum(entry["feedback"].get(kind, 0) for kind in EDIT_KINDS)
         entry["lag_p50_s"] = lag_quantile(entry["lag"], 0.5)
         entry["lag_p95_s"] = lag_quantile(entry["lag"], 0.95)
+        entry["alpha"] = nominal_alpha(entry["agree"])
         out.append(entry)
     return out
 
@@ -301,6 +305,7 @@ def _totals(days: list[dict]) -> dict:
     )
     out["lag_p50_s"] = lag_quantile(out.get("lag", {}), 0.5)
     out["lag_p95_s"] = lag_quantile(out.get("lag", {}), 0.95)
+    out["alpha"] = nominal_alpha(out.pop("agree", {}))
     return out
 
 
@@ -378,6 +383,8 @@ def flywheel_metrics(
     shown = [d for d in all_days if d["date"] >= start.isoformat()]
     totals = _totals(shown)
     last_week = _totals(all_days[-WEEK:])
+    for entry in all_days:  # alpha's inputs: summed above, not shown
+        del entry["agree"]
     queue = _queue(flt)
     cycles = _cycles()
     return {
@@ -416,6 +423,16 @@ def filter_choices() -> dict:
     }
 
 
+def duration_text(seconds: float | None) -> str:
+    """A duration as a person reads it at a glance: seconds, minutes, hours or days."""
+    if seconds is None:
+        return NONE
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def table_rows(metrics: dict) -> dict:
     """The figures of `flywheel_metrics` laid out for the dashboard's tables: one
     column per feedback kind, candidate kind, filter and annotator seen in the window."""
@@ -441,4 +458,4 @@ def table_rows(metrics: dict) -> dict:
                 "approval_rate": _ratio(d["approved"], d["approved"] + d["rejected"]),
             }
         )
-    return {**columns, "days": days}
+    return {**columns, "days": days, "oldest_age": duration_text(metrics["queue"]["oldest_age_s"])}
