@@ -189,7 +189,14 @@ def test_filters_narrow_the_days_to_one_task_type_model_and_source(metrics_api, 
 
 @pytest.mark.parametrize(
     "query",
-    ["days=0", "days=367", "days=x", "source=" + "s" * 101, "model=" + "m" * 201],
+    [
+        "days=0",
+        "days=367",
+        "days=x",
+        "source=" + "s" * 101,
+        "model=" + "m" * 201,
+        "task_type=a%00b",
+    ],
 )
 def test_out_of_bounds_parameters_are_a_422(metrics_api, query):
     answer = metrics_api.get(f"/api/v1/metrics?{query}")

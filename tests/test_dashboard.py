@@ -47,7 +47,7 @@ def test_the_window_and_filters_are_read_from_the_url(as_user, admin, loop):
 
 
 @pytest.mark.parametrize(
-    "query", ["days=0", "days=400", "days=x", "end=yesterday", "model=" + "m" * 201]
+    "query", ["days=0", "days=400", "days=x", "end=yesterday", "source=a%00b", "model=" + "m" * 201]
 )
 def test_bad_parameters_are_a_400_naming_the_field(as_user, curator, query):
     answer = as_user(curator).get(f"/?{query}")

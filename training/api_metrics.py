@@ -16,11 +16,21 @@ router = Router(tags=["metrics"])
 Counts = dict[str, int]
 
 
+# PostgreSQL text cannot hold NUL: refused here as a 422, not a 500 from the driver.
+NO_NUL = r"^[^\x00]*$"
+
+
 class MetricsQuery(Schema):
     days: int = Field(30, ge=1, le=MAX_DAYS, description="days shown, ending today (UTC)")
-    source: str = Field("", max_length=100, description="one source's figures (its name)")
-    task_type: str = Field("", max_length=100, description="one task type's figures")
-    model: str = Field("", max_length=200, description="one production model's figures")
+    source: str = Field(
+        "", max_length=100, pattern=NO_NUL, description="one source's figures (its name)"
+    )
+    task_type: str = Field(
+        "", max_length=100, pattern=NO_NUL, description="one task type's figures"
+    )
+    model: str = Field(
+        "", max_length=200, pattern=NO_NUL, description="one production model's figures"
+    )
 
 
 class DayOut(Schema):
