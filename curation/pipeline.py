@@ -38,9 +38,10 @@ from curation.candidates import candidates_build
 from curation.evaluation import candidates_evaluate
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.policies import policy_current
+from curation.rollups import interactions_rollup_delta
 from curation.runs import curation_lock, run_add, run_start, run_tracked, runs_close_abandoned
 from curation.sampling import candidates_sample
-from curation.services import feedback_link_orphans, interactions_reopen
+from curation.services import feedback_link_orphans, feedback_orphans_link_all
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,10 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
             [list(interaction_ids)],
         )
         claimed = [row[0] for row in cursor.fetchall()]
-        if claimed:
-            feedback_link_orphans(interaction_ids=claimed)
-        yield claimed
+        with interactions_rollup_delta(interaction_ids=claimed):
+            if claimed:
+                feedback_link_orphans(interaction_ids=claimed)
+            yield claimed
 
 
 def _curate_claimed(claimed: Sequence[int], policy: CurationPolicy) -> dict:
@@ -204,10 +206,11 @@ def candidates_recurate(
         with transaction.atomic(), connection.cursor() as cursor:
             curation_lock(cursor)
             candidates = list(Candidate.objects.filter(pk__in=part).order_by("pk"))
-            # Decisions under this version are recomputed, not duplicated.
-            FilterDecision.objects.filter(candidate__in=part, policy=policy).delete()
-            counts = candidates_evaluate(candidates=candidates, policy=policy, full=full)
-            counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
+            with interactions_rollup_delta(interaction_ids={c.interaction_id for c in candidates}):
+                # Decisions under this version are recomputed, not duplicated.
+                FilterDecision.objects.filter(candidate__in=part, policy=policy).delete()
+                counts = candidates_evaluate(candidates=candidates, policy=policy, full=full)
+                counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
             counts["candidates"] = len(candidates)
         run_add(run, counts)
         _counts_add(totals, counts)
@@ -236,9 +239,7 @@ def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict
     grace = settings.FLYWHEEL_SWEEP_GRACE_S if grace_seconds is None else grace_seconds
     runs_close_abandoned(older_than=timedelta(seconds=grace))
     limit = settings.FLYWHEEL_SWEEP_LIMIT if limit is None else limit
-    with transaction.atomic():
-        touched = sorted(set(feedback_link_orphans()))
-        interactions_reopen(interaction_ids=touched)
+    touched = feedback_orphans_link_all()
     cutoff = timezone.now() - timedelta(seconds=grace)
     pending = list(
         Interaction.objects.filter(

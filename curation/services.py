@@ -28,6 +28,8 @@ from curation.ingest_rows import (
     prepare_interaction,
 )
 from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
+from curation.rollups import enabled as rollups_enabled
+from curation.rollups import interactions_rollup_add, interactions_rollup_delta
 from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 from flywheel_site import redis as fw_redis
 
@@ -196,36 +198,28 @@ def rows_write(
     outcome = WriteOutcome()
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        if interactions:
-            _stage(
+        # Interactions stored earlier that this feedback links to (and may reopen):
+        # their rollup facts change. New interactions are added whole at the end.
+        touched = []
+        if feedback and rollups_enabled():
+            touched = list(
+                _existing(
+                    cursor,
+                    "curation_interaction",
+                    source.pk,
+                    sorted({r.interaction_event_id for r in feedback}),
+                ).values()
+            )
+        with interactions_rollup_delta(interaction_ids=touched):
+            _rows_insert(
                 cursor,
-                create=_STAGE_INTERACTIONS,
-                table="_ingest_interaction",
-                names=_INTERACTION_FIELDS,
-                rows=interactions,
+                source=source,
+                now=now,
+                outcome=outcome,
+                interactions=interactions,
+                feedback=feedback,
             )
-            cursor.execute(_INSERT_INTERACTIONS, {"source": source.pk, "now": now})
-            outcome.interactions = {event_id: pk for pk, event_id in cursor.fetchall()}
-            outcome.to_curate.update(outcome.interactions.values())
-        if feedback:
-            _stage(
-                cursor,
-                create=_STAGE_FEEDBACK,
-                table="_ingest_feedback",
-                names=_FEEDBACK_FIELDS,
-                rows=feedback,
-            )
-            cursor.execute(_INSERT_FEEDBACK, {"source": source.pk, "now": now})
-            for pk, event_id, interaction_id in cursor.fetchall():
-                outcome.feedback[event_id] = pk
-                outcome.linked_feedback[event_id] = interaction_id is not None
-                if interaction_id is not None:
-                    outcome.to_curate.add(interaction_id)
-        if outcome.interactions:
-            outcome.to_curate.update(
-                feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
-            )
-        interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
+        interactions_rollup_add(interaction_ids=outcome.interactions.values())
         outcome.existing_interactions = _existing(
             cursor,
             "curation_interaction",
@@ -241,6 +235,47 @@ def rows_write(
         if outcome.to_curate:
             transaction.on_commit(partial(curation_enqueue, interaction_ids=outcome.to_curate))
     return outcome
+
+
+def _rows_insert(
+    cursor,
+    *,
+    source: Source,
+    now,
+    outcome: WriteOutcome,
+    interactions: list[InteractionRow],
+    feedback: list[FeedbackRow],
+) -> None:
+    if interactions:
+        _stage(
+            cursor,
+            create=_STAGE_INTERACTIONS,
+            table="_ingest_interaction",
+            names=_INTERACTION_FIELDS,
+            rows=interactions,
+        )
+        cursor.execute(_INSERT_INTERACTIONS, {"source": source.pk, "now": now})
+        outcome.interactions = {event_id: pk for pk, event_id in cursor.fetchall()}
+        outcome.to_curate.update(outcome.interactions.values())
+    if feedback:
+        _stage(
+            cursor,
+            create=_STAGE_FEEDBACK,
+            table="_ingest_feedback",
+            names=_FEEDBACK_FIELDS,
+            rows=feedback,
+        )
+        cursor.execute(_INSERT_FEEDBACK, {"source": source.pk, "now": now})
+        for pk, event_id, interaction_id in cursor.fetchall():
+            outcome.feedback[event_id] = pk
+            outcome.linked_feedback[event_id] = interaction_id is not None
+            if interaction_id is not None:
+                outcome.to_curate.add(interaction_id)
+    if outcome.interactions:
+        outcome.to_curate.update(
+            feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
+        )
+    interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
 
 
 def curation_enqueue(*, interaction_ids) -> None:
@@ -508,6 +543,28 @@ def feedback_link_orphans(
     with connection.cursor() as cursor:
         cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
         return [row[0] for row in cursor.fetchall()]
+
+
+_ORPHAN_TARGETS = """
+SELECT DISTINCT i.id FROM curation_feedback f
+JOIN curation_interaction i ON i.source_id = f.source_id AND i.event_id = f.interaction_event_id
+WHERE f.interaction_id IS NULL
+"""
+
+
+def feedback_orphans_link_all() -> list[int]:
+    """Link every unlinked feedback whose interaction exists and send those
+    interactions back to curation (the sweeper). Returns their ids."""
+    with transaction.atomic():
+        targets = []
+        if rollups_enabled():
+            with connection.cursor() as cursor:
+                cursor.execute(_ORPHAN_TARGETS)
+                targets = [row[0] for row in cursor.fetchall()]
+        with interactions_rollup_delta(interaction_ids=targets):
+            touched = sorted(set(feedback_link_orphans()))
+            interactions_reopen(interaction_ids=touched)
+    return touched
 
 
 def interactions_reopen(*, interaction_ids: Iterable[int]) -> None:

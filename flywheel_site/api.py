@@ -25,6 +25,7 @@ from flywheel_site.api_errors import (
 )
 from training.api import route_router
 from training.api import router as datasets_router
+from training.api_metrics import router as metrics_router
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ api = FlywheelApi(
 api.add_router("", ingest_router)
 api.add_router("/datasets", datasets_router)
 api.add_router("", route_router)
+api.add_router("/metrics", metrics_router)
 
 
 def _error(request, status: int, error: str, message: str, errors=None, headers=None):

@@ -7,12 +7,14 @@ from django.views.decorators.http import require_GET
 
 from flywheel_site import redis as fw_redis
 from flywheel_site.access import ANNOTATOR, CURATOR, FORBIDDEN, has_role
+from training.dashboard import dashboard
 
 
 @login_required
 def home(request):
     if has_role(request.user, CURATOR):
-        return redirect("curation:runs")
+        # Curators and admins land on the flywheel dashboard; annotators on their queue.
+        return dashboard(request)
     if has_role(request.user, ANNOTATOR):
         return redirect("review:home")
     from django.core.exceptions import PermissionDenied

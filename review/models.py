@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from curation.models import MetricDayBase
+
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
 class ReviewItem(models.Model):
@@ -367,3 +369,7 @@ class Guideline(models.Model):
 
     def __str__(self) -> str:
         return f"guidelines v{self.version}"
+
+
+class ReviewMetricDay(MetricDayBase):
+    """Review's daily rollup (`review.rollups`)."""

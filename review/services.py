@@ -40,6 +40,7 @@ from review.models import (
     ReviewSkip,
     model_output_of,
 )
+from review.rollups import review_rollup_delta
 
 LEASE_LOST = (
     "This item is not leased to you any more: your lease expired or another reviewer "
@@ -296,25 +297,33 @@ def review_submit(
             note=note,
             candidate=candidate,
         )
-        review = Review.objects.create(
-            item=locked,
-            reviewer=reviewer,
-            decision=verdict.decision,
-            accuracy=accuracy,
-            helpfulness=helpfulness,
-            safety=safety,
-            final_text=verdict.final_text,
-            reject_reason=verdict.reject_reason,
-            note=verdict.note,
-            started_at=locked.lease_started_at,
-        )
-        # The insert trigger counted the review; read the counter back rather
-        # than trusting a value computed here.
-        done = ReviewItem.objects.values_list("reviews_done", flat=True).get(pk=locked.pk)
-        _release(locked.pk)
-        if done >= locked.reviews_required:
-            _settle(locked)
-        return review
+        with review_rollup_delta(item_ids=[locked.pk]):
+            return _review_store(
+                locked, reviewer=reviewer, verdict=verdict, scores=(accuracy, helpfulness, safety)
+            )
+
+
+def _review_store(locked: ReviewItem, *, reviewer, verdict, scores) -> Review:
+    accuracy, helpfulness, safety = scores
+    review = Review.objects.create(
+        item=locked,
+        reviewer=reviewer,
+        decision=verdict.decision,
+        accuracy=accuracy,
+        helpfulness=helpfulness,
+        safety=safety,
+        final_text=verdict.final_text,
+        reject_reason=verdict.reject_reason,
+        note=verdict.note,
+        started_at=locked.lease_started_at,
+    )
+    # The insert trigger counted the review; read the counter back rather
+    # than trusting a value computed here.
+    done = ReviewItem.objects.values_list("reviews_done", flat=True).get(pk=locked.pk)
+    _release(locked.pk)
+    if done >= locked.reviews_required:
+        _settle(locked)
+    return review
 
 
 def agreed_outcome(*, reviews, chosen: str | None, model_output: str) -> dict | None:
@@ -387,16 +396,17 @@ def outcome_adjudicate(
             candidate=candidate,
         )
         approved = verdict.decision in APPROVALS
-        outcome = ReviewOutcome.objects.create(
-            item=locked,
-            result=ReviewOutcome.Result.APPROVED if approved else ReviewOutcome.Result.REJECTED,
-            chosen=(verdict.final_text or candidate.chosen) if approved else None,
-            rejected=model_output_of(candidate),
-            reason=verdict.reject_reason,
-            note=verdict.note,
-            adjudicated_by=curator,
-        )
-        _release(locked.pk, status=ReviewItem.Status.DONE)
+        with review_rollup_delta(item_ids=[locked.pk]):
+            outcome = ReviewOutcome.objects.create(
+                item=locked,
+                result=ReviewOutcome.Result.APPROVED if approved else ReviewOutcome.Result.REJECTED,
+                chosen=(verdict.final_text or candidate.chosen) if approved else None,
+                rejected=model_output_of(candidate),
+                reason=verdict.reject_reason,
+                note=verdict.note,
+                adjudicated_by=curator,
+            )
+            _release(locked.pk, status=ReviewItem.Status.DONE)
         return outcome
 
 
@@ -559,6 +569,11 @@ def items_create_for_sampled(*, candidate_ids) -> None:
             "policy__reviews_required",
         )
     )
+    with review_rollup_delta(candidate_ids=candidate_ids):
+        _items_create(sampled)
+
+
+def _items_create(sampled) -> None:
     ReviewItem.objects.bulk_create(
         [
             ReviewItem(

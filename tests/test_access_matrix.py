@@ -71,8 +71,9 @@ ANY_METHOD_CURATOR = {"get": CURATOR_PAGE, "post": CURATOR_PAGE}
 ANY_METHOD_ADMIN = {"get": ADMIN_PAGE, "post": ADMIN_PAGE}
 
 TABLE: dict[str, dict[str, tuple]] = {
-    # The site's own pages. Home sends each role to its start page.
-    "home": {"get": (L, 403, 302, 302, 302), "post": (L, 403, 302, 302, 302)},
+    # The site's own pages. Home is the flywheel dashboard for curators and admins and
+    # sends annotators to their queue.
+    "home": {"get": (L, 403, 302, 200, 200), "post": (L, 403, 302, 200, 200)},
     "healthz": {"get": (200, 200, 200, 200, 200), "post": (405, 405, 405, 405, 405)},
     "favicon": {"get": (301, 301, 301, 301, 301), "post": (405, 405, 405, 405, 405)},
     # Logged-in users are sent on; a failed log-in shows the form again.

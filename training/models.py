@@ -16,6 +16,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from curation.models import MetricDayBase
+
 SHA256_HEX = 64
 
 
@@ -461,6 +463,10 @@ class Quarantine(models.Model):
 
     def __str__(self) -> str:
         return f"quarantine #{self.pk} ({self.kind})"
+
+
+class TrainingMetricDay(MetricDayBase):
+    """Training's daily rollup (`training.rollups`)."""
 
 
 from training.models_runs import *  # noqa: E402, F403

@@ -38,6 +38,7 @@ from training.models import (
     PairKind,
     Quarantine,
 )
+from training.rollups import gold_rollup_add, gold_rollup_delta, version_rollup_delta
 
 ERR_NOT_APPROVED = "Only approved outcomes become gold; outcome #{pk} is {result}."
 ERR_ALREADY_CORRECTED = "Gold pair #{pk} was already corrected by #{by}: correct that pair."
@@ -146,11 +147,16 @@ def gold_pairs_sync(*, limit: int | None = None) -> int:
     for outcome in pending.iterator(chunk_size=500):
         batch.append(_gold_from_outcome(outcome))
         if len(batch) >= 500:
-            created += len(GoldPair.objects.bulk_create(batch, ignore_conflicts=True))
+            created += _gold_insert(batch)
             batch = []
     if batch:
-        created += len(GoldPair.objects.bulk_create(batch, ignore_conflicts=True))
+        created += _gold_insert(batch)
     return created
+
+
+def _gold_insert(batch: list[GoldPair]) -> int:
+    with transaction.atomic(), gold_rollup_delta(outcome_ids=[p.outcome_id for p in batch]):
+        return len(GoldPair.objects.bulk_create(batch, ignore_conflicts=True))
 
 
 def gold_pair_create(*, outcome: ReviewOutcome) -> GoldPair:
@@ -163,6 +169,7 @@ def gold_pair_create(*, outcome: ReviewOutcome) -> GoldPair:
     try:
         with transaction.atomic():
             pair.save()
+            gold_rollup_add(pair_ids=[pair.pk])
     except IntegrityError:
         return GoldPair.objects.get(outcome=outcome, supersedes__isnull=True)
     return pair
@@ -210,7 +217,9 @@ def gold_pair_correct(
             created_by_id=getattr(user, "pk", None),
             created_at=timezone.now(),
         )
-        return GoldPair.objects.create(**fields)
+        corrected = GoldPair.objects.create(**fields)
+        gold_rollup_add(pair_ids=[corrected.pk])
+        return corrected
 
 
 # --- datasets -----------------------------------------------------------------------------
@@ -498,16 +507,17 @@ def dataset_version_freeze(
         version.manifest = export.manifest_build(version=version)
         version.manifest_sha256 = gold.sha256_hex(export.manifest_bytes(version.manifest))
         version.status = DatasetVersion.Status.FROZEN
-        version.save(
-            update_fields=[
-                "frozen_at",
-                "frozen_by",
-                "previous_manifest_sha256",
-                "manifest",
-                "manifest_sha256",
-                "status",
-            ]
-        )
+        with version_rollup_delta(version_ids=[version.pk]):
+            version.save(
+                update_fields=[
+                    "frozen_at",
+                    "frozen_by",
+                    "previous_manifest_sha256",
+                    "manifest",
+                    "manifest_sha256",
+                    "status",
+                ]
+            )
         # Write the files once the version is committed, so downloads start at once; if
         # this fails, the first download writes them.
         transaction.on_commit(
@@ -592,7 +602,8 @@ def quarantine_create(*, user=None, **fields) -> Quarantine:
                 )
             version.status = DatasetVersion.Status.QUARANTINED
             version.quarantined_at = timezone.now()
-            version.save(update_fields=["status", "quarantined_at"])
+            with version_rollup_delta(version_ids=[version.pk]):
+                version.save(update_fields=["status", "quarantined_at"])
             kept["dataset_version"] = version
         if kind == Quarantine.Kind.PAIR:
             # Gold pairs are never updated: the row lock only serialises two admins

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0007_candidate_sampling'),
+        ('curation', '0008_metricday'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('review', '0006_backfill_candidate_sampling'),
+        ('review', '0007_metricday'),
     ]
 
     operations = [

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pghistory', '0007_auto_20250421_0444'),
-        ('training', '0003_export_token_datasets'),
+        ('training', '0004_metricday'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
