@@ -33,6 +33,7 @@ from curation.forms import CURATOR_REJECTED
 from curation.models import Candidate, CandidateAction, CandidateActionItem
 from curation.pipeline import candidates_recurate
 from curation.policies import policy_current
+from curation.rollups import interactions_rollup_delta
 from curation.sampling import stratum_of
 from flywheel_site import redis as fw_redis
 
@@ -166,12 +167,17 @@ def _chunk_perform(action: CandidateAction) -> int:
 
 def _apply(action: CandidateAction, ids: Sequence[int]) -> None:
     if action.kind == CandidateAction.Kind.REJECT:
-        Candidate.objects.filter(pk__in=ids).update(
-            status=Candidate.Status.FAILED,
-            failed_filter=CURATOR_REJECTED,
-            status_reason=REJECTED_BY.format(user=action.user.username, reason=action.reason),
-            evaluated_at=timezone.now(),
-        )
+        chosen = Candidate.objects.filter(pk__in=ids)
+        # The status and failed filter are rollup facts (passed/failed per day).
+        with interactions_rollup_delta(
+            interaction_ids=chosen.values_list("interaction_id", flat=True)
+        ):
+            chosen.update(
+                status=Candidate.Status.FAILED,
+                failed_filter=CURATOR_REJECTED,
+                status_reason=REJECTED_BY.format(user=action.user.username, reason=action.reason),
+                evaluated_at=timezone.now(),
+            )
     elif action.kind == CandidateAction.Kind.RECURATE:
         candidates_recurate(policy=policy_current(), candidate_ids=ids)
     elif action.kind == CandidateAction.Kind.QUEUE:

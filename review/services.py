@@ -254,9 +254,11 @@ def item_skip(*, item: ReviewItem, user) -> bool:
         if not created:
             return False
         ReviewItem.objects.filter(pk=locked.pk).update(skip_count=F("skip_count") + 1)
-        escalated = ReviewItem.objects.filter(
-            pk=locked.pk, skip_count__gte=settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR
-        ).update(status=ReviewItem.Status.ADJUDICATION, escalated_at=timezone.now())
+        # Escalation moves the item into the adjudication backlog the rollups count.
+        with review_rollup_delta(item_ids=[locked.pk]):
+            escalated = ReviewItem.objects.filter(
+                pk=locked.pk, skip_count__gte=settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR
+            ).update(status=ReviewItem.Status.ADJUDICATION, escalated_at=timezone.now())
         return bool(escalated)
 
 

@@ -1,7 +1,8 @@
 """The daily rollups kept by the writes equal a rebuild from the raw tables, after a
 seeded random mix of ingest (late feedback, feedback on curated rows), curation,
 re-curation, sweeps, reviews (disagreements and adjudication), gold, freezes and
-quarantines spread over several days."""
+quarantines, skips escalated to curators, the explorer's bulk actions and single-pair
+quarantines, spread over several days."""
 
 import random
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +13,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from curation import pipeline
-from curation.models import CurationMetricDay
+from curation.actions import candidate_action_create
+from curation.models import Candidate, CandidateAction, CurationMetricDay
+from curation.selectors import candidates_filtered
 from curation.services import batch_ingest
 from review import services as review_services
 from review.agreement import krippendorff_alpha
@@ -21,7 +24,7 @@ from tests import factories
 from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, no_toxicity, source
 from tests.review_helpers import RUBRIC
 from training import services as training_services
-from training.models import DatasetVersion
+from training.models import DatasetVersion, GoldPair, Quarantine
 from training.rollups import metrics_rebuild
 
 pytestmark = pytest.mark.django_db(transaction=False)
@@ -120,6 +123,31 @@ class Mix:
                 item=item, curator=curator, decision="approve_edit", final_text=GOOD_EDIT
             )
 
+    def skip(self):
+        # With FLYWHEEL_REVIEW_SKIPS_TO_CURATOR at 1, a skip escalates the item to the
+        # adjudication backlog (a rollup fact).
+        person = self.rng.choice(self.people["annotators"])
+        item = review_services.item_claim_next(user=person)
+        if item is not None:
+            review_services.item_skip(item=item, user=person)
+
+    def bulk_action(self):
+        """The candidates explorer: reject, or send to the queue, a filtered set."""
+        kind = self.rng.choice(["reject", "queue"])
+        filters = {"status": self.rng.choice(["passed", "held"])}
+        max_id = Candidate.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        expected = candidates_filtered(filters).filter(pk__lte=max_id).count()
+        if expected:
+            candidate_action_create(
+                user=self.people["curator"], kind=kind, reason="mix", filters=filters,
+                max_id=max_id, expected=expected,
+            )  # fmt: skip
+
+    def pair_quarantine(self):
+        pair = GoldPair.objects.order_by("?").first()
+        if pair is not None and not Quarantine.objects.filter(pair=pair).exists():
+            training_services.quarantine_apply(kind="pair", pair=pair, reason="one bad pair")
+
     def freeze(self):
         training_services.dataset_version_freeze(dataset=self.people["dataset"], user=None)
 
@@ -132,7 +160,10 @@ class Mix:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_rollups_equal_a_full_rebuild(seed, annotator, annotator2, curator, admin):
+def test_incremental_rollups_equal_a_full_rebuild(
+    seed, annotator, annotator2, curator, admin, settings
+):
+    settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR = 1
     no_toxicity(min_words=5, sample_rate=1.0, sft_rate=1.0, reviews_required=2)
     dataset = training_services.dataset_create(name="support", user=admin, lag_days=0)
     mix = Mix(seed, {"annotators": [annotator, annotator2], "curator": curator, "dataset": dataset})
@@ -144,15 +175,21 @@ def test_incremental_rollups_equal_a_full_rebuild(seed, annotator, annotator2, c
         (mix.recurate, 1),
         (mix.freeze, 1),
         (mix.quarantine, 0.3),
+        (mix.skip, 1),
+        (mix.bulk_action, 2),
+        (mix.pair_quarantine, 1),
     ]
     actions, weights = zip(*steps, strict=True)
     with time_machine.travel(START + timedelta(days=8), tick=False) as clock:
-        for _ in range(40):
+        for _ in range(50):
             mix.rng.choices(actions, weights)[0]()
             clock.shift(timedelta(hours=mix.rng.randint(1, 20)))
         mix.curate()
         mix.freeze()
     incremental = snapshot()
+    # Every seed runs the explorer's bulk actions; seeds 2 and 3 escalate skips, 1 and 2
+    # quarantine single pairs.
+    assert CandidateAction.objects.exists()
     assert sum(incremental[TABLES[0]].values()) > 0
     assert any(k[4] == "lag" for k in incremental[TABLES[0]])
     assert any(k[4] in ("approved", "rejected") for k in incremental[TABLES[1]])
