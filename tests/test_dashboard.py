@@ -53,3 +53,26 @@ def test_bad_parameters_are_a_400_naming_the_field(as_user, curator, query):
     answer = as_user(curator).get(f"/?{query}")
     assert answer.status_code == 400
     assert 'id="filter-errors"' in answer.content.decode()
+
+
+def test_open_monitor_alerts_and_filter_agreement_are_on_the_dashboard(
+    as_user, curator, annotator, admin
+):
+    from tests.test_calibration_views import reviewed as make_reviewed
+    from tests.test_training_runs import frozen_version, registered
+    from training.models import MonitorAlert
+
+    empty = as_user(curator).get("/").content.decode()
+    assert "No open alert" in empty and "No reviewed item in this window" in empty
+
+    model = registered(frozen_version(admin), serving_name="current", status="promoted")
+    MonitorAlert.objects.create(
+        model=model, metric="bad_outcome", evidence={"rate_control": 0.1, "rate_canary": 0.3}
+    )
+    make_reviewed.__wrapped__(annotator)
+    page = as_user(curator).get("/").content.decode()
+    alerts = page[page.index('id="monitor-alerts"') : page.index('id="filter-agreement"')]
+    assert "bad outcome rose from 0.100 to 0.300" in alerts and model.name in alerts
+    agreement = page[page.index('id="filter-agreement"') :]
+    # 324 of 624 weighted (tests/test_calibration_views.py): 52%, over 24 reviewed items.
+    assert "<td>quality</td>" in agreement and "52%" in agreement and ">24</td>" in agreement

@@ -2,14 +2,17 @@
 (`training.metrics.flywheel_metrics`), rendered as charts (static/dashboard.js on the
 vendored Chart.js) and as the same figures in tables, which work without JavaScript."""
 
+from datetime import UTC, date, datetime, time
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 
 from flywheel_site.access import CURATOR, require_role
 from flywheel_site.http import render_page
+from review.selectors import filter_agreement
 from training.forms import DashboardForm
 from training.metrics import WINDOWS, filter_choices, flywheel_metrics, table_rows
+from training.selectors_canary import monitor_alerts_open
 
 PAGE = "training/dashboard.html"
 
@@ -33,5 +36,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "choices": filter_choices(),
         "metrics": metrics,
         "rows": table_rows(metrics),
+        # After a rollout the monitor watches the current model (training.experiments);
+        # the calibration figures come from the audit sample (review.calibration).
+        "alerts": monitor_alerts_open(),
+        "agreement": filter_agreement(
+            since=datetime.combine(
+                date.fromisoformat(metrics["window"]["start"]), time.min, tzinfo=UTC
+            )
+        ),
     }
     return render_page(request, PAGE, "dashboard-body", context, status=200 if valid else 400)
