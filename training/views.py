@@ -167,6 +167,7 @@ def version_detail(request, name: str, number: int):
             "files": files,
             "manifest_json": json.dumps(version.manifest, indent=2, sort_keys=True),
             "quarantine": selectors.version_quarantine(version=version),
+            "eval_shortfall": selectors.eval_shortfall(version=version),
             "quarantine_form": VersionQuarantineForm(),
             "can_quarantine": version.status == DatasetVersion.Status.FROZEN,
         },
