@@ -103,6 +103,7 @@ SHORT = (
     "(FLYWHEEL_GATE_MIN_EVAL_PAIRS; load more --interactions)."
 )
 NOTHING_TO_FREEZE = "No approved preference pairs yet: nothing to freeze."
+NOTHING_NEW = "Nothing new since {version}: not frozen again."
 GATED = "{model}: {status}; gate {detail}"
 PROMOTE_REASON = "passes the paired gate on held-out gold (demo: promoted by the admin)"
 BASE_BUILT = "Built a tiny base model (2-layer Llama, 512-token BPE) in {path}."
@@ -287,9 +288,12 @@ class Simulation:
             self.stdout.write(NOTHING_TO_FREEZE)
             return
         with _at(self.moment(day, 18)):
-            version, _ = services.dataset_version_freeze(
+            version, created = services.dataset_version_freeze(
                 dataset=dataset, user=self.admin, now=self.moment(day, 18)
             )
+        if not created:
+            self.stdout.write(NOTHING_NEW.format(version=version))
+            return
         counts = version.manifest["counts"]
         self.stdout.write(
             FROZEN.format(
@@ -318,7 +322,8 @@ class Simulation:
                 self.stdout.write(NOT_TRAINED.format(version=version, error=error.message))
                 return
         model = ModelVersion.objects.get(run=run)
-        if model.gate_passed:
+        # With FLYWHEEL_AUTO_PROMOTE on, the registry has promoted it already.
+        if model.gate_passed and model.status == ModelVersion.Status.CANDIDATE:
             with _at(self.moment(day + 1, 9.5)):
                 registry.model_version_promote(model=model, user=self.admin, reason=PROMOTE_REASON)
             model.refresh_from_db()
