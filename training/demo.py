@@ -284,6 +284,8 @@ class Simulation:
     # --- a cycle: freeze, train, gate, decide -------------------------------------------------
 
     def cycle(self, *, index: int, day: int, dataset: Dataset) -> None:
+        with _at(self.moment(day, 17.5)):
+            services.gold_pairs_sync()
         if not GoldPair.objects.filter(kind=PairKind.PREFERENCE).exists():
             self.stdout.write(NOTHING_TO_FREEZE)
             return
