@@ -62,7 +62,7 @@ from curation.demo_content import (
 
 DEMO_SOURCE = "demo-app"
 DEMO_TOKEN_NAME = "demo"  # noqa: S105 (a name, not a secret)
-DEMO_TOKEN_SCOPES = ("ingest", "export")
+DEMO_TOKEN_SCOPES = ("ingest", "export", "metrics", "route")
 # The curation policy the demo's data and scripted reviews were designed against. A
 # database built by migrations starts at policy v1 with min_per_stratum 20 (the default
 # when v1 was written); one emptied by a test's flush gets today's default (5) instead, and
@@ -111,10 +111,14 @@ TOXIC_LINES = (
 # Published demo defaults for a local demo; the environment overrides them.
 DEFAULT_ADMIN_PASSWORD = "flywheel-admin-demo"  # noqa: S105
 DEFAULT_ANNOTATOR_PASSWORD = "flywheel-annotator-demo"  # noqa: S105
+DEFAULT_CURATOR_PASSWORD = "flywheel-curator-demo"  # noqa: S105
 ADMIN_PASSWORD_ENV = "FLYWHEEL_DEMO_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
 ANNOTATOR_PASSWORD_ENV = "FLYWHEEL_DEMO_ANNOTATOR_PASSWORD"  # noqa: S105 (a variable name)
+CURATOR_PASSWORD_ENV = "FLYWHEEL_DEMO_CURATOR_PASSWORD"  # noqa: S105 (a variable name)
+PASSWORD_ENVS = (ADMIN_PASSWORD_ENV, ANNOTATOR_PASSWORD_ENV, CURATOR_PASSWORD_ENV)
 ADMIN_USERNAME = "admin"
 ANNOTATOR_USERNAME = "annotator"
+CURATOR_USERNAME = "curator"
 
 NAIVE_TIME = "{name} must be timezone-aware (for example datetime.now(UTC))"
 BAD_COUNT = "n_interactions must be at least 1, got {n}"
@@ -495,12 +499,16 @@ def demo_passwords(environ: Mapping[str, str]) -> dict[str, str]:
     return {
         "admin_password": environ.get(ADMIN_PASSWORD_ENV) or DEFAULT_ADMIN_PASSWORD,
         "annotator_password": environ.get(ANNOTATOR_PASSWORD_ENV) or DEFAULT_ANNOTATOR_PASSWORD,
+        "curator_password": environ.get(CURATOR_PASSWORD_ENV) or DEFAULT_CURATOR_PASSWORD,
     }
 
 
-def demo_users_create(*, admin_password: str, annotator_password: str) -> list[DemoUser]:
-    """Create the demo admin (superuser) and annotator if missing. Existing accounts are
-    left as they are: someone may have changed their password or rights on purpose."""
+def demo_users_create(
+    *, admin_password: str, annotator_password: str, curator_password: str
+) -> list[DemoUser]:
+    """Create the demo admin (superuser), annotator and curator if missing. Existing
+    accounts are left as they are: someone may have changed their password or rights on
+    purpose."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.contrib.auth.password_validation import validate_password
@@ -518,6 +526,7 @@ def demo_users_create(*, admin_password: str, annotator_password: str) -> list[D
             "admin",
         ),
         (ANNOTATOR_USERNAME, annotator_password, "annotator", {}, "annotator"),
+        (CURATOR_USERNAME, curator_password, "curator", {}, "curator"),
     )
     out = []
     with transaction.atomic():
@@ -544,12 +553,14 @@ def demo_users_create(*, admin_password: str, annotator_password: str) -> list[D
     return out
 
 
-def demo_policy_apply():
-    """The current policy if it is the demo's already, else a new version that is (the
-    generator above stays free of the database; only this function touches it)."""
+def demo_policy_apply(*, changes: Mapping | None = None, note: str = DEMO_POLICY_NOTE):
+    """The current policy if it is the demo's already (with `changes`), else a new version
+    that is (the generator above stays free of the database; only this function touches
+    it)."""
     from curation import policies
 
+    wanted = {**DEMO_POLICY, **(changes or {})}
     current = policies.policy_current()
-    if all(getattr(current, name) == value for name, value in DEMO_POLICY.items()):
+    if all(getattr(current, name) == value for name, value in wanted.items()):
         return current
-    return policies.policy_create(changes=DEMO_POLICY, note=DEMO_POLICY_NOTE)
+    return policies.policy_create(changes=wanted, note=note)

@@ -341,9 +341,13 @@ def _run(*args: str) -> str:
 
 
 @pytest.fixture
-def demo_env(monkeypatch):
-    for name in (demo.ADMIN_PASSWORD_ENV, demo.ANNOTATOR_PASSWORD_ENV, "PORT"):
+def demo_env(monkeypatch, settings, tmp_path):
+    for name in (*demo.PASSWORD_ENVS, "PORT"):
         monkeypatch.delenv(name, raising=False)
+    # The simulated weeks freeze versions and may build the base model: not into .run/.
+    settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
+    settings.FLYWHEEL_BASE_MODEL = tmp_path / "models" / "base"
+    settings.FLYWHEEL_EXPORT_DIR = tmp_path / "exports"
 
 
 @pytest.fixture
@@ -413,6 +417,11 @@ def test_it_creates_the_demo_accounts_and_prints_their_credentials(loaded):
     assert "http://127.0.0.1:8000/" in loaded
     assert f"admin / {demo.DEFAULT_ADMIN_PASSWORD}" in loaded
     assert f"annotator / {demo.DEFAULT_ANNOTATOR_PASSWORD}" in loaded
+    curator = users.get(username=demo.CURATOR_USERNAME)
+    assert not curator.is_superuser and not curator.is_staff and curator.is_active
+    assert curator.check_password(demo.DEFAULT_CURATOR_PASSWORD)
+    assert list(curator.groups.values_list("name", flat=True)) == ["curator"]
+    assert f"curator / {demo.DEFAULT_CURATOR_PASSWORD}" in loaded
 
 
 def test_passwords_come_from_the_environment(db, demo_env, monkeypatch):
@@ -420,7 +429,11 @@ def test_passwords_come_from_the_environment(db, demo_env, monkeypatch):
     users = demo.demo_users_create(**demo.demo_passwords(os.environ))
     admin = get_user_model().objects.get(username="admin")
     assert admin.check_password("correct-horse-battery")
-    assert [u.password for u in users] == ["correct-horse-battery", demo.DEFAULT_ANNOTATOR_PASSWORD]
+    assert [u.password for u in users] == [
+        "correct-horse-battery",
+        demo.DEFAULT_ANNOTATOR_PASSWORD,
+        demo.DEFAULT_CURATOR_PASSWORD,
+    ]
 
 
 def test_a_weak_password_is_refused(db, demo_env, monkeypatch):
@@ -440,6 +453,7 @@ def test_existing_accounts_are_left_alone(db):
     users = demo.demo_users_create(
         admin_password=demo.DEFAULT_ADMIN_PASSWORD,
         annotator_password=demo.DEFAULT_ANNOTATOR_PASSWORD,
+        curator_password=demo.DEFAULT_CURATOR_PASSWORD,
     )
     user.refresh_from_db()
     assert user.check_password("changed-by-owner-1")

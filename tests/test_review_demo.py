@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from curation import demo
-from flywheel_site.access import ADMIN, ANNOTATOR, role_of
+from flywheel_site.access import ADMIN, ANNOTATOR, CURATOR, role_of
 
 pytestmark = pytest.mark.django_db
 
@@ -13,11 +13,13 @@ def test_the_demo_accounts_join_their_role_groups():
     demo.demo_users_create(
         admin_password=demo.DEFAULT_ADMIN_PASSWORD,
         annotator_password=demo.DEFAULT_ANNOTATOR_PASSWORD,
+        curator_password=demo.DEFAULT_CURATOR_PASSWORD,
     )
     users = get_user_model().objects
     annotator = users.get(username=demo.ANNOTATOR_USERNAME)
     admin = users.get(username=demo.ADMIN_USERNAME)
     assert role_of(annotator) == ANNOTATOR
+    assert role_of(users.get(username=demo.CURATOR_USERNAME)) == CURATOR
     assert list(admin.groups.values_list("name", flat=True)) == [ADMIN]
 
 
@@ -25,6 +27,7 @@ def test_the_demo_annotator_can_open_the_queue(client):
     demo.demo_users_create(
         admin_password=demo.DEFAULT_ADMIN_PASSWORD,
         annotator_password=demo.DEFAULT_ANNOTATOR_PASSWORD,
+        curator_password=demo.DEFAULT_CURATOR_PASSWORD,
     )
     response = client.post(
         "/login/",

@@ -23,16 +23,17 @@ from training.trainer import (
     ERR_DPO_COLUMNS,
     ERR_EMPTY_DATASET,
     ERR_FORMAT_MISMATCH,
-    ERR_GATE_METRIC,
-    ERR_GATE_NEGATIVE_MARGIN,
     ERR_MISSING_FILE,
     ERR_NO_PAIRS,
     ERR_NOTHING_FITS,
     ERR_UNKNOWN_METHOD,
     NOTE_DROPPED,
+    NOTE_TRUNCATED,
+    SKIP_ANSWER_FILLS,
+    SKIP_EMPTY_ANSWER,
     TrainConfig,
     evaluate_preferences,
-    gate,
+    pair_fit,
     train,
 )
 
@@ -165,8 +166,7 @@ def test_dpo_trained_adapter_beats_the_base_on_held_out_pairs(dpo_run):
     assert trained["implicit_reward_accuracy"] > base["implicit_reward_accuracy"]
     assert trained["reward_margin"] > 0
     assert trained["mean_logp_chosen"] > trained["mean_logp_rejected"]
-    passed, _ = gate(candidate=trained, current=base, margin=0.1)
-    assert passed
+    assert trained["normalised_accuracy"] >= base["normalised_accuracy"] + 0.1
 
 
 @pytest.mark.slow
@@ -284,10 +284,13 @@ def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
 
 
 @pytest.mark.slow
-def test_train_refuses_at_once_when_every_prompt_fills_max_length(tmp_path, tiny_lm):
-    """TRL drops a pair whose prompt alone fills max_length; with none left it used to die
-    inside with `num_samples=0`. The refusal names the setting to raise."""
-    rows = [dict(row, prompt=row["prompt"] * 8) for row in preference_rows(conversational=False)]
+def test_train_refuses_at_once_when_every_answer_fills_max_length(tmp_path, tiny_lm):
+    """With no pair left TRL used to die inside with `num_samples=0`. The refusal names the
+    setting to raise."""
+    rows = [
+        dict(row, chosen=row["chosen"] * 8, rejected=row["rejected"] * 8)
+        for row in preference_rows(conversational=False)
+    ]
     export = write_export(tmp_path / "export", rows)
     config = TrainConfig(
         method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", max_length=16
@@ -303,7 +306,9 @@ def test_train_refuses_at_once_when_every_prompt_fills_max_length(tmp_path, tiny
 
 
 @pytest.mark.slow
-def test_train_says_in_its_log_how_many_pairs_max_length_dropped(tmp_path, tiny_lm):
+def test_train_keeps_long_prompts_truncated_and_says_how_many(tmp_path, tiny_lm):
+    """TRL's default drops a pair whose prompt fills max_length; ours cuts the prompt from
+    the left and trains on every pair."""
     rows = preference_rows(conversational=False)
     rows[:5] = [dict(row, prompt=row["prompt"] * 8) for row in rows[:5]]
     export = write_export(tmp_path / "export", rows)
@@ -318,11 +323,27 @@ def test_train_says_in_its_log_how_many_pairs_max_length_dropped(tmp_path, tiny_
 
     result = train(export_dir=export, config=config)
 
+    assert result.n_train == N_TRAIN
+    assert result.log_lines[0] == NOTE_TRUNCATED.format(truncated=5, total=N_TRAIN, max_length=24)
+    assert result.steps == 2
+
+
+@pytest.mark.slow
+def test_train_drops_only_pairs_with_nothing_left_and_says_how_many(tmp_path, tiny_lm):
+    rows = preference_rows(conversational=False)
+    rows[:3] = [dict(row, chosen=row["chosen"] * 20) for row in rows[:3]]
+    export = write_export(tmp_path / "export", rows)
+    config = TrainConfig(
+        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", steps=1, max_length=48
+    )
+
+    result = train(export_dir=export, config=config)
+
+    assert result.n_train == N_TRAIN - 3
     assert result.log_lines[0] == NOTE_DROPPED.format(
-        kept=N_TRAIN - 5, total=N_TRAIN, max_length=24
+        kept=N_TRAIN - 3, total=N_TRAIN, max_length=48
     )
     assert "FLYWHEEL_TRAINING_MAX_LENGTH" in result.log_lines[0]
-    assert result.steps == 2
 
 
 @pytest.mark.slow
@@ -355,7 +376,7 @@ def test_train_refuses_data_in_another_format_than_configured(tmp_path, tiny_lm)
 
 
 @pytest.mark.slow
-def test_eval_skips_pairs_whose_prompt_fills_max_length(tmp_path, tiny_lm):
+def test_eval_truncates_a_long_prompt_and_scores_the_pair_counted_as_truncated(tmp_path, tiny_lm):
     rows = preference_rows(conversational=False)[:3]
     rows[0]["prompt"] = "Tell me about everything. " * 40 + "\n"
     eval_file = write_jsonl(tmp_path / "eval.jsonl", rows)
@@ -364,7 +385,41 @@ def test_eval_skips_pairs_whose_prompt_fills_max_length(tmp_path, tiny_lm):
         model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file, max_length=64
     )
 
-    assert (metrics["n"], metrics["skipped"]) == (2, 1)
+    assert (metrics["n"], metrics["truncated"], metrics["skipped"]) == (3, 1, 0)
+    assert metrics["per_pair"]["index"] == [0, 1, 2]
+    assert metrics["skipped_reasons"] == {}
+
+
+@pytest.mark.slow
+def test_eval_counts_every_pair_it_cannot_score_with_its_reason(tmp_path, tiny_lm):
+    rows = preference_rows(conversational=False)[:4]
+    rows[1]["chosen"] = "Tell me about everything. " * 40
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", rows)
+
+    metrics = evaluate_preferences(
+        model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file, max_length=64
+    )
+
+    assert (metrics["n"], metrics["skipped"]) == (3, 1)
+    assert metrics["skipped_reasons"] == {SKIP_ANSWER_FILLS: 1}
+    assert metrics["per_pair"]["index"] == [0, 2, 3]
+    assert metrics["n"] + metrics["skipped"] == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "fit"),
+    [
+        ((10, 5, 6), "fits"),
+        ((10, 6, 6), "fits"),  # exactly max_length=16
+        ((11, 6, 2), "truncated"),
+        ((200, 3, 3), "truncated"),  # a prompt alone far longer: cut, never dropped
+        ((2, 16, 3), SKIP_ANSWER_FILLS),
+        ((2, 0, 3), SKIP_EMPTY_ANSWER),
+    ],
+)
+def test_pair_fit_truncates_prompts_and_skips_only_pairs_with_no_signal(lengths, fit):
+    prompt, chosen, rejected = lengths
+    assert pair_fit(prompt=prompt, chosen=chosen, rejected=rejected, max_length=16) == fit
 
 
 @pytest.mark.slow
@@ -374,52 +429,6 @@ def test_eval_refuses_a_file_with_no_usable_pairs(tmp_path, tiny_lm):
     with pytest.raises(TrainingError) as error:
         evaluate_preferences(model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file)
     assert str(error.value) == ERR_NO_PAIRS.format(path=eval_file, max_length=128)
-
-
-# --------------------------------------------------------------------------- gate
-
-
-@pytest.mark.parametrize(
-    ("candidate", "current", "margin", "passed"),
-    [
-        (0.80, 0.60, 0.0, True),
-        (0.80, 0.60, 0.2, True),  # exactly the margin: float noise must not fail it
-        (0.80, 0.60, 0.25, False),
-        (0.60, 0.60, 0.0, False),  # a tie never passes
-        (0.55, 0.60, 0.0, False),
-        (0.61, 0.60, 0.0, True),
-    ],
-)
-def test_gate_passes_only_when_the_candidate_beats_current_by_the_margin(
-    candidate, current, margin, passed
-):
-    result, reason = gate(
-        candidate={"normalised_accuracy": candidate},
-        current={"normalised_accuracy": current},
-        margin=margin,
-    )
-
-    assert result is passed
-    assert reason.startswith("passes" if passed else "fails")
-    assert f"{candidate:.4f}" in reason and f"{current:.4f}" in reason
-
-
-def test_gate_uses_the_metric_asked_for():
-    candidate = {"normalised_accuracy": 0.5, "implicit_reward_accuracy": 0.9}
-    current = {"normalised_accuracy": 0.6, "implicit_reward_accuracy": 0.0}
-
-    assert gate(candidate=candidate, current=current, metric="implicit_reward_accuracy")[0]
-    assert not gate(candidate=candidate, current=current)[0]
-
-
-def test_gate_refuses_a_missing_metric_and_a_negative_margin():
-    with pytest.raises(KeyError) as missing:
-        gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="b")
-    with pytest.raises(TrainingError) as negative:
-        gate(candidate={"a": 1.0}, current={"a": 0.0}, metric="a", margin=-0.1)
-
-    assert missing.value.args[0] == ERR_GATE_METRIC.format(metric="b")
-    assert str(negative.value) == ERR_GATE_NEGATIVE_MARGIN.format(margin=-0.1)
 
 
 class Cancelled(Exception):

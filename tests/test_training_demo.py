@@ -1,26 +1,37 @@
-"""`load_demo` fills the whole loop: curated demo traffic, scripted reviews, gold, a first
-frozen version of the demo dataset and a tiny local base model an admin can train on."""
+"""`load_demo` simulates six weeks of the loop: curated traffic, scripted reviewers on most
+days (two reviews per item in some weeks, disagreements adjudicated by the demo curator),
+three frozen dataset versions, a training run and its gate per version, a promotion and a
+rejection; every stamp in the simulated past, the same whatever day it is loaded on."""
 
 import io
+import shutil
+from datetime import timedelta
 
-import django_rq
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from rq import SimpleWorker
+from django.db.models.functions import TruncDate
 
 from curation import demo as curation_demo
 from curation.models import CurationRun
-from review.models import Review, ReviewItem, ReviewOutcome, ReviewSkip
-from tests import review_helpers as rh
+from flywheel_site.access import CURATOR, role_of
+from review.models import Review, ReviewItem, ReviewOutcome
 from training import demo, runs
-from training.models import Dataset, GoldPair, ModelVersion, TrainingRun
+from training.models import (
+    Dataset,
+    DatasetVersion,
+    GoldPair,
+    ModelEvent,
+    ModelVersion,
+    TrainingRun,
+)
 
 pytestmark = pytest.mark.usefixtures("export_dir")
 
 
 @pytest.fixture
 def demo_settings(settings, tmp_path, monkeypatch):
-    for name in ("FLYWHEEL_DEMO_ADMIN_PASSWORD", "FLYWHEEL_DEMO_ANNOTATOR_PASSWORD", "PORT"):
+    for name in (*curation_demo.PASSWORD_ENVS, "PORT"):
         monkeypatch.delenv(name, raising=False)
     # No Detoxify weights offline: the demo lets the lighter classifier decide, as
     # `make run` does.
@@ -31,99 +42,123 @@ def demo_settings(settings, tmp_path, monkeypatch):
     return settings
 
 
-def load(n: int = 600) -> str:
+def load(*extra: str, now=curation_demo.REFERENCE) -> str:
     out = io.StringIO()
-    # The demo's fixed reference, so the data (and the pairs trained on) are the same on
-    # every day; reset sequences, so candidate ids (and the keyed sample) are too.
-    now = curation_demo.REFERENCE.isoformat()
-    call_command(
-        "load_demo", "--interactions", str(n), "--now", now, stdout=out, stderr=io.StringIO()
-    )
+    call_command("load_demo", "--now", now.isoformat(), *extra, stdout=out, stderr=io.StringIO())
     return out.getvalue()
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
-def test_load_demo_runs_the_loop_up_to_a_trainable_dataset_version(demo_settings):
-    first = load()
+def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings):
+    out = load()
+    reference = curation_demo.REFERENCE
+    start = reference - timedelta(days=demo.WINDOW_DAYS)
 
-    # Curated through curation's run bookkeeping, reviewed through review's claim service:
-    # the run is closed, no scripted reviewer keeps a lease, and every review was made
-    # under a lease.
-    assert list(CurationRun.objects.filter(trigger="command").values_list("status", flat=True)) == [
-        "succeeded"
-    ]
-    assert not ReviewItem.objects.filter(lease_holder__username__in=demo.REVIEWERS).exists()
-    assert not Review.objects.filter(started_at__isnull=True).exists()
-
-    reviews = Review.objects.filter(reviewer__username__in=demo.REVIEWERS)
-    outcomes = ReviewOutcome.objects.filter(item__reviews__in=reviews).distinct()
-    approved = outcomes.filter(result="approved").count()
-    assert approved > 0
-    assert outcomes.filter(result="rejected").exists()
-    assert GoldPair.objects.count() == approved
+    # Three or more versions frozen over time, each with enough eval pairs for the gate.
     dataset = Dataset.objects.get(name=demo.DATASET_NAME)
-    assert (dataset.lag_days, dataset.train_threshold) == (0, demo.DATASET_THRESHOLD)
-    version = dataset.versions.get()
-    assert (version.number, version.status) == (1, "frozen")
-    counts = version.manifest["counts"]
-    assert counts["train"] + counts["eval"] + sum(counts["excluded"].values()) == approved
-    assert counts["eval"] > 0
-    base = demo_settings.FLYWHEEL_BASE_MODEL
-    assert (base / "config.json").is_file()
-    assert demo.FROZEN.format(version=version, train=counts["train"], eval=counts["eval"]) in first
-    assert demo.BASE_HINT.format(path=base) in first
-    # Nothing new has been approved since v1: the trigger has nothing to do.
+    versions = list(dataset.versions.filter(status=DatasetVersion.Status.FROZEN).order_by("number"))
+    assert len(versions) >= 3
+    frozen = [v.frozen_at for v in versions]
+    assert frozen == sorted(frozen) and len(set(frozen)) == len(frozen)
+    assert all(start <= at < reference for at in frozen)
+    assert all(v.manifest["counts"]["eval"] >= 50 for v in versions)
+
+    # A run and a gate per version, at its simulated time; one promotion, one rejection.
+    for version in versions:
+        run = TrainingRun.objects.get(dataset_version=version)
+        assert run.status == "succeeded", run.error
+        assert version.frozen_at < run.started_at < run.finished_at < reference
+        gate = run.model_version.metrics["gate"]
+        assert gate["n"] >= 50 and gate["test"].startswith("paired bootstrap")
+        assert gate["passed"] is run.model_version.gate_passed
+    models = ModelVersion.objects.all()
+    assert models.filter(status="rejected", gate_passed=False).exists()
+    promotions = ModelEvent.objects.filter(action="promoted")
+    assert promotions.exists()
+    assert all(start <= e.created_at < reference for e in promotions)
+    assert all(m.promoted_at < reference for m in models.filter(promoted_at__isnull=False))
+    assert ModelVersion.objects.filter(status="promoted").count() == 1
+
+    # Scripted reviewers on most days; some items reviewed twice; disagreements adjudicated.
+    reviews = Review.objects.filter(reviewer__username__in=demo.REVIEWERS)
+    days = set(reviews.annotate(day=TruncDate("submitted_at")).values_list("day", flat=True))
+    assert len(days) >= 20
+    assert all(start <= r.submitted_at < reference for r in reviews.only("submitted_at"))
+    assert ReviewItem.objects.filter(reviews_done=2).exists()
+    curator = get_user_model().objects.get(username=curation_demo.CURATOR_USERNAME)
+    assert role_of(curator) == CURATOR
+    adjudicated = ReviewOutcome.objects.filter(adjudicated_by=curator)
+    assert adjudicated.exists()
+    assert all(start <= o.decided_at < reference for o in adjudicated)
+    assert all(start <= g.created_at < reference for g in GoldPair.objects.only("created_at"))
+    assert CurationRun.objects.filter(trigger="command").count() >= 30
+    assert ReviewItem.objects.filter(status="queued").exists()  # left for people
+    assert demo.BASE_HINT.format(path=demo_settings.FLYWHEEL_BASE_MODEL.absolute()) in out
+
+    # The automatic trigger has nothing to do, and a second load adds nothing.
     assert runs.training_trigger_check() == []
-
-    # A second load_demo adds nothing.
-    before = (Review.objects.count(), GoldPair.objects.count(), dataset.versions.count())
+    before = (Review.objects.count(), GoldPair.objects.count(), TrainingRun.objects.count())
     again = load()
-    assert (Review.objects.count(), GoldPair.objects.count(), dataset.versions.count()) == before
-    assert demo.ALREADY_REVIEWED.format(n=reviews.count()) in again
-    assert demo.HAS_VERSION.format(version=version) in again
-    assert demo.BASE_EXISTS.format(path=base) in again
-
-    # The admin starts a run on the demo version and base model; it trains and is gated.
-    demo_settings.FLYWHEEL_TRAINING_STEPS = 5
-    demo_settings.FLYWHEEL_TRAINING_MAX_LENGTH = 96
-    admin = dataset.created_by
-    assert admin.is_superuser
-    run = runs.training_run_create(version=version, user=admin)
-    queue = django_rq.get_queue("training")
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
-    run.refresh_from_db()
-    assert run.status == "succeeded", run.error
-    assert (run.progress_step, run.progress_total) == (5, 5)
-    model = ModelVersion.objects.get(run=run)
-    assert model.metrics["n"] > 0
-    assert TrainingRun.objects.count() == 1
-
-
-@pytest.mark.django_db
-def test_the_second_scripted_reviewer_takes_an_item_through_the_queue(settings):
-    # Ahead in the queue: items with no user answer, which the scripted reviewers skip
-    # (the mix serves one of them before each pair, so both reviewers meet them).
-    settings.FLYWHEEL_REVIEW_MIX = {"needs_answer": 1, "preference": 1}
-    unanswered = rh.make_items(2, kind="needs_answer", priority=2.0)
-    pairs = rh.make_items(3, reviews_required=2)
-    out = io.StringIO()
-
-    demo.demo_reviews(stdout=out)
-
-    for item in pairs:
-        item.refresh_from_db()
-        assert item.status == ReviewItem.Status.DONE
-        reviewers = item.reviews.order_by("reviewer__username").values_list(
-            "reviewer__username", flat=True
-        )
-        assert list(reviewers) == list(demo.REVIEWERS)
-    assert not Review.objects.filter(item__in=unanswered).exists()
-    skipped = ReviewSkip.objects.filter(item__in=unanswered).values_list("user__username")
-    assert sorted(name for (name,) in skipped) == sorted(demo.REVIEWERS * 2)
-    assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
-    rejected = sum(demo._rejects(item.candidate_id) for item in pairs)
-    names = " and ".join(demo.REVIEWERS)
-    assert demo.REVIEWED.format(approved=3 - rejected, rejected=rejected, reviewers=names) in (
-        out.getvalue()
+    assert (Review.objects.count(), GoldPair.objects.count(), TrainingRun.objects.count()) == (
+        before
     )
+    assert demo.ALREADY_SIMULATED.format(n=len(versions)) in again
+
+
+def _fingerprint(reference) -> dict:
+    """What the demo made, with every time relative to its reference."""
+
+    def rel(at):
+        return None if at is None else (at - reference).total_seconds()
+
+    return {
+        "versions": [
+            (
+                v.number,
+                rel(v.frozen_at),
+                v.manifest["counts"]["train"],
+                v.manifest["counts"]["eval"],
+            )
+            for v in DatasetVersion.objects.order_by("number")
+        ],
+        "runs": [
+            (r.status, r.error[:60], rel(r.created_at) // 60)
+            for r in TrainingRun.objects.order_by("pk")
+        ],
+        "models": [
+            (m.name, m.status, m.gate_passed, m.metrics.get("gate", {}).get("delta"))
+            for m in ModelVersion.objects.order_by("pk")
+        ],
+        "reviews": sorted(
+            (
+                r.item.candidate.interaction.event_id,
+                r.reviewer.username,
+                r.decision,
+                rel(r.submitted_at),
+            )
+            for r in Review.objects.select_related("item__candidate__interaction", "reviewer")
+        ),
+        "outcomes": sorted(
+            (o.item.candidate.interaction.event_id, o.result, rel(o.decided_at))
+            for o in ReviewOutcome.objects.select_related("item__candidate__interaction")
+        ),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
+def test_the_demo_is_the_same_whatever_day_it_is_loaded(demo_settings):
+    # A smaller demo with a smaller gate minimum, so that both loads train and gate too.
+    demo_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 10
+    prints = []
+    for now in (curation_demo.REFERENCE, curation_demo.REFERENCE + timedelta(days=23, hours=5)):
+        call_command("flush", interactive=False, verbosity=0)
+        shutil.rmtree(demo_settings.FLYWHEEL_MODELS_DIR, ignore_errors=True)
+        load("--interactions", "1500", now=now)
+        prints.append(_fingerprint(curation_demo.reference_before(now)))
+
+    first, second = prints
+    assert len(first["versions"]) >= 3
+    assert first["reviews"] and first["models"]
+    assert first == second

@@ -84,6 +84,9 @@ def training_settings(settings, tmp_path, tiny_base, export_dir):
     settings.FLYWHEEL_TRAINING_MAX_LENGTH = 128
     settings.FLYWHEEL_GATE_METRIC = "normalised_accuracy"
     settings.FLYWHEEL_GATE_MARGIN = 0.1
+    # These datasets hold 9 to 20 eval pairs so that a run takes seconds; the default (50)
+    # is tested on its own below.
+    settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 8
     settings.FLYWHEEL_AUTO_PROMOTE = False
     return settings
 
@@ -229,6 +232,12 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     assert model.metrics["implicit_reward_accuracy"] > 0.5
     assert (model.gate_passed, model.status) == (True, "candidate")
     assert model.gate_detail.startswith("passes: normalised_accuracy")
+    record = model.metrics["gate"]
+    assert record["n"] == counts["eval"] and record["passed"] is True
+    assert record["test"] == gate.TEST_NAME
+    assert record["delta_ci"][0] >= 0.1 and record["delta"] >= record["delta_ci"][0]
+    assert (record["truncated"], record["skipped"]) == (0, 0)
+    assert "per_pair" not in model.metrics and "per_pair" not in run.metrics["eval"]
     assert Path(model.adapter_dir, "adapter_config.json").is_file()
     assert f"step {STEPS}/{STEPS}" in run.log
     print(
@@ -533,6 +542,7 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
             "{output_dir}",
         ]
     )
+    external_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 5  # this version holds 7
     approved_pairs(th.TOPICS[:40], seed=3)
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
@@ -549,11 +559,20 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_run_whose_prompts_all_fill_max_length_fails_at_once_naming_the_setting(
+def test_a_run_whose_answers_all_fill_max_length_fails_at_once_naming_the_setting(
     training_settings, admin
 ):
     training_settings.FLYWHEEL_TRAINING_MAX_LENGTH = 16
-    run = runs.training_run_create(version=frozen_version(admin, n=5), user=admin)
+    training_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 1
+    dataset = services.dataset_create(name="long", user=admin, lag_days=0, eval_fraction=0.5)
+    for n in range(6):
+        th.approved(
+            chosen=f"a long chosen answer {n} " * 10,
+            rejected=f"a long rejected answer {n} " * 10,
+            occurred_at=timezone.now() - timedelta(days=1),
+        )
+    version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    run = runs.training_run_create(version=version, user=admin)
     work()
 
     run.refresh_from_db()
@@ -561,6 +580,30 @@ def test_a_run_whose_prompts_all_fill_max_length_fails_at_once_naming_the_settin
     assert run.error.startswith("None of the ")
     assert "FLYWHEEL_TRAINING_MAX_LENGTH" in run.error
     assert run.progress_step == 0  # no optimiser step was taken
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_with_too_few_eval_pairs_fails_before_exporting_naming_the_setting(
+    training_settings, admin
+):
+    training_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 50
+    approved_pairs(th.TOPICS[:40], seed=5)
+    dataset = services.dataset_create(name="small", user=admin, lag_days=0, eval_fraction=0.3)
+    version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    n_eval = version.manifest["counts"]["eval"]
+    assert 0 < n_eval < 50
+
+    run = runs.training_run_create(version=version, user=admin)
+    work()
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == perform.ERR_TOO_FEW_EVAL_PAIRS.format(
+        version=version, n=n_eval, needed=50, fraction=0.3, dataset="small"
+    )
+    assert "FLYWHEEL_GATE_MIN_EVAL_PAIRS" in run.error
+    assert run.stage == "failed" and "exporting" not in run.log  # refused before the export
     assert not ModelVersion.objects.exists()
 
 

@@ -125,6 +125,57 @@ def test_admins_see_every_page(as_user, admin, run, model):
         assert client.get(url).status_code == 200, url
 
 
+GATE_RECORD = {
+    "metric": "normalised_accuracy",
+    "candidate": 0.8,
+    "baseline": 0.5,
+    "delta": 0.3,
+    "delta_ci": [0.1667, 0.4333],
+    "n": 60,
+    "test": "paired bootstrap of the per-pair difference (95% percentile interval, ...)",
+    "passed": True,
+    "truncated": 4,
+    "skipped": 2,
+    "skipped_reasons": {"answer_fills_max_length": 2},
+    "margin": 0.02,
+    "min_pairs": 50,
+}
+
+
+def test_the_model_and_run_pages_state_the_test_n_difference_interval_and_pair_counts(
+    as_user, admin, run, model
+):
+    ModelVersion.objects.filter(pk=model.pk).update(metrics={**model.metrics, "gate": GATE_RECORD})
+    TrainingRun.objects.filter(pk=run.pk).update(metrics={"eval": {"gate": GATE_RECORD}})
+    client = as_user(admin)
+
+    model_page = client.get(f"/training/models/{model.pk}/").content.decode()
+    run_page = client.get(f"/training/runs/{run.pk}/").content.decode()
+
+    assert GATE_RECORD["test"] in model_page
+    assert "<dd>60 (at least 50 needed)</dd>" in model_page
+    assert "[0.1667, 0.4333]" in model_page
+    assert "0.3000: 0.8000 vs 0.5000" in model_page
+    for page in (model_page, run_page):
+        assert "Eval pairs: 60 used, of which 4 truncated" in page
+        assert "2 skipped: 2 because an answer alone fills max_length" in page
+
+
+def test_the_version_page_warns_when_the_gate_would_have_too_few_eval_pairs(
+    as_user, admin, version, settings
+):
+    settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 50
+    url = f"/datasets/{version.dataset.name}/v{version.number}/"
+    page = as_user(admin).get(url).content.decode()
+    assert 'id="eval-shortfall"' in page
+    assert "the gate needs at least 50 (FLYWHEEL_GATE_MIN_EVAL_PAIRS)" in page
+
+    settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 1
+    n_eval = version.manifest["counts"]["eval"]
+    page = as_user(admin).get(url).content.decode()
+    assert ('id="eval-shortfall"' in page) is (n_eval < 1)
+
+
 def test_unknown_runs_and_models_are_404(as_user, admin):
     client = as_user(admin)
     assert client.get("/training/runs/999/").status_code == 404

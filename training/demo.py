@@ -1,15 +1,32 @@
-"""The rest of the loop for `manage.py load_demo`: curation, scripted reviews, gold, a first
-frozen dataset version and a tiny local base model, so a newcomer sees every screen filled
-and can start a training run at once.
+"""The rest of the loop for `manage.py load_demo`: six weeks of the flywheel turning, so the
+dashboard has trends on the first `make run`.
 
-Idempotent: a second call curates only what is pending, reviews nothing more once the
-scripted reviewers have reviewed, reuses the dataset and its first version, and keeps the
-base model it built.
+Day by day over the demo's six weeks (relative to its reference, never to today): the
+traffic of the morning is curated, scripted reviewers work through the queue on most days
+(two reviews per item in the weeks the policy asks for it, so agreement is measured and a
+curator adjudicates the disagreements), and three times a dataset version is frozen, a
+model trained on it with the built-in trainer and the tiny local base model, and gated
+against the current model. The first candidate is promoted; the second, an experiment with
+a far lower learning rate, fails the gate and is rejected; the third is promoted if it
+passes.
+
+**Simulated time.** Each step runs with the process clock set to its simulated moment
+(time-machine's `travel`), so every service stamps its rows itself (reviews, outcomes,
+gold, versions, runs, models, promotions, curation runs) exactly as it would have on that
+day; nothing is backdated afterwards and no append-only trigger is bypassed. Stamps the
+database makes itself (pghistory's event time) and the interactions' `received_at` (the
+bulk ingest before the simulation) stay real.
+
+Idempotent: once the demo dataset has a frozen version, a second call simulates nothing
+(it keeps the base model it built).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -21,38 +38,74 @@ from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
 from review import services as review_services
-from review.models import REJECT_REASONS, Decision, Review, ReviewItem
-from training import services
-from training.models import Dataset, DatasetVersion, GoldPair
+from review.models import REJECT_REASONS, Decision, ReviewItem
+from training import jobs, registry, selectors, services
+from training import runs as training_runs
+from training.errors import TrainingError
+from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, PairKind
 
 DATASET_NAME = "acme-support"
 DATASET_DESCRIPTION = (
-    "Demo: every approved preference pair from the Acme Cloud demo traffic, no lag, so the "
-    "whole loop can be tried at once."
+    "Demo: every approved preference pair from the Acme Cloud demo traffic, no lag. Half of "
+    "it is held out for evaluation, so that the gate judges each of the demo's cycles on at "
+    "least FLYWHEEL_GATE_MIN_EVAL_PAIRS pairs; a dataset with thousands of pairs needs far "
+    "less."
 )
-# New approved gold that triggers the next version and training run: low, so a newcomer
-# who reviews a few dozen items sees the trigger fire.
-DATASET_THRESHOLD = 25
-DATASET_EVAL_FRACTION = 0.2
-# Two scripted reviewers, so items that need two agreeing reviews are settled too.
+# The automatic trigger stays quiet after the demo (the demo freezes its versions itself):
+# fewer new pairs than this arrive after its last version.
+DATASET_THRESHOLD = 100
+DATASET_EVAL_FRACTION = 0.5
+WINDOW_DAYS = curation_demo.WINDOW_DAYS
+# Days (0 = the Monday six weeks before the reference) ending with a frozen version, a
+# training run and its gate: Friday of week 3, Friday of week 5, Sunday of week 6.
+CYCLE_DAYS = (18, 32, 41)
+# The second cycle's run is an experiment with a far lower learning rate: it learns next to
+# nothing, so the gate rejects it whatever the data.
+EXPERIMENT_CYCLE = 1
+EXPERIMENT = {"learning_rate": 1e-5}
+# Short runs keep `load_demo` within a couple of minutes on a laptop.
+TRAINING = {"steps": 60, "batch_size": 8, "max_length": 512}
+
+# Scripted accounts: nobody signs in as them. Who works which weekday (0 = Monday), and how
+# many items each takes on a working day.
 REVIEWERS = ("demo-reviewer-1", "demo-reviewer-2")
-# Preference items the scripted reviewers settle; the rest stay queued for people.
-REVIEW_TARGET = 80
-# One in this many scripted decisions is a rejection, so outcomes are not all approvals.
+WORKDAYS = {REVIEWERS[0]: (0, 1, 2, 3, 4), REVIEWERS[1]: (0, 1, 2, 3, 5)}
+DAYS_OFF = {REVIEWERS[0]: (9, 24), REVIEWERS[1]: (16, 17, 38)}
+DAILY_ITEMS = 14
+# The curator adjudicates disagreements on Tuesdays and Fridays.
+ADJUDICATION_WEEKDAYS = (1, 4)
+# Weeks (0-based) in which the policy asks two reviews per item.
+DOUBLE_REVIEW_WEEKS = (0, 1, 4)
+# How often the second reviewer decides otherwise, by week: the reviewers calibrate.
+DISAGREE_PER_MILLE = {0: 140, 1: 110, 4: 60}
+# One in this many items is rejected by the reviewers.
 REJECT_EVERY = 6
 REJECT_REASON = REJECT_REASONS[0]
 RUBRIC = {"accuracy": 4, "helpfulness": 4, "safety": 5}
+REVIEW_MINUTES = 4
+POLICY_NOTE = "The demo's policy (load_demo): {reviews} review(s) per item."
 
 CURATED = (
-    "Curated {n} pending demo interactions: {candidates} candidates, {sampled} queued for review."
+    "Curated {n} pending demo interactions over {days} simulated days: {candidates} candidates, "
+    "{sampled} queued for review."
 )
-REVIEWED = "Scripted reviews: {approved} items approved and {rejected} rejected by {reviewers}."
-ALREADY_REVIEWED = "Scripted reviews already done ({n} reviews); none added."
-GOLD = "Gold pairs: {created} new, {total} in all."
+REVIEWED = (
+    "Scripted reviews on {days} days: {reviews} reviews by {reviewers}; {adjudicated} "
+    "disagreements adjudicated by {curator}."
+)
+ALREADY_SIMULATED = "The demo's six weeks are already simulated ({n} dataset versions); none added."
+GOLD = "Gold pairs: {total} in all."
 DATASET = "Dataset {name!r} (lag 0 days, eval {eval:.0%}, trains after {threshold} new pairs)."
-FROZEN = "Froze {version}: {train} train and {eval} eval pairs."
-HAS_VERSION = "{version} already frozen; freeze further versions on the dataset page."
+FROZEN = "Froze {version} on {day}: {train} train and {eval} eval pairs."
+NOT_TRAINED = "{version}: not trained, {error}"
+SHORT = (
+    "{version}: not trained, {n} eval pairs are fewer than the gate's minimum {needed} "
+    "(FLYWHEEL_GATE_MIN_EVAL_PAIRS; load more --interactions)."
+)
 NOTHING_TO_FREEZE = "No approved preference pairs yet: nothing to freeze."
+NOTHING_NEW = "Nothing new since {version}: not frozen again."
+GATED = "{model}: {status}; gate {detail}"
+PROMOTE_REASON = "passes the paired gate on held-out gold (demo: promoted by the admin)"
 BASE_BUILT = "Built a tiny base model (2-layer Llama, 512-token BPE) in {path}."
 BASE_EXISTS = "Base model for training: {path}."
 BASE_HINT = (
@@ -61,14 +114,37 @@ BASE_HINT = (
 )
 
 
-def _reviewers() -> list:
+@dataclass
+class Tally:
+    reviews: int = 0
+    days: set[int] = field(default_factory=set)
+    adjudicated: int = 0
+
+
+@contextlib.contextmanager
+def _at(when: datetime, *, tick: bool = False):
+    """Run the block with the process clock at `when` (see the module docstring); with
+    `tick`, the clock runs on from there (a training run takes its real time)."""
+    import time_machine
+
+    with time_machine.travel(when, tick=tick):
+        yield
+
+
+def _hash(*parts) -> int:
+    # A hash of the event id rather than random(): the same decisions on every machine and
+    # whatever ids the database hands out.
+    digest = hashlib.sha256("demo-review-".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _scripted(names, group_name: str) -> list:
     users = get_user_model()
-    group, _ = Group.objects.get_or_create(name=ANNOTATOR)
+    group, _ = Group.objects.get_or_create(name=group_name)
     out = []
-    for name in REVIEWERS:
+    for name in names:
         user, created = users.objects.get_or_create(username=name)
         if created:
-            # A scripted account: nobody signs in as it.
             user.set_unusable_password()
             user.save(update_fields=["password"])
             user.groups.add(group)
@@ -76,109 +152,226 @@ def _reviewers() -> list:
     return out
 
 
-def demo_curate(*, stdout) -> None:
-    ids = list(
-        Interaction.objects.filter(curation_state=Interaction.CurationState.PENDING)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    if not ids:
-        return
-    curation_demo.demo_policy_apply()
-    run = runs.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
-    with runs.run_tracked(run):
-        totals = pipeline.interactions_curate(interaction_ids=ids, run=run)
-    stdout.write(
-        CURATED.format(
-            n=len(ids), candidates=totals.get("candidates", 0), sampled=totals.get("sampled", 0)
+def _rejects(event_id: str) -> bool:
+    return _hash(event_id) % REJECT_EVERY == 0
+
+
+def _disagrees(event_id: str, week: int) -> bool:
+    return _hash(event_id, "second") % 1000 < DISAGREE_PER_MILLE.get(week, 0)
+
+
+class Simulation:
+    def __init__(self, *, reference: datetime, stdout):
+        self.start = datetime.combine(
+            (reference - timedelta(days=WINDOW_DAYS)).date(), time(), tzinfo=reference.tzinfo
         )
-    )
+        self.reference = reference
+        self.stdout = stdout
+        self.tally = Tally()
+        self.curated = {"n": 0, "candidates": 0, "sampled": 0, "days": 0}
+        self.admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+        self.curator = (
+            get_user_model().objects.filter(username=curation_demo.CURATOR_USERNAME).first()
+            or self.admin
+        )
+        self.reviewers = _scripted(REVIEWERS, ANNOTATOR)
+        self.reviews_required = None
 
+    def moment(self, day: int, hour: float) -> datetime:
+        return self.start + timedelta(days=day, hours=hour)
 
-def _rejects(candidate_id: int) -> bool:
-    # A hash of the id rather than random(): the same items are rejected on every machine.
-    digest = hashlib.sha256(f"demo-review-{candidate_id}".encode()).digest()
-    return digest[0] % REJECT_EVERY == 0
+    # --- curation -------------------------------------------------------------------------
 
+    def policy(self, day: int) -> None:
+        reviews = 2 if day // 7 in DOUBLE_REVIEW_WEEKS else 1
+        if reviews != self.reviews_required:
+            curation_demo.demo_policy_apply(
+                changes={"reviews_required": reviews, "sample_rate": 1.0},
+                note=POLICY_NOTE.format(reviews=reviews),
+            )
+            self.reviews_required = reviews
 
-def _claim_through_queue(*, item: ReviewItem, user) -> bool:
-    """Lease `item` to the next reviewer as the queue would: the items ahead of it for
-    them are the ones the first reviewer skipped (no user answer to approve), and they
-    skip those too. False if the queue never reaches it."""
-    while (claimed := review_services.item_claim_next(user=user)) is not None:
-        if claimed.pk == item.pk:
-            return True
-        review_services.item_skip(item=claimed, user=user)
-    return False
+    def curate(self, until: datetime) -> None:
+        ids = list(
+            Interaction.objects.filter(
+                curation_state=Interaction.CurationState.PENDING, occurred_at__lt=until
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not ids:
+            return
+        run = runs.run_start(trigger=CurationRun.Trigger.COMMAND, total=len(ids))
+        with runs.run_tracked(run):
+            totals = pipeline.interactions_curate(interaction_ids=ids, run=run)
+        self.curated["n"] += len(ids)
+        self.curated["days"] += 1
+        for key in ("candidates", "sampled"):
+            self.curated[key] += totals.get(key, 0)
 
+    # --- review ---------------------------------------------------------------------------
 
-def demo_reviews(*, stdout) -> None:
-    """Review queued preference items through the review service, as annotators would:
-    claim the next item, submit an agreeing decision from each reviewer it needs."""
-    reviewers = _reviewers()
-    done = Review.objects.filter(reviewer__in=reviewers).count()
-    if done:
-        stdout.write(ALREADY_REVIEWED.format(n=done))
-        return
-    approved = rejected = 0
-    # Items are claimed in queue order (priority, then id); needs-answer items (no user
-    # answer to approve) are skipped and left for people.
-    while approved + rejected < REVIEW_TARGET:
-        item = review_services.item_claim_next(user=reviewers[0])
-        if item is None:
-            break
-        candidate = item.candidate
-        if candidate.kind != CandidateKind.PREFERENCE:
-            review_services.item_skip(item=item, user=reviewers[0])
-            continue
-        reject = _rejects(candidate.pk)
-        for index, reviewer in enumerate(reviewers[: item.reviews_required]):
-            if index and not _claim_through_queue(item=item, user=reviewer):
+    def working(self, day: int) -> list:
+        weekday = day % 7
+        return [
+            user
+            for user in self.reviewers
+            if weekday in WORKDAYS[user.username] and day not in DAYS_OFF[user.username]
+        ]
+
+    def review_day(self, day: int) -> None:
+        people = self.working(day)
+        if not people:
+            return
+        clock = self.moment(day, 9)
+        taken = dict.fromkeys(people, 0)
+        # Turn about, so the second reviewer of a two-review item follows the first.
+        while any(n < DAILY_ITEMS for n in taken.values()):
+            progressed = False
+            for user in people:
+                if taken[user] >= DAILY_ITEMS:
+                    continue
+                clock += timedelta(minutes=REVIEW_MINUTES)
+                if self.review_one(user=user, clock=clock, week=day // 7):
+                    taken[user] += 1
+                    progressed = True
+                    self.tally.days.add(day)
+                else:
+                    taken[user] = DAILY_ITEMS  # nothing left for them today
+            if not progressed:
                 break
+
+    def review_one(self, *, user, clock: datetime, week: int) -> bool:
+        with _at(clock):
+            item = review_services.item_claim_next(user=user)
+            while item is not None and item.candidate.kind != CandidateKind.PREFERENCE:
+                # No user answer to approve: left for people to write one.
+                review_services.item_skip(item=item, user=user)
+                item = review_services.item_claim_next(user=user)
+        if item is None:
+            return False
+        event_id = item.candidate.interaction.event_id
+        reject = _rejects(event_id)
+        if item.reviews_done and _disagrees(event_id, week):
+            reject = not reject
+        with _at(clock + timedelta(minutes=REVIEW_MINUTES - 1)):
             review_services.review_submit(
                 item=item,
-                reviewer=reviewer,
+                reviewer=user,
                 decision=Decision.REJECT if reject else Decision.APPROVE,
                 reject_reason=REJECT_REASON if reject else "",
                 **RUBRIC,
             )
-        if reject:
-            rejected += 1
-        else:
-            approved += 1
-    names = " and ".join(r.username for r in reviewers)
-    stdout.write(REVIEWED.format(approved=approved, rejected=rejected, reviewers=names))
+        self.tally.reviews += 1
+        return True
+
+    def adjudicate(self, day: int) -> None:
+        clock = self.moment(day, 14)
+        items = ReviewItem.objects.filter(status=ReviewItem.Status.ADJUDICATION).order_by("pk")
+        for item in items.select_related("candidate__interaction"):
+            clock += timedelta(minutes=REVIEW_MINUTES)
+            reject = _rejects(item.candidate.interaction.event_id)
+            with _at(clock):
+                review_services.item_claim(item=item, user=self.curator)
+                review_services.outcome_adjudicate(
+                    item=item,
+                    curator=self.curator,
+                    decision=Decision.REJECT if reject else Decision.APPROVE,
+                    reject_reason=REJECT_REASON if reject else "",
+                )
+            self.tally.adjudicated += 1
+
+    # --- a cycle: freeze, train, gate, decide -------------------------------------------------
+
+    def cycle(self, *, index: int, day: int, dataset: Dataset) -> None:
+        with _at(self.moment(day, 17.5)):
+            services.gold_pairs_sync()
+        if not GoldPair.objects.filter(kind=PairKind.PREFERENCE).exists():
+            self.stdout.write(NOTHING_TO_FREEZE)
+            return
+        with _at(self.moment(day, 18)):
+            version, created = services.dataset_version_freeze(
+                dataset=dataset, user=self.admin, now=self.moment(day, 18)
+            )
+        if not created:
+            self.stdout.write(NOTHING_NEW.format(version=version))
+            return
+        counts = version.manifest["counts"]
+        self.stdout.write(
+            FROZEN.format(
+                version=version,
+                day=self.moment(day, 18).date(),
+                train=counts["train"],
+                eval=counts["eval"],
+            )
+        )
+        shortfall = selectors.eval_shortfall(version=version)
+        if shortfall is not None:
+            # A small demo (--interactions): the run would fail at once; say why instead.
+            self.stdout.write(SHORT.format(version=version, **shortfall))
+            return
+        with _at(self.moment(day, 18.5)):
+            demo_base_model(stdout=self.stdout)
+        overrides = dict(TRAINING, **(EXPERIMENT if index == EXPERIMENT_CYCLE else {}))
+        with _at(self.moment(day, 19), tick=True):
+            run = training_runs.training_run_create(
+                version=version, user=self.admin, overrides=overrides, enqueue=False
+            )
+            try:
+                jobs.training_run_execute(run.pk)
+            except TrainingError as error:
+                # Kept on the run as its error, as a worker would leave it.
+                self.stdout.write(NOT_TRAINED.format(version=version, error=error.message))
+                return
+        model = ModelVersion.objects.get(run=run)
+        # With FLYWHEEL_AUTO_PROMOTE on, the registry has promoted it already.
+        if model.gate_passed and model.status == ModelVersion.Status.CANDIDATE:
+            with _at(self.moment(day + 1, 9.5)):
+                registry.model_version_promote(model=model, user=self.admin, reason=PROMOTE_REASON)
+            model.refresh_from_db()
+        self.stdout.write(GATED.format(model=model, status=model.status, detail=model.gate_detail))
+
+    def run(self, dataset: Dataset) -> None:
+        cycles = dict(zip(CYCLE_DAYS, range(len(CYCLE_DAYS)), strict=True))
+        for day in range(WINDOW_DAYS):
+            with _at(self.moment(day, 7)):
+                self.policy(day)
+                self.curate(self.moment(day, 7))
+            self.review_day(day)
+            if day % 7 in ADJUDICATION_WEEKDAYS:
+                self.adjudicate(day)
+            if day in cycles:
+                self.cycle(index=cycles[day], day=day, dataset=dataset)
+        # The last hours before the reference: curated, left for people to review.
+        with _at(self.reference):
+            self.curate(self.reference + timedelta(days=1))
+        names = " and ".join(r.username for r in self.reviewers)
+        self.stdout.write(CURATED.format(**self.curated))
+        self.stdout.write(
+            REVIEWED.format(
+                days=len(self.tally.days),
+                reviews=self.tally.reviews,
+                reviewers=names,
+                adjudicated=self.tally.adjudicated,
+                curator=self.curator.username if self.curator else "nobody",
+            )
+        )
+        self.stdout.write(GOLD.format(total=GoldPair.objects.count()))
 
 
-def demo_dataset(*, stdout, user) -> DatasetVersion | None:
-    created = services.gold_pairs_sync()
-    stdout.write(GOLD.format(created=created, total=GoldPair.objects.count()))
+def demo_dataset(*, user, when: datetime) -> Dataset:
     dataset = Dataset.objects.filter(name=DATASET_NAME).first()
     if dataset is None:
-        dataset = services.dataset_create(
-            name=DATASET_NAME,
-            description=DATASET_DESCRIPTION,
-            user=user,
-            lag_days=0,
-            eval_fraction=DATASET_EVAL_FRACTION,
-            train_threshold=DATASET_THRESHOLD,
-        )
-    stdout.write(
-        DATASET.format(
-            name=dataset.name, eval=dataset.eval_fraction, threshold=dataset.train_threshold
-        )
-    )
-    existing = dataset.versions.exclude(status=DatasetVersion.Status.DRAFT).order_by("number")
-    if existing.exists():
-        stdout.write(HAS_VERSION.format(version=existing.first()))
-        return existing.first()
-    if not GoldPair.objects.filter(kind="preference").exists():
-        stdout.write(NOTHING_TO_FREEZE)
-        return None
-    version, _ = services.dataset_version_freeze(dataset=dataset, user=user, number=1)
-    counts = version.manifest["counts"]
-    stdout.write(FROZEN.format(version=version, train=counts["train"], eval=counts["eval"]))
-    return version
+        with _at(when):
+            dataset = services.dataset_create(
+                name=DATASET_NAME,
+                description=DATASET_DESCRIPTION,
+                user=user,
+                lag_days=0,
+                eval_fraction=DATASET_EVAL_FRACTION,
+                train_threshold=DATASET_THRESHOLD,
+            )
+    return dataset
 
 
 def _corpus(limit: int = 600) -> list[str]:
@@ -201,15 +394,24 @@ def demo_base_model(*, stdout) -> Path:
     else:
         build_tiny_lm(path, corpus=_corpus())
         stdout.write(BASE_BUILT.format(path=path))
-    stdout.write(BASE_HINT.format(path=path))
     return path
 
 
-def demo_loop_load(*, stdout) -> None:
-    """After the demo traffic is ingested: curate, review, gold, dataset v1, base model."""
-    admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
-    demo_curate(stdout=stdout)
-    demo_reviews(stdout=stdout)
-    # The model is built from the demo's own texts, and only once there is data to train.
-    if demo_dataset(stdout=stdout, user=admin) is not None:
-        demo_base_model(stdout=stdout)
+def demo_loop_load(*, stdout, reference: datetime) -> None:
+    """After the demo traffic is ingested: six simulated weeks of curation, review, gold,
+    dataset versions, training, gating and promotion (see the module docstring)."""
+    simulation = Simulation(reference=reference, stdout=stdout)
+    dataset = demo_dataset(user=simulation.admin, when=simulation.start)
+    stdout.write(
+        DATASET.format(
+            name=dataset.name, eval=dataset.eval_fraction, threshold=dataset.train_threshold
+        )
+    )
+    frozen = dataset.versions.exclude(status=DatasetVersion.Status.DRAFT)
+    if frozen.exists():
+        stdout.write(ALREADY_SIMULATED.format(n=frozen.count()))
+    else:
+        simulation.run(dataset)
+    if GoldPair.objects.exists():
+        path = demo_base_model(stdout=stdout)
+        stdout.write(BASE_HINT.format(path=path))

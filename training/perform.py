@@ -16,7 +16,9 @@ from training import export, external, gate, registry, runs, trainer
 from training.errors import TrainingError
 from training.models import (
     DatasetVersion,
+    Membership,
     ModelVersion,
+    PairKind,
     Quarantine,
     TrainingRun,
 )
@@ -28,6 +30,16 @@ LOSS_CURVE_POINTS = 300
 PROGRESS_INTERVAL_S = 1.0
 ERR_RUN_NOT_RUNNING = "Run #{pk} is no longer running (marked failed or finished elsewhere)."
 ERR_EXTERNAL_EXIT = "The external trainer exited with status {code}."
+ERR_NO_TRAIN_PAIRS = (
+    "{version} has no pair in its train split: there is nothing to train on. Lower the "
+    "dataset's eval fraction or freeze a version with more gold."
+)
+ERR_TOO_FEW_EVAL_PAIRS = (
+    "{version} has {n} held-out preference pairs; the gate needs at least {needed} "
+    "(FLYWHEEL_GATE_MIN_EVAL_PAIRS). Raise the eval fraction of dataset {dataset} "
+    "(now {fraction:.2f}) or freeze a version with more gold; lowering "
+    "FLYWHEEL_GATE_MIN_EVAL_PAIRS makes the gate's verdict less trustworthy."
+)
 
 
 class RunAbandoned(Exception):
@@ -97,6 +109,8 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     if version.status != DatasetVersion.Status.FROZEN:
         # Quarantined while the run waited in the queue.
         raise TrainingError(runs.ERR_NOT_FROZEN.format(version=version, status=version.status))
+    if run.trainer == TrainingRun.Trainer.BUILTIN:
+        _check_pairs(run=run, version=version)
     out = runs.run_dir(run)
     if out.exists():
         shutil.rmtree(out)  # debris of a database that was rebuilt and reused this id
@@ -125,6 +139,26 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     runs.training_run_succeed(run_id=run.pk, metrics=metrics, model=model)
     runs.log_append(run.pk, f"registered {model.name} as {model.status}: gate {model.gate_detail}")
     return model
+
+
+def _check_pairs(*, run: TrainingRun, version: DatasetVersion) -> None:
+    """Refuse before exporting or training a version the gate could never judge, or with
+    nothing to train on: found out after training, it would cost the whole run."""
+    splits = Membership.objects.filter(version=version)
+    if not splits.filter(split=Membership.Split.TRAIN).exists():
+        raise TrainingError(ERR_NO_TRAIN_PAIRS.format(version=version))
+    eval_pairs = splits.filter(split=Membership.Split.EVAL, pair__kind=PairKind.PREFERENCE).count()
+    needed = gate.gate_min_eval_pairs(run)
+    if eval_pairs < needed:
+        raise TrainingError(
+            ERR_TOO_FEW_EVAL_PAIRS.format(
+                version=version,
+                n=eval_pairs,
+                needed=needed,
+                fraction=version.eval_fraction,
+                dataset=version.dataset.name,
+            )
+        )
 
 
 def _train_builtin(*, run: TrainingRun, export_dir: Path, out: Path, metrics: dict) -> Path:

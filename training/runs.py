@@ -88,6 +88,7 @@ def _config(trainer_name: str) -> dict:
     config = {
         "gate_metric": settings.FLYWHEEL_GATE_METRIC,
         "gate_margin": settings.FLYWHEEL_GATE_MARGIN,
+        "gate_min_eval_pairs": settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS,
         "auto_promote": settings.FLYWHEEL_AUTO_PROMOTE,
         "canary": settings.FLYWHEEL_CANARY,
         "max_length": settings.FLYWHEEL_TRAINING_MAX_LENGTH,
@@ -115,11 +116,15 @@ def training_run_create(
     user=None,
     trainer_name: str | None = None,
     check_base_model: bool = True,
+    overrides: dict | None = None,
+    enqueue: bool = True,
 ) -> TrainingRun:
-    """Queue a training run of a frozen version; the job is enqueued after commit.
+    """Queue a training run of a frozen version; the job is enqueued after commit (unless
+    `enqueue` is off: the caller performs the run itself, as the demo does).
 
-    Refuses a draft or quarantined version, a version with a run already queued or running
-    (a database constraint), and, when `check_base_model`, a missing base model directory.
+    `overrides` replace settings in the run's config (the demo trains briefly). Refuses a
+    draft or quarantined version, a version with a run already queued or running (a
+    database constraint), and, when `check_base_model`, a missing base model directory.
     """
     trainer_name = trainer_name or settings.FLYWHEEL_TRAINER
     if version.status != DatasetVersion.Status.FROZEN:
@@ -140,14 +145,15 @@ def training_run_create(
                 method=method_for(fmt),
                 export_format=fmt,
                 base_model=str(base),
-                config=_config(trainer_name),
+                config={**_config(trainer_name), **(overrides or {})},
                 requested_by=user,
             )
     except IntegrityError as error:
         if "trainingrun_one_active_per_version" in str(error):
             raise TrainingError(ERR_RUN_ACTIVE.format(version=version), status=409) from None
         raise
-    transaction.on_commit(functools.partial(training_run_enqueue, run_id=run.pk))
+    if enqueue:
+        transaction.on_commit(functools.partial(training_run_enqueue, run_id=run.pk))
     return run
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
@@ -17,6 +18,7 @@ from training.models import (
     GoldPair,
     Membership,
     ModelVersion,
+    PairKind,
     Quarantine,
 )
 
@@ -215,6 +217,16 @@ def version_exclusions(*, version: DatasetVersion) -> dict[str, int]:
         .annotate(n=Count("pk"))
         .order_by("reason")
     )
+
+
+def eval_shortfall(*, version: DatasetVersion) -> dict | None:
+    """{"n", "needed"} when the version holds fewer held-out preference pairs than the gate
+    needs (FLYWHEEL_GATE_MIN_EVAL_PAIRS), else None."""
+    needed = settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS
+    n = Membership.objects.filter(
+        version=version, split=Membership.Split.EVAL, pair__kind=PairKind.PREFERENCE
+    ).count()
+    return {"n": n, "needed": needed} if n < needed else None
 
 
 def version_get(*, name: str, number: int) -> DatasetVersion | None:

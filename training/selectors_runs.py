@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from training.models import DatasetVersion, ModelEvent, ModelVersion, TrainingRun
-from training.trainer import GATE_METRICS
+from training.trainer import GATE_METRICS, SKIP_REASONS
 
 PAGE_SIZE = 50
 BASE_MODEL_NAME = "the base model"
@@ -67,6 +67,24 @@ def gate_rows(*, model: ModelVersion) -> list[dict]:
         }
         for name in GATE_METRICS
     ]
+
+
+def eval_accounting(metrics: dict | None) -> dict | None:
+    """What became of the eval pairs, from a model's (or a run's "eval") metrics: how many
+    were scored, how many of those were truncated, and how many skipped, by reason. None
+    when nothing was evaluated."""
+    if not metrics or ("n" not in metrics and "gate" not in metrics):
+        return None
+    record = metrics.get("gate") or {}
+    reasons = record.get("skipped_reasons", metrics.get("skipped_reasons", {}))
+    return {
+        "used": record.get("n", metrics.get("n", 0)),
+        "truncated": record.get("truncated", metrics.get("truncated", 0)),
+        "skipped": record.get("skipped", metrics.get("skipped", 0)),
+        "reasons": [
+            (SKIP_REASONS.get(key, key.replace("_", " ")), n) for key, n in reasons.items()
+        ],
+    }
 
 
 def models_list() -> list[ModelVersion]:

@@ -1,8 +1,8 @@
-"""The built-in trainer: LoRA with TRL on a local base model, a preference eval, the gate.
+"""The built-in trainer: LoRA with TRL on a local base model and a preference eval.
 
 Pure Python: plain paths and dicts in, dataclasses and dicts out, no Django. The job that owns
 a `TrainingRun` row calls `train()`, then `evaluate_preferences()` for the candidate, then
-`gate()`, and stores what comes back.
+the paired gate (training.paired), and stores what comes back.
 
 torch, transformers, trl, peft and datasets are imported inside the functions that use them:
 they take seconds to import, and the web process imports this module only to read constants.
@@ -15,6 +15,7 @@ import json
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +28,6 @@ METHODS = ("dpo", "sft")
 TRAIN_FILE = "train.jsonl"
 EVAL_FILE = "eval.jsonl"
 GATE_METRICS = ("normalised_accuracy", "implicit_reward_accuracy", "reward_margin")
-# Room for float noise in `candidate - current >= margin` (0.6 - 0.5 is 0.0999...).
-GATE_TOLERANCE = 1e-9
 
 ERR_UNKNOWN_METHOD = "Unknown training method {method!r}: expected 'dpo' or 'sft'."
 ERR_BASE_MODEL_MISSING = "Base model directory {path} does not exist or has no config.json."
@@ -41,20 +40,36 @@ ERR_SFT_COLUMNS = (
 ERR_FORMAT_MISMATCH = "The config says conversational={expected} but {path} is {actual}."
 ERR_NO_PAIRS = "{path} has no preference pairs that fit in max_length={max_length}."
 ERR_NOTHING_FITS = (
-    "None of the {total} examples in {path} can be trained on: each prompt alone fills "
-    "max_length={max_length} tokens, and TRL drops such pairs. Raise "
-    "FLYWHEEL_TRAINING_MAX_LENGTH (or shorten the prompts)."
+    "None of the {total} examples in {path} can be trained on: truncated to "
+    "max_length={max_length} tokens, nothing of their prompt or answer is left. Raise "
+    "FLYWHEEL_TRAINING_MAX_LENGTH (or shorten the answers)."
 )
 NOTE_DROPPED = (
-    "training on {kept} of {total} examples: the prompts of the others alone fill "
-    "max_length={max_length} tokens and TRL drops them (raise FLYWHEEL_TRAINING_MAX_LENGTH "
+    "training on {kept} of {total} examples: truncated to max_length={max_length} tokens, "
+    "nothing of the others' prompt or answer is left (raise FLYWHEEL_TRAINING_MAX_LENGTH "
     "to keep them)"
 )
 NOTE_NO_EVAL_LOSS = "no eval loss during training: {why}"
 # How many times an eval split is scored while training (for the eval-loss curve).
 EVAL_POINTS = 5
-ERR_GATE_METRIC = "Metric {metric!r} is missing from the candidate or the current metrics."
-ERR_GATE_NEGATIVE_MARGIN = "The gate margin must be zero or more, got {margin}."
+NOTE_TRUNCATED = (
+    "{truncated} of {total} examples are longer than max_length={max_length} tokens: their "
+    "prompt is cut from the left, their answers kept"
+)
+# Why a pair can carry no signal even truncated; the keys are stored in the eval metrics.
+SKIP_EMPTY_ANSWER = "empty_answer"
+SKIP_ANSWER_FILLS = "answer_fills_max_length"
+SKIP_REASONS = {
+    SKIP_EMPTY_ANSWER: "the chosen or the rejected answer has no token",
+    SKIP_ANSWER_FILLS: (
+        "an answer alone fills max_length, so nothing of the prompt is left "
+        "(raise FLYWHEEL_TRAINING_MAX_LENGTH)"
+    ),
+}
+# TRL's collator cuts a too-long sequence; "keep_end" cuts it from the left, so the prompt
+# loses its start and the answers, which carry the preference, are kept whole. TRL's default
+# ("keep_start") instead drops every pair whose prompt alone fills max_length, silently.
+TRUNCATION_MODE = "keep_end"
 
 
 @dataclass
@@ -241,22 +256,43 @@ def _load_train_set(train_path: Path, *, config: TrainConfig, cache_dir: str):
     return dataset, conversational
 
 
-def _check_trainable(dataset, *, tokenizer, config: TrainConfig, path: Path) -> int:
-    """How many examples TRL will train on, refused at once when there are none: TRL's DPO
-    drops every pair whose prompt alone fills max_length, and on an empty result it dies
-    deep inside with `num_samples=0`."""
+def pair_fit(*, prompt: int, chosen: int, rejected: int, max_length: int) -> str:
+    """How a pair of these token lengths fares under max_length: "fits", "truncated" (its
+    prompt is cut from the left) or the SKIP_* reason it carries no signal."""
+    if not chosen or not rejected:
+        return SKIP_EMPTY_ANSWER
+    if max(chosen, rejected) >= max_length:
+        return SKIP_ANSWER_FILLS
+    if prompt + max(chosen, rejected) > max_length:
+        return "truncated"
+    return "fits"
+
+
+def _trainable_indices(
+    dataset, *, tokenizer, config: TrainConfig, path: Path
+) -> tuple[list[int], int]:
+    """The examples training keeps and how many of them are truncated, refused at once when
+    none is kept: on an empty dataset TRL dies deep inside with `num_samples=0`."""
     total = len(dataset)
-    if config.method == "dpo":
-        kept = sum(
-            len(_encode_pair(tokenizer, example)[0]) < config.max_length for example in dataset
+    if config.method != "dpo":
+        return list(range(total)), 0  # SFT truncates long examples and keeps them
+    fits = []
+    for row in dataset:
+        prompt_ids, chosen_ids, rejected_ids = _encode_pair(tokenizer, row)
+        fits.append(
+            pair_fit(
+                prompt=len(prompt_ids),
+                chosen=len(chosen_ids),
+                rejected=len(rejected_ids),
+                max_length=config.max_length,
+            )
         )
-    else:
-        kept = total  # SFT truncates long examples and keeps them
-    if kept == 0:
+    kept = [i for i, fit in enumerate(fits) if fit in ("fits", "truncated")]
+    if not kept:
         raise TrainingError(
             ERR_NOTHING_FITS.format(path=path, total=total, max_length=config.max_length)
         )
-    return kept
+    return kept, fits.count("truncated")
 
 
 def _load_eval_set(export_dir: Path, *, config: TrainConfig, tokenizer, cache_dir: str):
@@ -271,10 +307,10 @@ def _load_eval_set(export_dir: Path, *, config: TrainConfig, tokenizer, cache_di
     dataset = load_dataset("json", data_files=str(path), split="train", cache_dir=cache_dir)
     try:
         _check_columns(method=config.method, columns=dataset.column_names, path=path)
-        _check_trainable(dataset, tokenizer=tokenizer, config=config, path=path)
+        kept, _ = _trainable_indices(dataset, tokenizer=tokenizer, config=config, path=path)
     except TrainingError as error:
         return None, error.message
-    return dataset, ""
+    return (dataset.select(kept) if len(kept) < len(dataset) else dataset), ""
 
 
 def _training_args(config: TrainConfig, output_dir: Path) -> dict[str, Any]:
@@ -337,7 +373,10 @@ def _build_trainer(
         from trl import DPOConfig as Config
         from trl import DPOTrainer as Trainer
 
-        args = Config(beta=config.beta, **common)
+        with warnings.catch_warnings():
+            # TRL marks keep_end deprecated; keep_start would drop long pairs silently.
+            warnings.filterwarnings("ignore", message=".*keep_end.*", category=FutureWarning)
+            args = Config(beta=config.beta, truncation_mode=TRUNCATION_MODE, **common)
     else:
         from trl import SFTConfig as Config
         from trl import SFTTrainer as Trainer
@@ -383,10 +422,20 @@ def train(
     with tempfile.TemporaryDirectory(prefix="flywheel-datasets-") as cache_dir:
         dataset, conversational = _load_train_set(train_path, config=config, cache_dir=cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(str(_check_base_model(config.base_model_dir)))
-        kept = _check_trainable(dataset, tokenizer=tokenizer, config=config, path=train_path)
-        if kept < len(dataset):
+        kept, truncated = _trainable_indices(
+            dataset, tokenizer=tokenizer, config=config, path=train_path
+        )
+        total = len(dataset)
+        if len(kept) < total:
             callback.line(
-                NOTE_DROPPED.format(kept=kept, total=len(dataset), max_length=config.max_length)
+                NOTE_DROPPED.format(kept=len(kept), total=total, max_length=config.max_length)
+            )
+            dataset = dataset.select(kept)
+        if truncated:
+            callback.line(
+                NOTE_TRUNCATED.format(
+                    truncated=truncated, total=total, max_length=config.max_length
+                )
             )
         eval_dataset, no_eval = _load_eval_set(
             Path(export_dir), config=config, tokenizer=tokenizer, cache_dir=cache_dir
@@ -547,7 +596,13 @@ def evaluate_preferences(
     - `mean_logp_chosen`, `mean_logp_rejected`: policy mean per-token log-probs, averaged.
     - `reference_normalised_accuracy`: `normalised_accuracy` of the reference, computed on the
       way, so one call gives both sides of the gate.
-    - `n` pairs scored, `skipped` pairs whose prompt fills `max_length` (as TRL drops them).
+    - `n` pairs scored; `truncated` of them longer than `max_length`, cut from the left as
+      the trainer cuts them (the prompt loses its start, the answers are kept); `skipped`
+      pairs that carry no signal even truncated, with `skipped_reasons` ({SKIP_*: count}).
+    - `per_pair`: the same pair by pair, for the paired gate: `index` (line in the eval
+      file), `policy_hit` and `reference_hit` (1 where the normalised log-prob of chosen is
+      above rejected's), `reward_hit` (1 where the implicit reward margin is positive) and
+      `margin`. Not meant to be stored.
     """
     from transformers import AutoTokenizer
 
@@ -555,7 +610,7 @@ def evaluate_preferences(
     eval_path = Path(eval_file)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    chosen_seqs, rejected_seqs, skipped = _encode_eval_pairs(
+    chosen_seqs, rejected_seqs, indices, truncated, skipped = _encode_eval_pairs(
         tokenizer, _read_jsonl(eval_path), max_length=max_length
     )
     if not chosen_seqs:
@@ -572,25 +627,48 @@ def evaluate_preferences(
                     model, seqs, pad_id=pad_id, batch_size=batch_size
                 )
     del model
-    return {"skipped": skipped, **_preference_metrics(scored)}
+    metrics = _preference_metrics(scored)
+    metrics["per_pair"]["index"] = indices
+    return {
+        "truncated": truncated,
+        "skipped": sum(skipped.values()),
+        "skipped_reasons": skipped,
+        **metrics,
+    }
+
+
+def _truncated(prompt_ids: list[int], answer_ids: list[int], max_length: int):
+    """(ids, prompt length within them): the sequence cut from the left to max_length, as
+    TRL's collator cuts it with truncation_mode="keep_end"."""
+    ids = (prompt_ids + answer_ids)[-max_length:]
+    return ids, len(ids) - len(answer_ids)
 
 
 def _encode_eval_pairs(tokenizer, examples: list[dict[str, Any]], *, max_length: int):
-    """(chosen sequences, rejected sequences, pairs skipped), each sequence (ids,
-    prompt length), truncated to max_length."""
+    """The pairs to score and what became of the others: (chosen sequences, rejected
+    sequences, index in `examples` of each scored pair, truncated count, {reason: skipped
+    count}). Each sequence is (ids, prompt length)."""
     chosen_seqs: list[tuple[list[int], int]] = []
     rejected_seqs: list[tuple[list[int], int]] = []
-    skipped = 0
-    for example in examples:
+    indices: list[int] = []
+    truncated = 0
+    skipped: dict[str, int] = {}
+    for index, example in enumerate(examples):
         prompt_ids, chosen_ids, rejected_ids = _encode_pair(tokenizer, example)
-        # Keep the start, as TRL's default truncation does; a pair with no completion token
-        # left carries no signal.
-        if len(prompt_ids) >= max_length or not chosen_ids or not rejected_ids:
-            skipped += 1
+        fit = pair_fit(
+            prompt=len(prompt_ids),
+            chosen=len(chosen_ids),
+            rejected=len(rejected_ids),
+            max_length=max_length,
+        )
+        if fit in SKIP_REASONS:
+            skipped[fit] = skipped.get(fit, 0) + 1
             continue
-        chosen_seqs.append(((prompt_ids + chosen_ids)[:max_length], len(prompt_ids)))
-        rejected_seqs.append(((prompt_ids + rejected_ids)[:max_length], len(prompt_ids)))
-    return chosen_seqs, rejected_seqs, skipped
+        truncated += fit == "truncated"
+        chosen_seqs.append(_truncated(prompt_ids, chosen_ids, max_length))
+        rejected_seqs.append(_truncated(prompt_ids, rejected_ids, max_length))
+        indices.append(index)
+    return chosen_seqs, rejected_seqs, indices, truncated, skipped
 
 
 def _scoring_model(base: Path, *, adapter_dir: Path | None, reference_adapter_dir: Path | None):
@@ -619,7 +697,9 @@ def _scoring_model(base: Path, *, adapter_dir: Path | None, reference_adapter_di
 def _preference_metrics(scored: dict[str, list[tuple[float, int]]]) -> dict[str, float | int]:
     """The metrics evaluate_preferences documents, from the summed completion log-probs."""
     n = len(scored["policy_chosen"])
-    normalised_hits = reference_hits = reward_hits = 0
+    policy_hits: list[int] = []
+    reference_hits: list[int] = []
+    reward_hits: list[int] = []
     margins: list[float] = []
     mean_chosen: list[float] = []
     mean_rejected: list[float] = []
@@ -628,50 +708,26 @@ def _preference_metrics(scored: dict[str, list[tuple[float, int]]]) -> dict[str,
         (rc, rc_len), (rr, rr_len) = scored["reference_chosen"][i], scored["reference_rejected"][i]
         mean_chosen.append(pc / pc_len)
         mean_rejected.append(pr / pr_len)
-        normalised_hits += pc / pc_len > pr / pr_len
-        reference_hits += rc / rc_len > rr / rr_len
+        policy_hits.append(int(pc / pc_len > pr / pr_len))
+        reference_hits.append(int(rc / rc_len > rr / rr_len))
         margin = (pc - rc) - (pr - rr)
-        reward_hits += margin > 0
+        reward_hits.append(int(margin > 0))
         margins.append(margin)
     return {
         "n": n,
-        "normalised_accuracy": normalised_hits / n,
-        "implicit_reward_accuracy": reward_hits / n,
+        "normalised_accuracy": sum(policy_hits) / n,
+        "implicit_reward_accuracy": sum(reward_hits) / n,
         "reward_margin": sum(margins) / n,
         "mean_logp_chosen": sum(mean_chosen) / n,
         "mean_logp_rejected": sum(mean_rejected) / n,
-        "reference_normalised_accuracy": reference_hits / n,
+        "reference_normalised_accuracy": sum(reference_hits) / n,
+        "per_pair": {
+            "policy_hit": policy_hits,
+            "reference_hit": reference_hits,
+            "reward_hit": reward_hits,
+            "margin": margins,
+        },
     }
-
-
-# --------------------------------------------------------------------------- gate
-
-
-def gate(
-    *,
-    candidate: dict,
-    current: dict,
-    metric: str = "normalised_accuracy",
-    margin: float = 0.0,
-) -> tuple[bool, str]:
-    """Pass only when the candidate beats the current model on `metric` by at least `margin`.
-
-    "Beats" is strict: a tie never passes, even with margin 0, so a run that learned nothing
-    is not promoted over the model it would replace. Compare like with like: use an absolute
-    metric (`normalised_accuracy`) with both sides scored on the same eval split.
-    """
-    if margin < 0:
-        raise TrainingError(ERR_GATE_NEGATIVE_MARGIN.format(margin=margin))
-    if metric not in candidate or metric not in current:
-        raise KeyError(ERR_GATE_METRIC.format(metric=metric))
-    new, old = float(candidate[metric]), float(current[metric])
-    delta = new - old
-    passed = delta > 0 and delta >= margin - GATE_TOLERANCE
-    verdict = "passes" if passed else "fails"
-    return passed, (
-        f"{verdict}: {metric} {new:.4f} vs current {old:.4f} "
-        f"(difference {delta:+.4f}, required more than 0 and at least {margin:.4f})"
-    )
 
 
 __all__ = [
@@ -682,6 +738,6 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "evaluate_preferences",
-    "gate",
+    "pair_fit",
     "train",
 ]

@@ -170,6 +170,7 @@ def _version_page(request, version: DatasetVersion, *, form=None, status: int = 
             "files": files,
             "manifest_json": json.dumps(version.manifest, indent=2, sort_keys=True),
             "quarantine": selectors.version_quarantine(version=version),
+            "eval_shortfall": selectors.eval_shortfall(version=version),
             "quarantine_form": form or VersionQuarantineForm(),
             "can_quarantine": can_quarantine,
             "added_count": (

@@ -74,6 +74,7 @@ def run_detail(request, pk: int):
         "run": run,
         "chart": selectors_runs.loss_chart(run),
         "model": getattr(run, "model_version", None),
+        "accounting": selectors_runs.eval_accounting(run.metrics.get("eval")),
     }
     return render_page(request, "training/runs/run.html", "progress", context)
 
@@ -103,6 +104,7 @@ def _model_page(request, model: ModelVersion, *, error: str = "", decision: str 
         "model": model,
         "current": selectors_runs.current_model(),
         "rows": selectors_runs.gate_rows(model=model),
+        "accounting": selectors_runs.eval_accounting(model.metrics),
         "events": selectors_runs.model_events(model=model),
         "can_decide": model.status == ModelVersion.Status.CANDIDATE
         and (experiment is None or not experiment.is_running),

@@ -20,6 +20,7 @@ from curation import demo
 from curation.models import ApiToken, Feedback, Interaction, Source
 from curation.services import api_token_create, batch_ingest
 from training.demo import demo_loop_load
+from training.rollups import metrics_rebuild
 
 CHUNK = 500
 URL = "http://127.0.0.1:{port}/"
@@ -56,7 +57,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--interactions", type=int, default=3000, help="how many interactions (3000)"
+            "--interactions", type=int, default=6000, help="how many interactions (6000)"
         )
         parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
         parser.add_argument(
@@ -84,8 +85,13 @@ class Command(BaseCommand):
             source, *demo.generate(seed=seed, reference=reference, n_interactions=interactions)
         )
         self._print_users(users)
-        # The rest of the loop: curation, scripted reviews, gold, dataset v1, base model.
-        demo_loop_load(stdout=self.stdout)
+        # The rest of the loop, six weeks of it: curation, scripted reviews, gold, dataset
+        # versions, training, gates and promotions (training.demo).
+        demo_loop_load(stdout=self.stdout, reference=reference)
+        # The rollups were kept by every write; a rebuild is cheap at demo size and makes
+        # the dashboard exact whatever an interrupted earlier load left behind.
+        rebuilt = metrics_rebuild()
+        self.stdout.write(f"Dashboard rollups rebuilt ({sum(rebuilt.values())} rows).")
 
     def _token(self, source: Source) -> None:
         if ApiToken.objects.filter(source=source, name=demo.DEMO_TOKEN_NAME).exists():
