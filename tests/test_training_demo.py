@@ -49,7 +49,7 @@ def load(*extra: str, now=curation_demo.REFERENCE) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, reset_sequences=True)
+@pytest.mark.django_db(transaction=True)
 def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings):
     out = load()
     reference = curation_demo.REFERENCE
@@ -147,7 +147,7 @@ def _fingerprint(reference) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, reset_sequences=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_demo_is_the_same_whatever_day_it_is_loaded(demo_settings):
     # A smaller demo with a smaller gate minimum, so that both loads train and gate too.
     demo_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 10
