@@ -1,6 +1,8 @@
 """The whole loop after the gate, driven as a serving application would drive it: HTTP calls
 to a live server (route, batch ingest) by `manage.py simulate_traffic`, the decision taken
-by the periodic trigger job on a real RQ worker, against real PostgreSQL and Redis."""
+by the periodic trigger job on a real RQ worker, against real PostgreSQL and Redis, and the
+decision's signed webhook delivered by a real worker to a local receiver that verifies it
+with the `standardwebhooks` package."""
 
 import io
 
@@ -13,7 +15,9 @@ from scipy.stats import binomtest
 from curation.models import Interaction
 from curation.services import api_token_create
 from tests.test_training_runs import frozen_version, registered
-from training import registry, route
+from tests.test_webhooks import LOOPBACK, Receiver
+from tests.test_webhooks import work as deliver_webhooks
+from training import registry, route, webhooks
 from training.jobs import trigger_check
 from training.management.commands.simulate_traffic import Client, wait_for_decision
 from training.models import Experiment, ModelVersion
@@ -24,7 +28,27 @@ KEYS = 500
 
 
 @pytest.fixture
-def canary(admin, settings):
+def receiver(settings):
+    """A local receiver subscribed to the experiment's outcome (loopback allowed here)."""
+    settings.FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
+    r = Receiver()
+    endpoint = webhooks.webhook_endpoint_create(
+        url=r.url(),
+        event_types=[webhooks.EXPERIMENT_ROLLED_BACK, webhooks.EXPERIMENT_COMPLETED],
+    )
+    r.secret = endpoint.secret
+    yield r
+    r.close()
+
+
+def delivered(receiver) -> list[dict]:
+    deliver_webhooks()
+    assert all(request["verified"] for request in receiver.requests), receiver.requests
+    return [request["payload"] for request in receiver.requests]
+
+
+@pytest.fixture
+def canary(admin, settings, receiver):
     settings.FLYWHEEL_INGEST_RATE_LIMIT = 0
     settings.FLYWHEEL_CANARY_MARGIN = 0.1
     route.cache_clear()
@@ -61,7 +85,7 @@ def arms_of(client: Client, keys: list[str]) -> dict[str, str]:
 
 
 def test_a_worse_canary_rolls_back_by_itself_and_the_route_returns_control_only(
-    live_server, canary
+    live_server, canary, receiver
 ):
     candidate, experiment, raw = canary
     output = simulate(live_server, raw, bad_control=0.05, bad_canary=0.4, seed=3)
@@ -93,8 +117,13 @@ def test_a_worse_canary_rolls_back_by_itself_and_the_route_returns_control_only(
     assert run_the_trigger_job()["experiments"] == {}
     assert candidate.changes.filter(action="rolled_back").count() == 1
 
+    # The signed webhook reached the receiver, once, and its signature verified.
+    (payload,) = delivered(receiver)
+    assert payload["type"] == webhooks.EXPERIMENT_ROLLED_BACK
+    assert payload["data"]["experiment"] == experiment.pk
 
-def test_equal_rates_complete_the_rollout(live_server, canary):
+
+def test_equal_rates_complete_the_rollout(live_server, canary, receiver):
     candidate, experiment, raw = canary
     simulate(live_server, raw, bad_control=0.05, bad_canary=0.05, seed=4)
 
@@ -109,3 +138,6 @@ def test_equal_rates_complete_the_rollout(live_server, canary):
     assert wait_for_decision(client, summary=summary, seconds=10, poll_s=0.1) == "completed"
     assert set(arms_of(client, [f"anyone-{i}" for i in range(200)]).values()) == {"support-v2"}
     assert Experiment.objects.get().state == "completed"
+    (payload,) = delivered(receiver)
+    assert payload["type"] == webhooks.EXPERIMENT_COMPLETED
+    assert payload["data"]["experiment"] == experiment.pk

@@ -378,9 +378,9 @@ def test_a_second_run_creates_nothing_and_says_so(loaded):
     assert "fw_" not in again
 
 
-def test_it_creates_an_ingest_and_export_token_and_prints_it_once(loaded):
+def test_it_creates_a_token_for_every_scope_the_demo_uses_and_prints_it_once(loaded):
     token = ApiToken.objects.get(source__name=demo.DEMO_SOURCE, name=demo.DEMO_TOKEN_NAME)
-    assert token.scopes == ["export", "ingest"]
+    assert token.scopes == ["export", "ingest", "metrics", "route"]
     assert token.hint in loaded
 
 

@@ -64,7 +64,7 @@ CYCLE_DAYS = (18, 32, 41)
 EXPERIMENT_CYCLE = 1
 EXPERIMENT = {"learning_rate": 1e-5}
 # Short runs keep `load_demo` within a couple of minutes on a laptop.
-TRAINING = {"steps": 60, "batch_size": 8, "max_length": 512}
+TRAINING = {"steps": 24, "batch_size": 8, "max_length": 512}
 
 # Scripted accounts: nobody signs in as them. Who works which weekday (0 = Monday), and how
 # many items each takes on a working day.

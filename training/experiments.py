@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from training import registry, selectors_canary, sequential
+from training import registry, selectors_canary, sequential, webhooks
 from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 from training.route import route_changed
@@ -105,7 +105,7 @@ def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now)
         experiment=experiment,
         evidence=evidence,
     )
-    event_emit(type="experiment.completed", data=_payload(experiment, evidence))
+    event_emit(type=webhooks.EXPERIMENT_COMPLETED, data=_payload(experiment, evidence))
     return True
 
 
@@ -120,7 +120,7 @@ def _roll_back(experiment: Experiment, *, evidence: dict, reason: str, user, now
         experiment=experiment,
         evidence=evidence,
     )
-    event_emit(type="experiment.rolled_back", data=_payload(experiment, evidence))
+    event_emit(type=webhooks.EXPERIMENT_ROLLED_BACK, data=_payload(experiment, evidence))
     return True
 
 
@@ -324,7 +324,7 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
             evidence=evidence,
         )
         event_emit(
-            type="monitor.alert",
+            type=webhooks.MONITOR_ALERT,
             data={
                 "alert": alert.pk,
                 "model": {"id": model.pk, "serving_name": model.serving_name},

@@ -18,7 +18,6 @@ from pathlib import Path
 import pghistory
 from django.conf import settings
 from django.db import connection, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from training import selectors, webhooks
@@ -175,7 +174,8 @@ def model_version_register(
 
 
 def model_link(model: ModelVersion) -> str:
-    return reverse("training_runs:model", args=[model.pk])
+    """The model's page as an absolute link (FLYWHEEL_PUBLIC_BASE_URL), for webhook payloads."""
+    return webhooks.link("training_runs:model", model.pk)
 
 
 def _experiment_open(
@@ -227,7 +227,7 @@ def _experiment_open(
         },
     )
     event_emit(
-        type="experiment.started",
+        type=webhooks.EXPERIMENT_STARTED,
         data={
             "experiment": experiment.pk,
             "canary": {"id": model.pk, "serving_name": experiment.canary_serving_name},
