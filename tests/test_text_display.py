@@ -73,3 +73,14 @@ def test_every_page_links_a_favicon_and_favicon_ico_points_at_it(client):
     assert 'rel="icon" href="/static/favicon.svg"' in page
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"
+
+
+@pytest.mark.django_db
+def test_the_candidate_page_renders_markdown_answers_with_their_raw_text(as_user, curator):
+    from tests.explorer_helpers import candidate
+
+    shown = candidate(chosen="Use **Settings** > `Security`.", rejected="<script>x()</script>No.")
+    page = as_user(curator).get(f"/curation/candidates/{shown.pk}/").content.decode()
+    assert "<strong>Settings</strong>" in page and "<code>Security</code>" in page
+    assert 'id="chosen-text"' in page and "<summary>Raw text</summary>" in page
+    assert "<script>x()</script>" not in page
