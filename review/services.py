@@ -27,6 +27,7 @@ from django.utils import timezone
 from curation.errors import CurationError
 from curation.models import Candidate, CandidateKind, CurationPolicy, Source
 from curation.policies import policy_create, policy_current
+from curation.rollups import retry_on_deadlock
 from review import queues
 from review.calibration import THRESHOLD_RULES
 from review.models import (
@@ -240,6 +241,7 @@ def lease_renew(*, item: ReviewItem, user) -> ReviewItem:
         return locked
 
 
+@retry_on_deadlock
 def item_skip(*, item: ReviewItem, user) -> bool:
     """Release the item and remember the skip, so it goes to someone else.
 
@@ -265,6 +267,7 @@ def item_skip(*, item: ReviewItem, user) -> bool:
 # --- reviewing ----------------------------------------------------------------
 
 
+@retry_on_deadlock
 def review_submit(
     *,
     item: ReviewItem,
@@ -373,6 +376,7 @@ def _settle(item: ReviewItem) -> None:
 # --- adjudication -------------------------------------------------------------
 
 
+@retry_on_deadlock
 def outcome_adjudicate(
     *,
     item: ReviewItem,
