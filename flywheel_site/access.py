@@ -3,6 +3,9 @@ annotator < curator < admin. Superusers are admins. Views call these helpers,
 which raise PermissionDenied (403) rather than redirecting: a logged-in user
 without the role should see that they lack it."""
 
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
 ANNOTATOR = "annotator"
@@ -35,3 +38,18 @@ def has_role(user, role: str) -> bool:
 def require_role(user, role: str) -> None:
     if not has_role(user, role):
         raise PermissionDenied(FORBIDDEN)
+
+
+def role_required(role: str):
+    """View decorator: anonymous users go to the login page, a logged-in user
+    without `role` gets a 403. The one place a view states who may call it."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            require_role(request.user, role)
+            return view(request, *args, **kwargs)
+
+        return login_required(guarded)
+
+    return decorate
