@@ -8,12 +8,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from curation import actions, policies, selectors, services
-from curation.diff import render_diff_html
 from curation.errors import CurationError
 from curation.forms import CandidateActionForm, CandidateSearchForm, PolicyForm
 from curation.models import CandidateAction, CurationRun
 from flywheel_site.access import CURATOR, require_role
 from flywheel_site.http import int_param, render_page
+from flywheel_site.text_diff import render_diff_html
 
 SAMPLE_RATE_WARNING = (
     "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "

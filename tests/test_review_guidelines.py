@@ -3,7 +3,7 @@ kept and readable."""
 
 import pytest
 
-from curation.text import render_markdown
+from flywheel_site.text_render import render_markdown
 from review import services, views
 from review.models import Guideline
 
