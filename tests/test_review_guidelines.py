@@ -71,6 +71,14 @@ def test_empty_guidelines_are_refused_with_a_message(as_user, curator):
     assert Guideline.objects.count() == 1
 
 
+@pytest.mark.parametrize("url", ["/review/guidelines/edit/", "/review/guidelines/preview/"])
+def test_a_nul_byte_is_refused_and_changes_nothing(as_user, curator, url):
+    response = as_user(curator).post(url, {"body": "rules\x00", "note": "n"}, headers=HTMX)
+    assert response.status_code == 422
+    assert 'role="alert"' in response.content.decode()
+    assert Guideline.objects.count() == 1
+
+
 def test_the_preview_is_a_fragment_over_htmx_and_a_page_without(as_user, curator):
     client = as_user(curator)
     fragment = client.post(
