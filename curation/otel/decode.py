@@ -1,0 +1,149 @@
+"""An OTLP/HTTP trace export body to plain Python spans.
+
+Everything hostile is refused here, before any mapping: a body that does not decode, a
+gzip body that inflates past the ingest body limit, any-values nested deeper than
+metadata may nest. Each refusal is an OtlpRefused with the HTTP status to answer."""
+
+import base64
+import gzip
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from curation.errors import CurationError
+from curation.schemas import METADATA_MAX_DEPTH
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+NOT_OTLP = "the body is not a valid OTLP {kind} ExportTraceServiceRequest"
+BAD_GZIP = "the body is not valid gzip"
+TOO_LARGE = "the body inflates to more than {limit} bytes"
+TOO_DEEP = "an attribute value nests more than {limit} levels"
+BAD_ENCODING = "unsupported Content-Encoding {encoding!r}; send gzip or none"
+# The id fields OTLP/JSON writes as hex where protobuf's JSON mapping expects base64.
+_HEX_IDS = ("traceId", "spanId", "parentSpanId")
+
+
+class OtlpRefused(CurationError):
+    """A body refused before anything is written; `status` is the HTTP answer."""
+
+
+@dataclass
+class Event:
+    name: str
+    time_unix_nano: int
+    attributes: dict[str, Any]
+
+
+@dataclass
+class Span:
+    trace_id: str  # hex
+    span_id: str
+    parent_span_id: str
+    name: str
+    start_unix_nano: int
+    end_unix_nano: int
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+def inflate(body: bytes, encoding: str) -> bytes:
+    """The body without its Content-Encoding, never larger than the ingest body limit."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise OtlpRefused(BAD_ENCODING.format(encoding=encoding[:40]), 415)
+    limit = settings.FLYWHEEL_INGEST_MAX_BODY_BYTES
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        # One byte over the limit is enough to know the body is too large: a gzip bomb
+        # is never inflated further than that.
+        data = inflater.decompress(body, limit + 1)
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise OtlpRefused(TOO_LARGE.format(limit=limit), 413)
+        data += inflater.flush()
+    except (zlib.error, gzip.BadGzipFile, EOFError):
+        raise OtlpRefused(BAD_GZIP) from None
+    if not inflater.eof:
+        raise OtlpRefused(BAD_GZIP)
+    return data
+
+
+def parse(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    message = ExportTraceServiceRequest()
+    if content_type == PROTOBUF:
+        try:
+            # The protobuf runtime refuses messages nested deeper than 100 levels.
+            message.ParseFromString(body)
+        except (DecodeError, RecursionError, ValueError):
+            raise OtlpRefused(NOT_OTLP.format(kind="protobuf")) from None
+        return message
+    try:
+        document = json.loads(body)
+        for span in _json_spans(document):
+            for key in _HEX_IDS:
+                if span.get(key):
+                    span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (ValueError, TypeError, AttributeError, RecursionError, json_format.ParseError):
+        raise OtlpRefused(NOT_OTLP.format(kind="JSON")) from None
+    return message
+
+
+def _json_spans(document: dict):
+    for resource_spans in document.get("resourceSpans") or []:
+        for scope_spans in resource_spans.get("scopeSpans") or []:
+            yield from scope_spans.get("spans") or []
+
+
+def spans(message: ExportTraceServiceRequest) -> list[Span]:
+    out = []
+    for resource_spans in message.resource_spans:
+        resource = attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                out.append(
+                    Span(
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        name=span.name,
+                        start_unix_nano=span.start_time_unix_nano,
+                        end_unix_nano=span.end_time_unix_nano,
+                        attributes=attributes(span.attributes),
+                        resource=resource,
+                        events=[
+                            Event(e.name, e.time_unix_nano, attributes(e.attributes))
+                            for e in span.events
+                        ],
+                    )
+                )
+    return out
+
+
+def attributes(key_values) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value, depth=1) for kv in key_values}
+
+
+def any_value(value, *, depth: int) -> Any:
+    """An AnyValue as JSON-like Python, at most METADATA_MAX_DEPTH levels deep."""
+    if depth > METADATA_MAX_DEPTH:
+        raise OtlpRefused(TOO_DEEP.format(limit=METADATA_MAX_DEPTH))
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [any_value(v, depth=depth + 1) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value, depth=depth + 1) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    if kind is None:
+        return None
+    return getattr(value, kind)
