@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceResponse,
 )
+from pydantic import BaseModel
 
 from curation.api import ERRORS, TokenAuth
 from curation.models import TokenScope
@@ -37,13 +38,25 @@ class OtlpTokenAuth(TokenAuth):
         return self.authenticate(request, password) if password else None
 
 
+class PartialSuccessOut(BaseModel):
+    # OTLP/JSON writes int64 as a string.
+    rejectedSpans: str | None = None  # OTLP's JSON names
+    errorMessage: str | None = None
+
+
+class ExportTraceServiceResponseOut(BaseModel):
+    """OTLP's ExportTraceServiceResponse (as protobuf when the request was protobuf)."""
+
+    partialSuccess: PartialSuccessOut | None = None
+
+
 router = Router(tags=["opentelemetry"])
 
 
 @router.post(
     "/v1/traces",
     auth=OtlpTokenAuth(TokenScope.INGEST),
-    response={**ERRORS, 415: ErrorOut},
+    response={200: ExportTraceServiceResponseOut, **ERRORS, 415: ErrorOut},
     openapi_extra={
         "requestBody": {
             "required": True,
