@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import datetime
 import json
 import logging
 import multiprocessing.util
@@ -356,7 +357,16 @@ class Flywheel:
             self._counts[name] += count
 
     def _send(self, batch: list[tuple[str, dict]]) -> None:
-        for chunk in _chunks(batch, self.batch_max_bytes):
+        encoded = []
+        for kind, item in batch:
+            try:
+                encoded.append((kind, _encode(item)))
+            except (TypeError, ValueError) as error:
+                # One event the app filled with something JSON cannot hold (an object,
+                # NaN) is refused alone; the rest of its batch goes out.
+                logger.error("flywheel: a %s event cannot be sent as JSON: %s", kind, error)
+                self._add("rejected", 1)
+        for chunk in _chunks(encoded, self.batch_max_bytes):
             self._send_chunk(chunk)
 
     def _send_chunk(self, chunk: list[tuple[str, bytes]]) -> None:
@@ -478,18 +488,32 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def _chunks(batch: list[tuple[str, dict]], max_bytes: int):
-    """The batch as chunks of encoded items, each under `max_bytes` of JSON (an item
-    larger than that goes alone, and the server answers for it)."""
+def _encode(item: dict) -> bytes:
+    # NaN and Infinity are not JSON: the server would refuse the whole batch for them.
+    return json.dumps(
+        item, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+    ).encode()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime.datetime | datetime.date):
+        if isinstance(value, datetime.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)  # the server reads naive times as UTC
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _chunks(encoded: list[tuple[str, bytes]], max_bytes: int):
+    """Encoded items in chunks of at most `max_bytes` of JSON (an item larger than that
+    goes alone, and the server answers for it)."""
     chunk: list[tuple[str, bytes]] = []
     size = 0
-    for kind, item in batch:
-        encoded = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
-        if chunk and size + len(encoded) + 64 > max_bytes:
+    for kind, item in encoded:
+        if chunk and size + len(item) + 64 > max_bytes:
             yield chunk
             chunk, size = [], 0
-        chunk.append((kind, encoded))
-        size += len(encoded) + 1
+        chunk.append((kind, item))
+        size += len(item) + 1
     if chunk:
         yield chunk
 

@@ -2,6 +2,7 @@
 that each failure (429, 503, a hang, a refused connection) can be played on cue. The
 client against the real app is tested in the project's tests (tests/test_client_stack.py)."""
 
+import contextlib
 import json
 import socket
 import threading
@@ -36,8 +37,11 @@ class FakeFlywheel:
         if handler.path.startswith("/api/v1/route"):
             with self.lock:
                 self.route_calls += 1
-            return 200, {}, {"model": self.route_model, "arm": "canary", "experiment": 1,
-                             "ttl_s": 60}  # fmt: skip
+            return (
+                200,
+                {},
+                {"model": self.route_model, "arm": "canary", "experiment": 1, "ttl_s": 60},
+            )
         body = json.loads(raw) if raw else None
         with self.lock:
             status, headers, answer = self.script.pop(0) if self.script else (200, {}, None)
@@ -46,8 +50,12 @@ class FakeFlywheel:
             )
         if answer is None and status == 200:
             items = [i for key in ("interactions", "feedback", "edits") for i in body.get(key, [])]
-            answer = {"created": len(items), "duplicate": 0, "rejected": 0,
-                      "results": [{"status": "created"} for _ in items]}  # fmt: skip
+            answer = {
+                "created": len(items),
+                "duplicate": 0,
+                "rejected": 0,
+                "results": [{"status": "created"} for _ in items],
+            }
         return status, headers, answer or {"error": "x", "message": "scripted", "errors": []}
 
 
@@ -65,7 +73,9 @@ def server():
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            # The client may have given up on this request (its timeout), as it should.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)
 
         do_GET = do_POST = _any
 

@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 import tracemalloc
+from datetime import datetime
 
 import pytest
 from flywheel_client import Flywheel
@@ -143,6 +144,20 @@ def test_items_the_server_rejects_in_a_batch_are_counted_not_retried(server, cap
     assert (fw.stats().sent, fw.stats().rejected) == (1, 1)
     assert len(server.requests) == 1
     assert "1 events rejected" in caplog.text
+
+
+def test_an_event_json_cannot_hold_is_rejected_alone(server, caplog):
+    fw = Flywheel(server.url, "t")
+    fw.log_interaction(messages=MESSAGES, response="ok", metadata={"when": datetime(2026, 1, 2)})
+    fw.log_interaction(messages=MESSAGES, response="nan", metadata={"x": float("nan")})
+    fw.log_interaction(messages=MESSAGES, response="obj", metadata={"x": object()})
+    with caplog.at_level(logging.ERROR, logger="flywheel_client"):
+        assert fw.flush(timeout=5)
+    [sent] = server.received()
+    assert sent["metadata"] == {"when": "2026-01-02T00:00:00+00:00"}
+    assert (fw.stats().sent, fw.stats().rejected) == (1, 2)
+    assert caplog.text.count("cannot be sent as JSON") == 2
+    fw.close(1)
 
 
 # --- bounded: memory, time ----------------------------------------------------
