@@ -6,13 +6,11 @@ retry meets its own events); gunicorn is killed and started again once in the mi
 Every event must be stored exactly once. Then, with the server unreachable, the app's
 calls stay under a millisecond, memory under the queue bound, and close(2) under 2.5 s."""
 
-import array
 import http.client
 import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -253,38 +251,43 @@ def test_with_the_server_unreachable_calls_stay_fast_and_memory_bounded(seconds)
     )
     response = "x" * 1000
     process = psutil.Process()
-    # Call times kept as packed doubles, and their own size left out of the growth.
-    took = array.array("d", bytes(8 * 2_000_000))
     # Fill the queue once, then measure: what grows after this is what is not bounded.
     for _ in range(max_queue * 2):
         fw.log_interaction(messages=MESSAGES, response=response)
     baseline = process.memory_info().rss
     end = time.monotonic() + seconds
-    calls = 0
-    while time.monotonic() < end and calls < len(took):
+    # Counters, not a list of every call time: the measurement must not grow memory itself.
+    calls = over_1ms = 0
+    total = slowest = 0.0
+    while time.monotonic() < end:
         for _ in range(1000):
             started = time.perf_counter()
             fw.log_interaction(messages=MESSAGES, response=response)
-            took[calls] = time.perf_counter() - started
-            calls += 1
+            took = time.perf_counter() - started
+            total += took
+            slowest = max(slowest, took)
+            over_1ms += took >= 0.001
+        calls += 1000
         time.sleep(0.01)  # an app does other work between its calls
     grown = process.memory_info().rss - baseline
-    took = sorted(took[:calls])
     started = time.monotonic()
     closed = fw.close(timeout=2)
     close_s = time.monotonic() - started
     hole.close()
     stats = fw.stats()
     print(  # the figures the report quotes
-        f"\n{seconds}s unreachable: {calls} calls, median {statistics.median(took) * 1e6:.1f} us, "
-        f"p99 {took[int(len(took) * 0.99)] * 1e6:.1f} us, max {took[-1] * 1e3:.2f} ms, "
+        f"\n{seconds}s unreachable: {calls} calls, mean {total / calls * 1e6:.1f} us, "
+        f"{over_1ms} calls >= 1 ms, max {slowest * 1e3:.2f} ms, "
         f"RSS grown {grown / 1e6:.1f} MB, close {close_s:.2f} s, dropped {stats.dropped}"
     )
     assert calls > 100_000
     # Unbounded, the events logged here would take calls x ~1.2 KB (over 100 MB).
     assert grown < 10_000_000
-    assert took[int(len(took) * 0.99)] < 0.001
-    assert statistics.median(took) < 0.0001
+    # Under a millisecond at the 99th percentile (measured: about 0.15% of calls over, on
+    # a 2-core machine shared by several test runs: the CPU taken away, not the client
+    # waiting on anything, since a call only takes a lock and appends to a deque).
+    assert over_1ms / calls < 0.01
+    assert total / calls < 0.0001
     assert closed is False
     assert close_s < 2.5
     assert stats.dropped >= calls
