@@ -268,6 +268,16 @@ def test_refused_spans_are_counted_in_partial_success_and_the_others_stored(toke
     assert counts() == (2, 0)
 
 
+def test_an_export_larger_than_a_batch_is_stored_in_batches(token, settings):
+    settings.FLYWHEEL_INGEST_MAX_BATCH = 2
+    rated = [("gen_ai.evaluation.result", {"gen_ai.evaluation.score.label": "good"})]
+    spans = [span(CHAT, span_id=n, events=rated if n == 1 else []) for n in range(1, 6)]
+    result = answer(post(token, export(*spans).SerializeToString()))
+    assert not result.HasField("partial_success")
+    assert counts() == (5, 1)
+    assert Feedback.objects.get().interaction.event_id == event_id(1, 1)
+
+
 def test_pii_is_stripped_from_otlp_spans_and_feedback(token):
     attributes = {
         **CHAT,

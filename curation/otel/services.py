@@ -5,6 +5,8 @@ feedback that arrives first). Nothing here writes a row by itself."""
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
+
 from curation.models import Source
 from curation.otel import decode, genai, selectors
 from curation.services import batch_ingest
@@ -28,17 +30,16 @@ def otel_traces_ingest(
     """Decode an OTLP/HTTP ExportTraceServiceRequest and ingest what it holds. Raises
     OtlpRefused (nothing written) for a body that is not one, or is hostile."""
     spans = decode.spans(decode.parse(decode.inflate(body, content_encoding), content_type))
-    interactions, owners = [], []
+    items: list[tuple[str, dict, str]] = []  # (kind, item, key of the span it came from)
     by_response: dict[str, str] = {}
     for span in spans:
         if genai.is_genai(span):
             item = genai.interaction(span)
-            interactions.append(item)
-            owners.append(item["event_id"])
+            items.append(("interaction", item, item["event_id"]))
             rid = genai.response_id(span)
             if rid:
                 by_response[rid] = item["event_id"]
-    feedback, feedback_owners, refused = [], [], {}
+    refused: dict[str, str] = {}
     for span in spans:
         key = genai.event_id(span.trace_id, span.span_id)
         for event, index in genai.evaluations(span):
@@ -47,30 +48,42 @@ def otel_traces_ingest(
                 refused.setdefault(key, f"span {span.span_id}: {NO_TARGET}")
                 continue
             try:
-                feedback.append(genai.feedback(span, event, index, target))
+                items.append(("feedback", genai.feedback(span, event, index, target), key))
             except ValueError as error:
                 refused.setdefault(key, f"span {span.span_id}: {error}")
+    created = duplicate = 0
+    # A collector may send more spans than a batch holds: they go in batches, interactions
+    # first, each batch in its own transaction (a retried export is idempotent all the same).
+    limit = settings.FLYWHEEL_INGEST_MAX_BATCH
+    for start in range(0, len(items), limit):
+        kinds: dict[str, list[tuple[dict, str]]] = {"interaction": [], "feedback": []}
+        for kind, item, key in items[start : start + limit]:
+            kinds[kind].append((item, key))
+        result = batch_ingest(
+            source=source,
+            interactions=[item for item, _ in kinds["interaction"]],
+            feedback=[item for item, _ in kinds["feedback"]],
+            edits=[],
+        )
+        created += result["created"]
+        duplicate += result["duplicate"]
+        for outcome in result["results"]:
+            if outcome["status"] != "rejected":
                 continue
-            feedback_owners.append(key)
-    result = batch_ingest(source=source, interactions=interactions, feedback=feedback, edits=[])
-    owner_of = owners + feedback_owners
-    for outcome in result["results"]:
-        if outcome["status"] == "rejected":
-            offset = 0 if outcome["kind"] == "interaction" else len(owners)
-            key = owner_of[offset + outcome["index"]]
+            key = kinds[outcome["kind"]][outcome["index"]][1]
             first = outcome["errors"][0] if outcome["errors"] else {}
             refused.setdefault(
                 key,
                 f"span {key.rsplit(':', 1)[1]}: {first.get('field', '')}: "
                 f"{first.get('message', 'refused')}",
             )
-    used = set(owners) | set(feedback_owners) | set(refused)
+    used = {key for _, _, key in items} | set(refused)
     return TracesResult(
         spans=len(spans),
         ignored=sum(1 for s in spans if genai.event_id(s.trace_id, s.span_id) not in used),
         rejected_spans=len(refused),
-        created=result["created"],
-        duplicate=result["duplicate"],
+        created=created,
+        duplicate=duplicate,
         errors=list(refused.values()),
     )
 
