@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
-import datetime
 import json
 import logging
 import multiprocessing.util
@@ -18,15 +17,13 @@ import os
 import random
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import uuid
 import weakref
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any
+
+from flywheel_client import transport
 
 logger = logging.getLogger("flywheel_client")
 
@@ -122,7 +119,7 @@ class Flywheel:
         self, *, messages: list[dict], response: str, event_id: str | None = None, **fields: Any
     ) -> str:
         """Queue one interaction (fields as POST /api/v1/interactions). Returns its event id."""
-        event_id = event_id or _new_id()
+        event_id = event_id or transport.new_id()
         self._enqueue(
             "interaction",
             {**fields, "event_id": event_id, "messages": messages, "response": response},
@@ -140,7 +137,7 @@ class Flywheel:
         **fields: Any,
     ) -> str:
         """Queue one feedback event on the interaction `interaction_event_id`."""
-        event_id = event_id or _new_id()
+        event_id = event_id or transport.new_id()
         item = {
             **fields,
             "event_id": event_id,
@@ -164,7 +161,7 @@ class Flywheel:
         **fields: Any,
     ) -> str:
         """Queue a prompt, the model's answer and the user's edit of it (one event)."""
-        event_id = event_id or _new_id()
+        event_id = event_id or transport.new_id()
         self._enqueue(
             "edit",
             {
@@ -282,8 +279,13 @@ class Flywheel:
                 if hit is not None and hit[0] > now:
                     return hit[1]
             query = urllib.parse.urlencode({"key": key})
-            status, _, body = self._request(
-                "GET", f"/api/v1/route?{query}", None, timeout=self.route_timeout
+            status, _, body = transport.request(
+                self.url,
+                self.token,
+                "GET",
+                f"/api/v1/route?{query}",
+                None,
+                timeout=self.route_timeout,
             )
             if status != 200:
                 raise RuntimeError(f"HTTP {status}")
@@ -360,13 +362,13 @@ class Flywheel:
         encoded = []
         for kind, item in batch:
             try:
-                encoded.append((kind, _encode(item)))
+                encoded.append((kind, transport.encode(item)))
             except (TypeError, ValueError) as error:
                 # One event the app filled with something JSON cannot hold (an object,
                 # NaN) is refused alone; the rest of its batch goes out.
                 logger.error("flywheel: a %s event cannot be sent as JSON: %s", kind, error)
                 self._add("rejected", 1)
-        for chunk in _chunks(encoded, self.batch_max_bytes):
+        for chunk in transport.chunks(encoded, self.batch_max_bytes):
             self._send_chunk(chunk)
 
     def _send_chunk(self, chunk: list[tuple[str, bytes]]) -> None:
@@ -385,8 +387,13 @@ class Flywheel:
         attempt = 0
         while True:
             try:
-                status, headers, answer = self._request(
-                    "POST", "/api/v1/batch", body, timeout=self.request_timeout
+                status, headers, answer = transport.request(
+                    self.url,
+                    self.token,
+                    "POST",
+                    "/api/v1/batch",
+                    body,
+                    timeout=self.request_timeout,
                 )
                 error = f"HTTP {status}"
             except (OSError, HTTPException) as exc:
@@ -441,81 +448,10 @@ class Flywheel:
         # returning after one outage do not arrive in step; Retry-After is a floor.
         step = min(self.backoff_max, self.backoff_base * 2**attempt)
         delay = random.uniform(0, step)
-        floor = _retry_after_seconds(retry_after)
+        floor = transport.retry_after_seconds(retry_after)
         if floor is not None:
             delay = max(delay, min(floor, self.backoff_max))
         return delay
-
-    def _request(
-        self, method: str, path: str, body: bytes | None, *, timeout: float
-    ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(  # noqa: S310 (the URL the app configured)
-            self.url + path,
-            data=body,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/json",
-                "User-Agent": "flywheel-client/0.1",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                return response.status, _lower(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, _lower(error.headers), error.read()
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _lower(headers) -> dict[str, str]:
-    return {key.lower(): value for key, value in (headers or {}).items()}
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _encode(item: dict) -> bytes:
-    # NaN and Infinity are not JSON: the server would refuse the whole batch for them.
-    return json.dumps(
-        item, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-    ).encode()
-
-
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime.datetime | datetime.date):
-        if isinstance(value, datetime.datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)  # the server reads naive times as UTC
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _chunks(encoded: list[tuple[str, bytes]], max_bytes: int):
-    """Encoded items in chunks of at most `max_bytes` of JSON (an item larger than that
-    goes alone, and the server answers for it)."""
-    chunk: list[tuple[str, bytes]] = []
-    size = 0
-    for kind, item in encoded:
-        if chunk and size + len(item) + 64 > max_bytes:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append((kind, item))
-        size += len(item) + 1
-    if chunk:
-        yield chunk
 
 
 def _after_fork_in_child() -> None:
