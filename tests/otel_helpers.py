@@ -112,3 +112,10 @@ def as_otlp_json(request: ExportTraceServiceRequest) -> bytes:
                     if key in item:
                         item[key] = base64.b64decode(item[key]).hex()
     return json.dumps(document).encode()
+
+
+def parsed_answer(response, message):
+    """The OTLP protobuf answer of a 200, parsed into `message`."""
+    assert response.status_code == 200, response.content
+    message.ParseFromString(response.content)
+    return message

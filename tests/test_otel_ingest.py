@@ -10,7 +10,7 @@ from django.test import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from curation.models import Feedback, Interaction
-from tests.otel_helpers import CHAT, as_otlp_json, event_id, export, span
+from tests.otel_helpers import CHAT, as_otlp_json, event_id, export, parsed_answer, span
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/otel/v1/traces"
@@ -27,10 +27,7 @@ def post(token, body: bytes, *, content_type=PROTOBUF, headers=None, auth="beare
 
 
 def answer(response) -> ExportTraceServiceResponse:
-    assert response.status_code == 200, response.content
-    parsed = ExportTraceServiceResponse()
-    parsed.ParseFromString(response.content)
-    return parsed
+    return parsed_answer(response, ExportTraceServiceResponse())
 
 
 def counts():

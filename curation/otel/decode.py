@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from curation.errors import CurationError
@@ -21,7 +22,7 @@ from curation.schemas import METADATA_MAX_DEPTH
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-NOT_OTLP = "the body is not a valid OTLP {kind} ExportTraceServiceRequest"
+NOT_OTLP = "the body is not a valid OTLP {kind} {message}"
 BAD_GZIP = "the body is not valid gzip"
 TOO_LARGE = "the body inflates to more than {limit} bytes"
 TOO_DEEP = "an attribute value nests more than {limit} levels"
@@ -78,23 +79,32 @@ def inflate(body: bytes, encoding: str) -> bytes:
 
 
 def parse(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    message = ExportTraceServiceRequest()
+    return _parse(body, content_type, ExportTraceServiceRequest(), _json_spans)
+
+
+def parse_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:
+    return _parse(body, content_type, ExportLogsServiceRequest(), _json_log_records)
+
+
+def _parse(body: bytes, content_type: str, message, json_items):
+    kind = "protobuf" if content_type == PROTOBUF else "JSON"
+    refused = OtlpRefused(NOT_OTLP.format(kind=kind, message=type(message).__name__))
     if content_type == PROTOBUF:
         try:
             # The protobuf runtime refuses messages nested deeper than 100 levels.
             message.ParseFromString(body)
         except (DecodeError, RecursionError, ValueError):
-            raise OtlpRefused(NOT_OTLP.format(kind="protobuf")) from None
+            raise refused from None
         return message
     try:
         document = json.loads(body)
-        for span in _json_spans(document):
+        for item in json_items(document):
             for key in _HEX_IDS:
-                if span.get(key):
-                    span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                if item.get(key):
+                    item[key] = base64.b64encode(bytes.fromhex(item[key])).decode()
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except (ValueError, TypeError, AttributeError, RecursionError, json_format.ParseError):
-        raise OtlpRefused(NOT_OTLP.format(kind="JSON")) from None
+        raise refused from None
     return message
 
 
@@ -102,6 +112,12 @@ def _json_spans(document: dict):
     for resource_spans in document.get("resourceSpans") or []:
         for scope_spans in resource_spans.get("scopeSpans") or []:
             yield from scope_spans.get("spans") or []
+
+
+def _json_log_records(document: dict):
+    for resource_logs in document.get("resourceLogs") or []:
+        for scope_logs in resource_logs.get("scopeLogs") or []:
+            yield from scope_logs.get("logRecords") or []
 
 
 def spans(message: ExportTraceServiceRequest) -> list[Span]:
@@ -124,6 +140,33 @@ def spans(message: ExportTraceServiceRequest) -> list[Span]:
                             Event(e.name, e.time_unix_nano, attributes(e.attributes))
                             for e in span.events
                         ],
+                    )
+                )
+    return out
+
+
+def log_records(message: ExportLogsServiceRequest) -> list[Span]:
+    """Each log record as a span-shaped carrier of one event: the span it was emitted
+    in (its trace and span id, no attributes of its own) and the event itself."""
+    out = []
+    for resource_logs in message.resource_logs:
+        resource = attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                values = attributes(record.attributes)
+                name = record.event_name or str(values.get("event.name") or "")
+                when = record.time_unix_nano or record.observed_time_unix_nano
+                out.append(
+                    Span(
+                        trace_id=record.trace_id.hex(),
+                        span_id=record.span_id.hex(),
+                        parent_span_id="",
+                        name="",
+                        start_unix_nano=0,
+                        end_unix_nano=0,
+                        attributes={},
+                        resource=resource,
+                        events=[Event(name, when, values)],
                     )
                 )
     return out

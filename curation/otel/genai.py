@@ -7,6 +7,7 @@ ingest's, exactly as for a JSON batch.
 
 What maps to what is documented in README ("OpenTelemetry"); keep the two in step."""
 
+import hashlib
 import json
 import math
 import re
@@ -90,12 +91,13 @@ def evaluations(span: Span) -> list[tuple[Event, int]]:
     ]
 
 
-def feedback(span: Span, event: Event, index: int, target: str) -> dict:
-    """One feedback item on the interaction `target` (an event id). Raises ValueError
-    when the event says nothing Flywheel can store."""
+def feedback(span: Span, event: Event, suffix: int | str, target: str) -> dict:
+    """One feedback item on the interaction `target` (an event id); `suffix` tells the
+    span's feedback events apart. Raises ValueError when the event says nothing Flywheel
+    can store."""
     a = event.attributes
     item: dict[str, Any] = {
-        "event_id": f"{event_id(span.trace_id, span.span_id)}:feedback:{index}",
+        "event_id": f"{event_id(span.trace_id, span.span_id)}:feedback:{suffix}",
         "interaction_event_id": target,
         "metadata": {
             "otel": {"evaluation": _text(a.get("gen_ai.evaluation.name") or event.name)[:200]}
@@ -143,6 +145,15 @@ def _says_rating(attributes: dict) -> bool:
     # A score of exactly 1 is ambiguous (the lowest 1-5 rating, or a perfect 0-1 score):
     # it is a rating only when the evaluation's name says so.
     return "rating" in str(attributes.get("gen_ai.evaluation.name") or "").lower()
+
+
+def log_suffix(event: Event) -> str:
+    """A log record has no index in a span: its content names it, so that the same
+    record exported again is a `duplicate`."""
+    content = json.dumps(
+        [event.name, event.time_unix_nano, event.attributes], sort_keys=True, default=str
+    )
+    return "log:" + hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
 def response_id(span: Span) -> str | None:
