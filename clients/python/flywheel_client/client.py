@@ -68,6 +68,7 @@ class Flywheel:
         max_retry_s: float = 600.0,
         route_ttl: float = 30.0,
         route_timeout: float = 1.0,
+        route_failure_ttl: float = 5.0,
         base_model: str = "base",
         exit_timeout: float = 5.0,
         drop_log_interval: float = 60.0,
@@ -88,6 +89,7 @@ class Flywheel:
         self.max_retry_s = max_retry_s
         self.route_ttl = route_ttl
         self.route_timeout = route_timeout
+        self.route_failure_ttl = route_failure_ttl
         self.base_model = base_model
         self.exit_timeout = exit_timeout
         self.drop_log_interval = drop_log_interval
@@ -178,32 +180,36 @@ class Flywheel:
         if os.getpid() != self._pid:
             _after_fork_in_child()  # a fork the hook did not see (it always should)
         with self._lock:
-            if self._closed:
-                self._count_drop()
-                return
-            if len(self._queue) >= self.max_queue:
-                self._count_drop()
-                return
-            self._queue.append((kind, item))
-            if len(self._queue) >= self.batch_size:
-                self._cond.notify_all()
-            if self._thread is None:
-                self._start_thread()
-
-    def _count_drop(self) -> None:
-        # Called with the lock held. One log line per interval, not one per event: a down
-        # server must not also flood the app's logs.
-        self._counts["dropped"] += 1
-        self._dropped_unlogged += 1
-        now = time.monotonic()
-        if now - self._drop_logged_at >= self.drop_log_interval:
+            if self._closed or len(self._queue) >= self.max_queue:
+                dropped = self._count_drop()
+            else:
+                dropped = None
+                self._queue.append((kind, item))
+                if len(self._queue) >= self.batch_size:
+                    self._cond.notify_all()
+                if self._thread is None:
+                    self._start_thread()
+        if dropped:
+            # Logged outside the lock: a log handler that itself logs events here must
+            # not deadlock.
             logger.warning(
                 "flywheel: queue full (%d events) or client closed: dropped %d events",
                 self.max_queue,
-                self._dropped_unlogged,
+                dropped,
             )
-            self._dropped_unlogged = 0
-            self._drop_logged_at = now
+
+    def _count_drop(self) -> int | None:
+        """Count one dropped event (the lock held). Returns how many to log now: one log
+        line per interval, not one per event, so a down server does not also flood the
+        app's logs."""
+        self._counts["dropped"] += 1
+        self._dropped_unlogged += 1
+        now = time.monotonic()
+        if now - self._drop_logged_at < self.drop_log_interval:
+            return None
+        dropped, self._dropped_unlogged = self._dropped_unlogged, 0
+        self._drop_logged_at = now
+        return dropped
 
     def stats(self) -> Stats:
         with self._lock:
@@ -304,6 +310,10 @@ class Flywheel:
             logger.warning(
                 "flywheel: route(%r) failed (%s): serving %s", key, error, self.base_model
             )
+            # The fallback is cached too, briefly: while the server is down, each request
+            # of the app must not wait route_timeout again.
+            with self._route_lock:
+                self._routes[key] = (time.monotonic() + self.route_failure_ttl, self.base_model)
             return self.base_model
 
     # --- the sender thread -----------------------------------------------------------

@@ -381,11 +381,15 @@ def test_route_answers_the_base_model_and_logs_on_failure(dead_url, caplog):
 
 
 def test_route_never_raises_on_a_hung_or_broken_server(server):
-    fw = Flywheel(server.url, "t", base_model="b", route_timeout=0.2)
+    fw = Flywheel(server.url, "t", base_model="b", route_timeout=0.2, route_failure_ttl=60)
     server.delay = 2
     started = time.monotonic()
     assert fw.route("u1") == "b"
     assert time.monotonic() - started < 0.6
+    # The fallback is cached: the next request of the app does not wait again.
+    started = time.monotonic()
+    assert fw.route("u1") == "b"
+    assert time.monotonic() - started < 0.05
     server.delay = 0
     server.route_model = None  # an answer without a model
     assert fw.route("u2") == "b"
