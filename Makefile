@@ -6,7 +6,7 @@ SERVICES_ENV = eval "$$(scripts/services.sh env)"
 # Tests use Redis database 1 so a running `make run` (database 0) is left alone.
 TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true
 
-.PHONY: setup services run test lint format bench stop clean-data
+.PHONY: setup services run test test-client lint format bench stop clean-data
 
 setup:
 	@scripts/bootstrap.sh
@@ -17,8 +17,13 @@ services: setup
 run: setup
 	@scripts/run.sh
 
-test: services lint
+test: services lint test-client
 	@$(TEST_ENV); $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The Python client is its own package: installed as a user would, tested on its own.
+test-client: setup
+	@$(VENV)/bin/pip install --quiet --no-build-isolation ./clients/python
+	@cd clients/python && ../../$(VENV)/bin/python -m pytest
 
 lint: setup
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports

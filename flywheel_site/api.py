@@ -14,6 +14,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from curation.api import router as ingest_router
 from curation.errors import CurationError
+from curation.otel.api import router as otel_router
 from curation.schemas import JSON_REF, JSON_REF_MARKER, JSON_SCHEMAS, field_errors
 from flywheel_site.api_auth import RateLimited
 from flywheel_site.api_errors import (
@@ -62,6 +63,7 @@ api.add_router("", ingest_router)
 api.add_router("/datasets", datasets_router)
 api.add_router("", route_router)
 api.add_router("/metrics", metrics_router)
+api.add_router("/otel", otel_router)
 
 
 def _error(request, status: int, error: str, message: str, errors=None, headers=None):
