@@ -12,11 +12,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from pydantic import BaseModel
 
-from curation.api import ERRORS, TokenAuth
+from curation.api import ERRORS
 from curation.models import TokenScope
 from curation.otel import decode, services
-from curation.schemas import ErrorOut
-from flywheel_site.api_errors import error_response
+from flywheel_site.api_auth import TokenAuth
+from flywheel_site.api_errors import ErrorOut, error_response
 
 UNSUPPORTED = "send OTLP as application/x-protobuf or application/json"
 
