@@ -390,3 +390,18 @@ FLYWHEEL_HEALTH_FEEDBACK_RATE_MIN = env_float(
 FLYWHEEL_HEALTH_QUALITY_DELTA_MIN = env_float("FLYWHEEL_HEALTH_QUALITY_DELTA_MIN", 0.02, minimum=0)
 FLYWHEEL_HEALTH_QUALITY_CYCLES = env_int("FLYWHEEL_HEALTH_QUALITY_CYCLES", 2, minimum=1)
 # Metrics (end) -------------------------------------------------------------------
+# Hostile input (issue 18) ----------------------------------------------------------
+# Answers and guidelines are rendered as Markdown (curation/text.py) only while rendering
+# stays cheap: longer texts, or texts with more "[" or more markup characters than these,
+# are shown escaped, as written. Nesting (lists, quotes) deeper than the last is flattened.
+FLYWHEEL_MARKDOWN_MAX_CHARS = env_int("FLYWHEEL_MARKDOWN_MAX_CHARS", 100_000, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_BRACKETS = env_int("FLYWHEEL_MARKDOWN_MAX_BRACKETS", 200, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_MARKUP = env_int("FLYWHEEL_MARKDOWN_MAX_MARKUP", 3_000, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_NESTING = env_int("FLYWHEEL_MARKDOWN_MAX_NESTING", 40, minimum=2, maximum=100)
+# Hosts whose https images an answer may show; any other image is shown as its Markdown,
+# so opening an answer never makes a reviewer's browser fetch anything.
+FLYWHEEL_MARKDOWN_IMAGE_HOSTS = env_list("FLYWHEEL_MARKDOWN_IMAGE_HOSTS", [])
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += [
+    f"https://{host}" for host in FLYWHEEL_MARKDOWN_IMAGE_HOSTS
+]
+# Hostile input (end) ---------------------------------------------------------------
