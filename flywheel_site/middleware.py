@@ -3,6 +3,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.http import JsonResponse
 
+from flywheel_site.access import ADMIN, require_role
 from flywheel_site.api_errors import INTERNAL, error_body, error_response
 
 API_PREFIX = "/api/"
@@ -112,23 +113,20 @@ class PermissionsPolicyMiddleware:
         return response
 
 
-# Django admin and the RQ dashboard are for admins. Django's own answer to a
-# logged-in user without staff rights is its login page with status 200; we
-# answer 403 so an annotator sees plainly that the page is not theirs.
-STAFF_ONLY_PREFIXES = ("/admin/", "/django-rq/")
+# Django admin and the RQ dashboard are for admins: the admin role, not Django's staff flag,
+# which an admin may set on anyone and which no Flywheel page looks at. Django's own answer
+# to a logged-in user without staff rights is its login page with status 200; we answer 403
+# so an annotator sees plainly that the page is not theirs.
+ADMIN_ONLY_PREFIXES = ("/admin/", "/django-rq/")
 
 
-class StaffOnlyMiddleware:
+class AdminOnlyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(STAFF_ONLY_PREFIXES):
+        if request.path.startswith(ADMIN_ONLY_PREFIXES):
             user = getattr(request, "user", None)
-            if user is not None and user.is_authenticated and not user.is_staff:
-                from django.core.exceptions import PermissionDenied
-
-                from flywheel_site.access import FORBIDDEN
-
-                raise PermissionDenied(FORBIDDEN)
+            if user is not None and user.is_authenticated:
+                require_role(user, ADMIN)
         return self.get_response(request)
