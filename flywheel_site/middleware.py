@@ -48,6 +48,44 @@ class ApiBodyLimitMiddleware:
         return self.get_response(request)
 
 
+URI_TOO_LONG = "request URL exceeds {limit} bytes"
+HEADERS_TOO_LARGE = "request headers exceed {limit} bytes"
+
+
+def _header_bytes(meta) -> int:
+    # What the client sent, near enough: each header's name, ": ", value and CRLF.
+    return sum(
+        len(key) - 5 + len(str(value)) + 4 for key, value in meta.items() if key.startswith("HTTP_")
+    ) + sum(
+        len(key) + len(str(meta[key])) + 4
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        if meta.get(key)
+    )
+
+
+class ApiRequestLimitMiddleware:
+    """A JSON 414 or 431 for an /api/ request whose URL or headers are too large, at limits
+    below gunicorn's (whose own refusals are HTML), so whatever proxy is in front, an API
+    client always gets the JSON the README promises."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(API_PREFIX):
+            url_limit = settings.FLYWHEEL_API_MAX_URL_BYTES
+            query = request.META.get("QUERY_STRING", "")
+            url_bytes = len(request.path_info.encode()) + (len(query) + 1 if query else 0)
+            if url_bytes > url_limit:
+                message = URI_TOO_LONG.format(limit=url_limit)
+                return JsonResponse(error_body("uri_too_long", message), status=414)
+            header_limit = settings.FLYWHEEL_API_MAX_HEADER_BYTES
+            if _header_bytes(request.META) > header_limit:
+                message = HEADERS_TOO_LARGE.format(limit=header_limit)
+                return JsonResponse(error_body("headers_too_large", message), status=431)
+        return self.get_response(request)
+
+
 def _message(status: int) -> str:
     if status == 500:
         return INTERNAL

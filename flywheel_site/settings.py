@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "flywheel_site.middleware.PermissionsPolicyMiddleware",
     "flywheel_site.middleware.ApiJsonErrorsMiddleware",
+    "flywheel_site.middleware.ApiRequestLimitMiddleware",
     "flywheel_site.middleware.ApiBodyLimitMiddleware",
     # gunicorn serves no static files; whitenoise does, compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -404,4 +405,11 @@ FLYWHEEL_MARKDOWN_IMAGE_HOSTS = env_list("FLYWHEEL_MARKDOWN_IMAGE_HOSTS", [])
 CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += [
     f"https://{host}" for host in FLYWHEEL_MARKDOWN_IMAGE_HOSTS
 ]
+# /api/ answers a JSON 414 past this many bytes of URL (path and query) and a JSON 431 past
+# this many bytes of headers: below gunicorn's own limits (4094-byte request line, 8190-byte
+# header field), whose refusals are HTML.
+FLYWHEEL_API_MAX_URL_BYTES = env_int("FLYWHEEL_API_MAX_URL_BYTES", 2048, minimum=256, maximum=4000)
+FLYWHEEL_API_MAX_HEADER_BYTES = env_int(
+    "FLYWHEEL_API_MAX_HEADER_BYTES", 8000, minimum=1024, maximum=8000
+)
 # Hostile input (end) ---------------------------------------------------------------
