@@ -66,6 +66,7 @@ CALIBRATION_REASON_REQUIRED = (
 )
 CALIBRATION_NO_THRESHOLD = "This filter has no single threshold to set."
 CALIBRATION_BAD_THRESHOLD = "The threshold must be a number."
+INTEGER_MAX = 2**31 - 1
 CALIBRATION_NOTE = "Calibration of {filter}: {field} {old} -> {new}. {reason}"
 UNKNOWN_QUEUE = "Pick a queue from the lists: kind, task type and source."
 
@@ -459,7 +460,8 @@ def policy_threshold_apply(
     if not math.isfinite(value):
         raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
     if rule.integer:
-        if value < 0 or value != int(value):
+        # The policy stores it in a PostgreSQL integer.
+        if value < 0 or value != int(value) or value > INTEGER_MAX:
             raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
         value = int(value)
     old = getattr(policy_current(), rule.field)
