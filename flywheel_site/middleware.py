@@ -1,9 +1,16 @@
 import re
 from http import HTTPStatus
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
+from flywheel_site import login
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.api_errors import INTERNAL, error_body, error_response
 
@@ -190,6 +197,9 @@ ADMIN_ONLY_PREFIXES = ("/admin/", "/django-rq/")
 
 
 class AdminOnlyMiddleware:
+    """Also asks for the password again before a change in either (a POST: delete, empty a
+    queue, requeue) when the last proof of it is older than FLYWHEEL_REAUTH_MINUTES."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -198,4 +208,31 @@ class AdminOnlyMiddleware:
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated:
                 require_role(user, ADMIN)
+                if request.method == "POST" and not login.recently_authenticated(request.session):
+                    target = request.META.get("HTTP_REFERER") or request.path
+                    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                        target = urlsplit(target).path
+                    else:
+                        target = request.path
+                    return redirect(f"{reverse('reauth')}?{urlencode({'next': target})}")
+        return self.get_response(request)
+
+
+class SessionTimeoutMiddleware:
+    """Logs out a session idle for FLYWHEEL_SESSION_IDLE_MINUTES or older than
+    FLYWHEEL_SESSION_MAX_HOURS: the next request is sent to log in, and back afterwards."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not request.path.startswith(API_PREFIX)
+            and login.session_expired(request.session)
+        ):
+            logout(request)
+            return redirect_to_login(request.get_full_path())
         return self.get_response(request)

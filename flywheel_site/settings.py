@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "flywheel_site.middleware.ControlCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "flywheel_site.middleware.SessionTimeoutMiddleware",
     "flywheel_site.middleware.AdminOnlyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -255,7 +256,24 @@ FLYWHEEL_REVIEW_SKIPS_TO_CURATOR = env_int("FLYWHEEL_REVIEW_SKIPS_TO_CURATOR", 3
 # stranger cannot lock a colleague out from elsewhere.
 AXES_FAILURE_LIMIT = env_int("FLYWHEEL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLYWHEEL_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A known username is locked per (username, address); failures naming no account are
+# counted per address (flywheel_site.login.lockout_parameters). The address is the real
+# client's: X-Forwarded-For is read only from FLYWHEEL_TRUSTED_PROXIES.
+AXES_LOCKOUT_PARAMETERS = "flywheel_site.login.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "flywheel_site.login.client_ip"
+try:
+    FLYWHEEL_TRUSTED_PROXIES = [
+        ipaddress.ip_network(net, strict=False) for net in env_list("FLYWHEEL_TRUSTED_PROXIES", [])
+    ]
+except ValueError as error:
+    raise ImproperlyConfigured(f"FLYWHEEL_TRUSTED_PROXIES: {error}") from None
+# Sessions end after this much inactivity, and this long after the log-in whatever happens;
+# destructive actions in the Django admin and django-rq ask for the password again when it
+# was last given longer ago than FLYWHEEL_REAUTH_MINUTES.
+FLYWHEEL_SESSION_IDLE_MINUTES = env_int("FLYWHEEL_SESSION_IDLE_MINUTES", 30, minimum=1)
+FLYWHEEL_SESSION_MAX_HOURS = env_int("FLYWHEEL_SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = FLYWHEEL_SESSION_MAX_HOURS * 3600
+FLYWHEEL_REAUTH_MINUTES = env_int("FLYWHEEL_REAUTH_MINUTES", 10, minimum=1)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Review (end) ------------------------------------------------------------------
