@@ -265,6 +265,25 @@ def item_skip(*, item: ReviewItem, user) -> bool:
         return bool(escalated)
 
 
+@retry_on_deadlock
+def item_escalate(*, item: ReviewItem, reason: str) -> bool:
+    """Send a queued item to a curator with `reason`, whoever holds it: its screen could not
+    be shown, so serving it again would only trap the next annotator. Returns whether it
+    moved (an item already out of the queue stays where it is)."""
+    with transaction.atomic():
+        locked = _lock(item)
+        if locked.status != ReviewItem.Status.QUEUED:
+            return False
+        with review_rollup_delta(item_ids=[locked.pk]):
+            _release(
+                locked.pk,
+                status=ReviewItem.Status.ADJUDICATION,
+                escalated_at=timezone.now(),
+                escalated_reason=reason[:200],
+            )
+        return True
+
+
 # --- reviewing ----------------------------------------------------------------
 
 
