@@ -145,16 +145,19 @@ def _has_control_characters(query) -> bool:
 
 
 class ControlCharactersMiddleware:
-    """A 400 for any page request whose query string or form carries a control character,
-    before a view stores it or a query fails on it. The API validates its own bodies."""
+    """A 400 for any page POST whose form or query string carries a control character,
+    before a view stores it or a query fails on it. A GET changes nothing: its forms refuse
+    a NUL themselves (Django's CharField does), with the page's own errors. The API
+    validates its own bodies."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path.startswith(API_PREFIX) and (
-            _has_control_characters(request.GET)
-            or (request.method == "POST" and _has_control_characters(request.POST))
+        if (
+            request.method == "POST"
+            and not request.path.startswith(API_PREFIX)
+            and (_has_control_characters(request.GET) or _has_control_characters(request.POST))
         ):
             return HttpResponseBadRequest(CONTROL_REFUSED, content_type="text/plain")
         return self.get_response(request)

@@ -86,5 +86,5 @@ def reauth(request):
         error = REAUTH_FAILED
     return render(
         request, "registration/reauth.html", {"next": target, "error": error},
-        status=403 if error else 200,
+        status=422 if error else 200,
     )  # fmt: skip

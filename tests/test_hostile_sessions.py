@@ -74,7 +74,7 @@ def test_emptying_a_queue_asks_for_the_password_when_the_log_in_is_old(client, s
         assert asked.status_code == 302 and asked["Location"].startswith("/reauth/?next=")
         assert queue.count == 1
         wrong = client.post("/reauth/", {"password": "not-it-at-all", "next": "/django-rq/"})
-        assert wrong.status_code == 403 and "not your password" in wrong.content.decode()
+        assert wrong.status_code == 422 and "not your password" in wrong.content.decode()
         right = client.post("/reauth/", {"password": PASSWORD, "next": "/django-rq/"})
         assert right.status_code == 302 and right["Location"] == "/django-rq/"
         done = client.post("/django-rq/queues/0/empty/", {"post": "yes"})
