@@ -1,11 +1,10 @@
-import re
 from http import HTTPStatus
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -128,39 +127,6 @@ class ApiJsonErrorsMiddleware:
                     replaced[header] = response[header]
             return replaced
         return response
-
-
-# Control characters no form field has a use for: PostgreSQL text cannot hold NUL at all,
-# and the others only disguise what a reviewer or an audit log reads. Tab, newline and
-# carriage return stay.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-CONTROL_REFUSED = "Text may not contain control characters (such as NUL)."
-
-
-def _has_control_characters(query) -> bool:
-    return any(
-        CONTROL_CHARACTERS.search(key) or any(CONTROL_CHARACTERS.search(v) for v in values)
-        for key, values in query.lists()
-    )
-
-
-class ControlCharactersMiddleware:
-    """A 400 for any page POST whose form or query string carries a control character,
-    before a view stores it or a query fails on it. A GET changes nothing: its forms refuse
-    a NUL themselves (Django's CharField does), with the page's own errors. The API
-    validates its own bodies."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if (
-            request.method == "POST"
-            and not request.path.startswith(API_PREFIX)
-            and (_has_control_characters(request.GET) or _has_control_characters(request.POST))
-        ):
-            return HttpResponseBadRequest(CONTROL_REFUSED, content_type="text/plain")
-        return self.get_response(request)
 
 
 # Powerful browser features Flywheel never uses, refused for its pages and anything they embed.

@@ -28,6 +28,7 @@ from curation.errors import CurationError
 from curation.models import Candidate, CandidateKind, CurationPolicy, Source
 from curation.policies import policy_create, policy_current
 from curation.rollups import retry_on_deadlock
+from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from review import queues
 from review.calibration import THRESHOLD_RULES
 from review.models import (
@@ -201,7 +202,7 @@ def queue_choose(*, user, kind: str, task_type: str = "", source_id: int | None 
     if kind != queues.ALL and kind not in queues.BY_NAME:
         raise InvalidReview(UNKNOWN_QUEUE)
     task_type = (task_type or "").strip()
-    if len(task_type) > TASK_TYPE_MAX_CHARS:
+    if len(task_type) > TASK_TYPE_MAX_CHARS or has_control_characters(task_type):
         raise InvalidReview(UNKNOWN_QUEUE)
     if source_id is not None and not Source.objects.filter(pk=source_id).exists():
         raise InvalidReview(UNKNOWN_QUEUE)
@@ -444,6 +445,8 @@ def guideline_update(*, body: str, user, note: str = "") -> Guideline:
     body = body.replace("\r\n", "\n").strip()
     if not body:
         raise InvalidReview(GUIDELINE_EMPTY)
+    if has_control_characters(body, note):
+        raise InvalidReview(CONTROL_REFUSED)
     if len(body) > GUIDELINE_MAX_CHARS:
         raise InvalidReview(TEXT_TOO_LONG.format(limit=GUIDELINE_MAX_CHARS))
     try:
@@ -469,6 +472,8 @@ def policy_threshold_apply(
         raise InvalidReview(CALIBRATION_REASON_REQUIRED)
     if len(reason) > NOTE_MAX_CHARS:
         raise InvalidReview(TEXT_TOO_LONG.format(limit=NOTE_MAX_CHARS))
+    if has_control_characters(reason):
+        raise InvalidReview(CONTROL_REFUSED)
     rule = THRESHOLD_RULES.get(filter_name)
     if rule is None:
         raise InvalidReview(CALIBRATION_NO_THRESHOLD)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curation import forms as curation_forms
-from curation.models import Candidate, CurationPolicy
+from curation.models import CurationPolicy
 from curation.selectors import websearch_text
 from review import forms as review_forms
 from review.models import Guideline
@@ -164,27 +164,50 @@ def test_a_calibration_threshold_past_an_integer_is_refused(admin_client, thresh
     assert CurationPolicy.objects.count() == before
 
 
+def _state() -> list:
+    from review.models import QueueChoice
+    from training.models import Experiment, ModelVersion
+
+    return [
+        Guideline.objects.count(),
+        CurationPolicy.objects.count(),
+        list(QueueChoice.objects.values_list("user_id", "task_type")),
+        sorted(ModelVersion.objects.values_list("pk", "status")),
+        sorted(Experiment.objects.values_list("pk", "state", "deadline")),
+    ]
+
+
+# The canary actions refuse like any refused action there: back to the model with a message.
 @pytest.mark.parametrize(
-    ("name", "fields"),
+    ("name", "fields", "status"),
     [
-        ("review:calibration_apply", {"filter": "length", "threshold": "3", "reason": NUL}),
-        ("review:queue", {"kind": "all", "task_type": NUL}),
-        ("review:guidelines_edit", {"body": NUL, "note": "x"}),
-        ("review:guidelines_preview", {"body": NUL}),
-        ("training_runs:promote", {"reason": NUL}),
-        ("training_runs:reject", {"reason": NUL}),
-        ("training_runs:experiment_stop", {"reason": NUL}),
-        ("training_runs:experiment_extend", {"reason": NUL, "hours": "1"}),
-        ("training_runs:experiment_decide", {"reason": NUL, "decision": "complete"}),
+        ("review:calibration_apply", {"filter": "length", "threshold": "3", "reason": NUL}, 422),
+        ("review:queue", {"kind": "all", "task_type": NUL}, 422),
+        ("review:guidelines_edit", {"body": NUL, "note": "x"}, 422),
+        ("review:guidelines_edit", {"body": "ok", "note": "\x1b[2J"}, 422),
+        ("training_runs:promote", {"reason": NUL}, 422),
+        ("training_runs:reject", {"reason": NUL}, 422),
+        ("training_runs:experiment_stop", {"reason": NUL}, 302),
+        ("training_runs:experiment_extend", {"reason": NUL, "hours": "1"}, 302),
+        ("training_runs:experiment_decide", {"reason": NUL, "decision": "complete"}, 302),
+        ("training_runs:alert_rollback", {"reason": NUL}, 302),
     ],
 )
-def test_a_nul_in_any_text_is_a_400_that_changes_nothing(admin_client, objects, name, fields):  # noqa: F811
-    guidelines = Guideline.objects.count()
-    policies = CurationPolicy.objects.count()
-    statuses = sorted(Candidate.objects.values_list("pk", "status"))
-    response = admin_client.post(path_of(name, objects), fields)
-    assert response.status_code == 400
-    assert b"control characters" in response.content
-    assert Guideline.objects.count() == guidelines
-    assert CurationPolicy.objects.count() == policies
-    assert sorted(Candidate.objects.values_list("pk", "status")) == statuses
+def test_a_control_character_in_any_reason_is_refused_and_changes_nothing(
+    admin_client,
+    objects,  # noqa: F811
+    name,
+    fields,
+    status,
+):
+    before = _state()
+    response = admin_client.post(path_of(name, objects), fields, follow=status == 302)
+    if status == 302:
+        assert response.redirect_chain and response.status_code == 200
+    else:
+        assert response.status_code == status
+    # The queue picker names no field; the model page shows the decision form's error only
+    # while the model waits for a decision (this one is in a canary).
+    if name not in ("review:queue", "training_runs:promote", "training_runs:reject"):
+        assert "control characters" in response.content.decode()
+    assert _state() == before
