@@ -17,7 +17,7 @@ import django
 
 django.setup()
 
-from curation.text import render_markdown  # noqa: E402 - needs django.setup()
+from flywheel_site.text_render import render_markdown  # noqa: E402 - needs django.setup()
 
 SIZES = (1_000, 10_000, 100_000)
 PROSE = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -1,49 +1,23 @@
-"""The ingest routes of the REST API (/api/v1/) and the token authentication every
-app's routes use. django-ninja: pydantic validation and an OpenAPI schema generated
-from the same classes, with no serializer layer to keep in step by hand. The API
-object, its error handlers and the mounting of each app's router are the site's:
-flywheel_site/api.py."""
+"""The ingest routes of the REST API (/api/v1/). django-ninja: pydantic validation and
+an OpenAPI schema generated from the same classes, with no serializer layer to keep in
+step by hand. The API object, its error handlers and the mounting of each app's router
+are the site's (flywheel_site/api.py), as is the token authentication every app's routes
+use (flywheel_site/api_auth.py)."""
 
-import pghistory
-from django.http import HttpRequest
 from ninja import Router, Status
-from ninja.security import HttpBearer
 
 from curation import services
 from curation.models import TokenScope
-from curation.ratelimit import rate_limit_check
 from curation.schemas import (
     BatchIn,
     BatchResult,
     EditIn,
-    ErrorOut,
     FeedbackIn,
     IngestResult,
     InteractionIn,
 )
-
-
-class RateLimited(Exception):
-    def __init__(self, retry_after: int):
-        self.retry_after = retry_after
-
-
-class TokenAuth(HttpBearer):
-    def __init__(self, scope: str):
-        super().__init__()
-        self.scope = scope
-
-    def authenticate(self, request: HttpRequest, token: str):
-        api_token = services.api_token_authenticate(raw=token.strip(), scope=self.scope)
-        if api_token is None:
-            return None
-        # History events written during this request name the token and source.
-        pghistory.context(token=api_token.pk, source=api_token.source_id)
-        wait = rate_limit_check(token_id=api_token.pk)
-        if wait is not None:
-            raise RateLimited(wait)
-        return api_token
-
+from flywheel_site.api_auth import TokenAuth
+from flywheel_site.api_errors import ErrorOut
 
 router = Router()
 ingest_auth = TokenAuth(TokenScope.INGEST)

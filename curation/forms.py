@@ -131,6 +131,11 @@ class CandidateActionForm(forms.Form):
 
     # Not "kind": that is the candidates' own kind in the explorer's filter.
     action = forms.ChoiceField(choices=CandidateAction.Kind.choices)
-    reason = forms.CharField(max_length=2000, strip=True)
+    reason = forms.CharField(
+        label="Reason (recorded with the action)",
+        max_length=2000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
     max_id = forms.IntegerField(min_value=0, max_value=2**63 - 1)
     expected = forms.IntegerField(min_value=0, max_value=2**31 - 1)

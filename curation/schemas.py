@@ -435,9 +435,3 @@ def field_errors(errors: list[dict], *, skip: int = 0, prefix: str = "") -> list
         message = str(item.get("msg", "")).removeprefix("Value error, ")
         out.append({"field": ".".join(loc) or "body", "message": message})
     return out
-
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str
-    errors: list[dict[str, str]] = Field(default_factory=list)

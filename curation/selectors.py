@@ -22,19 +22,16 @@ from curation.models import (
     Source,
 )
 from curation.toxicity import PROFANITY_CHECK_NAME, TOXICITY_FALLBACK_WARNING
+from flywheel_site.keyset import PAGE_SIZE, KeysetPage
 
 HELD_WARNING = "{n} candidate(s) are held: the toxicity model could not be loaded."
-PAGE_SIZE = 50
 COUNT_CAP = 10_000
 OPTIONS_LIMIT = 500
 POLICY_VERSIONS_SHOWN = 50
 
 
-def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> list[CurationRun]:
-    query = CurationRun.objects.order_by("-pk")
-    if before:
-        query = query.filter(pk__lt=before)
-    return list(query[:size])
+def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> KeysetPage:
+    return KeysetPage.of(CurationRun.objects.all(), before=before, size=size)
 
 
 def failed_interactions(*, size: int = PAGE_SIZE) -> tuple[list[Interaction], int]:
@@ -141,38 +138,14 @@ def _day_start(day: date) -> datetime:
 
 def candidates_page(
     *, filters: dict, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
-) -> dict:
-    """One page of the filtered candidates, newest first, by keyset on the id:
-    `before` gives the page of older ones, `after` the page of newer ones. A
-    page is anchored on ids, so rows inserted meanwhile never shift or repeat
-    what the reader sees. Returns the rows and the cursors for newer/older."""
+) -> KeysetPage:
+    """One page of the filtered candidates, newest first (see `KeysetPage`)."""
     query = (
         candidates_filtered(filters)
         .select_related("interaction__source")
         .defer("minhash", "lsh_bands", "prompt", "priority_details")
     )
-    if after:
-        # Ascending from the cursor to take the nearest newer rows, then flipped.
-        rows = list(query.filter(pk__gt=after).order_by("pk")[: size + 1])
-        more_newer = len(rows) > size
-        rows = rows[:size][::-1]
-        more_older = bool(rows) and query.filter(pk__lt=rows[-1].pk).exists()
-    else:
-        if before:
-            query = query.filter(pk__lt=before)
-        rows = list(query.order_by("-pk")[: size + 1])
-        more_older = len(rows) > size
-        rows = rows[:size]
-        more_newer = (
-            before is not None
-            and bool(rows)
-            and (candidates_filtered(filters).filter(pk__gt=rows[0].pk).exists())
-        )
-    return {
-        "rows": rows,
-        "newer": rows[0].pk if rows and more_newer else None,
-        "older": rows[-1].pk if rows and more_older else None,
-    }
+    return KeysetPage.of(query, before=before, after=after, size=size)
 
 
 def candidates_count(
@@ -221,8 +194,8 @@ def explorer_options(*, limit: int = OPTIONS_LIMIT) -> dict:
     }
 
 
-def candidate_action_get(*, pk: int) -> CandidateAction | None:
-    return CandidateAction.objects.select_related("user").filter(pk=pk).first()
+def candidate_actions() -> QuerySet[CandidateAction]:
+    return CandidateAction.objects.select_related("user")
 
 
 def candidate_actions_recent(*, candidate_id: int, size: int = 20) -> list[CandidateAction]:
@@ -245,21 +218,18 @@ def runs_overview() -> dict:
     }
 
 
-def candidate_exists(*, pk: int) -> bool:
-    return Candidate.objects.filter(pk=pk).exists()
+def candidates() -> QuerySet[Candidate]:
+    """Candidates with what their page shows beside them (interaction, policy)."""
+    return Candidate.objects.select_related("interaction", "policy")
 
 
-def interaction_exists(*, pk: int) -> bool:
-    return Interaction.objects.filter(pk=pk).exists()
+def interactions() -> QuerySet[Interaction]:
+    return Interaction.objects.all()
 
 
-def candidate_with_decisions(*, pk: int) -> tuple[Candidate, list] | None:
-    """A candidate and its decisions under every policy, newest policy first."""
-    candidate = Candidate.objects.select_related("interaction", "policy").filter(pk=pk).first()
-    if candidate is None:
-        return None
-    decisions = candidate.decisions.select_related("policy").order_by("-policy__version", "pk")
-    return candidate, list(decisions)
+def candidate_decisions(candidate: Candidate) -> list:
+    """A candidate's decisions under every policy, newest policy first."""
+    return list(candidate.decisions.select_related("policy").order_by("-policy__version", "pk"))
 
 
 def candidate_duplicate_of(decisions) -> int | None:
@@ -284,5 +254,5 @@ def policy_versions(*, size: int = POLICY_VERSIONS_SHOWN) -> list[dict]:
     )
 
 
-def policy_get(*, version: int) -> CurationPolicy | None:
-    return CurationPolicy.objects.filter(version=version).first()
+def policies() -> QuerySet[CurationPolicy]:
+    return CurationPolicy.objects.all()

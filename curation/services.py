@@ -28,10 +28,10 @@ from curation.ingest_rows import (
     prepare_interaction,
 )
 from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
-from curation.rollups import enabled as rollups_enabled
 from curation.rollups import interactions_rollup_add, interactions_rollup_delta
 from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 from flywheel_site import redis as fw_redis
+from flywheel_site.rollups import enabled as rollups_enabled
 
 UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
 BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"

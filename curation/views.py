@@ -2,18 +2,16 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from curation import actions, policies, selectors, services
-from curation.diff import render_diff_html
 from curation.errors import CurationError
 from curation.forms import CandidateActionForm, CandidateSearchForm, PolicyForm
 from curation.models import CandidateAction, CurationRun
-from flywheel_site.access import CURATOR, require_role
+from flywheel_site.access import CURATOR, role_required
 from flywheel_site.http import int_param, render_page
+from flywheel_site.text_diff import render_diff_html
 
 SAMPLE_RATE_WARNING = (
     "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "
@@ -31,17 +29,15 @@ POLICY_SAVED = (
 )
 
 
-@login_required
+@role_required(CURATOR)
 def runs(request):
-    require_role(request.user, CURATOR)
-    before = int_param(request.GET.get("before"))
-    page = selectors.runs_page(before=before)
+    page = selectors.runs_page(before=int_param(request.GET.get("before")))
     context = {
-        "runs": page,
+        "runs": page.rows,
         "polling": any(
-            r.status in (CurationRun.Status.QUEUED, CurationRun.Status.RUNNING) for r in page
+            r.status in (CurationRun.Status.QUEUED, CurationRun.Status.RUNNING) for r in page.rows
         ),
-        "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
+        "next_before": page.older,
     }
     if request.htmx:
         # The 2 s poll redraws the table only: skip the counts over every candidate.
@@ -51,13 +47,12 @@ def runs(request):
     return render(request, "curation/runs.html", context)
 
 
-@login_required
+@role_required(CURATOR)
 @require_POST
 def interaction_retry(request, pk: int | None = None):
     """Retry one failed interaction, or every failed one without `pk`."""
-    require_role(request.user, CURATOR)
-    if pk is not None and not selectors.interaction_exists(pk=pk):
-        raise Http404
+    if pk is not None:
+        get_object_or_404(selectors.interactions(), pk=pk)
     retried = services.interaction_curation_retry(interaction_ids=None if pk is None else [pk])
     if retried or pk is None:
         messages.success(request, RETRIED.format(n=len(retried)))
@@ -81,9 +76,8 @@ def _query_string(form: CandidateSearchForm) -> str:
     return urlencode(_hidden(form))
 
 
-@login_required
+@role_required(CURATOR)
 def candidates(request):
-    require_role(request.user, CURATOR)
     form = _search_form(request.GET)
     context = {"form": form, "query": _query_string(form), "score_steps": SCORE_STEPS}
     if not request.htmx:
@@ -106,11 +100,10 @@ def candidates(request):
     return render_page(request, "curation/candidates.html", "list", context)
 
 
-@login_required
+@role_required(CURATOR)
 def candidates_bulk(request):
     """GET: the confirmation (how many it will act on, a reason); POST: the
     action itself, refused (409) when the set no longer has that count."""
-    require_role(request.user, CURATOR)
     posted = request.method == "POST"
     data = request.POST if posted else request.GET
     form = _search_form(data)
@@ -167,23 +160,18 @@ def _hidden(form: CandidateSearchForm) -> list[tuple[str, str]]:
     ]
 
 
-@login_required
+@role_required(CURATOR)
 def action(request, pk: int):
-    require_role(request.user, CURATOR)
-    found = selectors.candidate_action_get(pk=pk)
-    if found is None:
-        raise Http404
+    found = get_object_or_404(selectors.candidate_actions(), pk=pk)
     context = {"action": found, "polling": found.status in ACTIVE}
     return render_page(request, "curation/action.html", "progress", context)
 
 
-@login_required
+@role_required(CURATOR)
 @require_POST
 def candidate_act(request, pk: int):
     """One of the three actions on one candidate, with its reason."""
-    require_role(request.user, CURATOR)
-    if not selectors.candidate_exists(pk=pk):
-        raise Http404
+    get_object_or_404(selectors.candidates(), pk=pk)
     form = CandidateActionForm({**request.POST.dict(), "max_id": pk, "expected": 1})
     if not form.is_valid():
         messages.error(request, NEED_REASON)
@@ -199,13 +187,10 @@ def candidate_act(request, pk: int):
     return redirect("curation:candidate", pk=pk)
 
 
-@login_required
+@role_required(CURATOR)
 def candidate_detail(request, pk: int):
-    require_role(request.user, CURATOR)
-    found = selectors.candidate_with_decisions(pk=pk)
-    if found is None:
-        raise Http404
-    candidate, decisions = found
+    candidate = get_object_or_404(selectors.candidates(), pk=pk)
+    decisions = selectors.candidate_decisions(candidate)
     diff = None
     if candidate.chosen is not None and candidate.rejected is not None:
         diff = render_diff_html(candidate.rejected, candidate.chosen)
@@ -217,13 +202,13 @@ def candidate_detail(request, pk: int):
         "feedback": selectors.candidate_feedback(candidate=candidate),
         "actions": selectors.candidate_actions_recent(candidate_id=candidate.pk),
         "kinds": CandidateAction.Kind.choices,
+        "action_form": CandidateActionForm(),
     }
     return render(request, "curation/candidate.html", context)
 
 
-@login_required
+@role_required(CURATOR)
 def policy(request):
-    require_role(request.user, CURATOR)
     current = policies.policy_current()
     form = PolicyForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
@@ -247,11 +232,8 @@ def policy(request):
     )
 
 
-@login_required
+@role_required(CURATOR)
 def policy_version(request, version: int):
-    require_role(request.user, CURATOR)
-    policy = selectors.policy_get(version=version)
-    if policy is None:
-        raise Http404
+    policy = get_object_or_404(selectors.policies(), version=version)
     fields = [(name, getattr(policy, name)) for name in policies.POLICY_FIELDS]
     return render(request, "curation/policy_version.html", {"policy": policy, "fields": fields})

@@ -12,10 +12,10 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from curation.api import RateLimited
 from curation.api import router as ingest_router
 from curation.errors import CurationError
 from curation.schemas import JSON_REF, JSON_REF_MARKER, JSON_SCHEMAS, field_errors
+from flywheel_site.api_auth import RateLimited
 from flywheel_site.api_errors import (
     INTERNAL,
     RETRY_AFTER_S,

@@ -3,6 +3,7 @@
 Clients branch on `error`, never on the message. The codes are part of the API contract."""
 
 from django.http import JsonResponse
+from pydantic import BaseModel, Field
 
 ERROR_CODES = {
     400: "malformed",
@@ -32,3 +33,10 @@ def error_body(error: str, message: str, errors: list | None = None) -> dict:
 
 def error_response(status: int, message: str) -> JsonResponse:
     return JsonResponse(error_body(error_code(status), message), status=status)
+
+
+# The schema of that shape in the OpenAPI document: every route lists it for its error statuses.
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    errors: list[dict[str, str]] = Field(default_factory=list)

@@ -410,9 +410,9 @@ FLYWHEEL_HEALTH_QUALITY_DELTA_MIN = env_float("FLYWHEEL_HEALTH_QUALITY_DELTA_MIN
 FLYWHEEL_HEALTH_QUALITY_CYCLES = env_int("FLYWHEEL_HEALTH_QUALITY_CYCLES", 2, minimum=1)
 # Metrics (end) -------------------------------------------------------------------
 # Hostile input (issue 18) ----------------------------------------------------------
-# Answers and guidelines are rendered as Markdown (curation/text.py) only while rendering
-# stays cheap: longer texts, or texts with more "[" or more markup characters than these,
-# are shown escaped, as written. Nesting (lists, quotes) deeper than the last is flattened.
+# Answers and guidelines are rendered as Markdown (flywheel_site/text_render.py) only while
+# rendering stays cheap: longer texts, or texts with more "[" or more markup characters than
+# these, or nested (lists, quotes) deeper than the last, are shown escaped, as written.
 FLYWHEEL_MARKDOWN_MAX_CHARS = env_int("FLYWHEEL_MARKDOWN_MAX_CHARS", 100_000, minimum=0)
 FLYWHEEL_MARKDOWN_MAX_BRACKETS = env_int("FLYWHEEL_MARKDOWN_MAX_BRACKETS", 200, minimum=0)
 FLYWHEEL_MARKDOWN_MAX_MARKUP = env_int("FLYWHEEL_MARKDOWN_MAX_MARKUP", 3_000, minimum=0)

@@ -9,20 +9,16 @@ from django.views.decorators.http import require_GET
 
 from flywheel_site import login
 from flywheel_site import redis as fw_redis
-from flywheel_site.access import ANNOTATOR, CURATOR, FORBIDDEN, has_role
+from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
 from training.dashboard import dashboard
 
 
-@login_required
+@role_required(ANNOTATOR)
 def home(request):
     if has_role(request.user, CURATOR):
         # Curators and admins land on the flywheel dashboard; annotators on their queue.
         return dashboard(request)
-    if has_role(request.user, ANNOTATOR):
-        return redirect("review:home")
-    from django.core.exceptions import PermissionDenied
-
-    raise PermissionDenied(FORBIDDEN)
+    return redirect("review:home")
 
 
 def _database_ok() -> tuple[bool, str]:

@@ -1,9 +1,10 @@
-"""The review decision form: it turns the posted fields into the services'
+"""Review's forms. The decision form turns the posted fields into the services'
 keyword arguments. It parses and refuses what cannot be stored (a NUL byte);
 the rules of a valid decision (rubric complete, reason given, text length)
 stay in ``review.services``, which phrases them for the annotator."""
 
 from django import forms
+from django.urls import reverse_lazy
 
 from flywheel_site.http import int_param
 from review.models import Decision
@@ -23,7 +24,13 @@ def _text(**kwargs) -> forms.CharField:
     return forms.CharField(required=False, strip=False, **kwargs)
 
 
-class DecisionForm(forms.Form):
+class ReviewForm(forms.Form):
+    def first_error(self) -> str:
+        """The message a refusal shows: review's pages show one reason at a time."""
+        return next(iter(self.errors.values()))[0]
+
+
+class DecisionForm(ReviewForm):
     decision = _text()
     accuracy = ScoreField(required=False)
     helpfulness = ScoreField(required=False)
@@ -33,9 +40,6 @@ class DecisionForm(forms.Form):
     # Free text beats the short list when both are sent.
     reject_reason_other = forms.CharField(required=False)
     note = _text()
-
-    def first_error(self) -> str:
-        return next(iter(self.errors.values()))[0]
 
     def verdict(self) -> dict:
         """Keyword arguments shared by review_submit and outcome_adjudicate."""
@@ -63,3 +67,44 @@ class DecisionForm(forms.Form):
         }
         shown.update({name: data.get(name) for name in ("accuracy", "helpfulness", "safety")})
         return shown
+
+
+class QueueForm(ReviewForm):
+    """The queue picker. Which kinds, task types and sources exist is the service's
+    to check (`queue_choose`); the form only parses."""
+
+    kind = _text()
+    task_type = _text()
+    source = forms.IntegerField(required=False)
+
+
+class GuidelineForm(ReviewForm):
+    """A new guidelines version, or its preview. The body's rules (not empty, a length
+    limit) are `guideline_update`'s."""
+
+    body = _text(
+        label="Guidelines",
+        # The preview follows the typing (htmx); without JavaScript, a Preview button.
+        widget=forms.Textarea(
+            attrs={
+                "rows": 18,
+                "hx-post": reverse_lazy("review:guidelines_preview"),
+                "hx-trigger": "input changed delay:500ms",
+                "hx-target": "#preview",
+                "hx-swap": "outerHTML",
+            }
+        ),
+    )
+    note = _text(label="What changed", max_length=200)
+
+
+class CalibrationApplyForm(ReviewForm):
+    """A suggested threshold to apply. `policy_threshold_apply` checks the filter and
+    the threshold's range and phrases its refusals; the form only parses."""
+
+    filter = _text(widget=forms.HiddenInput)
+    threshold = _text(widget=forms.HiddenInput)
+    reason = _text(
+        label="Why (recorded with the new policy version)",
+        widget=forms.TextInput(attrs={"required": True, "maxlength": 5000}),
+    )

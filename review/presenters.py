@@ -11,10 +11,14 @@ from functools import lru_cache
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from curation.diff import render_diff_html, render_side_by_side_html, render_three_way_html
 from curation.models import CandidateKind
-from curation.text import render_markdown
 from flywheel_site.access import CURATOR, has_role
+from flywheel_site.text_diff import (
+    render_diff_html,
+    render_side_by_side_html,
+    render_three_way_html,
+)
+from flywheel_site.text_render import render_markdown
 from review import selectors
 from review.models import REJECT_REASONS, Decision, Guideline, Review, ReviewItem, model_output_of
 

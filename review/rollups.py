@@ -1,11 +1,11 @@
-"""Review's daily rollup (see `curation.rollups`): what entered the queue, the
+"""Review's daily rollup (see `flywheel_site.rollups`): what entered the queue, the
 reviews each annotator submitted, the outcomes. Facts of review items, scoped by
 item or by candidate, with the source, task type and model of the interaction."""
 
 from contextlib import contextmanager
 from datetime import date
 
-from curation.rollups import rollup_delta, rollup_rebuild, utc_day
+from flywheel_site.rollups import rollup_delta, rollup_rebuild, utc_day
 
 REVIEW_TABLE = "review_reviewmetricday"
 _JOIN = """

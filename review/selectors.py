@@ -23,6 +23,7 @@ from curation.models import CandidateKind, FilterDecision, Source
 from curation.policies import policy_current
 from curation.sampling import audit_rate_of
 from flywheel_site.access import CURATOR, has_role
+from flywheel_site.keyset import PAGE_SIZE, KeysetPage
 from review import agreement, calibration, queues
 from review.models import (
     APPROVALS,
@@ -35,7 +36,6 @@ from review.models import (
     ReviewSkip,
 )
 
-PAGE_SIZE = 50
 STATS_WINDOWS = (7, 14, 30, 90)
 # Agreement is computed in Python over at most this many recent reviews, so the
 # statistics page stays bounded however much history there is.
@@ -282,19 +282,13 @@ def adjudication_list() -> dict:
 
 def my_reviews(
     *, user, before: int | None = None, decision: str = "", size: int | None = None
-) -> list[Review]:
-    """A page of the user's reviews, newest first, keyset-paginated by id
-    (``before``), optionally of one decision."""
-    query = (
-        Review.objects.filter(reviewer=user)
-        .select_related("item__candidate__interaction")
-        .order_by("-pk")
-    )
+) -> KeysetPage:
+    """A page of the user's reviews, newest first (see `KeysetPage`), optionally of
+    one decision."""
+    query = Review.objects.filter(reviewer=user).select_related("item__candidate__interaction")
     if decision in Decision.values:
         query = query.filter(decision=decision)
-    if before:
-        query = query.filter(pk__lt=before)
-    return list(query[: size or PAGE_SIZE])
+    return KeysetPage.of(query, before=before, size=size or PAGE_SIZE)
 
 
 def prompt_snippet(prompt, limit: int = SNIPPET_CHARS) -> str:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from curation.errors import CurationError
 from curation.models import Candidate, CandidateKind, CurationPolicy, Source
 from curation.policies import policy_create, policy_current
-from curation.rollups import retry_on_deadlock
+from flywheel_site.deadlock import retry_on_deadlock
 from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from review import queues
 from review.calibration import THRESHOLD_RULES

@@ -7,17 +7,16 @@ work with JavaScript off; refused writes re-render with 409 (lease) or 422
 import logging
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
-from flywheel_site.access import ANNOTATOR, CURATOR, has_role, require_role
+from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
 from flywheel_site.http import int_param, render_page
 from review import presenters, selectors, services
-from review.forms import DecisionForm
+from review.forms import CalibrationApplyForm, DecisionForm, GuidelineForm, QueueForm
 from review.models import Decision, Guideline, Review, ReviewItem
 
 QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
@@ -96,10 +95,9 @@ def _decide(request, pk: int, write, *, mode: services.Mode, notice: str, empty:
 # --- queue --------------------------------------------------------------------
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_GET
 def home(request):
-    require_role(request.user, ANNOTATOR)
     return render_page(request, "review/home.html", "summary", _home_context(request.user))
 
 
@@ -110,21 +108,19 @@ def _home_context(user) -> dict:
     return context
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_POST
 def queue(request):
     """Save the queue picker: the next claims serve from this queue."""
-    require_role(request.user, ANNOTATOR)
-    raw_source = request.POST.get("source", "")
-    source_id = int_param(raw_source)
+    form = QueueForm(request.POST)
     try:
-        if raw_source and source_id is None:
+        if not form.is_valid():
             raise services.InvalidReview(services.UNKNOWN_QUEUE)
         services.queue_choose(
             user=request.user,
-            kind=request.POST.get("kind", ""),
-            task_type=request.POST.get("task_type", ""),
-            source_id=source_id,
+            kind=form.cleaned_data["kind"],
+            task_type=form.cleaned_data["task_type"],
+            source_id=form.cleaned_data["source"],
         )
     except services.ReviewError as error:
         context = _home_context(request.user)
@@ -134,17 +130,15 @@ def queue(request):
     return redirect("review:home")
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_POST
 def claim_next(request):
-    require_role(request.user, ANNOTATOR)
     return _show(request, services.item_claim_next(user=request.user))
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_GET
 def item(request, pk: int):
-    require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         context = presenters.screen(item=obj, user=request.user)
@@ -156,10 +150,9 @@ def item(request, pk: int):
         return _unshowable(request, obj, error)
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_POST
 def submit(request, pk: int):
-    require_role(request.user, ANNOTATOR)
 
     def write(item, form):
         services.review_submit(item=item, reviewer=request.user, **form.rubric(), **form.verdict())
@@ -167,10 +160,9 @@ def submit(request, pk: int):
     return _decide(request, pk, write, mode="review", notice=SAVED, empty=QUEUE_EMPTY)
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_POST
 def skip(request, pk: int):
-    require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         escalated = services.item_skip(item=obj, user=request.user)
@@ -180,10 +172,9 @@ def skip(request, pk: int):
     return _show(request, services.item_claim_next(user=request.user), notice=notice)
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_POST
 def renew(request, pk: int):
-    require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         renewed = services.lease_renew(item=obj, user=request.user)
@@ -201,13 +192,14 @@ def renew(request, pk: int):
     return redirect("review:item", pk=obj.pk)
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_POST
 def diff(request, pk: int):
     """The three-way diff of the reviewer's edit so far; changes nothing."""
-    require_role(request.user, ANNOTATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
-    text = request.POST.get("final_text", "")
+    form = DecisionForm(request.POST)
+    form.is_valid()  # only to show the edit; nothing is written
+    text = form.cleaned_data.get("final_text") or ""
     if request.htmx:
         context = presenters.screen(item=obj, user=request.user, edited_text=text)
         if context["mode"] == "lost":
@@ -215,8 +207,6 @@ def diff(request, pk: int):
                 request, f"{SCREEN}#lease-lost", {"error": services.LEASE_LOST}, status=409
             )
         return render(request, f"{SCREEN}#three-way", context)
-    form = DecisionForm(request.POST)
-    form.is_valid()  # only to show the form again; nothing is written
     posted = form.posted()
     context = presenters.screen(item=obj, user=request.user, posted=posted, edited_text=text)
     context["editing"] = True
@@ -226,25 +216,22 @@ def diff(request, pk: int):
 # --- adjudication -------------------------------------------------------------
 
 
-@login_required
+@role_required(CURATOR)
 @require_GET
 def adjudication(request):
-    require_role(request.user, CURATOR)
     return render_page(request, "review/adjudication.html", "list", selectors.adjudication_list())
 
 
-@login_required
+@role_required(CURATOR)
 @require_POST
 def adjudication_next(request):
-    require_role(request.user, CURATOR)
     item = services.item_claim_next(user=request.user, mode="adjudication")
     return _show(request, item, empty=ADJUDICATION_EMPTY)
 
 
-@login_required
+@role_required(CURATOR)
 @require_POST
 def claim(request, pk: int):
-    require_role(request.user, CURATOR)
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         claimed = services.item_claim(item=obj, user=request.user)
@@ -253,10 +240,9 @@ def claim(request, pk: int):
     return _show(request, claimed)
 
 
-@login_required
+@role_required(CURATOR)
 @require_POST
 def adjudicate(request, pk: int):
-    require_role(request.user, CURATOR)
 
     def write(item, form):
         services.outcome_adjudicate(item=item, curator=request.user, **form.verdict())
@@ -269,43 +255,40 @@ def adjudicate(request, pk: int):
 # --- statistics, history ------------------------------------------------------
 
 
-@login_required
+@role_required(CURATOR)
 @require_GET
 def stats(request):
-    require_role(request.user, CURATOR)
     days = int_param(request.GET.get("days"))
     if days not in selectors.STATS_WINDOWS:
         days = selectors.STATS_WINDOWS[0]
     return render_page(request, "review/stats.html", "stats-body", selectors.stats(days=days))
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_GET
 def mine(request):
-    require_role(request.user, ANNOTATOR)
     decision = request.GET.get("decision", "")
     if decision not in Decision.values:
         decision = ""
     before = int_param(request.GET.get("before"))
     page = selectors.my_reviews(user=request.user, before=before, decision=decision)
     context = {
-        "reviews": page,
+        "reviews": page.rows,
         "before": before,
-        "rows": presenters.my_review_rows(page),
+        "rows": presenters.my_review_rows(page.rows),
         "decision": decision,
         "decisions": presenters.DECISION_LABELS,
         "curator": has_role(request.user, CURATOR),
-        "next_before": page[-1].pk if len(page) == selectors.PAGE_SIZE else None,
+        "next_before": page.older,
     }
     return render_page(request, "review/mine.html", "list", context)
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_GET
 def review_detail(request, pk: int):
     """One review: its author or a curator; anyone else gets a 404, so an
     annotator cannot even learn which reviews exist."""
-    require_role(request.user, ANNOTATOR)
     review = get_object_or_404(
         Review.objects.select_related("item__candidate__interaction", "reviewer"), pk=pk
     )
@@ -319,10 +302,9 @@ def review_detail(request, pk: int):
 # --- guidelines ---------------------------------------------------------------
 
 
-@login_required
+@role_required(ANNOTATOR)
 @require_GET
 def guidelines(request):
-    require_role(request.user, ANNOTATOR)
     version = int_param(request.GET.get("v"))
     current = selectors.guideline_current()
     shown = current
@@ -337,18 +319,17 @@ def guidelines(request):
     return render_page(request, "review/guidelines.html", "guideline", context)
 
 
-@login_required
+@role_required(CURATOR)
 def guidelines_edit(request):
-    require_role(request.user, CURATOR)
     current = selectors.guideline_current()
-    body = current.body if current else ""
+    form = GuidelineForm(initial={"body": current.body if current else ""})
     error = ""
     if request.method == "POST":
-        body = request.POST.get("body", "")
+        form = GuidelineForm(request.POST)
         try:
-            saved = services.guideline_update(
-                body=body, user=request.user, note=request.POST.get("note", "")
-            )
+            if not form.is_valid():
+                raise services.InvalidReview(form.first_error())
+            saved = services.guideline_update(user=request.user, **form.cleaned_data)
         except services.ReviewError as refused:
             error = refused.message
         else:
@@ -356,17 +337,19 @@ def guidelines_edit(request):
             if request.htmx:
                 return HttpResponseClientRedirect(reverse("review:guidelines"))
             return redirect("review:guidelines")
-    context = {"body": body, "error": error, "current": current}
+    context = {"form": form, "error": error, "current": current}
     status = 422 if error else 200
     return render_page(request, "review/guidelines_edit.html", "form", context, status=status)
 
 
-@login_required
+@role_required(CURATOR)
 @require_POST
 def guidelines_preview(request):
-    require_role(request.user, CURATOR)
-    body = request.POST.get("body", "")
-    context = {"preview": presenters.render_markdown(body), "body": body}
+    form = GuidelineForm(request.POST)
+    if not form.is_valid():
+        context = {"form": form, "error": form.first_error(), "current": None}
+        return render_page(request, "review/guidelines_edit.html", "form", context, status=422)
+    context = {"preview": presenters.render_markdown(form.cleaned_data["body"]), "form": form}
     if request.htmx:
         return render(request, "review/guidelines_edit.html#preview", context)
     context["current"] = selectors.guideline_current()
@@ -376,39 +359,44 @@ def guidelines_preview(request):
 # --- calibration --------------------------------------------------------------
 
 
-@login_required
+@role_required(CURATOR)
 @require_GET
 def calibration(request):
-    require_role(request.user, CURATOR)
-    return render(request, "review/calibration.html", presenters.calibration_page())
+    return render(request, "review/calibration.html", _calibration_context())
 
 
-@login_required
+def _calibration_context() -> dict:
+    # One form per suggestion shares these fields: no ids, each input sits in its label.
+    return {**presenters.calibration_page(), "apply_form": CalibrationApplyForm(auto_id=False)}
+
+
+@role_required(CURATOR)
 @require_POST
 def calibration_apply(request):
     """A suggested threshold becomes the next policy version (with a reason)."""
-    require_role(request.user, CURATOR)
+    form = CalibrationApplyForm(request.POST)
     try:
+        if not form.is_valid():
+            raise services.InvalidReview(form.first_error())
         policy = services.policy_threshold_apply(
-            filter_name=request.POST.get("filter", ""),
-            threshold=request.POST.get("threshold", ""),
+            filter_name=form.cleaned_data["filter"],
+            threshold=form.cleaned_data["threshold"],
             user=request.user,
-            reason=request.POST.get("reason", ""),
+            reason=form.cleaned_data["reason"],
         )
     except services.ReviewError as error:
-        context = presenters.calibration_page()
+        context = _calibration_context()
         context["error"] = error.message
-        context["error_filter"] = request.POST.get("filter", "")
+        context["error_filter"] = form.data.get("filter", "")
         return render(request, "review/calibration.html", context, status=error.status)
     messages.success(request, CALIBRATION_APPLIED.format(version=policy.version, note=policy.note))
     return redirect("review:calibration")
 
 
-@login_required
+@role_required(CURATOR)
 @require_GET
 def item_by_candidate(request, candidate_pk: int):
     """Curation links a candidate to its review item by the candidate's id
     (curation cannot query review): resolve it here."""
-    require_role(request.user, CURATOR)
     obj = get_object_or_404(ReviewItem.objects.only("pk"), candidate_id=candidate_pk)
     return redirect("review:item", pk=obj.pk)

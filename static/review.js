@@ -5,17 +5,8 @@
   "use strict";
   document.documentElement.classList.add("js");
 
-  if (window.htmx) {
-    // A refused submit (409 lease lost, 422 incomplete form) re-renders the
-    // screen with its message: swap it in like a success instead of dropping it.
-    htmx.config.responseHandling = [
-      { code: "204", swap: false },
-      { code: "[23]..", swap: true },
-      { code: "409", swap: true },
-      { code: "422", swap: true },
-      { code: "[45]..", swap: false, error: true },
-    ];
-  }
+  // A refused submit (409 lease lost, 422 incomplete form) re-renders the screen
+  // with its message: base.html's htmx-config swaps it in like a success.
 
   function screen() {
     return document.getElementById("review-screen");

@@ -63,9 +63,14 @@ L = LOGIN
 ANNOTATOR_PAGE = (L, 403, 200, 200, 200)
 CURATOR_PAGE = (L, 403, 403, 200, 200)
 ADMIN_PAGE = (L, 403, 403, 403, 200)
-# The wrong method on a review view: logged out is sent to log in first, then
-# require_GET/require_POST answers before the role is looked at.
+# The wrong method on a view still guarded by login_required + require_role (training):
+# logged out is sent to log in first, then require_GET/require_POST answers before the
+# role is looked at.
 WRONG_METHOD = (L, 405, 405, 405, 405)
+# Under @role_required the role is looked at first: only those who may call the view
+# learn that it takes another method.
+WRONG_METHOD_ANNOTATOR = (L, 403, 405, 405, 405)
+WRONG_METHOD_CURATOR = (L, 403, 403, 405, 405)
 # Curation and training pages take no method decorator: a POST is a GET.
 ANY_METHOD_CURATOR = {"get": CURATOR_PAGE, "post": CURATOR_PAGE}
 ANY_METHOD_ADMIN = {"get": ADMIN_PAGE, "post": ADMIN_PAGE}
@@ -83,35 +88,35 @@ TABLE: dict[str, dict[str, tuple]] = {
     # without the right one shows the form again.
     "reauth": {"get": (L, 200, 200, 200, 200), "post": (L, 422, 422, 422, 422)},
     # Review: annotator pages.
-    "review:home": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD},
+    "review:home": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD_ANNOTATOR},
     # Claims the next item and redirects to it (or home when none is left).
-    "review:next": {"get": WRONG_METHOD, "post": (L, 403, 302, 302, 302)},
+    "review:next": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 302, 302, 302)},
     # Saves the queue picker; an empty form names no queue kind: 422.
-    "review:queue": {"get": WRONG_METHOD, "post": (L, 403, 422, 422, 422)},
+    "review:queue": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 422, 422, 422)},
     # The item is not leased to anyone here: an annotator gets the lease-lost
     # screen (409, no content); curators inspect it.
-    "review:item": {"get": (L, 403, 409, 200, 200), "post": WRONG_METHOD},
-    "review:submit": {"get": WRONG_METHOD, "post": (L, 403, 409, 409, 409)},
-    "review:skip": {"get": WRONG_METHOD, "post": (L, 403, 409, 409, 409)},
+    "review:item": {"get": (L, 403, 409, 200, 200), "post": WRONG_METHOD_ANNOTATOR},
+    "review:submit": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 409, 409, 409)},
+    "review:skip": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 409, 409, 409)},
     # Without HTMX a lost lease is a message and a redirect to the item.
-    "review:renew": {"get": WRONG_METHOD, "post": (L, 403, 302, 302, 302)},
-    "review:diff": {"get": WRONG_METHOD, "post": (L, 403, 409, 200, 200)},
-    "review:mine": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD},
+    "review:renew": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 302, 302, 302)},
+    "review:diff": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 409, 200, 200)},
+    "review:mine": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD_ANNOTATOR},
     # Someone else's review: 404 to an annotator, so they cannot learn it exists.
-    "review:review": {"get": (L, 403, 404, 200, 200), "post": WRONG_METHOD},
-    "review:guidelines": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD},
+    "review:review": {"get": (L, 403, 404, 200, 200), "post": WRONG_METHOD_ANNOTATOR},
+    "review:guidelines": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD_ANNOTATOR},
     # Review: curator pages. The item is done, so claiming or settling it is refused.
-    "review:claim": {"get": WRONG_METHOD, "post": (L, 403, 403, 409, 409)},
-    "review:adjudicate": {"get": WRONG_METHOD, "post": (L, 403, 403, 409, 409)},
-    "review:adjudication": {"get": CURATOR_PAGE, "post": WRONG_METHOD},
-    "review:adjudication_next": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
-    "review:stats": {"get": CURATOR_PAGE, "post": WRONG_METHOD},
+    "review:claim": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 409, 409)},
+    "review:adjudicate": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 409, 409)},
+    "review:adjudication": {"get": CURATOR_PAGE, "post": WRONG_METHOD_CURATOR},
+    "review:adjudication_next": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
+    "review:stats": {"get": CURATOR_PAGE, "post": WRONG_METHOD_CURATOR},
     # An empty body is refused with the form shown again.
     "review:guidelines_edit": {"get": CURATOR_PAGE, "post": (L, 403, 403, 422, 422)},
-    "review:guidelines_preview": {"get": WRONG_METHOD, "post": (L, 403, 403, 200, 200)},
+    "review:guidelines_preview": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 200, 200)},
     # Calibration: curators; an empty POST lacks the reason and changes nothing.
-    "review:calibration": {"get": CURATOR_PAGE, "post": WRONG_METHOD},
-    "review:calibration_apply": {"get": WRONG_METHOD, "post": (L, 403, 403, 422, 422)},
+    "review:calibration": {"get": CURATOR_PAGE, "post": WRONG_METHOD_CURATOR},
+    "review:calibration_apply": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 422, 422)},
     # Curation: curator pages.
     "curation:runs": ANY_METHOD_CURATOR,
     "curation:candidates": ANY_METHOD_CURATOR,
@@ -120,13 +125,13 @@ TABLE: dict[str, dict[str, tuple]] = {
     # Without an action (kind) in the query the explorer's bulk page is a 400.
     "curation:candidates_bulk": {"get": (L, 403, 403, 400, 400), "post": (L, 403, 403, 400, 400)},
     # Without a reason the single action is refused with a message on the candidate.
-    "curation:candidate_act": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
+    "curation:candidate_act": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
     "curation:action": ANY_METHOD_CURATOR,
-    "review:item_by_candidate": {"get": (L, 403, 403, 302, 302), "post": WRONG_METHOD},
+    "review:item_by_candidate": {"get": (L, 403, 403, 302, 302), "post": WRONG_METHOD_CURATOR},
     "curation:policy_version": ANY_METHOD_CURATOR,
     # Retrying failed curation sends the curator back to the runs page.
-    "curation:interactions_retry": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
-    "curation:interaction_retry": {"get": WRONG_METHOD, "post": (L, 403, 403, 302, 302)},
+    "curation:interactions_retry": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
+    "curation:interaction_retry": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
     # Training: admin pages; actions redirect (with a message when refused).
     "training:datasets": ANY_METHOD_ADMIN,
     "training:quarantines": ANY_METHOD_ADMIN,

@@ -126,6 +126,8 @@ def test_a_suggestion_becomes_a_policy_version_with_who_and_why(curator, reviewe
         {"filter": "quality", "threshold": "nan", "reason": "why"},
         {"filter": "quality", "threshold": "7", "reason": "why"},
         {"filter": "length", "threshold": "2.5", "reason": "why"},
+        {"filter": "quality", "threshold": "0.5", "reason": "why\x00"},
+        {"filter": "quality\x00", "threshold": "0.5", "reason": "why"},
     ],
 )
 def test_a_refused_suggestion_changes_nothing(curator, form):

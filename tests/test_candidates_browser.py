@@ -21,6 +21,18 @@ pytestmark = [
 ]
 
 
+def logged_in_as_carla(browser, live_server):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1366, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "carla")
+    page.fill("input[name=password]", PASSWORD)
+    page.press("input[name=password]", "Enter")
+    page.wait_for_load_state()
+    return context, page
+
+
 def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtered_set(
     browser,  # noqa: F811
     live_server,
@@ -33,14 +45,7 @@ def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtere
     other_invoice = candidate(prompt="Send me the invoice again", task_type="support")
     unrelated = candidate(prompt="How do I change my avatar?", task_type="billing")
 
-    context = browser.new_context(viewport={"width": 1366, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "carla")
-    page.fill("input[name=password]", PASSWORD)
-    page.press("input[name=password]", "Enter")
-    page.wait_for_load_state()
+    context, page = logged_in_as_carla(browser, live_server)
     page.click("nav >> text=Candidates")
     page.wait_for_url(f"{live_server.url}/curation/candidates/")
     assert page.inner_text("#count") == "5"
@@ -82,3 +87,27 @@ def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtere
     assert (action.user.username, action.kind, action.total) == ("carla", "reject", 3)
     assert action.reason == "duplicate billing complaints from a test tenant"
     assert action.query == {"q": "invoice", "task_type": "billing"}
+
+
+def test_an_invalid_filter_shows_its_error_in_place(browser, live_server):  # noqa: F811
+    """The explorer answers an invalid filter with 400 and the list partial that says
+    why: base.html's htmx-config swaps it in (htmx drops 4xx answers by default)."""
+    person("carla", "curator")
+    candidate(prompt="Why was my invoice charged twice?")
+
+    context, page = logged_in_as_carla(browser, live_server)
+    page.goto(f"{live_server.url}/curation/candidates/")
+    assert page.inner_text("#count") == "1"
+    assert page.locator("#list [role=alert]").count() == 0
+
+    with page.expect_response("**/curation/candidates/?*") as answer:
+        page.fill("input[name=created_to]", "2026-01-01")
+    assert answer.value.status == 200
+    with page.expect_response("**/curation/candidates/?*") as answer:
+        page.fill("input[name=created_from]", "2026-02-01")
+    assert answer.value.status == 400
+    alert = page.locator("#list [role=alert]")
+    alert.wait_for()
+    assert "The date range ends before it starts." in alert.inner_text()
+    assert page.locator("#count").count() == 0
+    context.close()

@@ -19,7 +19,7 @@ URL = "/curation/candidates/"
 
 
 def ids(response) -> list[int]:
-    return [c.pk for c in response.context["page"]["rows"]]
+    return [c.pk for c in response.context["page"].rows]
 
 
 def test_search_finds_words_in_the_prompt_the_chosen_and_the_rejected(as_user, curator):
@@ -139,17 +139,17 @@ def test_the_url_state_round_trips(as_user, curator):
 def test_keyset_pages_both_ways_stay_put_under_inserts():
     made = [candidate().pk for _ in range(7)]  # ascending ids
     first = selectors.candidates_page(filters={}, size=3)
-    assert [c.pk for c in first["rows"]] == made[6:3:-1]
-    assert first["newer"] is None
+    assert [c.pk for c in first.rows] == made[6:3:-1]
+    assert first.newer is None
     candidate()  # a newer row arrives: the older pages do not move
-    second = selectors.candidates_page(filters={}, before=first["older"], size=3)
-    assert [c.pk for c in second["rows"]] == made[3:0:-1]
-    third = selectors.candidates_page(filters={}, before=second["older"], size=3)
-    assert [c.pk for c in third["rows"]] == [made[0]]
-    assert third["older"] is None
-    back = selectors.candidates_page(filters={}, after=third["newer"], size=3)
-    assert [c.pk for c in back["rows"]] == made[3:0:-1]
-    assert back["newer"] is not None and back["older"] == made[1]
+    second = selectors.candidates_page(filters={}, before=first.older, size=3)
+    assert [c.pk for c in second.rows] == made[3:0:-1]
+    third = selectors.candidates_page(filters={}, before=second.older, size=3)
+    assert [c.pk for c in third.rows] == [made[0]]
+    assert third.older is None
+    back = selectors.candidates_page(filters={}, after=third.newer, size=3)
+    assert [c.pk for c in back.rows] == made[3:0:-1]
+    assert back.newer is not None and back.older == made[1]
 
 
 def test_the_page_links_keep_the_filter_and_work_without_javascript(as_user, curator):
@@ -157,14 +157,14 @@ def test_the_page_links_keep_the_filter_and_work_without_javascript(as_user, cur
     candidate(task_type="billing")
     client = as_user(curator)
     response = client.get(URL, {"task_type": "support"})
-    older = response.context["page"]["older"]
+    older = response.context["page"].older
     assert older == made[1]
     body = response.content.decode()
     link = f"?task_type=support&amp;before={older}"
     assert f'<a rel="next" href="{link}" hx-get="{link}"' in body
     second = client.get(URL, {"task_type": "support", "before": older})
     assert ids(second) == [made[0]]
-    newer = second.context["page"]["newer"]
+    newer = second.context["page"].newer
     assert f'rel="prev" href="?task_type=support&amp;after={newer}"' in second.content.decode()
     assert ids(client.get(URL, {"task_type": "support", "after": newer})) == made[:0:-1]
 

@@ -5,7 +5,7 @@ from itertools import pairwise
 import pytest
 from django.utils.safestring import SafeData
 
-from curation.diff import (
+from flywheel_site.text_diff import (
     Segment,
     _myers,
     count_words,

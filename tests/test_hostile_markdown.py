@@ -6,7 +6,7 @@ from html import escape
 
 import pytest
 
-from curation.text import render_markdown
+from flywheel_site.text_render import render_markdown
 
 SIZES = (1_000, 10_000, 100_000)
 PATTERNS = {
@@ -82,7 +82,7 @@ def test_text_past_the_markup_budget_is_shown_as_written():
 
 
 def test_a_failing_renderer_falls_back_to_escaped_text_and_logs(monkeypatch, caplog):
-    from curation import text as text_module
+    from flywheel_site import text_render as text_module
 
     def broken():
         raise RecursionError("too deep")

@@ -3,7 +3,7 @@ kept and readable."""
 
 import pytest
 
-from curation.text import render_markdown
+from flywheel_site.text_render import render_markdown
 from review import services, views
 from review.models import Guideline
 
@@ -69,6 +69,14 @@ def test_empty_guidelines_are_refused_with_a_message(as_user, curator):
     response = as_user(curator).post("/review/guidelines/edit/", {"body": "  "})
     assert response.status_code == 422
     assert services.GUIDELINE_EMPTY in response.content.decode()
+    assert Guideline.objects.count() == 1
+
+
+@pytest.mark.parametrize("url", ["/review/guidelines/edit/", "/review/guidelines/preview/"])
+def test_a_nul_byte_is_refused_and_changes_nothing(as_user, curator, url):
+    response = as_user(curator).post(url, {"body": "rules\x00", "note": "n"}, headers=HTMX)
+    assert response.status_code == 422
+    assert 'role="alert"' in response.content.decode()
     assert Guideline.objects.count() == 1
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import OperationalError, transaction
 from psycopg.errors import DeadlockDetected
 
-from curation.rollups import DEADLOCK_ATTEMPTS, retry_on_deadlock
+from flywheel_site.deadlock import DEADLOCK_ATTEMPTS, retry_on_deadlock
 
 
 def failing(times: int, error_class=DeadlockDetected):

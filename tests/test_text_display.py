@@ -4,7 +4,7 @@ rendered safely beside their raw text, and a favicon on every page (issue 12 §5
 import pytest
 
 from curation.models import Candidate, CandidateKind, FeedbackKind
-from curation.text import key_label, render_markdown, stratum_label
+from flywheel_site.text_render import key_label, render_markdown, stratum_label
 from review import services
 from review.models import Decision
 from tests.review_helpers import make_items

@@ -7,9 +7,9 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from curation.api import TokenAuth
 from curation.models import TokenScope
-from curation.schemas import ErrorOut
+from flywheel_site.api_auth import TokenAuth
+from flywheel_site.api_errors import ErrorOut
 from training import export, route, selectors
 
 OUTSIDE_LIMIT = "this token may export only the datasets: {names}"

@@ -16,7 +16,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from curation.models import MetricDayBase
+from flywheel_site.models import MetricDayBase
 
 SHA256_HEX = 64
 

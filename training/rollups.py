@@ -5,7 +5,7 @@ quarantined. Versions belong to no source or model: source 0, empty strings."""
 from contextlib import contextmanager
 from datetime import date
 
-from curation.rollups import rollup_add, rollup_delta, rollup_rebuild, utc_day
+from flywheel_site.rollups import rollup_add, rollup_delta, rollup_rebuild, utc_day
 
 TRAINING_TABLE = "training_trainingmetricday"
 

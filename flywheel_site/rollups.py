@@ -1,0 +1,87 @@
+"""Daily rollups kept incrementally, in the transaction of the write.
+
+Every rollup count is defined by one "facts" query per app: for a set of rows (the
+scope), the facts they contribute as (day, source, task type, model, metric, key,
+n). A write that changes rows subtracts the facts of the touched rows before it
+and adds them after it (`rollup_delta`), both as one INSERT ... ON CONFLICT DO UPDATE
+SET n = n + excluded.n computed inside PostgreSQL. The rebuild (`rollup_rebuild`)
+runs the same query over every row: the incremental counts equal a rebuild by
+construction, whatever the write did (re-curation, reopen, a second review).
+
+Rows only ever inserted (a new interaction) need no "before": `rollup_add`.
+
+Each app keeps its own rollup table (a `MetricDayBase`, flywheel_site/models.py) and its
+own facts query; this module is the upsert they share.
+"""
+
+from contextlib import contextmanager
+from datetime import date
+
+from django.conf import settings
+from django.db import connection
+
+
+def utc_day(column: str) -> str:
+    return f"(({column}) AT TIME ZONE 'UTC')::date"
+
+
+_UPSERT = """
+INSERT INTO {table} AS r (day, source_id, task_type, model, metric, key, shard, n)
+SELECT day, source_id, task_type, model, metric, key, {shard}, {sign} count(*)
+FROM ({facts}) f
+{where}
+GROUP BY day, source_id, task_type, model, metric, key
+-- One order for every writer: two transactions never lock the same rows crosswise.
+ORDER BY day, source_id, task_type, model, metric, key
+ON CONFLICT (day, source_id, task_type, model, metric, key, shard)
+DO UPDATE SET n = r.n + excluded.n
+"""
+
+# Writers spread over this many rows per key (see MetricDayBase.shard).
+SHARDS = 8
+
+
+def enabled() -> bool:
+    return settings.FLYWHEEL_METRICS_ROLLUPS
+
+
+def _apply(*, table: str, facts: str, params: dict, sign: str) -> None:
+    sql = _UPSERT.format(
+        table=table, facts=facts, sign=sign, shard=f"pg_backend_pid() %% {SHARDS}", where=""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def rollup_add(*, table: str, facts: str, params: dict) -> None:
+    """Add the facts of rows the caller just inserted (they had none before)."""
+    if enabled():
+        _apply(table=table, facts=facts, params=params, sign="")
+
+
+@contextmanager
+def rollup_delta(*, table: str, facts: str, params: dict):
+    """Around a write: subtract the facts of the scoped rows, let the write run,
+    add their facts again. Call inside the write's transaction."""
+    on = enabled()
+    if on:
+        _apply(table=table, facts=facts, params=params, sign="-")
+    yield
+    if on:
+        _apply(table=table, facts=facts, params=params, sign="")
+
+
+def rollup_rebuild(*, table: str, facts: str, params: dict, since: date | None) -> int:
+    """Recompute `table` from the raw rows (days from `since` on, or all).
+    Returns the number of rollup rows written."""
+    where = "WHERE day >= %(since)s" if since else ""
+    with connection.cursor() as cursor:
+        if since:
+            cursor.execute(f"DELETE FROM {table} WHERE day >= %s", [since])  # noqa: S608
+        else:
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (table is a constant)
+        cursor.execute(
+            _UPSERT.format(table=table, facts=facts, sign="", shard="0", where=where),
+            {**params, "since": since},
+        )
+        return cursor.rowcount
