@@ -8,6 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
 
 from flywheel_site import login
 from flywheel_site.access import ADMIN, require_role
@@ -203,5 +204,10 @@ class SessionTimeoutMiddleware:
             and login.session_expired(request.session)
         ):
             logout(request)
-            return redirect_to_login(request.get_full_path())
+            response = redirect_to_login(request.get_full_path())
+            # HtmxMiddleware runs later: read the header. A fragment swap would put the login
+            # page inside the screen; the browser goes to it instead.
+            if request.headers.get("HX-Request") == "true":
+                return HttpResponseClientRedirect(response["Location"])
+            return response
         return self.get_response(request)

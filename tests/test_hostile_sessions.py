@@ -36,6 +36,15 @@ def test_a_session_idle_for_31_minutes_is_logged_out_and_sent_to_log_in(client, 
         assert client.get("/review/").status_code == 302  # logged out, not only redirected
 
 
+def test_an_htmx_request_of_an_idle_session_sends_the_browser_to_log_in(client, annotator):
+    with at(0):
+        client.force_login(annotator)
+        client.get("/review/")
+    with at(45):
+        gone = client.post("/review/next/", headers={"HX-Request": "true"})
+    assert gone.status_code == 200 and gone["HX-Redirect"] == "/login/?next=/review/next/"
+
+
 def test_an_active_session_still_ends_12_hours_after_the_log_in(client, annotator):
     with at(0):
         client.force_login(annotator)
