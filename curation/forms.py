@@ -3,6 +3,7 @@ from django import forms
 from curation import blocklist, filters
 from curation.models import Candidate, CandidateAction, CandidateKind, CurationPolicy
 from curation.policies import POLICY_FIELDS
+from flywheel_site.http import day_field
 
 
 class PolicyForm(forms.ModelForm):
@@ -96,8 +97,8 @@ class CandidateSearchForm(forms.Form):
     task_type = forms.CharField(required=False, max_length=100)
     model = forms.CharField(required=False, max_length=200)
     source = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    created_from = forms.DateField(required=False)
-    created_to = forms.DateField(required=False)
+    created_from = day_field(required=False)
+    created_to = day_field(required=False)
     toxicity_min = _score("toxicity from")
     toxicity_max = _score("toxicity to")
     quality_min = _score("quality from")

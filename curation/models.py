@@ -41,6 +41,8 @@ class TokenScope(models.TextChoices):
     ROUTE = "route"
     # Read the flywheel's figures (GET /api/v1/metrics); writes and exports nothing.
     METRICS = "metrics"
+    # Read other sources' figures too: without it a token reads only its own source's.
+    ALL_SOURCES = "all_sources"
 
 
 @pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())

@@ -2,6 +2,7 @@
 millions of candidates: keyset pagination, no COUNT over unfiltered tables
 except through indexed GROUP BYs on small columns."""
 
+import re
 from datetime import date, datetime, time, timedelta
 
 from django.contrib.postgres.search import SearchQuery
@@ -95,7 +96,7 @@ def candidates_filtered(filters: dict) -> QuerySet[Candidate]:
         query = query.filter(pk=filters["pk"])
     if filters.get("q"):
         # websearch syntax: "quoted phrase", or, -excluded; never a syntax error.
-        words = SearchQuery(filters["q"], config="english", search_type="websearch")
+        words = SearchQuery(websearch_text(filters["q"]), config="english", search_type="websearch")
         query = query.alias(document=CandidateDocument()).filter(document=words)
     for name in ("status", "kind", "failed_filter", "task_type", "model"):
         if filters.get(name) not in (None, ""):
@@ -112,6 +113,23 @@ def candidates_filtered(filters: dict) -> QuerySet[Candidate]:
         if filters.get(f"{name}_max") is not None:
             query = query.filter(**{f"{name}__lte": filters[f"{name}_max"]})
     return query
+
+
+# A term: any "-" (exclude), then a quoted phrase or a word.
+_TERM = re.compile(r'(-*)("[^"]*"|[^\s"-][^\s"]*)')
+SEARCH_MAX_TERMS = 32
+
+
+def websearch_text(q: str) -> str:
+    """The search box's text with what PostgreSQL's websearch parser cannot take apart
+    removed: runs of "-" with no word between them nest NOTs until it fails ("tsquery stack
+    too small"). Each term keeps at most one "-", a term without a letter or digit is
+    dropped, and at most SEARCH_MAX_TERMS terms are kept, so the tsquery stays shallow."""
+    terms = []
+    for minus, term in _TERM.findall(q):
+        if any(ch.isalnum() for ch in term):
+            terms.append(("-" if minus else "") + term)
+    return " ".join(terms[:SEARCH_MAX_TERMS])
 
 
 def _day_start(day: date) -> datetime:

@@ -1,17 +1,37 @@
 """Small request/response helpers every app's views share: one home for the
-"page or fragment" choice and for lenient integer query parameters."""
+"page or fragment" choice, for lenient integer query parameters and for the date
+fields of every form."""
 
+from datetime import date
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+# PostgreSQL's bigint: an id or cursor past it cannot match a row, only fail the query.
+BIGINT_MAX = 2**63 - 1
+# Days a form accepts. Arithmetic on a day near date.min or date.max (a window that
+# starts 90 days earlier, a range that ends a day later) overflows, so neither is allowed.
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(9000, 12, 31)
+
 
 def int_param(value) -> int | None:
-    """An integer from a query string, or None when absent or not a number:
-    a bad cursor in a URL shows the first page rather than an error."""
+    """An integer from a query string, or None when absent, not a number or outside
+    bigint: a bad cursor in a URL shows the first page rather than an error."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if -BIGINT_MAX <= number <= BIGINT_MAX else None
+
+
+def day_field(**kwargs) -> forms.DateField:
+    """A form's date field, bounded to EARLIEST_DAY..LATEST_DAY."""
+    return forms.DateField(
+        validators=[MinValueValidator(EARLIEST_DAY), MaxValueValidator(LATEST_DAY)], **kwargs
+    )
 
 
 def render_page(

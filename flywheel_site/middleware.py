@@ -1,8 +1,17 @@
 from http import HTTPStatus
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
 
+from flywheel_site import login
+from flywheel_site.access import ADMIN, require_role
 from flywheel_site.api_errors import INTERNAL, error_body, error_response
 
 API_PREFIX = "/api/"
@@ -44,6 +53,44 @@ class ApiBodyLimitMiddleware:
                     error_body("too_large", message, [{"field": "body", "message": message}]),
                     status=413,
                 )
+        return self.get_response(request)
+
+
+URI_TOO_LONG = "request URL exceeds {limit} bytes"
+HEADERS_TOO_LARGE = "request headers exceed {limit} bytes"
+
+
+def _header_bytes(meta) -> int:
+    # What the client sent, near enough: each header's name, ": ", value and CRLF.
+    return sum(
+        len(key) - 5 + len(str(value)) + 4 for key, value in meta.items() if key.startswith("HTTP_")
+    ) + sum(
+        len(key) + len(str(meta[key])) + 4
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        if meta.get(key)
+    )
+
+
+class ApiRequestLimitMiddleware:
+    """A JSON 414 or 431 for an /api/ request whose URL or headers are too large, at limits
+    below gunicorn's (whose own refusals are HTML), so whatever proxy is in front, an API
+    client always gets the JSON the README promises."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(API_PREFIX):
+            url_limit = settings.FLYWHEEL_API_MAX_URL_BYTES
+            query = request.META.get("QUERY_STRING", "")
+            url_bytes = len(request.path_info.encode()) + (len(query) + 1 if query else 0)
+            if url_bytes > url_limit:
+                message = URI_TOO_LONG.format(limit=url_limit)
+                return JsonResponse(error_body("uri_too_long", message), status=414)
+            header_limit = settings.FLYWHEEL_API_MAX_HEADER_BYTES
+            if _header_bytes(request.META) > header_limit:
+                message = HEADERS_TOO_LARGE.format(limit=header_limit)
+                return JsonResponse(error_body("headers_too_large", message), status=431)
         return self.get_response(request)
 
 
@@ -112,23 +159,55 @@ class PermissionsPolicyMiddleware:
         return response
 
 
-# Django admin and the RQ dashboard are for admins. Django's own answer to a
-# logged-in user without staff rights is its login page with status 200; we
-# answer 403 so an annotator sees plainly that the page is not theirs.
-STAFF_ONLY_PREFIXES = ("/admin/", "/django-rq/")
+# Django admin and the RQ dashboard are for admins: the admin role, not Django's staff flag,
+# which an admin may set on anyone and which no Flywheel page looks at. Django's own answer
+# to a logged-in user without staff rights is its login page with status 200; we answer 403
+# so an annotator sees plainly that the page is not theirs.
+ADMIN_ONLY_PREFIXES = ("/admin/", "/django-rq/")
 
 
-class StaffOnlyMiddleware:
+class AdminOnlyMiddleware:
+    """Also asks for the password again before a change in either (a POST: delete, empty a
+    queue, requeue) when the last proof of it is older than FLYWHEEL_REAUTH_MINUTES."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(STAFF_ONLY_PREFIXES):
+        if request.path.startswith(ADMIN_ONLY_PREFIXES):
             user = getattr(request, "user", None)
-            if user is not None and user.is_authenticated and not user.is_staff:
-                from django.core.exceptions import PermissionDenied
+            if user is not None and user.is_authenticated:
+                require_role(user, ADMIN)
+                if request.method == "POST" and not login.recently_authenticated(request.session):
+                    target = request.META.get("HTTP_REFERER") or request.path
+                    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                        target = urlsplit(target).path
+                    else:
+                        target = request.path
+                    return redirect(f"{reverse('reauth')}?{urlencode({'next': target})}")
+        return self.get_response(request)
 
-                from flywheel_site.access import FORBIDDEN
 
-                raise PermissionDenied(FORBIDDEN)
+class SessionTimeoutMiddleware:
+    """Logs out a session idle for FLYWHEEL_SESSION_IDLE_MINUTES or older than
+    FLYWHEEL_SESSION_MAX_HOURS: the next request is sent to log in, and back afterwards."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not request.path.startswith(API_PREFIX)
+            and login.session_expired(request.session)
+        ):
+            logout(request)
+            response = redirect_to_login(request.get_full_path())
+            # HtmxMiddleware runs later: read the header. A fragment swap would put the login
+            # page inside the screen; the browser goes to it instead.
+            if request.headers.get("HX-Request") == "true":
+                return HttpResponseClientRedirect(response["Location"])
+            return response
         return self.get_response(request)

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "flywheel_site.middleware.PermissionsPolicyMiddleware",
     "flywheel_site.middleware.ApiJsonErrorsMiddleware",
+    "flywheel_site.middleware.ApiRequestLimitMiddleware",
     "flywheel_site.middleware.ApiBodyLimitMiddleware",
     # gunicorn serves no static files; whitenoise does, compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -69,7 +70,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "flywheel_site.middleware.StaffOnlyMiddleware",
+    "flywheel_site.middleware.SessionTimeoutMiddleware",
+    "flywheel_site.middleware.AdminOnlyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -253,7 +255,24 @@ FLYWHEEL_REVIEW_SKIPS_TO_CURATOR = env_int("FLYWHEEL_REVIEW_SKIPS_TO_CURATOR", 3
 # stranger cannot lock a colleague out from elsewhere.
 AXES_FAILURE_LIMIT = env_int("FLYWHEEL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("FLYWHEEL_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A known username is locked per (username, address); failures naming no account are
+# counted per address (flywheel_site.login.lockout_parameters). The address is the real
+# client's: X-Forwarded-For is read only from FLYWHEEL_TRUSTED_PROXIES.
+AXES_LOCKOUT_PARAMETERS = "flywheel_site.login.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "flywheel_site.login.client_ip"
+try:
+    FLYWHEEL_TRUSTED_PROXIES = [
+        ipaddress.ip_network(net, strict=False) for net in env_list("FLYWHEEL_TRUSTED_PROXIES", [])
+    ]
+except ValueError as error:
+    raise ImproperlyConfigured(f"FLYWHEEL_TRUSTED_PROXIES: {error}") from None
+# Sessions end after this much inactivity, and this long after the log-in whatever happens;
+# destructive actions in the Django admin and django-rq ask for the password again when it
+# was last given longer ago than FLYWHEEL_REAUTH_MINUTES.
+FLYWHEEL_SESSION_IDLE_MINUTES = env_int("FLYWHEEL_SESSION_IDLE_MINUTES", 30, minimum=1)
+FLYWHEEL_SESSION_MAX_HOURS = env_int("FLYWHEEL_SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = FLYWHEEL_SESSION_MAX_HOURS * 3600
+FLYWHEEL_REAUTH_MINUTES = env_int("FLYWHEEL_REAUTH_MINUTES", 10, minimum=1)
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Review (end) ------------------------------------------------------------------
@@ -390,3 +409,25 @@ FLYWHEEL_HEALTH_FEEDBACK_RATE_MIN = env_float(
 FLYWHEEL_HEALTH_QUALITY_DELTA_MIN = env_float("FLYWHEEL_HEALTH_QUALITY_DELTA_MIN", 0.02, minimum=0)
 FLYWHEEL_HEALTH_QUALITY_CYCLES = env_int("FLYWHEEL_HEALTH_QUALITY_CYCLES", 2, minimum=1)
 # Metrics (end) -------------------------------------------------------------------
+# Hostile input (issue 18) ----------------------------------------------------------
+# Answers and guidelines are rendered as Markdown (flywheel_site/text_render.py) only while
+# rendering stays cheap: longer texts, or texts with more "[" or more markup characters than
+# these, or nested (lists, quotes) deeper than the last, are shown escaped, as written.
+FLYWHEEL_MARKDOWN_MAX_CHARS = env_int("FLYWHEEL_MARKDOWN_MAX_CHARS", 100_000, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_BRACKETS = env_int("FLYWHEEL_MARKDOWN_MAX_BRACKETS", 200, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_MARKUP = env_int("FLYWHEEL_MARKDOWN_MAX_MARKUP", 3_000, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_NESTING = env_int("FLYWHEEL_MARKDOWN_MAX_NESTING", 40, minimum=2, maximum=100)
+# Hosts whose https images an answer may show; any other image is shown as its Markdown,
+# so opening an answer never makes a reviewer's browser fetch anything.
+FLYWHEEL_MARKDOWN_IMAGE_HOSTS = env_list("FLYWHEEL_MARKDOWN_IMAGE_HOSTS", [])
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += [
+    f"https://{host}" for host in FLYWHEEL_MARKDOWN_IMAGE_HOSTS
+]
+# /api/ answers a JSON 414 past this many bytes of URL (path and query) and a JSON 431 past
+# this many bytes of headers: below gunicorn's own limits (4094-byte request line, 8190-byte
+# header field), whose refusals are HTML.
+FLYWHEEL_API_MAX_URL_BYTES = env_int("FLYWHEEL_API_MAX_URL_BYTES", 2048, minimum=256, maximum=4000)
+FLYWHEEL_API_MAX_HEADER_BYTES = env_int(
+    "FLYWHEEL_API_MAX_HEADER_BYTES", 8000, minimum=1024, maximum=8000
+)
+# Hostile input (end) ---------------------------------------------------------------

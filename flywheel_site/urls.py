@@ -25,6 +25,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("reauth/", views.reauth, name="reauth"),
     path("api/v1/", api.urls),
     path("review/", include("review.urls")),
     path("curation/", include("curation.urls")),

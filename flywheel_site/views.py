@@ -1,9 +1,13 @@
+from django.contrib.auth import authenticate
+from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 
+from flywheel_site import login
 from flywheel_site import redis as fw_redis
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
 from training.dashboard import dashboard
@@ -54,3 +58,29 @@ def healthz(request):
 def favicon(request):
     # Browsers ask for /favicon.ico whatever the page links to: point them at the SVG.
     return redirect(static("favicon.svg"), permanent=True)
+
+
+REAUTH_FAILED = "That is not your password."
+
+
+@login_required
+def reauth(request):
+    """Asks a logged-in person for their password again before a destructive admin action
+    (flywheel_site.middleware.AdminOnlyMiddleware sends them here). Failures count towards
+    the django-axes lockout like any log-in."""
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = "/"
+    error = ""
+    if request.method == "POST":
+        user = authenticate(
+            request, username=request.user.get_username(), password=request.POST.get("password", "")
+        )
+        if user is not None and user.pk == request.user.pk:
+            login.reauthenticated(request.session)
+            return redirect(target)
+        error = REAUTH_FAILED
+    return render(
+        request, "registration/reauth.html", {"next": target, "error": error},
+        status=422 if error else 200,
+    )  # fmt: skip

@@ -62,6 +62,8 @@ class ReviewItem(models.Model):
     # it goes to a curator (status adjudication, escalated_at set).
     skip_count = models.PositiveIntegerField(default=0)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # Why it went to a curator when skips did not send it: the screen could not be shown.
+    escalated_reason = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

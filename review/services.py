@@ -28,6 +28,7 @@ from curation.errors import CurationError
 from curation.models import Candidate, CandidateKind, CurationPolicy, Source
 from curation.policies import policy_create, policy_current
 from flywheel_site.deadlock import retry_on_deadlock
+from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from review import queues
 from review.calibration import THRESHOLD_RULES
 from review.models import (
@@ -66,6 +67,7 @@ CALIBRATION_REASON_REQUIRED = (
 )
 CALIBRATION_NO_THRESHOLD = "This filter has no single threshold to set."
 CALIBRATION_BAD_THRESHOLD = "The threshold must be a number."
+INTEGER_MAX = 2**31 - 1
 CALIBRATION_NOTE = "Calibration of {filter}: {field} {old} -> {new}. {reason}"
 UNKNOWN_QUEUE = "Pick a queue from the lists: kind, task type and source."
 
@@ -200,7 +202,7 @@ def queue_choose(*, user, kind: str, task_type: str = "", source_id: int | None 
     if kind != queues.ALL and kind not in queues.BY_NAME:
         raise InvalidReview(UNKNOWN_QUEUE)
     task_type = (task_type or "").strip()
-    if len(task_type) > TASK_TYPE_MAX_CHARS:
+    if len(task_type) > TASK_TYPE_MAX_CHARS or has_control_characters(task_type):
         raise InvalidReview(UNKNOWN_QUEUE)
     if source_id is not None and not Source.objects.filter(pk=source_id).exists():
         raise InvalidReview(UNKNOWN_QUEUE)
@@ -262,6 +264,25 @@ def item_skip(*, item: ReviewItem, user) -> bool:
                 pk=locked.pk, skip_count__gte=settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR
             ).update(status=ReviewItem.Status.ADJUDICATION, escalated_at=timezone.now())
         return bool(escalated)
+
+
+@retry_on_deadlock
+def item_escalate(*, item: ReviewItem, reason: str) -> bool:
+    """Send a queued item to a curator with `reason`, whoever holds it: its screen could not
+    be shown, so serving it again would only trap the next annotator. Returns whether it
+    moved (an item already out of the queue stays where it is)."""
+    with transaction.atomic():
+        locked = _lock(item)
+        if locked.status != ReviewItem.Status.QUEUED:
+            return False
+        with review_rollup_delta(item_ids=[locked.pk]):
+            _release(
+                locked.pk,
+                status=ReviewItem.Status.ADJUDICATION,
+                escalated_at=timezone.now(),
+                escalated_reason=reason[:200],
+            )
+        return True
 
 
 # --- reviewing ----------------------------------------------------------------
@@ -424,6 +445,8 @@ def guideline_update(*, body: str, user, note: str = "") -> Guideline:
     body = body.replace("\r\n", "\n").strip()
     if not body:
         raise InvalidReview(GUIDELINE_EMPTY)
+    if has_control_characters(body, note):
+        raise InvalidReview(CONTROL_REFUSED)
     if len(body) > GUIDELINE_MAX_CHARS:
         raise InvalidReview(TEXT_TOO_LONG.format(limit=GUIDELINE_MAX_CHARS))
     try:
@@ -449,6 +472,8 @@ def policy_threshold_apply(
         raise InvalidReview(CALIBRATION_REASON_REQUIRED)
     if len(reason) > NOTE_MAX_CHARS:
         raise InvalidReview(TEXT_TOO_LONG.format(limit=NOTE_MAX_CHARS))
+    if has_control_characters(reason):
+        raise InvalidReview(CONTROL_REFUSED)
     rule = THRESHOLD_RULES.get(filter_name)
     if rule is None:
         raise InvalidReview(CALIBRATION_NO_THRESHOLD)
@@ -459,7 +484,8 @@ def policy_threshold_apply(
     if not math.isfinite(value):
         raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
     if rule.integer:
-        if value < 0 or value != int(value):
+        # The policy stores it in a PostgreSQL integer.
+        if value < 0 or value != int(value) or value > INTEGER_MAX:
             raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
         value = int(value)
     old = getattr(policy_current(), rule.field)

@@ -4,6 +4,8 @@ change something redirect when they did not come from HTMX, so the screens
 work with JavaScript off; refused writes re-render with 409 (lease) or 422
 (form) and the service's message."""
 
+import logging
+
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,10 +29,21 @@ CALIBRATION_APPLIED = "Saved as policy version {version}. {note}"
 QUEUE_SAVED = "Queue saved: the next items come from it."
 ESCALATED = "Item skipped. Several people have skipped it, so it goes to a curator."
 SCREEN = "review/item.html"
+UNSHOWABLE = "That item could not be shown, so it went to a curator. Here is the next one."
+UNSHOWABLE_REASON = "Its review screen could not be shown ({error})."
+logger = logging.getLogger(__name__)
 
 
 def _screen(request, context: dict, *, status: int = 200):
     return render_page(request, SCREEN, "screen", context, status=status)
+
+
+def _unshowable(request, item: ReviewItem, error: Exception):
+    """The item's screen failed: log it, send the item to a curator with the reason, and
+    give the annotator the next one instead of an error page they cannot leave."""
+    logger.exception("Review item %s could not be shown", item.pk)
+    services.item_escalate(item=item, reason=UNSHOWABLE_REASON.format(error=type(error).__name__))
+    return _show(request, services.item_claim_next(user=request.user), notice=UNSHOWABLE)
 
 
 def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QUEUE_EMPTY):
@@ -44,9 +57,13 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
         messages.info(request, empty)
         return redirect("review:home")
     if request.htmx:
-        context = presenters.screen(item=item, user=request.user)
-        context["notice"] = notice
-        return push_url(_screen(request, context), reverse("review:item", args=[item.pk]))
+        try:
+            context = presenters.screen(item=item, user=request.user)
+            context["notice"] = notice
+            response = _screen(request, context)
+        except Exception as error:
+            return _unshowable(request, item, error)
+        return push_url(response, reverse("review:item", args=[item.pk]))
     if notice:
         messages.success(request, notice)
     return redirect("review:item", pk=item.pk)
@@ -123,11 +140,14 @@ def claim_next(request):
 @require_GET
 def item(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
-    context = presenters.screen(item=obj, user=request.user)
-    if context["mode"] == "lost":
-        context["error"] = services.LEASE_LOST
-        return _screen(request, context, status=409)
-    return _screen(request, context)
+    try:
+        context = presenters.screen(item=obj, user=request.user)
+        if context["mode"] == "lost":
+            context["error"] = services.LEASE_LOST
+            return _screen(request, context, status=409)
+        return _screen(request, context)
+    except Exception as error:
+        return _unshowable(request, obj, error)
 
 
 @role_required(ANNOTATOR)

@@ -84,6 +84,9 @@ TABLE: dict[str, dict[str, tuple]] = {
     # Logged-in users are sent on; a failed log-in shows the form again.
     "login": {"get": (200, 302, 302, 302, 302), "post": (200, 302, 302, 302, 302)},
     "logout": {"get": (405, 405, 405, 405, 405), "post": (200, 200, 200, 200, 200)},
+    # Asks for the password again (before a change in the Django admin or django-rq); a POST
+    # without the right one shows the form again.
+    "reauth": {"get": (L, 200, 200, 200, 200), "post": (L, 422, 422, 422, 422)},
     # Review: annotator pages.
     "review:home": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD_ANNOTATOR},
     # Claims the next item and redirects to it (or home when none is left).
@@ -304,3 +307,57 @@ def test_each_persona_gets_what_the_table_says(name, objects, request):
             elif got == 403:
                 assert FORBIDDEN in response.content.decode(), (method, path, persona)
     assert not wrong, "\n".join(wrong)
+
+
+# --- more principals (issue 18) ------------------------------------------------------------
+
+
+def test_a_staff_user_without_a_role_gets_what_an_outsider_gets(objects):
+    """Django's staff flag is not a Flywheel role: on every page, and in the Django admin and
+    django-rq, a staff-only user is an outsider."""
+    from django.contrib.auth.models import User
+
+    client = Client()
+    staff = User.objects.create_user(username="stella", is_staff=True)
+    outsider = PERSONAS.index("outsider")
+    wrong = []
+    for name in URLS:
+        client.force_login(staff)  # again: the walk passes through logout
+        path = path_of(name, objects)
+        for method, expected in TABLE[name].items():
+            got = outcome(getattr(client, method)(path))
+            if got != expected[outsider]:
+                wrong.append(
+                    f"{method.upper()} {path}: {got}, an outsider gets {expected[outsider]}"
+                )
+    for path in ("/admin/", "/admin/auth/user/", "/django-rq/", "/django-rq/queues/0/"):
+        for method in ("get", "post"):
+            if (got := outcome(getattr(client, method)(path))) != 403:
+                wrong.append(f"{method.upper()} {path}: {got}, not 403")
+    assert not wrong, "\n".join(wrong)
+
+
+# What a metrics token of source "own" gets from each read, and one also granted the
+# all_sources scope: a token reads its own source unless the cross-source scope says so.
+TOKEN_READS = {
+    "/api/v1/metrics": (200, 200),
+    "/api/v1/metrics?source=own": (200, 200),
+    "/api/v1/metrics?source=other": (403, 200),
+    "/api/v1/route?key=user-1": (401, 401),  # no route scope
+    "/api/v1/datasets/support/versions/1/manifest.json": (401, 401),  # no export scope
+}
+
+
+@pytest.mark.parametrize("path", list(TOKEN_READS))
+def test_own_source_and_cross_source_tokens_get_what_the_table_says(path):
+    from curation.models import Source
+    from curation.services import api_token_create
+
+    Source.objects.create(name="other")
+    _, own = api_token_create(source_name="own", name="m", scopes=["metrics"])
+    _, wide = api_token_create(source_name="own", name="w", scopes=["metrics", "all_sources"])
+    got = tuple(
+        Client().get(path, headers={"Authorization": f"Bearer {raw}"}).status_code
+        for raw in (own, wide)
+    )
+    assert got == TOKEN_READS[path]

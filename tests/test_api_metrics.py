@@ -4,13 +4,14 @@ answer is checked, with the clock fixed."""
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 
 from curation.models import Candidate
 from curation.services import api_token_create
 from review.models import ReviewItem
 from tests.conftest import ApiClient
 from tests.metrics_helpers import ASKED, CURATED, D18, D19, D20, flywheel_loop
-from training.metrics import _gate
+from training.metrics import _gate, reviewer_pseudonym
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,10 @@ def empty(day: str) -> dict:
 
 @pytest.fixture
 def metrics_api(api):
-    _, raw = api_token_create(source_name="shop-assistant", name="dash", scopes=["metrics"])
+    # The cross-source principal: this file checks every figure of every source.
+    _, raw = api_token_create(
+        source_name="shop-assistant", name="dash", scopes=["metrics", "all_sources"]
+    )
     return ApiClient(raw)
 
 
@@ -88,7 +92,7 @@ def test_every_figure_matches_the_data_put_in(metrics_api, loop):
     )
     days[2].update(
         reviews=2,
-        reviews_by={loop.username: 2},
+        reviews_by={reviewer_pseudonym(User.objects.get(username=loop.username).pk): 2},
         approved=1,
         rejected=1,
         gold=1,
@@ -106,7 +110,7 @@ def test_every_figure_matches_the_data_put_in(metrics_api, loop):
         "held": held,
         "queued": len(items),
         "reviews": 2,
-        "reviews_by": {loop.username: 2},
+        "reviews_by": {reviewer_pseudonym(User.objects.get(username=loop.username).pk): 2},
         "approved": 1,
         "rejected": 1,
         "adjudicated": 0,

@@ -18,9 +18,10 @@ HTMX = {"HX-Request": "true"}
         ("**bold** and *em*", "<strong>bold</strong>", None),
         ("- one\n- two", "<li>one</li>", None),
         ("<script>alert(1)</script>hi", "hi", "<script"),
-        ("[x](javascript:alert(1))", ">x</a>", "javascript:"),
-        ('<img src=x onerror="alert(1)">', None, "onerror"),
-        ('<a href="https://example.com">doc</a>', 'rel="noopener noreferrer"', None),
+        # Raw HTML and unsafe links are shown as the text they are (issue 18).
+        ("[x](javascript:alert(1))", "[x](javascript:alert(1))", 'href="javascript'),
+        ('<img src=x onerror="alert(1)">', "&lt;img src=x", "<img"),
+        ("[doc](https://example.com)", 'rel="noopener noreferrer"', None),
         ("<style>body{display:none}</style>", None, "<style"),
     ],
 )

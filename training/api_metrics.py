@@ -4,6 +4,7 @@ scope. The shapes below are the OpenAPI schema; the figures come from
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
+from ninja.errors import HttpError
 from pydantic import Field
 
 from curation.models import TokenScope
@@ -12,6 +13,10 @@ from flywheel_site.api_errors import ErrorOut
 from training.metrics import MAX_DAYS, flywheel_metrics
 
 router = Router(tags=["metrics"])
+OTHER_SOURCE = (
+    "This token reads only its own source ({source}); a token with the all_sources scope "
+    "reads the others."
+)
 
 Counts = dict[str, int]
 
@@ -45,7 +50,9 @@ class DayOut(Schema):
     held: int = Field(description="of those, held (toxicity model unavailable)")
     queued: int = Field(description="items that entered the review queue that day")
     reviews: int = Field(description="reviews submitted that day")
-    reviews_by: Counts = Field(description="reviews submitted that day, by annotator")
+    reviews_by: Counts = Field(
+        description="reviews submitted that day, by reviewer pseudonym (stable, names nobody)"
+    )
     approved: int = Field(description="outcomes approved that day")
     rejected: int = Field(description="outcomes rejected that day")
     adjudicated: int = Field(description="of those outcomes, decided by a curator")
@@ -122,9 +129,28 @@ class MetricsOut(Schema):
     auth=TokenAuth(TokenScope.METRICS),
     summary="The flywheel's figures: daily collection, curation, review and training data, "
     "the review queue, model quality per cycle and a health verdict",
-    response={200: MetricsOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+    description="A token reads its own source's figures; `source` may name another only "
+    "for a token with the `all_sources` scope, which also reads every source at once and the "
+    "training cycles (flywheel-wide). Reviewers appear as pseudonyms, never by name.",
+    response={200: MetricsOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut},
 )
 def metrics(request: HttpRequest, query: Query[MetricsQuery]):
-    return flywheel_metrics(
-        days=query.days, source=query.source, task_type=query.task_type, model=query.model
+    token = request.auth
+    source = query.source
+    all_sources = token.has_scope(TokenScope.ALL_SOURCES)
+    if not all_sources:
+        own = token.source.name
+        if source and source != own:
+            raise HttpError(403, OTHER_SOURCE.format(source=own))
+        source = own
+    figures = flywheel_metrics(
+        days=query.days,
+        source=source,
+        task_type=query.task_type,
+        model=query.model,
+        reviewer_names=False,
     )
+    if not all_sources:
+        # Models and datasets are trained on every source's data.
+        figures["cycles"], figures["training"] = [], []
+    return figures

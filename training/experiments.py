@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training import registry, selectors_canary, sequential, webhooks
 from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
@@ -211,6 +212,8 @@ def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise TrainingError(ERR_REASON)
+    if has_control_characters(reason):
+        raise TrainingError(CONTROL_REFUSED)
     return reason
 
 

@@ -1,6 +1,7 @@
 from django import forms
 
 from curation.models import CurationPolicy, Source
+from flywheel_site.http import day_field
 from training.models import Dataset, ExportFormat, Quarantine
 
 
@@ -107,7 +108,7 @@ class DashboardForm(forms.Form):
 
     days = forms.IntegerField(min_value=1, max_value=366, required=False, initial=30)
     # The last day shown (UTC); today when empty. With `days`, a custom window.
-    end = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    end = day_field(required=False, input_formats=["%Y-%m-%d"])
     source = forms.CharField(max_length=100, required=False)
     task_type = forms.CharField(max_length=100, required=False)
     model = forms.CharField(max_length=200, required=False)

@@ -10,6 +10,8 @@ Lives in training, the app that may read every other.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -126,7 +128,16 @@ _FIELDS = {
 }
 
 
-def _days(flt: MetricsFilter, *, start: date, end: date) -> list[dict]:
+def reviewer_pseudonym(user_id: int) -> str:
+    """A stable id for a reviewer that names nobody: the same person reads the same across
+    calls and days, and only the server, holding the key, can tell who it is."""
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"reviewer:{user_id}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"reviewer-{digest[:10]}"
+
+
+def _days(flt: MetricsFilter, *, start: date, end: date, reviewer_names: bool) -> list[dict]:
     source_id = None
     if flt.source:
         # An unknown source matches nothing rather than everything.
@@ -150,11 +161,11 @@ def _days(flt: MetricsFilter, *, start: date, end: date) -> list[dict]:
                 entry[field] += int(n)
             if metric in ("approved", "rejected") and key == "adjudicated":
                 entry["adjudicated"] += int(n)
-    names = dict(
-        get_user_model()
-        .objects.filter(pk__in={int(k) for e in days.values() for k in e["reviews_by"]})
-        .values_list("pk", "username")
-    )
+    ids = {int(k) for e in days.values() for k in e["reviews_by"]}
+    if reviewer_names:
+        names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+    else:
+        names = {pk: reviewer_pseudonym(pk) for pk in ids}
     out = []
     for entry in days.values():
         entry["reviews_by"] = {
@@ -369,9 +380,11 @@ def flywheel_metrics(
     task_type: str = "",
     model: str = "",
     today: date | None = None,
+    reviewer_names: bool = True,
 ) -> dict:
     """Every figure of the dashboard and of GET /api/v1/metrics for the `days` days
-    ending `today` (UTC), optionally for one source, task type and model."""
+    ending `today` (UTC), optionally for one source, task type and model. Without
+    `reviewer_names`, reviewers are keyed by pseudonym (`reviewer_pseudonym`)."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1..{MAX_DAYS}, got {days}")
     flt = MetricsFilter(days=days, source=source, task_type=task_type, model=model)
@@ -379,7 +392,7 @@ def flywheel_metrics(
     start = end - timedelta(days=days - 1)
     # At least two weeks are read, for week-over-week queue growth.
     read_start = min(start, end - timedelta(days=2 * WEEK - 1))
-    all_days = _days(flt, start=read_start, end=end)
+    all_days = _days(flt, start=read_start, end=end, reviewer_names=reviewer_names)
     shown = [d for d in all_days if d["date"] >= start.isoformat()]
     totals = _totals(shown)
     last_week = _totals(all_days[-WEEK:])

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training import selectors, webhooks
 from training.errors import TrainingError
 from training.gate import GateResult
@@ -285,6 +286,8 @@ def model_version_canary_start(
     promotion, then a canary experiment against the current model (per-experiment
     overrides of the share, minimum sample and maximum duration)."""
     reason = (reason or "").strip() or f"canary started by {user}"
+    if has_control_characters(reason):
+        raise TrainingError(CONTROL_REFUSED)
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
         model, current = _promotable(model)
@@ -348,6 +351,8 @@ def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVer
     reason = (reason or "").strip()
     if not reason:
         raise TrainingError(ERR_REASON)
+    if has_control_characters(reason):
+        raise TrainingError(CONTROL_REFUSED)
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
         model, current = _promotable(model)
@@ -360,6 +365,8 @@ def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVers
     reason = (reason or "").strip()
     if not reason:
         raise TrainingError(ERR_REASON)
+    if has_control_characters(reason):
+        raise TrainingError(CONTROL_REFUSED)
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
         model = ModelVersion.objects.get(pk=model.pk)

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
+from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training import registry, runs, selectors_canary, selectors_runs
 from training.errors import TrainingError
 from training.models import ModelVersion
@@ -144,6 +145,8 @@ def model_decide(request, pk: int, decision: str):
     reason = request.POST.get("reason", "").strip()
     if not reason:
         return _model_page(request, model, error=registry.ERR_REASON, decision=decision, status=422)
+    if has_control_characters(reason):
+        return _model_page(request, model, error=CONTROL_REFUSED, decision=decision, status=422)
     try:
         if decision == "reject":
             registry.model_version_reject(model=model, user=request.user, reason=reason)

@@ -10,6 +10,7 @@ rebinding) cannot steer the request elsewhere. Redirects are never followed.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import time
 from dataclasses import dataclass
@@ -22,12 +23,15 @@ SCHEMES = ("http", "https")
 ERR_SCHEME = "A webhook URL must start with http:// or https://."
 ERR_HOST = "A webhook URL needs a host name."
 ERR_CREDENTIALS = "Put no user name or password in a webhook URL; the signature authenticates."
-ERR_RESOLVE = "{host} does not resolve: {error}"
+# Neither message says what the host resolved to, or why it failed to: the URL's author
+# should not learn the internal network from it. The log holds the detail.
+ERR_RESOLVE = "{host} does not resolve."
 ERR_REFUSED = (
-    "{host} resolves to {ip}, a {kind} address: refused (set FLYWHEEL_WEBHOOK_ALLOW_PRIVATE "
+    "{host} is not a public address: refused (set FLYWHEEL_WEBHOOK_ALLOW_PRIVATE "
     "or FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS to allow it)."
 )
 USER_AGENT = "Flywheel-Webhooks/1"
+logger = logging.getLogger(__name__)
 
 
 class Refused(ValueError):
@@ -76,27 +80,42 @@ def target_of(url: str) -> Target:
     )
 
 
-def _kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why an address is not public, or None when it is."""
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        ip = mapped
-    for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return None if ip.is_global else "non-public"
+# Ranges Python's is_global (3.11) still calls global, though they reach no public host:
+# deprecated site-local, the NAT64 prefixes (a local translator reaches any IPv4 behind it)
+# and IPv4-compatible addresses.
+_NOT_PUBLIC_V6 = tuple(
+    ipaddress.ip_network(net) for net in ("fec0::/10", "64:ff9b::/96", "64:ff9b:1::/48", "::/96")
+)
 
 
-def address_allowed(ip) -> str | None:
-    """None when the receiver may be at `ip`, else the kind of address that is refused."""
-    kind = _kind(ip)
-    if kind is None or settings.FLYWHEEL_WEBHOOK_ALLOW_PRIVATE:
-        return None
-    if any(
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries: mapped, 6to4 and both Teredo ends."""
+    embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    return [v4 for v4 in embedded if v4 is not None]
+
+
+def _global(ip) -> bool:
+    # Python 3.11 calls multicast (224.0.0.1, ff0e::1) global.
+    return ip.is_global and not ip.is_multicast
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `ip`, and every IPv4 address it embeds, is globally reachable."""
+    if ip.version == 6:
+        if any(ip in net for net in _NOT_PUBLIC_V6):
+            return False
+        if not all(_global(v4) for v4 in _embedded_ipv4(ip)):
+            return False
+    return _global(ip)
+
+
+def address_allowed(ip) -> bool:
+    """Whether the receiver may be at `ip`."""
+    if is_public(ip) or settings.FLYWHEEL_WEBHOOK_ALLOW_PRIVATE:
+        return True
+    return any(
         ip in net for net in settings.FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS if ip.version == net.version
-    ):
-        return None
-    return kind
+    )
 
 
 def resolve_checked(target: Target) -> str:
@@ -105,16 +124,17 @@ def resolve_checked(target: Target) -> str:
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
-        raise Refused(ERR_RESOLVE.format(host=target.host, error=error)) from None
+        logger.info("webhook host %s does not resolve: %s", target.host, error)
+        raise Refused(ERR_RESOLVE.format(host=target.host)) from None
     addresses = []
     for *_, sockaddr in infos:
         ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
-        kind = address_allowed(ip)
-        if kind is not None:
-            raise Refused(ERR_REFUSED.format(host=target.host, ip=ip, kind=kind))
+        if not address_allowed(ip):
+            logger.info("webhook host %s refused: it resolves to %s", target.host, ip)
+            raise Refused(ERR_REFUSED.format(host=target.host))
         addresses.append(str(ip))
     if not addresses:
-        raise Refused(ERR_RESOLVE.format(host=target.host, error="no address"))
+        raise Refused(ERR_RESOLVE.format(host=target.host))
     return addresses[0]
 
 
