@@ -13,13 +13,14 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models.functions import TruncDate
 
-from curation import demo as curation_demo
 from curation.models import CurationRun
 from flywheel_site.access import CURATOR, role_of
+from flywheel_site.demo import loop as demo
+from flywheel_site.demo import traffic as curation_demo
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.test_dashboard_browser import _READ_CHARTS, CHARTS
 from tests.test_review_browser import ARTIFACTS, browser  # noqa: F401
-from training import demo, runs
+from training import runs
 from training.metrics import flywheel_metrics
 from training.models import (
     Dataset,

@@ -33,10 +33,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from curation import demo as curation_demo
 from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
+from flywheel_site.demo import traffic as curation_demo
+from flywheel_site.demo.tinylm import build_tiny_lm
 from review import services as review_services
 from review.models import REJECT_REASONS, Decision, ReviewItem
 from training import jobs, registry, selectors, services
@@ -386,8 +387,6 @@ def _corpus(limit: int = 600) -> list[str]:
 
 
 def demo_base_model(*, stdout) -> Path:
-    from training.tinylm import build_tiny_lm
-
     path = Path(settings.FLYWHEEL_BASE_MODEL).absolute()
     if (path / "config.json").is_file():
         stdout.write(BASE_EXISTS.format(path=path))

@@ -1,0 +1,35 @@
+"""`manage.py load_demo`: the demo (flywheel_site.demo.load), safe to run on every `make run`."""
+
+import argparse
+from datetime import datetime
+
+from django.core.management.base import BaseCommand
+
+from flywheel_site.demo.load import demo_load
+from flywheel_site.demo.traffic import NAIVE_TIME
+
+
+def _aware_datetime(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(NAIVE_TIME.format(name="--now"))
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Load deterministic demo data, an API token and the demo accounts (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--interactions", type=int, default=6000, help="how many interactions (6000)"
+        )
+        parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
+        parser.add_argument(
+            "--now",
+            type=_aware_datetime,
+            default=None,
+            help="ISO time the demo's six weeks end near (default: the current time)",
+        )
+
+    def handle(self, *args, interactions: int, seed: int, now: datetime | None, **options):
+        demo_load(interactions=interactions, seed=seed, now=now, stdout=self.stdout)
