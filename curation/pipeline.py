@@ -24,7 +24,6 @@ rows and locks) and `curation.policies`.
 """
 
 import logging
-import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -50,6 +49,9 @@ log = logging.getLogger(__name__)
 ENVIRONMENT_ERRORS = (OperationalError, InterfaceError, JobTimeoutException, MemoryError)
 CURATION_ERROR = "curation raised {error}"
 ERROR_MAX_CHARS = 2000
+# Interactions one sweep curates at most: the backlog of a long outage is worked off over
+# a few intervals instead of in one sweep that outlives its own interval.
+SWEEP_LIMIT = 20_000
 
 
 @contextmanager
@@ -151,10 +153,6 @@ def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: Curatio
             if not claimed:
                 return {"interactions": 0}
             counts = _curate_claimed(claimed, policy)
-            pause = settings.FLYWHEEL_CURATION_CHUNK_PAUSE_S
-            if pause:
-                # Failure testing only: widen the window in which a worker can be killed.
-                time.sleep(pause)
     except ENVIRONMENT_ERRORS:
         raise
     except Exception:
@@ -238,7 +236,7 @@ def sweep(*, grace_seconds: int | None = None, limit: int | None = None) -> dict
     `limit` per sweep."""
     grace = settings.FLYWHEEL_SWEEP_GRACE_S if grace_seconds is None else grace_seconds
     runs_close_abandoned(older_than=timedelta(seconds=grace))
-    limit = settings.FLYWHEEL_SWEEP_LIMIT if limit is None else limit
+    limit = SWEEP_LIMIT if limit is None else limit
     touched = feedback_orphans_link_all()
     cutoff = timezone.now() - timedelta(seconds=grace)
     pending = list(

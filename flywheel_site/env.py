@@ -67,6 +67,14 @@ def env_float(
     return value
 
 
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices`, the tuple the module that owns the value defines."""
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -136,7 +144,7 @@ def env_file_load(environ: MutableMapping[str, str] = os.environ) -> Path | None
 
     The file is FLYWHEEL_ENV_FILE (empty: none) or .run/env, which may be missing (a
     deployment sets its variables itself). manage.py and wsgi.py call this before Django
-    starts; settings.py does not, so a test run keeps exactly the environment it was given.
+    starts; the settings do not, so a test run keeps exactly the environment it was given.
     Returns the file read, if any.
     """
     raw = environ.get(ENV_FILE_VARIABLE)

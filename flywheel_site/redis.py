@@ -21,6 +21,8 @@ _client: redis.Redis | None = None
 _down_until = 0.0
 # After a failure, skip Redis for this long instead of paying a timeout per request.
 BREAKER_SECONDS = 2.0
+# Short socket timeouts: when Redis is down, ingest must notice fast and carry on.
+SOCKET_TIMEOUT_S = 0.5
 
 
 def client() -> redis.Redis:
@@ -30,8 +32,8 @@ def client() -> redis.Redis:
             if _client is None:
                 _client = redis.Redis.from_url(
                     settings.REDIS_URL,
-                    socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                    socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                    socket_timeout=SOCKET_TIMEOUT_S,
+                    socket_connect_timeout=SOCKET_TIMEOUT_S,
                     health_check_interval=30,
                 )
     return _client

@@ -142,7 +142,7 @@ def ht_total(
 
 
 def score_bins(observations: Sequence[Observation], *, bins: int = SCORE_BINS) -> list[dict]:
-    """The weighted approval rate in equal-width bins of the score over its
+    """The weighted approved-outcome rate in equal-width bins of the score over its
     observed range; bins with no reviewed item are left out."""
     scored = [o for o in observations if o.score is not None and math.isfinite(o.score)]
     if not scored:

@@ -115,7 +115,7 @@ def home(*, user) -> dict:
         ).count(),
         "my_today": mine["today"],
         "my_total": mine["total"],
-        "my_approval_rate": _rate(mine["approved"], mine["total"]),
+        "my_approving_review_rate": _rate(mine["approved"], mine["total"]),
         "held": ReviewItem.objects.filter(lease_holder=user, lease_expires_at__gt=now)
         .values_list("pk", flat=True)
         .first(),
@@ -239,7 +239,7 @@ def _median_seconds_of(*, user, since: datetime) -> float | None:
 
 
 def annotator_progress(*, now: datetime, days: int = 7) -> list[dict]:
-    """Per annotator: reviews today and over the last ``days`` days, approval
+    """Per annotator: reviews today and over the last ``days`` days, approving-review
     rate and median seconds per item over those days."""
     today = local_day_start(now)
     since = today - timedelta(days=days - 1)
@@ -259,7 +259,7 @@ def annotator_progress(*, now: datetime, days: int = 7) -> list[dict]:
             "username": row["reviewer__username"],
             "today": row["today"],
             "week": row["n"],
-            "approval_rate": _rate(row["approved"], row["n"]),
+            "approving_review_rate": _rate(row["approved"], row["n"]),
             "median_seconds": medians.get(row["reviewer_id"]),
         }
         for row in rows
@@ -385,7 +385,7 @@ def stats(*, days: int, now: datetime | None = None) -> dict:
                 "username": entry["username"],
                 "per_day": [entry["days"].get(day, 0) for day in day_list],
                 "total": entry["n"],
-                "approval_rate": _rate(entry["ok"], entry["n"]),
+                "approving_review_rate": _rate(entry["ok"], entry["n"]),
                 "median_seconds": medians.get(reviewer_id),
                 "agreement_with_others": agreed.get("agreement_with_others"),
                 "kappa_vs_others": agreed.get("kappa_vs_others"),
@@ -405,7 +405,7 @@ def stats(*, days: int, now: datetime | None = None) -> dict:
         "day_list": day_list,
         "annotators": annotators,
         "total_reviews": total_n,
-        "approval_rate": _rate(total_ok, total_n),
+        "approving_review_rate": _rate(total_ok, total_n),
         "median_seconds": medians.get(None),
         "agreement": _agreement_rows(agreement.agreement_summary(recent)),
         "agreement_by_queue": [
@@ -535,8 +535,8 @@ def calibration_observations(*, since: datetime | None = None) -> dict[str, list
 
 def calibration_report(*, since: datetime | None = None) -> dict:
     """The calibration page's figures: per filter (in the order they run),
-    precision, recall and agreement against human outcomes, the approval rate
-    by score bin, and a suggested threshold where one threshold decides."""
+    precision, recall and agreement against human outcomes, the approved-outcome
+    rate by score bin, and a suggested threshold where one threshold decides."""
     policy = policy_current()
     observations = calibration_observations(since=since)
     filters = []

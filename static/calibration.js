@@ -1,4 +1,4 @@
-// The calibration page's charts: human approval rate by filter score bin.
+// The calibration page's charts: approved-outcome rate by filter score bin.
 // Data comes from json_script elements (the CSP forbids inline scripts); the
 // same figures are in the table under each chart.
 (function () {
@@ -15,7 +15,7 @@
         data: {
           labels: data.labels,
           datasets: [{
-            label: "Human approval rate (%)",
+            label: "Approved-outcome rate (%)",
             data: data.rates,
             backgroundColor: "rgba(46, 110, 180, 0.7)",
           }],

@@ -122,13 +122,13 @@
           { type: "bar", label: "queued", data: days.map((d) => d.queued), backgroundColor: color(0) },
           { type: "bar", label: "approved", data: days.map((d) => d.approved), backgroundColor: color(2) },
           { type: "bar", label: "rejected", data: days.map((d) => d.rejected), backgroundColor: color(3) },
-          { type: "line", label: "approval rate (%)", yAxisID: "y1", borderColor: "#1d2330",
+          { type: "line", label: "approved-outcome rate (%)", yAxisID: "y1", borderColor: "#1d2330",
             backgroundColor: "#1d2330",
             data: days.map((d) => share(d.approved, d.approved + d.rejected)) },
         ],
       },
       options: { scales: { x: dayAxis(), y: axis("items per day"),
-                           y1: percentAxis("approval rate (%)") } },
+                           y1: percentAxis("approved-outcome rate (%)") } },
     });
 
     draw("chart-alpha", {

@@ -48,7 +48,7 @@ def test_the_calibration_chart_renders_with_its_axes(live_server):
         )
         assert titles[0] == "quality score (bin)"
         assert titles[1] == "approved by reviewers (%)"
-        assert titles[2] == "Human approval rate (%)"
+        assert titles[2] == "Approved-outcome rate (%)"
         assert titles[3] >= 2
         assert page.locator("#calibration-chart-quality").bounding_box()["height"] > 100
         ARTIFACTS.mkdir(exist_ok=True)

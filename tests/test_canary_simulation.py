@@ -14,12 +14,12 @@ from scipy.stats import binomtest
 
 from curation.models import Interaction
 from curation.services import api_token_create
+from flywheel_site.demo.simulate import Client, wait_for_decision
 from tests.test_training_runs import frozen_version, registered
 from tests.test_webhooks import LOOPBACK, Receiver
 from tests.test_webhooks import work as deliver_webhooks
 from training import registry, route, webhooks
 from training.jobs import trigger_check
-from training.management.commands.simulate_traffic import Client, wait_for_decision
 from training.models import Experiment, ModelVersion
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("export_dir")]

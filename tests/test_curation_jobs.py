@@ -69,18 +69,10 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(settings):
         # Not the checkout's .run/env: the worker must hash with the test's dev secret.
         "FLYWHEEL_ENV_FILE": "",
         "FLYWHEEL_CURATION_CHUNK": "5",
-        "FLYWHEEL_CURATION_CHUNK_PAUSE_S": "1.5",
     }
+    # Its second chunk waits inside its transaction until the kill below.
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "rqworker",
-            "curation",
-            "--burst",
-            "--worker-class",
-            "rq.worker.SimpleWorker",
-        ],
+        [sys.executable, "-m", "tests.support.stalled_curation_worker"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -102,7 +94,9 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(settings):
         if worker.poll() is None:
             worker.kill()
     pending = Interaction.objects.filter(curation_state="pending").count()
-    assert 0 < pending < 15  # killed halfway: some chunks committed, the rest rolled back
+    # Killed in its second chunk: the first committed, the second rolled back, the third
+    # never started.
+    assert pending == 10
     assert Candidate.objects.count() == 15 - pending
 
     result = pipeline.sweep(grace_seconds=0)

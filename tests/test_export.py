@@ -251,7 +251,7 @@ def test_every_format_loads_with_datasets_load_dataset(exported, fmt, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    from training.tinylm import build_tiny_lm
+    from flywheel_site.demo.tinylm import build_tiny_lm
 
     return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
 

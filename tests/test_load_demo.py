@@ -1,4 +1,4 @@
-"""The demo generator (curation.demo) and `manage.py load_demo`."""
+"""The demo generator (flywheel_site.demo.traffic) and `manage.py load_demo`."""
 
 import collections
 import hashlib
@@ -14,10 +14,11 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from curation import dedup, demo, pii
+from curation import dedup, pii
 from curation.models import ApiToken, Feedback, FeedbackKind, Interaction, Source
 from curation.schemas import FeedbackIn, InteractionIn
-from flywheel_site.management.commands.load_demo import CHUNK, chunks
+from flywheel_site.demo import traffic as demo
+from flywheel_site.demo.load import CHUNK, chunks
 
 NOW = datetime(2025, 12, 1, 10, 30, tzinfo=UTC)
 WINDOW = timedelta(days=demo.WINDOW_DAYS)
@@ -33,7 +34,7 @@ def _at(value: str) -> datetime:
 
 
 def _similarity(a: str, b: str) -> float:
-    # Written out here rather than taken from curation.demo, so the test measures
+    # Written out here rather than taken from flywheel_site.demo.traffic, so the test measures
     # the edits independently of the code that made them.
     return 1 - Levenshtein.distance(a, b) / max(len(a), len(b))
 

@@ -3,8 +3,8 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from curation import demo
 from flywheel_site.access import ADMIN, ANNOTATOR, CURATOR, role_of
+from flywheel_site.demo import traffic as demo
 
 pytestmark = pytest.mark.django_db
 

@@ -61,15 +61,15 @@ def two_reviewers(annotator, annotator2):
     return items
 
 
-def test_reviews_per_annotator_per_day_and_approval_rates(as_user, curator, two_reviewers):
+def test_reviews_per_annotator_per_day_and_approving_review_rates(as_user, curator, two_reviewers):
     response = as_user(curator).get("/review/stats/")
     context = response.context
     rows = {row["username"]: row for row in context["annotators"]}
     assert rows["annie"]["per_day"][-1] == 4 and sum(rows["annie"]["per_day"]) == 4
-    assert rows["annie"]["approval_rate"] == 0.75
-    assert rows["arthur"]["approval_rate"] == 0.5
+    assert rows["annie"]["approving_review_rate"] == 0.75
+    assert rows["arthur"]["approving_review_rate"] == 0.5
     assert context["total_reviews"] == 8
-    assert context["approval_rate"] == 5 / 8
+    assert context["approving_review_rate"] == 5 / 8
 
 
 def test_median_time_per_item(as_user, curator, two_reviewers):

@@ -28,14 +28,14 @@ def is_fragment(response) -> bool:
 # --- home ---------------------------------------------------------------------
 
 
-def test_home_shows_items_left_my_reviews_today_and_my_approval_rate(as_user, annotator):
+def test_home_shows_items_left_my_reviews_today_and_my_approving_review_rate(as_user, annotator):
     first, second, _ = make_items(3)
     review(first, annotator, "approve")
     review(second, annotator, "reject")
     response = as_user(annotator).get("/review/")
     assert response.context["queued"] == 1
     assert response.context["my_today"] == 2
-    assert response.context["my_approval_rate"] == 0.5
+    assert response.context["my_approving_review_rate"] == 0.5
     page = body(response)
     assert '<span class="figure" id="my-approval">50%</span>' in page
     assert "Start reviewing" in page
@@ -58,8 +58,8 @@ def test_curators_see_per_annotator_progress(as_user, annotator, annotator2, cur
     response = as_user(curator).get("/review/")
     progress = {row["username"]: row for row in response.context["progress"]}
     assert progress["annie"]["today"] == 2
-    assert progress["annie"]["approval_rate"] == 1.0
-    assert progress["arthur"]["approval_rate"] == 0.0
+    assert progress["annie"]["approving_review_rate"] == 1.0
+    assert progress["arthur"]["approving_review_rate"] == 0.0
     assert '<table id="progress">' in body(response)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel_site.demo.tinylm import build_tiny_lm
 from tests.training_helpers import (
     POLITE,
     TOPICS,
@@ -18,7 +19,6 @@ from tests.training_helpers import (
 )
 from tests.training_helpers import tiny_lm as tiny_lm_at
 from training.errors import TrainingError
-from training.tinylm import build_tiny_lm
 from training.trainer import (
     ERR_DPO_COLUMNS,
     ERR_EMPTY_DATASET,

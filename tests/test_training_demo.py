@@ -13,13 +13,14 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models.functions import TruncDate
 
-from curation import demo as curation_demo
 from curation.models import CurationRun
 from flywheel_site.access import CURATOR, role_of
+from flywheel_site.demo import loop as demo
+from flywheel_site.demo import traffic
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.test_dashboard_browser import _READ_CHARTS, CHARTS
 from tests.test_review_browser import ARTIFACTS, browser  # noqa: F401
-from training import demo, runs
+from training import runs
 from training.metrics import flywheel_metrics
 from training.models import (
     Dataset,
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("export_dir")
 
 @pytest.fixture
 def demo_settings(settings, tmp_path, monkeypatch):
-    for name in (*curation_demo.PASSWORD_ENVS, "PORT"):
+    for name in (*traffic.PASSWORD_ENVS, "PORT"):
         monkeypatch.delenv(name, raising=False)
     # No Detoxify weights offline: the demo lets the lighter classifier decide, as
     # `make run` does.
@@ -46,7 +47,7 @@ def demo_settings(settings, tmp_path, monkeypatch):
     return settings
 
 
-def load(*extra: str, now=curation_demo.REFERENCE) -> str:
+def load(*extra: str, now=traffic.REFERENCE) -> str:
     out = io.StringIO()
     call_command("load_demo", "--now", now.isoformat(), *extra, stdout=out, stderr=io.StringIO())
     return out.getvalue()
@@ -56,7 +57,7 @@ def load(*extra: str, now=curation_demo.REFERENCE) -> str:
 @pytest.mark.django_db(transaction=True)
 def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_server, browser):  # noqa: F811
     out = load()
-    reference = curation_demo.REFERENCE
+    reference = traffic.REFERENCE
     start = reference - timedelta(days=demo.WINDOW_DAYS)
 
     # Three or more versions frozen over time, each with enough eval pairs for the gate.
@@ -90,7 +91,7 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     assert len(days) >= 20
     assert all(start <= r.submitted_at < reference for r in reviews.only("submitted_at"))
     assert ReviewItem.objects.filter(reviews_done=2).exists()
-    curator = get_user_model().objects.get(username=curation_demo.CURATOR_USERNAME)
+    curator = get_user_model().objects.get(username=traffic.CURATOR_USERNAME)
     assert role_of(curator) == CURATOR
     adjudicated = ReviewOutcome.objects.filter(adjudicated_by=curator)
     assert adjudicated.exists()
@@ -120,8 +121,8 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     page.set_default_timeout(15_000)
     query = f"/?days={demo.WINDOW_DAYS}&end={last_day.isoformat()}"
     page.goto(f"{live_server.url}/login/?next={quote(query)}")
-    page.fill("input[name=username]", curation_demo.ADMIN_USERNAME)
-    page.fill("input[name=password]", curation_demo.DEFAULT_ADMIN_PASSWORD)
+    page.fill("input[name=username]", traffic.ADMIN_USERNAME)
+    page.fill("input[name=password]", traffic.DEFAULT_ADMIN_PASSWORD)
     page.press("input[name=password]", "Enter")
     page.wait_for_url(f"{live_server.url}{query}")
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-cycles')")
@@ -181,11 +182,11 @@ def test_the_demo_is_the_same_whatever_day_it_is_loaded(demo_settings):
     # own (tests/test_trainer.py), and the six-week test above trains at full size.
     demo_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 1_000_000
     prints = []
-    for now in (curation_demo.REFERENCE, curation_demo.REFERENCE + timedelta(days=23, hours=5)):
+    for now in (traffic.REFERENCE, traffic.REFERENCE + timedelta(days=23, hours=5)):
         call_command("flush", interactive=False, verbosity=0)
         shutil.rmtree(demo_settings.FLYWHEEL_MODELS_DIR, ignore_errors=True)
         load("--interactions", "1500", now=now)
-        prints.append(_fingerprint(curation_demo.reference_before(now)))
+        prints.append(_fingerprint(traffic.reference_before(now)))
 
     first, second = prints
     assert len(first["versions"]) >= 3

@@ -1,54 +1,18 @@
-"""`manage.py load_demo`: the demo traffic, an API token and the demo accounts, then
-the rest of the loop (training.demo). It lives in the site because it drives every app.
-
-Safe to run on every `make run`: a second run creates nothing and says so. Events are
-stored once by their event ids (the ingest service guarantees it), and a load that was
-interrupted is completed by sending only the events still missing."""
+"""`manage.py load_demo`: the demo (flywheel_site.demo.load), safe to run on every `make run`."""
 
 import argparse
-import itertools
-import math
-import os
-import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
-from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError
-from tqdm import tqdm
+from django.core.management.base import BaseCommand
 
-from curation import demo
-from curation.models import ApiToken, Feedback, Interaction, Source
-from curation.services import api_token_create, batch_ingest
-from training.demo import demo_loop_load
-from training.rollups import metrics_rebuild
-
-CHUNK = 500
-URL = "http://127.0.0.1:{port}/"
-REJECTED = "{count} demo events were rejected; first errors: {errors}"
-
-
-def chunks(interactions: list[dict], feedback: list[dict], *, size: int = CHUNK):
-    """Proportional slices of both lists, so each chunk carries feedback from about the
-    same time as its interactions, as an app that flushes its log every few seconds
-    would send them (and a late interaction arrives after its feedback)."""
-    total = len(interactions) + len(feedback)
-    n = max(1, math.ceil(total / size))
-    while True:
-        bounds = [
-            (len(interactions) * k // n, len(feedback) * k // n) for k in range(n + 1)
-        ]  # fmt: skip
-        pieces = [
-            (interactions[a:c], feedback[b:d]) for (a, b), (c, d) in itertools.pairwise(bounds)
-        ]
-        if all(len(i) + len(f) <= size for i, f in pieces):
-            return pieces
-        n += 1
+from flywheel_site.demo.load import demo_load
+from flywheel_site.demo.traffic import NAIVE_TIME
 
 
 def _aware_datetime(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(demo.NAIVE_TIME.format(name="--now"))
+        raise argparse.ArgumentTypeError(NAIVE_TIME.format(name="--now"))
     return parsed
 
 
@@ -68,92 +32,4 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, interactions: int, seed: int, now: datetime | None, **options):
-        if interactions < 1:
-            raise CommandError(demo.BAD_COUNT.format(n=interactions))
-        # Whole weeks after the demo's fixed reference: every event lands in the six weeks
-        # before this run, and the texts are the same whatever the day or hour.
-        reference = demo.reference_before(now or datetime.now(UTC))
-        # Accounts first: a password the validators refuse stops the command before it
-        # loads anything.
-        try:
-            users = demo.demo_users_create(**demo.demo_passwords(os.environ))
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-        source, _ = Source.objects.get_or_create(name=demo.DEMO_SOURCE)
-        self._token(source)
-        self._data(
-            source, *demo.generate(seed=seed, reference=reference, n_interactions=interactions)
-        )
-        self._print_users(users)
-        # The rest of the loop, six weeks of it: curation, scripted reviews, gold, dataset
-        # versions, training, gates and promotions (training.demo).
-        demo_loop_load(stdout=self.stdout, reference=reference)
-        # The rollups were kept by every write; a rebuild is cheap at demo size and makes
-        # the dashboard exact whatever an interrupted earlier load left behind.
-        rebuilt = metrics_rebuild()
-        self.stdout.write(f"Dashboard rollups rebuilt ({sum(rebuilt.values())} rows).")
-
-    def _token(self, source: Source) -> None:
-        if ApiToken.objects.filter(source=source, name=demo.DEMO_TOKEN_NAME).exists():
-            return
-        try:
-            token, raw = api_token_create(
-                source_name=source.name,
-                name=demo.DEMO_TOKEN_NAME,
-                scopes=list(demo.DEMO_TOKEN_SCOPES),
-            )
-        except IntegrityError:
-            return  # another load_demo created it a moment ago
-        self.stdout.write(
-            f"API token {token.name!r} for source {source.name!r} "
-            f"({', '.join(token.scopes)}); shown once, store it now:\n  {raw}"
-        )
-
-    def _data(self, source: Source, interactions: list[dict], feedback: list[dict]) -> None:
-        have_i = set(Interaction.objects.filter(source=source).values_list("event_id", flat=True))
-        todo_i = [x for x in interactions if x["event_id"] not in have_i]
-        # The interaction ids depend only on --interactions, but what feedback there is
-        # depends on `now` as well (answers given minutes ago have none yet). So "every
-        # interaction is there" is what marks a finished load: the last chunk carries
-        # the last interactions, and chunks commit in order.
-        if not todo_i:
-            self.stdout.write(
-                f"Demo data already loaded for source {source.name!r} "
-                f"({Interaction.objects.filter(source=source).count()} interactions, "
-                f"{Feedback.objects.filter(source=source).count()} feedback events); "
-                "nothing new created."
-            )
-            return
-        have_f = set(Feedback.objects.filter(source=source).values_list("event_id", flat=True))
-        todo_f = [x for x in feedback if x["event_id"] not in have_f]
-        created = {"interaction": 0, "feedback": 0}
-        rejected: list[dict] = []
-        with tqdm(
-            total=len(todo_i) + len(todo_f),
-            desc="demo events",
-            unit="event",
-            file=sys.stderr,
-            disable=None,  # no bar when stderr is not a terminal
-        ) as bar:
-            for part_i, part_f in chunks(todo_i, todo_f):
-                result = batch_ingest(source=source, interactions=part_i, feedback=part_f, edits=[])
-                for item in result["results"]:
-                    if item["status"] == "created":
-                        created[item["kind"]] += 1
-                    elif item["status"] == "rejected":
-                        rejected.append(item)
-                bar.update(len(part_i) + len(part_f))
-        if rejected:
-            errors = [e for item in rejected[:3] for e in item["errors"]]
-            raise CommandError(REJECTED.format(count=len(rejected), errors=errors))
-        self.stdout.write(
-            f"Demo data: created {created['interaction']} interactions and "
-            f"{created['feedback']} feedback events for source {source.name!r}."
-        )
-
-    def _print_users(self, users: list[demo.DemoUser]) -> None:
-        self.stdout.write(f"Sign in at {URL.format(port=os.environ.get('PORT') or '8000')}")
-        for user in users:
-            password = user.password or "(password changed since; not shown)"
-            note = user.role if user.created else f"{user.role}, existing account"
-            self.stdout.write(f"  {user.username} / {password}  ({note})")
+        demo_load(interactions=interactions, seed=seed, now=now, stdout=self.stdout)

@@ -1,5 +1,5 @@
-"""The demo's edits (see `curation.demo`): typo fixes, substantial rewrites and complete
-rewrites of a draft answer, placed by the edit-band filter's own similarity measure."""
+"""The demo's edits (see `flywheel_site.demo.traffic`): typo fixes, substantial rewrites and
+complete rewrites of a draft answer, placed by the edit-band filter's own similarity measure."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from random import Random
 
-from curation.demo_content import (
+from curation.filters import edit_similarities
+from flywheel_site.demo.content import (
     CODE_INTROS,
     CODE_OUTROS,
     GENERIC_OWN,
@@ -18,9 +19,9 @@ from curation.demo_content import (
     TYPOS,
     Draft,
 )
-from curation.filters import edit_similarities
 
-# Where each flavour of edit lands, in char_similarity (the bands in `curation.demo`'s notes).
+# Where each flavour of edit lands, in char_similarity (the bands in the notes of
+# `flywheel_site.demo.traffic`).
 TYPO_MIN = 0.95
 BAND_LOW, BAND_HIGH = 0.3, 0.9
 REWRITE_MAX = 0.3

@@ -64,8 +64,8 @@ def build_tiny_lm(directory: Path, *, corpus: list[str] | None = None, seed: int
     Deterministic for a given corpus and seed. The directory reloads offline with
     `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained`.
     """
-    # Imported here: torch and transformers take seconds to import, and callers (the Django
-    # app, `load_demo`) import this module long before they build a model, if ever.
+    # Imported here: torch and transformers take seconds to import, and callers (`load_demo`,
+    # the test suite) import this module long before they build a model, if ever.
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast

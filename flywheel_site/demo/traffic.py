@@ -10,7 +10,7 @@ every timestamp by the same whole weeks and changes nothing else (the weekday an
 patterns, and so every text, stay as they are). Any other reference gives other data under
 the same interaction ids: the interaction ids depend on `n_interactions` alone.
 
-Answers are assembled from per-topic sentence pools (JSON in `demo_data/`) with slot values
+Answers are assembled from per-topic sentence pools (JSON in `data/`) with slot values
 (names, files, plans, numbers), not from whole canned answers: two answers on the same
 topic share a skeleton but differ in enough sentences and identifiers that near-duplicate
 detection (character 5-shingles, Jaccard 0.9) keeps them apart, while genuine repeats still
@@ -33,8 +33,8 @@ interactions that never arrive (`MISSING_ID`).
 
 `demo_users_create` makes the demo accounts; later roles and groups belong there.
 
-The pools, slot values and draft answers are in `curation.demo_content`, the edits in
-`curation.demo_edits`; this module times the traffic, plans the feedback and assembles the
+The pools, slot values and draft answers are in `flywheel_site.demo.content`, the edits in
+`flywheel_site.demo.edits`; this module times the traffic, plans the feedback and assembles the
 payloads.
 """
 
@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from random import Random
 
-from curation import demo_edits
-from curation.demo_content import (
+from flywheel_site.demo import edits as demo_edits
+from flywheel_site.demo.content import (
     BUILDERS,
     NEGATIVE_COMMENTS,
     NEW_MODEL,

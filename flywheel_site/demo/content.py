@@ -1,4 +1,4 @@
-"""The demo's content (see `curation.demo`): the text pools in `demo_data/*.json`, the
+"""The demo's content (see `flywheel_site.demo.traffic`): the text pools in `data/*.json`, the
 slot values filled into them, and one draft answer per task type together with what a user
 might add to it or write instead."""
 
@@ -17,9 +17,9 @@ OLD_MODEL = "acme-chat-2025-09"
 NEW_MODEL = "acme-chat-2025-11"
 
 
-# --- content: text pools in demo_data/*.json, loaded once -----------------------------
+# --- content: text pools in data/*.json, loaded once -----------------------------
 
-DATA_DIR = Path(__file__).with_name("demo_data")
+DATA_DIR = Path(__file__).with_name("data")
 
 
 @dataclass(frozen=True)

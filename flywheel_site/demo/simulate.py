@@ -1,4 +1,5 @@
-"""Drive a canary experiment the way a serving application would, over HTTP only.
+"""What `manage.py simulate_traffic` does: drive a canary experiment the way a serving
+application would, over HTTP only.
 
 For each of --keys users: ask GET /api/v1/route which model serves them, "serve" --per-key
 interactions tagged with the returned serving name, and send feedback on a share of them
@@ -22,7 +23,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 BATCH = 500
 BAD_KINDS = ("thumbs_down", "regenerated")
@@ -66,49 +67,6 @@ class Client:
         if rejected:
             raise CommandError(f"the API rejected items: {rejected[:3]}")
         return result
-
-
-class Command(BaseCommand):
-    help = "Simulate users on a canary experiment through the public API (route, ingest)."
-
-    def add_arguments(self, parser):
-        parser.add_argument("--url", required=True, help="the Flywheel base URL")
-        parser.add_argument("--route-token", required=True, help="a token with the route scope")
-        parser.add_argument("--ingest-token", required=True, help="a token with the ingest scope")
-        parser.add_argument("--keys", type=int, default=1000, help="simulated users")
-        parser.add_argument("--per-key", type=int, default=1, help="interactions per user")
-        parser.add_argument("--bad-control", type=float, default=0.1)
-        parser.add_argument("--bad-canary", type=float, default=0.1)
-        parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--prefix", default="", help="event id prefix (default: random)")
-        parser.add_argument(
-            "--wait", type=float, default=0, help="seconds to wait for the decision (0: none)"
-        )
-        parser.add_argument("--timeout", type=float, default=10.0, help="per HTTP call")
-
-    def handle(self, *args, **options):
-        for name in ("bad_control", "bad_canary"):
-            if not 0 <= options[name] <= 1:
-                raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 1")
-        if options["keys"] < 1 or options["per_key"] < 1:
-            raise CommandError("--keys and --per-key must be at least 1")
-        client = Client(
-            options["url"],
-            route_token=options["route_token"],
-            ingest_token=options["ingest_token"],
-            timeout=options["timeout"],
-        )
-        summary = simulate(client, **{k: options[k] for k in SIMULATE_OPTIONS})
-        self.stdout.write(json.dumps(summary["arms"]))
-        self.stdout.write(
-            f"experiment {summary['experiment']}: {summary['canary_keys']} of "
-            f"{options['keys']} keys on the canary; {summary['changed']} keys changed arm"
-        )
-        if options["wait"] > 0 and summary["experiment"] is not None:
-            decision = wait_for_decision(
-                client, summary=summary, seconds=options["wait"], poll_s=1.0
-            )
-            self.stdout.write(f"decision: {decision}")
 
 
 SIMULATE_OPTIONS = ("keys", "per_key", "bad_control", "bad_canary", "seed", "prefix")

@@ -33,10 +33,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from curation import demo as curation_demo
 from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
+from flywheel_site.demo import traffic
+from flywheel_site.demo.tinylm import build_tiny_lm
 from review import services as review_services
 from review.models import REJECT_REASONS, Decision, ReviewItem
 from training import jobs, registry, selectors, services
@@ -55,7 +56,7 @@ DATASET_DESCRIPTION = (
 # fewer new pairs than this arrive after its last version.
 DATASET_THRESHOLD = 100
 DATASET_EVAL_FRACTION = 0.5
-WINDOW_DAYS = curation_demo.WINDOW_DAYS
+WINDOW_DAYS = traffic.WINDOW_DAYS
 # Days (0 = the Monday six weeks before the reference) ending with a frozen version, a
 # training run and its gate: Friday of week 3, Friday of week 5, Sunday of week 6.
 CYCLE_DAYS = (18, 32, 41)
@@ -171,8 +172,7 @@ class Simulation:
         self.curated = {"n": 0, "candidates": 0, "sampled": 0, "days": 0}
         self.admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
         self.curator = (
-            get_user_model().objects.filter(username=curation_demo.CURATOR_USERNAME).first()
-            or self.admin
+            get_user_model().objects.filter(username=traffic.CURATOR_USERNAME).first() or self.admin
         )
         self.reviewers = _scripted(REVIEWERS, ANNOTATOR)
         self.reviews_required = None
@@ -185,7 +185,7 @@ class Simulation:
     def policy(self, day: int) -> None:
         reviews = 2 if day // 7 in DOUBLE_REVIEW_WEEKS else 1
         if reviews != self.reviews_required:
-            curation_demo.demo_policy_apply(
+            traffic.demo_policy_apply(
                 changes={"reviews_required": reviews, "sample_rate": 1.0},
                 note=POLICY_NOTE.format(reviews=reviews),
             )
@@ -386,8 +386,6 @@ def _corpus(limit: int = 600) -> list[str]:
 
 
 def demo_base_model(*, stdout) -> Path:
-    from training.tinylm import build_tiny_lm
-
     path = Path(settings.FLYWHEEL_BASE_MODEL).absolute()
     if (path / "config.json").is_file():
         stdout.write(BASE_EXISTS.format(path=path))

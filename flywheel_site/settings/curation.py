@@ -1,0 +1,26 @@
+"""Curation: jobs and their chunks, the sweeper, bulk actions on candidates, toxicity."""
+
+from curation import toxicity
+from flywheel_site.env import env_bool, env_choice, env_int, env_str
+from flywheel_site.settings.base import SECRET_KEY
+
+FLYWHEEL_SAMPLING_KEY = env_str("FLYWHEEL_SAMPLING_KEY", "") or SECRET_KEY
+FLYWHEEL_CURATION_CHUNK = env_int("FLYWHEEL_CURATION_CHUNK", 200, minimum=1)
+FLYWHEEL_CURATION_JOB_TIMEOUT_S = env_int("FLYWHEEL_CURATION_JOB_TIMEOUT_S", 900, minimum=10)
+FLYWHEEL_CURATION_RETRIES = env_int("FLYWHEEL_CURATION_RETRIES", 3, minimum=0)
+# Candidates explorer: a bulk action on more than INLINE candidates runs as a job;
+# one on more than MAX is refused (narrow the filter).
+FLYWHEEL_BULK_ACTION_INLINE = env_int("FLYWHEEL_BULK_ACTION_INLINE", 200, minimum=1)
+FLYWHEEL_BULK_ACTION_MAX = env_int("FLYWHEEL_BULK_ACTION_MAX", 100_000, minimum=1)
+FLYWHEEL_SWEEP_INTERVAL_S = env_int("FLYWHEEL_SWEEP_INTERVAL_S", 60, minimum=5)
+FLYWHEEL_SWEEP_GRACE_S = env_int("FLYWHEEL_SWEEP_GRACE_S", 30, minimum=0)
+# Toxicity: Detoxify model name, or a local checkpoint and HF config directory
+# for machines without internet. Without a loadable model candidates are held,
+# unless the lighter alt-profanity-check fallback is allowed.
+FLYWHEEL_TOXICITY_MODEL = env_choice(
+    "FLYWHEEL_TOXICITY_MODEL", toxicity.DETOXIFY_MODELS, "original"
+)
+FLYWHEEL_TOXICITY_CHECKPOINT = env_str("FLYWHEEL_TOXICITY_CHECKPOINT", "")
+FLYWHEEL_TOXICITY_CONFIG_DIR = env_str("FLYWHEEL_TOXICITY_CONFIG_DIR", "")
+FLYWHEEL_TOXICITY_ALLOW_FALLBACK = env_bool("FLYWHEEL_TOXICITY_ALLOW_FALLBACK", False)
+FLYWHEEL_TOXICITY_BATCH_SIZE = env_int("FLYWHEEL_TOXICITY_BATCH_SIZE", 32, minimum=1)
