@@ -293,7 +293,7 @@ FLYWHEEL_TRAINING_MAX_LENGTH = env_int("FLYWHEEL_TRAINING_MAX_LENGTH", 256, mini
 FLYWHEEL_TRAINING_LORA_R = env_int("FLYWHEEL_TRAINING_LORA_R", 8, minimum=1)
 FLYWHEEL_TRAINING_BETA = env_float("FLYWHEEL_TRAINING_BETA", 0.1, minimum=1e-6)
 # The eval gate: the lower bound of the interval of the candidate's improvement over the
-# current model on this metric must reach the margin (training.paired).
+# current model on this metric must reach the margin (training.registry.paired).
 FLYWHEEL_GATE_METRIC = env_str("FLYWHEEL_GATE_METRIC", "normalised_accuracy")
 if FLYWHEEL_GATE_METRIC not in ("normalised_accuracy", "implicit_reward_accuracy", "reward_margin"):
     raise ImproperlyConfigured(
@@ -301,14 +301,14 @@ if FLYWHEEL_GATE_METRIC not in ("normalised_accuracy", "implicit_reward_accuracy
         f"reward_margin, got {FLYWHEEL_GATE_METRIC!r}"
     )
 FLYWHEEL_GATE_MARGIN = env_float("FLYWHEEL_GATE_MARGIN", 0.02, minimum=0)
-# Fewer held-out pairs than this and the gate refuses to judge (training.paired): on a handful
-# of pairs the interval of the difference is too wide to tell anything.
+# Fewer held-out pairs than this and the gate refuses to judge (training.registry.paired):
+# on a handful of pairs the interval of the difference is too wide to tell anything.
 FLYWHEEL_GATE_MIN_EVAL_PAIRS = env_int("FLYWHEEL_GATE_MIN_EVAL_PAIRS", 50, minimum=1)
 # Promote a candidate that passes the gate without waiting for an admin.
 FLYWHEEL_AUTO_PROMOTE = env_bool("FLYWHEEL_AUTO_PROMOTE", False)
 # How often the periodic job checks each dataset's threshold (and re-queues lost runs).
 FLYWHEEL_TRAIN_TRIGGER_INTERVAL_S = env_int("FLYWHEEL_TRAIN_TRIGGER_INTERVAL_S", 300, minimum=10)
-# Canary experiments and the monitor (training.experiments) ----------------------
+# Canary experiments and the monitor (training.registry.experiments) ----------------------
 # What the serving application calls the base model (the route's answer when no model is
 # promoted). Trained models serve under their own serving name.
 FLYWHEEL_BASE_SERVING_NAME = env_str("FLYWHEEL_BASE_SERVING_NAME", "base")

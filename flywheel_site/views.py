@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from flywheel_site import redis as fw_redis
 from flywheel_site.access import ANNOTATOR, CURATOR, FORBIDDEN, has_role
-from training.dashboard import dashboard
+from training.metrics.views import dashboard
 
 
 @login_required

@@ -26,8 +26,8 @@ from curation.models import CandidateAction
 from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
-from training import webhooks
 from training.models import GoldPair, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from training.webhooks import services as webhooks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -218,7 +218,7 @@ def objects(annotator2, admin):
 def canary_rows(version, model) -> dict:
     """A running experiment on the model and an open monitor alert on another."""
     from training.models import MonitorAlert
-    from training.registry import model_version_canary_start
+    from training.registry.services import model_version_canary_start
 
     experiment = model_version_canary_start(model=model, user=None, reason="matrix")
     current = registered(version, serving_name="current", status="promoted")

@@ -18,8 +18,8 @@ from tests.training_helpers import (
 )
 from tests.training_helpers import tiny_lm as tiny_lm_at
 from training.errors import TrainingError
-from training.tinylm import build_tiny_lm
-from training.trainer import (
+from training.runs.tinylm import build_tiny_lm
+from training.runs.trainer import (
     ERR_DPO_COLUMNS,
     ERR_EMPTY_DATASET,
     ERR_FORMAT_MISMATCH,

@@ -19,8 +19,8 @@ from flywheel_site.access import CURATOR, role_of
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.test_dashboard_browser import _READ_CHARTS, CHARTS
 from tests.test_review_browser import ARTIFACTS, browser  # noqa: F401
-from training import demo, runs
-from training.metrics import flywheel_metrics
+from training import demo
+from training.metrics.selectors import flywheel_metrics
 from training.models import (
     Dataset,
     DatasetVersion,
@@ -29,6 +29,7 @@ from training.models import (
     ModelVersion,
     TrainingRun,
 )
+from training.runs import services as runs
 
 pytestmark = pytest.mark.usefixtures("export_dir")
 

@@ -175,7 +175,7 @@ RUDE = ["whatever, {t} are boring!!!", "no idea lol, {t}??", "ugh. {t}. go away.
 
 def tiny_lm(directory: Path) -> Path:
     """A tiny base model whose tokenizer was trained on the task's sentences."""
-    from training.tinylm import build_tiny_lm
+    from training.runs.tinylm import build_tiny_lm
 
     corpus = [f"Tell me about {t}." for t in TOPICS] + [
         phrase.format(t=t) for phrase in POLITE + RUDE for t in TOPICS

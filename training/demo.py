@@ -39,10 +39,12 @@ from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
 from review import services as review_services
 from review.models import REJECT_REASONS, Decision, ReviewItem
-from training import jobs, registry, selectors, services
-from training import runs as training_runs
+from training.datasets import selectors, services
 from training.errors import TrainingError
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, PairKind
+from training.registry import services as registry
+from training.runs import jobs
+from training.runs import services as training_runs
 
 DATASET_NAME = "acme-support"
 DATASET_DESCRIPTION = (
@@ -386,7 +388,7 @@ def _corpus(limit: int = 600) -> list[str]:
 
 
 def demo_base_model(*, stdout) -> Path:
-    from training.tinylm import build_tiny_lm
+    from training.runs.tinylm import build_tiny_lm
 
     path = Path(settings.FLYWHEEL_BASE_MODEL).absolute()
     if (path / "config.json").is_file():

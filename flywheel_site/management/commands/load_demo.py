@@ -19,8 +19,8 @@ from tqdm import tqdm
 from curation import demo
 from curation.models import ApiToken, Feedback, Interaction, Source
 from curation.services import api_token_create, batch_ingest
+from training.datasets.rollups import metrics_rebuild
 from training.demo import demo_loop_load
-from training.rollups import metrics_rebuild
 
 CHUNK = 500
 URL = "http://127.0.0.1:{port}/"

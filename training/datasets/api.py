@@ -1,0 +1,111 @@
+"""GET /api/v1/datasets/<name>/versions/<n>/<file>: a frozen version's files for a token with
+the `export` scope. Files are streamed from the version's export directory (written once,
+on first use), never built in memory."""
+
+from django.http import FileResponse, HttpRequest
+from ninja import Query, Router, Schema
+from ninja.errors import HttpError
+from pydantic import Field
+
+from curation.api import TokenAuth
+from curation.models import TokenScope
+from curation.schemas import ErrorOut
+from training.datasets import export, selectors
+from training.registry import route
+
+OUTSIDE_LIMIT = "this token may export only the datasets: {names}"
+NOT_FOUND = "no frozen version {number} of dataset {name!r}"
+NO_FILE = "version {number} of {name!r} has no file {file!r}; files: {files}"
+
+router = Router(tags=["datasets"])
+route_router = Router(tags=["serving"])
+ROUTE_KEY_MAX = 200
+
+
+class RouteIn(Schema):
+    key: str = Field(
+        min_length=1,
+        max_length=ROUTE_KEY_MAX,
+        pattern=r"^[\x21-\x7e]+$",
+        description="An opaque, stable id of the user or session (printable ASCII, no "
+        "spaces): the same key always gets the same arm within an experiment.",
+    )
+
+
+class RouteOut(Schema):
+    model: str = Field(description="The serving name to call, and to report as `model`.")
+    arm: str = Field(description="control or canary")
+    experiment: int | None = Field(description="The running canary experiment, or null.")
+    ttl_s: int = Field(description="How long this answer may be reused for this key.")
+
+
+@router.get(
+    "/{name}/versions/{int:number}/{path:file}",
+    # The id the schema had before training became sub-packages: generated clients name it.
+    operation_id="training_api_version_file",
+    auth=TokenAuth(TokenScope.EXPORT),
+    summary="Download a file of a frozen dataset version",
+    description="Files: manifest.json and <format>/train.jsonl, <format>/eval.jsonl for each "
+    "of the version's formats (dpo_standard, dpo_conversational, sft_conversational). "
+    "A token made with a dataset limit (create_export_token --datasets) gets 403 for any "
+    "other dataset.",
+    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file, streamed: JSON Lines for the splits, JSON for the "
+                "manifest. X-Manifest-SHA256 carries the version's manifest digest.",
+                "headers": {
+                    "X-Manifest-SHA256": {
+                        "description": "SHA-256 of the version's manifest.json",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {
+                    "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            401: {"description": "Missing, invalid or revoked token, or no `export` scope."},
+            403: {"description": "The token is limited to other datasets."},
+            404: {"description": "No such frozen version, or no such file in it."},
+            429: {"description": "Rate limit exceeded; see Retry-After."},
+        }
+    },
+)
+def version_file(request: HttpRequest, name: str, number: int, file: str):
+    # Checked before the lookup, so a limited token learns nothing of other datasets.
+    limit = selectors.export_token_datasets(token=request.auth)
+    if limit and name not in limit:
+        raise HttpError(403, OUTSIDE_LIMIT.format(names=", ".join(limit)))
+    version = selectors.version_get(name=name, number=number)
+    if version is None:
+        raise HttpError(404, NOT_FOUND.format(number=number, name=name))
+    names = export.file_names(version)
+    if file not in names:
+        raise HttpError(
+            404, NO_FILE.format(number=number, name=name, file=file, files=", ".join(names))
+        )
+    path = export.dataset_version_file(version=version, name=file)
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
+        content_type="application/json" if file.endswith(".json") else "application/jsonl",
+    )
+    response["X-Manifest-SHA256"] = version.manifest_sha256
+    return response
+
+
+@route_router.get(
+    "/route",
+    # The id the schema had before training became sub-packages: generated clients name it.
+    operation_id="training_api_route_get",
+    auth=TokenAuth(TokenScope.ROUTE),
+    summary="Which model to serve for a user or session",
+    description="Answers the serving name to use for `key`. While a canary experiment runs, "
+    "a keyed hash of the key puts it on the canary arm with the experiment's share, the "
+    "same arm on every call; otherwise the current model. Reads only; reuse the answer for "
+    "`ttl_s` seconds. Report the returned `model` on the interactions you ingest.",
+    response={200: RouteOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+)
+def route_get(request: HttpRequest, params: Query[RouteIn]):
+    return route.route_for(key=params.key).as_dict()
