@@ -15,13 +15,8 @@ from training.datasets.models import (
     TrainingMetricDay,
     default_formats,
 )
-from training.runs.models import (
-    Experiment,
-    ModelEvent,
-    ModelVersion,
-    MonitorAlert,
-    TrainingRun,
-)
+from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
+from training.runs.models import TrainingRun
 from training.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,

@@ -33,9 +33,9 @@ from django.db import connection, transaction
 
 from curation.models import CurationPolicy
 from training.datasets import canonical as gold
+from training.datasets.files import EVAL_FILE, TRAIN_FILE
 from training.datasets.models import DatasetVersion, Membership
 from training.errors import TrainingError
-from training.runs.trainer import EVAL_FILE, TRAIN_FILE
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
+from training.datasets import hooks
 from training.datasets.models import (
     Dataset,
     DatasetVersion,
@@ -20,7 +21,6 @@ from training.datasets.models import (
     PairKind,
     Quarantine,
 )
-from training.runs.models import ModelVersion
 
 DIFF_SAMPLE = 50
 NOT_SELECTED = "no longer selected by the dataset's rules"
@@ -338,11 +338,7 @@ def quarantine_consequences(*, quarantine: Quarantine) -> dict:
     covers, the frozen versions holding them in train or eval (kept as frozen) and the
     models trained on those, which it rolls back."""
     versions = list(versions_affected(quarantine=quarantine).select_related("dataset"))
-    models = list(
-        ModelVersion.objects.filter(dataset_version__in=versions)
-        .exclude(status=ModelVersion.Status.ROLLED_BACK)
-        .order_by("pk")
-    )
+    models = hooks.models_affected(versions=versions)
     return {
         "pairs": quarantine_pairs(quarantine=quarantine).count(),
         "versions": versions,
@@ -371,13 +367,9 @@ def version_added_pairs(*, version: DatasetVersion):
     return kept
 
 
-def models_trained_on(*, version: DatasetVersion) -> list[ModelVersion]:
+def models_trained_on(*, version: DatasetVersion) -> list:
     """Models a quarantine of the version would roll back."""
-    return list(
-        ModelVersion.objects.filter(dataset_version=version)
-        .exclude(status=ModelVersion.Status.ROLLED_BACK)
-        .order_by("pk")
-    )
+    return hooks.models_affected(versions=[version])
 
 
 FREEZE_NOTHING_NEW = (

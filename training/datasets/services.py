@@ -27,7 +27,7 @@ from curation.models import ApiToken, CandidateKind, TokenScope
 from curation.services import api_token_create
 from review.models import ReviewOutcome
 from training.datasets import canonical as gold
-from training.datasets import export, selectors
+from training.datasets import export, hooks, selectors
 from training.datasets.models import (
     Dataset,
     DatasetVersion,
@@ -40,7 +40,6 @@ from training.datasets.models import (
 )
 from training.datasets.rollups import gold_rollup_add, gold_rollup_delta, version_rollup_delta
 from training.errors import TrainingError
-from training.registry import services as registry
 from training.webhooks import services as webhooks
 
 ERR_NOT_APPROVED = "Only approved outcomes become gold; outcome #{pk} is {result}."
@@ -620,11 +619,12 @@ def quarantine_create(*, user=None, **fields) -> Quarantine:
 
 def quarantine_apply(*, user=None, **fields):
     """Record a quarantine and, in the same transaction, roll back every model trained on a
-    version it affects (training.registry.models_rollback_for), restoring the model that
-    was current before. What the pages call. Returns (quarantine, rollback)."""
+    version it affects (through training.datasets.hooks, which the site wires to the
+    registry), restoring the model that was current before. What the pages call. Returns
+    (quarantine, rollback)."""
     with transaction.atomic():
         quarantine = quarantine_create(user=user, **fields)
-        rollback = registry.models_rollback_for(quarantine=quarantine, user=user)
+        rollback = hooks.quarantine_recorded(quarantine=quarantine, user=user)
         webhooks.event_emit(
             type=webhooks.QUARANTINE_APPLIED,
             data={

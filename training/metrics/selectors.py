@@ -28,7 +28,7 @@ from review.rollups import REVIEW_TABLE, nominal_alpha
 from training.datasets.models import Dataset
 from training.datasets.rollups import TRAINING_TABLE
 from training.datasets.selectors import gold_new_count, latest_frozen
-from training.runs.models import ModelVersion
+from training.registry.models import ModelVersion
 
 MAX_DAYS = 366
 WINDOWS = (7, 30, 90)

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from flywheel_site.access import CURATOR, require_role
 from flywheel_site.http import render_page
 from review.selectors import filter_agreement
-from training.datasets.forms import DashboardForm
+from training.metrics.forms import DashboardForm
 from training.metrics.selectors import WINDOWS, filter_choices, flywheel_metrics, table_rows
 from training.registry.selectors import monitor_alerts_open
 

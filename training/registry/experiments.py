@@ -29,9 +29,9 @@ from training.errors import TrainingError
 from training.registry import selectors as selectors_canary
 from training.registry import sequential
 from training.registry import services as registry
+from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 from training.registry.route import route_changed
-from training.runs.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
-from training.runs.selectors import current_model
+from training.registry.selectors import current_model
 from training.webhooks import services as webhooks
 from training.webhooks.services import event_emit
 
@@ -100,7 +100,7 @@ def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now)
     if not _end(experiment, state=Experiment.State.COMPLETED, reason=reason, now=now):
         return False
     canary = ModelVersion.objects.get(pk=experiment.canary_id)
-    registry._promote(
+    registry.model_version_make_current(
         model=canary,
         current=current_model(),
         user=user,
@@ -115,7 +115,7 @@ def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now)
 def _roll_back(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> bool:
     if not _end(experiment, state=Experiment.State.ROLLED_BACK, reason=reason, now=now):
         return False
-    registry._mark_rolled_back(
+    registry.model_version_mark_rolled_back(
         ModelVersion.objects.get(pk=experiment.canary_id),
         reason=reason,
         other=experiment.control,
@@ -130,7 +130,7 @@ def _roll_back(experiment: Experiment, *, evidence: dict, reason: str, user, now
 def _stop(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> bool:
     if not _end(experiment, state=Experiment.State.STOPPED, reason=reason, now=now):
         return False
-    registry._event(
+    registry.model_event_record(
         experiment.canary,
         ModelEvent.Action.CANARY_STOPPED,
         from_status=experiment.canary.status,
@@ -163,7 +163,7 @@ def experiment_check(*, experiment_id: int, now: datetime | None = None) -> str:
             burn_in=experiment.burn_in,
         )  # fmt: skip
     with transaction.atomic(), pghistory.context(experiment=experiment.pk, verdict=verdict):
-        registry._registry_lock()
+        registry.registry_lock()
         Experiment.objects.filter(pk=experiment.pk, state=Experiment.State.RUNNING).update(
             last_evidence=evidence, last_checked_at=now
         )
@@ -222,7 +222,7 @@ def experiment_stop(*, experiment: Experiment, user, reason: str) -> Experiment:
     reason = _reason(reason)
     now = timezone.now()
     with transaction.atomic(), pghistory.context(reason=reason):
-        registry._registry_lock()
+        registry.registry_lock()
         experiment = _running(experiment)
         evidence = _evidence(
             experiment, selectors_canary.experiment_comparison(experiment=experiment, now=now)
@@ -237,12 +237,12 @@ def experiment_extend(*, experiment: Experiment, user, reason: str, seconds: int
     if seconds <= 0:
         raise TrainingError("Extend by a positive number of hours.")
     with transaction.atomic(), pghistory.context(reason=reason):
-        registry._registry_lock()
+        registry.registry_lock()
         experiment = _running(experiment)
         experiment.deadline += timedelta(seconds=seconds)
         experiment.version += 1
         experiment.save(update_fields=["deadline", "version"])
-        registry._event(
+        registry.model_event_record(
             experiment.canary,
             ModelEvent.Action.CANARY_EXTENDED,
             from_status=experiment.canary.status,
@@ -262,7 +262,7 @@ def experiment_decide(*, experiment: Experiment, user, reason: str, decision: st
         raise TrainingError(ERR_DECISION.format(decision=decision))
     now = timezone.now()
     with transaction.atomic(), pghistory.context(reason=reason):
-        registry._registry_lock()
+        registry.registry_lock()
         experiment = _running(experiment)
         evidence = _evidence(
             experiment, selectors_canary.experiment_comparison(experiment=experiment, now=now)
@@ -317,7 +317,7 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
         "recent_window": [window_start.isoformat(), now.isoformat()],
     }
     with transaction.atomic():
-        registry._registry_lock()
+        registry.registry_lock()
         if MonitorAlert.objects.filter(model=model, closed_at__isnull=True).exists():
             return None
         alert = MonitorAlert.objects.create(
@@ -344,7 +344,7 @@ def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelV
     current again (or the base model). Closes the alert. Returns the restored model."""
     reason = _reason(reason)
     with transaction.atomic(), pghistory.context(reason=reason, alert=alert.pk):
-        registry._registry_lock()
+        registry.registry_lock()
         alert = MonitorAlert.objects.select_related("model", "previous").get(pk=alert.pk)
         model = alert.model
         if alert.closed_at is not None or model.status != ModelVersion.Status.PROMOTED:
@@ -353,24 +353,15 @@ def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelV
         previous = alert.previous
         if previous is not None and previous.status != ModelVersion.Status.CANDIDATE:
             previous = None
-        registry._mark_rolled_back(
-            model,
-            reason=full + ("" if previous else registry.REASON_NO_PREVIOUS),
-            other=previous,
+        registry.model_versions_roll_back(
+            models=[model],
+            current=model,
+            restored=previous,
+            reason=full,
             user=user,
             evidence=alert.evidence,
         )
-        if previous is not None:
-            registry._promote(
-                model=previous,
-                current=None,
-                user=user,
-                reason=registry.REASON_RESTORED.format(model=model, reason=full),
-                action=ModelEvent.Action.RESTORED,
-                replaced=model,
-            )
         MonitorAlert.objects.filter(pk=alert.pk, closed_at__isnull=True).update(
             closed_at=timezone.now()
         )
-        route_changed()
     return previous

@@ -5,18 +5,23 @@ the verdict the registry records. Writes only the gate's eval file."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+if TYPE_CHECKING:
+    from training.runs.models import TrainingRun
+
 from training.datasets import canonical as gold
+from training.datasets.files import EVAL_FILE
 from training.datasets.models import ExportFormat, Membership, PairKind
 from training.errors import TrainingError
+from training.registry.models import ModelVersion
 from training.registry.paired import TEST_NAME, PairedResult, paired_gate
-from training.runs import trainer
-from training.runs.models import ModelVersion, TrainingRun
-from training.runs.selectors import BASE_MODEL_NAME, current_model
+from training.registry.selectors import BASE_MODEL_NAME, current_model
 
 GATE_EVAL_FILE = "gate_eval.jsonl"
 # What the current model scores against itself on the relative metrics: a candidate must
@@ -56,7 +61,7 @@ def gate_eval_file(*, run: TrainingRun, export_dir: Path, out: Path) -> Path:
     export has no rejected answers, so its gate file is written from the eval split's
     preference pairs."""
     if run.method == "dpo":
-        return export_dir / trainer.EVAL_FILE
+        return export_dir / EVAL_FILE
     path = out / GATE_EVAL_FILE
     pairs = (
         Membership.objects.filter(
@@ -112,10 +117,17 @@ def _record(
 
 
 def candidate_gate(
-    *, run: TrainingRun, adapter_dir: Path | None, export_dir: Path, out: Path
+    *,
+    run: TrainingRun,
+    adapter_dir: Path | None,
+    export_dir: Path,
+    out: Path,
+    evaluate: Callable[..., dict],
 ) -> GateResult:
     """Evaluate the candidate and the current model on the same eval pairs and apply the
-    paired gate (training.registry.paired)."""
+    paired gate (training.registry.paired). `evaluate` scores a model on preference pairs
+    (training.runs.trainer.evaluate_preferences): the run that owns the trainer passes it
+    in, as the registry sits below runs and does not import them."""
     metric, margin = run.config["gate_metric"], float(run.config["gate_margin"])
     min_pairs = gate_min_eval_pairs(run)
     current = current_model()
@@ -138,7 +150,7 @@ def candidate_gate(
     if current is not None and not current.adapter_dir:
         return result(passed=None, detail=NOT_GATED_CURRENT.format(current=current))
     try:
-        metrics = trainer.evaluate_preferences(
+        metrics = evaluate(
             model_dir_or_base=base,
             adapter_dir=adapter_dir,
             eval_file=eval_file,
@@ -152,7 +164,7 @@ def candidate_gate(
             current_hits = dict(zip(per_pair["index"], per_pair["reference_hit"], strict=True))
         else:
             # Another base model: score the current model on its own base.
-            other = trainer.evaluate_preferences(
+            other = evaluate(
                 model_dir_or_base=Path(current.base_model),
                 adapter_dir=Path(current.adapter_dir),
                 eval_file=eval_file,

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 
 from flywheel_site import redis as fw_redis
-from training.runs.models import Experiment, ModelVersion
+from training.registry.models import Experiment, ModelVersion
 
 GENERATION_KEY = "flywheel:route:generation"
 CONTROL = "control"

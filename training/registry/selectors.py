@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from training.registry import sequential
-from training.runs.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
+from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 
 # A higher rate of these is better; for every other metric a higher rate is worse.
 GOOD_KINDS = ("thumbs_up", "accepted", "copied")
@@ -64,6 +64,23 @@ JOIN curation_feedback f ON f.interaction_id = i.id
 WHERE i.model = %s AND i.received_at >= %s AND i.received_at < %s
   AND f.kind IN ('edited', 'corrected') AND f.final_text IS NOT NULL
 """
+
+
+BASE_MODEL_NAME = "the base model"
+
+
+def current_model() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
+
+
+def models_trained_on(*, versions) -> list[ModelVersion]:
+    """Models a quarantine of these dataset versions would roll back (wired into
+    training.datasets.hooks by the site)."""
+    return list(
+        ModelVersion.objects.filter(dataset_version__in=versions)
+        .exclude(status=ModelVersion.Status.ROLLED_BACK)
+        .order_by("pk")
+    )
 
 
 def edit_distance(before: str, after: str) -> float:

@@ -11,22 +11,26 @@ transaction, under one advisory lock, so the registry is changed by one writer a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pghistory
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+if TYPE_CHECKING:
+    from training.runs.models import TrainingRun
+
 from training.datasets import selectors
+from training.datasets.hooks import Rollback
 from training.datasets.models import DatasetVersion, Quarantine
 from training.errors import TrainingError
 from training.registry.gate import GateResult
+from training.registry.models import Experiment, ModelEvent, ModelVersion
 from training.registry.route import route_changed
-from training.runs.models import Experiment, ModelEvent, ModelVersion, TrainingRun
-from training.runs.selectors import BASE_MODEL_NAME, current_model
+from training.registry.selectors import BASE_MODEL_NAME, current_model
 from training.webhooks import services as webhooks
 from training.webhooks.services import event_emit
 
@@ -54,12 +58,16 @@ ERR_EXPERIMENT_RUNNING = (
 ERR_SERVING_NAME = "The serving name {name!r} is taken (by {owner})."
 
 
-def _registry_lock() -> None:
+def registry_lock() -> None:
+    """Serialise every change of a model's standing: call first inside the transaction."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REGISTRY_LOCK])
 
 
-def _event(model: ModelVersion, action: str, *, from_status: str, reason: str, **extra) -> None:
+def model_event_record(
+    model: ModelVersion, action: str, *, from_status: str, reason: str, **extra
+) -> None:
+    """Append to the model's history (`ModelEvent`): every change of standing has one."""
     ModelEvent.objects.create(
         model=model,
         action=action,
@@ -70,11 +78,15 @@ def _event(model: ModelVersion, action: str, *, from_status: str, reason: str, *
     )
 
 
-def _mark_rolled_back(model: ModelVersion, *, reason: str, other, user, **extra) -> None:
+def model_version_mark_rolled_back(
+    model: ModelVersion, *, reason: str, other, user, **extra
+) -> None:
+    """Flag one model rolled back, for good; `other` names the model serving in its place.
+    Rolling back the current model goes through `model_versions_roll_back`."""
     before = model.status
     model.status = ModelVersion.Status.ROLLED_BACK
     model.save(update_fields=["status"])
-    _event(
+    model_event_record(
         model,
         ModelEvent.Action.ROLLED_BACK,
         from_status=before,
@@ -99,7 +111,7 @@ def model_version_register(
     )
     reason = REASON_REGISTERED.format(run=run.pk, version=version, detail=gate_result.detail)
     with transaction.atomic(), pghistory.context(reason=reason, run=run.pk):
-        _registry_lock()
+        registry_lock()
         name = f"{version.dataset.name}-v{version.number}-run{run.pk}"
         serving_name = (run.config.get("serving_name") or "").strip() or name
         taken = ModelVersion.objects.filter(serving_name=serving_name).first()
@@ -129,7 +141,7 @@ def model_version_register(
             if status == ModelVersion.Status.REJECTED
             else ModelEvent.Action.REGISTERED
         )
-        _event(model, action, from_status="", reason=reason)
+        model_event_record(model, action, from_status="", reason=reason)
         if gate_result.passed and run.config.get("auto_promote"):
             current = current_model()
             running = Experiment.objects.filter(state=Experiment.State.RUNNING).exists()
@@ -141,7 +153,7 @@ def model_version_register(
                     reason=REASON_AUTO_CANARY.format(detail=gate_result.detail),
                 )
             elif current == gate_result.baseline and not run.config.get("canary"):
-                _promote(
+                model_version_make_current(
                     model=model,
                     current=current,
                     user=None,
@@ -204,7 +216,7 @@ def _experiment_open(
         deadline=now + timedelta(seconds=max_duration_s or settings.FLYWHEEL_CANARY_MAX_DURATION_S),
         started_by=user,
     )
-    _event(
+    model_event_record(
         model,
         ModelEvent.Action.CANARY_STARTED,
         from_status=model.status,
@@ -281,7 +293,7 @@ def model_version_canary_start(
     overrides of the share, minimum sample and maximum duration)."""
     reason = (reason or "").strip() or f"canary started by {user}"
     with transaction.atomic(), pghistory.context(reason=reason):
-        _registry_lock()
+        registry_lock()
         model, current = _promotable(model)
         return _experiment_open(
             model=model,
@@ -294,7 +306,7 @@ def model_version_canary_start(
         )
 
 
-def _promote(
+def model_version_make_current(
     *,
     model: ModelVersion,
     current: ModelVersion | None,
@@ -309,7 +321,7 @@ def _promote(
     if current is not None:
         current.status = ModelVersion.Status.CANDIDATE
         current.save(update_fields=["status"])
-        _event(
+        model_event_record(
             current,
             ModelEvent.Action.REPLACED,
             from_status=ModelVersion.Status.PROMOTED,
@@ -322,7 +334,7 @@ def _promote(
     model.promoted_at = timezone.now()
     model.promoted_by = user
     model.save(update_fields=["status", "promoted_at", "promoted_by"])
-    _event(
+    model_event_record(
         model,
         action,
         from_status=before,
@@ -344,9 +356,9 @@ def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVer
     if not reason:
         raise TrainingError(ERR_REASON)
     with transaction.atomic(), pghistory.context(reason=reason):
-        _registry_lock()
+        registry_lock()
         model, current = _promotable(model)
-        _promote(model=model, current=current, user=user, reason=reason)
+        model_version_make_current(model=model, current=current, user=user, reason=reason)
     return model
 
 
@@ -356,13 +368,13 @@ def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVers
     if not reason:
         raise TrainingError(ERR_REASON)
     with transaction.atomic(), pghistory.context(reason=reason):
-        _registry_lock()
+        registry_lock()
         model = ModelVersion.objects.get(pk=model.pk)
         if model.status != ModelVersion.Status.CANDIDATE:
             raise TrainingError(ERR_REJECT_STATUS.format(model=model, status=model.status))
         model.status = ModelVersion.Status.REJECTED
         model.save(update_fields=["status"])
-        _event(
+        model_event_record(
             model,
             ModelEvent.Action.REJECTED,
             from_status=ModelVersion.Status.CANDIDATE,
@@ -370,13 +382,6 @@ def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVers
             user=user,
         )
     return model
-
-
-@dataclass
-class Rollback:
-    rolled_back: list[ModelVersion]
-    previous_current: ModelVersion | None
-    restored: ModelVersion | None
 
 
 def models_rollback_for(*, quarantine: Quarantine, user=None) -> Rollback:
@@ -392,7 +397,7 @@ def models_rollback_for(*, quarantine: Quarantine, user=None) -> Rollback:
         pk=quarantine.pk, kind=quarantine.get_kind_display(), reason=quarantine.reason
     )
     with transaction.atomic(), pghistory.context(reason=reason, quarantine=quarantine.pk):
-        _registry_lock()
+        registry_lock()
         affected = list(
             ModelVersion.objects.filter(dataset_version__in=versions)
             .exclude(status=ModelVersion.Status.ROLLED_BACK)
@@ -420,26 +425,75 @@ def models_rollback_for(*, quarantine: Quarantine, user=None) -> Rollback:
                 .order_by("-promoted_at", "-pk")
                 .first()
             )
-        for model in affected:
-            note = REASON_NO_PREVIOUS if model == current and restored is None else ""
-            _mark_rolled_back(
-                model,
-                reason=reason + note,
-                quarantine=quarantine,
-                other=restored if model == current else None,
-                user=user,
-            )
-        if was_current:
-            route_changed()
-        if restored is not None:
-            _promote(
-                model=restored,
-                current=None,
-                user=user,
-                reason=REASON_RESTORED.format(model=current, reason=reason),
-                action=ModelEvent.Action.RESTORED,
-                replaced=current,
-            )
+        model_versions_roll_back(
+            models=affected,
+            current=current,
+            restored=restored,
+            reason=reason,
+            user=user,
+            quarantine=quarantine,
+        )
     return Rollback(
         rolled_back=affected, previous_current=current if was_current else None, restored=restored
     )
+
+
+def model_versions_roll_back(
+    *,
+    models: list[ModelVersion],
+    current: ModelVersion | None,
+    restored: ModelVersion | None,
+    reason: str,
+    user,
+    **extra,
+) -> None:
+    """The one rollback, for a quarantine and for a monitor alert: flag `models` rolled
+    back (`extra` goes on their events); when the current model is among them, `restored`
+    becomes current in its place, or the base model when it is None. Call under the
+    registry lock."""
+    was_current = current is not None and any(model.pk == current.pk for model in models)
+    for model in models:
+        is_current = was_current and model.pk == current.pk
+        note = REASON_NO_PREVIOUS if is_current and restored is None else ""
+        model_version_mark_rolled_back(
+            model,
+            reason=reason + note,
+            other=restored if is_current else None,
+            user=user,
+            **extra,
+        )
+    if was_current:
+        route_changed()
+    if was_current and restored is not None:
+        model_version_make_current(
+            model=restored,
+            current=None,
+            user=user,
+            reason=REASON_RESTORED.format(model=current, reason=reason),
+            action=ModelEvent.Action.RESTORED,
+            replaced=current,
+        )
+
+
+def model_version_accept(
+    *,
+    model: ModelVersion,
+    user,
+    reason: str,
+    share: float | None = None,
+    min_sample: int | None = None,
+    max_duration_s: int | None = None,
+) -> ModelVersion | Experiment:
+    """An admin's yes to a candidate: with FLYWHEEL_CANARY on, a canary experiment against
+    the current model (the overrides apply to it); otherwise an immediate promotion.
+    The one place that decides whether a promotion starts a canary."""
+    if settings.FLYWHEEL_CANARY:
+        return model_version_canary_start(
+            model=model,
+            user=user,
+            reason=reason,
+            share=share,
+            min_sample=min_sample,
+            max_duration_s=max_duration_s,
+        )
+    return model_version_promote(model=model, user=user, reason=reason)

@@ -12,7 +12,7 @@ from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param
 from training.errors import TrainingError
 from training.registry import experiments
-from training.runs.models import Experiment, MonitorAlert
+from training.registry.models import Experiment, MonitorAlert
 
 NO_SUCH_EXPERIMENT = "No experiment #{pk}."
 NO_SUCH_ALERT = "No alert #{pk}."

@@ -18,9 +18,10 @@ from training.datasets.models import DatasetVersion, Membership, PairKind, Quara
 from training.errors import TrainingError
 from training.registry import gate
 from training.registry import services as registry
+from training.registry.models import ModelVersion
 from training.runs import external, trainer
 from training.runs import services as runs
-from training.runs.models import ModelVersion, TrainingRun
+from training.runs.models import TrainingRun
 
 # Loss points kept on the row for the chart; long runs keep every 2nd, 4th, ... step.
 LOSS_CURVE_POINTS = 300
@@ -126,7 +127,13 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     runs.stage_set(
         run.pk, "evaluate", "evaluating on the held-out eval split against the current model"
     )
-    gate_result = gate.candidate_gate(run=run, adapter_dir=adapter, export_dir=export_dir, out=out)
+    gate_result = gate.candidate_gate(
+        run=run,
+        adapter_dir=adapter,
+        export_dir=export_dir,
+        out=out,
+        evaluate=trainer.evaluate_preferences,
+    )
     metrics["eval"] = gate_result.metrics
     metrics["baseline"] = gate_result.baseline_metrics
     model = registry.model_version_register(run=run, adapter_dir=adapter, gate_result=gate_result)

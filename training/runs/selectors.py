@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from training.datasets.models import DatasetVersion
-from training.runs.models import ModelEvent, ModelVersion, TrainingRun
+from training.registry.models import ModelEvent, ModelVersion
+from training.runs.models import TrainingRun
 from training.runs.trainer import GATE_METRICS, SKIP_REASONS
 
 PAGE_SIZE = 50
-BASE_MODEL_NAME = "the base model"
-
-
-def current_model() -> ModelVersion | None:
-    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
 
 
 def runs_page(*, before: int | None = None) -> list[TrainingRun]:

@@ -22,11 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from training.datasets.files import EVAL_FILE, TRAIN_FILE
 from training.errors import TrainingError
 
 METHODS = ("dpo", "sft")
-TRAIN_FILE = "train.jsonl"
-EVAL_FILE = "eval.jsonl"
 GATE_METRICS = ("normalised_accuracy", "implicit_reward_accuracy", "reward_margin")
 
 ERR_UNKNOWN_METHOD = "Unknown training method {method!r}: expected 'dpo' or 'sft'."

@@ -14,9 +14,9 @@ from flywheel_site.http import int_param, render_page
 from training.errors import TrainingError
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
+from training.registry.models import Experiment, ModelVersion
 from training.runs import selectors as selectors_runs
 from training.runs import services as runs
-from training.runs.models import ModelVersion
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
 PROMOTED = "{model} is now the current model."
@@ -43,7 +43,7 @@ def run_list(request):
         "polling": any(run.is_active for run in page),
         "next_before": page[-1].pk if len(page) == selectors_runs.PAGE_SIZE else None,
         "versions": selectors_runs.versions_trainable(),
-        "current": selectors_runs.current_model(),
+        "current": selectors_canary.current_model(),
         "trainer": settings.FLYWHEEL_TRAINER,
         "base_model": runs.base_model_dir(),
     }
@@ -90,7 +90,7 @@ def model_list(request):
         "training/runs/models.html",
         {
             "models": selectors_runs.models_list(),
-            "current": selectors_runs.current_model(),
+            "current": selectors_canary.current_model(),
             "events": selectors_runs.model_events(limit=30),
             "base_model": runs.base_model_dir(),
         },
@@ -105,7 +105,7 @@ def _model_page(request, model: ModelVersion, *, error: str = "", decision: str 
     experiment = experiments[0] if experiments else None
     context = {
         "model": model,
-        "current": selectors_runs.current_model(),
+        "current": selectors_canary.current_model(),
         "rows": selectors_runs.gate_rows(model=model),
         "accounting": selectors_runs.eval_accounting(model.metrics),
         "events": selectors_runs.model_events(model=model),
@@ -151,14 +151,15 @@ def model_decide(request, pk: int, decision: str):
         if decision == "reject":
             registry.model_version_reject(model=model, user=request.user, reason=reason)
             done = REJECTED.format(model=model)
-        elif settings.FLYWHEEL_CANARY:
-            experiment = registry.model_version_canary_start(
+        else:
+            accepted = registry.model_version_accept(
                 model=model, user=request.user, reason=reason, **_overrides(request.POST)
             )
-            done = CANARY_STARTED.format(model=model, share=experiment.share)
-        else:
-            registry.model_version_promote(model=model, user=request.user, reason=reason)
-            done = PROMOTED.format(model=model)
+            done = (
+                CANARY_STARTED.format(model=model, share=accepted.share)
+                if isinstance(accepted, Experiment)
+                else PROMOTED.format(model=model)
+            )
     except TrainingError as error:
         messages.error(request, error.message)
     else:

@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
-from training.datasets.forms import WebhookEndpointForm
 from training.errors import TrainingError
 from training.webhooks import selectors as selectors_webhooks
 from training.webhooks import services as webhooks
+from training.webhooks.forms import WebhookEndpointForm
 
 CREATED = "Registered {endpoint}. Its signing secret is on its page."
 UPDATED = "Saved {endpoint}."
