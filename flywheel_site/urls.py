@@ -30,6 +30,7 @@ urlpatterns = [
     path("curation/", include("curation.urls")),
     path("datasets/", include("training.datasets.urls")),
     path("training/", include("training.runs.urls")),
+    path("training/", include("training.registry.urls")),
     path("webhooks/", include("training.webhooks.urls")),
     path("admin/", admin.site.urls),
     path("django-rq/", include((RQ_URLS, "django_rq"))),

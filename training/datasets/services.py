@@ -534,7 +534,7 @@ def dataset_version_freeze(
                 "counts": version.manifest.get("counts", {}),
                 "manifest_sha256": version.manifest_sha256,
                 "links": {
-                    "version": webhooks.link("training:version", dataset.name, version.number)
+                    "version": webhooks.link("datasets:version", dataset.name, version.number)
                 },
             },
         )
@@ -634,7 +634,7 @@ def quarantine_apply(*, user=None, **fields):
                 "dataset_version": quarantine.dataset_version_id,
                 "rolled_back_models": [model.pk for model in rollback.rolled_back],
                 "restored_model": rollback.restored.pk if rollback.restored else None,
-                "links": {"quarantines": webhooks.link("training:quarantines")},
+                "links": {"quarantines": webhooks.link("datasets:quarantines")},
             },
         )
     return quarantine, rollback

@@ -2,7 +2,7 @@ from django.urls import path
 
 from training.datasets import views, views_pairs
 
-app_name = "training"
+app_name = "datasets"
 urlpatterns = [
     path("", views.datasets, name="datasets"),
     path("quarantines/", views.quarantines, name="quarantines"),

@@ -94,7 +94,7 @@ def datasets(request):
             form.add_error(None, error.message)
         else:
             messages.success(request, DATASET_CREATED.format(name=dataset.name))
-            return redirect("training:dataset", name=dataset.name)
+            return redirect("datasets:dataset", name=dataset.name)
     return render(
         request,
         "training/datasets.html",
@@ -150,7 +150,7 @@ def dataset_freeze(request, name: str):
         )
     else:
         messages.info(request, services.FREEZE_UNCHANGED.format(version=version))
-    return _redirect(request, reverse("training:version", args=[name, version.number]))
+    return _redirect(request, reverse("datasets:version", args=[name, version.number]))
 
 
 def _version_page(request, version: DatasetVersion, *, form=None, status: int = 200):
@@ -238,7 +238,7 @@ def version_quarantine(request, name: str, number: int):
     else:
         messages.success(request, VERSION_QUARANTINED.format(version=version))
         report_rollback(request, rollback)
-    return _redirect(request, reverse("training:version", args=[name, number]))
+    return _redirect(request, reverse("datasets:version", args=[name, number]))
 
 
 @login_required
@@ -283,7 +283,7 @@ def quarantines(request):
                         QUARANTINE_AFFECTS.format(versions=", ".join(str(v) for v in affected)),
                     )
                 report_rollback(request, rollback)
-                return redirect("training:quarantines")
+                return redirect("datasets:quarantines")
     return render(
         request,
         "training/quarantines.html",

@@ -76,7 +76,7 @@ def gold_pair_quarantine(request, pk: int):
             else:
                 messages.success(request, PAIR_QUARANTINED.format(pk=pair.pk))
                 report_rollback(request, rollback)
-                return redirect("training:pair", pk=pair.pk)
+                return redirect("datasets:pair", pk=pair.pk)
         else:
             status = 422
     return render(
@@ -115,4 +115,4 @@ def gold_pair_correct(request, pk: int):
         form.add_error(None, error.message)
         return _pair_page(request, pair, correction=form, status=error.status)
     messages.success(request, PAIR_CORRECTED.format(new=corrected.pk, old=pair.pk))
-    return redirect("training:pair", pk=corrected.pk)
+    return redirect("datasets:pair", pk=corrected.pk)

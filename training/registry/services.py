@@ -172,8 +172,8 @@ def model_version_register(
                 "run": run.pk,
                 "dataset_version": version.pk,
                 "links": {
-                    "model": webhooks.link("training_runs:model", model.pk),
-                    "run": webhooks.link("training_runs:run", run.pk),
+                    "model": webhooks.link("runs:model", model.pk),
+                    "run": webhooks.link("runs:run", run.pk),
                 },
             },
         )
@@ -182,7 +182,7 @@ def model_version_register(
 
 def model_link(model: ModelVersion) -> str:
     """The model's page as an absolute link (FLYWHEEL_PUBLIC_BASE_URL), for webhook payloads."""
-    return webhooks.link("training_runs:model", model.pk)
+    return webhooks.link("runs:model", model.pk)
 
 
 def _experiment_open(

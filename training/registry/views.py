@@ -54,7 +54,7 @@ def experiment_act(request, pk: int, action: str):
         messages.error(request, error.message)
     else:
         messages.success(request, DONE[action].format(pk=pk))
-    return redirect("training_runs:model", pk=experiment.canary_id)
+    return redirect("runs:model", pk=experiment.canary_id)
 
 
 @login_required
@@ -75,4 +75,4 @@ def alert_roll_back(request, pk: int):
             request,
             ROLLED_BACK.format(model=alert.model, restored=restored or "the base model"),
         )
-    return redirect("training_runs:model", pk=alert.model_id)
+    return redirect("runs:model", pk=alert.model_id)

@@ -263,7 +263,7 @@ def _finished_emit(*, run_id: int, status: str, model=None, error: str = "") -> 
         "model": model.pk if model else None,
         "model_status": model.status if model else None,
         "error": error,
-        "links": {"run": webhooks.link("training_runs:run", run_id)},
+        "links": {"run": webhooks.link("runs:run", run_id)},
     }
     webhooks.event_emit(type=webhooks.TRAINING_RUN_FINISHED, data=data)
 

@@ -57,14 +57,14 @@ def run_start(request):
     version = selectors_runs.version_get(pk=int_param(request.POST.get("version")))
     if version is None:
         messages.error(request, CHOOSE_VERSION)
-        return redirect("training_runs:runs")
+        return redirect("runs:runs")
     try:
         run = runs.training_run_create(version=version, user=request.user)
     except TrainingError as error:
         messages.error(request, error.message)
-        return redirect("training_runs:runs")
+        return redirect("runs:runs")
     messages.success(request, RUN_STARTED.format(pk=run.pk, version=version))
-    return redirect("training_runs:run", pk=run.pk)
+    return redirect("runs:run", pk=run.pk)
 
 
 @login_required
@@ -164,7 +164,7 @@ def model_decide(request, pk: int, decision: str):
         messages.error(request, error.message)
     else:
         messages.success(request, done)
-    return redirect("training_runs:model", pk=pk)
+    return redirect("runs:model", pk=pk)
 
 
 BAD_OVERRIDE = "{field} must be {rule}, or blank for the setting."
