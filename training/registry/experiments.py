@@ -276,6 +276,7 @@ def experiment_decide(*, experiment: Experiment, user, reason: str, decision: st
 # --- monitor ------------------------------------------------------------------------------
 
 
+# Stays whole: the windows, the test and the alert are one decision read top to bottom.
 def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
     """The current model's primary metric over the last FLYWHEEL_MONITOR_WINDOW_S against
     its own trailing baseline (since it became current, at most FLYWHEEL_MONITOR_BASELINE_S

@@ -116,6 +116,8 @@ def _record(
     }
 
 
+# Stays whole: one pass from the eval file to the verdict; every early return is a
+# verdict the model page shows, and splitting would scatter them.
 def candidate_gate(
     *,
     run: TrainingRun,

@@ -97,6 +97,8 @@ def model_version_mark_rolled_back(
     )
 
 
+# Stays whole: the model row, its event, the automatic promotion or canary and the
+# webhook are one transaction, read in the order they happen.
 def model_version_register(
     *, run: TrainingRun, adapter_dir: Path | None, gate_result: GateResult
 ) -> ModelVersion:
@@ -185,6 +187,8 @@ def model_link(model: ModelVersion) -> str:
     return webhooks.link("runs:model", model.pk)
 
 
+# Stays whole: the experiment row, the serving-name checks and the model event are one
+# step under the registry lock.
 def _experiment_open(
     *,
     model: ModelVersion,

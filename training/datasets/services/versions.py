@@ -274,6 +274,8 @@ def _same_selection(members: list[Membership], version: DatasetVersion) -> bool:
     return kept == previous
 
 
+# Stays whole: one transaction under the dataset's row lock (select, guard, write the
+# membership, seal the manifest); its steps are only correct together.
 def dataset_version_freeze(
     *, dataset: Dataset, user=None, number: int | None = None, now: datetime | None = None
 ) -> tuple[DatasetVersion, bool]:
