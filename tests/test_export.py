@@ -274,7 +274,7 @@ def test_trl_trains_on_every_exported_format(exported, tiny_lm, fmt, method, tmp
             steps=4,
             batch_size=4,
             # The exported answers run past 96 tokens: a pair whose answer alone fills
-            # max_length carries no signal and is skipped (training.trainer.pair_fit).
+            # max_length carries no signal and is skipped (training.runs.trainer.pair_fit).
             max_length=256,
         ),
     )

@@ -7,7 +7,7 @@ serialisation (gold.JSON_OPTIONS) are fixed, so exporting a version twice gives 
 bytes, which is what lets the manifest record each file's sha256.
 
 Layout of a version's export directory, one folder per format so that each is a directory
-`training.trainer.train(export_dir=...)` accepts as is:
+`training.runs.trainer.train(export_dir=...)` accepts as is:
 
     manifest.json
     <format>/train.jsonl

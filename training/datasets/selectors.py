@@ -45,7 +45,7 @@ def gold_new_count(*, dataset: Dataset, now: datetime | None = None, lagged: boo
     """Approved gold the next freeze could add: pairs of the dataset's kinds and task types,
     not corrected since, not in the latest version. With `lagged`, only pairs old enough
     to pass the lag, so a trigger that fires at a threshold freezes what it counted (the
-    trigger, training.runs.dataset_trigger, counts with this too)."""
+    trigger, training.runs.services.dataset_trigger, counts with this too)."""
     pairs = GoldPair.objects.filter(kind__in=dataset.pair_kinds).filter(
         ~Exists(GoldPair.objects.filter(supersedes=OuterRef("pk")))
     )
@@ -309,7 +309,7 @@ def pair_versions(*, pair: GoldPair):
 def pair_quarantine(*, pair: GoldPair) -> Quarantine | None:
     """The first quarantine that keeps the pair out of later versions, if any: its own, or
     a version (that added it), window, source or policy quarantine covering it. The same
-    rules as training.services.quarantine_rules, asked for one pair."""
+    rules as training.datasets.services.quarantine_rules, asked for one pair."""
     kept = [Membership.Split.TRAIN, Membership.Split.EVAL]
     added_by_version = Exists(
         Membership.objects.filter(version=OuterRef("dataset_version"), pair=pair, split__in=kept)

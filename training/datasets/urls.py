@@ -1,14 +1,14 @@
 from django.urls import path
 
-from training.datasets import views, views_pairs
+from training.datasets import views
 
 app_name = "datasets"
 urlpatterns = [
     path("", views.datasets, name="datasets"),
     path("quarantines/", views.quarantines, name="quarantines"),
-    path("pairs/<int:pk>/", views_pairs.gold_pair_detail, name="pair"),
-    path("pairs/<int:pk>/quarantine/", views_pairs.gold_pair_quarantine, name="pair_quarantine"),
-    path("pairs/<int:pk>/correct/", views_pairs.gold_pair_correct, name="pair_correct"),
+    path("pairs/<int:pk>/", views.gold_pair_detail, name="pair"),
+    path("pairs/<int:pk>/quarantine/", views.gold_pair_quarantine, name="pair_quarantine"),
+    path("pairs/<int:pk>/correct/", views.gold_pair_correct, name="pair_correct"),
     path("<slug:name>/", views.dataset_detail, name="dataset"),
     path("<slug:name>/freeze/", views.dataset_freeze, name="freeze"),
     path("<slug:name>/v<int:number>/", views.version_detail, name="version"),

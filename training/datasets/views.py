@@ -1,7 +1,11 @@
 """Dataset pages (admin role). Views are thin: forms in, services and selectors out.
 
 Viewing or downloading a version never writes to the database: a past version is shown from
-its manifest and membership, exactly as frozen."""
+its manifest and membership, exactly as frozen.
+
+Gold pair pages: one pair, its versions, and the two things an admin may do to it.
+Quarantine asks first on its own page (what it touches, how many) and needs a reason; a
+correction appends a pair that supersedes this one. Frozen versions never change."""
 
 import json
 
@@ -16,8 +20,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from flywheel_site.access import ADMIN, require_role
 from flywheel_site.http import int_param, render_page
 from training.datasets import export, selectors, services
-from training.datasets.forms import DatasetForm, QuarantineForm, VersionQuarantineForm
-from training.datasets.models import Dataset, DatasetVersion, Quarantine
+from training.datasets.forms import (
+    DatasetForm,
+    PairCorrectionForm,
+    QuarantineForm,
+    ReasonForm,
+    VersionQuarantineForm,
+)
+from training.datasets.models import Dataset, DatasetVersion, GoldPair, Quarantine
 from training.errors import TrainingError
 
 DATASET_CREATED = "Created dataset {name}."
@@ -289,3 +299,108 @@ def quarantines(request):
         "training/quarantines.html",
         {"form": form, "preview": preview, "quarantines": selectors.quarantines_recent()},
     )
+
+
+# --- gold pairs ---------------------------------------------------------------------
+
+NO_SUCH_PAIR = "No gold pair #{pk}."
+PAIR_QUARANTINED = (
+    "Quarantined gold pair #{pk}. Versions frozen from now on leave it out; "
+    "versions already frozen are kept as they were."
+)
+PAIR_CORRECTED = "Gold pair #{new} corrects #{old}; the next freeze takes #{new} instead."
+
+
+def _pair_or_404(pk: int) -> GoldPair:
+    pair = selectors.gold_pair_get(pk=pk)
+    if pair is None:
+        raise Http404(NO_SUCH_PAIR.format(pk=pk))
+    return pair
+
+
+def _pair_page(request, pair: GoldPair, *, correction=None, status: int = 200):
+    quarantine = selectors.pair_quarantine(pair=pair)
+    return render(
+        request,
+        "training/gold_pair.html",
+        {
+            "pair": pair,
+            "memberships": selectors.pair_versions(pair=pair),
+            "quarantine": quarantine,
+            "superseded_by": selectors.pair_correction(pair=pair),
+            "correction": correction
+            or PairCorrectionForm(initial={"chosen": pair.chosen, "rejected": pair.rejected}),
+            "can_quarantine": quarantine is None,
+        },
+        status=status,
+    )
+
+
+@login_required
+def gold_pair_detail(request, pk: int):
+    require_role(request.user, ADMIN)
+    return _pair_page(request, _pair_or_404(pk))
+
+
+@login_required
+def gold_pair_quarantine(request, pk: int):
+    """GET: the confirmation (what the quarantine touches). POST: do it, with a reason."""
+    require_role(request.user, ADMIN)
+    pair = _pair_or_404(pk)
+    form = ReasonForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _, rollback = services.quarantine_apply(
+                    kind=Quarantine.Kind.PAIR,
+                    pair=pair,
+                    reason=form.cleaned_data["reason"],
+                    user=request.user,
+                )
+            except TrainingError as error:
+                form.add_error(None, error.message)
+                status = error.status
+            else:
+                messages.success(request, PAIR_QUARANTINED.format(pk=pair.pk))
+                report_rollback(request, rollback)
+                return redirect("datasets:pair", pk=pair.pk)
+        else:
+            status = 422
+    return render(
+        request,
+        "training/gold_pair_quarantine.html",
+        {
+            "pair": pair,
+            "form": form,
+            "quarantine": selectors.pair_quarantine(pair=pair),
+            **selectors.quarantine_consequences(
+                quarantine=Quarantine(kind=Quarantine.Kind.PAIR, pair=pair)
+            ),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def gold_pair_correct(request, pk: int):
+    require_role(request.user, ADMIN)
+    pair = _pair_or_404(pk)
+    form = PairCorrectionForm(request.POST)
+    if not form.is_valid():
+        return _pair_page(request, pair, correction=form, status=422)
+    data = form.cleaned_data
+    try:
+        corrected = services.gold_pair_correct(
+            pair=pair,
+            chosen=data["chosen"],
+            rejected=data["rejected"],
+            user=request.user,
+            reason=data["reason"],
+        )
+    except TrainingError as error:
+        form.add_error(None, error.message)
+        return _pair_page(request, pair, correction=form, status=error.status)
+    messages.success(request, PAIR_CORRECTED.format(new=corrected.pk, old=pair.pk))
+    return redirect("datasets:pair", pk=corrected.pk)

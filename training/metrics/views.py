@@ -1,5 +1,5 @@
 """The flywheel dashboard: the home page of curators and admins. One selector call
-(`training.metrics.flywheel_metrics`), rendered as charts (static/dashboard.js on the
+(`training.metrics.selectors.flywheel_metrics`), rendered as charts (static/dashboard.js on the
 vendored Chart.js) and as the same figures in tables, which work without JavaScript."""
 
 from datetime import UTC, date, datetime, time

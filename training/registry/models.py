@@ -51,7 +51,7 @@ class ModelVersion(models.Model):
     base_model = models.CharField(max_length=500)
     # Empty when an external trainer left no LoRA adapter we can load.
     adapter_dir = models.CharField(max_length=500, blank=True, default="")
-    # The candidate on the version's eval split (training.trainer.evaluate_preferences).
+    # The candidate on the version's eval split (training.runs.trainer.evaluate_preferences).
     metrics = models.JSONField(default=dict, blank=True)
     # The model it was gated against: the promoted model at the time, or None (the base).
     baseline = models.ForeignKey(

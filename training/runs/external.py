@@ -1,5 +1,5 @@
 """The external trainer: an operator-configured command run on an export, never through a
-shell, its output kept from the end. Pure Python, no Django, like training.trainer."""
+shell, its output kept from the end. Pure Python, no Django, like training.runs.trainer."""
 
 from __future__ import annotations
 

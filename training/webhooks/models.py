@@ -2,7 +2,7 @@
 with every attempt recorded.
 
 An event row and its deliveries are written in the transaction of the change they announce
-(training.webhooks.event_emit), so an event exists if and only if the change committed. The
+(training.webhooks.services.event_emit), so an event exists if and only if the change committed. The
 delivery row, not the RQ job, is the source of truth: a job only carries its id, and the
 sweeper hands due or abandoned deliveries to the queue again.
 

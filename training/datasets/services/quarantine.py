@@ -50,7 +50,8 @@ def quarantine_preview(
     pair: GoldPair | None = None,
 ) -> Quarantine:
     """The quarantine these arguments would record, checked but not saved: what a
-    confirmation page shows the consequences of (training.selectors.quarantine_consequences)."""
+    confirmation page shows the consequences of
+    (training.datasets.selectors.quarantine_consequences)."""
     reason = (reason or "").strip()
     if not reason:
         raise TrainingError(ERR_QUARANTINE_REASON)
