@@ -97,8 +97,7 @@ def model_version_mark_rolled_back(
     )
 
 
-# Stays whole: the model row, its event, the automatic promotion or canary and the
-# webhook are one transaction, read in the order they happen.
+# Stays whole: row, event, automatic promotion or canary and webhook are one transaction.
 def model_version_register(
     *, run: TrainingRun, adapter_dir: Path | None, gate_result: GateResult
 ) -> ModelVersion:
@@ -187,8 +186,7 @@ def model_link(model: ModelVersion) -> str:
     return webhooks.link("runs:model", model.pk)
 
 
-# Stays whole: the experiment row, the serving-name checks and the model event are one
-# step under the registry lock.
+# Stays whole: the experiment row, name checks and event are one step under the lock.
 def _experiment_open(
     *,
     model: ModelVersion,
@@ -451,10 +449,9 @@ def model_versions_roll_back(
     user,
     **extra,
 ) -> None:
-    """The one rollback, for a quarantine and for a monitor alert: flag `models` rolled
-    back (`extra` goes on their events); when the current model is among them, `restored`
-    becomes current in its place, or the base model when it is None. Call under the
-    registry lock."""
+    """The one rollback (quarantine, monitor alert): flag `models` rolled back (`extra` on
+    their events); if the current model is among them, `restored` becomes current in its
+    place (None: the base model). Call under the registry lock."""
     was_current = current is not None and any(model.pk == current.pk for model in models)
     for model in models:
         is_current = was_current and model.pk == current.pk
