@@ -256,7 +256,8 @@ def freeze(*, name: str, pairs: int) -> tuple[int, float]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from training import export, gold, services
+    from training.datasets import canonical as gold
+    from training.datasets import export, services
     from training.models import DatasetVersion
 
     dataset = services.dataset_create(name=name, formats=[FORMAT], lag_days=0)
@@ -334,7 +335,7 @@ def child_main(*, name: str, directory: str | None) -> None:
     import django
 
     django.setup()
-    from training import export
+    from training.datasets import export
     from training.models import DatasetVersion
 
     version = DatasetVersion.objects.select_related("dataset").get(dataset__name=name, number=1)

@@ -37,7 +37,7 @@ TEXT_KINDS = (FeedbackKind.EDITED, FeedbackKind.CORRECTED)
 class TokenScope(models.TextChoices):
     INGEST = "ingest"
     EXPORT = "export"
-    # GET /api/v1/route: which model serves a user (training.route).
+    # GET /api/v1/route: which model serves a user (training.registry.route).
     ROUTE = "route"
     # Read the flywheel's figures (GET /api/v1/metrics); writes and exports nothing.
     METRICS = "metrics"

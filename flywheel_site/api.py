@@ -24,9 +24,9 @@ from flywheel_site.api_errors import (
     error_body,
     error_code,
 )
-from training.api import route_router
-from training.api import router as datasets_router
-from training.api_metrics import router as metrics_router
+from training.datasets.api import router as datasets_router
+from training.metrics.api import router as metrics_router
+from training.registry.api import route_router
 
 logger = logging.getLogger(__name__)
 

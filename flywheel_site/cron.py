@@ -7,7 +7,8 @@ from django.conf import settings
 from rq import cron
 
 from curation.jobs import sweep
-from training.jobs import trigger_check, webhooks_sweep
+from training.runs.jobs import trigger_check
+from training.webhooks.jobs import webhooks_sweep
 
 cron.register(
     sweep,

@@ -29,9 +29,10 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("review/", include("review.urls")),
     path("curation/", include("curation.urls")),
-    path("datasets/", include("training.urls")),
-    path("training/", include("training.urls_runs")),
-    path("webhooks/", include("training.urls_webhooks")),
+    path("datasets/", include("training.datasets.urls")),
+    path("training/", include("training.runs.urls")),
+    path("training/", include("training.registry.urls")),
+    path("webhooks/", include("training.webhooks.urls")),
     path("admin/", admin.site.urls),
     path("django-rq/", include((RQ_URLS, "django_rq"))),
 ]

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 from flywheel_site import login
 from flywheel_site import redis as fw_redis
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
-from training.dashboard import dashboard
+from training.metrics.views import dashboard
 
 
 @role_required(ANNOTATOR)

@@ -11,7 +11,7 @@ from review.models import ReviewItem
 from tests import factories
 from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, no_toxicity
 from tests.review_helpers import RUBRIC
-from training import services as training_services
+from training.datasets import services as training_services
 from training.models import ModelVersion, TrainingRun
 
 T0 = datetime(2026, 11, 19, 10, 0, tzinfo=UTC)  # ingest

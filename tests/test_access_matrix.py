@@ -26,8 +26,8 @@ from curation.models import CandidateAction
 from flywheel_site.access import FORBIDDEN
 from tests.review_helpers import make_items, review
 from tests.test_training_runs import frozen_version, registered
-from training import webhooks
 from training.models import GoldPair, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from training.webhooks import services as webhooks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -133,28 +133,28 @@ TABLE: dict[str, dict[str, tuple]] = {
     "curation:interactions_retry": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
     "curation:interaction_retry": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
     # Training: admin pages; actions redirect (with a message when refused).
-    "training:datasets": ANY_METHOD_ADMIN,
-    "training:quarantines": ANY_METHOD_ADMIN,
-    "training:dataset": ANY_METHOD_ADMIN,
-    "training:freeze": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training:version": ANY_METHOD_ADMIN,
-    "training:diff": ANY_METHOD_ADMIN,
+    "datasets:datasets": ANY_METHOD_ADMIN,
+    "datasets:quarantines": ANY_METHOD_ADMIN,
+    "datasets:dataset": ANY_METHOD_ADMIN,
+    "datasets:freeze": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "datasets:version": ANY_METHOD_ADMIN,
+    "datasets:diff": ANY_METHOD_ADMIN,
     # Consequential actions need a reason: an empty body changes nothing (422).
-    "training:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
-    "training:download": ANY_METHOD_ADMIN,
-    "training:pair": ANY_METHOD_ADMIN,
+    "datasets:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "datasets:download": ANY_METHOD_ADMIN,
+    "datasets:pair": ANY_METHOD_ADMIN,
     # GET asks for confirmation; POST without a reason is refused.
-    "training:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
-    "training:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
-    "training_runs:runs": ANY_METHOD_ADMIN,
-    "training_runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:run": ANY_METHOD_ADMIN,
-    "training_runs:models": ANY_METHOD_ADMIN,
-    "training_runs:model": ANY_METHOD_ADMIN,
-    "training_runs:experiment_stop": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:experiment_extend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:experiment_decide": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:alert_rollback": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "datasets:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
+    "datasets:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "runs:runs": ANY_METHOD_ADMIN,
+    "runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "runs:run": ANY_METHOD_ADMIN,
+    "runs:models": ANY_METHOD_ADMIN,
+    "runs:model": ANY_METHOD_ADMIN,
+    "registry:experiment_stop": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "registry:experiment_extend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "registry:experiment_decide": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "registry:alert_rollback": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     # Webhooks: admin pages; an empty form is refused (400), actions redirect.
     "webhooks:endpoints": ANY_METHOD_ADMIN,
     "webhooks:create": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
@@ -165,8 +165,8 @@ TABLE: dict[str, dict[str, tuple]] = {
     "webhooks:deliveries": ANY_METHOD_ADMIN,
     "webhooks:delivery": ANY_METHOD_ADMIN,
     "webhooks:resend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "training_runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
-    "training_runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
 }
 
 # Which fixture row a URL's ``pk`` names; review items unless said here.
@@ -176,23 +176,23 @@ PK_OF = {
     "curation:candidate_act": "candidate",
     "curation:action": "action",
     "curation:interaction_retry": "interaction",
-    "training_runs:run": "run",
-    "training_runs:model": "model",
-    "training_runs:promote": "model",
-    "training_runs:reject": "model",
-    "training_runs:experiment_stop": "experiment",
-    "training_runs:experiment_extend": "experiment",
-    "training_runs:experiment_decide": "experiment",
-    "training_runs:alert_rollback": "alert",
+    "runs:run": "run",
+    "runs:model": "model",
+    "runs:promote": "model",
+    "runs:reject": "model",
+    "registry:experiment_stop": "experiment",
+    "registry:experiment_extend": "experiment",
+    "registry:experiment_decide": "experiment",
+    "registry:alert_rollback": "alert",
     "webhooks:endpoint": "endpoint",
     "webhooks:edit": "endpoint",
     "webhooks:enable": "endpoint",
     "webhooks:test": "endpoint",
     "webhooks:delivery": "delivery",
     "webhooks:resend": "delivery",
-    "training:pair": "pair",
-    "training:pair_quarantine": "pair",
-    "training:pair_correct": "pair",
+    "datasets:pair": "pair",
+    "datasets:pair_quarantine": "pair",
+    "datasets:pair_correct": "pair",
 }
 
 
@@ -226,7 +226,7 @@ def objects(annotator2, admin):
 def canary_rows(version, model) -> dict:
     """A running experiment on the model and an open monitor alert on another."""
     from training.models import MonitorAlert
-    from training.registry import model_version_canary_start
+    from training.registry.services import model_version_canary_start
 
     experiment = model_version_canary_start(model=model, user=None, reason="matrix")
     current = registered(version, serving_name="current", status="promoted")
@@ -285,7 +285,7 @@ def test_every_url_is_in_the_table():
 
 def test_the_walk_reaches_every_app_and_leaves_out_only_what_it_says():
     namespaces = {name.split(":")[0] for name in URLS if ":" in name}
-    assert {"review", "curation", "training", "training_runs"} <= namespaces
+    assert {"review", "curation", "datasets", "runs", "registry", "webhooks"} <= namespaces
     routes = [str(p.pattern) for p in get_resolver().url_patterns]
     assert set(SKIPPED_PREFIXES) <= set(routes)  # the skipped parts exist and are whole
 

@@ -11,7 +11,7 @@ from curation.services import api_token_create
 from review.models import ReviewItem
 from tests.conftest import ApiClient
 from tests.metrics_helpers import ASKED, CURATED, D18, D19, D20, flywheel_loop
-from training.metrics import _gate, reviewer_pseudonym
+from training.metrics.selectors import _gate, reviewer_pseudonym
 from training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db

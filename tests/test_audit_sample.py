@@ -12,7 +12,7 @@ from curation.models import Candidate, Interaction
 from review.models import ReviewItem
 from tests.curation_helpers import GOOD_ANSWER, edited, no_toxicity, source
 from tests.review_helpers import review
-from training import services as training_services
+from training.datasets import services as training_services
 
 pytestmark = pytest.mark.django_db
 

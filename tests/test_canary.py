@@ -12,10 +12,11 @@ from curation.models import Feedback, Interaction, Source
 from curation.services import api_token_create
 from tests.conftest import ApiClient
 from tests.test_training_runs import frozen_version, registered
-from training import experiments, registry, route
 from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
-from training.selectors_canary import monitor_alerts_open
+from training.registry import experiments, route
+from training.registry import services as registry
+from training.registry.selectors import monitor_alerts_open
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -279,8 +280,8 @@ def test_an_admin_stops_an_experiment_and_the_control_serves_everyone(admin, can
 
 
 def test_auto_promotion_starts_a_canary_when_the_setting_says_so(admin, settings):
-    from training.gate import GateResult
     from training.models import TrainingRun
+    from training.registry.gate import GateResult
 
     version = frozen_version(admin)
     run = TrainingRun.objects.create(

@@ -18,9 +18,11 @@ from flywheel_site.demo.simulate import Client, wait_for_decision
 from tests.test_training_runs import frozen_version, registered
 from tests.test_webhooks import LOOPBACK, Receiver
 from tests.test_webhooks import work as deliver_webhooks
-from training import registry, route, webhooks
-from training.jobs import trigger_check
 from training.models import Experiment, ModelVersion
+from training.registry import route
+from training.registry import services as registry
+from training.runs.jobs import trigger_check
+from training.webhooks import services as webhooks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("export_dir")]
 SHARE = 0.3

@@ -14,7 +14,8 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from tests import training_helpers as th
-from training import export, gold, services
+from training.datasets import canonical as gold
+from training.datasets import export, services
 from training.models import DatasetVersion, GoldPair, Membership
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests import training_helpers as th
-from training import export, services
+from training.datasets import export, services
 from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Membership
 
@@ -112,7 +112,7 @@ def test_json_is_canonical_utf8_with_sorted_keys(admin, tmp_path):
 
 
 def test_a_multi_turn_prompt_keeps_its_roles_in_the_standard_format():
-    from training import gold
+    from training.datasets import canonical as gold
 
     prompt = gold.standard_prompt(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
@@ -262,7 +262,7 @@ def tiny_lm(tmp_path_factory):
     [("dpo_standard", "dpo"), ("dpo_conversational", "dpo"), ("sft_conversational", "sft")],
 )
 def test_trl_trains_on_every_exported_format(exported, tiny_lm, fmt, method, tmp_path):
-    from training.trainer import TrainConfig, train
+    from training.runs.trainer import TrainConfig, train
 
     directory, version = exported
     result = train(
@@ -274,7 +274,7 @@ def test_trl_trains_on_every_exported_format(exported, tiny_lm, fmt, method, tmp
             steps=4,
             batch_size=4,
             # The exported answers run past 96 tokens: a pair whose answer alone fills
-            # max_length carries no signal and is skipped (training.trainer.pair_fit).
+            # max_length carries no signal and is skipped (training.runs.trainer.pair_fit).
             max_length=256,
         ),
     )

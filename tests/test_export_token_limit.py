@@ -13,7 +13,7 @@ from curation.models import ApiToken
 from curation.services import api_token_create
 from tests import training_helpers as th
 from tests.conftest import ApiClient
-from training import services
+from training.datasets import services
 from training.models import ExportTokenDataset
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]

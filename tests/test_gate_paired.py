@@ -3,8 +3,8 @@ fails around its bounds, refusing small eval sets, and the same verdict every ti
 
 import pytest
 
-from training import paired
-from training.paired import paired_gate
+from training.registry import paired
+from training.registry.paired import paired_gate
 
 
 def scores(wins: int, losses: int, ties_hit: int = 0, ties_miss: int = 0):

@@ -6,7 +6,8 @@ from django.db import DatabaseError, connection, transaction
 
 from review.models import ReviewOutcome
 from tests import training_helpers as th
-from training import gold, services
+from training.datasets import canonical as gold
+from training.datasets import services
 from training.errors import TrainingError
 from training.models import GoldPair
 

@@ -9,10 +9,11 @@ from django.utils import timezone
 from tests import training_helpers as th
 from tests.test_training_runs import registered
 from tests.test_training_views import old
-from training import registry, selectors, services
+from training.datasets import selectors, services
+from training.datasets.forms import REASON_REQUIRED
 from training.errors import TrainingError
-from training.forms import REASON_REQUIRED
 from training.models import DatasetVersion, GoldPair, ModelEvent, ModelVersion, Quarantine
+from training.registry import services as registry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 

@@ -23,9 +23,9 @@ from review.rollups import nominal_alpha
 from tests import factories
 from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, no_toxicity, source
 from tests.review_helpers import RUBRIC
-from training import services as training_services
+from training.datasets import services as training_services
+from training.datasets.rollups import metrics_rebuild
 from training.models import DatasetVersion, GoldPair, Quarantine
-from training.rollups import metrics_rebuild
 
 pytestmark = pytest.mark.django_db(transaction=False)
 

@@ -1,4 +1,4 @@
-"""The canary's statistics (training.sequential), with no database: the intervals, the
+"""The canary's statistics (training.registry.sequential), with no database: the intervals, the
 decision rule, and the error rates of the sequential test by simulation."""
 
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from training import sequential
-from training.sequential import Verdict, always_valid_difference, decide, wilson_interval
+from training.registry import sequential
+from training.registry.sequential import Verdict, always_valid_difference, decide, wilson_interval
 
 ALPHA = 0.05
 TAU = 0.05

@@ -19,7 +19,7 @@ from tests.training_helpers import (
 )
 from tests.training_helpers import tiny_lm as tiny_lm_at
 from training.errors import TrainingError
-from training.trainer import (
+from training.runs.trainer import (
     ERR_DPO_COLUMNS,
     ERR_EMPTY_DATASET,
     ERR_FORMAT_MISMATCH,

@@ -11,8 +11,8 @@ from curation.services import api_token_create, api_token_revoke
 from flywheel_site.api import UNAUTHORIZED
 from tests import training_helpers as th
 from tests.conftest import ApiClient
-from training import services
-from training.api import NO_FILE, NOT_FOUND
+from training.datasets import services
+from training.datasets.api import NO_FILE, NOT_FOUND
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 

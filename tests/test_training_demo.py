@@ -20,8 +20,7 @@ from flywheel_site.demo import traffic
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.test_dashboard_browser import _READ_CHARTS, CHARTS
 from tests.test_review_browser import ARTIFACTS, browser  # noqa: F401
-from training import runs
-from training.metrics import flywheel_metrics
+from training.metrics.selectors import flywheel_metrics
 from training.models import (
     Dataset,
     DatasetVersion,
@@ -30,6 +29,7 @@ from training.models import (
     ModelVersion,
     TrainingRun,
 )
+from training.runs import services as runs
 
 pytestmark = pytest.mark.usefixtures("export_dir")
 

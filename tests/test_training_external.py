@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from training.errors import TrainingError
-from training.external import (
+from training.runs.external import (
     ERR_COMMAND_NOT_FOUND,
     ERR_EMPTY_COMMAND,
     ERR_TIMED_OUT,

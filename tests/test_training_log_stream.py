@@ -9,9 +9,10 @@ import pytest
 
 from tests.test_training_runs import frozen_version
 from tests.training_helpers import preference_rows, tiny_lm, write_jsonl
-from training import perform, runs
 from training.models import TrainingRun
-from training.trainer import EVAL_POINTS, NOTE_NO_EVAL_LOSS, TrainConfig, train
+from training.runs import execute as perform
+from training.runs import services as runs
+from training.runs.trainer import EVAL_POINTS, NOTE_NO_EVAL_LOSS, TrainConfig, train
 
 STEPS = 10
 STAMP = re.compile(r"^(\d\d:\d\d:\d\d\.\d\d\d) (.*)$")

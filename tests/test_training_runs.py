@@ -22,7 +22,7 @@ from review.models import Review, ReviewItem, ReviewOutcome
 from tests import factories
 from tests import training_helpers as th
 from tests.curation_helpers import ingest
-from training import gate, jobs, perform, registry, runs, selectors, services
+from training.datasets import selectors, services
 from training.errors import TrainingError
 from training.models import (
     DatasetVersion,
@@ -31,7 +31,12 @@ from training.models import (
     ModelVersion,
     TrainingRun,
 )
-from training.trainer import TrainConfig, train
+from training.registry import gate
+from training.registry import services as registry
+from training.runs import execute as perform
+from training.runs import jobs
+from training.runs import services as runs
+from training.runs.trainer import TrainConfig, train
 
 STEPS = 12
 

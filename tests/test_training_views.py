@@ -12,10 +12,11 @@ from django.utils import timezone
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
 from tests.test_training_runs import registered
-from training import registry, services, views
+from training.datasets import services, views
+from training.datasets.forms import REASON_REQUIRED
 from training.errors import TrainingError
-from training.forms import REASON_REQUIRED
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
+from training.registry import services as registry
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 

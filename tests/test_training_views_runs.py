@@ -9,9 +9,11 @@ from django.utils import timezone
 
 from flywheel_site.access import FORBIDDEN
 from tests import training_helpers as th
-from training import registry, runs, services
+from training.datasets import services
 from training.models import ModelVersion, TrainingRun
-from training.views_runs import CHOOSE_VERSION, RUN_STARTED
+from training.registry import services as registry
+from training.runs import services as runs
+from training.runs.views import CHOOSE_VERSION, RUN_STARTED
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 

@@ -30,7 +30,7 @@ from standardwebhooks import Webhook
 
 from flywheel_site import redis as fw_redis
 from tests.test_training_runs import frozen_version, registered
-from training import gate, jobs, registry, runs, services, webhook_http, webhooks
+from training.datasets import services
 from training.errors import TrainingError
 from training.models import (
     TrainingRun,
@@ -39,6 +39,12 @@ from training.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from training.registry import gate
+from training.registry import services as registry
+from training.runs import services as runs
+from training.webhooks import delivery as webhook_http
+from training.webhooks import jobs
+from training.webhooks import services as webhooks
 
 pytestmark = pytest.mark.usefixtures("export_dir")
 

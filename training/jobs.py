@@ -1,50 +1,12 @@
-"""RQ entry points for training: thin, take ids, call services.
+"""Where RQ found training's jobs before training became sub-packages.
 
-`training_run_execute` claims its run with a conditional UPDATE (queued -> running) before
-doing anything, so a retried job, a duplicate enqueue or a second worker finds the run
-claimed and does nothing. Training is not retried automatically: a failed run keeps its
-error and an admin starts a new one.
+RQ stores a job's function as a dotted path string in Redis. Jobs queued (or left in
+a registry for retry) by a release before the split name `training.jobs.*`; these
+aliases let a worker of this release still run them. New jobs are enqueued under
+their sub-package's path. Drop this module once no such job can remain queued.
 """
 
-from django.db import close_old_connections
+from training.runs.jobs import training_run_execute, trigger_check
+from training.webhooks.jobs import webhook_deliver, webhooks_sweep
 
-from training import experiments, perform, runs, webhooks
-
-
-def training_run_execute(run_id: int) -> dict:
-    # Workers outlive database restarts; jobs are not requests, so Django's per-request
-    # connection check does not run for them.
-    close_old_connections()
-    run = runs.training_run_claim(run_id=run_id)
-    if run is None:
-        return {"run": run_id, "skipped": "not queued"}
-    try:
-        model = perform.training_run_perform(run=run)
-    except perform.RunAbandoned:
-        return {"run": run_id, "skipped": "abandoned while running"}
-    except BaseException as error:
-        runs.training_run_fail(run=run, error=error)
-        raise
-    return {"run": run_id, "model": model.pk, "status": model.status}
-
-
-def trigger_check() -> dict:
-    """Periodic: close dead runs, re-queue lost ones, start the runs that are due, then
-    decide the running canary experiment and let the monitor look at the current model."""
-    close_old_connections()
-    swept = runs.training_runs_sweep()
-    started = runs.training_trigger_check()
-    checked = experiments.experiments_check()
-    return {**swept, "started": [run.pk for run in started], **checked}
-
-
-def webhook_deliver(delivery_id: int) -> dict:
-    """One attempt at one delivery; a duplicate or late job finds it claimed or done."""
-    close_old_connections()
-    return {"delivery": delivery_id, "result": webhooks.delivery_attempt(delivery_id=delivery_id)}
-
-
-def webhooks_sweep() -> dict:
-    """Periodic: take back deliveries of dead workers and queue the due ones."""
-    close_old_connections()
-    return webhooks.deliveries_sweep()
+__all__ = ["training_run_execute", "trigger_check", "webhook_deliver", "webhooks_sweep"]

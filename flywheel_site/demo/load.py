@@ -20,7 +20,7 @@ from curation.models import ApiToken, Feedback, Interaction, Source
 from curation.services import api_token_create, batch_ingest
 from flywheel_site.demo import traffic as demo
 from flywheel_site.demo.loop import demo_loop_load
-from training.rollups import metrics_rebuild
+from training.datasets.rollups import metrics_rebuild
 
 CHUNK = 500
 URL = "http://127.0.0.1:{port}/"

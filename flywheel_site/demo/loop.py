@@ -40,10 +40,12 @@ from flywheel_site.demo import traffic
 from flywheel_site.demo.tinylm import build_tiny_lm
 from review import services as review_services
 from review.models import REJECT_REASONS, Decision, ReviewItem
-from training import jobs, registry, selectors, services
-from training import runs as training_runs
+from training.datasets import selectors, services
 from training.errors import TrainingError
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, PairKind
+from training.registry import services as registry
+from training.runs import jobs
+from training.runs import services as training_runs
 
 DATASET_NAME = "acme-support"
 DATASET_DESCRIPTION = (

@@ -58,6 +58,7 @@ def default_corpus() -> list[str]:
     return sentences + list(_PHRASES)
 
 
+# Stays whole: a linear recipe (tokenizer, config, model, save) with no branch to name.
 def build_tiny_lm(directory: Path, *, corpus: list[str] | None = None, seed: int = 0) -> Path:
     """Build and save a tiny causal LM and tokenizer under `directory`; return it (absolute).
 

@@ -1,6 +1,6 @@
 """The model registry: promotion, canary experiments and their sequential test, the route
-(GET /api/v1/route), and the monitor after a rollout (training.registry, training.experiments,
-training.route)."""
+(GET /api/v1/route), and the monitor after a rollout (training.registry: services, experiments,
+route)."""
 
 from flywheel_site.env import env_bool, env_choice, env_float, env_int, env_str
 

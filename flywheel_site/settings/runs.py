@@ -6,7 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from flywheel_site.env import env_bool, env_choice, env_float, env_int, env_str
 from flywheel_site.settings.base import BASE_DIR
-from training import trainer
+from training.runs import trainer
 
 # The values of TrainingRun.Trainer (a model, which settings cannot import; a test keeps the
 # two equal).
@@ -37,13 +37,13 @@ FLYWHEEL_TRAINING_MAX_LENGTH = env_int("FLYWHEEL_TRAINING_MAX_LENGTH", 256, mini
 FLYWHEEL_TRAINING_LORA_R = env_int("FLYWHEEL_TRAINING_LORA_R", 8, minimum=1)
 FLYWHEEL_TRAINING_BETA = env_float("FLYWHEEL_TRAINING_BETA", 0.1, minimum=1e-6)
 # The eval gate: the lower bound of the interval of the candidate's improvement over the
-# current model on this metric must reach the margin (training.paired).
+# current model on this metric must reach the margin (training.registry.paired).
 FLYWHEEL_GATE_METRIC = env_choice(
     "FLYWHEEL_GATE_METRIC", trainer.GATE_METRICS, "normalised_accuracy"
 )
 FLYWHEEL_GATE_MARGIN = env_float("FLYWHEEL_GATE_MARGIN", 0.02, minimum=0)
-# Fewer held-out pairs than this and the gate refuses to judge (training.paired): on a handful
-# of pairs the interval of the difference is too wide to tell anything.
+# Fewer held-out pairs than this and the gate refuses to judge (training.registry.paired):
+# on a handful of pairs the interval of the difference is too wide to tell anything.
 FLYWHEEL_GATE_MIN_EVAL_PAIRS = env_int("FLYWHEEL_GATE_MIN_EVAL_PAIRS", 50, minimum=1)
 # Promote a candidate that passes the gate without waiting for an admin.
 FLYWHEEL_AUTO_PROMOTE = env_bool("FLYWHEEL_AUTO_PROMOTE", False)

@@ -5,8 +5,8 @@ depend on training."""
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.management.commands.create_api_token import token_create_or_explain
+from training.datasets.services import export_token_create
 from training.errors import TrainingError
-from training.services import export_token_create
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from training.export import ExportMismatch, dataset_version_write
+from training.datasets.export import ExportMismatch, dataset_version_write
 from training.models import DatasetVersion
 
 NOT_FOUND = "No frozen version {version} of dataset {name!r}."

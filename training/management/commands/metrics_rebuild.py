@@ -5,7 +5,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from training.rollups import metrics_rebuild
+from training.datasets.rollups import metrics_rebuild
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from training.export import datasets_verify
+from training.datasets.export import datasets_verify
 
 OK = "{checked} version(s) verified, no mismatch."
 FAILED = "{count} mismatch(es) in {checked} version(s):"

@@ -1,0 +1,74 @@
+"""GET /api/v1/datasets/<name>/versions/<n>/<file>: a frozen version's files for a token with
+the `export` scope. Files are streamed from the version's export directory (written once,
+on first use), never built in memory."""
+
+from django.http import FileResponse, HttpRequest
+from ninja import Router
+from ninja.errors import HttpError
+
+from curation.models import TokenScope
+from flywheel_site.api_auth import TokenAuth
+from flywheel_site.api_errors import ErrorOut
+from training.datasets import export, selectors
+
+OUTSIDE_LIMIT = "this token may export only the datasets: {names}"
+NOT_FOUND = "no frozen version {number} of dataset {name!r}"
+NO_FILE = "version {number} of {name!r} has no file {file!r}; files: {files}"
+
+router = Router(tags=["datasets"])
+
+
+@router.get(
+    "/{name}/versions/{int:number}/{path:file}",
+    # The id the schema had before training became sub-packages: generated clients name it.
+    operation_id="training_api_version_file",
+    auth=TokenAuth(TokenScope.EXPORT),
+    summary="Download a file of a frozen dataset version",
+    description="Files: manifest.json and <format>/train.jsonl, <format>/eval.jsonl for each "
+    "of the version's formats (dpo_standard, dpo_conversational, sft_conversational). "
+    "A token made with a dataset limit (create_export_token --datasets) gets 403 for any "
+    "other dataset.",
+    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file, streamed: JSON Lines for the splits, JSON for the "
+                "manifest. X-Manifest-SHA256 carries the version's manifest digest.",
+                "headers": {
+                    "X-Manifest-SHA256": {
+                        "description": "SHA-256 of the version's manifest.json",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {
+                    "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            401: {"description": "Missing, invalid or revoked token, or no `export` scope."},
+            403: {"description": "The token is limited to other datasets."},
+            404: {"description": "No such frozen version, or no such file in it."},
+            429: {"description": "Rate limit exceeded; see Retry-After."},
+        }
+    },
+)
+def version_file(request: HttpRequest, name: str, number: int, file: str):
+    # Checked before the lookup, so a limited token learns nothing of other datasets.
+    limit = selectors.export_token_datasets(token=request.auth)
+    if limit and name not in limit:
+        raise HttpError(403, OUTSIDE_LIMIT.format(names=", ".join(limit)))
+    version = selectors.version_get(name=name, number=number)
+    if version is None:
+        raise HttpError(404, NOT_FOUND.format(number=number, name=name))
+    names = export.file_names(version)
+    if file not in names:
+        raise HttpError(
+            404, NO_FILE.format(number=number, name=name, file=file, files=", ".join(names))
+        )
+    path = export.dataset_version_file(version=version, name=file)
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
+        content_type="application/json" if file.endswith(".json") else "application/jsonl",
+    )
+    response["X-Manifest-SHA256"] = version.manifest_sha256
+    return response

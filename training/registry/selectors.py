@@ -1,0 +1,248 @@
+"""Reads for canary experiments and the monitor: what users did with each arm's answers.
+
+An arm is the interactions whose `model` is the arm's serving name, received inside the
+window, each joined to its feedback. Every rate is per interaction served (an interaction
+nobody reacted to counts in the denominator), so the arms are compared on the same footing
+whatever their traffic.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import Levenshtein
+from django.conf import settings
+from django.db import connection
+
+from training.registry import sequential
+from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
+
+# A higher rate of these is better; for every other metric a higher rate is worse.
+GOOD_KINDS = ("thumbs_up", "accepted", "copied")
+
+_ARM_SQL = """
+SELECT
+  count(*) AS n,
+  count(*) FILTER (WHERE f.accepted) AS accepted,
+  count(*) FILTER (WHERE f.edited) AS edited,
+  count(*) FILTER (WHERE f.regenerated) AS regenerated,
+  count(*) FILTER (WHERE f.thumbs_up) AS thumbs_up,
+  count(*) FILTER (WHERE f.thumbs_down) AS thumbs_down,
+  count(*) FILTER (WHERE f.thumbs_down OR f.regenerated) AS down_or_regen,
+  count(*) FILTER (WHERE f.corrected) AS corrected,
+  count(*) FILTER (WHERE f.copied) AS copied,
+  coalesce(sum(f.rating_n), 0) AS rating_n,
+  coalesce(sum(f.rating_sum), 0) AS rating_sum,
+  coalesce(sum(f.rating_sq), 0) AS rating_sq
+FROM curation_interaction i
+LEFT JOIN LATERAL (
+  SELECT
+    bool_or(kind IN ('accepted', 'copied')) AS accepted,
+    bool_or(kind = 'copied') AS copied,
+    bool_or(kind IN ('edited', 'corrected')) AS edited,
+    bool_or(kind = 'corrected') AS corrected,
+    bool_or(kind = 'regenerated') AS regenerated,
+    bool_or(kind = 'thumbs_up') AS thumbs_up,
+    bool_or(kind = 'thumbs_down') AS thumbs_down,
+    count(rating) FILTER (WHERE kind = 'rating') AS rating_n,
+    sum(rating) FILTER (WHERE kind = 'rating') AS rating_sum,
+    sum(rating * rating) FILTER (WHERE kind = 'rating') AS rating_sq
+  FROM curation_feedback WHERE interaction_id = i.id
+) f ON true
+WHERE i.model = %s AND i.received_at >= %s AND i.received_at < %s
+"""
+
+# The edits of the window, to measure how much each answer was changed.
+_EDITS_SQL = """
+SELECT i.id, i.response, f.final_text,
+  EXISTS (
+    SELECT 1 FROM curation_feedback g
+    WHERE g.interaction_id = i.id AND g.kind IN ('thumbs_down', 'regenerated')
+  ) AS already_bad
+FROM curation_interaction i
+JOIN curation_feedback f ON f.interaction_id = i.id
+WHERE i.model = %s AND i.received_at >= %s AND i.received_at < %s
+  AND f.kind IN ('edited', 'corrected') AND f.final_text IS NOT NULL
+"""
+
+
+BASE_MODEL_NAME = "the base model"
+
+
+def current_model() -> ModelVersion | None:
+    return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
+
+
+def models_trained_on(*, versions) -> list[ModelVersion]:
+    """Models a quarantine of these dataset versions would roll back (wired into
+    training.datasets.hooks by the site)."""
+    return list(
+        ModelVersion.objects.filter(dataset_version__in=versions)
+        .exclude(status=ModelVersion.Status.ROLLED_BACK)
+        .order_by("pk")
+    )
+
+
+def edit_distance(before: str, after: str) -> float:
+    """Share of characters changed: 0 (untouched) to 1 (rewritten)."""
+    longest = max(len(before), len(after))
+    if longest == 0:
+        return 0.0
+    return Levenshtein.distance(before, after) / longest
+
+
+def arm_outcomes(*, serving_name: str, start: datetime, end: datetime) -> dict:
+    """Counts for one arm over [start, end)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ARM_SQL, [serving_name, start, end])
+        columns = [c.name for c in cursor.description]
+        counts = dict(zip(columns, cursor.fetchone(), strict=True))
+        cursor.execute(_EDITS_SQL, [serving_name, start, end])
+        edits = cursor.fetchall()
+    worst: dict[int, tuple[float, bool]] = {}
+    for pk, response, final_text, already_bad in edits:
+        distance = edit_distance(response, final_text)
+        if pk not in worst or distance > worst[pk][0]:
+            worst[pk] = (distance, already_bad)
+    heavy = [d for d, _ in worst.values() if d >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE]
+    heavy_only = sum(
+        1 for d, bad in worst.values() if d >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE and not bad
+    )
+    counts = {k: (float(v) if k.startswith("rating_") else int(v)) for k, v in counts.items()}
+    counts["heavy_edit"] = len(heavy)
+    counts["edit_distance_mean"] = sum(d for d, _ in worst.values()) / len(worst) if worst else None
+    counts["bad_outcome"] = counts.pop("down_or_regen") + heavy_only
+    return counts
+
+
+def metric_events(counts: dict, metric: str) -> int:
+    """Events of the primary metric, oriented so that more is worse."""
+    if metric in GOOD_KINDS:
+        return counts["n"] - counts[metric]
+    return counts[metric]
+
+
+RATE_ROWS = (
+    ("bad_outcome", "bad outcome (thumbs down, regenerate or heavy edit)"),
+    ("accepted", "accepted or copied"),
+    ("edited", "edited"),
+    ("heavy_edit", "heavy edit"),
+    ("regenerated", "regenerated"),
+    ("thumbs_up", "thumbs up"),
+    ("thumbs_down", "thumbs down"),
+)
+
+
+def _rows(control: dict, canary: dict, confidence: float) -> list[dict]:
+    rows = []
+    for key, label in RATE_ROWS:
+        row = {"key": key, "label": label}
+        for arm, counts in (("control", control), ("canary", canary)):
+            n = counts["n"]
+            row[arm] = {
+                "events": counts[key],
+                "rate": counts[key] / n if n else None,
+                "interval": sequential.wilson_interval(counts[key], n, confidence=confidence)
+                if n
+                else None,
+            }
+        rows.append(row)
+    return rows
+
+
+def _rating(counts: dict, confidence: float) -> dict:
+    n = int(counts["rating_n"])
+    return {
+        "n": n,
+        "mean": counts["rating_sum"] / n if n else None,
+        "interval": sequential.mean_interval(
+            counts["rating_sum"], counts["rating_sq"], n, confidence=confidence
+        ),
+    }
+
+
+def comparison(
+    *,
+    control_name: str,
+    canary_name: str,
+    start: datetime,
+    end: datetime,
+    metric: str,
+    alpha: float,
+    tau: float,
+) -> dict:
+    """Both arms' outcomes, each rate with a Wilson interval, and the always-valid interval
+    of canary minus control on the primary metric (None until both arms have traffic)."""
+    control = arm_outcomes(serving_name=control_name, start=start, end=end)
+    canary = arm_outcomes(serving_name=canary_name, start=start, end=end)
+    confidence = 1 - alpha
+    test = None
+    if control["n"] and canary["n"]:
+        test = sequential.always_valid_difference(
+            control=(metric_events(control, metric), control["n"]),
+            canary=(metric_events(canary, metric), canary["n"]),
+            alpha=alpha,
+            tau=tau,
+        )
+    return {
+        "metric": metric,
+        "control": {"serving_name": control_name, **control},
+        "canary": {"serving_name": canary_name, **canary},
+        "rows": _rows(control, canary, confidence),
+        "rating": {"control": _rating(control, confidence), "canary": _rating(canary, confidence)},
+        "edit_distance": {
+            "control": control["edit_distance_mean"],
+            "canary": canary["edit_distance_mean"],
+        },
+        "test": test.as_dict() if test else None,
+    }
+
+
+def experiment_comparison(*, experiment: Experiment, now: datetime) -> dict:
+    end = experiment.ended_at or now
+    return comparison(
+        control_name=experiment.control_serving_name,
+        canary_name=experiment.canary_serving_name,
+        start=experiment.started_at,
+        end=end,
+        metric=experiment.metric,
+        alpha=experiment.alpha,
+        tau=experiment.tau,
+    )
+
+
+def experiment_running() -> Experiment | None:
+    return (
+        Experiment.objects.select_related("canary", "control")
+        .filter(state=Experiment.State.RUNNING)
+        .first()
+    )
+
+
+def experiments_for_model(*, model: ModelVersion) -> list[Experiment]:
+    return list(
+        Experiment.objects.select_related("canary", "control").filter(canary=model).order_by("-pk")
+    )
+
+
+def monitor_alerts_open() -> list[MonitorAlert]:
+    """Open alerts, newest first: for the dashboard."""
+    return list(
+        MonitorAlert.objects.select_related("model", "previous")
+        .filter(closed_at__isnull=True)
+        .order_by("-pk")
+    )
+
+
+def previous_current(*, model: ModelVersion) -> ModelVersion | None:
+    """The model `model` replaced as current (None: the base model)."""
+    event = (
+        ModelEvent.objects.filter(
+            model=model, action__in=[ModelEvent.Action.PROMOTED, ModelEvent.Action.RESTORED]
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if event is None or event.other is None or event.other.status == "rolled_back":
+        return None
+    return event.other
