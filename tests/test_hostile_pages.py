@@ -18,7 +18,9 @@ from review import forms as review_forms
 from review.models import Guideline
 from tests.explorer_helpers import candidate
 from tests.test_access_matrix import URLS, objects, path_of  # noqa: F401 (a fixture)
-from training import forms as training_forms
+from training.datasets import forms as dataset_forms
+from training.metrics import forms as metrics_forms
+from training.webhooks import forms as webhook_forms
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
@@ -82,7 +84,7 @@ def _field_names() -> list[str]:
             "days",
         ]
     )
-    for module in (curation_forms, review_forms, training_forms):
+    for module in (curation_forms, review_forms, dataset_forms, metrics_forms, webhook_forms):
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, django_forms.BaseForm) and cls.__module__ == module.__name__:
                 names.update(cls.base_fields)
@@ -185,12 +187,12 @@ def _state() -> list:
         ("review:queue", {"kind": "all", "task_type": NUL}, 422),
         ("review:guidelines_edit", {"body": NUL, "note": "x"}, 422),
         ("review:guidelines_edit", {"body": "ok", "note": "\x1b[2J"}, 422),
-        ("training_runs:promote", {"reason": NUL}, 422),
-        ("training_runs:reject", {"reason": NUL}, 422),
-        ("training_runs:experiment_stop", {"reason": NUL}, 302),
-        ("training_runs:experiment_extend", {"reason": NUL, "hours": "1"}, 302),
-        ("training_runs:experiment_decide", {"reason": NUL, "decision": "complete"}, 302),
-        ("training_runs:alert_rollback", {"reason": NUL}, 302),
+        ("runs:promote", {"reason": NUL}, 422),
+        ("runs:reject", {"reason": NUL}, 422),
+        ("registry:experiment_stop", {"reason": NUL}, 302),
+        ("registry:experiment_extend", {"reason": NUL, "hours": "1"}, 302),
+        ("registry:experiment_decide", {"reason": NUL, "decision": "complete"}, 302),
+        ("registry:alert_rollback", {"reason": NUL}, 302),
     ],
 )
 def test_a_control_character_in_any_reason_is_refused_and_changes_nothing(

@@ -5,9 +5,10 @@ import ipaddress
 
 import pytest
 
-from training import webhook_http, webhooks
 from training.errors import TrainingError
 from training.models import WebhookEndpoint
+from training.webhooks import delivery as webhook_http
+from training.webhooks import services as webhooks
 
 pytestmark = pytest.mark.django_db
 

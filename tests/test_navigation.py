@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 REACHED_FROM = {
     "healthz": None,  # for load balancers
     "favicon": None,  # for browsers
+    "reauth": None,  # asked for by the Django admin and django-rq before a change
     "review:guidelines_edit": "review:guidelines",
     "webhooks:deliveries": "webhooks:endpoints",
 }
