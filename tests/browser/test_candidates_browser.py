@@ -2,30 +2,14 @@
 the URL, survives a reload, and a bulk reject on the filtered set after the
 confirmation, checked in the database. Saves artifacts/candidates.png."""
 
-import os
-
-import pytest
-
 from curation.models import Candidate, CandidateAction
-from tests.explorer_helpers import candidate
-from tests.test_review_browser import ARTIFACTS, PASSWORD, browser, person  # noqa: F401
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        os.environ.get("FLYWHEEL_SKIP_BROWSER") == "1", reason="FLYWHEEL_SKIP_BROWSER=1"
-    ),
-]
+from tests.support.browser import ARTIFACTS
+from tests.support.explorer import candidate
 
 
 def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtered_set(
-    browser,  # noqa: F811
-    live_server,
+    browser_page, live_server, curator
 ):
-    person("carla", "curator")
     invoices = [
         candidate(prompt=f"Why was my invoice {n} charged twice?", task_type="billing")
         for n in range(3)
@@ -33,14 +17,7 @@ def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtere
     other_invoice = candidate(prompt="Send me the invoice again", task_type="support")
     unrelated = candidate(prompt="How do I change my avatar?", task_type="billing")
 
-    context = browser.new_context(viewport={"width": 1366, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "carla")
-    page.fill("input[name=password]", PASSWORD)
-    page.press("input[name=password]", "Enter")
-    page.wait_for_load_state()
+    page = browser_page(curator)
     page.click("nav >> text=Candidates")
     page.wait_for_url(f"{live_server.url}/curation/candidates/")
     assert page.inner_text("#count") == "5"
@@ -71,7 +48,6 @@ def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtere
     page.wait_for_url("**/curation/actions/*/")
     assert page.inner_text("#action-status") == "succeeded"
     assert page.inner_text("#action-done") == "3/3"
-    context.close()
 
     assert set(Candidate.objects.filter(status="failed").values_list("pk", flat=True)) == {
         c.pk for c in invoices

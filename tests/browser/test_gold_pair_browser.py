@@ -2,31 +2,19 @@
 confirmation page with a reason, and the database holds exactly that; the run page draws
 its loss chart (axes, train and eval loss) under the Content-Security-Policy."""
 
-import os
-
 import pytest
-from django.contrib.auth.models import Group, User
 
-from tests import test_review_browser
-from tests.test_csp_browser import LISTEN
-from tests.test_review_browser import ARTIFACTS, CHROMIUM, FLAGS
-from tests.test_training_runs import frozen_version, registered
+from tests.support.browser import ARTIFACTS
+from tests.support.training import frozen_version, registered
 from training.models import GoldPair, ModelVersion, Quarantine, TrainingRun
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-from playwright import sync_api
-
-PASSWORD = "correct-horse-battery-pairs"
 REASON = "the chosen answer quotes a customer's phone number"
 
-pytestmark = [*test_review_browser.pytestmark, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.usefixtures("export_dir")
 
 
 @pytest.fixture
-def site():
-    admin = User.objects.create_user("ada", password=PASSWORD)
-    admin.groups.add(Group.objects.get_or_create(name="admin")[0])
+def site(admin):
     version = frozen_version(admin, n=4)
     model = registered(version)
     run = model.run
@@ -44,66 +32,55 @@ def site():
     return {"admin": admin, "version": version, "model": model, "run": run}
 
 
-def test_a_single_pair_quarantine_with_confirmation(live_server, site):
+def test_a_single_pair_quarantine_with_confirmation(
+    browser_page, live_server, site, csp_violations
+):
     ARTIFACTS.mkdir(exist_ok=True)
-    violations: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 1000})
-        context.expose_function("reportViolation", lambda text: violations.append(text))
-        context.add_init_script(LISTEN)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/login/")
-        page.fill("input[name=username]", "ada")
-        page.fill("input[name=password]", PASSWORD)
-        page.press("input[name=password]", "Enter")
-        page.wait_for_load_state("networkidle")
+    page = browser_page(site["admin"])
 
-        # The version page loads its diff by HTMX; every gold pair in it is a link.
-        page.goto(f"{live_server.url}/datasets/support/v1/")
-        first = page.locator('#diff a[href^="/datasets/pairs/"]').first
-        first.wait_for()
-        pair_pk = int(first.inner_text().lstrip("#"))
-        page.screenshot(path=str(ARTIFACTS / "dataset-version.png"), full_page=True)
-        first.click()
-        page.wait_for_url(f"{live_server.url}/datasets/pairs/{pair_pk}/")
+    # The version page loads its diff by HTMX; every gold pair in it is a link.
+    page.goto(f"{live_server.url}/datasets/support/v1/")
+    first = page.locator('#diff a[href^="/datasets/pairs/"]').first
+    first.wait_for()
+    pair_pk = int(first.inner_text().lstrip("#"))
+    page.screenshot(path=str(ARTIFACTS / "dataset-version.png"), full_page=True)
+    first.click()
+    page.wait_for_url(f"{live_server.url}/datasets/pairs/{pair_pk}/")
 
-        # First step: the confirmation, which says what the quarantine touches.
-        page.get_by_role("link", name="Quarantine this pair…").click()
-        page.wait_for_url(f"{live_server.url}/datasets/pairs/{pair_pk}/quarantine/")
-        consequence = page.locator("main ul").inner_text()
-        button = page.get_by_role("button", name=f"Quarantine gold pair #{pair_pk}")
-        # Without a reason the browser does not even send the form.
-        button.click()
-        still_asking = page.url.endswith(f"/datasets/pairs/{pair_pk}/quarantine/")
-        nothing_yet = not Quarantine.objects.exists()
-        page.screenshot(path=str(ARTIFACTS / "gold-pair-confirm.png"), full_page=True)
+    # First step: the confirmation, which says what the quarantine touches.
+    page.get_by_role("link", name="Quarantine this pair…").click()
+    page.wait_for_url(f"{live_server.url}/datasets/pairs/{pair_pk}/quarantine/")
+    consequence = page.locator("main ul").inner_text()
+    button = page.get_by_role("button", name=f"Quarantine gold pair #{pair_pk}")
+    # Without a reason the browser does not even send the form.
+    button.click()
+    still_asking = page.url.endswith(f"/datasets/pairs/{pair_pk}/quarantine/")
+    nothing_yet = not Quarantine.objects.exists()
+    page.screenshot(path=str(ARTIFACTS / "gold-pair-confirm.png"), full_page=True)
 
-        # Second step: a reason, then confirm.
-        page.get_by_label("Reason (required)").fill(REASON)
-        button.click()
-        page.wait_for_url(f"{live_server.url}/datasets/pairs/{pair_pk}/")
-        banner = page.locator(".banner.bad").inner_text()
-        page.screenshot(path=str(ARTIFACTS / "gold-pair.png"), full_page=True)
+    # Second step: a reason, then confirm.
+    page.get_by_label("Reason (required)").fill(REASON)
+    button.click()
+    page.wait_for_url(f"{live_server.url}/datasets/pairs/{pair_pk}/")
+    banner = page.locator(".banner.bad").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "gold-pair.png"), full_page=True)
 
-        # The run page: Chart.js draws train and eval loss on labelled axes.
-        page.goto(f"{live_server.url}/training/runs/{site['run'].pk}/")
-        page.wait_for_function("() => window.Chart && Chart.getChart('loss-chart')")
-        chart = page.evaluate(
-            """() => {
-                const c = Chart.getChart('loss-chart');
-                return {
-                    x: c.options.scales.x.title.text,
-                    y: c.options.scales.y.title.text,
-                    series: c.data.datasets.map(d => [d.label, d.data.length]),
-                    legend: c.options.plugins.legend.display,
-                };
-            }"""
-        )
-        page.locator("summary", has_text="Loss per step (table)").click()
-        page.screenshot(path=str(ARTIFACTS / "training-run.png"), full_page=True)
-        browser.close()
+    # The run page: Chart.js draws train and eval loss on labelled axes.
+    page.goto(f"{live_server.url}/training/runs/{site['run'].pk}/")
+    page.wait_for_function("() => window.Chart && Chart.getChart('loss-chart')")
+    chart = page.evaluate(
+        """() => {
+            const c = Chart.getChart('loss-chart');
+            return {
+                x: c.options.scales.x.title.text,
+                y: c.options.scales.y.title.text,
+                series: c.data.datasets.map(d => [d.label, d.data.length]),
+                legend: c.options.plugins.legend.display,
+            };
+        }"""
+    )
+    page.locator("summary", has_text="Loss per step (table)").click()
+    page.screenshot(path=str(ARTIFACTS / "training-run.png"), full_page=True)
 
     assert "1 frozen version(s) hold it in train or eval: support v1" in consequence
     assert "1 model(s) trained on them will be rolled back" in consequence
@@ -129,4 +106,4 @@ def test_a_single_pair_quarantine_with_confirmation(live_server, site):
         "series": [["train loss", 30], ["eval loss (held-out split)", 5]],
         "legend": True,
     }
-    assert violations == []
+    assert csp_violations == []

@@ -3,101 +3,17 @@ server on the test database: keyboard-only reviewing, an annotator kept out of
 admin pages, two browsers never given the same item. Saves a screenshot of the
 review screen to artifacts/review-screen.png."""
 
-import os
-import shutil
-from pathlib import Path
-
-import pytest
-from django.contrib.auth.models import Group, User
-
 from review.models import Review, ReviewItem, ReviewOutcome
-from tests.review_helpers import make_items
-
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls
-# from the same thread are safe here (one thread, no concurrency with it).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-from playwright import sync_api
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-PASSWORD = "correct-horse-battery-browser"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        os.environ.get("FLYWHEEL_SKIP_BROWSER") == "1", reason="FLYWHEEL_SKIP_BROWSER=1"
-    ),
-]
+from tests.support.browser import ARTIFACTS, start, wait_for_focus, wait_for_screen
+from tests.support.personas import PASSWORD
+from tests.support.review import make_items
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
-
-
-def person(username: str, role: str) -> User:
-    # get_or_create: transactional tests flush the groups the roles migration made.
-    group, _ = Group.objects.get_or_create(name=role)
-    user = User.objects.create_user(username=username, password=PASSWORD)
-    user.groups.add(group)
-    return user
-
-
-def logged_in(browser, live_server, username: str):
-    context = browser.new_context(viewport={"width": 1366, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{live_server.url}/login/")
-    # The username field has autofocus: the whole login is typed.
-    wait_for_focus(page, "input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/review/")
-    return context, page
-
-
-def wait_for_focus(page, selector: str) -> None:
-    """Chromium applies autofocus when it next renders, which can be after the
-    load event: keys pressed before that would go nowhere."""
-    page.wait_for_function(
-        "s => document.activeElement && document.activeElement.matches(s)", arg=selector
-    )
-
-
-def wait_for_screen(page, title: str) -> None:
-    """The next item is in place and HTMX has finished swapping and settling it."""
-    page.locator("#review-screen h1", has_text=title).wait_for()
-    page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, "
-        ".htmx-added')"
-    )
-
-
-def start(page) -> None:
-    wait_for_focus(page, "form.start button")
-    page.keyboard.press("Enter")
-
-
-def test_an_annotator_reviews_three_items_from_the_keyboard_alone(browser, live_server):
-    annie = person("annie", "annotator")
+def test_an_annotator_reviews_three_items_from_the_keyboard_alone(
+    browser_page, live_server, annotator
+):
     approve_item, reject_item, edit_item = make_items(3)
-    context, page = logged_in(browser, live_server, "annie")
+    page = browser_page(annotator)
 
     start(page)  # "Start reviewing" has autofocus
     page.wait_for_url(f"{live_server.url}/review/items/{approve_item.pk}/")
@@ -133,9 +49,8 @@ def test_an_annotator_reviews_three_items_from_the_keyboard_alone(browser, live_
     page.screenshot(path=str(ARTIFACTS / "review-screen.png"), full_page=True)
     page.keyboard.press("Control+Enter")
     page.locator("#review-screen h1", has_text="Queue empty").wait_for()
-    context.close()
 
-    reviews = {r.item_id: r for r in Review.objects.filter(reviewer=annie)}
+    reviews = {r.item_id: r for r in Review.objects.filter(reviewer=annotator)}
     approved, rejected, edited = (reviews[i.pk] for i in (approve_item, reject_item, edit_item))
     assert (approved.decision, approved.accuracy, approved.helpfulness, approved.safety) == (
         "approve",
@@ -161,14 +76,11 @@ def test_an_annotator_reviews_three_items_from_the_keyboard_alone(browser, live_
     assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
 
 
-def test_the_screen_works_with_javascript_disabled(browser, live_server):
-    annie = person("annie", "annotator")
+def test_the_screen_works_with_javascript_disabled(browser_page, live_server, annotator):
     first, second = make_items(2)
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    page = browser_page(java_script_enabled=False)
     page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "annie")
+    page.fill("input[name=username]", annotator.username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.click("form.start button")
@@ -182,8 +94,7 @@ def test_the_screen_works_with_javascript_disabled(browser, live_server):
     page.click("button[value=reject]")
     page.wait_for_url(f"{live_server.url}/review/items/{second.pk}/")
     assert "Review saved." in page.content()
-    context.close()
-    saved = Review.objects.get(reviewer=annie)
+    saved = Review.objects.get(reviewer=annotator)
     assert (saved.item_id, saved.decision, saved.reject_reason, saved.safety) == (
         first.pk,
         "reject",
@@ -192,9 +103,8 @@ def test_the_screen_works_with_javascript_disabled(browser, live_server):
     )
 
 
-def test_an_annotator_cannot_open_admin_or_curator_pages(browser, live_server):
-    person("annie", "annotator")
-    context, page = logged_in(browser, live_server, "annie")
+def test_an_annotator_cannot_open_admin_or_curator_pages(browser_page, live_server, annotator):
+    page = browser_page(annotator)
     response = page.goto(f"{live_server.url}/review/stats/")
     assert response.status == 403
     assert "Your role does not allow this page." in page.content()
@@ -202,15 +112,12 @@ def test_an_annotator_cannot_open_admin_or_curator_pages(browser, live_server):
     assert response.status == 403
     assert "Site administration" not in page.content()
     assert "Your role does not allow this page." in page.content()
-    context.close()
 
 
-def test_two_browsers_never_get_the_same_item(browser, live_server):
-    person("annie", "annotator")
-    person("arthur", "annotator")
+def test_two_browsers_never_get_the_same_item(browser_page, annotator, annotator2):
     make_items(3)
-    first_context, first = logged_in(browser, live_server, "annie")
-    second_context, second = logged_in(browser, live_server, "arthur")
+    first = browser_page(annotator)
+    second = browser_page(annotator2)
     start(first)
     start(second)
     first.wait_for_url("**/review/items/*/")
@@ -226,5 +133,3 @@ def test_two_browsers_never_get_the_same_item(browser, live_server):
     # Reloading is resuming: nobody is handed a second item.
     second.reload()
     assert second.url.endswith(f"/items/{held['arthur']}/")
-    first_context.close()
-    second_context.close()

@@ -2,26 +2,13 @@
 live server; every outcome is read back from the database. Saves the annotator's
 home with the picker and progress strip to artifacts/review-queue.png."""
 
-import os
 import time
 
 from django.utils import timezone
 
 from review.models import Review, ReviewItem, ReviewSkip
-from tests import test_review_browser
-from tests.review_helpers import make_items
-from tests.test_review_browser import (  # noqa: F401 (browser is a fixture)
-    ARTIFACTS,
-    browser,
-    logged_in,
-    person,
-    start,
-    wait_for_screen,
-)
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-pytestmark = test_review_browser.pytestmark
+from tests.support.browser import ARTIFACTS, start, wait_for_screen
+from tests.support.review import make_items
 
 APPROVE = "455a"  # three rubric scores, then approve
 SKIP = "s"
@@ -40,11 +27,10 @@ def served_kinds(user) -> list[str]:
     )
 
 
-def test_rapid_keys_across_items_each_reach_the_intended_item(browser, live_server):  # noqa: F811
-    annie = person("annie", "annotator")
+def test_rapid_keys_across_items_each_reach_the_intended_item(browser_page, annotator):
     items = make_items(10)  # served in this order (by priority)
     intended = ["approve" if k % 2 == 0 else "skip" for k in range(10)]
-    context, page = logged_in(browser, live_server, "annie")
+    page = browser_page(annotator)
     start(page)
     wait_for_screen(page, f"Item #{items[0].pk}")
     # Every key at once, without waiting for any item to load: keys pressed while
@@ -54,10 +40,9 @@ def test_rapid_keys_across_items_each_reach_the_intended_item(browser, live_serv
             page.keyboard.press(key)
     page.locator("#review-screen h1", has_text="Queue empty").wait_for(timeout=30_000)
     assert page.locator("#held-keys").count() == 0  # no key was left over or dropped
-    context.close()
 
-    reviews = {r.item_id: r for r in Review.objects.filter(reviewer=annie)}
-    skips = set(ReviewSkip.objects.filter(user=annie).values_list("item_id", flat=True))
+    reviews = {r.item_id: r for r in Review.objects.filter(reviewer=annotator)}
+    skips = set(ReviewSkip.objects.filter(user=annotator).values_list("item_id", flat=True))
     for item, action in zip(items, intended, strict=True):
         if action == "approve":
             got = reviews[item.pk]
@@ -74,10 +59,9 @@ def test_rapid_keys_across_items_each_reach_the_intended_item(browser, live_serv
     assert not ReviewItem.objects.filter(lease_holder__isnull=False).exists()
 
 
-def test_keys_typed_for_the_next_item_never_land_on_a_refused_one(browser, live_server):  # noqa: F811
-    annie = person("annie", "annotator")
+def test_keys_typed_for_the_next_item_never_land_on_a_refused_one(browser_page, annotator):
     first, _ = make_items(2)
-    context, page = logged_in(browser, live_server, "annie")
+    page = browser_page(annotator)
     start(page)
     wait_for_screen(page, f"Item #{first.pk}")
     # "a" without the rubric is refused (422): the same item comes back with its
@@ -86,15 +70,13 @@ def test_keys_typed_for_the_next_item_never_land_on_a_refused_one(browser, live_
     page.keyboard.press("s")
     page.locator("#held-keys", has_text="1 key not applied").wait_for()
     assert page.locator("#screen-error").is_visible()
-    context.close()
-    assert not ReviewSkip.objects.filter(user=annie).exists()
-    assert not Review.objects.filter(reviewer=annie).exists()
+    assert not ReviewSkip.objects.filter(user=annotator).exists()
+    assert not Review.objects.filter(reviewer=annotator).exists()
 
 
-def test_a_failed_renewal_tells_the_reviewer(browser, live_server):  # noqa: F811
-    person("annie", "annotator")
+def test_a_failed_renewal_tells_the_reviewer(browser_page, annotator):
     (item,) = make_items(1)
-    context, page = logged_in(browser, live_server, "annie")
+    page = browser_page(annotator)
     start(page)
     wait_for_screen(page, f"Item #{item.pk}")
     # The lease runs out behind the reviewer's back; their next key renews it.
@@ -105,13 +87,11 @@ def test_a_failed_renewal_tells_the_reviewer(browser, live_server):  # noqa: F81
     alert = page.locator("#lease-status[role=alert]")
     alert.wait_for()
     assert "not leased to you any more" in alert.inner_text()
-    context.close()
 
 
-def test_a_renewal_the_server_fails_tells_the_reviewer(browser, live_server):  # noqa: F811
-    person("annie", "annotator")
+def test_a_renewal_the_server_fails_tells_the_reviewer(browser_page, annotator):
     (item,) = make_items(1)
-    context, page = logged_in(browser, live_server, "annie")
+    page = browser_page(annotator)
     start(page)
     wait_for_screen(page, f"Item #{item.pk}")
     page.route("**/renew/", lambda route: route.fulfill(status=502, body="bad gateway"))
@@ -121,16 +101,14 @@ def test_a_renewal_the_server_fails_tells_the_reviewer(browser, live_server):  #
     assert "Could not renew your hold on this item (the server answered 502)" in (
         alert.inner_text()
     )
-    context.close()
 
 
-def test_the_queue_picker_and_the_mix(browser, live_server, settings):  # noqa: F811
+def test_the_queue_picker_and_the_mix(browser_page, live_server, annotator, settings):
     settings.FLYWHEEL_REVIEW_MIX = {"preference": 3, "needs_answer": 1}
-    annie = person("annie", "annotator")
     # needs_answer items outrank the pairs: by priority alone they would flood the queue.
     make_items(4, kind="needs_answer", priority=0.9)
     make_items(8, kind="preference", priority=0.1)
-    context, page = logged_in(browser, live_server, "annie")
+    page = browser_page(annotator)
 
     page.select_option("#queue-kind", "needs_answer")
     page.click("#queue-picker button[type=submit]")
@@ -144,9 +122,9 @@ def test_the_queue_picker_and_the_mix(browser, live_server, settings):  # noqa: 
     for _ in range(4):
         page.keyboard.press("s")
     page.locator("#review-screen h1", has_text="Queue empty").wait_for()
-    assert served_kinds(annie) == ["needs_answer"] * 4
+    assert served_kinds(annotator) == ["needs_answer"] * 4
 
-    ReviewSkip.objects.filter(user=annie).delete()
+    ReviewSkip.objects.filter(user=annotator).delete()
     ReviewItem.objects.update(skip_count=0)
     page.goto(f"{live_server.url}/review/")
     assert page.locator("#queue-kind").input_value() == "needs_answer"  # remembered
@@ -160,7 +138,6 @@ def test_the_queue_picker_and_the_mix(browser, live_server, settings):  # noqa: 
         page.keyboard.press("s")
     # Eight skips, then the ninth item is on screen (four are left).
     page.locator("#review-screen[data-item]").wait_for()
-    until(lambda: ReviewSkip.objects.filter(user=annie).count() == 8)
-    context.close()
-    kinds = served_kinds(annie)
+    until(lambda: ReviewSkip.objects.filter(user=annotator).count() == 8)
+    kinds = served_kinds(annotator)
     assert kinds[:8] == ["preference", "preference", "needs_answer", "preference"] * 2

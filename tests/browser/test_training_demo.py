@@ -6,7 +6,6 @@ rejection; every stamp in the simulated past, the same whatever day it is loaded
 import io
 import shutil
 from datetime import timedelta
-from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,8 +16,7 @@ from curation import demo as curation_demo
 from curation.models import CurationRun
 from flywheel_site.access import CURATOR, role_of
 from review.models import Review, ReviewItem, ReviewOutcome
-from tests.test_dashboard_browser import _READ_CHARTS, CHARTS
-from tests.test_review_browser import ARTIFACTS, browser  # noqa: F401
+from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS
 from training import demo, runs
 from training.metrics import flywheel_metrics
 from training.models import (
@@ -54,7 +52,7 @@ def load(*extra: str, now=curation_demo.REFERENCE) -> str:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_server, browser):  # noqa: F811
+def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_server, browser_page):
     out = load()
     reference = curation_demo.REFERENCE
     start = reference - timedelta(days=demo.WINDOW_DAYS)
@@ -116,21 +114,19 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     assert sum(1 for d in metrics["days"] if d["reviews"]) >= 20
     assert len(metrics["cycles"]) >= 3
     assert metrics["health"]["verdict"] in ("healthy", "stalling", "regressing")
-    page = browser.new_page(viewport={"width": 1366, "height": 1000})
-    page.set_default_timeout(15_000)
     query = f"/?days={demo.WINDOW_DAYS}&end={last_day.isoformat()}"
-    page.goto(f"{live_server.url}/login/?next={quote(query)}")
-    page.fill("input[name=username]", curation_demo.ADMIN_USERNAME)
-    page.fill("input[name=password]", curation_demo.DEFAULT_ADMIN_PASSWORD)
-    page.press("input[name=password]", "Enter")
+    page = browser_page(
+        curation_demo.ADMIN_USERNAME,
+        password=curation_demo.DEFAULT_ADMIN_PASSWORD,
+        next_url=query,
+    )
     page.wait_for_url(f"{live_server.url}{query}")
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-cycles')")
-    charts = page.evaluate(_READ_CHARTS, list(CHARTS))
+    charts = page.evaluate(READ_CHARTS, list(CHARTS))
     assert all(c and c["drawn"] and c["y"] == CHARTS[c["id"]] and c["x"] for c in charts), charts
     assert page.locator("#verdict").inner_text() == metrics["health"]["verdict"]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-demo.png"), full_page=True)
-    page.close()
 
 
 def _fingerprint(reference) -> dict:
@@ -178,7 +174,7 @@ def _fingerprint(reference) -> dict:
 def test_the_demo_is_the_same_whatever_day_it_is_loaded(demo_settings):
     # A smaller demo that stops short of training (the gate's minimum is out of reach): the
     # simulation is what depends on the day; training the same data is deterministic on its
-    # own (tests/test_trainer.py), and the six-week test above trains at full size.
+    # own (tests/training/runs/test_trainer.py), and the six-week test above trains at full size.
     demo_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 1_000_000
     prints = []
     for now in (curation_demo.REFERENCE, curation_demo.REFERENCE + timedelta(days=23, hours=5)):

@@ -12,7 +12,7 @@ from curation.schemas import BAD_CHARACTERS, FINAL_TEXT_REQUIRED, RATING_REQUIRE
 from curation.services import BATCH_TOO_LARGE
 from flywheel_site.api import INVALID, RATE_LIMITED, UNAUTHORIZED
 from flywheel_site.middleware import BODY_TOO_LARGE
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -161,7 +161,7 @@ def test_a_repeated_event_id_inside_one_batch_is_stored_once(api):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_batch_posted_concurrently_is_stored_once(ingest_token):
-    from tests.conftest import ApiClient
+    from tests.support.api import ApiClient
 
     _, raw = ingest_token
     body = {
@@ -291,7 +291,7 @@ def test_a_missing_or_bad_token_is_a_401(api, token):
 
 def test_a_token_without_the_ingest_scope_is_a_401(db):
     from curation.services import api_token_create
-    from tests.conftest import ApiClient
+    from tests.support.api import ApiClient
 
     _, raw = api_token_create(source_name="s", name="export-only", scopes=["export"])
     response = ApiClient(raw).post("/api/v1/interactions", factories.interaction())

@@ -10,8 +10,8 @@ from django.utils import timezone
 from curation import pipeline, policies, sampling
 from curation.models import Candidate, Interaction
 from review.models import ReviewItem
-from tests.curation_helpers import GOOD_ANSWER, edited, no_toxicity, source
-from tests.review_helpers import review
+from tests.support.curation import GOOD_ANSWER, edited, no_toxicity, source
+from tests.support.review import review
 from training import services as training_services
 
 pytestmark = pytest.mark.django_db

@@ -5,13 +5,13 @@ single actions."""
 
 import django_rq
 import pytest
-from rq import SimpleWorker
 
 from curation import actions, pipeline
 from curation.models import Candidate, CandidateAction, CandidateActionItem, FilterDecision
 from review.models import ReviewItem
-from tests.curation_helpers import edited, no_toxicity
-from tests.explorer_helpers import candidate
+from tests.support.curation import edited, no_toxicity
+from tests.support.explorer import candidate
+from tests.support.jobs import run_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -34,11 +34,6 @@ def act(client, context, **extra):
         **extra,
     }
     return client.post(BULK, data)
-
-
-def work() -> None:
-    worker = SimpleWorker([django_rq.get_queue("curation")], connection=django_rq.get_connection())
-    worker.work(burst=True)
 
 
 def test_a_bulk_reject_acts_on_exactly_the_filtered_set(as_user, curator):
@@ -138,7 +133,7 @@ def test_a_large_set_runs_as_a_job_with_progress_and_twice_changes_nothing(
     partial = client.get(response["Location"], headers={"HX-Request": "true"}).content.decode()
     assert '<span id="action-done">2/5</span>' in partial and "<html" not in partial
 
-    work()
+    run_jobs("curation")
     action.refresh_from_db()
     assert (action.status, action.done, action.total) == ("succeeded", 5, 5)
     assert Candidate.objects.filter(status="failed").count() == 5
@@ -148,7 +143,7 @@ def test_a_large_set_runs_as_a_job_with_progress_and_twice_changes_nothing(
     # Run it twice: the job again (a retry, a second worker) does nothing.
     before = list(Candidate.objects.order_by("pk").values_list("status_reason", "evaluated_at"))
     django_rq.get_queue("curation").enqueue(actions.ACTION_JOB, action.pk)
-    work()
+    run_jobs("curation")
     assert actions.candidate_action_perform(action_id=action.pk) == 0
     action.refresh_from_db()
     assert (action.status, action.done) == ("succeeded", 5)

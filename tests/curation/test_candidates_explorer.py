@@ -11,7 +11,7 @@ from django.db import connection
 from curation import selectors
 from curation.forms import CandidateSearchForm
 from curation.models import Candidate
-from tests.explorer_helpers import candidate
+from tests.support.explorer import candidate
 
 pytestmark = pytest.mark.django_db
 

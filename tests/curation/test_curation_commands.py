@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from curation import filters, policies
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
-from tests.curation_helpers import edited
+from tests.support.curation import edited
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from curation import jobs, pipeline, runs
 from curation.models import Candidate, CurationRun, Interaction
 from curation.views import NOT_FAILED, RETRIED
-from tests.curation_helpers import edits, no_toxicity, work
+from tests.support.curation import edits, no_toxicity
+from tests.support.jobs import run_jobs
 
 transactional = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +75,7 @@ def test_poisoned_rows_fail_alone_and_the_rest_of_their_chunk_is_curated(poison_
     sql("UPDATE curation_interaction SET model = 'poison-model' WHERE id = %s", [rows[4].pk])
     poison_year(rows[5], "10000-06-01 00:00:00+00")
     assert django_rq.get_queue("curation").count == 1  # one chunk, one job
-    work()
+    run_jobs("curation")
     assert states() == {
         "p0": "done",
         "p1": "failed",
@@ -166,7 +167,7 @@ def test_the_runs_page_lists_failed_rows_and_a_curator_retries_one(as_user, cura
     no_toxicity()
     rows = edits(3, "p")
     poison_messages(rows[1])
-    work()
+    run_jobs("curation")
     bad = Interaction.objects.get(pk=rows[1].pk)
     client = as_user(curator)
     page = client.get("/curation/runs/").content.decode()
@@ -185,7 +186,7 @@ def test_the_runs_page_lists_failed_rows_and_a_curator_retries_one(as_user, cura
     bad.refresh_from_db()
     assert (bad.curation_state, bad.curation_error, bad.curation_failed_at) == ("pending", "", None)
     assert django_rq.get_queue("curation").count == 1  # enqueued once committed
-    work()
+    run_jobs("curation")
     bad.refresh_from_db()
     assert bad.curation_state == "done"
     assert Candidate.objects.filter(interaction=bad).count() == 1
@@ -198,12 +199,12 @@ def test_retry_all_sends_every_failed_row_back(as_user, curator):
     rows = edits(3, "p")
     poison_messages(rows[0])
     poison_messages(rows[2])
-    work()
+    run_jobs("curation")
     response = as_user(curator).post("/curation/interactions/retry/")
     assert response.status_code == 302
     assert set(states().values()) == {"pending", "done"}
     assert Interaction.objects.filter(curation_state="pending").count() == 2
-    work()  # still poisoned: failed again, with the error recorded afresh
+    run_jobs("curation")  # still poisoned: failed again, with the error recorded afresh
     assert Interaction.objects.filter(curation_state="failed").count() == 2
 
 
@@ -211,7 +212,7 @@ def test_retry_all_sends_every_failed_row_back(as_user, curator):
 def test_retrying_a_row_that_is_not_failed_changes_nothing(as_user, curator):
     no_toxicity()
     (row,) = edits(1, "p")
-    work()
+    run_jobs("curation")
     client = as_user(curator)
     response = client.post(f"/curation/interactions/{row.pk}/retry/", follow=True)
     assert NOT_FAILED.format(pk=row.pk) in response.content.decode()

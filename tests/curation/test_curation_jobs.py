@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import django_rq
 import pytest
@@ -16,11 +15,11 @@ from curation import jobs, pipeline, runs
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
 from curation.services import curation_enqueue
 from review.models import ReviewItem
-from tests import factories
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, edits, ingest, no_toxicity, work
+from tests.support import ROOT, factories
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, edits, ingest, no_toxicity
+from tests.support.jobs import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def rows() -> tuple:
@@ -36,7 +35,7 @@ def test_ingest_hands_interactions_to_a_real_worker_after_commit():
     no_toxicity()
     edits(6)
     assert django_rq.get_queue("curation").count == 1
-    work()
+    run_jobs("curation")
     assert Interaction.objects.filter(curation_state="done").count() == 6
     assert Candidate.objects.filter(kind="preference").count() == 6
     run = CurationRun.objects.get()
@@ -48,12 +47,12 @@ def test_ingest_hands_interactions_to_a_real_worker_after_commit():
 def test_running_the_job_twice_gives_the_same_rows():
     no_toxicity()
     interactions = edits(5)
-    work()
+    run_jobs("curation")
     before = rows()
     ids = [i.pk for i in interactions]
     jobs.curate_interactions(ids)
     django_rq.get_queue("curation").enqueue(jobs.curate_interactions, ids)
-    work()
+    run_jobs("curation")
     assert rows() == before
 
 

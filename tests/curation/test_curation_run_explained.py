@@ -5,7 +5,7 @@ import pytest
 
 from curation import models, pipeline, policies, runs
 from curation.models import CurationRun
-from tests.curation_helpers import edited
+from tests.support.curation import edited
 
 pytestmark = pytest.mark.django_db
 

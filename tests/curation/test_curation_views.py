@@ -6,7 +6,7 @@ from curation import pipeline, policies, runs
 from curation.models import CurationPolicy, CurationRun
 from curation.views import POLICY_SAVED, SAMPLE_RATE_WARNING
 from flywheel_site.access import FORBIDDEN
-from tests.curation_helpers import edited
+from tests.support.curation import edited
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from curation.models import Feedback, Interaction
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db
 

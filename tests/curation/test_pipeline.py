@@ -9,8 +9,8 @@ from curation.errors import CurationError
 from curation.models import Candidate, CurationPolicy, FilterDecision, Interaction
 from curation.toxicity import TOXICITY_UNAVAILABLE
 from review.models import ReviewItem
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, edited, with_feedback
-from tests.tiny_detoxify import TOXIC_SENTENCES
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, edited, with_feedback
+from tests.support.tiny_detoxify import TOXIC_SENTENCES
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +77,8 @@ def test_approved_answers_become_sft_candidates_at_the_sft_rate(rate, count):
 
 
 def test_interactions_without_feedback_make_no_candidate():
-    from tests import factories
-    from tests.curation_helpers import ingest
+    from tests.support import factories
+    from tests.support.curation import ingest
 
     ingest(interactions=[factories.interaction("plain")])
     curate(Interaction.objects.get())
@@ -265,8 +265,8 @@ def test_a_preference_candidate_needs_both_sides_in_the_database():
 
 
 def test_new_feedback_on_a_curated_interaction_sends_it_back_to_curation():
-    from tests import factories
-    from tests.curation_helpers import ingest
+    from tests.support import factories
+    from tests.support.curation import ingest
 
     no_toxicity()
     interaction = with_feedback("late", "thumbs_up")

@@ -8,7 +8,7 @@ import pytest
 from curation import policies, sampling
 from curation.models import Candidate, Interaction
 from review.models import ReviewItem
-from tests.curation_helpers import source
+from tests.support.curation import source
 
 pytestmark = pytest.mark.django_db
 

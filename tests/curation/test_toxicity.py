@@ -29,11 +29,10 @@ from curation.toxicity import (
     scorer_status,
     toxicity_decision,
 )
-from tests.tiny_detoxify import (
+from tests.support.tiny_detoxify import (
     BENIGN_SENTENCES,
     MAX_POSITIONS,
     TOXIC_SENTENCES,
-    tiny_detoxify_fixture,  # noqa: F401  (registers the session fixture "tiny_detoxify")
 )
 
 DETOXIFY_LABELS = (

@@ -8,44 +8,10 @@ import pytest
 from django.test import Client
 
 from curation import policies
-from curation.models import Candidate, CurationPolicy, FilterDecision
+from curation.models import CurationPolicy
 from review import selectors
-from review.models import ReviewItem
-from tests.review_helpers import make_items, review
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def reviewed(annotator):
-    # review() takes items in queue order; the plan's decisions go with them.
-    policy = policies.policy_current()
-    items = make_items(24)
-    plan = [(True, 0.8, "approve", 0.5)] * 12
-    plan += [(False, 0.5, "approve", 0.02)] * 6
-    plan += [(False, 0.3, "reject", 0.02)] * 6
-    for item, (passed, score, decision, probability) in zip(items, plan, strict=True):
-        Candidate.objects.filter(pk=item.candidate_id).update(
-            policy=policy,
-            status="passed" if passed else "failed",
-            failed_filter="" if passed else "quality",
-            quality=score,
-        )
-        ReviewItem.objects.filter(pk=item.pk).update(
-            audit=not passed, inclusion_probability=probability
-        )
-        FilterDecision.objects.create(
-            candidate_id=item.candidate_id,
-            policy=policy,
-            filter="quality",
-            passed=passed,
-            score=score,
-            reason=f"quality {score}",
-            scorer="flywheel.filters",
-            scorer_version="1",
-        )
-        review(item, annotator, decision)
-    return items
 
 
 def client_of(user) -> Client:

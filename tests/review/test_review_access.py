@@ -7,7 +7,7 @@ from django.test import Client
 from flywheel_site.access import FORBIDDEN
 from review import services
 from review.models import Review
-from tests.review_helpers import make_items, review
+from tests.support.review import make_items, review
 
 pytestmark = pytest.mark.django_db
 

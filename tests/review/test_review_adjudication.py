@@ -5,7 +5,7 @@ import pytest
 
 from review import services, views
 from review.models import ReviewOutcome
-from tests.review_helpers import make_items, refresh, review
+from tests.support.review import make_items, refresh, review
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.db import connection
 
 from review import services
 from review.models import Review, ReviewItem
-from tests.review_helpers import RUBRIC, make_items
+from tests.support.review import RUBRIC, make_items
 
 # Committed data, seen across connections; flushed afterwards.
 pytestmark = pytest.mark.django_db(transaction=True)

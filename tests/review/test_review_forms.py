@@ -8,7 +8,7 @@ from django.http import QueryDict
 from review import services
 from review.forms import DecisionForm
 from review.models import Review, ReviewOutcome
-from tests.review_helpers import make_items, refresh, review
+from tests.support.review import make_items, refresh, review
 
 HTMX = {"HX-Request": "true"}
 

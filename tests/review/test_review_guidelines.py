@@ -49,7 +49,7 @@ def test_a_curator_saves_a_new_version_and_the_old_one_stays(as_user, curator):
 
 
 def test_the_review_screen_shows_the_current_guidelines(as_user, annotator, curator):
-    from tests.review_helpers import make_items
+    from tests.support.review import make_items
 
     services.guideline_update(body="Always check **dates**.", user=curator)
     (item,) = make_items(1)

@@ -5,8 +5,8 @@ import pytest
 
 from review import presenters, services
 from review.models import ReviewItem
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT
-from tests.review_helpers import make_items, review
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT
+from tests.support.review import make_items, review
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from curation.models import Source
 from flywheel_site.env import env_weights
 from review import queues, selectors, services
 from review.models import QueueChoice, Review, ReviewItem, ReviewSkip
-from tests.review_helpers import RUBRIC, make_items, refresh, review
+from tests.support.review import RUBRIC, make_items, refresh, review
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from review import services
 from review.models import Guideline, Review, ReviewItem, ReviewOutcome, ReviewSkip
-from tests.review_helpers import RUBRIC, make_items, refresh, review
+from tests.support.review import RUBRIC, make_items, refresh, review
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import time_machine
 
 from review import services
 from review.selectors import stats
-from tests.review_helpers import RUBRIC, make_items
+from tests.support.review import RUBRIC, make_items
 
 pytestmark = pytest.mark.django_db
 

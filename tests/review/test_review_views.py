@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from review import services, views
 from review.models import Review, ReviewItem, ReviewOutcome, ReviewSkip
-from tests.curation_helpers import GOOD_EDIT
-from tests.review_helpers import RUBRIC, make_items, refresh, review
+from tests.support.curation import GOOD_EDIT
+from tests.support.review import RUBRIC, make_items, refresh, review
 
 pytestmark = pytest.mark.django_db
 

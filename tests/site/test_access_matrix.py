@@ -4,16 +4,22 @@ The URL list is not written by hand: it is read from the project's URL
 resolver, so a new named URL in curation, review, training or the site's own
 pages fails ``test_every_url_is_in_the_table`` until its row is added below.
 Left out on purpose, because they have their own access tests: the Django admin
-and django-rq (tests/test_admin_access.py, tests/test_review_access.py) and the
-token-authenticated API (tests/test_api_ingest.py, tests/test_training_api.py).
+and django-rq (tests/site/test_admin_access.py, tests/review/test_review_access.py) and the
+token-authenticated API (tests/curation/test_api_ingest.py,
+tests/training/datasets/test_training_api.py).
 
 Each row gives, per method, what each persona gets: ``LOGIN`` (a redirect to
 the login page), or a status code. Personas are tried least privileged first,
 so a refused request runs before any that may change state.
+
+Every page a role may open is also reachable from the navigation that role sees (issue 12
+§5): for each persona, each argument-free page the table grants it (200) is linked from the
+top bar, or from the one page named in REACHED_FROM.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
@@ -24,8 +30,8 @@ from django.utils.timezone import now
 from curation import policies
 from curation.models import CandidateAction
 from flywheel_site.access import FORBIDDEN
-from tests.review_helpers import make_items, review
-from tests.test_training_runs import frozen_version, registered
+from tests.support.review import make_items, review
+from tests.support.training import frozen_version, registered
 from training import webhooks
 from training.models import GoldPair, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
@@ -269,7 +275,7 @@ def test_every_url_is_in_the_table():
     missing = sorted(set(URLS) - set(TABLE))
     stale = sorted(set(TABLE) - set(URLS))
     assert not missing, (
-        f"URLs with no row in TABLE (tests/test_access_matrix.py): {', '.join(missing)}. "
+        f"URLs with no row in TABLE (tests/site/test_access_matrix.py): {', '.join(missing)}. "
         "Add what anonymous, outsider, annotator, curator and admin get from each."
     )
     assert not stale, f"TABLE rows for URLs that no longer exist: {', '.join(stale)}"
@@ -299,3 +305,65 @@ def test_each_persona_gets_what_the_table_says(name, objects, request):
             elif got == 403:
                 assert FORBIDDEN in response.content.decode(), (method, path, persona)
     assert not wrong, "\n".join(wrong)
+
+
+# --- navigation: every page a role may open, it can reach -------------------------------------
+
+# Pages that are not destinations in their own right, and where they are reached from.
+REACHED_FROM = {
+    "healthz": None,  # for load balancers
+    "favicon": None,  # for browsers
+    "review:guidelines_edit": "review:guidelines",
+    "webhooks:deliveries": "webhooks:endpoints",
+}
+# Not in the access table (they have their own access tests) but pages people use.
+ADMIN_EXTRA = ("admin:index", "django_rq:home")
+
+
+def hrefs(html: str, *, within: str | None = None) -> set[str]:
+    if within:
+        match = re.search(rf"<{within}\b.*?</{within}>", html, re.S)
+        html = match.group(0) if match else ""
+    return set(re.findall(r'href="([^"]+)"', html))
+
+
+def pages_for(persona: str) -> list[str]:
+    index = PERSONAS.index(persona)
+    return sorted(
+        name
+        for name, row in TABLE.items()
+        if not URLS[name][1] and row["get"][index] == 200 and name not in REACHED_FROM
+    )
+
+
+@pytest.mark.parametrize("persona", ["annotator", "curator", "admin"])
+def test_every_page_of_a_role_is_in_its_navigation(persona, request):
+    client = Client()
+    client.force_login(request.getfixturevalue(persona))
+    nav = hrefs(client.get(reverse("review:guidelines")).content.decode(), within="nav")
+    wanted = pages_for(persona) + (list(ADMIN_EXTRA) if persona == "admin" else [])
+    missing = [name for name in wanted if reverse(name) not in nav]
+    assert pages_for(persona), "the access table grants this role no page at all"
+    assert missing == [], f"pages {persona}s may open but cannot reach from the navigation"
+
+
+@pytest.mark.parametrize("persona", ["annotator", "curator", "admin"])
+def test_a_role_is_not_shown_links_it_may_not_open(persona, request):
+    client = Client()
+    client.force_login(request.getfixturevalue(persona))
+    nav = hrefs(client.get(reverse("review:guidelines")).content.decode(), within="nav")
+    index = PERSONAS.index(persona)
+    refused = {
+        reverse(name)
+        for name, row in TABLE.items()
+        if not URLS[name][1] and row["get"][index] == 403
+    }
+    assert nav & refused == set()
+
+
+def test_pages_left_out_of_the_navigation_are_linked_from_their_page(admin):
+    client = Client()
+    client.force_login(admin)
+    for name, parent in REACHED_FROM.items():
+        if parent:
+            assert reverse(name) in hrefs(client.get(reverse(parent)).content.decode()), name

@@ -2,9 +2,9 @@
 polls announces its changes politely (aria-live), and flash messages carry a role."""
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 TEMPLATES = sorted(
     p
     for p in ROOT.glob("**/templates/**/*.html")

@@ -12,8 +12,8 @@ from django.db import connection
 
 from curation.models import Feedback, Interaction
 from flywheel_site import db
-from tests import factories
-from tests.curation_helpers import ingest
+from tests.support import factories
+from tests.support.curation import ingest
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from django.test import Client
 from curation import services
 from curation.services import api_token_create
 from flywheel_site.api_errors import RETRY_AFTER_S
-from tests import factories
-from tests.conftest import ApiClient
+from tests.support import factories
+from tests.support.api import ApiClient
 
 INTERACTION = factories.interaction("evt-1")
 

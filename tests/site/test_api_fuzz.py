@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curation.models import Feedback, Interaction
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db
 

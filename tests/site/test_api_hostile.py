@@ -20,7 +20,7 @@ from curation.schemas import (
     VALUE_TYPE,
 )
 from curation.services import NOT_STORED
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db
 

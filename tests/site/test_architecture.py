@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 PACKAGES = ("flywheel_site", "curation", "review", "training")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

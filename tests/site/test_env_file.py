@@ -15,8 +15,8 @@ from flywheel_site.env import (
     MISSING_ENV_FILE,
     env_file_load,
 )
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 
 from curation.models import ApiToken, Interaction
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """A write whose rollup upserts met another's in the opposite order is aborted by
 PostgreSQL as a deadlock; the service is run again whole, but only when it owns the
-transaction (tests/test_review_concurrency.py shows it with twenty real reviewers)."""
+transaction (tests/review/test_review_concurrency.py shows it with twenty real reviewers)."""
 
 import pytest
 from django.db import OperationalError, transaction

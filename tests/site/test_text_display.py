@@ -7,7 +7,7 @@ from curation.models import Candidate, CandidateKind, FeedbackKind
 from curation.text import key_label, render_markdown, stratum_label
 from review import services
 from review.models import Decision
-from tests.review_helpers import make_items
+from tests.support.review import make_items
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_every_page_links_a_favicon_and_favicon_ico_points_at_it(client):
 
 @pytest.mark.django_db
 def test_the_candidate_page_renders_markdown_answers_with_their_raw_text(as_user, curator):
-    from tests.explorer_helpers import candidate
+    from tests.support.explorer import candidate
 
     shown = candidate(chosen="Use **Settings** > `Security`.", rejected="<script>x()</script>No.")
     page = as_user(curator).get(f"/curation/candidates/{shown.pk}/").content.decode()

@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from curation.models import ApiToken, Source, hash_token
 from curation.services import UNKNOWN_SCOPE, api_token_create, api_token_revoke
-from tests import factories
-from tests.conftest import ApiClient
+from tests.support import factories
+from tests.support.api import ApiClient
 
 pytestmark = pytest.mark.django_db
 

@@ -1,13 +1,10 @@
 """Builders for curation tests: interactions with feedback, written through
 the real ingest service so rows look exactly as production makes them."""
 
-import django_rq
-from rq import SimpleWorker
-
 from curation import filters, policies
 from curation.models import CurationPolicy, Interaction, Source
 from curation.services import batch_ingest
-from tests import factories
+from tests.support import factories
 
 GOOD_ANSWER = (
     "Open Settings and choose Security, then select Reset password. We send a link to the "
@@ -69,9 +66,3 @@ def edits(n: int, prefix: str = "j") -> list[Interaction]:
         ],
     )
     return list(Interaction.objects.filter(event_id__startswith=prefix).order_by("pk"))
-
-
-def work() -> None:
-    """Run the curation queue's jobs with an in-process worker (no fork)."""
-    worker = SimpleWorker([django_rq.get_queue("curation")], connection=django_rq.get_connection())
-    worker.work(burst=True)

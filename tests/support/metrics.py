@@ -8,9 +8,9 @@ import time_machine
 from curation import pipeline
 from review import services as review_services
 from review.models import ReviewItem
-from tests import factories
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, no_toxicity
-from tests.review_helpers import RUBRIC
+from tests.support import factories
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, no_toxicity
+from tests.support.review import RUBRIC
 from training import services as training_services
 from training.models import ModelVersion, TrainingRun
 

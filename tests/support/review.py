@@ -1,15 +1,17 @@
-"""Builders for review tests: queued items over realistic candidates, written
+"""Builders and shared fixtures for review tests: queued items over realistic candidates, written
 in bulk (as curation's sampling writes them), and shortcuts through the real
 services for claiming and reviewing."""
 
 import itertools
 
+import pytest
 from django.utils import timezone
 
-from curation.models import Candidate, Interaction, Source
+from curation import policies
+from curation.models import Candidate, FilterDecision, Interaction, Source
 from review import services
 from review.models import ReviewItem
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT
 
 _counter = itertools.count(1)
 
@@ -109,3 +111,44 @@ def review(item: ReviewItem, user, decision: str = "approve", **fields):
 
 def refresh(item: ReviewItem) -> ReviewItem:
     return ReviewItem.objects.get(pk=item.pk)
+
+
+# --- fixtures (this module is a pytest plugin, registered in tests/conftest.py) ---------------
+
+
+def reviewed_items(annotator) -> list[ReviewItem]:
+    """24 items with recorded quality-filter decisions, 12 passed and 12 audited failures,
+    reviewed by `annotator`: 324 of 624 weighted approvals (52%)."""
+    # review() takes items in queue order; the plan's decisions go with them.
+    policy = policies.policy_current()
+    items = make_items(24)
+    plan = [(True, 0.8, "approve", 0.5)] * 12
+    plan += [(False, 0.5, "approve", 0.02)] * 6
+    plan += [(False, 0.3, "reject", 0.02)] * 6
+    for item, (passed, score, decision, probability) in zip(items, plan, strict=True):
+        Candidate.objects.filter(pk=item.candidate_id).update(
+            policy=policy,
+            status="passed" if passed else "failed",
+            failed_filter="" if passed else "quality",
+            quality=score,
+        )
+        ReviewItem.objects.filter(pk=item.pk).update(
+            audit=not passed, inclusion_probability=probability
+        )
+        FilterDecision.objects.create(
+            candidate_id=item.candidate_id,
+            policy=policy,
+            filter="quality",
+            passed=passed,
+            score=score,
+            reason=f"quality {score}",
+            scorer="flywheel.filters",
+            scorer_version="1",
+        )
+        review(item, annotator, decision)
+    return items
+
+
+@pytest.fixture
+def reviewed(annotator) -> list[ReviewItem]:
+    return reviewed_items(annotator)

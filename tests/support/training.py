@@ -1,6 +1,7 @@
-"""Builders for training tests: approved review outcomes on real candidates, made with the
-ORM the way the review service leaves them (item, reviews, outcome); and the small
-learnable preference task the trainer tests train the tiny model on."""
+"""Builders and shared fixtures for training tests: approved review outcomes on real
+candidates, made with the ORM the way the review service leaves them (item, reviews,
+outcome); registry rows without training; and the small learnable preference task the
+trainer tests train the tiny model on."""
 
 import itertools
 import json
@@ -8,12 +9,15 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
 from curation.models import Candidate, CurationPolicy, Interaction
 from review.models import Review, ReviewItem, ReviewOutcome
-from tests.curation_helpers import source
+from tests.support.curation import source
+from training import services
+from training.models import DatasetVersion, ModelVersion, TrainingRun
 
 _counter = itertools.count(1)
 
@@ -216,3 +220,99 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def old():
+    return timezone.now() - timedelta(days=30)
+
+
+# --- registry rows without training ----------------------------------------------------------
+
+
+def frozen_version(admin, *, name="support", n=3, **dataset_options) -> DatasetVersion:
+    dataset = services.dataset_create(name=name, user=admin, lag_days=0, **dataset_options)
+    for _ in range(n):
+        approved(occurred_at=timezone.now() - timedelta(days=1))
+    version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    return version
+
+
+def registered(version, *, status="candidate", adapter="", promoted_at=None, **fields):
+    """A model row as a finished run leaves it (the registry tests need no training)."""
+    run = TrainingRun.objects.create(
+        dataset_version=version,
+        trigger="manual",
+        trainer="builtin",
+        method="dpo",
+        export_format="dpo_conversational",
+        status="succeeded",
+        finished_at=timezone.now(),
+    )
+    name = f"{version.dataset.name}-v{version.number}-run{run.pk}"
+    return ModelVersion.objects.create(
+        name=name,
+        serving_name=fields.pop("serving_name", name),
+        run=run,
+        dataset_version=version,
+        method="dpo",
+        base_model=fields.pop("base_model", "/models/base"),
+        adapter_dir=adapter,
+        status=status,
+        gate_passed=fields.pop("gate_passed", True),
+        promoted_at=promoted_at or (timezone.now() if status == "promoted" else None),
+        **fields,
+    )
+
+
+# --- fixtures (this module is a pytest plugin, registered in tests/conftest.py) ---------------
+
+
+@pytest.fixture
+def version(admin):
+    """A frozen v1 of dataset "support" with three approved pairs."""
+    return frozen_version(admin)
+
+
+@pytest.fixture
+def run(version):
+    return TrainingRun.objects.create(
+        dataset_version=version,
+        trigger="manual",
+        trainer="builtin",
+        method="dpo",
+        export_format="dpo_conversational",
+        status="running",
+        stage="train",
+        started_at=timezone.now(),
+        progress_step=12,
+        progress_total=30,
+        progress_loss=0.5123,
+        loss_curve=[[1, 0.6931], [6, 0.66], [12, 0.5123]],
+        log="step 12/30 loss=0.5123\n",
+    )
+
+
+@pytest.fixture
+def model(run):
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
+    return ModelVersion.objects.create(
+        name="support-v1-run1",
+        serving_name="support-v1-run1",
+        run=run,
+        dataset_version=run.dataset_version,
+        method="dpo",
+        base_model="/models/base",
+        adapter_dir="/models/runs/run-1/adapter",
+        metrics={"normalised_accuracy": 0.8, "implicit_reward_accuracy": 0.9, "reward_margin": 2},
+        baseline_metrics={"normalised_accuracy": 0.5, "implicit_reward_accuracy": 0.5},
+        gate_metric="normalised_accuracy",
+        gate_margin=0.02,
+        gate_passed=True,
+        gate_detail="passes: normalised_accuracy 0.8000 vs current 0.5000",
+    )
+
+
+@pytest.fixture(scope="session")
+def task_lm(tmp_path_factory) -> Path:
+    """The tiny base model for the preference task, built once per worker (it is only read)."""
+    return tiny_lm(tmp_path_factory.mktemp("task-lm"))

@@ -4,7 +4,7 @@ import pytest
 
 from curation.models import Interaction
 from flywheel_site import redis as fw_redis
-from tests import factories
+from tests.support import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

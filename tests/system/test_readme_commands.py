@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db import connection
 
 from curation.models import ApiToken, Feedback, Interaction
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$")
@@ -28,7 +28,7 @@ PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$")
 KNOWN = {"create_api_token", "import_logs"}
 MISSING_INPUTS = (
     "README command {command!r} has placeholders {names}: give them inputs in INPUTS "
-    "(and a check in CHECKS) in tests/test_readme_commands.py"
+    "(and a check in CHECKS) in tests/system/test_readme_commands.py"
 )
 
 

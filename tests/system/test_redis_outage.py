@@ -1,64 +1,20 @@
 """Redis stopped during ingest: ingest keeps answering 2xx, nothing is lost,
 and once Redis is back the sweeper (through a real worker) catches up."""
 
-import contextlib
-import socket
-import subprocess
-import time
-
 import django_rq
 import pytest
-import redis
-from rq import SimpleWorker
 
 from curation import filters, policies
 from curation.jobs import sweep
 from curation.models import Candidate, Interaction
 from flywheel_site import redis as fw_redis
-from tests import factories
-from tests.curation_helpers import GOOD_EDIT
+from tests.support import factories
+from tests.support.curation import GOOD_EDIT
+from tests.support.jobs import run_jobs
+from tests.support.redis_server import start_redis, stop_redis
+from tests.support.workers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(port: int) -> None:
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("redis did not start")
-
-
-def stop_redis(port: int) -> None:
-    # Shutdown closes the connection it came on.
-    with contextlib.suppress(redis.ConnectionError):
-        redis.Redis(port=port).shutdown(nosave=True)
 
 
 @pytest.fixture
@@ -92,9 +48,8 @@ def test_ingest_survives_redis_stopping_and_the_sweeper_catches_up(api, private_
 
     start_redis(private_redis)
     fw_redis.reset()
-    queue = django_rq.get_queue("curation")
-    queue.enqueue(sweep)
+    django_rq.get_queue("curation").enqueue(sweep)
     # Jobs enqueued before the stop died with that Redis; the sweeper finds the rows.
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    run_jobs("curation")
     assert Interaction.objects.filter(curation_state="pending").count() == 0
     assert Candidate.objects.count() == 8

@@ -13,10 +13,8 @@ action.
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +33,10 @@ from django.utils import timezone
 
 from curation import pipeline, runs
 from curation.models import CurationRun
-from tests import factories
-from tests.test_redis_outage import start_redis, stop_redis
+from tests.support import ROOT, factories
+from tests.support.redis_server import start_redis, stop_redis
+from tests.support.workers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 SWEEP_INTERVAL_S = 5
 SWEEP_GRACE_S = 2
 BACKOFF_MAX_S = 2
@@ -52,19 +50,6 @@ CHILDREN = {
     "cron": "rqcron",
     "scheduler": "flywheel_site.scheduler",
 }
-
-
-def low_port() -> int:
-    """A free port below the ephemeral range, so no client socket can hold it."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
 
 
 def wait_for(check, *, timeout: float, what: str, interval: float = 0.2):
@@ -98,7 +83,7 @@ class Cluster:
     def __init__(self):
         self.bin = _pg_bin()
         self.dir = Path(tempfile.mkdtemp(prefix="flywheel-stack-pg-"))
-        self.port = low_port()
+        self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/flywheel"
         if os.getuid() == 0:
             shutil.chown(self.dir, "postgres")
@@ -199,7 +184,7 @@ def cluster(transactional_db):
 
 @pytest.fixture
 def redis_port():
-    port = low_port()
+    port = free_port()
     start_redis(port)
     yield port
     stop_redis(port)
@@ -265,7 +250,7 @@ class Ingest(threading.Thread):
 
 @pytest.fixture
 def stack(cluster, redis_port, tmp_path):
-    port = low_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": cluster.url,

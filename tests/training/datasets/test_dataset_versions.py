@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from tests import training_helpers as th
+from tests.support import training as th
 from training import export, gold, services
 from training.models import DatasetVersion, GoldPair, Membership
 

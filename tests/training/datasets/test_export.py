@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests import training_helpers as th
+from tests.support import training as th
 from training import export, services
 from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Membership

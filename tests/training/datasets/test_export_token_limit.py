@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from curation.models import ApiToken
 from curation.services import api_token_create
-from tests import training_helpers as th
-from tests.conftest import ApiClient
+from tests.support import training as th
+from tests.support.api import ApiClient
 from training import services
 from training.models import ExportTokenDataset
 

@@ -5,7 +5,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from review.models import ReviewOutcome
-from tests import training_helpers as th
+from tests.support import training as th
 from training import gold, services
 from training.errors import TrainingError
 from training.models import GoldPair

@@ -6,9 +6,8 @@ import pytest
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from tests import training_helpers as th
-from tests.test_training_runs import registered
-from tests.test_training_views import old
+from tests.support import training as th
+from tests.support.training import old, registered
 from training import registry, selectors, services
 from training.errors import TrainingError
 from training.forms import REASON_REQUIRED

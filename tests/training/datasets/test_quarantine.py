@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from curation import policies
 from curation.models import Source
-from tests import training_helpers as th
+from tests.support import training as th
 from training import selectors, services
 from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Quarantine

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from curation.services import api_token_create, api_token_revoke
 from flywheel_site.api import UNAUTHORIZED
-from tests import training_helpers as th
-from tests.conftest import ApiClient
+from tests.support import training as th
+from tests.support.api import ApiClient
 from training import services
 from training.api import NO_FILE, NOT_FOUND
 

@@ -10,18 +10,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from flywheel_site.access import FORBIDDEN
-from tests import training_helpers as th
-from tests.test_training_runs import registered
+from tests.support import training as th
+from tests.support.training import old, registered
 from training import registry, services, views
 from training.errors import TrainingError
 from training.forms import REASON_REQUIRED
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
-
-
-def old():
-    return timezone.now() - timedelta(days=30)
 
 
 @pytest.fixture
@@ -291,7 +287,7 @@ def test_a_version_quarantine_needs_a_reason(as_user, admin, v1):
 
 
 def test_an_admin_quarantines_a_source_and_sees_the_affected_versions(as_user, admin, v1):
-    from tests.curation_helpers import source
+    from tests.support.curation import source
 
     fields = {"kind": "source", "source": source().pk, "reason": "leaked test traffic"}
     # First the page says what it would cover, and records nothing.

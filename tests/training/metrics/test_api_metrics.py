@@ -8,8 +8,8 @@ import time_machine
 from curation.models import Candidate
 from curation.services import api_token_create
 from review.models import ReviewItem
-from tests.conftest import ApiClient
-from tests.metrics_helpers import ASKED, CURATED, D18, D19, D20, flywheel_loop
+from tests.support.api import ApiClient
+from tests.support.metrics import ASKED, CURATED, D18, D19, D20, flywheel_loop
 from training.metrics import _gate
 from training.models import ModelVersion
 

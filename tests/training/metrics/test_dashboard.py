@@ -3,7 +3,9 @@ tables without JavaScript, its window and filters in the URL, bad input refused.
 
 import pytest
 
-from tests.metrics_helpers import D18, D20, flywheel_loop
+from tests.support.metrics import D18, D20, flywheel_loop
+from tests.support.review import reviewed_items
+from tests.support.training import frozen_version, registered
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +60,6 @@ def test_bad_parameters_are_a_400_naming_the_field(as_user, curator, query):
 def test_open_monitor_alerts_and_filter_agreement_are_on_the_dashboard(
     as_user, curator, annotator, admin
 ):
-    from tests.test_calibration_views import reviewed as make_reviewed
-    from tests.test_training_runs import frozen_version, registered
     from training.models import MonitorAlert
 
     empty = as_user(curator).get("/").content.decode()
@@ -69,10 +69,10 @@ def test_open_monitor_alerts_and_filter_agreement_are_on_the_dashboard(
     MonitorAlert.objects.create(
         model=model, metric="bad_outcome", evidence={"rate_control": 0.1, "rate_canary": 0.3}
     )
-    make_reviewed.__wrapped__(annotator)
+    reviewed_items(annotator)
     page = as_user(curator).get("/").content.decode()
     alerts = page[page.index('id="monitor-alerts"') : page.index('id="filter-agreement"')]
     assert "bad outcome rose from 0.100 to 0.300" in alerts and model.name in alerts
     agreement = page[page.index('id="filter-agreement"') :]
-    # 324 of 624 weighted (tests/test_calibration_views.py): 52%, over 24 reviewed items.
+    # 324 of 624 weighted (tests/support/review.py): 52%, over 24 reviewed items.
     assert "<td>quality</td>" in agreement and "52%" in agreement and ">24</td>" in agreement

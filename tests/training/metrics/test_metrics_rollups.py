@@ -20,9 +20,9 @@ from curation.services import batch_ingest
 from review import services as review_services
 from review.agreement import krippendorff_alpha
 from review.rollups import nominal_alpha
-from tests import factories
-from tests.curation_helpers import GOOD_ANSWER, GOOD_EDIT, no_toxicity, source
-from tests.review_helpers import RUBRIC
+from tests.support import factories
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, no_toxicity, source
+from tests.support.review import RUBRIC
 from training import services as training_services
 from training.models import DatasetVersion, GoldPair, Quarantine
 from training.rollups import metrics_rebuild

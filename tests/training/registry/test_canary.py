@@ -10,8 +10,8 @@ from scipy.stats import binomtest
 
 from curation.models import Feedback, Interaction, Source
 from curation.services import api_token_create
-from tests.conftest import ApiClient
-from tests.test_training_runs import frozen_version, registered
+from tests.support.api import ApiClient
+from tests.support.training import frozen_version, registered
 from training import experiments, registry, route
 from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert

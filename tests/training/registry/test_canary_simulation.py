@@ -9,14 +9,13 @@ import io
 import django_rq
 import pytest
 from django.core.management import call_command
-from rq import SimpleWorker
 from scipy.stats import binomtest
 
 from curation.models import Interaction
 from curation.services import api_token_create
-from tests.test_training_runs import frozen_version, registered
-from tests.test_webhooks import LOOPBACK, Receiver
-from tests.test_webhooks import work as deliver_webhooks
+from tests.support.jobs import run_jobs
+from tests.support.training import frozen_version, registered
+from tests.support.webhooks import LOOPBACK, Receiver
 from training import registry, route, webhooks
 from training.jobs import trigger_check
 from training.management.commands.simulate_traffic import Client, wait_for_decision
@@ -42,7 +41,7 @@ def receiver(settings):
 
 
 def delivered(receiver) -> list[dict]:
-    deliver_webhooks()
+    run_jobs("webhooks")
     assert all(request["verified"] for request in receiver.requests), receiver.requests
     return [request["payload"] for request in receiver.requests]
 
@@ -72,9 +71,8 @@ def simulate(live_server, raw, *, bad_control, bad_canary, seed) -> str:
 
 def run_the_trigger_job():
     """The periodic job, as rqcron enqueues it, on a real worker (in process: no fork)."""
-    queue = django_rq.get_queue("default")
-    job = queue.enqueue(trigger_check)
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    job = django_rq.get_queue("default").enqueue(trigger_check)
+    run_jobs("default")
     job.refresh()
     assert job.is_finished, job.latest_result()
     return job.return_value()

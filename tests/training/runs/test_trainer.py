@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.training_helpers import (
+from tests.support.training import (
     POLITE,
     TOPICS,
     preference_rows,
     write_jsonl,
 )
-from tests.training_helpers import tiny_lm as tiny_lm_at
 from training.errors import TrainingError
 from training.tinylm import build_tiny_lm
 from training.trainer import (
@@ -59,13 +58,8 @@ def write_export(directory: Path, rows: list[dict], *, n_train: int = N_TRAIN) -
     return directory
 
 
-@pytest.fixture(scope="session")
-def tiny_lm(tmp_path_factory) -> Path:
-    return tiny_lm_at(tmp_path_factory.mktemp("tiny-lm"))
-
-
 @pytest.fixture(scope="module", params=["standard", "conversational"])
-def dpo_run(request, tiny_lm, tmp_path_factory):
+def dpo_run(request, task_lm, tmp_path_factory):
     conversational = request.param == "conversational"
     root = tmp_path_factory.mktemp(f"dpo-{request.param}")
     export = write_export(root / "export", preference_rows(conversational=conversational))
@@ -73,16 +67,16 @@ def dpo_run(request, tiny_lm, tmp_path_factory):
     result = train(
         export_dir=export,
         config=TrainConfig(
-            method="dpo", base_model_dir=tiny_lm, output_dir=root / "adapter", steps=30
+            method="dpo", base_model_dir=task_lm, output_dir=root / "adapter", steps=30
         ),
         progress=events.append,
     )
     eval_file = export / "eval.jsonl"
     base_metrics = evaluate_preferences(
-        model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file
+        model_dir_or_base=task_lm, adapter_dir=None, eval_file=eval_file
     )
     trained_metrics = evaluate_preferences(
-        model_dir_or_base=tiny_lm, adapter_dir=result.adapter_dir, eval_file=eval_file
+        model_dir_or_base=task_lm, adapter_dir=result.adapter_dir, eval_file=eval_file
     )
     print(
         f"\n[{request.param}] loss {result.first_loss:.4f} -> {result.final_loss:.4f} "
@@ -99,14 +93,14 @@ def dpo_run(request, tiny_lm, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sft_run(tiny_lm, tmp_path_factory):
+def sft_run(task_lm, tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     export = write_export(root / "export", sft_rows())
     events: list[dict] = []
     result = train(
         export_dir=export,
         config=TrainConfig(
-            method="sft", base_model_dir=tiny_lm, output_dir=root / "adapter", steps=20
+            method="sft", base_model_dir=task_lm, output_dir=root / "adapter", steps=20
         ),
         progress=events.append,
     )
@@ -126,11 +120,11 @@ def test_tiny_lm_is_deterministic(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_lm_chat_template_renders_the_prompt_as_a_prefix(tiny_lm):
+def test_tiny_lm_chat_template_renders_the_prompt_as_a_prefix(task_lm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
-    model = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    tokenizer = AutoTokenizer.from_pretrained(task_lm)
+    model = AutoModelForCausalLM.from_pretrained(task_lm)
     prompt = [{"role": "user", "content": "Tell me about red apples."}]
     reply = [{"role": "assistant", "content": "Happy to help with red apples."}]
     prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
@@ -179,10 +173,10 @@ def test_dpo_base_scored_against_itself_has_no_implicit_reward(dpo_run):
 
 
 @pytest.mark.slow
-def test_dpo_eval_against_a_reference_adapter_measures_the_change_from_it(dpo_run, tiny_lm):
+def test_dpo_eval_against_a_reference_adapter_measures_the_change_from_it(dpo_run, task_lm):
     adapter = dpo_run["result"].adapter_dir
     metrics = evaluate_preferences(
-        model_dir_or_base=tiny_lm,
+        model_dir_or_base=task_lm,
         adapter_dir=adapter,
         eval_file=dpo_run["export"] / "eval.jsonl",
         reference_adapter_dir=adapter,
@@ -205,13 +199,13 @@ def test_dpo_progress_is_reported_for_every_step(dpo_run):
 
 
 @pytest.mark.slow
-def test_dpo_adapter_is_saved_with_an_absolute_base_path(dpo_run, tiny_lm):
+def test_dpo_adapter_is_saved_with_an_absolute_base_path(dpo_run, task_lm):
     result = dpo_run["result"]
     adapter_config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
 
     assert result.conversational is dpo_run["conversational"]
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
-    assert adapter_config["base_model_name_or_path"] == str(tiny_lm)
+    assert adapter_config["base_model_name_or_path"] == str(task_lm)
     assert Path(adapter_config["base_model_name_or_path"]).is_absolute()
     assert json.loads(json.dumps(result.as_dict()))["adapter_dir"] == str(result.adapter_dir)
 
@@ -265,8 +259,8 @@ def test_train_refuses_an_unknown_method(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_refuses_an_export_without_train_jsonl(tmp_path, tiny_lm):
-    config = TrainConfig(method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
+def test_train_refuses_an_export_without_train_jsonl(tmp_path, task_lm):
+    config = TrainConfig(method="dpo", base_model_dir=task_lm, output_dir=tmp_path / "out")
 
     with pytest.raises(FileNotFoundError) as error:
         train(export_dir=tmp_path, config=config)
@@ -274,9 +268,9 @@ def test_train_refuses_an_export_without_train_jsonl(tmp_path, tiny_lm):
 
 
 @pytest.mark.slow
-def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
+def test_train_refuses_an_empty_export(tmp_path, task_lm):
     export = write_export(tmp_path / "export", [])
-    config = TrainConfig(method="sft", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
+    config = TrainConfig(method="sft", base_model_dir=task_lm, output_dir=tmp_path / "out")
 
     with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
@@ -284,7 +278,7 @@ def test_train_refuses_an_empty_export(tmp_path, tiny_lm):
 
 
 @pytest.mark.slow
-def test_train_refuses_at_once_when_every_answer_fills_max_length(tmp_path, tiny_lm):
+def test_train_refuses_at_once_when_every_answer_fills_max_length(tmp_path, task_lm):
     """With no pair left TRL used to die inside with `num_samples=0`. The refusal names the
     setting to raise."""
     rows = [
@@ -293,7 +287,7 @@ def test_train_refuses_at_once_when_every_answer_fills_max_length(tmp_path, tiny
     ]
     export = write_export(tmp_path / "export", rows)
     config = TrainConfig(
-        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", max_length=16
+        method="dpo", base_model_dir=task_lm, output_dir=tmp_path / "out", max_length=16
     )
 
     with pytest.raises(TrainingError) as error:
@@ -306,7 +300,7 @@ def test_train_refuses_at_once_when_every_answer_fills_max_length(tmp_path, tiny
 
 
 @pytest.mark.slow
-def test_train_keeps_long_prompts_truncated_and_says_how_many(tmp_path, tiny_lm):
+def test_train_keeps_long_prompts_truncated_and_says_how_many(tmp_path, task_lm):
     """TRL's default drops a pair whose prompt fills max_length; ours cuts the prompt from
     the left and trains on every pair."""
     rows = preference_rows(conversational=False)
@@ -314,7 +308,7 @@ def test_train_keeps_long_prompts_truncated_and_says_how_many(tmp_path, tiny_lm)
     export = write_export(tmp_path / "export", rows)
     config = TrainConfig(
         method="dpo",
-        base_model_dir=tiny_lm,
+        base_model_dir=task_lm,
         output_dir=tmp_path / "out",
         steps=2,
         batch_size=4,
@@ -329,12 +323,12 @@ def test_train_keeps_long_prompts_truncated_and_says_how_many(tmp_path, tiny_lm)
 
 
 @pytest.mark.slow
-def test_train_drops_only_pairs_with_nothing_left_and_says_how_many(tmp_path, tiny_lm):
+def test_train_drops_only_pairs_with_nothing_left_and_says_how_many(tmp_path, task_lm):
     rows = preference_rows(conversational=False)
     rows[:3] = [dict(row, chosen=row["chosen"] * 20) for row in rows[:3]]
     export = write_export(tmp_path / "export", rows)
     config = TrainConfig(
-        method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out", steps=1, max_length=48
+        method="dpo", base_model_dir=task_lm, output_dir=tmp_path / "out", steps=1, max_length=48
     )
 
     result = train(export_dir=export, config=config)
@@ -347,9 +341,9 @@ def test_train_drops_only_pairs_with_nothing_left_and_says_how_many(tmp_path, ti
 
 
 @pytest.mark.slow
-def test_train_refuses_sft_data_for_dpo(tmp_path, tiny_lm):
+def test_train_refuses_sft_data_for_dpo(tmp_path, task_lm):
     export = write_export(tmp_path / "export", sft_rows())
-    config = TrainConfig(method="dpo", base_model_dir=tiny_lm, output_dir=tmp_path / "out")
+    config = TrainConfig(method="dpo", base_model_dir=task_lm, output_dir=tmp_path / "out")
 
     with pytest.raises(TrainingError) as error:
         train(export_dir=export, config=config)
@@ -359,11 +353,11 @@ def test_train_refuses_sft_data_for_dpo(tmp_path, tiny_lm):
 
 
 @pytest.mark.slow
-def test_train_refuses_data_in_another_format_than_configured(tmp_path, tiny_lm):
+def test_train_refuses_data_in_another_format_than_configured(tmp_path, task_lm):
     export = write_export(tmp_path / "export", preference_rows(conversational=False))
     config = TrainConfig(
         method="dpo",
-        base_model_dir=tiny_lm,
+        base_model_dir=task_lm,
         output_dir=tmp_path / "out",
         conversational=True,
     )
@@ -376,13 +370,13 @@ def test_train_refuses_data_in_another_format_than_configured(tmp_path, tiny_lm)
 
 
 @pytest.mark.slow
-def test_eval_truncates_a_long_prompt_and_scores_the_pair_counted_as_truncated(tmp_path, tiny_lm):
+def test_eval_truncates_a_long_prompt_and_scores_the_pair_counted_as_truncated(tmp_path, task_lm):
     rows = preference_rows(conversational=False)[:3]
     rows[0]["prompt"] = "Tell me about everything. " * 40 + "\n"
     eval_file = write_jsonl(tmp_path / "eval.jsonl", rows)
 
     metrics = evaluate_preferences(
-        model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file, max_length=64
+        model_dir_or_base=task_lm, adapter_dir=None, eval_file=eval_file, max_length=64
     )
 
     assert (metrics["n"], metrics["truncated"], metrics["skipped"]) == (3, 1, 0)
@@ -391,13 +385,13 @@ def test_eval_truncates_a_long_prompt_and_scores_the_pair_counted_as_truncated(t
 
 
 @pytest.mark.slow
-def test_eval_counts_every_pair_it_cannot_score_with_its_reason(tmp_path, tiny_lm):
+def test_eval_counts_every_pair_it_cannot_score_with_its_reason(tmp_path, task_lm):
     rows = preference_rows(conversational=False)[:4]
     rows[1]["chosen"] = "Tell me about everything. " * 40
     eval_file = write_jsonl(tmp_path / "eval.jsonl", rows)
 
     metrics = evaluate_preferences(
-        model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file, max_length=64
+        model_dir_or_base=task_lm, adapter_dir=None, eval_file=eval_file, max_length=64
     )
 
     assert (metrics["n"], metrics["skipped"]) == (3, 1)
@@ -423,11 +417,11 @@ def test_pair_fit_truncates_prompts_and_skips_only_pairs_with_no_signal(lengths,
 
 
 @pytest.mark.slow
-def test_eval_refuses_a_file_with_no_usable_pairs(tmp_path, tiny_lm):
+def test_eval_refuses_a_file_with_no_usable_pairs(tmp_path, task_lm):
     eval_file = write_jsonl(tmp_path / "eval.jsonl", [])
 
     with pytest.raises(TrainingError) as error:
-        evaluate_preferences(model_dir_or_base=tiny_lm, adapter_dir=None, eval_file=eval_file)
+        evaluate_preferences(model_dir_or_base=task_lm, adapter_dir=None, eval_file=eval_file)
     assert str(error.value) == ERR_NO_PAIRS.format(path=eval_file, max_length=128)
 
 
@@ -436,7 +430,7 @@ class Cancelled(Exception):
 
 
 @pytest.mark.slow
-def test_an_exception_from_progress_stops_training(tmp_path, tiny_lm):
+def test_an_exception_from_progress_stops_training(tmp_path, task_lm):
     export = write_export(tmp_path / "export", sft_rows())
     steps_seen: list[int] = []
 
@@ -446,7 +440,7 @@ def test_an_exception_from_progress_stops_training(tmp_path, tiny_lm):
             raise Cancelled
 
     config = TrainConfig(
-        method="sft", base_model_dir=tiny_lm, output_dir=tmp_path / "out", steps=20
+        method="sft", base_model_dir=task_lm, output_dir=tmp_path / "out", steps=20
     )
     with pytest.raises(Cancelled):
         train(export_dir=export, config=config, progress=progress)

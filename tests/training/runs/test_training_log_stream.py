@@ -7,19 +7,13 @@ from datetime import datetime
 
 import pytest
 
-from tests.test_training_runs import frozen_version
-from tests.training_helpers import preference_rows, tiny_lm, write_jsonl
+from tests.support.training import frozen_version, preference_rows, write_jsonl
 from training import perform, runs
 from training.models import TrainingRun
 from training.trainer import EVAL_POINTS, NOTE_NO_EVAL_LOSS, TrainConfig, train
 
 STEPS = 10
 STAMP = re.compile(r"^(\d\d:\d\d:\d\d\.\d\d\d) (.*)$")
-
-
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    return tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
 
 
 def export(directory, *, with_eval: bool = True):
@@ -40,13 +34,11 @@ def stamps(log: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_each_log_line_is_reported_when_written_with_eval_loss_at_the_eval_steps(
-    tmp_path, base_model
-):
+def test_each_log_line_is_reported_when_written_with_eval_loss_at_the_eval_steps(tmp_path, task_lm):
     seen: list[dict] = []
     result = train(
         export_dir=export(tmp_path / "export"),
-        config=config(base_model, tmp_path / "out"),
+        config=config(task_lm, tmp_path / "out"),
         log=seen.append,
     )
 
@@ -68,10 +60,10 @@ def test_each_log_line_is_reported_when_written_with_eval_loss_at_the_eval_steps
 
 
 @pytest.mark.slow
-def test_without_an_eval_split_the_log_says_there_is_no_eval_loss(tmp_path, base_model):
+def test_without_an_eval_split_the_log_says_there_is_no_eval_loss(tmp_path, task_lm):
     result = train(
         export_dir=export(tmp_path / "export", with_eval=False),
-        config=config(base_model, tmp_path / "out", steps=2),
+        config=config(task_lm, tmp_path / "out", steps=2),
     )
     assert result.eval_losses == []
     assert result.log_lines[0] == NOTE_NO_EVAL_LOSS.format(why="eval.jsonl is empty or missing")
@@ -79,7 +71,7 @@ def test_without_an_eval_split_the_log_says_there_is_no_eval_loss(tmp_path, base
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_the_run_row_gets_the_log_while_training_runs(tmp_path, base_model, admin, export_dir):
+def test_the_run_row_gets_the_log_while_training_runs(tmp_path, task_lm, admin, export_dir):
     version = frozen_version(admin)
     run = TrainingRun.objects.create(
         dataset_version=version,
@@ -100,7 +92,7 @@ def test_the_run_row_gets_the_log_while_training_runs(tmp_path, base_model, admi
 
     train(
         export_dir=export(tmp_path / "export"),
-        config=config(base_model, tmp_path / "out"),
+        config=config(task_lm, tmp_path / "out"),
         progress=progress,
         log=log,
     )

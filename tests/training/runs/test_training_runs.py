@@ -14,14 +14,15 @@ import django_rq
 import pytest
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
-from rq import SimpleWorker
 
 from curation import pipeline, policies
 from curation.models import Interaction
 from review.models import Review, ReviewItem, ReviewOutcome
-from tests import factories
-from tests import training_helpers as th
-from tests.curation_helpers import ingest
+from tests.support import factories
+from tests.support import training as th
+from tests.support.curation import ingest
+from tests.support.jobs import run_jobs
+from tests.support.training import frozen_version, registered
 from training import gate, jobs, perform, registry, runs, selectors, services
 from training.errors import TrainingError
 from training.models import (
@@ -91,12 +92,6 @@ def training_settings(settings, tmp_path, tiny_base, export_dir):
     return settings
 
 
-def work() -> None:
-    """Run every queued training job in this process (no fork: the test's connection)."""
-    queue = django_rq.get_queue("training")
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-
 # --- data that went through curation and review ---------------------------------------------
 
 
@@ -159,41 +154,6 @@ def _approve(item: ReviewItem, person) -> ReviewOutcome:
     )
 
 
-def frozen_version(admin, *, name="support", n=3, **dataset_options) -> DatasetVersion:
-    dataset = services.dataset_create(name=name, user=admin, lag_days=0, **dataset_options)
-    for _ in range(n):
-        th.approved(occurred_at=timezone.now() - timedelta(days=1))
-    version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
-    return version
-
-
-def registered(version, *, status="candidate", adapter="", promoted_at=None, **fields):
-    """A model row as a finished run leaves it (the registry tests need no training)."""
-    run = TrainingRun.objects.create(
-        dataset_version=version,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="succeeded",
-        finished_at=timezone.now(),
-    )
-    name = f"{version.dataset.name}-v{version.number}-run{run.pk}"
-    return ModelVersion.objects.create(
-        name=name,
-        serving_name=fields.pop("serving_name", name),
-        run=run,
-        dataset_version=version,
-        method="dpo",
-        base_model=fields.pop("base_model", "/models/base"),
-        adapter_dir=adapter,
-        status=status,
-        gate_passed=fields.pop("gate_passed", True),
-        promoted_at=promoted_at or (timezone.now() if status == "promoted" else None),
-        **fields,
-    )
-
-
 # --- the real path: trigger -> export -> DPO + LoRA -> gate -------------------------------------
 
 
@@ -208,7 +168,7 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     started = runs.training_trigger_check()
     assert len(started) == 1
     assert django_rq.get_queue("training").count == 1
-    work()
+    run_jobs("training")
 
     run = TrainingRun.objects.get()
     version = run.dataset_version
@@ -277,7 +237,7 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     )
 
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     model = run.model_version
@@ -309,7 +269,7 @@ def test_auto_promotion_makes_a_passing_candidate_current_and_records_why(traini
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
 
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     model = ModelVersion.objects.get(run=run)
     assert model.status == "promoted", model.gate_detail
@@ -335,7 +295,7 @@ def test_an_sft_dataset_trains_with_sft_and_is_gated_on_its_held_out_preference_
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
 
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     model = ModelVersion.objects.get(run=run)
@@ -445,7 +405,7 @@ def test_running_the_job_twice_trains_once(external_settings, admin):
     run = runs.training_run_create(version=version, user=admin)
     # Delivered twice (a retry, a duplicate enqueue): the second finds the run claimed.
     runs.training_run_enqueue(run_id=run.pk)
-    work()
+    run_jobs("training")
     second = jobs.training_run_execute(run.pk)
 
     run.refresh_from_db()
@@ -461,7 +421,7 @@ def test_the_external_trainer_runs_on_the_export_and_its_output_is_recorded(
 ):
     version = frozen_version(admin)
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     model = run.model_version
@@ -481,7 +441,7 @@ def test_a_failing_external_trainer_fails_the_run_with_its_exit_status(external_
         [sys.executable, "-c", "import sys; print('out of memory'); sys.exit(3)"]
     )
     run = runs.training_run_create(version=frozen_version(admin), user=admin)
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     assert run.status == "failed"
@@ -500,7 +460,7 @@ def test_a_version_quarantined_while_its_run_waited_is_not_trained_on(external_s
     services.quarantine_create(
         kind="dataset_version", dataset_version=version, reason="bad week", user=admin
     )
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     assert run.status == "failed"
@@ -521,7 +481,7 @@ def test_a_model_trained_on_data_quarantined_meanwhile_is_rolled_back_on_arrival
         reason="an attack last week",
         user=admin,
     )
-    work()
+    run_jobs("training")
 
     model = ModelVersion.objects.get(run=run)
     assert model.status == "rolled_back"
@@ -547,7 +507,7 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
     dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     model = ModelVersion.objects.get(run=run)
     assert model.gate_passed is True, model.gate_detail
@@ -573,7 +533,7 @@ def test_a_run_whose_answers_all_fill_max_length_fails_at_once_naming_the_settin
         )
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     assert run.status == "failed"
@@ -595,7 +555,7 @@ def test_a_run_with_too_few_eval_pairs_fails_before_exporting_naming_the_setting
     assert 0 < n_eval < 50
 
     run = runs.training_run_create(version=version, user=admin)
-    work()
+    run_jobs("training")
 
     run.refresh_from_db()
     assert run.status == "failed"

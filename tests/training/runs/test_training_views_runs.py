@@ -1,15 +1,11 @@
 """Training run and model pages: admin only, from every side; starting a run; live progress
 polled by HTMX; promotion and rejection recorded."""
 
-from datetime import timedelta
-
 import django_rq
 import pytest
-from django.utils import timezone
 
 from flywheel_site.access import FORBIDDEN
-from tests import training_helpers as th
-from training import registry, runs, services
+from training import registry, runs
 from training.models import ModelVersion, TrainingRun
 from training.views_runs import CHOOSE_VERSION, RUN_STARTED
 
@@ -26,54 +22,6 @@ def base_model(settings, tmp_path):
     settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
     settings.FLYWHEEL_TRAINER = "builtin"
     return base
-
-
-@pytest.fixture
-def version(admin):
-    dataset = services.dataset_create(name="support", user=admin, lag_days=0)
-    for _ in range(3):
-        th.approved(occurred_at=timezone.now() - timedelta(days=1))
-    frozen, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
-    return frozen
-
-
-@pytest.fixture
-def run(version):
-    return TrainingRun.objects.create(
-        dataset_version=version,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="running",
-        stage="train",
-        started_at=timezone.now(),
-        progress_step=12,
-        progress_total=30,
-        progress_loss=0.5123,
-        loss_curve=[[1, 0.6931], [6, 0.66], [12, 0.5123]],
-        log="step 12/30 loss=0.5123\n",
-    )
-
-
-@pytest.fixture
-def model(run):
-    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
-    return ModelVersion.objects.create(
-        name="support-v1-run1",
-        serving_name="support-v1-run1",
-        run=run,
-        dataset_version=run.dataset_version,
-        method="dpo",
-        base_model="/models/base",
-        adapter_dir="/models/runs/run-1/adapter",
-        metrics={"normalised_accuracy": 0.8, "implicit_reward_accuracy": 0.9, "reward_margin": 2},
-        baseline_metrics={"normalised_accuracy": 0.5, "implicit_reward_accuracy": 0.5},
-        gate_metric="normalised_accuracy",
-        gate_margin=0.02,
-        gate_passed=True,
-        gate_detail="passes: normalised_accuracy 0.8000 vs current 0.5000",
-    )
 
 
 def pages(run, model) -> list[str]:
@@ -249,7 +197,8 @@ def test_a_finished_run_stops_polling(as_user, admin, run, model):
 def test_an_admin_decides_on_a_candidate_with_a_recorded_reason(
     as_user, admin, model, decision, status, done, settings
 ):
-    # The immediate promotion (FLYWHEEL_CANARY off); the canary path: tests/test_canary.py.
+    # The immediate promotion (FLYWHEEL_CANARY off); the canary path:
+    # tests/training/registry/test_canary.py.
     settings.FLYWHEEL_CANARY = False
     response = as_user(admin).post(
         f"/training/models/{model.pk}/{decision}/", {"reason": "beats the base"}, follow=True

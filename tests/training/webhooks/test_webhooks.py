@@ -5,8 +5,6 @@ delivery log and "send again", hostile input, and the four events training emits
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import os
 import shutil
 import signal
@@ -18,18 +16,18 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import django_rq
 import pytest
 import time_machine
 from django.db import connection, transaction
 from django.urls import reverse
-from rq import SimpleWorker
-from standardwebhooks import Webhook
 
 from flywheel_site import redis as fw_redis
-from tests.test_training_runs import frozen_version, registered
+from tests.support import ROOT
+from tests.support.jobs import run_jobs
+from tests.support.training import frozen_version, registered
+from tests.support.webhooks import LOOPBACK, Receiver
 from training import gate, jobs, registry, runs, services, webhook_http, webhooks
 from training.errors import TrainingError
 from training.models import (
@@ -44,63 +42,8 @@ pytestmark = pytest.mark.usefixtures("export_dir")
 
 # A fixed reference time: nothing here depends on today's date.
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
-ROOT = Path(__file__).resolve().parent.parent
-
 
 # --- a real receiver ------------------------------------------------------------------------
-
-
-class Receiver:
-    """A threading HTTP server on 127.0.0.1, port 0. It answers the queued status codes in
-    order (then 200), and verifies each request's signature as it arrives."""
-
-    def __init__(self):
-        self.statuses: list[int] = []
-        self.requests: list[dict] = []
-        self.secret: str | None = None
-        self.hold: threading.Event | None = None
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = dict(self.headers.items())
-                try:
-                    payload = Webhook(receiver.secret).verify(body, headers)
-                    verified = True
-                except Exception as error:  # recorded for the test to assert on
-                    payload, verified = repr(error), False
-                receiver.requests.append(
-                    {"headers": headers, "body": body, "payload": payload, "verified": verified}
-                )
-                if receiver.hold is not None:  # a receiver that hangs until released
-                    receiver.hold.wait(timeout=120)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                if status in (301, 302):
-                    self.send_header("Location", "http://127.0.0.1:9/elsewhere")
-                answer = json.dumps({"got": len(receiver.requests)}).encode()
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}/hooks/flywheel?x=1"
-
-    def close(self):
-        if self.hold is not None:
-            self.hold.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -130,11 +73,6 @@ def endpoint_for(receiver, *, types=(webhooks.MODEL_GATED,), host="127.0.0.1", *
     return endpoint
 
 
-def work() -> None:
-    queue = django_rq.get_queue("webhooks")
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-
 def emit(type_=webhooks.MODEL_GATED, **data) -> None:
     with transaction.atomic():
         webhooks.event_emit(type=type_, data={"model": 7, **data})
@@ -158,7 +96,7 @@ def test_a_subscribed_endpoint_receives_one_signed_event_through_a_real_worker(
         emit(name="support-v1")
         # The emitting transaction committed without waiting for any receiver.
         assert receiver.requests == [] and WebhookDelivery.objects.count() == 1
-        work()
+        run_jobs("webhooks")
     finally:
         other.close()
 
@@ -192,7 +130,7 @@ def test_an_endpoint_failing_twice_gets_the_event_on_the_third_attempt_after_gro
     endpoint_for(receiver)
     with time_machine.travel(T0, tick=True) as clock:
         emit()
-        work()  # attempt 1: 500
+        run_jobs("webhooks")  # attempt 1: 500
         delivery = WebhookDelivery.objects.get()
         assert (delivery.status, delivery.attempts) == ("pending", 1)
         first_wait = delivery.next_attempt_at - WebhookAttempt.objects.get().started_at
@@ -202,7 +140,7 @@ def test_an_endpoint_failing_twice_gets_the_event_on_the_third_attempt_after_gro
 
         clock.shift(timedelta(seconds=11))
         assert webhooks.deliveries_sweep()["queued"] == 1
-        work()  # attempt 2: 503
+        run_jobs("webhooks")  # attempt 2: 503
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts) == ("pending", 2)
         second = WebhookAttempt.objects.get(number=2)
@@ -210,7 +148,7 @@ def test_an_endpoint_failing_twice_gets_the_event_on_the_third_attempt_after_gro
 
         clock.shift(timedelta(seconds=21))
         assert webhooks.deliveries_sweep()["queued"] == 1
-        work()  # attempt 3: 200
+        run_jobs("webhooks")  # attempt 3: 200
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 3)
     assert 10 <= first_wait.total_seconds() < 11
@@ -237,9 +175,9 @@ def test_a_delivery_gives_up_after_the_maximum_attempts(hook_settings, receiver)
     receiver.statuses = [500, 500, 500]
     endpoint_for(receiver)
     emit()
-    work()
+    run_jobs("webhooks")
     webhooks.deliveries_sweep()
-    work()
+    run_jobs("webhooks")
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("failed", 2)
     assert webhooks.deliveries_sweep()["queued"] == 0
@@ -269,7 +207,7 @@ def test_a_delivery_claimed_by_a_worker_that_died_is_sent_by_the_sweeper(hook_se
 
         clock.shift(timedelta(seconds=11))
         assert webhooks.deliveries_sweep()["queued"] == 1
-        work()
+        run_jobs("webhooks")
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
     assert len(receiver.requests) == 1 and receiver.requests[0]["verified"]
@@ -322,7 +260,7 @@ def test_a_worker_killed_mid_request_loses_nothing(hook_settings, receiver):
         assert webhooks.deliveries_sweep()["reclaimed"] == 1
         clock.shift(timedelta(seconds=11))
         assert webhooks.deliveries_sweep()["queued"] == 1
-        work()
+        run_jobs("webhooks")
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
     assert len(receiver.requests) == 2 and all(r["verified"] for r in receiver.requests)
@@ -361,7 +299,7 @@ def test_events_emitted_while_redis_is_down_are_delivered_after_it_returns(hook_
     assert webhooks.deliveries_sweep()["queued"] == 1
     # A second sweep before the worker runs does not queue it twice.
     assert webhooks.deliveries_sweep()["queued"] == 0
-    work()
+    run_jobs("webhooks")
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
     assert len(receiver.requests) == 1
@@ -430,7 +368,7 @@ def test_the_guard_runs_again_at_send_time(hook_settings, receiver):
     endpoint_for(receiver, host="localhost")
     hook_settings.FLYWHEEL_WEBHOOK_ALLOWED_NETWORKS = []
     emit()
-    work()
+    run_jobs("webhooks")
     attempt = WebhookAttempt.objects.get()
     assert receiver.requests == []
     assert (attempt.ok, attempt.status_code) == (False, None)
@@ -457,7 +395,7 @@ def test_the_request_goes_to_the_address_that_was_checked_with_the_host_header_k
     endpoint_for(receiver, host="hooks.example.test")
     lookups.clear()
     emit()
-    work()
+    run_jobs("webhooks")
     assert lookups == ["hooks.example.test"]  # once per attempt, by the guard
     assert receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
     assert receiver.requests[0]["verified"]
@@ -524,7 +462,7 @@ def test_redirects_are_not_followed(hook_settings, receiver):
     receiver.statuses = [302]
     endpoint_for(receiver)
     emit()
-    work()
+    run_jobs("webhooks")
     attempt = WebhookAttempt.objects.get()
     assert (attempt.status_code, attempt.ok) == (302, False)
     assert len(receiver.requests) == 1
