@@ -3,16 +3,11 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from curation import filters, policies
+from curation import policies
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
-from tests.support.curation import edited
+from tests.support.curation import edited, no_toxicity
 
 pytestmark = pytest.mark.django_db
-
-
-def no_toxicity(**changes):
-    enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    return policies.policy_create(changes={"enabled_filters": enabled, **changes})
 
 
 def run(*args) -> str:

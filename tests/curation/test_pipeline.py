@@ -9,15 +9,10 @@ from curation.errors import CurationError
 from curation.models import Candidate, CurationPolicy, FilterDecision, Interaction
 from curation.toxicity import TOXICITY_UNAVAILABLE
 from review.models import ReviewItem
-from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, edited, with_feedback
+from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, edited, no_toxicity, with_feedback
 from tests.support.tiny_detoxify import TOXIC_SENTENCES
 
 pytestmark = pytest.mark.django_db
-
-
-def no_toxicity(**changes) -> CurationPolicy:
-    enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]
-    return policies.policy_create(changes={"enabled_filters": enabled, **changes})
 
 
 def curate(*interactions) -> dict:

@@ -222,8 +222,12 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def old():
-    return timezone.now() - timedelta(days=30)
+def days_ago(n: float) -> datetime:
+    return timezone.now() - timedelta(days=n)
+
+
+def old() -> datetime:
+    return days_ago(30)
 
 
 # --- registry rows without training ----------------------------------------------------------

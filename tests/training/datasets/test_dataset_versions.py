@@ -14,14 +14,11 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from tests.support import training as th
+from tests.support.training import days_ago
 from training import export, gold, services
 from training.models import DatasetVersion, GoldPair, Membership
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
-
-
-def days_ago(n: float):
-    return timezone.now() - timedelta(days=n)
 
 
 def members(version, split=None):
@@ -29,11 +26,6 @@ def members(version, split=None):
     if split:
         rows = rows.filter(split=split)
     return set(rows.values_list("pair_id", flat=True))
-
-
-@pytest.fixture
-def dataset(admin):
-    return services.dataset_create(name="support", user=admin, lag_days=14)
 
 
 def test_freeze_takes_only_pairs_older_than_the_lag(dataset, admin):

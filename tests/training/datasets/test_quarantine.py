@@ -2,8 +2,6 @@
 covers is left out of every later version; quarantined versions are kept and marked; the
 record is append-only and in the history with its reason."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -11,20 +9,12 @@ from django.utils import timezone
 from curation import policies
 from curation.models import Source
 from tests.support import training as th
+from tests.support.training import days_ago
 from training import selectors, services
 from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Quarantine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
-
-
-def days_ago(n: float):
-    return timezone.now() - timedelta(days=n)
-
-
-@pytest.fixture
-def dataset(admin):
-    return services.dataset_create(name="support", user=admin, lag_days=14)
 
 
 def selected(version) -> set[int]:

@@ -9,7 +9,7 @@ from curation.models import Candidate
 from curation.services import api_token_create
 from review.models import ReviewItem
 from tests.support.api import ApiClient
-from tests.support.metrics import ASKED, CURATED, D18, D19, D20, flywheel_loop
+from tests.support.metrics import ASKED, CURATED, D18, D19, D20
 from training.metrics import _gate
 from training.models import ModelVersion
 
@@ -47,11 +47,6 @@ def empty(day: str) -> dict:
 def metrics_api(api):
     _, raw = api_token_create(source_name="shop-assistant", name="dash", scopes=["metrics"])
     return ApiClient(raw)
-
-
-@pytest.fixture
-def loop(api, annotator, admin):
-    return flywheel_loop(api, annotator, admin)
 
 
 def test_every_figure_matches_the_data_put_in(metrics_api, loop):

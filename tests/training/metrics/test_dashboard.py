@@ -3,16 +3,11 @@ tables without JavaScript, its window and filters in the URL, bad input refused.
 
 import pytest
 
-from tests.support.metrics import D18, D20, flywheel_loop
+from tests.support.metrics import D18, D20
 from tests.support.review import reviewed_items
 from tests.support.training import frozen_version, registered
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def loop(api, annotator, admin):
-    return flywheel_loop(api, annotator, admin)
 
 
 def test_an_annotator_still_lands_on_the_queue(as_user, annotator):
