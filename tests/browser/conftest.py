@@ -61,7 +61,8 @@ def browser_page(browser, live_server, csp_violations):
     def open_page(persona=None, *, password=PASSWORD, next_url="", timeout=15_000, **options):
         context = browser.new_context(viewport=VIEWPORT, **options)
         contexts.append(context)
-        context.expose_function("reportViolation", csp_violations.append)
+        # A Python function, not a bound builtin: Playwright tags the handler it is given.
+        context.expose_function("reportViolation", lambda text: csp_violations.append(text))
         context.add_init_script(LISTEN)
         page = context.new_page()
         page.set_default_timeout(timeout)
