@@ -121,8 +121,9 @@ def as_user(client):
     return login
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def export_dir(settings, tmp_path):
-    """Dataset exports go to a per-test directory, never into .run/exports."""
+    """Dataset exports go to a per-test directory, never into .run/exports (autouse: any test
+    may reach code that freezes or exports a version)."""
     settings.FLYWHEEL_EXPORT_DIR = tmp_path / "exports"
     return settings.FLYWHEEL_EXPORT_DIR

@@ -10,8 +10,6 @@ from training.models import GoldPair, ModelVersion, Quarantine, TrainingRun
 
 REASON = "the chosen answer quotes a customer's phone number"
 
-pytestmark = pytest.mark.usefixtures("export_dir")
-
 
 @pytest.fixture
 def site(admin):

@@ -28,8 +28,6 @@ from training.models import (
     TrainingRun,
 )
 
-pytestmark = pytest.mark.usefixtures("export_dir")
-
 
 @pytest.fixture
 def demo_settings(settings, tmp_path, monkeypatch):

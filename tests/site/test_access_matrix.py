@@ -35,7 +35,7 @@ from tests.support.training import frozen_version, registered
 from training import webhooks
 from training.models import GoldPair, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 # Route prefixes of the URLs this table leaves to their own tests (see above).
 SKIPPED_PREFIXES = ("admin/", "django-rq/", "api/v1/")

@@ -18,7 +18,7 @@ from tests.support.training import days_ago
 from training import export, gold, services
 from training.models import DatasetVersion, GoldPair, Membership
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 
 def members(version, split=None):

@@ -19,7 +19,7 @@ from training import export, services
 from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Membership
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 ALL_FORMATS = ["dpo_standard", "dpo_conversational", "sft_conversational"]
 

@@ -16,7 +16,7 @@ from tests.support.api import ApiClient
 from training import services
 from training.models import ExportTokenDataset
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 
 def manifest(name: str) -> str:

@@ -13,7 +13,7 @@ from training.errors import TrainingError
 from training.forms import REASON_REQUIRED
 from training.models import DatasetVersion, GoldPair, ModelEvent, ModelVersion, Quarantine
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from training import selectors, services
 from training.errors import TrainingError
 from training.models import DatasetVersion, GoldPair, Quarantine
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 
 def selected(version) -> set[int]:

@@ -14,7 +14,7 @@ from tests.support.api import ApiClient
 from training import services
 from training.api import NO_FILE, NOT_FOUND
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/datasets/support/versions/1"
 

@@ -17,7 +17,7 @@ from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 from training.selectors_canary import monitor_alerts_open
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)

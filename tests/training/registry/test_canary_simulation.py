@@ -21,7 +21,7 @@ from training.jobs import trigger_check
 from training.management.commands.simulate_traffic import Client, wait_for_decision
 from training.models import Experiment, ModelVersion
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db(transaction=True)
 SHARE = 0.3
 KEYS = 500
 

@@ -9,7 +9,7 @@ from training import registry, runs
 from training.models import ModelVersion, TrainingRun
 from training.views_runs import CHOOSE_VERSION, RUN_STARTED
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -38,8 +38,6 @@ from training.models import (
     WebhookEvent,
 )
 
-pytestmark = pytest.mark.usefixtures("export_dir")
-
 # A fixed reference time: nothing here depends on today's date.
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
