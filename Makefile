@@ -3,10 +3,19 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES_ENV = eval "$$(scripts/services.sh env)"
-# Tests use Redis database 1 so a running `make run` (database 0) is left alone.
+# Tests use Redis database 1 so a running `make run` (database 0) is left alone; each
+# xdist worker moves to a database of its own (gw0 -> 1, gw1 -> 2: tests/support/workers.py).
 TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true
+# Two workers for two cores. loadfile keeps a module's tests on one worker, so module-scoped
+# fixtures (one Chromium per module, a trained adapter) are built once.
+PYTEST_PARALLEL = -n 2 --dist loadfile
+FAST = not browser and not stack and not slow
+# pytest exits 5 when it collected nothing (a typo in a path or marker): never a pass, and
+# never a 5 a CI could read as "no tests, fine".
+NO_TESTS_FAIL = status=$$?; if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; \
+	exit 1; fi; exit $$status
 
-.PHONY: setup services run test test-client lint format bench stop clean-data
+.PHONY: setup services run test test-fast test-client lint format bench stop clean-data
 
 setup:
 	@scripts/bootstrap.sh
@@ -18,7 +27,11 @@ run: setup
 	@scripts/run.sh
 
 test: services lint test-client
-	@$(TEST_ENV); $(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(TEST_ENV); $(VENV)/bin/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); $(NO_TESTS_FAIL)
+
+# The inner loop: no browser, no supervised stack, no model training.
+test-fast: services
+	@$(TEST_ENV); $(VENV)/bin/pytest $(PYTEST_PARALLEL) -m "$(FAST)" $(PYTEST_ARGS); $(NO_TESTS_FAIL)
 
 # The Python client is its own package: installed as a user would, tested on its own.
 test-client: setup

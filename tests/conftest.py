@@ -1,10 +1,39 @@
-"""Shared fixtures: real PostgreSQL (pytest-django's test database) and the real
-Redis named by REDIS_URL (`make test` points it at database 1)."""
+"""Shared fixtures: real PostgreSQL (pytest-django's test database, one per xdist worker) and
+the real Redis named by REDIS_URL (`make test` points it at database 1; each xdist worker moves
+to a database of its own, see tests/support/workers.py).
+
+Fixtures one area uses live in that area's conftest.py; fixtures several areas share live here
+or in the support modules registered below."""
+
+import os
 
 import pytest
-from django.test import Client
+from django.conf import settings as django_settings
 
 from flywheel_site import redis as fw_redis
+from tests.support.api import ApiClient
+from tests.support.personas import person
+from tests.support.workers import worker_redis_url
+
+pytest_plugins = [
+    "tests.support.tiny_detoxify",
+    "tests.support.review",
+    "tests.support.training",
+]
+
+
+def _use_the_workers_redis_database() -> None:
+    # pytest-django has loaded the settings before this module is imported: both the settings
+    # and the environment (which subprocesses such as gunicorn and rqworker inherit) move.
+    url = worker_redis_url(django_settings.REDIS_URL)
+    os.environ["REDIS_URL"] = url
+    django_settings.REDIS_URL = url
+    for queue in django_settings.RQ_QUEUES.values():
+        queue["URL"] = url
+    fw_redis.reset()
+
+
+_use_the_workers_redis_database()
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +46,12 @@ def _clean_redis():
         client.delete(*keys)
     yield
     fw_redis.reset()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # PBKDF2 is slow by design; tests create many users and hash no real secrets.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -34,31 +69,6 @@ def api(ingest_token):
     return ApiClient(raw)
 
 
-class ApiClient:
-    def __init__(self, token: str | None):
-        self.client = Client()
-        self.token = token
-
-    def post(self, path: str, data=None, *, raw: bytes | str | None = None, token=...):
-        import json
-
-        token = self.token if token is ... else token
-        headers = {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        body = raw if raw is not None else json.dumps(data)
-        return self.client.post(path, body, content_type="application/json", headers=headers)
-
-    def get(self, path: str, *, token=...):
-        token = self.token if token is ... else token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.client.get(path, headers=headers)
-
-
-# The tiny Detoxify model (real loading and inference path), built once per session.
-from tests.tiny_detoxify import tiny_detoxify_fixture  # noqa: E402, F401
-
-
 @pytest.fixture
 def toxicity_model(settings, tiny_detoxify):
     """Point the curation settings at the tiny Detoxify checkpoint."""
@@ -72,44 +82,32 @@ def toxicity_model(settings, tiny_detoxify):
     reset_scorer_cache()
 
 
-# --- personas -----------------------------------------------------------------
-
-PASSWORD = "correct-horse-battery"
-
-
-def _person(username: str, role: str | None):
-    from django.contrib.auth.models import Group, User
-
-    user = User.objects.create_user(username=username, password=PASSWORD)
-    if role:
-        # Transactional tests flush every table, groups made by migrations included.
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
+# --- personas: one per role, and one with none -------------------------------------------------
 
 
 @pytest.fixture
 def annotator(db):
-    return _person("annie", "annotator")
+    return person("annie", "annotator")
 
 
 @pytest.fixture
 def annotator2(db):
-    return _person("arthur", "annotator")
+    return person("arthur", "annotator")
 
 
 @pytest.fixture
 def curator(db):
-    return _person("carla", "curator")
+    return person("carla", "curator")
 
 
 @pytest.fixture
 def admin(db):
-    return _person("ada", "admin")
+    return person("ada", "admin")
 
 
 @pytest.fixture
 def outsider(db):
-    return _person("oscar", None)
+    return person("oscar", None)
 
 
 @pytest.fixture
@@ -123,17 +121,9 @@ def as_user(client):
     return login
 
 
-# --- training -----------------------------------------------------------------
-
-
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def export_dir(settings, tmp_path):
-    """Dataset exports go to a per-test directory, never into .run/exports."""
+    """Dataset exports go to a per-test directory, never into .run/exports (autouse: any test
+    may reach code that freezes or exports a version)."""
     settings.FLYWHEEL_EXPORT_DIR = tmp_path / "exports"
     return settings.FLYWHEEL_EXPORT_DIR
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    # PBKDF2 is slow by design; tests create many users and hash no real secrets.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

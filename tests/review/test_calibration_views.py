@@ -1,0 +1,113 @@
+"""The calibration page and its one action, on real PostgreSQL: reviewed items
+with recorded filter decisions, reviewed through the real services."""
+
+import json
+import re
+
+import pytest
+from django.test import Client
+
+from curation import policies
+from curation.models import CurationPolicy
+from review import selectors
+
+pytestmark = pytest.mark.django_db
+
+
+def client_of(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_page_says_so_when_nothing_is_reviewed(curator):
+    response = client_of(curator).get("/review/calibration/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="calibration-empty"' in html
+    assert "<canvas" not in html
+
+
+def test_the_page_shows_weighted_figures_a_chart_and_a_suggestion(curator, reviewed):
+    response = client_of(curator).get("/review/calibration/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    open("/tmp/calib_page.html", "w").write(html)  # noqa: SIM115
+    row = re.search(r'<tr id="calibration-quality">(.*?)</tr>', html, re.S).group(1)
+    cells = re.findall(r'<td class="num">(.*?)</td>', row, re.S)
+    # n 24; precision 12 of 12 passed approved; recall 2*12 / (2*12 + 50*6) = 24 / 324.
+    assert cells[1] == "24"
+    assert cells[2].startswith("100%") and cells[3] == "12"
+    assert cells[4].startswith("7%") and cells[5] == "18"
+    # The chart: a canvas, its data as JSON, and the same bins as a table.
+    assert 'id="calibration-chart-quality"' in html
+    data = json.loads(
+        re.search(
+            r'<script id="calibration-chart-quality-data" type="application/json">(.*?)</script>',
+            html,
+            re.S,
+        ).group(1)
+    )
+    assert data["rates"][0] == 0.0 and data["rates"][-1] == 100.0
+    assert sum(data["counts"]) == 24
+    assert "vendor/chart-4.6.1.umd.min.js" in html
+    # Lowering quality_min to 0.5 keeps the approved answers at 0.5.
+    suggestion = re.search(r'id="suggestion-quality">(.*?)</form>', html, re.S).group(1)
+    assert 'name="threshold" value="0.5"' in suggestion
+    assert "pass rate" in suggestion and "(-300," in suggestion
+
+
+def test_filter_agreement_is_weighted_with_its_interval(reviewed):
+    (row,) = selectors.filter_agreement()
+    # Agreement: 12 * 2 (pass, approve) + 6 * 50 (fail, reject) of 24 + 600.
+    assert row["filter"] == "quality" and row["n"] == 24
+    assert row["agreement"] == pytest.approx(324 / 624)
+    assert row["low"] < row["agreement"] < row["high"]
+
+
+def test_a_suggestion_becomes_a_policy_version_with_who_and_why(curator, reviewed):
+    before = policies.policy_current()
+    response = client_of(curator).post(
+        "/review/calibration/apply/",
+        {"filter": "quality", "threshold": "0.5", "reason": "Audit: good answers at 0.5"},
+    )
+    assert response.status_code == 302
+    created = policies.policy_current()
+    assert created.version == before.version + 1
+    assert created.quality_min == 0.5
+    assert created.created_by == curator
+    assert "Audit: good answers at 0.5" in created.note
+    assert "quality_min 0.6 -> 0.5" in created.note
+    # Everything else is carried over from the previous version.
+    assert created.toxicity_threshold == before.toxicity_threshold
+    assert created.audit_rates == before.audit_rates
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"filter": "quality", "threshold": "0.5", "reason": "   "},
+        {"filter": "quality", "threshold": "0.5"},
+        {"filter": "edit_band", "threshold": "0.5", "reason": "why"},
+        {"filter": "quality", "threshold": "nan", "reason": "why"},
+        {"filter": "quality", "threshold": "7", "reason": "why"},
+        {"filter": "length", "threshold": "2.5", "reason": "why"},
+        {"filter": "quality", "threshold": "0.5", "reason": "why\x00"},
+        {"filter": "quality\x00", "threshold": "0.5", "reason": "why"},
+    ],
+)
+def test_a_refused_suggestion_changes_nothing(curator, form):
+    before = CurationPolicy.objects.count()
+    response = client_of(curator).post("/review/calibration/apply/", form)
+    assert response.status_code == 422
+    assert 'id="calibration-error"' in response.content.decode()
+    assert CurationPolicy.objects.count() == before
+
+
+def test_annotators_cannot_change_the_policy(annotator):
+    before = CurationPolicy.objects.count()
+    response = client_of(annotator).post(
+        "/review/calibration/apply/", {"filter": "quality", "threshold": "0.5", "reason": "x"}
+    )
+    assert response.status_code == 403
+    assert CurationPolicy.objects.count() == before

@@ -1,0 +1,92 @@
+"""What browser tests share besides fixtures (those are in tests/browser/conftest.py): the
+Chromium binary and flags, where screenshots go, and waits for what a person would wait for."""
+
+import shutil
+from urllib.parse import quote
+
+from tests.support import ROOT
+from tests.support.personas import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1366, "height": 1000}
+# Screenshots of what a user sees, for people reviewing a change.
+ARTIFACTS = ROOT / "artifacts"
+
+# Reports every Content-Security-Policy violation to the test, in every page the context opens,
+# before any page script runs. Init scripts come from the browser driver: the policy does not
+# apply to them.
+LISTEN = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.reportViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
+# The dashboard's charts: canvas id -> y-axis title.
+CHARTS = {
+    "chart-collection": "events per day",
+    "chart-candidates": "candidates per day",
+    "chart-filters": "candidates failed per day, by filter",
+    "chart-lag": "curation lag (seconds, bucket upper bound)",
+    "chart-reviews": "reviews per day, by annotator",
+    "chart-queue": "items per day",
+    "chart-alpha": "Krippendorff's \u03b1",
+    "chart-gold": "count per day",
+    "chart-cycles": "gate metric delta",
+}
+READ_CHARTS = """ids => ids.map(id => {
+  const chart = Chart.getChart(id);
+  if (!chart) return null;
+  const canvas = document.getElementById(id);
+  return {
+    id,
+    y: chart.options.scales.y.title.display ? chart.options.scales.y.title.text : null,
+    x: chart.options.scales.x.title.display ? chart.options.scales.x.title.text : null,
+    legend: chart.options.plugins.legend.display,
+    datasets: chart.data.datasets.length,
+    drawn: canvas.width > 0 && canvas.height > 0,
+  };
+})"""
+
+
+def log_in(page, base_url: str, username: str, *, password: str = PASSWORD, next_url: str = ""):
+    """Log in from the keyboard alone, as a person would: the username field has autofocus."""
+    page.goto(f"{base_url}/login/" + (f"?next={quote(next_url)}" if next_url else ""))
+    wait_for_focus(page, "input[name=username]")
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login/" not in url)
+    page.wait_for_load_state("networkidle")
+
+
+def wait_for_focus(page, selector: str) -> None:
+    """Chromium applies autofocus when it next renders, which can be after the load event:
+    keys pressed before that would go nowhere."""
+    page.wait_for_function(
+        "s => document.activeElement && document.activeElement.matches(s)", arg=selector
+    )
+
+
+def wait_for_screen(page, title: str) -> None:
+    """The next item is in place and HTMX has finished swapping and settling it."""
+    page.locator("#review-screen h1", has_text=title).wait_for()
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, "
+        ".htmx-added')"
+    )
+
+
+def start(page) -> None:
+    """Press "Start reviewing", which has autofocus."""
+    wait_for_focus(page, "form.start button")
+    page.keyboard.press("Enter")

@@ -1,0 +1,13 @@
+"""The one way tests run queued jobs: a real RQ worker in this process."""
+
+import django_rq
+from rq import SimpleWorker
+
+
+def run_jobs(*queues: str) -> None:
+    """Run every job queued on these queues, then return. SimpleWorker does not fork: a forked
+    worker would share the test's database connection."""
+    connection = django_rq.get_connection(queues[0])
+    SimpleWorker([django_rq.get_queue(name) for name in queues], connection=connection).work(
+        burst=True
+    )
