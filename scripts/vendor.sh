@@ -16,5 +16,5 @@ fetch() {  # name version sha256 file-in-package destination
 fetch chart.js 4.6.1 9345dacdf4bb4c5d40321f4b9aafab6fe676d37a534fc0bc2d17c4c4e29c4f00 \
   dist/chart.umd.min.js static/vendor/chart-4.6.1.umd.min.js
 fetch axe-core 4.14.1 e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745 \
-  axe.min.js tests/vendor/axe-4.14.1.min.js
+  axe.min.js tests/browser/vendor/axe-4.14.1.min.js
 echo "vendored files match the pinned npm tarballs"
