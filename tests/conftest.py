@@ -48,6 +48,31 @@ def _clean_redis():
     fw_redis.reset()
 
 
+# Rows the migrations create. A transactional test ends by flushing every table, and under
+# xdist the next test on that worker may be any kind, so each database test puts them back
+# first (three cheap existence checks) instead of relying on the order tests run in.
+_SEEDS = (
+    ("curation.migrations.0003_default_policy", "create_default_policy"),
+    ("review.migrations.0002_roles", "create_roles"),
+    ("review.migrations.0005_default_guidelines", "create"),
+)
+
+
+@pytest.fixture(autouse=True)
+def _migration_rows(request):
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(
+        request.fixturenames
+    )
+    if uses_db:
+        import importlib
+
+        from django.apps import apps
+
+        request.getfixturevalue("_django_db_helper")
+        for module, function in _SEEDS:
+            getattr(importlib.import_module(module), function)(apps, None)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     # PBKDF2 is slow by design; tests create many users and hash no real secrets.

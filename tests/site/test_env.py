@@ -1,5 +1,4 @@
 import re
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -8,9 +7,9 @@ from curation.models import FeedbackKind
 from flywheel_site.env import database_from_url, env_bool, env_choice, env_float, env_int, env_list
 from flywheel_site.settings.registry import CANARY_METRICS
 from flywheel_site.settings.runs import TRAINERS
+from tests.support import ROOT
 from training.models import TrainingRun
 
-ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_DIR = ROOT / "flywheel_site" / "settings"
 # The first argument of every env_* call in the settings modules.
 READ = re.compile(r"\benv_\w+\(\s*\"([A-Z][A-Z0-9_]+)\"")
