@@ -234,7 +234,7 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     assert model.gate_detail.startswith("passes: normalised_accuracy")
     record = model.metrics["gate"]
     assert record["n"] == counts["eval"] and record["passed"] is True
-    assert record["test"] == gate.TEST_NAME
+    assert "Tango 1998" in record["test"] and record["attempt"] == 1
     assert record["delta_ci"][0] >= 0.1 and record["delta"] >= record["delta_ci"][0]
     assert (record["truncated"], record["skipped"]) == (0, 0)
     assert "per_pair" not in model.metrics and "per_pair" not in run.metrics["eval"]
