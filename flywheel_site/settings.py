@@ -336,8 +336,21 @@ FLYWHEEL_CANARY_ALPHA = env_float("FLYWHEEL_CANARY_ALPHA", 0.05, minimum=1e-6, m
 FLYWHEEL_CANARY_MARGIN = env_float("FLYWHEEL_CANARY_MARGIN", 0.02, minimum=0, maximum=1)
 # Standard deviation of the mSPRT's normal mixture: the size of difference it is tuned to.
 FLYWHEEL_CANARY_TAU = env_float("FLYWHEEL_CANARY_TAU", 0.05, minimum=1e-4, maximum=1)
-# Interactions per arm before an automatic rollback may happen.
+# Route keys per arm before an automatic decision may happen.
 FLYWHEEL_CANARY_BURN_IN = env_int("FLYWHEEL_CANARY_BURN_IN", 30, minimum=1)
+# absolute: the margin is a difference of rates; relative: a share of the control's rate
+# (0.2 = the canary may be 20% worse). An experiment keeps the kind it started with.
+FLYWHEEL_CANARY_MARGIN_KIND = env_str("FLYWHEEL_CANARY_MARGIN_KIND", "absolute")
+if FLYWHEEL_CANARY_MARGIN_KIND not in ("absolute", "relative"):
+    raise ImproperlyConfigured(
+        f"FLYWHEEL_CANARY_MARGIN_KIND must be absolute or relative, got "
+        f"{FLYWHEEL_CANARY_MARGIN_KIND!r}"
+    )
+# An interaction counts once its feedback window has closed (outcome horizon): late feedback
+# must not dilute recent traffic, which is mostly the canary's early on.
+FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = env_int("FLYWHEEL_CANARY_FEEDBACK_WINDOW_S", 86400, minimum=0)
+# Sample-ratio mismatch: a chi-square p-value of the keys' split below this pauses decisions.
+FLYWHEEL_CANARY_SRM_P = env_float("FLYWHEEL_CANARY_SRM_P", 0.001, minimum=1e-12, maximum=0.5)
 # An edit that changes at least this share of the characters counts as a heavy edit.
 FLYWHEEL_HEAVY_EDIT_DISTANCE = env_float(
     "FLYWHEEL_HEAVY_EDIT_DISTANCE", 0.5, minimum=0.0, maximum=1.0

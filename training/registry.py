@@ -187,6 +187,8 @@ def _experiment_open(
     share: float | None = None,
     min_sample: int | None = None,
     max_duration_s: int | None = None,
+    margin: float | None = None,
+    margin_kind: str | None = None,
 ) -> Experiment:
     """Start the canary: `model` serves `share` of the keys beside the current model. The
     candidate stays a candidate until the experiment completes."""
@@ -202,7 +204,8 @@ def _experiment_open(
         min_sample=min_sample or settings.FLYWHEEL_CANARY_MIN_SAMPLE,
         metric=settings.FLYWHEEL_CANARY_METRIC,
         alpha=settings.FLYWHEEL_CANARY_ALPHA,
-        margin=settings.FLYWHEEL_CANARY_MARGIN,
+        margin=margin if margin is not None else settings.FLYWHEEL_CANARY_MARGIN,
+        margin_kind=margin_kind or settings.FLYWHEEL_CANARY_MARGIN_KIND,
         tau=settings.FLYWHEEL_CANARY_TAU,
         burn_in=settings.FLYWHEEL_CANARY_BURN_IN,
         started_at=now,
@@ -224,6 +227,7 @@ def _experiment_open(
             "metric": experiment.metric,
             "alpha": experiment.alpha,
             "margin": experiment.margin,
+            "margin_kind": experiment.margin_kind,
         },
     )
     event_emit(
@@ -280,10 +284,12 @@ def model_version_canary_start(
     share: float | None = None,
     min_sample: int | None = None,
     max_duration_s: int | None = None,
+    margin: float | None = None,
+    margin_kind: str | None = None,
 ) -> Experiment:
     """An admin's promotion when FLYWHEEL_CANARY is on: the same checks as an immediate
     promotion, then a canary experiment against the current model (per-experiment
-    overrides of the share, minimum sample and maximum duration)."""
+    overrides of the share, minimum sample, maximum duration and the margin and its kind)."""
     reason = (reason or "").strip() or f"canary started by {user}"
     with transaction.atomic(), pghistory.context(reason=reason):
         _registry_lock()
@@ -296,6 +302,8 @@ def model_version_canary_start(
             share=share,
             min_sample=min_sample,
             max_duration_s=max_duration_s,
+            margin=margin,
+            margin_kind=margin_kind,
         )
 
 
