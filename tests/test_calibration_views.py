@@ -6,9 +6,10 @@ import re
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from curation import policies
-from curation.models import Candidate, CurationPolicy, FilterDecision
+from curation.models import Candidate, CurationPolicy, FilterDecision, SampleDraw
 from review import selectors
 from review.models import ReviewItem
 from tests.review_helpers import make_items, review
@@ -34,6 +35,12 @@ def reviewed(annotator):
         ReviewItem.objects.filter(pk=item.pk).update(
             audit=not passed, inclusion_probability=probability
         )
+        # The policy's draw: what calibration weighs the item by.
+        SampleDraw.objects.create(
+            candidate_id=item.candidate_id, policy=policy, stratum="support|m",
+            inclusion_probability=probability, audit_filter="" if passed else "quality",
+            drawn_at=timezone.now(),
+        )  # fmt: skip
         FilterDecision.objects.create(
             candidate_id=item.candidate_id,
             policy=policy,
@@ -97,6 +104,16 @@ def test_filter_agreement_is_weighted_with_its_interval(reviewed):
     assert row["filter"] == "quality" and row["n"] == 24
     assert row["agreement"] == pytest.approx(324 / 624)
     assert row["low"] < row["agreement"] < row["high"]
+
+
+def test_an_item_the_policys_draw_did_not_pick_never_enters_the_estimates(reviewed):
+    # Sent by hand, or drawn only under an earlier policy: no draw under its policy.
+    SampleDraw.objects.filter(candidate_id=reviewed[0].candidate_id).delete()
+
+    (row,) = selectors.filter_agreement()
+
+    assert row["n"] == 23
+    assert row["agreement"] == pytest.approx(322 / 622)
 
 
 def test_a_suggestion_becomes_a_policy_version_with_who_and_why(curator, reviewed):
