@@ -358,6 +358,10 @@ FLYWHEEL_HEAVY_EDIT_DISTANCE = env_float(
 # How long a client may reuse a route answer; the server caches it as long at most.
 FLYWHEEL_ROUTE_TTL_S = env_int("FLYWHEEL_ROUTE_TTL_S", 30, minimum=0)
 FLYWHEEL_ROUTE_CACHE_S = env_float("FLYWHEEL_ROUTE_CACHE_S", 5.0, minimum=0)
+# After a canary completes, this share of the route keys stays on the previous model for
+# FLYWHEEL_HOLDBACK_DAYS; the monitor compares the new model with them (0: no holdback).
+FLYWHEEL_HOLDBACK_SHARE = env_float("FLYWHEEL_HOLDBACK_SHARE", 0.02, minimum=0, maximum=0.5)
+FLYWHEEL_HOLDBACK_DAYS = env_int("FLYWHEEL_HOLDBACK_DAYS", 14, minimum=1)
 # Monitor after a rollout: the last WINDOW against the BASELINE before it.
 FLYWHEEL_MONITOR_WINDOW_S = env_int("FLYWHEEL_MONITOR_WINDOW_S", 3600, minimum=60)
 FLYWHEEL_MONITOR_BASELINE_S = env_int("FLYWHEEL_MONITOR_BASELINE_S", 7 * 86400, minimum=60)

@@ -33,6 +33,8 @@ def _fresh_route_cache():
 def _outcomes_mature_at_once(settings):
     # These tests look right after serving; tests/test_decisions_canary.py covers the window.
     settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = 0
+    # A completed canary serves every key here; tests/test_decisions_canary.py: the holdback.
+    settings.FLYWHEEL_HOLDBACK_SHARE = 0
 
 
 _users = itertools.count()

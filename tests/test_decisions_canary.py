@@ -34,21 +34,26 @@ def experiment(admin, settings):
     )
 
 
-def _key_for(experiment, arm: str) -> str:
+def _key_for(split: int, share: float, arm: str) -> str:
     while True:
         key = f"person-{next(_ids)}"
-        if route.arm_for(experiment_id=experiment.pk, share=experiment.share, key=key) == arm:
+        if route.arm_for(experiment_id=split, share=share, key=key) == arm:
             return key
 
 
-def serve(experiment, *, arm: str, model: str, outcomes, keyed=True, at=None, per_key=1):
-    """Interactions answered by `model` for fresh keys assigned to `arm`, `per_key` each."""
+def serve(experiment, *, arm: str, model: str, outcomes, keyed=True, at=None, per_key=1,
+          holdback=False):  # fmt: skip
+    """Interactions answered by `model` for fresh keys assigned to `arm`, `per_key` each
+    (`holdback`: by the completed experiment's holdback split, "canary" = held back)."""
     source, _ = Source.objects.get_or_create(name="app")
     at = at or experiment.started_at + timedelta(minutes=1)
+    split, share = experiment.pk, experiment.share
+    if holdback:
+        split, share = route.holdback_split(experiment.pk), experiment.holdback_share
     key = ""
     for i, kind in enumerate(outcomes):
         if i % per_key == 0:
-            key = user_hash(_key_for(experiment, arm)) if keyed else ""
+            key = user_hash(_key_for(split, share, arm)) if keyed else ""
         n = next(_ids)
         interaction = Interaction.objects.create(
             source=source, event_id=f"e{n}", occurred_at=at, received_at=at, model=model,
@@ -191,3 +196,58 @@ def test_a_sample_ratio_mismatch_pauses_decisions_says_why_and_is_recorded(
     assert event.data["evidence"]["srm"]["p_value"] < 0.001
     page = as_user(admin).get(f"/training/models/{experiment.canary_id}/").content.decode()
     assert 'id="experiment-paused"' in page and "sample-ratio mismatch" in page
+
+
+# --- the holdback after completion -------------------------------------------------------
+
+
+@pytest.fixture
+def completed(experiment, settings):
+    settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = 0
+    settings.FLYWHEEL_HOLDBACK_SHARE = 0.2
+    settings.FLYWHEEL_HOLDBACK_DAYS = 14
+    Experiment.objects.filter(pk=experiment.pk).update(margin=0.1)
+    serve(experiment, arm="control", model="base", outcomes=["thumbs_down"] * 10 + [None] * 190)
+    serve(experiment, arm="canary", model="support-2", outcomes=["thumbs_down"] * 10 + [None] * 190)
+    assert experiments.experiment_check(experiment_id=experiment.pk, now=later(experiment)) == (
+        "complete")  # fmt: skip
+    experiment.refresh_from_db()
+    route.cache_clear()
+    return experiment
+
+
+def test_a_completed_canary_keeps_a_holdback_of_keys_on_the_previous_model(completed):
+    assert completed.holdback_share == 0.2
+    assert completed.holdback_until == completed.ended_at + timedelta(days=14)
+
+    answers = [route.route_for(key=f"visitor-{i}") for i in range(2000)]
+    held = [a for a in answers if a.arm == "holdback"]
+
+    assert {a.model for a in held} == {"base"}
+    assert {a.model for a in answers if a.arm == "control"} == {"support-2"}
+    assert 0.17 < len(held) / len(answers) < 0.23
+
+
+def test_the_monitor_compares_the_current_model_with_the_holdback(completed):
+    after = completed.ended_at + timedelta(minutes=5)
+    serve(completed, arm="control", model="support-2", at=after, holdback=True,
+          outcomes=["thumbs_down"] * 100 + [None] * 100)  # fmt: skip
+    serve(completed, arm="canary", model="base", at=after, holdback=True,
+          outcomes=["thumbs_down"] * 2 + [None] * 48)  # fmt: skip
+
+    alert = experiments.monitor_check(now=completed.ended_at + timedelta(hours=1))
+
+    assert alert is not None and alert.model == completed.canary
+    assert "holdback" in alert.evidence["comparison"]
+    assert alert.evidence["low"] > 0
+    assert (alert.evidence["keys_control"], alert.evidence["keys_canary"]) == (50, 200)
+
+
+def test_an_equal_current_model_raises_no_holdback_alert(completed):
+    after = completed.ended_at + timedelta(minutes=5)
+    serve(completed, arm="control", model="support-2", at=after, holdback=True,
+          outcomes=["thumbs_down"] * 10 + [None] * 190)  # fmt: skip
+    serve(completed, arm="canary", model="base", at=after, holdback=True,
+          outcomes=["thumbs_down"] * 3 + [None] * 47)  # fmt: skip
+
+    assert experiments.monitor_check(now=completed.ended_at + timedelta(hours=1)) is None

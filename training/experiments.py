@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from training import clustered, registry, selectors_canary, sequential, webhooks
+from training import clustered, registry, route, selectors_canary, sequential, webhooks
 from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 from training.route import route_changed
@@ -109,6 +109,12 @@ def _payload(experiment: Experiment, evidence: dict) -> dict:
 def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> bool:
     if not _end(experiment, state=Experiment.State.COMPLETED, reason=reason, now=now):
         return False
+    if settings.FLYWHEEL_HOLDBACK_SHARE > 0:
+        experiment.holdback_share = settings.FLYWHEEL_HOLDBACK_SHARE
+        experiment.holdback_until = now + timedelta(days=settings.FLYWHEEL_HOLDBACK_DAYS)
+        Experiment.objects.filter(pk=experiment.pk).update(
+            holdback_share=experiment.holdback_share, holdback_until=experiment.holdback_until
+        )
     canary = ModelVersion.objects.get(pk=experiment.canary_id)
     registry._promote(
         model=canary,
@@ -320,7 +326,9 @@ def experiment_decide(*, experiment: Experiment, user, reason: str, decision: st
 
 
 def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
-    """The current model's primary metric over the last FLYWHEEL_MONITOR_WINDOW_S against
+    """While a holdback runs (FLYWHEEL_HOLDBACK_SHARE of the keys on the previous model after
+    a completed canary), the current model against the holdback (`_holdback_check`).
+    Otherwise the current model's primary metric over the last FLYWHEEL_MONITOR_WINDOW_S against
     its own trailing baseline (since it became current, at most FLYWHEEL_MONITOR_BASELINE_S
     before the window). An alert when the recent rate is worse by more than the bound and
     the always-valid interval of the difference lies above 0. One open alert per model."""
@@ -330,6 +338,9 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
         return None
     if MonitorAlert.objects.filter(model=model, closed_at__isnull=True).exists():
         return None
+    held = route.holdback_active(now=now)
+    if held is not None and held.canary_id == model.pk:
+        return _holdback_check(held=held, model=model, now=now)
     window_start = now - timedelta(seconds=settings.FLYWHEEL_MONITOR_WINDOW_S)
     baseline_start = max(
         model.promoted_at, window_start - timedelta(seconds=settings.FLYWHEEL_MONITOR_BASELINE_S)
@@ -359,6 +370,10 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
         "baseline_window": [baseline_start.isoformat(), window_start.isoformat()],
         "recent_window": [window_start.isoformat(), now.isoformat()],
     }
+    return _alert_raise(model=model, metric=metric, evidence=evidence)
+
+
+def _alert_raise(*, model: ModelVersion, metric: str, evidence: dict) -> MonitorAlert | None:
     with transaction.atomic():
         registry._registry_lock()
         if MonitorAlert.objects.filter(model=model, closed_at__isnull=True).exists():
@@ -380,6 +395,46 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
             },
         )
     return alert
+
+
+def _holdback_check(*, held: Experiment, model: ModelVersion, now: datetime):
+    """The current model against the keys held back on the previous one, with the canary's
+    clustered always-valid test (training.clustered): an alert when the current model is
+    worse with confidence 1 - alpha. Same time window for both arms, so no time-of-day
+    confounding."""
+    keyed = selectors_canary.keyed_outcomes(
+        experiment_id=route.holdback_split(held.pk),
+        share=held.holdback_share,
+        control_name=held.canary_serving_name,
+        canary_name=held.control_serving_name,
+        metric=held.metric,
+        start=held.ended_at,
+        end=now,
+    )
+    current, holdback = keyed["control"], keyed["canary"]
+    if min(current.keys, holdback.keys) < held.burn_in:
+        return None
+    srm = clustered.sample_ratio(
+        keys_control=current.keys, keys_canary=holdback.keys, share=held.holdback_share,
+        threshold=settings.FLYWHEEL_CANARY_SRM_P,
+    )  # fmt: skip
+    test = clustered.compare(holdback, current, alpha=held.alpha, tau=held.tau,
+                             margin=held.margin, margin_kind=held.margin_kind)  # fmt: skip
+    if srm.mismatch or not test.low > 0:
+        return None
+    evidence = {
+        **test.as_dict(),
+        "comparison": "current model (canary) against the holdback on the previous model "
+        "(control), per route key",
+        "holdback": {
+            "experiment": held.pk,
+            "share": held.holdback_share,
+            "until": held.holdback_until.isoformat(),
+        },
+        "compliance": keyed["counts"],
+        "srm": srm.as_dict(),
+    }
+    return _alert_raise(model=model, metric=held.metric, evidence=evidence)
 
 
 def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelVersion | None:

@@ -307,6 +307,10 @@ class Experiment(models.Model):
     # A sample-ratio mismatch pauses automatic decisions (training.clustered): when and why.
     paused_at = models.DateTimeField(null=True, blank=True)
     paused_reason = models.TextField(blank=True, default="", db_default="")
+    # After completion, this share of the keys stays on the control until `holdback_until`:
+    # the monitor compares the new current model with it (training.experiments.monitor_check).
+    holdback_share = models.FloatField(default=0.0, db_default=0.0)
+    holdback_until = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     deadline = models.DateTimeField()

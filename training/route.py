@@ -37,6 +37,7 @@ from training.models import Experiment, ModelVersion
 GENERATION_KEY = "flywheel:route:generation"
 CONTROL = "control"
 CANARY = "canary"
+HOLDBACK = "holdback"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Snapshot:
     share: float
     experiment: int | None
     version: int
+    # After a completed canary: `canary` is the previous model, kept for `share` of the keys.
+    holdback: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,28 @@ def arm_for(*, experiment_id: int, share: float, key: str) -> str:
     return arm_for_hash(experiment_id=experiment_id, share=share, key_hash=user_hash(key))
 
 
+def holdback_split(experiment_id: int) -> int:
+    """The hash label of a completed experiment's holdback: its own split, independent of
+    who was in the canary (a negative id never names a running experiment)."""
+    return -experiment_id
+
+
+def holdback_active(*, now=None) -> Experiment | None:
+    """The completed experiment whose holdback still runs, while its canary is current."""
+    from django.utils import timezone
+
+    return (
+        Experiment.objects.filter(
+            state=Experiment.State.COMPLETED,
+            holdback_share__gt=0,
+            holdback_until__gt=now or timezone.now(),
+            canary__status=ModelVersion.Status.PROMOTED,
+        )
+        .order_by("-pk")
+        .first()
+    )
+
+
 def snapshot_read() -> Snapshot:
     experiment = Experiment.objects.filter(state=Experiment.State.RUNNING).first()
     if experiment is not None:
@@ -106,6 +131,16 @@ def snapshot_read() -> Snapshot:
             share=experiment.share,
             experiment=experiment.pk,
             version=experiment.version,
+        )
+    held = holdback_active()
+    if held is not None:
+        return Snapshot(
+            control=held.canary_serving_name,
+            canary=held.control_serving_name,
+            share=held.holdback_share,
+            experiment=held.pk,
+            version=held.version,
+            holdback=True,
         )
     current = ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
     return Snapshot(
@@ -145,6 +180,11 @@ def route_for(*, key: str) -> Route:
     ttl = settings.FLYWHEEL_ROUTE_TTL_S
     if snapshot.canary is None or snapshot.experiment is None:
         return Route(model=snapshot.control, arm=CONTROL, experiment=None, ttl_s=ttl)
+    if snapshot.holdback:
+        held = arm_for(experiment_id=holdback_split(snapshot.experiment), share=snapshot.share,
+                       key=key) == CANARY  # fmt: skip
+        model = snapshot.canary if held else snapshot.control
+        return Route(model=model, arm=HOLDBACK if held else CONTROL, experiment=None, ttl_s=ttl)
     arm = arm_for(experiment_id=snapshot.experiment, share=snapshot.share, key=key)
     model = snapshot.canary if arm == CANARY else snapshot.control
     # A client must not keep an answer past the experiment's end for long.
