@@ -61,9 +61,7 @@ def _coverage(second_threshold, seed):
     for _ in range(RUNS):
         stratum, score, approved, u_main, u_audit = _population(rng)
         _, drawn_1, probability_1 = _design(stratum, score, u_main, u_audit, FIRST_THRESHOLD)
-        passed, drawn_2, probability_2 = _design(
-            stratum, score, u_main, u_audit, second_threshold
-        )
+        passed, drawn_2, probability_2 = _design(stratum, score, u_main, u_audit, second_threshold)
         truth = {
             "precision": approved[passed].mean(),
             "recall": passed[approved].mean(),
