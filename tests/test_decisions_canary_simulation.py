@@ -12,7 +12,9 @@ at 400 runs, and the bounds allow two of them):
 - canary worse by exactly the margin: completed <= 5%;
 - canary better: rolled back <= alpha;
 - the old per-interaction analysis (binomial variance over pooled interactions) fails the
-  equal-arms claim on the same traffic.
+  equal-arms claim on the same traffic. Measured (400 runs, correlation 0.33): equal arms
+  rolled back 0.123 (500 users, share 0.5) and 0.095 (1,000 users, share 0.1); worse by the
+  margin completed 0.138 and 0.145. Per key on the same draws: 0.003 and 0.0; 0.003 and 0.035.
 """
 
 import math
