@@ -503,6 +503,35 @@ class FilterDecision(models.Model):
         return f"{self.filter}: {'pass' if self.passed else 'fail'}"
 
 
+class SampleDraw(models.Model):
+    """A candidate inside one policy's sampling design: drawn for review (main sample or a
+    filter's audit) with this inclusion probability under that policy's verdicts. The
+    keyed uniforms of the draw are fixed per candidate, so a re-curation re-draws every
+    candidate under the new policy; calibration weighs each reviewed item by the draw of the
+    policy whose verdicts it reads, never by another policy's probability. A candidate a
+    curator sent by hand has no draw and never enters the weighted estimates."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="draws")
+    policy = models.ForeignKey(CurationPolicy, on_delete=models.PROTECT, related_name="+")
+    stratum = models.CharField(max_length=310)
+    inclusion_probability = models.FloatField()
+    # The filter whose audit drew it; empty: the main sample.
+    audit_filter = models.CharField(max_length=20, blank=True, default="")
+    drawn_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "policy"], name="sampledraw_once"),
+            models.CheckConstraint(
+                condition=Q(inclusion_probability__gt=0) & Q(inclusion_probability__lte=1),
+                name="sampledraw_probability_unit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"draw of candidate {self.candidate_id} under policy {self.policy_id}"
+
+
 RUN_WAITING = "Waiting for a worker."
 RUN_STARTED = "Started."
 RUN_SO_FAR = "{done} of {total} interaction(s) curated so far."

@@ -7,7 +7,11 @@ The audit sample: a share of the candidates each filter rejected
 hash of the candidate id, under its own label) and queued for review with
 `audit_filter` naming the filter, so review outcomes can calibrate the filters
 (`review.calibration`). needs_answer candidates are never audited: their
-reviewer writes the answer rather than judging the model's."""
+reviewer writes the answer rather than judging the model's.
+
+Every candidate inside a policy's design is recorded as a `SampleDraw` (policy, stratum,
+probability), including one already queued by an earlier policy: calibration reads each
+reviewed item's verdict and probability from the same draw (`_draws_record`)."""
 
 import hashlib
 import hmac
@@ -21,7 +25,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from curation import hooks
-from curation.models import Candidate, CandidateKind, CurationPolicy, Interaction
+from curation.models import Candidate, CandidateKind, CurationPolicy, Interaction, SampleDraw
 
 
 def keyed_uniform(label: str, value: int) -> float:
@@ -107,6 +111,28 @@ RETURNING c.id
 """
 
 
+def _draws_record(
+    *, candidates: list[Candidate], policy: CurationPolicy, chosen: list[tuple]
+) -> None:
+    """This policy's design over `candidates`, replacing an earlier draw under the same
+    policy (a re-curation under one version recomputes, like its filter decisions)."""
+    SampleDraw.objects.filter(candidate__in=[c.pk for c in candidates], policy=policy).delete()
+    now = timezone.now()
+    SampleDraw.objects.bulk_create(
+        [
+            SampleDraw(
+                candidate_id=c.pk,
+                policy=policy,
+                stratum=stratum_of(c),
+                inclusion_probability=rate,
+                audit_filter=audit_filter,
+                drawn_at=now,
+            )
+            for c, rate, audit_filter in chosen
+        ]
+    )
+
+
 def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy) -> int:
     """Draw passed candidates for review, and the audit sample of failed
     ones, and record the decision on each (stratum, inclusion probability,
@@ -122,6 +148,7 @@ def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy
         and c.kind != CandidateKind.NEEDS_ANSWER
     ]
     if not passed and not failed:
+        _draws_record(candidates=candidates, policy=policy, chosen=[])
         return 0
     sizes = {
         _stratum(row["task_type"], row["model"]): row["n"]
@@ -150,6 +177,7 @@ def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy
         rate = audit_rate_of(policy=policy, filter_name=c.failed_filter)
         if rate > 0 and keyed_uniform("audit", c.pk) < rate:
             chosen.append((c, rate, c.failed_filter))
+    _draws_record(candidates=candidates, policy=policy, chosen=chosen)
     if not chosen:
         return 0
     total = max(1, Candidate.objects.filter(status=Candidate.Status.PASSED).count())

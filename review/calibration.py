@@ -17,6 +17,20 @@ rejected (their audit samples) and the ones that passed every filter (the main
 sample): together every candidate that reached it, each with its probability.
 A filter whose audit rate is 0 leaves its rejections out of the later filters'
 figures (documented on the page).
+
+Intervals: the Hajek ratio's variance by Taylor linearisation (C.-E. Särndal, B. Swensson,
+J. Wretman, "Model Assisted Survey Sampling", Springer 1992, sections 5.6-5.7 on ratios
+and domains): each item's linearised value z_i = d_i (y_i - R) / N_d, with d_i the domain
+indicator (passed, for precision; approved, for recall; every item, for agreement), and the
+variance of the design that drew it. Each candidate is drawn independently by its own keyed
+uniform with its stratum's (or its filter's audit) probability pi_i: a Poisson design,
+stratified through pi_i, whose Horvitz-Thompson variance estimator is
+sum_i (1 - pi_i) (z_i / pi_i)^2 (Särndal et al. 1992, section 3.5 and result 5.7.1). A
+with-replacement formula centred within strata understated it (recall covered 84-89%): the
+random number of items each stratum receives is part of the variance here. The normal
+interval is clipped to [0, 1]. This replaced a Wilson interval over Kish's effective n,
+which covered recall 82-84% of the time at nominal 95% because the outcome is tied to the
+weight class (tests/test_decisions_calibration.py).
 """
 
 from __future__ import annotations
@@ -118,20 +132,54 @@ def weighted_share(pairs: Sequence[tuple[float, bool]]) -> Estimate:
     return Estimate(share, low, high, len(pairs))
 
 
+def linearised_variance(
+    observations: Sequence[Observation],
+    domain: Callable[[Observation], bool],
+    hit: Callable[[Observation], bool],
+    ratio: float,
+) -> float:
+    """The linearisation variance of the Hajek share under the Poisson design (see the
+    module docstring): sum over items of (1 - pi_i) (w_i z_i)^2."""
+    domain_total = sum(o.weight for o in observations if domain(o))
+    variance = 0.0
+    for o in observations:
+        if domain(o):
+            u = o.weight * (float(hit(o)) - ratio) / domain_total
+            variance += (1 - 1 / o.weight) * u * u
+    return variance
+
+
+def hajek_share(
+    observations: Sequence[Observation],
+    domain: Callable[[Observation], bool],
+    hit: Callable[[Observation], bool],
+) -> Estimate:
+    """The Hajek share of `hit` within `domain`, with its linearised 95% interval."""
+    inside = [o for o in observations if domain(o)]
+    total = sum(o.weight for o in inside)
+    if not inside or total <= 0:
+        return Estimate(None, None, None, len(inside))
+    share = sum(o.weight for o in inside if hit(o)) / total
+    half = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * math.sqrt(
+        linearised_variance(observations, domain, hit, share)
+    )
+    return Estimate(share, max(0.0, share - half), min(1.0, share + half), len(inside))
+
+
 def precision(observations: Sequence[Observation]) -> Estimate:
     """P(human approves | filter passes), weighted."""
-    return weighted_share([(o.weight, o.approved) for o in observations if o.passed])
+    return hajek_share(observations, lambda o: o.passed, lambda o: o.approved)
 
 
 def recall(observations: Sequence[Observation]) -> Estimate:
     """P(filter passes | human approves), weighted: the share of the answers
     humans would approve that the filter lets through."""
-    return weighted_share([(o.weight, o.passed) for o in observations if o.approved])
+    return hajek_share(observations, lambda o: o.approved, lambda o: o.passed)
 
 
 def agreement(observations: Sequence[Observation]) -> Estimate:
     """P(filter's verdict = human's verdict), weighted."""
-    return weighted_share([(o.weight, o.passed == o.approved) for o in observations])
+    return hajek_share(observations, lambda o: True, lambda o: o.passed == o.approved)
 
 
 def ht_total(

@@ -499,7 +499,9 @@ CALIBRATION_MAX_ITEMS = 20_000
 def calibration_observations(*, since: datetime | None = None) -> dict[str, list]:
     """Per filter, one `calibration.Observation` per reviewed item the filter
     decided on: its verdict and score under the candidate's latest policy, the
-    human outcome and the item's weight. needs_answer items are left out (the
+    human outcome and the weight of that same policy's draw (`SampleDraw`): an item
+    the latest policy's design did not draw is left out, and so is one a curator
+    sent to review by hand (it has no draw). needs_answer items are left out (the
     reviewer writes the answer there, rather than judging the model's), and so
     are decisions a filter skipped (an SFT candidate has no edit band)."""
     outcomes = ReviewOutcome.objects.all()
@@ -508,7 +510,9 @@ def calibration_observations(*, since: datetime | None = None) -> dict[str, list
     recent = outcomes.order_by("-decided_at").values("item_id")[:CALIBRATION_MAX_ITEMS]
     rows = (
         FilterDecision.objects.filter(
-            candidate__review_item__in=recent, policy_id=F("candidate__policy_id")
+            candidate__review_item__in=recent,
+            policy_id=F("candidate__policy_id"),
+            candidate__draws__policy_id=F("candidate__policy_id"),
         )
         .exclude(candidate__kind=CandidateKind.NEEDS_ANSWER)
         .exclude(details__contains={"skipped": True})
@@ -516,7 +520,7 @@ def calibration_observations(*, since: datetime | None = None) -> dict[str, list
             "filter",
             "passed",
             "score",
-            "candidate__review_item__inclusion_probability",
+            "candidate__draws__inclusion_probability",
             "candidate__review_item__outcome__result",
         )
     )

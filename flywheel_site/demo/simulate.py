@@ -1,10 +1,15 @@
 """What `manage.py simulate_traffic` does: drive a canary experiment the way a serving
 application would, over HTTP only.
 
-For each of --keys users: ask GET /api/v1/route which model serves them, "serve" --per-key
-interactions tagged with the returned serving name, and send feedback on a share of them
-(--bad-control / --bad-canary: the chance of a bad outcome, sent as thumbs_down or
-regenerated), through POST /api/v1/batch. With --wait it then polls the route until the
+For each of --users (--keys) users: ask GET /api/v1/route which model serves them, "serve"
+--per-key interactions tagged with the returned serving name and the user id as the route
+key, and send feedback on a share of them (--bad-control / --bad-canary: the arm's mean
+chance of a bad outcome, sent as thumbs_down or regenerated), through POST /api/v1/batch.
+With --correlation each user has their own rate, Beta-distributed around the arm's mean with
+that intra-user correlation (real users are not independent draws). --bypass sends that many
+more interactions answered by the control with no route key (an app path that never asked
+the route); --drop-canary drops that share of the canary's users (a client losing them: a
+sample-ratio mismatch). With --wait it then polls the route until the
 experiment has ended and prints the decision. It touches no database: run it against the
 demo (`make run`) or any deployment, with a token holding the route scope and one holding
 the ingest scope (one token may hold both).
@@ -69,7 +74,19 @@ class Client:
         return result
 
 
-SIMULATE_OPTIONS = ("keys", "per_key", "bad_control", "bad_canary", "seed", "prefix")
+SIMULATE_OPTIONS = (
+    "keys", "per_key", "bad_control", "bad_canary", "seed", "prefix", "correlation", "bypass",
+    "drop_canary",
+)  # fmt: skip
+
+
+def _user_rate(rng: random.Random, mean: float, correlation: float) -> float:
+    """A user's own bad-outcome rate: Beta with this mean and intra-user correlation
+    1 / (a + b + 1); the mean itself when the correlation is 0."""
+    if correlation <= 0 or mean <= 0 or mean >= 1:
+        return mean
+    total = 1 / correlation - 1
+    return rng.betavariate(mean * total, (1 - mean) * total)
 
 
 def simulate(
@@ -81,6 +98,9 @@ def simulate(
     bad_canary: float,
     seed: int,
     prefix: str = "",
+    correlation: float = 0.0,
+    bypass: int = 0,
+    drop_canary: float = 0.0,
 ) -> dict:
     """Returns per-arm counts, each key's arm, the experiment id and serving names seen."""
     rng = random.Random(seed)
@@ -92,11 +112,18 @@ def simulate(
     experiment = None
     models: dict[str, str] = {}
     interactions, feedback = [], []
+    dropped = 0
     for k in range(keys):
         key = f"{prefix}-user-{k}"
+        rate: dict[str, float] = {}
         for i in range(per_key):
             answer = client.route(key)
             arm, model = answer["arm"], answer["model"]
+            if arm == "canary" and i == 0 and rng.random() < drop_canary:
+                dropped += 1
+                break
+            if arm not in rate:
+                rate[arm] = _user_rate(rng, bad.get(arm, bad["control"]), correlation)
             experiment = experiment or answer["experiment"]
             models[arm] = model
             if key_arm.setdefault(key, arm) != arm:
@@ -111,9 +138,10 @@ def simulate(
                     "messages": [{"role": "user", "content": f"question number {k} {i}"}],
                     "response": f"answer number {k} {i}",
                     "session_id": key,
+                    "user_id": key,
                 }
             )
-            if rng.random() < bad[arm]:
+            if rng.random() < rate[arm]:
                 stats["bad"] += 1
                 feedback.append(
                     {
@@ -125,6 +153,28 @@ def simulate(
             if len(interactions) >= BATCH:
                 client.batch(interactions=interactions)
                 interactions = []
+    probe = 0
+    while bypass and "control" not in models and probe < 100:
+        # The control's serving name, as the bypassing path would hard-code it.
+        answer = client.route(f"{prefix}-probe-{probe}")
+        models.setdefault(answer["arm"], answer["model"])
+        probe += 1
+    for b in range(bypass):
+        event_id = f"{prefix}-bypass-{b}"
+        interactions.append(
+            {
+                "event_id": event_id,
+                "model": models.get("control", ""),
+                "messages": [{"role": "user", "content": f"batch question {b}"}],
+                "response": f"batch answer {b}",
+            }
+        )
+        if rng.random() < bad["canary"]:
+            feedback.append({"event_id": f"{event_id}-fb", "interaction_event_id": event_id,
+                             "kind": rng.choice(BAD_KINDS)})  # fmt: skip
+        if len(interactions) >= BATCH:
+            client.batch(interactions=interactions)
+            interactions = []
     if interactions:
         client.batch(interactions=interactions)
     for start in range(0, len(feedback), BATCH):
@@ -136,6 +186,7 @@ def simulate(
         "key_arm": key_arm,
         "canary_keys": sum(arm == "canary" for arm in key_arm.values()),
         "changed": changed,
+        "dropped": dropped,
     }
 
 

@@ -27,9 +27,19 @@ FLYWHEEL_CANARY_ALPHA = env_float("FLYWHEEL_CANARY_ALPHA", 0.05, minimum=1e-6, m
 FLYWHEEL_CANARY_MARGIN = env_float("FLYWHEEL_CANARY_MARGIN", 0.02, minimum=0, maximum=1)
 # Tuning of the sequential test, not of a deployment (no variable): the standard deviation
 # of the mSPRT's normal mixture, the size of difference it is tuned to find, and the
-# interactions per arm before an automatic rollback may happen.
+# route keys per arm before an automatic decision may happen.
 FLYWHEEL_CANARY_TAU = 0.05
 FLYWHEEL_CANARY_BURN_IN = 30
+# The margin's kind (training.registry.clustered): absolute, a difference of rates; relative,
+# a share of the control's rate (0.2 = the canary may be 20% worse). An experiment keeps the
+# kind it started with.
+MARGIN_KINDS = ("absolute", "relative")
+FLYWHEEL_CANARY_MARGIN_KIND = env_choice("FLYWHEEL_CANARY_MARGIN_KIND", MARGIN_KINDS, "absolute")
+# An interaction counts once its feedback window has closed (outcome horizon): late feedback
+# must not dilute recent traffic, which is mostly the canary's early on.
+FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = env_int("FLYWHEEL_CANARY_FEEDBACK_WINDOW_S", 86400, minimum=0)
+# Sample-ratio mismatch: a chi-square p-value of the keys' split below this pauses decisions.
+FLYWHEEL_CANARY_SRM_P = env_float("FLYWHEEL_CANARY_SRM_P", 0.001, minimum=1e-12, maximum=0.5)
 # An edit that changes at least this share of the characters counts as a heavy edit.
 FLYWHEEL_HEAVY_EDIT_DISTANCE = env_float(
     "FLYWHEEL_HEAVY_EDIT_DISTANCE", 0.5, minimum=0.0, maximum=1.0
@@ -39,6 +49,10 @@ FLYWHEEL_ROUTE_TTL_S = env_int("FLYWHEEL_ROUTE_TTL_S", 30, minimum=0)
 # How long a web process reuses the experiment it read (a change is seen at once through
 # Redis): tuning, not deployment (no variable).
 FLYWHEEL_ROUTE_CACHE_S = 5.0
+# After a canary completes, this share of the route keys stays on the previous model for
+# FLYWHEEL_HOLDBACK_DAYS; the monitor compares the new model with them (0: no holdback).
+FLYWHEEL_HOLDBACK_SHARE = env_float("FLYWHEEL_HOLDBACK_SHARE", 0.02, minimum=0, maximum=0.5)
+FLYWHEEL_HOLDBACK_DAYS = env_int("FLYWHEEL_HOLDBACK_DAYS", 14, minimum=1)
 # Monitor after a rollout: the last WINDOW against the BASELINE before it.
 FLYWHEEL_MONITOR_WINDOW_S = env_int("FLYWHEEL_MONITOR_WINDOW_S", 3600, minimum=60)
 FLYWHEEL_MONITOR_BASELINE_S = env_int("FLYWHEEL_MONITOR_BASELINE_S", 7 * 86400, minimum=60)

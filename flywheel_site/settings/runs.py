@@ -36,12 +36,15 @@ FLYWHEEL_TRAINING_LEARNING_RATE = env_float(
 FLYWHEEL_TRAINING_MAX_LENGTH = env_int("FLYWHEEL_TRAINING_MAX_LENGTH", 256, minimum=16)
 FLYWHEEL_TRAINING_LORA_R = env_int("FLYWHEEL_TRAINING_LORA_R", 8, minimum=1)
 FLYWHEEL_TRAINING_BETA = env_float("FLYWHEEL_TRAINING_BETA", 0.1, minimum=1e-6)
-# The eval gate: the lower bound of the interval of the candidate's improvement over the
-# current model on this metric must reach the margin (training.registry.paired).
+# The eval gate: the one-sided lower bound of the candidate's improvement over the current
+# model on this metric must be strictly above the margin (training.registry.paired).
 FLYWHEEL_GATE_METRIC = env_choice(
     "FLYWHEEL_GATE_METRIC", trainer.GATE_METRICS, "normalised_accuracy"
 )
 FLYWHEEL_GATE_MARGIN = env_float("FLYWHEEL_GATE_MARGIN", 0.02, minimum=0)
+# The one-sided error of the gate over every candidate gated on one dataset's eval pairs,
+# spent across attempts (training.registry.paired.attempt_alpha).
+FLYWHEEL_GATE_ALPHA = env_float("FLYWHEEL_GATE_ALPHA", 0.025, minimum=1e-6, maximum=0.25)
 # Fewer held-out pairs than this and the gate refuses to judge (training.registry.paired):
 # on a handful of pairs the interval of the difference is too wide to tell anything.
 FLYWHEEL_GATE_MIN_EVAL_PAIRS = env_int("FLYWHEEL_GATE_MIN_EVAL_PAIRS", 50, minimum=1)

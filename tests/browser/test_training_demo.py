@@ -71,7 +71,7 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
         assert run.status == "succeeded", run.error
         assert version.frozen_at < run.started_at < run.finished_at < reference
         gate = run.model_version.metrics["gate"]
-        assert gate["n"] >= 50 and gate["test"].startswith("paired bootstrap")
+        assert gate["n"] >= 50 and gate["test"].startswith("one-sided score test")
         assert gate["passed"] is run.model_version.gate_passed
     models = ModelVersion.objects.all()
     assert models.filter(status="rejected", gate_passed=False).exists()

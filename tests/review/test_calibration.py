@@ -73,12 +73,12 @@ def test_wilson_interval_matches_the_textbook_values():
     assert calibration.wilson_interval(0.5, 0) == (None, None)
 
 
-def test_the_interval_uses_the_effective_size_of_the_weights():
-    # Precision: p = 0.75 over n_eff = 64 / 24, by hand:
-    # z^2 = 3.8415, denominator 2.4406, centre 0.6024, half-width 0.3639.
+def test_the_interval_is_the_linearised_variance_of_the_ratio_under_the_design():
+    # Precision: R = 6 / 8; w (y - R) / 8 = 0.0625, -0.1875, 0.125 for pi = .5, .5, .25;
+    # V = .5 * 0.0625^2 + .5 * 0.1875^2 + .75 * 0.125^2 = 0.03125, half-width 1.96 * 0.1768.
     estimate = calibration.precision(EXAMPLE)
-    assert estimate.low == pytest.approx(0.2385, abs=1e-4)
-    assert estimate.high == pytest.approx(0.9664, abs=1e-4)
+    assert estimate.low == pytest.approx(0.75 - 1.959964 * 0.03125**0.5, abs=1e-5)
+    assert estimate.high == 1.0  # clipped
 
 
 def test_no_reviewed_item_gives_no_figure():

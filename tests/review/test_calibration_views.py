@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from curation import policies
-from curation.models import CurationPolicy
+from curation.models import CurationPolicy, SampleDraw
 from review import selectors
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +63,16 @@ def test_filter_agreement_is_weighted_with_its_interval(reviewed):
     assert row["filter"] == "quality" and row["n"] == 24
     assert row["agreement"] == pytest.approx(324 / 624)
     assert row["low"] < row["agreement"] < row["high"]
+
+
+def test_an_item_the_policys_draw_did_not_pick_never_enters_the_estimates(reviewed):
+    # Sent by hand, or drawn only under an earlier policy: no draw under its policy.
+    SampleDraw.objects.filter(candidate_id=reviewed[0].candidate_id).delete()
+
+    (row,) = selectors.filter_agreement()
+
+    assert row["n"] == 23
+    assert row["agreement"] == pytest.approx(322 / 622)
 
 
 def test_a_suggestion_becomes_a_policy_version_with_who_and_why(curator, reviewed):

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from curation import policies
-from curation.models import Candidate, FilterDecision, Interaction, Source
+from curation.models import Candidate, FilterDecision, Interaction, SampleDraw, Source
 from review import services
 from review.models import ReviewItem
 from tests.support.curation import GOOD_ANSWER, GOOD_EDIT
@@ -135,6 +135,12 @@ def reviewed_items(annotator) -> list[ReviewItem]:
         ReviewItem.objects.filter(pk=item.pk).update(
             audit=not passed, inclusion_probability=probability
         )
+        # The policy's draw: what calibration weighs the item by.
+        SampleDraw.objects.create(
+            candidate_id=item.candidate_id, policy=policy, stratum="support|m",
+            inclusion_probability=probability, audit_filter="" if passed else "quality",
+            drawn_at=timezone.now(),
+        )  # fmt: skip
         FilterDecision.objects.create(
             candidate_id=item.candidate_id,
             policy=policy,

@@ -1,13 +1,18 @@
 """Canary experiments after the gate (writes): the background decision, an admin's stop,
 extension or decision by hand, and the monitor that watches the current model afterwards.
 
-Decisions (training.sequential.decide on the primary metric, canary minus control):
-- complete: both arms have the minimum sample and the always-valid interval lies below the
-  margin (the canary is not worse beyond it, with confidence 1 - alpha): the canary becomes
-  the current model and serves every key;
-- roll back: the interval lies above 0 (the canary is worse, with confidence 1 - alpha),
-  checked at every look once both arms passed the burn-in: the canary is marked rolled back
-  and the route answers the control only;
+Decisions (training.registry.clustered.decide on the primary metric, canary minus control, per route
+key and by intention to treat; selectors_canary.experiment_keyed):
+- complete: both arms have the minimum sample of matured interactions and the always-valid
+  bound of the non-inferiority contrast lies below 0 (the canary is not worse beyond the
+  margin, absolute or relative to the control, with confidence 1 - alpha): the canary
+  becomes the current model and serves every key;
+- roll back: the interval of the difference lies above 0 (the canary is worse, with
+  confidence 1 - alpha), checked at every look once both arms have `burn_in` keys: the
+  canary is marked rolled back and the route answers the control only;
+- paused: the keys' split does not match the share (sample-ratio mismatch): no automatic
+  decision from then on; the page and the `experiment.paused` webhook say why, and an
+  admin stops it or decides by hand;
 - stopped: the maximum duration passed with neither, or an admin stopped it; the canary
   stays a candidate and the control keeps serving.
 
@@ -27,8 +32,8 @@ from django.utils import timezone
 
 from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training.errors import TrainingError
+from training.registry import clustered, route, sequential
 from training.registry import selectors as selectors_canary
-from training.registry import sequential
 from training.registry import services as registry
 from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 from training.registry.route import route_changed
@@ -38,12 +43,13 @@ from training.webhooks.services import event_emit
 
 REASON_COMPLETED = (
     "canary experiment #{pk} completed: {metric} {canary:.4f} vs {control:.4f} "
-    "(n {n1} vs {n0}); canary minus control in [{low:.4f}, {high:.4f}] below margin {margin}"
+    "(n {n1} vs {n0}, keys {k1} vs {k0}); not worse beyond the {kind} margin {margin} "
+    "(bound {ni_high:.4f} < 0)"
 )
 REASON_ROLLED_BACK = (
     "canary experiment #{pk} rolled back: {metric} {canary:.4f} vs {control:.4f} "
-    "(n {n1} vs {n0}); canary minus control in [{low:.4f}, {high:.4f}], worse with "
-    "confidence {confidence}"
+    "(n {n1} vs {n0}, keys {k1} vs {k0}); canary minus control in [{low:.4f}, {high:.4f}], "
+    "worse with confidence {confidence}"
 )
 REASON_EXPIRED = "canary experiment #{pk} reached its maximum duration without a decision"
 REASON_MONITOR_ROLLBACK = "rolled back from monitor alert #{alert}: {reason}"
@@ -54,24 +60,31 @@ ERR_NOT_CURRENT = "{model} is not the current model."
 ERR_DECISION = "Unknown decision {decision!r}: complete or roll_back."
 
 
-def _evidence(experiment: Experiment, comparison: dict) -> dict:
-    test = comparison["test"] or {}
+def _evidence(experiment: Experiment, keyed: dict) -> dict:
+    test = keyed["test"].as_dict() if keyed["test"] else {}
     return {
         "experiment": experiment.pk,
         "metric": experiment.metric,
-        "n": {"control": comparison["control"]["n"], "canary": comparison["canary"]["n"]},
+        "n": keyed["n"],
+        "keys": keyed["keys"],
         "rate": {
             "control": test.get("rate_control"),
             "canary": test.get("rate_canary"),
         },
         "difference": test.get("difference"),
         "interval": [test.get("low"), test.get("high")] if test else None,
+        "ni_high": test.get("ni_high"),
         "log_statistic": test.get("log_statistic"),
         "alpha": experiment.alpha,
         "tau": experiment.tau,
         "margin": experiment.margin,
+        "margin_kind": experiment.margin_kind,
         "min_sample": experiment.min_sample,
-        "method": sequential.METHOD,
+        "burn_in": experiment.burn_in,
+        "compliance": keyed["counts"],
+        "feedback_window_s": keyed["feedback_window_s"],
+        "srm": keyed["srm"].as_dict(),
+        "method": clustered.METHOD,
     }
 
 
@@ -100,6 +113,12 @@ def _payload(experiment: Experiment, evidence: dict) -> dict:
 def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> bool:
     if not _end(experiment, state=Experiment.State.COMPLETED, reason=reason, now=now):
         return False
+    if settings.FLYWHEEL_HOLDBACK_SHARE > 0:
+        experiment.holdback_share = settings.FLYWHEEL_HOLDBACK_SHARE
+        experiment.holdback_until = now + timedelta(days=settings.FLYWHEEL_HOLDBACK_DAYS)
+        Experiment.objects.filter(pk=experiment.pk).update(
+            holdback_share=experiment.holdback_share, holdback_until=experiment.holdback_until
+        )
     canary = ModelVersion.objects.get(pk=experiment.canary_id)
     registry.model_version_make_current(
         model=canary,
@@ -143,9 +162,35 @@ def _stop(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> 
     return True
 
 
+def _pause(experiment: Experiment, *, evidence: dict, reason: str, now: datetime) -> bool:
+    """Record the sample-ratio mismatch once: the experiment row, the model's history and
+    the webhook. Automatic decisions stay off from then on."""
+    paused = Experiment.objects.filter(
+        pk=experiment.pk, state=Experiment.State.RUNNING, paused_at__isnull=True
+    ).update(paused_at=now, paused_reason=reason)
+    if not paused:
+        return False
+    experiment.paused_at, experiment.paused_reason = now, reason
+    registry.model_event_record(
+        experiment.canary,
+        ModelEvent.Action.CANARY_PAUSED,
+        from_status=experiment.canary.status,
+        reason=reason,
+        user=None,
+        experiment=experiment,
+        evidence=evidence,
+    )
+    event_emit(
+        type=webhooks.EXPERIMENT_PAUSED,
+        data={**_payload(experiment, evidence), "reason": reason},
+    )
+    return True
+
+
 def experiment_check(*, experiment_id: int, now: datetime | None = None) -> str:
     """One look at a running experiment: record the evidence, and decide if it is clear.
-    Returns the decision taken (continue, complete, roll_back, stopped) or "skipped"."""
+    Returns the decision taken (continue, paused, complete, roll_back, stopped) or
+    "skipped"."""
     now = now or timezone.now()
     experiment = (
         Experiment.objects.select_related("canary", "control")
@@ -154,32 +199,39 @@ def experiment_check(*, experiment_id: int, now: datetime | None = None) -> str:
     )
     if experiment is None:
         return "skipped"
-    comparison = selectors_canary.experiment_comparison(experiment=experiment, now=now)
-    evidence = _evidence(experiment, comparison)
-    verdict = sequential.Verdict.CONTINUE
-    if comparison["test"] is not None:
-        test = sequential.Comparison(**comparison["test"])
-        verdict = sequential.decide(
-            test, min_sample=experiment.min_sample, margin=experiment.margin,
-            burn_in=experiment.burn_in,
-        )  # fmt: skip
+    keyed = selectors_canary.experiment_keyed(experiment=experiment, now=now)
+    evidence = _evidence(experiment, keyed)
+    test, srm = keyed["test"], keyed["srm"]
+    verdict = "continue"
+    if experiment.paused_at is not None or srm.mismatch:
+        verdict = "paused"
+    elif test is not None:
+        verdict = clustered.decide(
+            test, min_sample=experiment.min_sample, burn_in=experiment.burn_in
+        )
     with transaction.atomic(), pghistory.context(experiment=experiment.pk, verdict=verdict):
         registry.registry_lock()
         Experiment.objects.filter(pk=experiment.pk, state=Experiment.State.RUNNING).update(
             last_evidence=evidence, last_checked_at=now
         )
-        if verdict == sequential.Verdict.ROLL_BACK:
+        common = {
+            "pk": experiment.pk, "metric": experiment.metric, "canary": test.rate_canary,
+            "control": test.rate_control, "n1": test.n_canary, "n0": test.n_control,
+            "k1": test.keys_canary, "k0": test.keys_control,
+        } if test else {}  # fmt: skip
+        if verdict == "paused" and now < experiment.deadline:
+            if experiment.paused_at is None:
+                _pause(experiment, evidence=evidence, reason=srm.reason, now=now)
+            return verdict
+        if verdict == clustered.VERDICTS[clustered.ROLL_BACK]:
             reason = REASON_ROLLED_BACK.format(
-                pk=experiment.pk, metric=experiment.metric, canary=test.rate_canary,
-                control=test.rate_control, n1=test.n_canary, n0=test.n_control,
-                low=test.low, high=test.high, confidence=1 - experiment.alpha,
-            )  # fmt: skip
+                **common, low=test.low, high=test.high, confidence=1 - experiment.alpha
+            )
             done = _roll_back(experiment, evidence=evidence, reason=reason, user=None, now=now)
-        elif verdict == sequential.Verdict.COMPLETE:
+        elif verdict == clustered.VERDICTS[clustered.COMPLETE]:
             reason = REASON_COMPLETED.format(
-                pk=experiment.pk, metric=experiment.metric, canary=test.rate_canary,
-                control=test.rate_control, n1=test.n_canary, n0=test.n_control,
-                low=test.low, high=test.high, margin=experiment.margin,
+                **common, kind=experiment.margin_kind, margin=experiment.margin,
+                ni_high=test.ni_high,
             )  # fmt: skip
             done = _complete(experiment, evidence=evidence, reason=reason, user=None, now=now)
         elif now >= experiment.deadline:
@@ -228,7 +280,7 @@ def experiment_stop(*, experiment: Experiment, user, reason: str) -> Experiment:
         registry.registry_lock()
         experiment = _running(experiment)
         evidence = _evidence(
-            experiment, selectors_canary.experiment_comparison(experiment=experiment, now=now)
+            experiment, selectors_canary.experiment_keyed(experiment=experiment, now=now)
         )
         _stop(experiment, evidence=evidence, reason=reason, user=user, now=now)
     return experiment
@@ -268,7 +320,7 @@ def experiment_decide(*, experiment: Experiment, user, reason: str, decision: st
         registry.registry_lock()
         experiment = _running(experiment)
         evidence = _evidence(
-            experiment, selectors_canary.experiment_comparison(experiment=experiment, now=now)
+            experiment, selectors_canary.experiment_keyed(experiment=experiment, now=now)
         )
         evidence["by_hand"] = True
         action = _complete if decision == "complete" else _roll_back
@@ -281,7 +333,9 @@ def experiment_decide(*, experiment: Experiment, user, reason: str, decision: st
 
 # Stays whole: the windows, the test and the alert are one decision read top to bottom.
 def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
-    """The current model's primary metric over the last FLYWHEEL_MONITOR_WINDOW_S against
+    """While a holdback runs (FLYWHEEL_HOLDBACK_SHARE of the keys on the previous model after
+    a completed canary), the current model against the holdback (`_holdback_check`).
+    Otherwise the current model's primary metric over the last FLYWHEEL_MONITOR_WINDOW_S against
     its own trailing baseline (since it became current, at most FLYWHEEL_MONITOR_BASELINE_S
     before the window). An alert when the recent rate is worse by more than the bound and
     the always-valid interval of the difference lies above 0. One open alert per model."""
@@ -291,6 +345,9 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
         return None
     if MonitorAlert.objects.filter(model=model, closed_at__isnull=True).exists():
         return None
+    held = route.holdback_active(now=now)
+    if held is not None and held.canary_id == model.pk:
+        return _holdback_check(held=held, model=model, now=now)
     window_start = now - timedelta(seconds=settings.FLYWHEEL_MONITOR_WINDOW_S)
     baseline_start = max(
         model.promoted_at, window_start - timedelta(seconds=settings.FLYWHEEL_MONITOR_BASELINE_S)
@@ -320,6 +377,10 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
         "baseline_window": [baseline_start.isoformat(), window_start.isoformat()],
         "recent_window": [window_start.isoformat(), now.isoformat()],
     }
+    return _alert_raise(model=model, metric=metric, evidence=evidence)
+
+
+def _alert_raise(*, model: ModelVersion, metric: str, evidence: dict) -> MonitorAlert | None:
     with transaction.atomic():
         registry.registry_lock()
         if MonitorAlert.objects.filter(model=model, closed_at__isnull=True).exists():
@@ -341,6 +402,46 @@ def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
             },
         )
     return alert
+
+
+def _holdback_check(*, held: Experiment, model: ModelVersion, now: datetime):
+    """The current model against the keys held back on the previous one, with the canary's
+    clustered always-valid test (training.registry.clustered): an alert when the current model is
+    worse with confidence 1 - alpha. Same time window for both arms, so no time-of-day
+    confounding."""
+    keyed = selectors_canary.keyed_outcomes(
+        experiment_id=route.holdback_split(held.pk),
+        share=held.holdback_share,
+        control_name=held.canary_serving_name,
+        canary_name=held.control_serving_name,
+        metric=held.metric,
+        start=held.ended_at,
+        end=now,
+    )
+    current, holdback = keyed["control"], keyed["canary"]
+    if min(current.keys, holdback.keys) < held.burn_in:
+        return None
+    srm = clustered.sample_ratio(
+        keys_control=current.keys, keys_canary=holdback.keys, share=held.holdback_share,
+        threshold=settings.FLYWHEEL_CANARY_SRM_P,
+    )  # fmt: skip
+    test = clustered.compare(holdback, current, alpha=held.alpha, tau=held.tau,
+                             margin=held.margin, margin_kind=held.margin_kind)  # fmt: skip
+    if srm.mismatch or not test.low > 0:
+        return None
+    evidence = {
+        **test.as_dict(),
+        "comparison": "current model (canary) against the holdback on the previous model "
+        "(control), per route key",
+        "holdback": {
+            "experiment": held.pk,
+            "share": held.holdback_share,
+            "until": held.holdback_until.isoformat(),
+        },
+        "compliance": keyed["counts"],
+        "srm": srm.as_dict(),
+    }
+    return _alert_raise(model=model, metric=held.metric, evidence=evidence)
 
 
 def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelVersion | None:

@@ -20,7 +20,7 @@ from training.datasets.files import EVAL_FILE
 from training.datasets.models import ExportFormat, Membership, PairKind
 from training.errors import TrainingError
 from training.registry.models import ModelVersion
-from training.registry.paired import TEST_NAME, PairedResult, paired_gate
+from training.registry.paired import PairedResult, attempt_alpha, paired_gate
 from training.registry.selectors import BASE_MODEL_NAME, current_model
 
 GATE_EVAL_FILE = "gate_eval.jsonl"
@@ -31,6 +31,17 @@ ERR_NO_EVAL_PAIRS = "fails: {version} has no held-out preference pairs to evalua
 NOT_GATED = "not gated: the external trainer left no LoRA adapter to evaluate; an admin decides"
 NOT_GATED_CURRENT = "not gated: the current model {current} cannot be evaluated here (no adapter)"
 SKIP_NOT_SCORED_BY_BOTH = "not_scored_by_both_models"
+SPENDING = (
+    "alpha spent across attempts on the same eval pairs: attempt {attempt} of dataset "
+    "{dataset} may err with probability {alpha:.4g} (alpha {total} x 6 / (pi^2 k^2))"
+)
+# Implicit-reward metrics are measured against a reference model: the current one when it
+# shares the candidate's base, else the candidate's own base model.
+COMPARED_CURRENT = "current: {name}"
+COMPARED_OWN_BASE = (
+    "compared with the candidate's own base model {base}, not with the current model "
+    "{name}: the current model has another base, so this metric cannot be measured against it"
+)
 
 
 @dataclass
@@ -95,18 +106,36 @@ def _per_pair_scores(metric: str, per_pair: dict) -> list[float]:
     return [float(value) for value in per_pair[key]]
 
 
+def gate_attempt(run: TrainingRun) -> int:
+    """1 + the candidates already gated on this dataset's eval pairs (the split is stable
+    across the dataset's versions, so every earlier candidate looked at the same pairs)."""
+    earlier = ModelVersion.objects.filter(
+        dataset_version__dataset_id=run.dataset_version.dataset_id, gate_passed__isnull=False
+    ).exclude(run=run)
+    return earlier.count() + 1
+
+
 def _record(
-    *, metric: str, paired: PairedResult | None, truncated: int, skipped: dict[str, int]
+    *,
+    metric: str,
+    paired: PairedResult | None,
+    truncated: int,
+    skipped: dict[str, int],
+    spending: dict | None = None,
+    compared_with: str = "",
 ) -> dict:
     """`ModelVersion.metrics["gate"]`: the keys the dashboard and the model page read."""
     return {
+        **(spending or {}),
+        "compared_with": compared_with,
+        "method": paired.method if paired else None,
         "metric": metric,
         "candidate": paired.candidate if paired else None,
         "baseline": paired.baseline if paired else None,
         "delta": paired.delta if paired else None,
         "delta_ci": list(paired.delta_ci) if paired and paired.delta_ci else None,
         "n": paired.n if paired else 0,
-        "test": TEST_NAME,
+        "test": paired.test if paired else None,
         "passed": paired.passed if paired else False,
         "truncated": truncated,
         "skipped": sum(skipped.values()),
@@ -132,6 +161,17 @@ def candidate_gate(
     in, as the registry sits below runs and does not import them."""
     metric, margin = run.config["gate_metric"], float(run.config["gate_margin"])
     min_pairs = gate_min_eval_pairs(run)
+    total_alpha = float(run.config.get("gate_alpha", settings.FLYWHEEL_GATE_ALPHA))
+    attempt = gate_attempt(run)
+    alpha = attempt_alpha(alpha=total_alpha, attempt=attempt)
+    spending = {
+        "attempt": attempt,
+        "alpha": alpha,
+        "alpha_total": total_alpha,
+        "spending": SPENDING.format(
+            attempt=attempt, dataset=run.dataset_version.dataset, alpha=alpha, total=total_alpha
+        ),
+    }
     current = current_model()
     result = functools.partial(
         GateResult, metric=metric, margin=margin, baseline=current, metrics={}, baseline_metrics={}
@@ -200,15 +240,25 @@ def candidate_gate(
         margin=margin,
         min_pairs=min_pairs,
         metric=metric,
+        alpha=alpha,
     )
+    name = current.name if current else BASE_MODEL_NAME
+    if metric != "normalised_accuracy" and current is not None and not same_base:
+        compared_with = COMPARED_OWN_BASE.format(base=run.base_model, name=name)
+    else:
+        compared_with = COMPARED_CURRENT.format(name=name)
     metrics["gate"] = _record(
-        metric=metric, paired=paired, truncated=metrics["truncated"], skipped=skipped
+        metric=metric,
+        paired=paired,
+        truncated=metrics["truncated"],
+        skipped=skipped,
+        spending=spending,
+        compared_with=compared_with,
     )
     baseline_metrics = {"normalised_accuracy": current_accuracy, **RELATIVE_BASELINE}
-    name = current.name if current else BASE_MODEL_NAME
     return result(
         passed=paired.passed,
-        detail=f"{paired.detail}; current: {name}",
+        detail=f"{paired.detail}; {compared_with}; {spending['spending']}",
         metrics=metrics,
         baseline_metrics=baseline_metrics,
     )

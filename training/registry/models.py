@@ -121,6 +121,7 @@ class ModelEvent(models.Model):
         CANARY_STARTED = "canary_started", "canary experiment started"
         CANARY_STOPPED = "canary_stopped", "canary experiment stopped"
         CANARY_EXTENDED = "canary_extended", "canary experiment extended"
+        CANARY_PAUSED = "canary_paused", "canary decisions paused (sample-ratio mismatch)"
 
     model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="changes")
     action = models.CharField(max_length=20, choices=Action.choices)
@@ -189,9 +190,20 @@ class Experiment(models.Model):
     metric = models.CharField(max_length=30)
     alpha = models.FloatField()
     margin = models.FloatField()
+    # absolute: canary - control < margin; relative: canary < (1 + margin) * control.
+    margin_kind = models.CharField(max_length=10, default="absolute", db_default="absolute")
     tau = models.FloatField()
     burn_in = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
+    # A sample-ratio mismatch pauses automatic decisions (training.registry.clustered): when
+    # and why.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.TextField(blank=True, default="", db_default="")
+    # After completion, this share of the keys stays on the control until `holdback_until`:
+    # the monitor compares the new current model with it
+    # (training.registry.experiments.monitor_check).
+    holdback_share = models.FloatField(default=0.0, db_default=0.0)
+    holdback_until = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     deadline = models.DateTimeField()
@@ -212,6 +224,10 @@ class Experiment(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(share__gt=0) & Q(share__lt=1), name="experiment_share_open_unit"
+            ),
+            models.CheckConstraint(
+                condition=Q(margin_kind__in=["absolute", "relative"]),
+                name="experiment_valid_margin_kind",
             ),
             models.CheckConstraint(
                 condition=Q(state="running") | Q(ended_at__isnull=False),

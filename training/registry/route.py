@@ -1,10 +1,14 @@
 """Which model serves a key: the answer of GET /api/v1/route.
 
-The split is a keyed hash: HMAC-SHA256 of the key under a key derived from SECRET_KEY and
-the experiment id, read as a number in [0, 1) and compared with the canary share. It is
-deterministic (a user stays on one arm for the whole experiment), independent between
-experiments (a new experiment reshuffles who is in the canary), and not predictable by a
-client that does not know SECRET_KEY (nobody can pick keys to land on the canary).
+The split is a keyed hash: HMAC-SHA256 of the key's user hash (the same HMAC that ingest
+stores as `Interaction.user_hash` when the app sends the key as `user_id`) under a key
+derived from SECRET_KEY and the experiment id, read as a number in [0, 1) and compared with
+the canary share. It is deterministic (a user stays on one arm for the whole experiment),
+independent between experiments (a new experiment reshuffles who is in the canary), and not
+predictable by a
+client that does not know SECRET_KEY (nobody can pick keys to land on the canary). Hashing
+the user hash rather than the raw key lets the analysis recompute every stored
+interaction's assigned arm (intention to treat) without storing the key itself.
 
 The answer reads no row on most calls and writes none: the experiment's snapshot (serving
 names, share, state, version) is cached in-process for FLYWHEEL_ROUTE_CACHE_S. Every change
@@ -26,12 +30,14 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from curation.ingest_rows import user_hash
 from flywheel_site import redis as fw_redis
 from training.registry.models import Experiment, ModelVersion
 
 GENERATION_KEY = "flywheel:route:generation"
 CONTROL = "control"
 CANARY = "canary"
+HOLDBACK = "holdback"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class Snapshot:
     share: float
     experiment: int | None
     version: int
+    # After a completed canary: `canary` is the previous model, kept for `share` of the keys.
+    holdback: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,48 @@ def _derived_key(secret: str, experiment_id: int) -> bytes:
     ).digest()
 
 
-def bucket(*, experiment_id: int, key: str) -> float:
-    """The key's place in [0, 1) for this experiment."""
+def bucket_for_hash(*, experiment_id: int, key_hash: str) -> float:
+    """The place in [0, 1) of the key whose user hash is `key_hash`, for this experiment."""
     derived = _derived_key(settings.SECRET_KEY, experiment_id)
-    digest = hmac.new(derived, key.encode(), hashlib.sha256).digest()
+    digest = hmac.new(derived, key_hash.encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def bucket(*, experiment_id: int, key: str) -> float:
+    """The key's place in [0, 1) for this experiment."""
+    return bucket_for_hash(experiment_id=experiment_id, key_hash=user_hash(key))
+
+
+def arm_for_hash(*, experiment_id: int, share: float, key_hash: str) -> str:
+    """The arm a stored interaction's key was assigned to (its `user_hash`)."""
+    place = bucket_for_hash(experiment_id=experiment_id, key_hash=key_hash)
+    return CANARY if place < share else CONTROL
+
+
 def arm_for(*, experiment_id: int, share: float, key: str) -> str:
-    return CANARY if bucket(experiment_id=experiment_id, key=key) < share else CONTROL
+    return arm_for_hash(experiment_id=experiment_id, share=share, key_hash=user_hash(key))
+
+
+def holdback_split(experiment_id: int) -> int:
+    """The hash label of a completed experiment's holdback: its own split, independent of
+    who was in the canary (a negative id never names a running experiment)."""
+    return -experiment_id
+
+
+def holdback_active(*, now=None) -> Experiment | None:
+    """The completed experiment whose holdback still runs, while its canary is current."""
+    from django.utils import timezone
+
+    return (
+        Experiment.objects.filter(
+            state=Experiment.State.COMPLETED,
+            holdback_share__gt=0,
+            holdback_until__gt=now or timezone.now(),
+            canary__status=ModelVersion.Status.PROMOTED,
+        )
+        .order_by("-pk")
+        .first()
+    )
 
 
 def snapshot_read() -> Snapshot:
@@ -90,6 +131,16 @@ def snapshot_read() -> Snapshot:
             share=experiment.share,
             experiment=experiment.pk,
             version=experiment.version,
+        )
+    held = holdback_active()
+    if held is not None:
+        return Snapshot(
+            control=held.canary_serving_name,
+            canary=held.control_serving_name,
+            share=held.holdback_share,
+            experiment=held.pk,
+            version=held.version,
+            holdback=True,
         )
     current = ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
     return Snapshot(
@@ -129,6 +180,11 @@ def route_for(*, key: str) -> Route:
     ttl = settings.FLYWHEEL_ROUTE_TTL_S
     if snapshot.canary is None or snapshot.experiment is None:
         return Route(model=snapshot.control, arm=CONTROL, experiment=None, ttl_s=ttl)
+    if snapshot.holdback:
+        held = arm_for(experiment_id=holdback_split(snapshot.experiment), share=snapshot.share,
+                       key=key) == CANARY  # fmt: skip
+        model = snapshot.canary if held else snapshot.control
+        return Route(model=model, arm=HOLDBACK if held else CONTROL, experiment=None, ttl_s=ttl)
     arm = arm_for(experiment_id=snapshot.experiment, share=snapshot.share, key=key)
     model = snapshot.canary if arm == CANARY else snapshot.control
     # A client must not keep an answer past the experiment's end for long.

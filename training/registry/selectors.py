@@ -1,20 +1,27 @@
 """Reads for canary experiments and the monitor: what users did with each arm's answers.
 
-An arm is the interactions whose `model` is the arm's serving name, received inside the
-window, each joined to its feedback. Every rate is per interaction served (an interaction
-nobody reacted to counts in the denominator), so the arms are compared on the same footing
-whatever their traffic.
+The decision (`keyed_outcomes`) is analysed per route key, the unit the route randomises:
+every matured interaction answered by either arm's model, with a key (`user_hash`), counts
+for the arm its key was assigned to (intention to treat,
+training.registry.route.arm_for_hash); those
+without a key or answered by the other arm's model are counted as non-compliance, and the
+keys' split is checked against the share (sample-ratio mismatch, training.registry.clustered). An
+interaction matures once FLYWHEEL_CANARY_FEEDBACK_WINDOW_S has passed since it was received.
+
+The display rows (`arm_outcomes`) are the interactions whose `model` is the arm's serving
+name, received inside the window, each joined to its feedback: per interaction served (an
+interaction nobody reacted to counts in the denominator).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import Levenshtein
 from django.conf import settings
 from django.db import connection
 
-from training.registry import sequential
+from training.registry import clustered, route, sequential
 from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 
 # A higher rate of these is better; for every other metric a higher rate is worse.
@@ -81,6 +88,42 @@ def models_trained_on(*, versions) -> list[ModelVersion]:
         .exclude(status=ModelVersion.Status.ROLLED_BACK)
         .order_by("pk")
     )
+
+
+# The primary metric per interaction, oriented so that true is worse (the metric is one of
+# the names settings and Experiment allow; never user text).
+_METRIC_FLAG = {
+    "bad_outcome": "coalesce(f.thumbs_down OR f.regenerated, false)",
+    "thumbs_down": "coalesce(f.thumbs_down, false)",
+    "regenerated": "coalesce(f.regenerated, false)",
+    "edited": "coalesce(f.edited, false)",
+    "corrected": "coalesce(f.corrected, false)",
+    "thumbs_up": "NOT coalesce(f.thumbs_up, false)",
+    "accepted": "NOT coalesce(f.accepted, false)",
+    "copied": "NOT coalesce(f.copied, false)",
+}
+_FEEDBACK_LATERAL = _ARM_SQL[
+    _ARM_SQL.index("FROM curation_interaction") : _ARM_SQL.index("WHERE i.model")
+]
+_KEY_SQL = (
+    "SELECT i.user_hash, i.model, i.received_at < %s AS matured, count(*) AS n, "
+    "count(*) FILTER (WHERE {flag}) AS events "
+    + _FEEDBACK_LATERAL
+    + "WHERE i.model IN (%s, %s) AND i.received_at >= %s AND i.received_at < %s "
+    "GROUP BY 1, 2, 3"
+)
+# Heavy edits of matured interactions not already bad: they add to bad_outcome per key.
+_KEY_EDITS_SQL = """
+SELECT i.id, i.user_hash, i.model, i.response, f.final_text
+FROM curation_interaction i
+JOIN curation_feedback f ON f.interaction_id = i.id
+WHERE i.model IN (%s, %s) AND i.received_at >= %s AND i.received_at < %s
+  AND f.kind IN ('edited', 'corrected') AND f.final_text IS NOT NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM curation_feedback g
+    WHERE g.interaction_id = i.id AND g.kind IN ('thumbs_down', 'regenerated')
+  )
+"""
 
 
 def edit_distance(before: str, after: str) -> float:
@@ -209,6 +252,103 @@ def experiment_comparison(*, experiment: Experiment, now: datetime) -> dict:
         alpha=experiment.alpha,
         tau=experiment.tau,
     )
+
+
+def _heavy_edits(names: list[str], start: datetime, matured_before: datetime) -> dict:
+    """(user_hash, model) -> matured interactions heavily edited and not already bad."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_EDITS_SQL, [*names, start, matured_before])
+        rows = cursor.fetchall()
+    heavy: dict[tuple[str, str], set[int]] = {}
+    for pk, key_hash, model, response, final_text in rows:
+        if edit_distance(response, final_text) >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE:
+            heavy.setdefault((key_hash, model), set()).add(pk)
+    return {group: len(pks) for group, pks in heavy.items()}
+
+
+def keyed_outcomes(
+    *,
+    experiment_id: int,
+    share: float,
+    control_name: str,
+    canary_name: str,
+    metric: str,
+    start: datetime,
+    end: datetime,
+) -> dict:
+    """Per-arm sums over route keys (intention to treat), compliance and maturity counts."""
+    window = settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S
+    matured_before = max(start, end - timedelta(seconds=window))
+    names = [control_name, canary_name]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _KEY_SQL.format(flag=_METRIC_FLAG[metric]), [matured_before, *names, start, end]
+        )
+        rows = cursor.fetchall()
+    heavy = _heavy_edits(names, start, matured_before) if metric == "bad_outcome" else {}
+    served = {route.CONTROL: control_name, route.CANARY: canary_name}
+    per_key: dict[str, dict[str, list[int]]] = {route.CONTROL: {}, route.CANARY: {}}
+    counts = {"matured": 0, "pending": 0, "no_key": 0, "crossed_over": 0}
+    for key_hash, model, matured, n, events in rows:
+        if not matured:
+            counts["pending"] += n
+            continue
+        counts["matured"] += n
+        if not key_hash:
+            counts["no_key"] += n
+            continue
+        arm = route.arm_for_hash(experiment_id=experiment_id, share=share, key_hash=key_hash)
+        if served[arm] != model:
+            counts["crossed_over"] += n
+        sums = per_key[arm].setdefault(key_hash, [0, 0])
+        sums[0] += events + heavy.get((key_hash, model), 0)
+        sums[1] += n
+    arms = {
+        arm: clustered.ArmSums.from_keys([tuple(v) for v in keys.values()])
+        for arm, keys in per_key.items()
+    }
+    return {
+        "control": arms[route.CONTROL],
+        "canary": arms[route.CANARY],
+        "counts": counts,
+        "feedback_window_s": window,
+        "matured_before": matured_before.isoformat(),
+    }
+
+
+def experiment_keyed(*, experiment: Experiment, now: datetime) -> dict:
+    """The decision's evidence: the clustered comparison (None until both arms have a
+    matured interaction) and the sample-ratio check."""
+    keyed = keyed_outcomes(
+        experiment_id=experiment.pk,
+        share=experiment.share,
+        control_name=experiment.control_serving_name,
+        canary_name=experiment.canary_serving_name,
+        metric=experiment.metric,
+        start=experiment.started_at,
+        end=experiment.ended_at or now,
+    )
+    control, canary = keyed["control"], keyed["canary"]
+    test = None
+    if control.n and canary.n:
+        test = clustered.compare(
+            control, canary, alpha=experiment.alpha, tau=experiment.tau,
+            margin=experiment.margin, margin_kind=experiment.margin_kind,
+        )  # fmt: skip
+    srm = clustered.sample_ratio(
+        keys_control=control.keys,
+        keys_canary=canary.keys,
+        share=experiment.share,
+        threshold=settings.FLYWHEEL_CANARY_SRM_P,
+    )
+    return {
+        "test": test,
+        "srm": srm,
+        "counts": keyed["counts"],
+        "keys": {"control": control.keys, "canary": canary.keys},
+        "n": {"control": control.n, "canary": canary.n},
+        "feedback_window_s": keyed["feedback_window_s"],
+    }
 
 
 def experiment_running() -> Experiment | None:

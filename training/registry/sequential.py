@@ -68,6 +68,18 @@ def _variance(successes: int, n: int) -> float:
     return p * (1 - p) / n
 
 
+def confidence_sequence(estimate, variance, *, alpha: float, tau: float, null=0.0):
+    """(low, high, log Lambda at `null`) of the mSPRT above for an estimate with a given
+    variance; works elementwise on numpy arrays (the simulations look at every look at once)."""
+    import numpy as np
+
+    v, t2 = np.asarray(variance, dtype=float), tau * tau
+    half = np.sqrt(v * (v + t2) / t2 * (2 * math.log(1 / alpha) + np.log((v + t2) / v)))
+    shift = np.asarray(estimate, dtype=float) - null
+    log_stat = 0.5 * np.log(v / (v + t2)) + t2 * shift * shift / (2 * v * (v + t2))
+    return estimate - half, estimate + half, log_stat
+
+
 @dataclass(frozen=True)
 class Comparison:
     """canary minus control, on a rate where higher is worse."""
@@ -110,18 +122,16 @@ def always_valid_difference(
     p0, p1 = x0 / n0, x1 / n1
     d = p1 - p0
     v = _variance(x0, n0) + _variance(x1, n1)
-    t2 = tau * tau
-    half = math.sqrt(v * (v + t2) / t2 * (2 * math.log(1 / alpha) + math.log((v + t2) / v)))
-    log_stat = 0.5 * math.log(v / (v + t2)) + t2 * d * d / (2 * v * (v + t2))
+    low, high, log_stat = confidence_sequence(d, v, alpha=alpha, tau=tau)
     return Comparison(
         n_control=n0,
         n_canary=n1,
         rate_control=p0,
         rate_canary=p1,
         difference=d,
-        low=d - half,
-        high=d + half,
-        log_statistic=log_stat,
+        low=float(low),
+        high=float(high),
+        log_statistic=float(log_stat),
         alpha=alpha,
         tau=tau,
     )

@@ -198,6 +198,8 @@ def _experiment_open(
     share: float | None = None,
     min_sample: int | None = None,
     max_duration_s: int | None = None,
+    margin: float | None = None,
+    margin_kind: str | None = None,
 ) -> Experiment:
     """Start the canary: `model` serves `share` of the keys beside the current model. The
     candidate stays a candidate until the experiment completes."""
@@ -213,7 +215,8 @@ def _experiment_open(
         min_sample=min_sample or settings.FLYWHEEL_CANARY_MIN_SAMPLE,
         metric=settings.FLYWHEEL_CANARY_METRIC,
         alpha=settings.FLYWHEEL_CANARY_ALPHA,
-        margin=settings.FLYWHEEL_CANARY_MARGIN,
+        margin=margin if margin is not None else settings.FLYWHEEL_CANARY_MARGIN,
+        margin_kind=margin_kind or settings.FLYWHEEL_CANARY_MARGIN_KIND,
         tau=settings.FLYWHEEL_CANARY_TAU,
         burn_in=settings.FLYWHEEL_CANARY_BURN_IN,
         started_at=now,
@@ -235,6 +238,7 @@ def _experiment_open(
             "metric": experiment.metric,
             "alpha": experiment.alpha,
             "margin": experiment.margin,
+            "margin_kind": experiment.margin_kind,
         },
     )
     event_emit(
@@ -291,10 +295,12 @@ def model_version_canary_start(
     share: float | None = None,
     min_sample: int | None = None,
     max_duration_s: int | None = None,
+    margin: float | None = None,
+    margin_kind: str | None = None,
 ) -> Experiment:
     """An admin's promotion when FLYWHEEL_CANARY is on: the same checks as an immediate
     promotion, then a canary experiment against the current model (per-experiment
-    overrides of the share, minimum sample and maximum duration)."""
+    overrides of the share, minimum sample, maximum duration and the margin and its kind)."""
     reason = (reason or "").strip() or f"canary started by {user}"
     if has_control_characters(reason):
         raise TrainingError(CONTROL_REFUSED)
@@ -309,6 +315,8 @@ def model_version_canary_start(
             share=share,
             min_sample=min_sample,
             max_duration_s=max_duration_s,
+            margin=margin,
+            margin_kind=margin_kind,
         )
 
 
@@ -485,24 +493,11 @@ def model_versions_roll_back(
 
 
 def model_version_accept(
-    *,
-    model: ModelVersion,
-    user,
-    reason: str,
-    share: float | None = None,
-    min_sample: int | None = None,
-    max_duration_s: int | None = None,
+    *, model: ModelVersion, user, reason: str, **overrides
 ) -> ModelVersion | Experiment:
     """An admin's yes to a candidate: with FLYWHEEL_CANARY on, a canary experiment against
-    the current model (the overrides apply to it); otherwise an immediate promotion.
-    The one place that decides whether a promotion starts a canary."""
+    the current model (`overrides`: those `model_version_canary_start` takes); otherwise an
+    immediate promotion. The one place that decides whether a promotion starts a canary."""
     if settings.FLYWHEEL_CANARY:
-        return model_version_canary_start(
-            model=model,
-            user=user,
-            reason=reason,
-            share=share,
-            min_sample=min_sample,
-            max_duration_s=max_duration_s,
-        )
+        return model_version_canary_start(model=model, user=user, reason=reason, **overrides)
     return model_version_promote(model=model, user=user, reason=reason)

@@ -86,6 +86,7 @@ def _config(trainer_name: str) -> dict:
         "gate_metric": settings.FLYWHEEL_GATE_METRIC,
         "gate_margin": settings.FLYWHEEL_GATE_MARGIN,
         "gate_min_eval_pairs": settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS,
+        "gate_alpha": settings.FLYWHEEL_GATE_ALPHA,
         "auto_promote": settings.FLYWHEEL_AUTO_PROMOTE,
         "canary": settings.FLYWHEEL_CANARY,
         "max_length": settings.FLYWHEEL_TRAINING_MAX_LENGTH,

@@ -117,11 +117,16 @@ def _model_page(request, model: ModelVersion, *, error: str = "", decision: str 
             "share": settings.FLYWHEEL_CANARY_SHARE,
             "min_sample": settings.FLYWHEEL_CANARY_MIN_SAMPLE,
             "hours": settings.FLYWHEEL_CANARY_MAX_DURATION_S / 3600,
+            "margin": settings.FLYWHEEL_CANARY_MARGIN,
+            "margin_kind": settings.FLYWHEEL_CANARY_MARGIN_KIND,
         },
         "experiment": experiment,
         "comparison": selectors_canary.experiment_comparison(
             experiment=experiment, now=timezone.now()
         )
+        if experiment
+        else None,
+        "keyed": selectors_canary.experiment_keyed(experiment=experiment, now=timezone.now())
         if experiment
         else None,
         "alerts": [a for a in selectors_canary.monitor_alerts_open() if a.model_id == model.pk],
@@ -175,6 +180,8 @@ OVERRIDES = (
     ("share", float, lambda v: 0 < v < 1, "a number between 0 and 1"),
     ("min_sample", int, lambda v: 0 < v <= 10_000_000, "a positive whole number"),
     ("hours", int, lambda v: 0 < v <= 24 * 366, "a whole number of hours up to a year"),
+    ("margin", float, lambda v: 0 <= v < 1, "a number from 0 up to 1"),
+    ("margin_kind", str, lambda v: v in ("absolute", "relative"), "absolute or relative"),
 )
 
 

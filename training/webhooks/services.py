@@ -51,6 +51,7 @@ MODEL_GATED = "model.gated"
 EXPERIMENT_STARTED = "experiment.started"
 EXPERIMENT_COMPLETED = "experiment.completed"
 EXPERIMENT_ROLLED_BACK = "experiment.rolled_back"
+EXPERIMENT_PAUSED = "experiment.paused"
 MONITOR_ALERT = "monitor.alert"
 DATASET_VERSION_FROZEN = "dataset.version_frozen"
 TRAINING_RUN_FINISHED = "training.run_finished"
@@ -60,6 +61,7 @@ EVENT_TYPES = {
     EXPERIMENT_STARTED: "a canary experiment started",
     EXPERIMENT_COMPLETED: "a canary experiment completed: the candidate is current",
     EXPERIMENT_ROLLED_BACK: "a canary experiment was rolled back",
+    EXPERIMENT_PAUSED: "a canary experiment's automatic decisions paused (sample-ratio mismatch)",
     MONITOR_ALERT: "the current model's primary metric dropped below its baseline",
     DATASET_VERSION_FROZEN: "a dataset version was frozen",
     TRAINING_RUN_FINISHED: "a training run succeeded or failed",

@@ -15,8 +15,18 @@ class Command(BaseCommand):
         parser.add_argument("--url", required=True, help="the Flywheel base URL")
         parser.add_argument("--route-token", required=True, help="a token with the route scope")
         parser.add_argument("--ingest-token", required=True, help="a token with the ingest scope")
-        parser.add_argument("--keys", type=int, default=1000, help="simulated users")
+        parser.add_argument("--keys", "--users", type=int, default=1000, help="simulated users")
         parser.add_argument("--per-key", type=int, default=1, help="interactions per user")
+        parser.add_argument(
+            "--correlation", type=float, default=0.0, help="intra-user correlation (0: none)"
+        )
+        parser.add_argument(
+            "--bypass", type=int, default=0,
+            help="interactions answered by the control with no key, bad at --bad-canary's rate",
+        )  # fmt: skip
+        parser.add_argument(
+            "--drop-canary", type=float, default=0.0, help="share of canary users dropped"
+        )
         parser.add_argument("--bad-control", type=float, default=0.1)
         parser.add_argument("--bad-canary", type=float, default=0.1)
         parser.add_argument("--seed", type=int, default=1)
@@ -27,11 +37,13 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=10.0, help="per HTTP call")
 
     def handle(self, *args, **options):
-        for name in ("bad_control", "bad_canary"):
+        for name in ("bad_control", "bad_canary", "drop_canary"):
             if not 0 <= options[name] <= 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 1")
         if options["keys"] < 1 or options["per_key"] < 1:
             raise CommandError("--keys and --per-key must be at least 1")
+        if not 0 <= options["correlation"] < 1 or options["bypass"] < 0:
+            raise CommandError("--correlation must be in [0, 1) and --bypass at least 0")
         client = Client(
             options["url"],
             route_token=options["route_token"],

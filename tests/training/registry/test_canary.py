@@ -2,12 +2,14 @@
 promotion starting an experiment, the background decisions (run twice), an admin's hand,
 and the monitor after the rollout."""
 
+import itertools
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from scipy.stats import binomtest
 
+from curation.ingest_rows import user_hash
 from curation.models import Feedback, Interaction, Source
 from curation.services import api_token_create
 from tests.support.api import ApiClient
@@ -26,6 +28,32 @@ def _fresh_route_cache():
     route.cache_clear()
     yield
     route.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _outcomes_mature_at_once(settings):
+    # These tests look right after serving; tests/test_decisions_canary.py covers the window.
+    settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = 0
+    # A completed canary serves every key here; tests/test_decisions_canary.py: the holdback.
+    settings.FLYWHEEL_HOLDBACK_SHARE = 0
+
+
+_users = itertools.count()
+
+
+def _routed_keys(name: str, count: int) -> list[str]:
+    """User hashes of `count` fresh keys the running experiment assigns to `name`'s arm, as
+    an app that asks the route would send them (none when no experiment runs)."""
+    experiment = Experiment.objects.filter(state="running").first()
+    if experiment is None:
+        return [""] * count
+    arm = "canary" if name == experiment.canary_serving_name else "control"
+    keys = []
+    while len(keys) < count:
+        key = f"user-{next(_users)}"
+        if route.arm_for(experiment_id=experiment.pk, share=experiment.share, key=key) == arm:
+            keys.append(user_hash(key))
+    return keys
 
 
 @pytest.fixture
@@ -48,15 +76,17 @@ def start(candidate, admin, **overrides):
 
 
 def served(name: str, outcomes: list[str | None], *, source="app", at=None):
-    """Interactions served by `name`, each with the feedback kind given (None: none)."""
+    """Interactions served by `name`, each with the feedback kind given (None: none), each
+    from its own user routed to `name`'s arm."""
     source, _ = Source.objects.get_or_create(name=source)
     now = at or timezone.now()
     base = Interaction.objects.count()
+    keys = _routed_keys(name, len(outcomes))
     for i, kind in enumerate(outcomes):
         interaction = Interaction.objects.create(
             source=source, event_id=f"e{base + i}", occurred_at=now, received_at=now,
             model=name, messages=[{"role": "user", "content": "hi"}], response="hello there",
-            curation_state="done",
+            curation_state="done", user_hash=keys[i],
         )  # fmt: skip
         if kind:
             Feedback.objects.create(
@@ -188,7 +218,8 @@ def test_a_worse_canary_is_rolled_back_by_the_job_once_even_when_run_twice(
     assert event.evidence["n"] == {"control": 200, "canary": 200}
     assert event.evidence["rate"] == {"control": 0.05, "canary": 0.5}
     assert event.evidence["interval"][0] > 0
-    assert event.evidence["method"].startswith("mSPRT")
+    assert "Deng, Knoblich & Lu 2018" in event.evidence["method"]
+    assert event.evidence["keys"] == {"control": 200, "canary": 200}
     assert candidate.changes.filter(action="rolled_back").count() == 1
     # Every key is sent to the control now.
     for i in range(50):

@@ -52,6 +52,9 @@ def delivered(receiver) -> list[dict]:
 def canary(admin, settings, receiver):
     settings.FLYWHEEL_INGEST_RATE_LIMIT = 0
     settings.FLYWHEEL_CANARY_MARGIN = 0.1
+    # Decided at once after the traffic; no holdback, so every key is asked about below.
+    settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = 0
+    settings.FLYWHEEL_HOLDBACK_SHARE = 0
     route.cache_clear()
     candidate = registered(frozen_version(admin), serving_name="support-v2")
     experiment = registry.model_version_canary_start(

@@ -24,10 +24,10 @@ def test_a_clear_improvement_on_enough_pairs_passes_with_its_interval():
     assert result.n == 60
     assert result.delta == pytest.approx(25 / 60)
     lo, hi = result.delta_ci
-    assert 0.02 <= lo < result.delta < hi
-    assert result.test == paired.TEST_NAME
-    assert "paired bootstrap" in result.test
-    assert result.detail.startswith("passes: score 0.7500 vs current 0.3333")
+    assert 0.02 < lo < result.delta < hi
+    assert result.method == paired.TANGO
+    assert "Tango 1998" in result.test
+    assert result.detail.startswith("passes: score 0.7500 vs 0.3333")
 
 
 def test_a_tie_never_passes_even_with_a_zero_margin():
@@ -35,7 +35,8 @@ def test_a_tie_never_passes_even_with_a_zero_margin():
 
     result = paired_gate(candidate=candidate, baseline=baseline, margin=0.0, min_pairs=50)
 
-    assert (result.delta, result.delta_ci, result.passed) == (0.0, (0.0, 0.0), False)
+    assert (result.delta, result.passed) == (0.0, False)
+    assert result.delta_ci[0] < 0 < result.delta_ci[1]
 
 
 def test_a_positive_difference_whose_interval_reaches_below_zero_fails():
@@ -60,17 +61,23 @@ def test_the_margin_is_compared_with_the_lower_bound_not_the_difference():
         candidate=candidate, baseline=baseline, margin=(lo + 25 / 60) / 2, min_pairs=50
     )
 
-    assert at_bound.passed
+    assert not at_bound.passed  # strictly above the margin, never equal
+    assert paired_gate(
+        candidate=candidate, baseline=baseline, margin=lo - 0.001, min_pairs=50
+    ).passed
     assert not above.passed
     assert not below_difference.passed  # the difference clears it, the lower bound does not
 
 
-def test_a_constant_improvement_passes_at_its_exact_size():
+def test_a_constant_improvement_fails_at_its_exact_size_and_passes_below_it():
     # reward_margin style: the baseline is a constant, the candidate's margin the same everywhere
     result = paired_gate(candidate=[0.3] * 50, baseline=[0.0] * 50, margin=0.3, min_pairs=50)
+    below = paired_gate(candidate=[0.3] * 50, baseline=[0.0] * 50, margin=0.29, min_pairs=50)
 
+    assert result.method == paired.STUDENT
     assert result.delta_ci == pytest.approx((0.3, 0.3))
-    assert result.passed
+    assert not result.passed
+    assert below.passed
 
 
 @pytest.mark.parametrize(("n", "passed"), [(49, False), (50, True)])

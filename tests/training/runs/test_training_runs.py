@@ -199,7 +199,7 @@ def test_reviewed_gold_triggers_a_run_that_trains_and_passes_the_gate(training_s
     assert model.gate_detail.startswith("passes: normalised_accuracy")
     record = model.metrics["gate"]
     assert record["n"] == counts["eval"] and record["passed"] is True
-    assert record["test"] == gate.TEST_NAME
+    assert "Tango 1998" in record["test"] and record["attempt"] == 1
     assert record["delta_ci"][0] >= 0.1 and record["delta"] >= record["delta_ci"][0]
     assert (record["truncated"], record["skipped"]) == (0, 0)
     assert "per_pair" not in model.metrics and "per_pair" not in run.metrics["eval"]
@@ -250,7 +250,8 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
     assert model.baseline == current
     assert (model.gate_passed, model.status) == (False, "rejected")
     assert model.gate_detail.startswith("fails: normalised_accuracy")
-    assert model.gate_detail.endswith(f"current: {current.name}")
+    assert f"; current: {current.name};" in model.gate_detail
+    assert "attempt 2 of dataset support" in model.gate_detail  # `current` was the first
     assert model.metrics["normalised_accuracy"] < model.baseline_metrics["normalised_accuracy"]
     assert ModelVersion.objects.get(status="promoted") == current
     with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
@@ -515,7 +516,10 @@ def test_an_external_trainer_that_leaves_a_lora_adapter_is_gated(
     run_jobs("training")
 
     model = ModelVersion.objects.get(run=run)
-    assert model.gate_passed is True, model.gate_detail
+    # Gated (not left to an admin), on the few pairs this version holds: better on each pair
+    # it differs on, but a handful of pairs is not evidence at the gate's error rate.
+    assert model.gate_passed is not None, model.gate_detail
+    assert model.metrics["gate"]["n"] == 7 and model.metrics["gate"]["method"] == "tango"
     assert model.metrics["normalised_accuracy"] > model.baseline_metrics["normalised_accuracy"]
 
 
