@@ -7,6 +7,7 @@ from django.conf import settings
 from rq import cron
 
 from curation.jobs import sweep
+from flywheel_site.audit.jobs import audit_verify_scheduled
 from training.jobs import trigger_check, webhooks_sweep
 
 cron.register(
@@ -35,4 +36,13 @@ cron.register(
     interval=settings.FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S,
     job_timeout=300,
     name="webhooks-sweep",
+)
+
+# Walks the whole audit chain and every frozen dataset version: hourly by default.
+cron.register(
+    audit_verify_scheduled,
+    "default",
+    interval=settings.FLYWHEEL_AUDIT_VERIFY_INTERVAL_S,
+    job_timeout=3600,
+    name="audit-verify",
 )

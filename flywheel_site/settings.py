@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "curation",
     "review",
     "training",
+    # After every app with history: its post_migrate hook chains their event tables.
+    "flywheel_site.audit",
     # Last: it wires the apps above together (flywheel_site/apps.py).
     "flywheel_site.apps.FlywheelSiteConfig",
 ]
@@ -360,6 +362,8 @@ FLYWHEEL_WEBHOOK_MAX_ATTEMPTS = env_int("FLYWHEEL_WEBHOOK_MAX_ATTEMPTS", 8, mini
 FLYWHEEL_WEBHOOK_BACKOFF_BASE_S = env_float("FLYWHEEL_WEBHOOK_BACKOFF_BASE_S", 10.0, minimum=0)
 FLYWHEEL_WEBHOOK_BACKOFF_MAX_S = env_float("FLYWHEEL_WEBHOOK_BACKOFF_MAX_S", 3600.0, minimum=0)
 FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S = env_int("FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S", 10, minimum=1)
+# How often the scheduler runs verify_audit (the audit chain and the manifests' chain).
+FLYWHEEL_AUDIT_VERIFY_INTERVAL_S = env_int("FLYWHEEL_AUDIT_VERIFY_INTERVAL_S", 3600, minimum=60)
 # Receivers on loopback, private, link-local or other non-public addresses are refused
 # (SSRF) unless this is on, or their address is inside one of the allowed networks.
 FLYWHEEL_WEBHOOK_ALLOW_PRIVATE = env_bool("FLYWHEEL_WEBHOOK_ALLOW_PRIVATE", False)
