@@ -241,6 +241,16 @@ if FLYWHEEL_TOXICITY_MODEL not in ("original", "unbiased", "multilingual"):
         "FLYWHEEL_TOXICITY_MODEL must be original, unbiased or multilingual, "
         f"got {FLYWHEEL_TOXICITY_MODEL!r}"
     )
+# The optional LLM judge (curation/judge.py): an OpenAI-compatible chat completions
+# endpoint (base URL, e.g. http://127.0.0.1:8000/v1). Unset, a policy that enables the
+# llm_judge filter holds its candidates: the judge fails closed.
+FLYWHEEL_JUDGE_URL = env_str("FLYWHEEL_JUDGE_URL", "")
+FLYWHEEL_JUDGE_MODEL = env_str("FLYWHEEL_JUDGE_MODEL", "judge")
+FLYWHEEL_JUDGE_API_KEY = env_str("FLYWHEEL_JUDGE_API_KEY", "")
+FLYWHEEL_JUDGE_TIMEOUT_S = env_float("FLYWHEEL_JUDGE_TIMEOUT_S", 30.0, minimum=0.1)
+FLYWHEEL_JUDGE_CONCURRENCY = env_int("FLYWHEEL_JUDGE_CONCURRENCY", 4, minimum=1, maximum=64)
+FLYWHEEL_JUDGE_MAX_RETRIES = env_int("FLYWHEEL_JUDGE_MAX_RETRIES", 2, minimum=0, maximum=10)
+FLYWHEEL_JUDGE_RETRY_AFTER_MAX_S = env_float("FLYWHEEL_JUDGE_RETRY_AFTER_MAX_S", 10.0, minimum=0)
 
 # Review ------------------------------------------------------------------------
 # Minutes an annotator holds an item; renewed while they are active on it.
