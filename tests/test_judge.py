@@ -4,6 +4,7 @@ Timeouts, 5xx, malformed answers and 429 with Retry-After all hold the candidate
 
 import contextlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -11,7 +12,10 @@ import pytest
 
 from curation import filters, judge, pipeline, policies
 from curation.models import Candidate, FilterDecision, JudgeVerdict
+from review import selectors
+from review.models import ReviewItem
 from tests.curation_helpers import GOOD_EDIT, edited
+from tests.review_helpers import make_items, review
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +254,37 @@ def test_the_rubric_is_shown_and_versioned_on_the_policy_page(client, curator):
     assert "Judge strictly. Reply in JSON." in page.content.decode()
     version_page = client.get(f"/curation/policy/v{policy.version}/")
     assert "Judge strictly. Reply in JSON." in version_page.content.decode()
+
+
+def test_the_judges_agreement_with_reviewers_is_on_the_calibration_page(client, curator, annotator):
+    policy = judge_policy()
+    items = make_items(6)
+    plan = [(True, "approve")] * 3 + [(False, "reject")] * 2 + [(False, "approve")]
+    for item, (passed, decision) in zip(items, plan, strict=True):
+        Candidate.objects.filter(pk=item.candidate_id).update(
+            policy=policy,
+            status="passed" if passed else "failed",
+            failed_filter="" if passed else filters.LLM_JUDGE,
+        )
+        ReviewItem.objects.filter(pk=item.pk).update(audit=not passed, inclusion_probability=1.0)
+        FilterDecision.objects.create(
+            candidate_id=item.candidate_id,
+            policy=policy,
+            filter=filters.LLM_JUDGE,
+            passed=passed,
+            score=0.9 if passed else 0.2,
+            reason="Judge pass" if passed else "Judge fail",
+            details={"model": "judge-test", "prompt_version": judge.prompt_version(policy)},
+            scorer="judge-test",
+            scorer_version=judge.prompt_version(policy),
+        )
+        review(item, annotator, decision)
+    client.force_login(curator)
+    html = client.get("/review/calibration/").content.decode()
+    row = re.search(r'<tr id="calibration-llm_judge">(.*?)</tr>', html, re.S).group(1)
+    cells = re.findall(r'<td class="num">(.*?)</td>', row, re.S)
+    assert cells[1] == "6"  # reviewed items carrying the judge's verdict
+    # 5 of 6 verdicts match the reviewers (the approved "fail" does not).
+    agreement = selectors.filter_agreement(since=None)
+    (judge_row,) = [r for r in agreement if r["filter"] == filters.LLM_JUDGE]
+    assert judge_row["n"] == 6 and round(judge_row["agreement"], 3) == round(5 / 6, 3)
