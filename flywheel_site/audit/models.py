@@ -72,3 +72,15 @@ class AuditCheck(models.Model):
 
     def __str__(self) -> str:
         return f"audit check #{self.pk}: {'ok' if self.ok else 'broken'}"
+
+
+class Erasure(models.Model):
+    """One run of `erase_user`: what it removed, redacted and quarantined, as counts and
+    ids. It holds no personal data: neither the user id nor its hash."""
+
+    created_at = models.DateTimeField(db_default=Now())
+    counts = models.JSONField(default=dict)
+    quarantined_versions = ArrayField(models.BigIntegerField(), default=list)
+
+    def __str__(self) -> str:
+        return f"erasure #{self.pk}"

@@ -164,6 +164,9 @@ def audit_event_redact(*, table: str, pk: int, columns: list[str], reason: str) 
     which must hold no personal data."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
+            # An event written earlier in this transaction (a delete's copy of the row)
+            # is linked now, so it is on the chain before it is redacted.
+            cursor.execute(f"SET CONSTRAINTS {sql.LINK_TRIGGER} IMMEDIATE")
             cursor.execute(
                 "SELECT flywheel_audit_redact(%s, %s, %s, %s)", [table, pk, columns, reason]
             )
