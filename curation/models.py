@@ -249,7 +249,7 @@ def default_enabled_filters() -> list[str]:
 
 
 def default_judge_rubric() -> str:
-    from curation.judge import DEFAULT_RUBRIC
+    from curation.judge_rubric import DEFAULT_RUBRIC
 
     return DEFAULT_RUBRIC
 
