@@ -7,7 +7,7 @@ from django.conf import settings
 from rq import cron
 
 from curation.jobs import sweep
-from flywheel_site.audit.jobs import audit_verify_scheduled
+from flywheel_site.audit.jobs import audit_verify_scheduled, retention_purge_scheduled
 from training.jobs import trigger_check, webhooks_sweep
 
 cron.register(
@@ -45,4 +45,13 @@ cron.register(
     interval=settings.FLYWHEEL_AUDIT_VERIFY_INTERVAL_S,
     job_timeout=3600,
     name="audit-verify",
+)
+
+# Daily by default; batches keep each transaction short.
+cron.register(
+    retention_purge_scheduled,
+    "default",
+    interval=settings.FLYWHEEL_RETENTION_INTERVAL_S,
+    job_timeout=3600,
+    name="retention-purge",
 )

@@ -13,7 +13,6 @@ recomputed. A second run finds nothing more to delete."""
 
 import pgtrigger
 from django.db import transaction
-from django.db.models import Q
 
 from curation.ingest_rows import user_hash
 from curation.models import Candidate, CandidateActionItem, Feedback, Interaction
@@ -41,48 +40,19 @@ def user_erase(*, raw_user_id: str, user=None) -> Erasure:
     if not raw_user_id or not raw_user_id.strip():
         raise AuditError(ERR_EMPTY)
     hashed = user_hash(raw_user_id)
-    counts: dict[str, int] = {}
     with transaction.atomic():
         interactions = set(
             Interaction.objects.filter(user_hash=hashed).values_list("pk", flat=True)
         )
         gold = GoldPair.objects.filter(interaction_id__in=interactions)
         kept = set(gold.values_list("interaction_id", flat=True))
-        doomed = interactions - kept
-        candidates = list(
-            Candidate.objects.filter(interaction_id__in=doomed).values_list("pk", flat=True)
-        )
-        items = list(
-            ReviewItem.objects.filter(candidate_id__in=candidates).values_list("pk", flat=True)
-        )
-        feedback = list(
-            Feedback.objects.filter(Q(user_hash=hashed) | Q(interaction_id__in=doomed))
+        feedback = set(
+            Feedback.objects.filter(user_hash=hashed)
             .exclude(interaction_id__in=kept)
             .values_list("pk", flat=True)
         )
-        reviews = list(Review.objects.filter(item_id__in=items).values_list("pk", flat=True))
-        outcomes = list(
-            ReviewOutcome.objects.filter(item_id__in=items).values_list("pk", flat=True)
-        )
-        # Reviews and outcomes are append-only; erasure is the one reason to delete them.
-        with pgtrigger.ignore(
-            "review.Review:review_append_only", "review.ReviewOutcome:outcome_final"
-        ):
-            counts["review_outcomes"] = ReviewOutcome.objects.filter(pk__in=outcomes).delete()[0]
-            counts["reviews"] = Review.objects.filter(pk__in=reviews).delete()[0]
-        counts["review_items"] = ReviewItem.objects.filter(pk__in=items).delete()[0]
-        CandidateActionItem.objects.filter(candidate_id__in=candidates).delete()
-        counts["candidates"] = Candidate.objects.filter(pk__in=candidates).delete()[0]
-        counts["feedback"] = Feedback.objects.filter(pk__in=feedback).delete()[0]
-        counts["interactions"] = Interaction.objects.filter(pk__in=doomed).delete()[0]
-        counts["audit_events_redacted"] = _events_redact(
-            {
-                Interaction: doomed,
-                Feedback: feedback,
-                Candidate: candidates,
-                Review: reviews,
-                ReviewOutcome: outcomes,
-            }
+        counts = interactions_delete(
+            interaction_ids=interactions - kept, feedback_ids=feedback, reason=REASON
         )
         counts["gold_pairs_kept"] = gold.count()
         counts["pairs_quarantined"] = _pairs_quarantine(gold, user=user)
@@ -92,19 +62,53 @@ def user_erase(*, raw_user_id: str, user=None) -> Erasure:
     return erasure
 
 
-def _events_redact(rows: dict) -> int:
+def interactions_delete(*, interaction_ids: set[int], feedback_ids: set[int], reason: str) -> dict:
+    """Delete interactions (none referenced by gold: the caller filters) with everything
+    derived from them, and feedback, in the caller's transaction; redact the audit's
+    copies of their text with `reason`. Returns counts per kind of row."""
+    counts: dict[str, int] = {}
+    candidates = list(
+        Candidate.objects.filter(interaction_id__in=interaction_ids).values_list("pk", flat=True)
+    )
+    items = list(
+        ReviewItem.objects.filter(candidate_id__in=candidates).values_list("pk", flat=True)
+    )
+    feedback = set(feedback_ids) | set(
+        Feedback.objects.filter(interaction_id__in=interaction_ids).values_list("pk", flat=True)
+    )
+    reviews = list(Review.objects.filter(item_id__in=items).values_list("pk", flat=True))
+    outcomes = list(ReviewOutcome.objects.filter(item_id__in=items).values_list("pk", flat=True))
+    # Reviews and outcomes are append-only; their data leaving is the one reason to delete them.
+    with pgtrigger.ignore("review.Review:review_append_only", "review.ReviewOutcome:outcome_final"):
+        counts["review_outcomes"] = ReviewOutcome.objects.filter(pk__in=outcomes).delete()[0]
+        counts["reviews"] = Review.objects.filter(pk__in=reviews).delete()[0]
+    counts["review_items"] = ReviewItem.objects.filter(pk__in=items).delete()[0]
+    CandidateActionItem.objects.filter(candidate_id__in=candidates).delete()
+    counts["candidates"] = Candidate.objects.filter(pk__in=candidates).delete()[0]
+    counts["feedback"] = Feedback.objects.filter(pk__in=feedback).delete()[0]
+    counts["interactions"] = Interaction.objects.filter(pk__in=interaction_ids).delete()[0]
+    counts["audit_events_redacted"] = _events_redact(
+        {
+            Interaction: interaction_ids,
+            Feedback: feedback,
+            Candidate: candidates,
+            Review: reviews,
+            ReviewOutcome: outcomes,
+        },
+        reason=reason,
+    )
+    return counts
+
+
+def _events_redact(rows: dict, *, reason: str) -> int:
     redacted = 0
     for model, pks in rows.items():
         if not pks:
             continue
         events = model.pgh_event_model
-        table = events._meta.db_table
-        already = set()
         columns = [c for c in _REDACT[model] if c in {f.column for f in events._meta.fields}]
         for pk in events.objects.filter(pgh_obj_id__in=pks).values_list("pgh_id", flat=True):
-            if pk in already:
-                continue
-            audit_event_redact(table=table, pk=pk, columns=columns, reason=REASON)
+            audit_event_redact(table=events._meta.db_table, pk=pk, columns=columns, reason=reason)
             redacted += 1
     return redacted
 

@@ -3,6 +3,7 @@
 Rows here are written by database triggers (`sql.py`), never by Django code: a link is
 appended when the transaction that inserted the event row commits."""
 
+import pghistory
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Now
@@ -84,3 +85,29 @@ class Erasure(models.Model):
 
     def __str__(self) -> str:
         return f"erasure #{self.pk}"
+
+
+class RetentionRule(models.Model):
+    """How long one source's interactions and feedback are kept (Django admin); sources
+    without a rule use FLYWHEEL_RETENTION_DAYS. 0 keeps them forever."""
+
+    source = models.OneToOneField(
+        "curation.Source", on_delete=models.CASCADE, related_name="retention_rule"
+    )
+    days = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.days} days" if self.days else f"{self.source}: kept"
+
+
+@pghistory.track(pghistory.InsertEvent())
+class RetentionRun(models.Model):
+    """One run of the retention purge: what it removed, per source (ids and counts only).
+    Tracked, so each run is an event on the audit chain."""
+
+    ran_at = models.DateTimeField(db_default=Now())
+    counts = models.JSONField(default=dict)
+    per_source = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"retention run #{self.pk}"
