@@ -78,10 +78,12 @@ def test_it_leaves_no_link_for_a_rolled_back_event():
         "DELETE FROM curation_sourceevent",
         "UPDATE audit_auditlink SET row_pk = row_pk + 1",
         "DELETE FROM audit_auditlink",
+        "DELETE FROM audit_auditcheck",
     ],
 )
 def test_the_database_refuses_update_and_delete_of_audit_rows(statement):
     _sources("a")
+    assert audit_verify().ok  # an AuditCheck row to refuse
     with pytest.raises(DatabaseError, match="append-only"), connection.cursor() as cursor:
         cursor.execute(statement)
     assert audit_verify().ok
@@ -126,15 +128,27 @@ def test_a_deleted_link_in_the_middle_is_caught_and_named():
     assert f"{EVENTS} #{second}: 1 row(s) on no link (inserted bypassing the trigger)" in problems
 
 
-def test_a_deleted_last_link_is_caught():
+def test_a_cut_end_is_caught_by_the_head_an_earlier_check_verified():
+    """Deleting the last link and its event row leaves a consistent shorter chain: the
+    head the previous check recorded is what proves it was longer."""
     _, last = _sources("a", "b")
     seq = _link(last).seq
+    assert audit_verify().head_seq == seq
     _as_superuser_bypassing_triggers("DELETE FROM audit_auditlink WHERE seq = %s", [seq])
+    _as_superuser_bypassing_triggers("DELETE FROM curation_sourceevent WHERE pgh_id = %s", [last])
     problems = _verify_fails()
-    assert problems[0] == (
-        f"the chain ends at link #{seq - 1} but its head is link #{seq} "
-        "(links removed from the end)"
-    )
+    assert problems == [
+        f"link #{seq}, the head an earlier check verified, is gone or differs "
+        "(the chain was cut or rewritten)"
+    ]
+
+
+def test_a_large_transaction_appends_in_linear_time():
+    """5,000 events in one transaction: the lock row is locked, not updated per event."""
+    with transaction.atomic():
+        Source.objects.bulk_create([Source(name=f"bulk-{i}") for i in range(5000)])
+    assert AuditLink.objects.filter(table_name=EVENTS).count() == 5000
+    assert audit_verify().ok
 
 
 def test_an_edited_link_is_caught_and_named():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, connection, transaction
 
 from flywheel_site.audit import sql
-from flywheel_site.audit.models import AuditChainHead, AuditCheck
+from flywheel_site.audit.models import AuditCheck
 from training import webhooks
 from training.export import datasets_verify
 
@@ -29,6 +29,8 @@ class ChainReport:
     links: int = 0
     redactions: int = 0
     problems: list[str] = field(default_factory=list)
+    head_seq: int = 0
+    head_hash: bytes = b""
 
     def problem(self, text: str) -> None:
         if len(self.problems) < PROBLEMS_MAX:
@@ -40,8 +42,9 @@ def link_hash(prev: bytes, content_hash: bytes, table: str, pk: int) -> bytes:
     return hashlib.sha256(prev + content_hash + f"{table}:{pk}".encode()).digest()
 
 
-def audit_chain_verify() -> ChainReport:
-    """Walk the chain in order; the report's first problem is the first broken link."""
+def audit_chain_verify(*, anchor: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the chain in order; the report's first problem is the first broken link.
+    `anchor` is (seq, hex hash) of a link verified before: it must still be there."""
     report = ChainReport()
     with transaction.atomic(), connection.cursor() as cursor:
         # Links this transaction still owes (deferred to commit) are appended first.
@@ -49,8 +52,8 @@ def audit_chain_verify() -> ChainReport:
         for missing in sql.triggers_missing(cursor):
             report.problem(f"trigger missing or disabled on {missing}")
         tables = sql.audited_tables(cursor)
-        head = AuditChainHead.objects.filter(pk=1).values_list("seq", "hash").first()
-        head_seq, head_hash = (head[0], bytes(head[1])) if head else (0, sql.ZERO_HASH)
+        cursor.execute("SELECT coalesce(max(seq), 0) FROM audit_auditlink")
+        head_seq = cursor.fetchone()[0]
         cursor.execute("SELECT table_name, row_pk FROM audit_auditredaction")
         redacted = set(cursor.fetchall())
         prev, expected, last = sql.ZERO_HASH, 1, 0
@@ -83,11 +86,16 @@ def audit_chain_verify() -> ChainReport:
                     else:
                         report.problem(f"{name}: the event row was edited")
                 prev, expected, last = bytes(stored_hash), seq + 1, seq
-        if last != head_seq or prev != head_hash:
-            report.problem(
-                f"the chain ends at link #{last} but its head is link #{head_seq} "
-                "(links removed from the end)"
-            )
+        report.head_seq, report.head_hash = last, prev
+        if anchor and anchor[0]:
+            seq, digest = anchor
+            cursor.execute("SELECT hash FROM audit_auditlink WHERE seq = %s", [seq])
+            row = cursor.fetchone()
+            if row is None or bytes(row[0]).hex() != digest:
+                report.problem(
+                    f"link #{seq}, the head an earlier check verified, is gone or differs "
+                    "(the chain was cut or rewritten)"
+                )
         for table, pk in tables.items():
             cursor.execute(
                 sql.query(
@@ -132,10 +140,12 @@ def _content_hashes(cursor, tables: dict[str, str], low: int, high: int) -> dict
 
 def audit_verify() -> AuditCheck:
     """Verify the audit chain and the dataset manifests' chain together; record the result."""
-    report = audit_chain_verify()
+    previous = AuditCheck.objects.order_by("-ran_at", "-pk").first()
+    verified = AuditCheck.objects.filter(ok=True).order_by("-ran_at", "-pk").first()
+    anchor = (verified.head_seq, verified.head_hash) if verified else None
+    report = audit_chain_verify(anchor=anchor)
     versions, dataset_problems = datasets_verify()
     problems = report.problems + dataset_problems[: max(0, PROBLEMS_MAX - len(report.problems))]
-    previous = AuditCheck.objects.order_by("-ran_at", "-pk").first()
     with transaction.atomic():
         check = AuditCheck.objects.create(
             ok=not (report.problems or dataset_problems),
@@ -143,6 +153,8 @@ def audit_verify() -> AuditCheck:
             redactions=report.redactions,
             versions=versions,
             problems=problems,
+            head_seq=report.head_seq,
+            head_hash=report.head_hash.hex() if report.head_seq else "",
         )
         # One event per new break, not one per scheduled run while it stays broken.
         if not check.ok and (previous is None or previous.problems[:1] != problems[:1]):

@@ -1,7 +1,7 @@
 """The database side of the audit chain: functions and triggers.
 
 - `flywheel_audit_link` (a constraint trigger, deferred to commit, on every event table):
-  appends the row's link. Deferred so the chain head is locked only for the instant
+  appends the row's link. Deferred so the chain's lock row is held only for the instant
   between the commit's triggers and the commit itself, not for the whole transaction.
 - `flywheel_audit_guard` (BEFORE UPDATE OR DELETE): audit rows are append-only; the one
   exception is `flywheel_audit_redact`, which blanks columns of one event row and chains
@@ -20,6 +20,8 @@ GUARD_TRIGGER = "flywheel_audit_guard"
 LINK_TABLE = "audit_auditlink"
 REDACTION_TABLE = "audit_auditredaction"
 HEAD_TABLE = "audit_auditchainhead"
+# Append-only but not chained: the links themselves, and the checks (their head anchors).
+GUARDED = (LINK_TABLE, "audit_auditcheck")
 
 FUNCTIONS = r"""
 CREATE OR REPLACE FUNCTION flywheel_audit_append(tbl text, pk bigint, content jsonb)
@@ -31,18 +33,23 @@ DECLARE
   prev bytea;
   next bytea;
 BEGIN
-  -- FOR UPDATE waits for a concurrent committer, then reads the head it left.
-  SELECT seq, hash INTO last_seq, prev FROM audit_auditchainhead WHERE id = 1 FOR UPDATE;
+  -- The lock row serialises appenders: FOR UPDATE waits for a concurrent committer, and
+  -- the next statement (a new snapshot) sees the link it left. The row is locked, never
+  -- updated: updating one row once per event made a large transaction quadratic.
+  PERFORM 1 FROM audit_auditchainhead WHERE id = 1 FOR UPDATE;
   IF NOT FOUND THEN
-    INSERT INTO audit_auditchainhead (id, seq, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'))
-      ON CONFLICT (id) DO NOTHING;
-    SELECT seq, hash INTO last_seq, prev FROM audit_auditchainhead WHERE id = 1 FOR UPDATE;
+    INSERT INTO audit_auditchainhead (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+    PERFORM 1 FROM audit_auditchainhead WHERE id = 1 FOR UPDATE;
+  END IF;
+  SELECT seq, hash INTO last_seq, prev FROM audit_auditlink ORDER BY seq DESC LIMIT 1;
+  IF NOT FOUND THEN
+    last_seq := 0;
+    prev := decode(repeat('00', 32), 'hex');
   END IF;
   next := sha256(prev || chash || convert_to(tbl || ':' || pk::text, 'UTF8'));
   INSERT INTO audit_auditlink
     (seq, table_name, row_pk, columns, content_hash, prev_hash, hash, created_at)
     VALUES (last_seq + 1, tbl, pk, cols, chash, prev, next, now());
-  UPDATE audit_auditchainhead SET seq = last_seq + 1, hash = next WHERE id = 1;
 END $$;
 
 CREATE OR REPLACE FUNCTION flywheel_audit_link() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -151,7 +158,7 @@ def triggers_missing(cursor) -> list[str]:
         for trigger in (LINK_TRIGGER, GUARD_TRIGGER):
             if (table, trigger) not in present:
                 missing.append(f"{table}: {trigger}")
-    for table in (LINK_TABLE,):
+    for table in GUARDED:
         if (table, GUARD_TRIGGER) not in present:
             missing.append(f"{table}: {GUARD_TRIGGER}")
     return missing
@@ -176,8 +183,9 @@ def chain_triggers_install(cursor) -> list[str]:
             installed.append(table)
         if (table, GUARD_TRIGGER) not in present:
             _guard_create(cursor, table, "event" if pk == "pgh_id" else "record")
-    if (LINK_TABLE, GUARD_TRIGGER) not in present:
-        _guard_create(cursor, LINK_TABLE, "link")
+    for table in GUARDED:
+        if (table, GUARD_TRIGGER) not in present:
+            _guard_create(cursor, table, "record")
     return installed
 
 

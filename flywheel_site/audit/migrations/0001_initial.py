@@ -27,8 +27,6 @@ class Migration(migrations.Migration):
             name="AuditChainHead",
             fields=[
                 ("id", models.SmallIntegerField(primary_key=True, serialize=False)),
-                ("seq", models.BigIntegerField()),
-                ("hash", models.BinaryField()),
             ],
         ),
         migrations.CreateModel(
@@ -73,6 +71,8 @@ class Migration(migrations.Migration):
                 ("redactions", models.BigIntegerField(default=0)),
                 ("versions", models.IntegerField(default=0)),
                 ("problems", models.JSONField(default=list)),
+                ("head_seq", models.BigIntegerField(default=0)),
+                ("head_hash", models.CharField(blank=True, default="", max_length=64)),
             ],
             options={
                 "indexes": [models.Index(fields=["-ran_at"], name="audit_check_ran_at")],
