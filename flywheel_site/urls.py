@@ -31,6 +31,7 @@ urlpatterns = [
     path("datasets/", include("training.urls")),
     path("training/", include("training.urls_runs")),
     path("webhooks/", include("training.urls_webhooks")),
+    path("audit/", include("flywheel_site.audit.urls")),
     path("admin/", admin.site.urls),
     path("django-rq/", include((RQ_URLS, "django_rq"))),
 ]

@@ -138,6 +138,8 @@ TABLE: dict[str, dict[str, tuple]] = {
     # GET asks for confirmation; POST without a reason is refused.
     "training:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
     "training:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    # Erasure: admins; an empty user id is refused (400) and erases nothing.
+    "audit:erase": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
     "training_runs:runs": ANY_METHOD_ADMIN,
     "training_runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "training_runs:run": ANY_METHOD_ADMIN,
