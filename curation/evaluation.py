@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, Value
 from django.utils import timezone
 
-from curation import dedup, filters
+from curation import dedup, filters, judge
 from curation.candidates import signatures_set
 from curation.models import Candidate, CurationPolicy, FilterDecision
 from curation.policies import toxicity_config
@@ -242,6 +242,7 @@ def candidates_evaluate(
         signatures_set(candidate)
     outcome, survivors = _phase_one(ordered, fp, full=full)
     held, toxicity = _phase_two(survivors, outcome, policy, fp, full=full)
+    held.update(_phase_judge(survivors, outcome, held, policy, fp, full=full))
     counts = _outcome_record(candidates, outcome, held, policy=policy, now=now)
     if resigned:
         Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
@@ -312,6 +313,28 @@ def _phase_two(
             results.append(quality)
             candidate.quality = quality.score
     return held, toxicity
+
+
+def _phase_judge(
+    survivors: Sequence[Candidate],
+    outcome: dict[int, list[filters.FilterResult]],
+    held: dict[int, str],
+    policy: CurationPolicy,
+    fp: filters.FilterPolicy,
+    *,
+    full: bool,
+) -> dict[int, str]:
+    """The LLM judge, last and only on what passed everything else (it is the costliest
+    step). Returns the candidates it holds (no verdict) with their reasons."""
+    if filters.LLM_JUDGE not in fp.enabled:
+        return {}
+    targets = [
+        c for c in survivors if c.pk not in held and (full or all(r.passed for r in outcome[c.pk]))
+    ]
+    results, judge_held = judge.judge_results(targets, policy)
+    for pk, result in results.items():
+        outcome[pk].append(result)
+    return judge_held
 
 
 def _outcome_record(

@@ -97,6 +97,8 @@ DEDUP_EXACT = "dedup_exact"
 DEDUP_NEAR = "dedup_near"
 TOXICITY = "toxicity"
 QUALITY = "quality"
+# Optional and off by default: a judge model behind an HTTP endpoint (curation/judge.py).
+LLM_JUDGE = "llm_judge"
 FILTER_ORDER = (
     USER_ACTION,
     LENGTH,
@@ -108,6 +110,9 @@ FILTER_ORDER = (
     TOXICITY,
     QUALITY,
 )
+# Every filter a policy may enable: the built-in ones, then the optional judge, which
+# run_filters leaves to its caller (curation.evaluation).
+KNOWN_FILTERS = (*FILTER_ORDER, LLM_JUDGE)
 
 BAND_MEASURES = ("char", "word")
 FRACTION_FIELDS = (
@@ -291,7 +296,7 @@ class FilterPolicy:
         for name in FRACTION_FIELDS[2:]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(BAD_FRACTION.format(name=name))
-        unknown = [n for n in self.enabled if n not in FILTER_ORDER]
+        unknown = [n for n in self.enabled if n not in KNOWN_FILTERS]
         if unknown:
             raise ValueError(UNKNOWN_FILTERS.format(names=", ".join(unknown)))
         find_pii("", region=self.pii_region)  # raises curation.pii.UNKNOWN_REGION

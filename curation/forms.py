@@ -10,7 +10,7 @@ class PolicyForm(forms.ModelForm):
     """Edits become a new version; this form only validates the values."""
 
     enabled_filters = forms.MultipleChoiceField(
-        choices=[(name, name) for name in filters.FILTER_ORDER],
+        choices=[(name, name) for name in filters.KNOWN_FILTERS],
         widget=forms.CheckboxSelectMultiple,
         required=False,
     )
@@ -23,6 +23,10 @@ class PolicyForm(forms.ModelForm):
         help_text="One regular expression per line (case-insensitive).",
     )
     toxicity_per_label = forms.JSONField(required=False, help_text='e.g. {"threat": 0.05}')
+    judge_rubric = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10}),
+        help_text="The LLM judge's system prompt (filter llm_judge), versioned with the policy.",
+    )
     audit_rates = forms.JSONField(
         required=False,
         help_text='Audit share per filter, overriding the audit rate, e.g. {"toxicity": 0.05}.',
@@ -90,7 +94,7 @@ class CandidateSearchForm(forms.Form):
         required=False,
         choices=[
             ("", "any"),
-            *((name, name) for name in filters.FILTER_ORDER),
+            *((name, name) for name in filters.KNOWN_FILTERS),
             (CURATOR_REJECTED, "rejected by a curator"),
         ],
     )

@@ -252,6 +252,12 @@ def default_enabled_filters() -> list[str]:
     return list(FILTER_ORDER)
 
 
+def default_judge_rubric() -> str:
+    from curation.judge_rubric import DEFAULT_RUBRIC
+
+    return DEFAULT_RUBRIC
+
+
 def default_audit_rates() -> dict[str, float]:
     # Text the PII filter caught is not put in front of reviewers to measure it.
     return {"pii": 0.0}
@@ -294,6 +300,8 @@ class CurationPolicy(models.Model):
     audit_rate = models.FloatField(default=0.02)
     # Overrides per filter, e.g. {"toxicity": 0.05, "pii": 0}.
     audit_rates = models.JSONField(default=default_audit_rates, blank=True)
+    # The LLM judge's system prompt: versioned with the policy (curation/judge.py).
+    judge_rubric = models.TextField(default=default_judge_rubric)
 
     class Meta:
         verbose_name_plural = "curation policies"
@@ -682,3 +690,29 @@ class CandidateActionItem(models.Model):
 
 class CurationMetricDay(MetricDayBase):
     """Curation's daily rollup (`curation.rollups`)."""
+
+
+class JudgeVerdict(models.Model):
+    """The LLM judge's answer for one text under one policy version: a re-check or a
+    re-curation asks again only when the content, the judge model or the policy changed.
+    Only verdicts are kept; a failure (no verdict) is asked again."""
+
+    content_hash = models.CharField(max_length=64)
+    policy_version = models.PositiveIntegerField()
+    model = models.CharField(max_length=100)  # FilterDecision.scorer's length
+    prompt_version = models.CharField(max_length=40)
+    passed = models.BooleanField()
+    scores = models.JSONField(default=dict)
+    reason = models.TextField()
+    latency_ms = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_hash", "policy_version"], name="judge_verdict_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"judge verdict {self.content_hash[:12]} (policy v{self.policy_version})"

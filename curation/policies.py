@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from curation.errors import CurationError
-from curation.filters import FILTER_ORDER
+from curation.filters import KNOWN_FILTERS
 from curation.models import CurationPolicy
 from curation.toxicity import ToxicityConfig
 
@@ -42,6 +42,7 @@ POLICY_FIELDS = (
     "reviews_required",
     "audit_rate",
     "audit_rates",
+    "judge_rubric",
 )
 
 
@@ -76,7 +77,7 @@ def policy_create(*, changes: dict, user=None, note: str = "") -> CurationPolicy
 def _audit_rates_check(rate, per_filter) -> None:
     if not isinstance(per_filter, dict):
         raise CurationError(POLICY_INVALID.format(error="audit_rates must map filter: rate"))
-    unknown = set(per_filter) - set(FILTER_ORDER)
+    unknown = set(per_filter) - set(KNOWN_FILTERS)
     if unknown:
         raise CurationError(
             POLICY_INVALID.format(error=f"audit_rates names unknown filters: {sorted(unknown)}")

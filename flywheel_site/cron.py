@@ -7,6 +7,7 @@ from django.conf import settings
 from rq import cron
 
 from curation.jobs import sweep
+from flywheel_site.audit.jobs import audit_verify_scheduled, retention_purge_scheduled
 from training.runs.jobs import trigger_check
 from training.webhooks.jobs import webhooks_sweep
 
@@ -36,4 +37,22 @@ cron.register(
     interval=settings.FLYWHEEL_WEBHOOK_SWEEP_INTERVAL_S,
     job_timeout=300,
     name="webhooks-sweep",
+)
+
+# Walks the whole audit chain and every frozen dataset version: hourly by default.
+cron.register(
+    audit_verify_scheduled,
+    "default",
+    interval=settings.FLYWHEEL_AUDIT_VERIFY_INTERVAL_S,
+    job_timeout=3600,
+    name="audit-verify",
+)
+
+# Daily by default; batches keep each transaction short.
+cron.register(
+    retention_purge_scheduled,
+    "default",
+    interval=settings.FLYWHEEL_RETENTION_INTERVAL_S,
+    job_timeout=3600,
+    name="retention-purge",
 )

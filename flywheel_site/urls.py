@@ -33,6 +33,7 @@ urlpatterns = [
     path("training/", include("training.runs.urls")),
     path("training/", include("training.registry.urls")),
     path("webhooks/", include("training.webhooks.urls")),
+    path("audit/", include("flywheel_site.audit.urls")),
     path("admin/", admin.site.urls),
     path("django-rq/", include((RQ_URLS, "django_rq"))),
 ]

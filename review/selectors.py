@@ -18,7 +18,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from curation.filters import FILTER_ORDER
+from curation.filters import KNOWN_FILTERS
 from curation.models import CandidateKind, FilterDecision, Source
 from curation.policies import policy_current
 from curation.sampling import audit_rate_of
@@ -544,7 +544,7 @@ def calibration_report(*, since: datetime | None = None) -> dict:
     policy = policy_current()
     observations = calibration_observations(since=since)
     filters = []
-    for name in FILTER_ORDER:
+    for name in KNOWN_FILTERS:
         rule = calibration.THRESHOLD_RULES.get(name)
         current = getattr(policy, rule.field) if rule else None
         filters.append(
@@ -566,7 +566,7 @@ def filter_agreement(*, since: datetime | None = None) -> list[dict]:
     dashboard. Filters no reviewed item reached are left out."""
     observations = calibration_observations(since=since)
     rows = []
-    for name in FILTER_ORDER:
+    for name in KNOWN_FILTERS:
         estimate = calibration.agreement(observations.get(name, []))
         if estimate.n:
             rows.append(

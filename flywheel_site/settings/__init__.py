@@ -13,10 +13,12 @@ is documented in README.md ("Settings"), in a table per module below.
 - `registry`: promotion, canary experiments, the route and the monitor
 - `webhooks`: delivery, retries and the SSRF guard
 - `metrics`: the dashboard's rollups and health verdicts
+- `audit`: the audit chain's verification and retention
 
 DJANGO_SETTINGS_MODULE stays `flywheel_site.settings`.
 """
 
+from flywheel_site.settings.audit import *  # noqa: F403
 from flywheel_site.settings.base import *  # noqa: F403
 from flywheel_site.settings.curation import *  # noqa: F403
 from flywheel_site.settings.datasets import *  # noqa: F403

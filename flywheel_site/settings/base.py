@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "curation",
     "review",
     "training",
+    # After every app with history: its post_migrate hook chains their event tables.
+    "flywheel_site.audit",
     # Last: it wires the apps above together (flywheel_site/apps.py).
     "flywheel_site.apps.FlywheelSiteConfig",
 ]

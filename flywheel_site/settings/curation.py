@@ -1,7 +1,7 @@
 """Curation: jobs and their chunks, the sweeper, bulk actions on candidates, toxicity."""
 
 from curation import toxicity
-from flywheel_site.env import env_bool, env_choice, env_int, env_str
+from flywheel_site.env import env_bool, env_choice, env_float, env_int, env_str
 from flywheel_site.settings.base import SECRET_KEY
 
 FLYWHEEL_SAMPLING_KEY = env_str("FLYWHEEL_SAMPLING_KEY", "") or SECRET_KEY
@@ -24,3 +24,14 @@ FLYWHEEL_TOXICITY_CHECKPOINT = env_str("FLYWHEEL_TOXICITY_CHECKPOINT", "")
 FLYWHEEL_TOXICITY_CONFIG_DIR = env_str("FLYWHEEL_TOXICITY_CONFIG_DIR", "")
 FLYWHEEL_TOXICITY_ALLOW_FALLBACK = env_bool("FLYWHEEL_TOXICITY_ALLOW_FALLBACK", False)
 FLYWHEEL_TOXICITY_BATCH_SIZE = env_int("FLYWHEEL_TOXICITY_BATCH_SIZE", 32, minimum=1)
+
+# The optional LLM judge (curation/judge.py): an OpenAI-compatible chat completions
+# endpoint (base URL, e.g. http://127.0.0.1:8000/v1). Unset, a policy that enables the
+# llm_judge filter holds its candidates: the judge fails closed.
+FLYWHEEL_JUDGE_URL = env_str("FLYWHEEL_JUDGE_URL", "")
+FLYWHEEL_JUDGE_MODEL = env_str("FLYWHEEL_JUDGE_MODEL", "judge")
+FLYWHEEL_JUDGE_API_KEY = env_str("FLYWHEEL_JUDGE_API_KEY", "")
+FLYWHEEL_JUDGE_TIMEOUT_S = env_float("FLYWHEEL_JUDGE_TIMEOUT_S", 30.0, minimum=0.1)
+FLYWHEEL_JUDGE_CONCURRENCY = env_int("FLYWHEEL_JUDGE_CONCURRENCY", 4, minimum=1, maximum=64)
+FLYWHEEL_JUDGE_MAX_RETRIES = env_int("FLYWHEEL_JUDGE_MAX_RETRIES", 2, minimum=0, maximum=10)
+FLYWHEEL_JUDGE_RETRY_AFTER_MAX_S = env_float("FLYWHEEL_JUDGE_RETRY_AFTER_MAX_S", 10.0, minimum=0)

@@ -123,6 +123,8 @@ TABLE: dict[str, dict[str, tuple]] = {
     # GET asks for confirmation; POST without a reason is refused.
     "datasets:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
     "datasets:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    # Erasure: admins; an empty user id is refused (400) and erases nothing.
+    "audit:erase": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
     "runs:runs": ANY_METHOD_ADMIN,
     "runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
     "runs:run": ANY_METHOD_ADMIN,

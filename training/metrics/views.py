@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.http import HttpRequest, HttpResponse
 
 from flywheel_site.access import CURATOR, require_role
+from flywheel_site.audit.selectors import audit_status
 from flywheel_site.http import render_page
 from review.selectors import filter_agreement
 from training.metrics.forms import DashboardForm
@@ -39,6 +40,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         # After a rollout the monitor watches the current model (training.registry.experiments);
         # the calibration figures come from the audit sample (review.calibration).
         "alerts": monitor_alerts_open(),
+        "audit": audit_status(),
         "agreement": filter_agreement(
             since=datetime.combine(
                 date.fromisoformat(metrics["window"]["start"]), time.min, tzinfo=UTC

@@ -56,6 +56,7 @@ MONITOR_ALERT = "monitor.alert"
 DATASET_VERSION_FROZEN = "dataset.version_frozen"
 TRAINING_RUN_FINISHED = "training.run_finished"
 QUARANTINE_APPLIED = "quarantine.applied"
+AUDIT_CHAIN_BROKEN = "audit.chain_broken"
 EVENT_TYPES = {
     MODEL_GATED: "a trained model was registered with the gate's verdict",
     EXPERIMENT_STARTED: "a canary experiment started",
@@ -66,6 +67,7 @@ EVENT_TYPES = {
     DATASET_VERSION_FROZEN: "a dataset version was frozen",
     TRAINING_RUN_FINISHED: "a training run succeeded or failed",
     QUARANTINE_APPLIED: "data was quarantined and models trained on it rolled back",
+    AUDIT_CHAIN_BROKEN: "verify_audit found a broken link in the audit or dataset manifest chain",
 }
 # Sent by an endpoint's "send test event" button to that endpoint alone; not subscribable.
 TEST = "webhook.test"

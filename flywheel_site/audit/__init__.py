@@ -1,0 +1,1 @@
+"""The tamper-evident audit chain over django-pghistory's event tables (README, "Audit")."""
