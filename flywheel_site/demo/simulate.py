@@ -72,6 +72,8 @@ class Client:
 SIMULATE_OPTIONS = ("keys", "per_key", "bad_control", "bad_canary", "seed", "prefix")
 
 
+# Stays whole: one pass of route, ingest and feedback per key, counted as it goes; the
+# counts and the batches share the loop.
 def simulate(
     client: Client,
     *,
