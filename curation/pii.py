@@ -53,7 +53,6 @@ Placeholders contain neither digits nor `@`, so redacting twice changes nothing.
 from __future__ import annotations
 
 import bisect
-import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -62,6 +61,8 @@ from string import ascii_uppercase
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
+
+from curation.phones import DIGIT_RUN, NON_DIGIT, looks_like_phone
 
 PLACEHOLDERS: dict[str, str] = {
     "email": "[EMAIL]",
@@ -107,8 +108,6 @@ _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}+:")
 _IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]{0,64}")
 _IPV6_MAX = 45
 
-_DIGIT_RUN = re.compile(r"[0-9]+")
-_NON_DIGIT = re.compile(r"[^0-9]+")
 _SSN_SHAPE = re.compile(r"[0-9]{3}([- ])[0-9]{2}\1[0-9]{4}")
 _IPV4_SHAPE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # Read on the few characters before a dotted quad: a version marker makes it a version number.
@@ -140,136 +139,11 @@ def _check_text(text: object) -> None:
         raise TypeError(NOT_TEXT.format(type_name=type(text).__name__))
 
 
-_NationalFilter = tuple[str, re.Pattern, re.Pattern | None, re.Pattern, frozenset[int]]
-
-
-@functools.cache
-def _national_filter(region: str) -> _NationalFilter | None:
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    general = metadata.general_desc
-    if metadata.national_prefix_transform_rule or not general.national_number_pattern:
-        # Regions that rewrite the number while stripping the prefix go straight to phonenumbers.
-        return None
-    return (
-        str(metadata.country_code),
-        re.compile(metadata.international_prefix or r"(?!)"),
-        re.compile(metadata.national_prefix_for_parsing)
-        if metadata.national_prefix_for_parsing
-        else None,
-        re.compile(general.national_number_pattern),
-        frozenset(general.possible_length),
-    )
-
-
-def _could_be_national(digits: str, region: str) -> bool:
-    """A cheap, conservative reject of numbers that cannot be valid in `region`.
-
-    Parsing and validating one span with phonenumbers costs 30-45 us, more than scanning a
-    whole clean 2 KB text, and dates and IDs in prose reach this point often. The region's own
-    metadata (length and national-number pattern, after the prefixes phonenumbers would strip)
-    rejects most of them for about a microsecond. Anything unsure goes on to phonenumbers.
-    """
-    rules = _national_filter(region)
-    if rules is None:
-        return True
-    country_code, international, national_prefix, pattern, lengths = rules
-    if international.match(digits):
-        return True
-    candidates = [digits]
-    if national_prefix is not None:
-        stripped = national_prefix.match(digits)
-        if stripped and stripped.end():
-            candidates.append(digits[stripped.end() :])
-    if digits.startswith(country_code):
-        candidates.append(digits[len(country_code) :])
-    return any(len(c) in lengths and pattern.fullmatch(c) for c in candidates)
-
-
-def _is_valid_number(number: phonenumbers.PhoneNumber, region: str) -> bool:
-    # is_valid_number walks every region sharing the country code (25 for +1), compiling their
-    # patterns as it goes; the expected region first settles nearly every number in one step.
-    home = phonenumbers.region_code_for_country_code(number.country_code)
-    expected = region if number.country_code == _country_code(region) else home
-    return phonenumbers.is_valid_number_for_region(
-        number, expected
-    ) or phonenumbers.is_valid_number(number)
-
-
-@functools.cache
-def _country_code(region: str) -> int:
-    return phonenumbers.country_code_for_region(region)
-
-
-def _groups_fit_format(window: str, number: phonenumbers.PhoneNumber) -> bool:
-    """Whether every break between digit groups in `window` falls where the country's main
-    format puts one (groups may be merged, never split).
-
-    Read as bare digits, "2024 415 555" and "2024.01.15 12" are valid Washington DC numbers;
-    their groups are what gives them away.
-    """
-    national = phonenumbers.national_significant_number(number)
-    digits = _NON_DIGIT.sub("", window)
-    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    formatted_groups = _DIGIT_RUN.findall(formatted)
-    if not digits.endswith(national) or not "".join(formatted_groups).endswith(national):
-        return False
-    expected: set[int] = set()
-    position = len(national) - sum(len(group) for group in formatted_groups)
-    for group in formatted_groups:
-        position += len(group)
-        expected.add(position)
-    prefix = len(digits) - len(national)
-    position = -prefix
-    for group in _DIGIT_RUN.findall(window)[:-1]:
-        position += len(group)
-        if position > 0 and position not in expected:
-            return False
-    return True
-
-
-# Support numbers and signatures repeat across traffic; validation is the dear part of the scan.
-@functools.lru_cache(maxsize=16384)
-def _phone_is_valid(window: str, region: str) -> bool:
-    try:
-        number = phonenumbers.parse(window, region)
-    except phonenumbers.NumberParseException:
-        return False
-    if not _is_valid_number(number, region):
-        return False
-    if len(_DIGIT_RUN.findall(window)) == 1:
-        return True
-    if _groups_fit_format(window, number):
-        return True
-    # Off the main format ("+44 207 946 0958" uses an alternate one) or not lined up: let
-    # phonenumbers' own grouping rules, which know every format, decide. Slow, and rare.
-    return any(
-        found.start == 0 and found.end == len(window)
-        for found in phonenumbers.PhoneNumberMatcher(
-            window, region, leniency=phonenumbers.Leniency.STRICT_GROUPING
-        )
-    )
-
-
-def _looks_like_phone(window: str, region: str) -> bool:
-    if "/" in window:
-        return False
-    groups = _DIGIT_RUN.findall(window)
-    if len(groups) > 6:
-        return False
-    international = window[0] == "+"
-    for position, group in enumerate(groups[1:], start=1):
-        if len(group) == 1 and not (position == 1 and international):
-            return False
-    if not international and not _could_be_national("".join(groups), region):
-        return False
-    return _phone_is_valid(window, region)
-
-
 def _looks_like_card(window: str, digits: str) -> bool:
     if digits[0] not in "123456":
         return False
     if window != digits:
-        separators = set(_DIGIT_RUN.sub("", window))
+        separators = set(DIGIT_RUN.sub("", window))
         if separators not in ({" "}, {"-"}):
             return False
         lengths = tuple(len(group) for group in window.split(separators.pop()))
@@ -287,7 +161,7 @@ def _looks_like_ssn(window: str) -> bool:
 def _classify(window: str, n_digits: int, region: str) -> str | None:
     if n_digits == 9 and _SSN_SHAPE.fullmatch(window):
         return "ssn" if _looks_like_ssn(window) else None
-    if n_digits >= 13 and _looks_like_card(window, _NON_DIGIT.sub("", window)):
+    if n_digits >= 13 and _looks_like_card(window, NON_DIGIT.sub("", window)):
         return "card"
     if n_digits <= 12 and _IPV4_SHAPE.fullmatch(window):
         try:
@@ -296,7 +170,7 @@ def _classify(window: str, n_digits: int, region: str) -> str | None:
             pass
         else:
             return "ip"
-    if 7 <= n_digits <= 15 and _looks_like_phone(window, region):
+    if 7 <= n_digits <= 15 and looks_like_phone(window, region):
         return "phone"
     return None
 
@@ -308,7 +182,7 @@ def _leading_context(text: str, start: int, end: int) -> tuple[int, bool]:
     prev = text[start - 1]
     # A "+" belongs to the number, and so does "(" when it opens an area code closed inside
     # the candidate, as in "(415) 555-2671" (but not the one around "(4155552671)").
-    area_end = _DIGIT_RUN.match(text, start).end()
+    area_end = DIGIT_RUN.match(text, start).end()
     opens_area_code = prev == "(" and area_end < end and text[area_end] == ")"
     if prev == "+" or opens_area_code:
         outer = text[start - 2] if start >= 2 else ""
@@ -362,7 +236,7 @@ def _digit_matches(
         segments = []
         offset = start
         for piece in text[start:end].split(" "):
-            segments.append((offset, offset + len(piece), len(_NON_DIGIT.sub("", piece))))
+            segments.append((offset, offset + len(piece), len(NON_DIGIT.sub("", piece))))
             offset += len(piece) + 1
         if lead_tainted:
             segments = segments[1:]

@@ -36,11 +36,11 @@ from rq.timeouts import JobTimeoutException
 from curation.candidates import candidates_build
 from curation.evaluation import candidates_evaluate
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
+from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
 from curation.policies import policy_current
 from curation.rollups import interactions_rollup_delta
 from curation.runs import curation_lock, run_add, run_start, run_tracked, runs_close_abandoned
 from curation.sampling import candidates_sample
-from curation.services import feedback_link_orphans, feedback_orphans_link_all
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Writes for ingest: tokens, interactions, feedback and edits.
+"""Writes for ingest: interactions, feedback and edits (tokens: curation.tokens; linking
+feedback that came first: curation.orphans).
 
 The hot path (batch ingest) prepares rows in Python (`curation.ingest_rows`),
 streams them with COPY into a session-local staging table, then writes each
@@ -9,7 +10,6 @@ two clients sending the same batch at once both succeed and store it once.
 
 import logging
 import operator
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
 
@@ -27,65 +27,24 @@ from curation.ingest_rows import (
     prepare_feedback,
     prepare_interaction,
 )
-from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
+from curation.models import Source
+from curation.orphans import feedback_link_orphans, interactions_reopen
 from curation.rollups import interactions_rollup_add, interactions_rollup_delta
 from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
+
+# Re-exported: the token services were written here first and are called by this name.
+from curation.tokens import UNKNOWN_SCOPE as UNKNOWN_SCOPE
+from curation.tokens import api_token_authenticate as api_token_authenticate
+from curation.tokens import api_token_create as api_token_create
+from curation.tokens import api_token_revoke as api_token_revoke
 from flywheel_site import redis as fw_redis
 from flywheel_site.rollups import enabled as rollups_enabled
 
-UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
 BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"
 NOT_STORED = "the item could not be stored; the other items were"
 CURATION_JOB = "curation.jobs.curate_interactions"
 
 logger = logging.getLogger(__name__)
-
-
-# --- tokens -------------------------------------------------------------------
-
-
-def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
-    """Create a token (and its source if new). Returns the row and the clear
-    token, which is shown once and never stored."""
-    for scope in scopes:
-        if scope not in TokenScope.values:
-            raise CurationError(
-                UNKNOWN_SCOPE.format(scope=scope, choices=", ".join(TokenScope.values))
-            )
-    raw = generate_token()
-    with transaction.atomic():
-        source, _ = Source.objects.get_or_create(name=source_name)
-        token = ApiToken.objects.create(
-            source=source,
-            name=name,
-            hint=raw[:10],
-            token_hash=hash_token(raw),
-            scopes=sorted(set(scopes)),
-        )
-    return token, raw
-
-
-def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
-    """The active token for `raw` if it has `scope`; None otherwise. Revocation
-    is read from the database on every request, so it takes effect at once."""
-    token = (
-        ApiToken.objects.select_related("source")
-        .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.has_scope(scope):
-        return None
-    now = timezone.now()
-    # Write last_used_at at most once a minute: a write per request would make
-    # every ingest call contend on the token row.
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
-    return token
-
-
-def api_token_revoke(*, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 # --- writing ------------------------------------------------------------------
@@ -141,14 +100,6 @@ ORDER BY u.event_id
 ON CONFLICT (source_id, event_id) DO NOTHING
 RETURNING id, event_id, interaction_id
 """
-
-# New feedback on an interaction that was already curated makes it pending again.
-_REOPEN = """
-UPDATE curation_interaction SET curation_state = 'pending', curation_claimed_at = NULL
-WHERE id = ANY(%(ids)s::bigint[]) AND curation_state = 'done'
-RETURNING id
-"""
-
 
 _INTERACTION_FIELDS = tuple(InteractionRow.__dataclass_fields__)
 _FEEDBACK_FIELDS = tuple(FeedbackRow.__dataclass_fields__)
@@ -508,72 +459,6 @@ class BatchTooLarge(CurationError):
 
 
 # --- curation entry points ----------------------------------------------------
-
-# Feedback that came before its interaction, or raced it (the two committed by
-# concurrent requests), is linked once the interaction exists. The partial
-# index on unlinked feedback keeps this cheap. One statement, scoped three ways.
-_LINK_ORPHANS = """
-UPDATE curation_feedback f SET interaction_id = i.id
-FROM curation_interaction i
-WHERE f.interaction_id IS NULL
-  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-  {scope}
-RETURNING f.interaction_id
-"""
-_BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
-_BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
-
-
-def feedback_link_orphans(
-    *,
-    interaction_ids: Sequence[int] | None = None,
-    source_id: int | None = None,
-    event_ids: Sequence[str] | None = None,
-) -> list[int]:
-    """Link unlinked feedback whose interaction exists: of the interactions
-    `interaction_ids`, or of the events `event_ids` of `source_id` (ingest, in
-    the transaction that stored them), or every such feedback (the sweeper).
-    Returns the interaction id of each feedback row linked."""
-    if interaction_ids is not None:
-        scope, params = _BY_INTERACTION, {"ids": list(interaction_ids)}
-    elif event_ids is not None:
-        scope, params = _BY_EVENT, {"source": source_id, "event_ids": list(event_ids)}
-    else:
-        scope, params = "", None
-    with connection.cursor() as cursor:
-        cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
-        return [row[0] for row in cursor.fetchall()]
-
-
-_ORPHAN_TARGETS = """
-SELECT DISTINCT i.id FROM curation_feedback f
-JOIN curation_interaction i ON i.source_id = f.source_id AND i.event_id = f.interaction_event_id
-WHERE f.interaction_id IS NULL
-"""
-
-
-def feedback_orphans_link_all() -> list[int]:
-    """Link every unlinked feedback whose interaction exists and send those
-    interactions back to curation (the sweeper). Returns their ids."""
-    with transaction.atomic():
-        targets = []
-        if rollups_enabled():
-            with connection.cursor() as cursor:
-                cursor.execute(_ORPHAN_TARGETS)
-                targets = [row[0] for row in cursor.fetchall()]
-        with interactions_rollup_delta(interaction_ids=targets):
-            touched = sorted(set(feedback_link_orphans()))
-            interactions_reopen(interaction_ids=touched)
-    return touched
-
-
-def interactions_reopen(*, interaction_ids: Iterable[int]) -> None:
-    """Send curated interactions that gained feedback back to curation."""
-    ids = sorted(interaction_ids)
-    if ids:
-        with connection.cursor() as cursor:
-            cursor.execute(_REOPEN, {"ids": ids})
-
 
 _RETRY_FAILED = """
 UPDATE curation_interaction

@@ -11,14 +11,14 @@ class FlywheelSiteConfig(AppConfig):
 
     def ready(self) -> None:
         from curation import hooks
-        from review import services as review_services
+        from review import intake as review_intake
         from training.datasets import hooks as dataset_hooks
         from training.registry import selectors as registry_selectors
         from training.registry import services as registry_services
 
         # Curate, then queue: sampled candidates enter the review queue in the
         # transaction that sampled them.
-        hooks.on_candidates_sampled(review_services.items_create_for_sampled)
+        hooks.on_candidates_sampled(review_intake.items_create_for_sampled)
         # Quarantine, then roll back: models trained on quarantined data are rolled back in
         # the transaction that records the quarantine; the confirmation pages list them.
         dataset_hooks.on_quarantine_recorded(registry_services.models_rollback_for)

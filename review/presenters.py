@@ -61,6 +61,8 @@ def guideline_html(guideline: Guideline | None) -> SafeString:
 # --- the review screen --------------------------------------------------------
 
 
+# Stays whole: one context dict the template reads; the mode decides each key, and it is
+# clearer read side by side than spread over helpers.
 def screen(
     *,
     item: ReviewItem,

@@ -11,7 +11,6 @@ so history rows name them even outside a web request.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,20 +20,17 @@ from typing import Literal
 import pghistory
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from curation.errors import CurationError
-from curation.models import Candidate, CandidateKind, CurationPolicy, Source
-from curation.policies import policy_create, policy_current
+from curation.models import CandidateKind, Source
 from flywheel_site.deadlock import retry_on_deadlock
-from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
+from flywheel_site.textcheck import has_control_characters
 from review import queues
-from review.calibration import THRESHOLD_RULES
+from review.errors import InvalidReview, LeaseLost
 from review.models import (
     APPROVALS,
     Decision,
-    Guideline,
     QueueChoice,
     Review,
     ReviewItem,
@@ -60,20 +56,10 @@ NEEDS_ANSWER_TEXT_REQUIRED = (
     "given (approve with edit), or reject it."
 )
 TEXT_TOO_LONG = "The text is longer than {limit} characters."
-GUIDELINE_EMPTY = "The guidelines cannot be empty."
-GUIDELINE_CONFLICT = "Someone saved the guidelines at the same time; reload and try again."
-CALIBRATION_REASON_REQUIRED = (
-    "Say why the threshold changes: the reason is recorded with the new policy version."
-)
-CALIBRATION_NO_THRESHOLD = "This filter has no single threshold to set."
-CALIBRATION_BAD_THRESHOLD = "The threshold must be a number."
-INTEGER_MAX = 2**31 - 1
-CALIBRATION_NOTE = "Calibration of {filter}: {field} {old} -> {new}. {reason}"
 UNKNOWN_QUEUE = "Pick a queue from the lists: kind, task type and source."
 
 NOTE_MAX_CHARS = 5_000
 REASON_MAX_CHARS = 200
-GUIDELINE_MAX_CHARS = 100_000
 TASK_TYPE_MAX_CHARS = 100
 
 Mode = Literal["review", "adjudication"]
@@ -81,26 +67,6 @@ _STATUS_FOR_MODE = {
     "review": ReviewItem.Status.QUEUED,
     "adjudication": ReviewItem.Status.ADJUDICATION,
 }
-
-
-class ReviewError(Exception):
-    """A refused write; ``message`` is shown to the user as it is."""
-
-    status = 422
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-class LeaseLost(ReviewError):
-    """The caller does not hold a live lease on the item (HTTP 409)."""
-
-    status = 409
-
-
-class InvalidReview(ReviewError):
-    status = 422
 
 
 @dataclass(frozen=True)
@@ -437,68 +403,6 @@ def outcome_adjudicate(
         return outcome
 
 
-# --- guidelines ---------------------------------------------------------------
-
-
-def guideline_update(*, body: str, user, note: str = "") -> Guideline:
-    """Save the guidelines as the next version; old versions stay readable."""
-    body = body.replace("\r\n", "\n").strip()
-    if not body:
-        raise InvalidReview(GUIDELINE_EMPTY)
-    if has_control_characters(body, note):
-        raise InvalidReview(CONTROL_REFUSED)
-    if len(body) > GUIDELINE_MAX_CHARS:
-        raise InvalidReview(TEXT_TOO_LONG.format(limit=GUIDELINE_MAX_CHARS))
-    try:
-        with transaction.atomic(), pghistory.context(user=user.pk):
-            latest = Guideline.objects.aggregate(v=Max("version"))["v"] or 0
-            return Guideline.objects.create(
-                version=latest + 1, body=body, note=note.strip()[:200], created_by=user
-            )
-    except IntegrityError:
-        raise InvalidReview(GUIDELINE_CONFLICT) from None
-
-
-# --- calibration ------------------------------------------------------------------
-
-
-def policy_threshold_apply(
-    *, filter_name: str, threshold: str | float, user, reason: str
-) -> CurationPolicy:
-    """Turn a calibration suggestion into the next policy version, through the
-    curation policy service: `user` is its author and the note says why."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidReview(CALIBRATION_REASON_REQUIRED)
-    if len(reason) > NOTE_MAX_CHARS:
-        raise InvalidReview(TEXT_TOO_LONG.format(limit=NOTE_MAX_CHARS))
-    if has_control_characters(reason):
-        raise InvalidReview(CONTROL_REFUSED)
-    rule = THRESHOLD_RULES.get(filter_name)
-    if rule is None:
-        raise InvalidReview(CALIBRATION_NO_THRESHOLD)
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise InvalidReview(CALIBRATION_BAD_THRESHOLD) from None
-    if not math.isfinite(value):
-        raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
-    if rule.integer:
-        # The policy stores it in a PostgreSQL integer.
-        if value < 0 or value != int(value) or value > INTEGER_MAX:
-            raise InvalidReview(CALIBRATION_BAD_THRESHOLD)
-        value = int(value)
-    old = getattr(policy_current(), rule.field)
-    note = CALIBRATION_NOTE.format(
-        filter=filter_name, field=rule.field, old=old, new=value, reason=reason
-    )
-    try:
-        with pghistory.context(user=user.pk, reason=reason):
-            return policy_create(changes={rule.field: value}, user=user, note=note)
-    except CurationError as error:
-        raise InvalidReview(error.message) from None
-
-
 # --- helpers ------------------------------------------------------------------
 
 
@@ -578,46 +482,3 @@ def _verdict(
         # would make it disagree with a plain approval of the same text.
         return Verdict(decision=Decision.APPROVE, final_text=None, reject_reason="", note=note)
     return Verdict(decision=decision, final_text=text, reject_reason="", note=note)
-
-
-# --- queue intake ---------------------------------------------------------------
-
-
-def items_create_for_sampled(*, candidate_ids) -> None:
-    """Queue the candidates curation sampled (a pull: curation records the
-    decision on the candidate and knows nothing of this queue). Idempotent:
-    the one-to-one constraint keeps a candidate from entering twice. It runs in
-    every curation chunk, so it counts nothing (curation counts what it sampled)."""
-    sampled = (
-        Candidate.objects.filter(pk__in=candidate_ids, sampled_at__isnull=False)
-        .select_related("policy")
-        .only(
-            "pk",
-            "sample_stratum",
-            "inclusion_probability",
-            "priority",
-            "priority_details",
-            "audit_filter",
-            "policy__reviews_required",
-        )
-    )
-    with review_rollup_delta(candidate_ids=candidate_ids):
-        _items_create(sampled)
-
-
-def _items_create(sampled) -> None:
-    ReviewItem.objects.bulk_create(
-        [
-            ReviewItem(
-                candidate=c,
-                stratum=c.sample_stratum,
-                inclusion_probability=c.inclusion_probability,
-                priority=c.priority,
-                priority_details=c.priority_details,
-                audit=bool(c.audit_filter),
-                reviews_required=c.policy.reviews_required if c.policy else 1,
-            )
-            for c in sampled
-        ],
-        ignore_conflicts=True,
-    )

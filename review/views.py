@@ -15,8 +15,9 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
 from flywheel_site.http import int_param, render_page
-from review import presenters, selectors, services
+from review import errors, presenters, selectors, services, thresholds
 from review.forms import CalibrationApplyForm, DecisionForm, GuidelineForm, QueueForm
+from review.guidelines import guideline_update
 from review.models import Decision, Guideline, Review, ReviewItem
 
 QUEUE_EMPTY = "Nothing left for you to review right now. Thank you!"
@@ -69,7 +70,7 @@ def _show(request, item: ReviewItem | None, *, notice: str = "", empty: str = QU
     return redirect("review:item", pk=item.pk)
 
 
-def _refused(request, item: ReviewItem, error: services.ReviewError, *, posted=None):
+def _refused(request, item: ReviewItem, error: errors.ReviewError, *, posted=None):
     context = presenters.screen(item=item, user=request.user, posted=posted, error=error.message)
     if context["mode"] != "lost" and error.status == 409:
         context["mode"] = "lost"
@@ -84,9 +85,9 @@ def _decide(request, pk: int, write, *, mode: services.Mode, notice: str, empty:
     form = DecisionForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.InvalidReview(form.first_error())
+            raise errors.InvalidReview(form.first_error())
         write(obj, form)
-    except services.ReviewError as error:
+    except errors.ReviewError as error:
         return _refused(request, obj, error, posted=form.posted())
     item = services.item_claim_next(user=request.user, mode=mode)
     return _show(request, item, notice=notice, empty=empty)
@@ -115,14 +116,14 @@ def queue(request):
     form = QueueForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.InvalidReview(services.UNKNOWN_QUEUE)
+            raise errors.InvalidReview(services.UNKNOWN_QUEUE)
         services.queue_choose(
             user=request.user,
             kind=form.cleaned_data["kind"],
             task_type=form.cleaned_data["task_type"],
             source_id=form.cleaned_data["source"],
         )
-    except services.ReviewError as error:
+    except errors.ReviewError as error:
         context = _home_context(request.user)
         context["queue_error"] = error.message
         return render(request, "review/home.html", context, status=error.status)
@@ -166,7 +167,7 @@ def skip(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         escalated = services.item_skip(item=obj, user=request.user)
-    except services.ReviewError as error:
+    except errors.ReviewError as error:
         return _refused(request, obj, error)
     notice = ESCALATED if escalated else SKIPPED
     return _show(request, services.item_claim_next(user=request.user), notice=notice)
@@ -178,7 +179,7 @@ def renew(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         renewed = services.lease_renew(item=obj, user=request.user)
-    except services.ReviewError as error:
+    except errors.ReviewError as error:
         if request.htmx:
             return render(
                 request, f"{SCREEN}#lease-lost", {"error": error.message}, status=error.status
@@ -235,7 +236,7 @@ def claim(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
         claimed = services.item_claim(item=obj, user=request.user)
-    except services.ReviewError as error:
+    except errors.ReviewError as error:
         return _refused(request, obj, error)
     return _show(request, claimed)
 
@@ -328,9 +329,9 @@ def guidelines_edit(request):
         form = GuidelineForm(request.POST)
         try:
             if not form.is_valid():
-                raise services.InvalidReview(form.first_error())
-            saved = services.guideline_update(user=request.user, **form.cleaned_data)
-        except services.ReviewError as refused:
+                raise errors.InvalidReview(form.first_error())
+            saved = guideline_update(user=request.user, **form.cleaned_data)
+        except errors.ReviewError as refused:
             error = refused.message
         else:
             messages.success(request, GUIDELINES_SAVED.format(version=saved.version))
@@ -377,14 +378,14 @@ def calibration_apply(request):
     form = CalibrationApplyForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.InvalidReview(form.first_error())
-        policy = services.policy_threshold_apply(
+            raise errors.InvalidReview(form.first_error())
+        policy = thresholds.policy_threshold_apply(
             filter_name=form.cleaned_data["filter"],
             threshold=form.cleaned_data["threshold"],
             user=request.user,
             reason=form.cleaned_data["reason"],
         )
-    except services.ReviewError as error:
+    except errors.ReviewError as error:
         context = _calibration_context()
         context["error"] = error.message
         context["error_filter"] = form.data.get("filter", "")

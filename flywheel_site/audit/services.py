@@ -42,6 +42,8 @@ def link_hash(prev: bytes, content_hash: bytes, table: str, pk: int) -> bytes:
     return hashlib.sha256(prev + content_hash + f"{table}:{pk}".encode()).digest()
 
 
+# Stays whole: one ordered walk of the chain in one snapshot; each check reads the state the
+# previous link left, and splitting it would pass that state around for no reader's gain.
 def audit_chain_verify(*, anchor: tuple[int, str] | None = None) -> ChainReport:
     """Walk the chain in order; the report's first problem is the first broken link.
     `anchor` is (seq, hex hash) of a link verified before: it must still be there."""

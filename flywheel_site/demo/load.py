@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from curation.models import ApiToken, Feedback, Interaction, Source
 from curation.services import api_token_create, batch_ingest
+from flywheel_site.demo import accounts
 from flywheel_site.demo import traffic as demo
 from flywheel_site.demo.loop import demo_loop_load
 from training.datasets.rollups import metrics_rebuild
@@ -56,7 +57,7 @@ def demo_load(*, interactions: int, seed: int, now: datetime | None, stdout) -> 
     # Accounts first: a password the validators refuse stops the command before it
     # loads anything.
     try:
-        users = demo.demo_users_create(**demo.demo_passwords(os.environ))
+        users = accounts.demo_users_create(**accounts.demo_passwords(os.environ))
     except ValueError as error:
         raise CommandError(str(error)) from None
     source, _ = Source.objects.get_or_create(name=demo.DEMO_SOURCE)
@@ -136,7 +137,7 @@ def _data(source: Source, interactions: list[dict], feedback: list[dict], *, std
     )
 
 
-def _print_users(users: list[demo.DemoUser], *, stdout) -> None:
+def _print_users(users: list[accounts.DemoUser], *, stdout) -> None:
     stdout.write(f"Sign in at {URL.format(port=os.environ.get('PORT') or '8000')}")
     for user in users:
         password = user.password or "(password changed since; not shown)"

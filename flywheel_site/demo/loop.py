@@ -36,7 +36,7 @@ from django.contrib.auth.models import Group
 from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
-from flywheel_site.demo import traffic
+from flywheel_site.demo import accounts, traffic
 from flywheel_site.demo.tinylm import build_tiny_lm
 from review import services as review_services
 from review.models import REJECT_REASONS, Decision, ReviewItem
@@ -173,9 +173,8 @@ class Simulation:
         self.tally = Tally()
         self.curated = {"n": 0, "candidates": 0, "sampled": 0, "days": 0}
         self.admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
-        self.curator = (
-            get_user_model().objects.filter(username=traffic.CURATOR_USERNAME).first() or self.admin
-        )
+        curator = get_user_model().objects.filter(username=accounts.CURATOR_USERNAME).first()
+        self.curator = curator or self.admin
         self.reviewers = _scripted(REVIEWERS, ANNOTATOR)
         self.reviews_required = None
 
@@ -187,7 +186,7 @@ class Simulation:
     def policy(self, day: int) -> None:
         reviews = 2 if day // 7 in DOUBLE_REVIEW_WEEKS else 1
         if reviews != self.reviews_required:
-            traffic.demo_policy_apply(
+            accounts.demo_policy_apply(
                 changes={"reviews_required": reviews, "sample_rate": 1.0},
                 note=POLICY_NOTE.format(reviews=reviews),
             )

@@ -89,6 +89,8 @@ def _user_rate(rng: random.Random, mean: float, correlation: float) -> float:
     return rng.betavariate(mean * total, (1 - mean) * total)
 
 
+# Stays whole: one pass of route, ingest and feedback per key, counted as it goes; the
+# counts and the batches share the loop.
 def simulate(
     client: Client,
     *,

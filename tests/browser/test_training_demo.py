@@ -14,8 +14,8 @@ from django.db.models.functions import TruncDate
 
 from curation.models import CurationRun
 from flywheel_site.access import CURATOR, role_of
+from flywheel_site.demo import accounts, traffic
 from flywheel_site.demo import loop as demo
-from flywheel_site.demo import traffic
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS
 from training.metrics.selectors import flywheel_metrics
@@ -32,7 +32,7 @@ from training.runs import services as runs
 
 @pytest.fixture
 def demo_settings(settings, tmp_path, monkeypatch):
-    for name in (*traffic.PASSWORD_ENVS, "PORT"):
+    for name in (*accounts.PASSWORD_ENVS, "PORT"):
         monkeypatch.delenv(name, raising=False)
     # No Detoxify weights offline: the demo lets the lighter classifier decide, as
     # `make run` does.
@@ -87,7 +87,7 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     assert len(days) >= 20
     assert all(start <= r.submitted_at < reference for r in reviews.only("submitted_at"))
     assert ReviewItem.objects.filter(reviews_done=2).exists()
-    curator = get_user_model().objects.get(username=traffic.CURATOR_USERNAME)
+    curator = get_user_model().objects.get(username=accounts.CURATOR_USERNAME)
     assert role_of(curator) == CURATOR
     adjudicated = ReviewOutcome.objects.filter(adjudicated_by=curator)
     assert adjudicated.exists()
@@ -115,8 +115,8 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     assert metrics["health"]["verdict"] in ("healthy", "stalling", "regressing")
     query = f"/?days={demo.WINDOW_DAYS}&end={last_day.isoformat()}"
     page = browser_page(
-        traffic.ADMIN_USERNAME,
-        password=traffic.DEFAULT_ADMIN_PASSWORD,
+        accounts.ADMIN_USERNAME,
+        password=accounts.DEFAULT_ADMIN_PASSWORD,
         next_url=query,
     )
     page.wait_for_url(f"{live_server.url}{query}")

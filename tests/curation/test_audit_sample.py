@@ -5,12 +5,11 @@ import math
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from curation import pipeline, policies, sampling
-from curation.models import Candidate, Interaction
+from curation.models import Candidate
 from review.models import ReviewItem
-from tests.support.curation import GOOD_ANSWER, edited, no_toxicity, source
+from tests.support.curation import GOOD_ANSWER, edited, make_candidates, no_toxicity
 from tests.support.review import review
 from training.datasets import services as training_services
 
@@ -18,42 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def make_failed(n: int, *, failed_filter: str, kind: str = "preference") -> list[Candidate]:
-    now = timezone.now()
-    start = Interaction.objects.count()
-    interactions = Interaction.objects.bulk_create(
-        [
-            Interaction(
-                source=source(),
-                event_id=f"audit-{failed_filter}-{start + i}",
-                occurred_at=now,
-                received_at=now,
-                messages=[{"role": "user", "content": "q"}],
-                response="a",
-                task_type="support",
-                model="m1",
-                curation_state="done",
-            )
-            for i in range(n)
-        ]
-    )
-    return Candidate.objects.bulk_create(
-        [
-            Candidate(
-                interaction=i,
-                kind=kind,
-                prompt=i.messages,
-                chosen="c" if kind != "needs_answer" else None,
-                rejected="r" if kind == "preference" else None,
-                task_type="support",
-                model="m1",
-                status="failed",
-                failed_filter=failed_filter,
-                status_reason=f"rejected by {failed_filter}",
-                exact_key=str(i.pk),
-            )
-            for i in interactions
-        ]
-    )
+    return make_candidates(n, kind=kind, failed_filter=failed_filter)
 
 
 def binomial_interval(n: int, p: float, *, alpha: float = 0.001) -> tuple[int, int]:

@@ -6,51 +6,15 @@ from types import SimpleNamespace
 import pytest
 
 from curation import policies, sampling
-from curation.models import Candidate, Interaction
+from curation.models import Candidate
 from review.models import ReviewItem
-from tests.support.curation import source
+from tests.support.curation import make_candidates
 
 pytestmark = pytest.mark.django_db
 
 
 def make_passed(n: int, *, task_type="support", model="m1", kind="preference") -> list[Candidate]:
-    from django.utils import timezone
-
-    src = source()
-    now = timezone.now()
-    start = Interaction.objects.count()
-    interactions = Interaction.objects.bulk_create(
-        [
-            Interaction(
-                source=src,
-                event_id=f"s-{task_type}-{model}-{start + i}",
-                occurred_at=now,
-                received_at=now,
-                messages=[{"role": "user", "content": "q"}],
-                response="a",
-                task_type=task_type,
-                model=model,
-                curation_state="done",
-            )
-            for i in range(n)
-        ]
-    )
-    return Candidate.objects.bulk_create(
-        [
-            Candidate(
-                interaction=i,
-                kind=kind,
-                prompt=i.messages,
-                chosen="c" if kind != "needs_answer" else None,
-                rejected="r" if kind == "preference" else None,
-                task_type=task_type,
-                model=model,
-                status="passed",
-                exact_key=str(i.pk),
-            )
-            for i in interactions
-        ]
-    )
+    return make_candidates(n, task_type=task_type, model=model, kind=kind)
 
 
 def test_sampling_rate_is_the_policy_rate_with_a_floor_for_small_strata():

@@ -4,7 +4,7 @@ kept and readable."""
 import pytest
 
 from flywheel_site.text_render import render_markdown
-from review import services, views
+from review import guidelines, services, views
 from review.models import Guideline
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_a_curator_saves_a_new_version_and_the_old_one_stays(as_user, curator):
 def test_the_review_screen_shows_the_current_guidelines(as_user, annotator, curator):
     from tests.support.review import make_items
 
-    services.guideline_update(body="Always check **dates**.", user=curator)
+    guidelines.guideline_update(body="Always check **dates**.", user=curator)
     (item,) = make_items(1)
     services.item_claim_next(user=annotator)
     page = as_user(annotator).get(f"/review/items/{item.pk}/").content.decode()
@@ -68,7 +68,7 @@ def test_saving_over_htmx_redirects_the_client(as_user, curator):
 def test_empty_guidelines_are_refused_with_a_message(as_user, curator):
     response = as_user(curator).post("/review/guidelines/edit/", {"body": "  "})
     assert response.status_code == 422
-    assert services.GUIDELINE_EMPTY in response.content.decode()
+    assert guidelines.GUIDELINE_EMPTY in response.content.decode()
     assert Guideline.objects.count() == 1
 
 

@@ -8,7 +8,7 @@ import time_machine
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from review import services
+from review import errors, guidelines, services
 from review.models import Guideline, Review, ReviewItem, ReviewOutcome, ReviewSkip
 from tests.support.review import RUBRIC, make_items, refresh, review
 
@@ -105,7 +105,7 @@ def test_renewing_a_lease_someone_else_took_is_refused(annotator, annotator2):
     services.item_claim_next(user=annotator)
     with time_machine.travel(timezone.now() + timedelta(minutes=11), tick=False):
         services.item_claim_next(user=annotator2)
-        with pytest.raises(services.LeaseLost) as refused:
+        with pytest.raises(errors.LeaseLost) as refused:
             services.lease_renew(item=item, user=annotator)
     assert refused.value.message == services.LEASE_LOST
     assert refresh(item).lease_holder_id == annotator2.pk
@@ -118,7 +118,7 @@ def test_a_submit_after_the_lease_expired_is_refused_and_writes_nothing(annotato
     (item,) = make_items(1)
     services.item_claim_next(user=annotator)
     later = timezone.now() + timedelta(minutes=10, seconds=1)
-    with time_machine.travel(later, tick=False), pytest.raises(services.LeaseLost) as refused:
+    with time_machine.travel(later, tick=False), pytest.raises(errors.LeaseLost) as refused:
         submit(item, annotator)
     assert refused.value.status == 409
     assert refused.value.message == services.LEASE_LOST
@@ -131,7 +131,7 @@ def test_a_submit_against_a_stolen_lease_keeps_the_new_holders_work(annotator, a
     services.item_claim_next(user=annotator)
     with time_machine.travel(timezone.now() + timedelta(minutes=11), tick=False):
         services.item_claim_next(user=annotator2)
-        with pytest.raises(services.LeaseLost):
+        with pytest.raises(errors.LeaseLost):
             submit(item, annotator, decision="reject", reject_reason="Wrong or misleading")
         submit(item, annotator2)
     outcome = ReviewOutcome.objects.get(item=item)
@@ -141,7 +141,7 @@ def test_a_submit_against_a_stolen_lease_keeps_the_new_holders_work(annotator, a
 
 def test_a_submit_without_any_lease_is_refused(annotator):
     (item,) = make_items(1)
-    with pytest.raises(services.LeaseLost):
+    with pytest.raises(errors.LeaseLost):
         submit(item, annotator)
 
 
@@ -161,7 +161,7 @@ def test_an_incomplete_review_is_refused_with_a_message(annotator, fields, messa
     services.item_claim_next(user=annotator)
     fields = {**RUBRIC, **fields}
     decision = fields.pop("decision")
-    with pytest.raises(services.InvalidReview) as refused:
+    with pytest.raises(errors.InvalidReview) as refused:
         services.review_submit(item=item, reviewer=annotator, decision=decision, **fields)
     assert refused.value.message == message
     assert refused.value.status == 422
@@ -171,7 +171,7 @@ def test_an_incomplete_review_is_refused_with_a_message(annotator, fields, messa
 def test_a_needs_answer_item_is_approved_only_with_a_written_answer(annotator):
     (item,) = make_items(1, kind="needs_answer")
     services.item_claim_next(user=annotator)
-    with pytest.raises(services.InvalidReview) as refused:
+    with pytest.raises(errors.InvalidReview) as refused:
         submit(item, annotator, decision="approve")
     assert refused.value.message == services.NEEDS_ANSWER_TEXT_REQUIRED
     submit(item, annotator, decision="approve_edit", final_text="Open Settings > Security.")
@@ -362,7 +362,7 @@ def test_a_curator_adjudicates_and_the_outcome_is_final(annotator, annotator2, c
         curator.pk,
     )
     assert refresh(item).status == "done"
-    with pytest.raises(services.LeaseLost) as refused:
+    with pytest.raises(errors.LeaseLost) as refused:
         services.outcome_adjudicate(
             item=item, curator=curator, decision="reject", reject_reason="x"
         )
@@ -373,7 +373,7 @@ def test_a_curator_adjudicates_and_the_outcome_is_final(annotator, annotator2, c
 def test_adjudication_needs_the_lease(annotator, annotator2, curator, admin):
     item = disagree(annotator, annotator2)
     services.item_claim_next(user=curator, mode="adjudication")
-    with pytest.raises(services.LeaseLost):
+    with pytest.raises(errors.LeaseLost):
         services.outcome_adjudicate(item=item, curator=admin, decision="approve")
     assert services.item_claim_next(user=admin, mode="adjudication") is None
 
@@ -383,7 +383,7 @@ def test_a_curator_can_take_a_named_item_for_adjudication(annotator, annotator2,
     claimed = services.item_claim(item=item, user=curator)
     assert claimed.lease_holder_id == curator.pk
     (queued,) = make_items(1)
-    with pytest.raises(services.LeaseLost) as refused:
+    with pytest.raises(errors.LeaseLost) as refused:
         services.item_claim(item=queued, user=curator)
     assert refused.value.message == services.NOT_ADJUDICATION
 
@@ -422,11 +422,11 @@ def test_reviews_outcomes_and_leases_are_in_history_with_the_acting_user(annotat
 
 def test_guideline_edits_add_versions_with_their_author(curator):
     before = Guideline.objects.order_by("-version").first()
-    saved = services.guideline_update(body="# Be kind\n", user=curator, note="tone")
+    saved = guidelines.guideline_update(body="# Be kind\n", user=curator, note="tone")
     assert saved.version == before.version + 1
     assert Guideline.objects.get(version=before.version).body == before.body
     event = Guideline.pgh_event_model.objects.get(pgh_obj=saved)
     assert event.pgh_context.metadata["user"] == curator.pk
-    with pytest.raises(services.InvalidReview) as refused:
-        services.guideline_update(body="  ", user=curator)
-    assert refused.value.message == services.GUIDELINE_EMPTY
+    with pytest.raises(errors.InvalidReview) as refused:
+        guidelines.guideline_update(body="  ", user=curator)
+    assert refused.value.message == guidelines.GUIDELINE_EMPTY

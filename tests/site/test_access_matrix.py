@@ -40,14 +40,11 @@ L = LOGIN
 ANNOTATOR_PAGE = (L, 403, 200, 200, 200)
 CURATOR_PAGE = (L, 403, 403, 200, 200)
 ADMIN_PAGE = (L, 403, 403, 403, 200)
-# The wrong method on a view still guarded by login_required + require_role (training):
-# logged out is sent to log in first, then require_GET/require_POST answers before the
-# role is looked at.
-WRONG_METHOD = (L, 405, 405, 405, 405)
 # Under @role_required the role is looked at first: only those who may call the view
 # learn that it takes another method.
 WRONG_METHOD_ANNOTATOR = (L, 403, 405, 405, 405)
 WRONG_METHOD_CURATOR = (L, 403, 403, 405, 405)
+WRONG_METHOD_ADMIN = (L, 403, 403, 403, 405)
 # Curation and training pages take no method decorator: a POST is a GET.
 ANY_METHOD_CURATOR = {"get": CURATOR_PAGE, "post": CURATOR_PAGE}
 ANY_METHOD_ADMIN = {"get": ADMIN_PAGE, "post": ADMIN_PAGE}
@@ -113,39 +110,39 @@ TABLE: dict[str, dict[str, tuple]] = {
     "datasets:datasets": ANY_METHOD_ADMIN,
     "datasets:quarantines": ANY_METHOD_ADMIN,
     "datasets:dataset": ANY_METHOD_ADMIN,
-    "datasets:freeze": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "datasets:freeze": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "datasets:version": ANY_METHOD_ADMIN,
     "datasets:diff": ANY_METHOD_ADMIN,
     # Consequential actions need a reason: an empty body changes nothing (422).
-    "datasets:quarantine": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "datasets:quarantine": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
     "datasets:download": ANY_METHOD_ADMIN,
     "datasets:pair": ANY_METHOD_ADMIN,
     # GET asks for confirmation; POST without a reason is refused.
     "datasets:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
-    "datasets:pair_correct": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "datasets:pair_correct": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
     # Erasure: admins; an empty user id is refused (400) and erases nothing.
     "audit:erase": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
     "runs:runs": ANY_METHOD_ADMIN,
-    "runs:start": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "runs:start": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "runs:run": ANY_METHOD_ADMIN,
     "runs:models": ANY_METHOD_ADMIN,
     "runs:model": ANY_METHOD_ADMIN,
-    "registry:experiment_stop": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "registry:experiment_extend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "registry:experiment_decide": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "registry:alert_rollback": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "registry:experiment_stop": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
+    "registry:experiment_extend": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
+    "registry:experiment_decide": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
+    "registry:alert_rollback": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     # Webhooks: admin pages; an empty form is refused (400), actions redirect.
     "webhooks:endpoints": ANY_METHOD_ADMIN,
-    "webhooks:create": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
+    "webhooks:create": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
     "webhooks:endpoint": ANY_METHOD_ADMIN,
-    "webhooks:edit": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
-    "webhooks:enable": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 400)},
-    "webhooks:test": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
+    "webhooks:edit": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
+    "webhooks:enable": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
+    "webhooks:test": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "webhooks:deliveries": ANY_METHOD_ADMIN,
     "webhooks:delivery": ANY_METHOD_ADMIN,
-    "webhooks:resend": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 302)},
-    "runs:promote": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
-    "runs:reject": {"get": WRONG_METHOD, "post": (L, 403, 403, 403, 422)},
+    "webhooks:resend": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
+    "runs:promote": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
+    "runs:reject": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
 }
 
 

@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from curation import dedup, pii
 from curation.models import ApiToken, Feedback, FeedbackKind, Interaction, Source
 from curation.schemas import FeedbackIn, InteractionIn
+from flywheel_site.demo import accounts
 from flywheel_site.demo import traffic as demo
 from flywheel_site.demo.load import CHUNK, chunks
 
@@ -343,7 +344,7 @@ def _run(*args: str) -> str:
 
 @pytest.fixture
 def demo_env(monkeypatch, settings, tmp_path):
-    for name in (*demo.PASSWORD_ENVS, "PORT"):
+    for name in (*accounts.PASSWORD_ENVS, "PORT"):
         monkeypatch.delenv(name, raising=False)
     # The simulated weeks freeze versions and may build the base model: not into .run/.
     settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
@@ -413,35 +414,35 @@ def test_it_creates_the_demo_accounts_and_prints_their_credentials(loaded):
     admin, annotator = users.get(username="admin"), users.get(username="annotator")
     assert admin.is_superuser and admin.is_staff and admin.is_active
     assert not annotator.is_superuser and not annotator.is_staff and annotator.is_active
-    assert admin.check_password(demo.DEFAULT_ADMIN_PASSWORD)
-    assert annotator.check_password(demo.DEFAULT_ANNOTATOR_PASSWORD)
+    assert admin.check_password(accounts.DEFAULT_ADMIN_PASSWORD)
+    assert annotator.check_password(accounts.DEFAULT_ANNOTATOR_PASSWORD)
     assert "http://127.0.0.1:8000/" in loaded
-    assert f"admin / {demo.DEFAULT_ADMIN_PASSWORD}" in loaded
-    assert f"annotator / {demo.DEFAULT_ANNOTATOR_PASSWORD}" in loaded
-    curator = users.get(username=demo.CURATOR_USERNAME)
+    assert f"admin / {accounts.DEFAULT_ADMIN_PASSWORD}" in loaded
+    assert f"annotator / {accounts.DEFAULT_ANNOTATOR_PASSWORD}" in loaded
+    curator = users.get(username=accounts.CURATOR_USERNAME)
     assert not curator.is_superuser and not curator.is_staff and curator.is_active
-    assert curator.check_password(demo.DEFAULT_CURATOR_PASSWORD)
+    assert curator.check_password(accounts.DEFAULT_CURATOR_PASSWORD)
     assert list(curator.groups.values_list("name", flat=True)) == ["curator"]
-    assert f"curator / {demo.DEFAULT_CURATOR_PASSWORD}" in loaded
+    assert f"curator / {accounts.DEFAULT_CURATOR_PASSWORD}" in loaded
 
 
 def test_passwords_come_from_the_environment(db, demo_env, monkeypatch):
-    monkeypatch.setenv(demo.ADMIN_PASSWORD_ENV, "correct-horse-battery")
-    users = demo.demo_users_create(**demo.demo_passwords(os.environ))
+    monkeypatch.setenv(accounts.ADMIN_PASSWORD_ENV, "correct-horse-battery")
+    users = accounts.demo_users_create(**accounts.demo_passwords(os.environ))
     admin = get_user_model().objects.get(username="admin")
     assert admin.check_password("correct-horse-battery")
     assert [u.password for u in users] == [
         "correct-horse-battery",
-        demo.DEFAULT_ANNOTATOR_PASSWORD,
-        demo.DEFAULT_CURATOR_PASSWORD,
+        accounts.DEFAULT_ANNOTATOR_PASSWORD,
+        accounts.DEFAULT_CURATOR_PASSWORD,
     ]
 
 
 def test_a_weak_password_is_refused(db, demo_env, monkeypatch):
-    monkeypatch.setenv(demo.ADMIN_PASSWORD_ENV, "short")
+    monkeypatch.setenv(accounts.ADMIN_PASSWORD_ENV, "short")
     with pytest.raises(CommandError) as error:
         _run("--interactions", "5")
-    prefix = demo.WEAK_PASSWORD.split("{problems}")[0].format(username="admin")
+    prefix = accounts.WEAK_PASSWORD.split("{problems}")[0].format(username="admin")
     assert str(error.value).startswith(prefix)
     assert "at least 12 characters" in str(error.value)
     # Refused before anything was loaded.
@@ -451,15 +452,15 @@ def test_a_weak_password_is_refused(db, demo_env, monkeypatch):
 
 def test_existing_accounts_are_left_alone(db):
     user = get_user_model().objects.create_user(username="admin", password="changed-by-owner-1")
-    users = demo.demo_users_create(
-        admin_password=demo.DEFAULT_ADMIN_PASSWORD,
-        annotator_password=demo.DEFAULT_ANNOTATOR_PASSWORD,
-        curator_password=demo.DEFAULT_CURATOR_PASSWORD,
+    users = accounts.demo_users_create(
+        admin_password=accounts.DEFAULT_ADMIN_PASSWORD,
+        annotator_password=accounts.DEFAULT_ANNOTATOR_PASSWORD,
+        curator_password=accounts.DEFAULT_CURATOR_PASSWORD,
     )
     user.refresh_from_db()
     assert user.check_password("changed-by-owner-1")
     assert not user.is_superuser
-    assert users[0] == demo.DemoUser("admin", "superuser", created=False, password=None)
+    assert users[0] == accounts.DemoUser("admin", "superuser", created=False, password=None)
     assert users[1].created
 
 
@@ -471,10 +472,10 @@ def test_the_demo_pins_its_policy_whatever_policy_the_database_starts_with():
     from curation.models import CurationPolicy
 
     start = policies.policy_create(changes={"min_per_stratum": 5})
-    applied = demo.demo_policy_apply()
+    applied = accounts.demo_policy_apply()
     assert applied.version == start.version + 1
-    assert applied.min_per_stratum == demo.DEMO_POLICY["min_per_stratum"] == 20
-    assert applied.note == demo.DEMO_POLICY_NOTE
+    assert applied.min_per_stratum == accounts.DEMO_POLICY["min_per_stratum"] == 20
+    assert applied.note == accounts.DEMO_POLICY_NOTE
     # Already the demo's: nothing new.
-    assert demo.demo_policy_apply() == applied
+    assert accounts.demo_policy_apply() == applied
     assert CurationPolicy.objects.order_by("-version").first() == applied

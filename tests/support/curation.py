@@ -2,7 +2,7 @@
 the real ingest service so rows look exactly as production makes them."""
 
 from curation import filters, policies
-from curation.models import CurationPolicy, Interaction, Source
+from curation.models import Candidate, CurationPolicy, Interaction, Source
 from curation.services import batch_ingest
 from tests.support import factories
 
@@ -66,3 +66,56 @@ def edits(n: int, prefix: str = "j") -> list[Interaction]:
         ],
     )
     return list(Interaction.objects.filter(event_id__startswith=prefix).order_by("pk"))
+
+
+def make_candidates(
+    n: int,
+    *,
+    task_type: str = "support",
+    model: str = "m1",
+    kind: str = "preference",
+    failed_filter: str = "",
+) -> list[Candidate]:
+    """``n`` curated candidates on short texts: passed, or failed by ``failed_filter``."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    start = Interaction.objects.count()
+    interactions = Interaction.objects.bulk_create(
+        [
+            Interaction(
+                source=source(),
+                event_id=f"s-{failed_filter or 'passed'}-{task_type}-{model}-{start + i}",
+                occurred_at=now,
+                received_at=now,
+                messages=[{"role": "user", "content": "q"}],
+                response="a",
+                task_type=task_type,
+                model=model,
+                curation_state="done",
+            )
+            for i in range(n)
+        ]
+    )
+    verdict = (
+        {"status": "failed", "failed_filter": failed_filter,
+         "status_reason": f"rejected by {failed_filter}"}
+        if failed_filter
+        else {"status": "passed"}
+    )  # fmt: skip
+    return Candidate.objects.bulk_create(
+        [
+            Candidate(
+                interaction=i,
+                kind=kind,
+                prompt=i.messages,
+                chosen="c" if kind != "needs_answer" else None,
+                rejected="r" if kind == "preference" else None,
+                task_type=task_type,
+                model=model,
+                exact_key=str(i.pk),
+                **verdict,
+            )
+            for i in interactions
+        ]
+    )

@@ -11,8 +11,8 @@ from review.models import ReviewItem
 from tests.support import factories
 from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, no_toxicity
 from tests.support.review import RUBRIC
+from tests.support.training import registered
 from training.datasets import services as training_services
-from training.models import ModelVersion, TrainingRun
 
 T0 = datetime(2026, 11, 19, 10, 0, tzinfo=UTC)  # ingest
 CURATED = T0 + timedelta(seconds=20)
@@ -83,21 +83,10 @@ def flywheel_loop(api, annotator, admin):
         dataset = training_services.dataset_create(name="support", user=admin, lag_days=0)
         version, _ = training_services.dataset_version_freeze(dataset=dataset, user=admin)
     with time_machine.travel(PROMOTED, tick=False):
-        run = TrainingRun.objects.create(
-            dataset_version=version,
-            trigger="manual",
-            trainer="builtin",
-            method="dpo",
-            export_format="dpo_conversational",
-            status="succeeded",
-            finished_at=PROMOTED,
-        )
-        ModelVersion.objects.create(
+        registered(
+            version,
             name="support-v1",
-            run=run,
-            dataset_version=version,
-            method="dpo",
-            base_model="/models/base",
+            status="promoted",
             metrics={
                 "normalised_accuracy": 0.8,
                 "gate": {
@@ -112,8 +101,5 @@ def flywheel_loop(api, annotator, admin):
                 },
             },
             gate_metric="normalised_accuracy",
-            gate_passed=True,
-            status="promoted",
-            promoted_at=PROMOTED,
         )
     return annotator

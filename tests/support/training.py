@@ -252,7 +252,7 @@ def registered(version, *, status="candidate", adapter="", promoted_at=None, **f
         status="succeeded",
         finished_at=timezone.now(),
     )
-    name = f"{version.dataset.name}-v{version.number}-run{run.pk}"
+    name = fields.pop("name", f"{version.dataset.name}-v{version.number}-run{run.pk}")
     return ModelVersion.objects.create(
         name=name,
         serving_name=fields.pop("serving_name", name),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from training.datasets import hooks
@@ -31,8 +31,8 @@ REASON_TEXT = {
 }
 
 
-def dataset_get(*, name: str) -> Dataset | None:
-    return Dataset.objects.filter(name=name).first()
+def datasets() -> QuerySet[Dataset]:
+    return Dataset.objects.all()
 
 
 def latest_frozen(*, dataset: Dataset) -> DatasetVersion | None:
@@ -229,13 +229,15 @@ def eval_shortfall(*, version: DatasetVersion) -> dict | None:
     return {"n": n, "needed": needed} if n < needed else None
 
 
-def version_get(*, name: str, number: int) -> DatasetVersion | None:
-    return (
-        DatasetVersion.objects.select_related("dataset", "previous", "frozen_by")
-        .exclude(status=DatasetVersion.Status.DRAFT)
-        .filter(dataset__name=name, number=number)
-        .first()
+def versions_published() -> QuerySet[DatasetVersion]:
+    """Frozen and quarantined versions: drafts are nobody's to read."""
+    return DatasetVersion.objects.select_related("dataset", "previous", "frozen_by").exclude(
+        status=DatasetVersion.Status.DRAFT
     )
+
+
+def version_get(*, name: str, number: int) -> DatasetVersion | None:
+    return versions_published().filter(dataset__name=name, number=number).first()
 
 
 def version_quarantine(*, version: DatasetVersion) -> Quarantine | None:
@@ -287,12 +289,8 @@ def versions_affected(*, quarantine: Quarantine):
     ).order_by("dataset_id", "number")
 
 
-def gold_pair_get(*, pk: int) -> GoldPair | None:
-    return (
-        GoldPair.objects.select_related("source", "policy", "created_by", "supersedes")
-        .filter(pk=pk)
-        .first()
-    )
+def gold_pairs() -> QuerySet[GoldPair]:
+    return GoldPair.objects.select_related("source", "policy", "created_by", "supersedes")
 
 
 def pair_versions(*, pair: GoldPair):

@@ -10,14 +10,13 @@ correction appends a pair that supersedes this one. Frozen versions never change
 import json
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from flywheel_site.access import ADMIN, require_role
+from flywheel_site.access import ADMIN, role_required
 from flywheel_site.http import int_param, render_page
 from training.datasets import export, selectors, services
 from training.datasets.forms import (
@@ -27,7 +26,7 @@ from training.datasets.forms import (
     ReasonForm,
     VersionQuarantineForm,
 )
-from training.datasets.models import Dataset, DatasetVersion, GoldPair, Quarantine
+from training.datasets.models import DatasetVersion, GoldPair, Quarantine
 from training.errors import TrainingError
 
 DATASET_CREATED = "Created dataset {name}."
@@ -41,8 +40,6 @@ QUARANTINE_AFFECTS = "Versions holding affected pairs: {versions}."
 MODELS_ROLLED_BACK = "Rolled back {count} model(s) trained on them: {models}."
 MODEL_RESTORED = "{previous} was the current model; {restored} is current again."
 MODEL_RESTORED_BASE = "{previous} was the current model; the base model is current again."
-NO_SUCH_DATASET = "No dataset {name}."
-NO_SUCH_VERSION = "No frozen version {number} of {name}."
 
 
 def _redirect(request, url: str):
@@ -68,23 +65,12 @@ def report_rollback(request, rollback) -> None:
         messages.warning(request, text)
 
 
-def _dataset_or_404(name: str) -> Dataset:
-    dataset = selectors.dataset_get(name=name)
-    if dataset is None:
-        raise Http404(NO_SUCH_DATASET.format(name=name))
-    return dataset
-
-
 def _version_or_404(name: str, number: int) -> DatasetVersion:
-    version = selectors.version_get(name=name, number=number)
-    if version is None:
-        raise Http404(NO_SUCH_VERSION.format(number=number, name=name))
-    return version
+    return get_object_or_404(selectors.versions_published(), dataset__name=name, number=number)
 
 
-@login_required
+@role_required(ADMIN)
 def datasets(request):
-    require_role(request.user, ADMIN)
     form = DatasetForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -117,10 +103,9 @@ def datasets(request):
     )
 
 
-@login_required
+@role_required(ADMIN)
 def dataset_detail(request, name: str):
-    require_role(request.user, ADMIN)
-    dataset = _dataset_or_404(name)
+    dataset = get_object_or_404(selectors.datasets(), name=name)
     latest = selectors.latest_frozen(dataset=dataset)
     new_gold = selectors.gold_new_count(dataset=dataset)
     pending_gold = selectors.outcomes_pending_gold_count()
@@ -141,11 +126,10 @@ def dataset_detail(request, name: str):
     )
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def dataset_freeze(request, name: str):
-    require_role(request.user, ADMIN)
-    dataset = _dataset_or_404(name)
+    dataset = get_object_or_404(selectors.datasets(), name=name)
     number = int_param(request.POST.get("number"))
     version, created = services.dataset_version_freeze(
         dataset=dataset, user=request.user, number=number
@@ -194,25 +178,22 @@ def _version_page(request, version: DatasetVersion, *, form=None, status: int = 
     )
 
 
-@login_required
+@role_required(ADMIN)
 def version_detail(request, name: str, number: int):
-    require_role(request.user, ADMIN)
     return _version_page(request, _version_or_404(name, number))
 
 
-@login_required
+@role_required(ADMIN)
 def version_diff(request, name: str, number: int):
     """The diff against the previous version: loaded by HTMX after the page, since it reads
     two memberships; a plain link opens it as its own page."""
-    require_role(request.user, ADMIN)
     version = _version_or_404(name, number)
     context = {"version": version, "diff": selectors.version_diff(version=version)}
     return render_page(request, "training/diff.html", "diff", context)
 
 
-@login_required
+@role_required(ADMIN)
 def version_download(request, name: str, number: int, file: str):
-    require_role(request.user, ADMIN)
     version = _version_or_404(name, number)
     try:
         path = export.dataset_version_file(version=version, name=file)
@@ -227,10 +208,9 @@ def version_download(request, name: str, number: int, file: str):
     )
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def version_quarantine(request, name: str, number: int):
-    require_role(request.user, ADMIN)
     version = _version_or_404(name, number)
     form = VersionQuarantineForm(request.POST)
     if not form.is_valid():
@@ -251,12 +231,11 @@ def version_quarantine(request, name: str, number: int):
     return _redirect(request, reverse("datasets:version", args=[name, number]))
 
 
-@login_required
+@role_required(ADMIN)
 def quarantines(request):
     """A window, source or policy quarantine in two steps: the form, then what it would
     cover (pairs, versions, models rolled back) to confirm; only the confirmed POST
     (`confirm=1`, the same fields) records it."""
-    require_role(request.user, ADMIN)
     form = QuarantineForm(request.POST or None)
     preview = None
     if request.method == "POST" and form.is_valid():
@@ -303,19 +282,11 @@ def quarantines(request):
 
 # --- gold pairs ---------------------------------------------------------------------
 
-NO_SUCH_PAIR = "No gold pair #{pk}."
 PAIR_QUARANTINED = (
     "Quarantined gold pair #{pk}. Versions frozen from now on leave it out; "
     "versions already frozen are kept as they were."
 )
 PAIR_CORRECTED = "Gold pair #{new} corrects #{old}; the next freeze takes #{new} instead."
-
-
-def _pair_or_404(pk: int) -> GoldPair:
-    pair = selectors.gold_pair_get(pk=pk)
-    if pair is None:
-        raise Http404(NO_SUCH_PAIR.format(pk=pk))
-    return pair
 
 
 def _pair_page(request, pair: GoldPair, *, correction=None, status: int = 200):
@@ -336,17 +307,15 @@ def _pair_page(request, pair: GoldPair, *, correction=None, status: int = 200):
     )
 
 
-@login_required
+@role_required(ADMIN)
 def gold_pair_detail(request, pk: int):
-    require_role(request.user, ADMIN)
-    return _pair_page(request, _pair_or_404(pk))
+    return _pair_page(request, get_object_or_404(selectors.gold_pairs(), pk=pk))
 
 
-@login_required
+@role_required(ADMIN)
 def gold_pair_quarantine(request, pk: int):
     """GET: the confirmation (what the quarantine touches). POST: do it, with a reason."""
-    require_role(request.user, ADMIN)
-    pair = _pair_or_404(pk)
+    pair = get_object_or_404(selectors.gold_pairs(), pk=pk)
     form = ReasonForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
@@ -382,11 +351,10 @@ def gold_pair_quarantine(request, pk: int):
     )
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def gold_pair_correct(request, pk: int):
-    require_role(request.user, ADMIN)
-    pair = _pair_or_404(pk)
+    pair = get_object_or_404(selectors.gold_pairs(), pk=pk)
     form = PairCorrectionForm(request.POST)
     if not form.is_valid():
         return _pair_page(request, pair, correction=form, status=422)

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 
-from flywheel_site.access import CURATOR, require_role
+from flywheel_site.access import CURATOR, role_required
 from flywheel_site.audit.selectors import audit_status
 from flywheel_site.http import render_page
 from review.selectors import filter_agreement
@@ -18,8 +18,8 @@ from training.registry.selectors import monitor_alerts_open
 PAGE = "training/dashboard.html"
 
 
+@role_required(CURATOR)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    require_role(request.user, CURATOR)
     form = DashboardForm(request.GET)
     # A hostile or mistyped URL shows the default window with the form's errors, as a 400.
     valid = form.is_valid()

@@ -3,19 +3,15 @@ a monitor alert. POST only, a reason required; the services record it in the mod
 history and refuse an experiment that is no longer running."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
-from flywheel_site.access import ADMIN, require_role
-from flywheel_site.http import int_param
+from flywheel_site.access import ADMIN, role_required
 from training.errors import TrainingError
 from training.registry import experiments
+from training.registry.forms import ExperimentActionForm, ReasonForm
 from training.registry.models import Experiment, MonitorAlert
 
-NO_SUCH_EXPERIMENT = "No experiment #{pk}."
-NO_SUCH_ALERT = "No alert #{pk}."
 DONE = {
     "stop": "Experiment #{pk} stopped; the control keeps serving.",
     "extend": "Experiment #{pk} extended.",
@@ -25,26 +21,24 @@ DONE = {
 ROLLED_BACK = "{model} rolled back; {restored} is the current model again."
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def experiment_act(request, pk: int, action: str):
-    require_role(request.user, ADMIN)
-    experiment = Experiment.objects.filter(pk=pk).select_related("canary").first()
-    if experiment is None:
-        raise Http404(NO_SUCH_EXPERIMENT.format(pk=pk))
-    reason = request.POST.get("reason", "")
+    experiment = get_object_or_404(Experiment.objects.select_related("canary"), pk=pk)
+    form = ExperimentActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, next(e[0] for e in form.errors.values()))
+        return redirect("runs:model", pk=experiment.canary_id)
+    reason = form.cleaned_data["reason"]
     if action == "decide":
-        action = request.POST.get("decision", "")
+        action = form.cleaned_data["decision"]
     try:
         if action == "stop":
             experiments.experiment_stop(experiment=experiment, user=request.user, reason=reason)
         elif action == "extend":
-            hours = int_param(request.POST.get("hours")) or 0
+            hours = form.cleaned_data["hours"] or 0
             experiments.experiment_extend(
-                experiment=experiment,
-                user=request.user,
-                reason=reason,
-                seconds=hours * 3600 if 0 < hours <= 24 * 366 else 0,
+                experiment=experiment, user=request.user, reason=reason, seconds=hours * 3600
             )
         else:
             experiments.experiment_decide(
@@ -57,16 +51,15 @@ def experiment_act(request, pk: int, action: str):
     return redirect("runs:model", pk=experiment.canary_id)
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def alert_roll_back(request, pk: int):
-    require_role(request.user, ADMIN)
-    alert = MonitorAlert.objects.filter(pk=pk).select_related("model").first()
-    if alert is None:
-        raise Http404(NO_SUCH_ALERT.format(pk=pk))
+    alert = get_object_or_404(MonitorAlert.objects.select_related("model"), pk=pk)
+    form = ReasonForm(request.POST)
+    form.is_valid()
     try:
         restored = experiments.model_version_roll_back(
-            alert=alert, user=request.user, reason=request.POST.get("reason", "")
+            alert=alert, user=request.user, reason=form.cleaned_data["reason"]
         )
     except TrainingError as error:
         messages.error(request, error.message)

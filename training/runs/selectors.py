@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
+from flywheel_site.keyset import PAGE_SIZE, KeysetPage
 from training.datasets.models import DatasetVersion
 from training.registry.models import ModelEvent, ModelVersion
 from training.runs.models import TrainingRun
 from training.runs.trainer import GATE_METRICS, SKIP_REASONS
 
-PAGE_SIZE = 50
 
-
-def runs_page(*, before: int | None = None) -> list[TrainingRun]:
-    runs = TrainingRun.objects.select_related(
+def runs() -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.select_related(
         "dataset_version__dataset", "requested_by", "model_version"
-    ).order_by("-pk")
-    if before is not None:
-        runs = runs.filter(pk__lt=before)
-    return list(runs[:PAGE_SIZE])
+    )
+
+
+def runs_page(*, before: int | None = None) -> KeysetPage:
+    return KeysetPage.of(runs(), before=before)
 
 
 def versions_trainable() -> list[DatasetVersion]:
@@ -28,16 +30,6 @@ def versions_trainable() -> list[DatasetVersion]:
     )
 
 
-def run_get(*, pk: int) -> TrainingRun | None:
-    return (
-        TrainingRun.objects.select_related(
-            "dataset_version__dataset", "requested_by", "model_version"
-        )
-        .filter(pk=pk)
-        .first()
-    )
-
-
 def version_get(*, pk: int | None) -> DatasetVersion | None:
     """A dataset version to start a run on; the run service refuses one that is not
     frozen, with the reason."""
@@ -46,12 +38,8 @@ def version_get(*, pk: int | None) -> DatasetVersion | None:
     return DatasetVersion.objects.select_related("dataset").filter(pk=pk).first()
 
 
-def model_get(*, pk: int) -> ModelVersion | None:
-    return (
-        ModelVersion.objects.select_related("dataset_version__dataset", "baseline", "run")
-        .filter(pk=pk)
-        .first()
-    )
+def models() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("dataset_version__dataset", "baseline", "run")
 
 
 def gate_rows(*, model: ModelVersion) -> list[dict]:

@@ -3,46 +3,34 @@ work. A run's page polls its own progress fragment every 2 s while the run is ac
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from flywheel_site.access import ADMIN, require_role
+from flywheel_site.access import ADMIN, role_required
 from flywheel_site.http import int_param, render_page
-from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training.errors import TrainingError
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
 from training.registry.models import Experiment, ModelVersion
 from training.runs import selectors as selectors_runs
 from training.runs import services as runs
+from training.runs.forms import ModelDecisionForm
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
 PROMOTED = "{model} is now the current model."
 CANARY_STARTED = "{model} is now the canary: {share:.0%} of the keys, decided by live feedback."
 REJECTED = "{model} was rejected."
-NO_SUCH_RUN = "No training run #{pk}."
 CHOOSE_VERSION = "Choose a frozen dataset version."
-NO_SUCH_MODEL = "No model #{pk}."
 
 
-def _model_or_404(pk: int) -> ModelVersion:
-    model = selectors_runs.model_get(pk=pk)
-    if model is None:
-        raise Http404(NO_SUCH_MODEL.format(pk=pk))
-    return model
-
-
-@login_required
+@role_required(ADMIN)
 def run_list(request):
-    require_role(request.user, ADMIN)
     page = selectors_runs.runs_page(before=int_param(request.GET.get("before")))
     context = {
-        "runs": page,
-        "polling": any(run.is_active for run in page),
-        "next_before": page[-1].pk if len(page) == selectors_runs.PAGE_SIZE else None,
+        "runs": page.rows,
+        "polling": any(run.is_active for run in page.rows),
+        "next_before": page.older,
         "versions": selectors_runs.versions_trainable(),
         "current": selectors_canary.current_model(),
         "trainer": settings.FLYWHEEL_TRAINER,
@@ -51,10 +39,9 @@ def run_list(request):
     return render_page(request, "training/runs/runs.html", "runs-table", context)
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def run_start(request):
-    require_role(request.user, ADMIN)
     version = selectors_runs.version_get(pk=int_param(request.POST.get("version")))
     if version is None:
         messages.error(request, CHOOSE_VERSION)
@@ -68,12 +55,9 @@ def run_start(request):
     return redirect("runs:run", pk=run.pk)
 
 
-@login_required
+@role_required(ADMIN)
 def run_detail(request, pk: int):
-    require_role(request.user, ADMIN)
-    run = selectors_runs.run_get(pk=pk)
-    if run is None:
-        raise Http404(NO_SUCH_RUN.format(pk=pk))
+    run = get_object_or_404(selectors_runs.runs(), pk=pk)
     context = {
         "run": run,
         "chart": selectors_runs.loss_chart(run),
@@ -83,9 +67,8 @@ def run_detail(request, pk: int):
     return render_page(request, "training/runs/run.html", "progress", context)
 
 
-@login_required
+@role_required(ADMIN)
 def model_list(request):
-    require_role(request.user, ADMIN)
     return render(
         request,
         "training/runs/models.html",
@@ -136,32 +119,33 @@ def _model_page(request, model: ModelVersion, *, error: str = "", decision: str 
     return render_page(request, "training/runs/model.html", "experiment", context, status=status)
 
 
-@login_required
+@role_required(ADMIN)
 def model_detail(request, pk: int):
-    require_role(request.user, ADMIN)
-    return _model_page(request, _model_or_404(pk))
+    return _model_page(request, get_object_or_404(selectors_runs.models(), pk=pk))
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def model_decide(request, pk: int, decision: str):
     """Promote or reject a candidate (the URL names the decision), with a reason: without
     one, nothing changes and the page asks again (422). The service refuses a model that is
     no longer a candidate."""
-    require_role(request.user, ADMIN)
-    model = _model_or_404(pk)
-    reason = request.POST.get("reason", "").strip()
-    if not reason:
-        return _model_page(request, model, error=registry.ERR_REASON, decision=decision, status=422)
-    if has_control_characters(reason):
-        return _model_page(request, model, error=CONTROL_REFUSED, decision=decision, status=422)
+    model = get_object_or_404(selectors_runs.models(), pk=pk)
+    form = ModelDecisionForm(request.POST)
+    form.is_valid()
+    if error := form.reason_error():
+        return _model_page(request, model, error=error, decision=decision, status=422)
+    reason = form.cleaned_data["reason"]
     try:
         if decision == "reject":
             registry.model_version_reject(model=model, user=request.user, reason=reason)
             done = REJECTED.format(model=model)
         else:
+            # A bad override refuses the whole promotion: nothing starts.
+            if error := form.override_error():
+                raise TrainingError(error)
             accepted = registry.model_version_accept(
-                model=model, user=request.user, reason=reason, **_overrides(request.POST)
+                model=model, user=request.user, reason=reason, **form.overrides()
             )
             done = (
                 CANARY_STARTED.format(model=model, share=accepted.share)
@@ -173,33 +157,3 @@ def model_decide(request, pk: int, decision: str):
     else:
         messages.success(request, done)
     return redirect("runs:model", pk=pk)
-
-
-BAD_OVERRIDE = "{field} must be {rule}, or blank for the setting."
-OVERRIDES = (
-    ("share", float, lambda v: 0 < v < 1, "a number between 0 and 1"),
-    ("min_sample", int, lambda v: 0 < v <= 10_000_000, "a positive whole number"),
-    ("hours", int, lambda v: 0 < v <= 24 * 366, "a whole number of hours up to a year"),
-    ("margin", float, lambda v: 0 <= v < 1, "a number from 0 up to 1"),
-    ("margin_kind", str, lambda v: v in ("absolute", "relative"), "absolute or relative"),
-)
-
-
-def _overrides(post) -> dict:
-    """Per-experiment overrides of the settings; blank: the setting. A bad value refuses
-    the whole promotion (nothing starts)."""
-    values = {}
-    for field, kind, valid, rule in OVERRIDES:
-        raw = (post.get(field) or "").strip()
-        if not raw:
-            values[field] = None
-            continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            value = None
-        if value is None or not valid(value):
-            raise TrainingError(BAD_OVERRIDE.format(field=field, rule=rule))
-        values[field] = value
-    hours = values.pop("hours")
-    return {**values, "max_duration_s": hours * 3600 if hours else None}

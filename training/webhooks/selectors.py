@@ -3,28 +3,34 @@ attempt, newest first, by keyset (`before` a delivery id)."""
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
+from flywheel_site.keyset import PAGE_SIZE, KeysetPage
 from training.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-
-PAGE_SIZE = 50
 
 
 def endpoints_list() -> list[WebhookEndpoint]:
     return list(WebhookEndpoint.objects.select_related("created_by").order_by("pk"))
 
 
+def endpoints() -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.all()
+
+
 def endpoint_get(*, pk: int | None) -> WebhookEndpoint | None:
-    if pk is None:
-        return None
-    return WebhookEndpoint.objects.filter(pk=pk).first()
+    """The endpoint a delivery log is narrowed to; none (the whole log) if it is gone."""
+    return None if pk is None else endpoints().filter(pk=pk).first()
+
+
+def deliveries() -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.select_related("event", "endpoint")
 
 
 def deliveries_page(
-    *, endpoint: WebhookEndpoint | None = None, before: int | None = None
-) -> list[WebhookDelivery]:
+    *, endpoint: WebhookEndpoint | None = None, before: int | None = None, size: int = PAGE_SIZE
+) -> KeysetPage:
     last = WebhookAttempt.objects.filter(delivery=OuterRef("pk")).order_by("-pk")
-    rows = WebhookDelivery.objects.select_related("event", "endpoint").annotate(
+    rows = deliveries().annotate(
         last_status_code=Subquery(last.values("status_code")[:1]),
         last_latency_ms=Subquery(last.values("latency_ms")[:1]),
         last_excerpt=Subquery(last.values("response_excerpt")[:1]),
@@ -33,13 +39,7 @@ def deliveries_page(
     )
     if endpoint is not None:
         rows = rows.filter(endpoint=endpoint)
-    if before is not None:
-        rows = rows.filter(pk__lt=before)
-    return list(rows.order_by("-pk")[:PAGE_SIZE])
-
-
-def delivery_get(*, pk: int) -> WebhookDelivery | None:
-    return WebhookDelivery.objects.select_related("event", "endpoint").filter(pk=pk).first()
+    return KeysetPage.of(rows, before=before, size=size)
 
 
 def delivery_attempts(*, delivery: WebhookDelivery) -> list[WebhookAttempt]:

@@ -3,12 +3,10 @@ Thin: the form checks shapes and bounds, training.webhooks.services decides, and
 answers 400 with the page and its errors, having changed nothing."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from flywheel_site.access import ADMIN, require_role
+from flywheel_site.access import ADMIN, role_required
 from flywheel_site.http import int_param, render_page
 from training.errors import TrainingError
 from training.webhooks import selectors as selectors_webhooks
@@ -20,16 +18,7 @@ UPDATED = "Saved {endpoint}."
 ENABLED = {True: "{endpoint} is enabled.", False: "{endpoint} is disabled."}
 TEST_QUEUED = "Queued a webhook.test event for {endpoint}; its delivery is in the log."
 RESENT = "Delivery #{pk} will be sent again."
-NO_SUCH_ENDPOINT = "No webhook endpoint #{pk}."
-NO_SUCH_DELIVERY = "No webhook delivery #{pk}."
 BAD_ENABLED = "Say enabled=on or enabled=off."
-
-
-def _endpoint_or_404(pk: int):
-    endpoint = selectors_webhooks.endpoint_get(pk=pk)
-    if endpoint is None:
-        raise Http404(NO_SUCH_ENDPOINT.format(pk=pk))
-    return endpoint
 
 
 def _form(data=None, *, initial=None, with_secret=True) -> WebhookEndpointForm:
@@ -54,21 +43,19 @@ def _endpoint_page(request, endpoint, form=None, *, status=200):
     context = {
         "endpoint": endpoint,
         "form": form,
-        "deliveries": selectors_webhooks.deliveries_page(endpoint=endpoint)[:10],
+        "deliveries": selectors_webhooks.deliveries_page(endpoint=endpoint, size=10).rows,
     }
     return render(request, "training/webhooks/endpoint.html", context, status=status)
 
 
-@login_required
+@role_required(ADMIN)
 def endpoints(request):
-    require_role(request.user, ADMIN)
     return _list_page(request, _form())
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def endpoint_create(request):
-    require_role(request.user, ADMIN)
     form = _form(request.POST)
     if not form.is_valid():
         return _list_page(request, form, status=400)
@@ -81,17 +68,15 @@ def endpoint_create(request):
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@role_required(ADMIN)
 def endpoint_detail(request, pk: int):
-    require_role(request.user, ADMIN)
-    return _endpoint_page(request, _endpoint_or_404(pk))
+    return _endpoint_page(request, get_object_or_404(selectors_webhooks.endpoints(), pk=pk))
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def endpoint_edit(request, pk: int):
-    require_role(request.user, ADMIN)
-    endpoint = _endpoint_or_404(pk)
+    endpoint = get_object_or_404(selectors_webhooks.endpoints(), pk=pk)
     form = _form(request.POST, with_secret=False)
     if not form.is_valid():
         return _endpoint_page(request, endpoint, form, status=400)
@@ -105,11 +90,10 @@ def endpoint_edit(request, pk: int):
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def endpoint_enable(request, pk: int):
-    require_role(request.user, ADMIN)
-    endpoint = _endpoint_or_404(pk)
+    endpoint = get_object_or_404(selectors_webhooks.endpoints(), pk=pk)
     enabled = {"on": True, "off": False}.get(request.POST.get("enabled", ""))
     if enabled is None:
         messages.error(request, BAD_ENABLED)
@@ -119,11 +103,10 @@ def endpoint_enable(request, pk: int):
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def endpoint_test(request, pk: int):
-    require_role(request.user, ADMIN)
-    endpoint = _endpoint_or_404(pk)
+    endpoint = get_object_or_404(selectors_webhooks.endpoints(), pk=pk)
     try:
         webhooks.webhook_test_send(endpoint=endpoint, user=request.user)
     except TrainingError as error:
@@ -133,27 +116,23 @@ def endpoint_test(request, pk: int):
     return redirect("webhooks:endpoint", pk=endpoint.pk)
 
 
-@login_required
+@role_required(ADMIN)
 def deliveries(request):
     """The delivery log, overall or of one endpoint (?endpoint=<pk>), newest first."""
-    require_role(request.user, ADMIN)
     endpoint = selectors_webhooks.endpoint_get(pk=int_param(request.GET.get("endpoint")))
     before = int_param(request.GET.get("before"))
     page = selectors_webhooks.deliveries_page(endpoint=endpoint, before=before)
     context = {
-        "deliveries": page,
+        "deliveries": page.rows,
         "endpoint": endpoint,
-        "next_before": page[-1].pk if len(page) == selectors_webhooks.PAGE_SIZE else None,
+        "next_before": page.older,
     }
     return render_page(request, "training/webhooks/deliveries.html", "log", context)
 
 
-@login_required
+@role_required(ADMIN)
 def delivery_detail(request, pk: int):
-    require_role(request.user, ADMIN)
-    delivery = selectors_webhooks.delivery_get(pk=pk)
-    if delivery is None:
-        raise Http404(NO_SUCH_DELIVERY.format(pk=pk))
+    delivery = get_object_or_404(selectors_webhooks.deliveries(), pk=pk)
     context = {
         "delivery": delivery,
         "attempts": selectors_webhooks.delivery_attempts(delivery=delivery),
@@ -162,13 +141,10 @@ def delivery_detail(request, pk: int):
     return render(request, "training/webhooks/delivery.html", context)
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def delivery_resend(request, pk: int):
-    require_role(request.user, ADMIN)
-    delivery = selectors_webhooks.delivery_get(pk=pk)
-    if delivery is None:
-        raise Http404(NO_SUCH_DELIVERY.format(pk=pk))
+    delivery = get_object_or_404(selectors_webhooks.deliveries(), pk=pk)
     try:
         webhooks.delivery_resend(delivery=delivery)
     except TrainingError as error:

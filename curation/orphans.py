@@ -1,0 +1,82 @@
+"""Feedback that came before its interaction (an orphan) is linked once the interaction
+exists, and a curated interaction that gains feedback goes back to curation."""
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, transaction
+
+from curation.rollups import interactions_rollup_delta
+from flywheel_site.rollups import enabled as rollups_enabled
+
+# New feedback on an interaction that was already curated makes it pending again.
+_REOPEN = """
+UPDATE curation_interaction SET curation_state = 'pending', curation_claimed_at = NULL
+WHERE id = ANY(%(ids)s::bigint[]) AND curation_state = 'done'
+RETURNING id
+"""
+
+
+# Feedback that came before its interaction, or raced it (the two committed by
+# concurrent requests), is linked once the interaction exists. The partial
+# index on unlinked feedback keeps this cheap. One statement, scoped three ways.
+_LINK_ORPHANS = """
+UPDATE curation_feedback f SET interaction_id = i.id
+FROM curation_interaction i
+WHERE f.interaction_id IS NULL
+  AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
+  {scope}
+RETURNING f.interaction_id
+"""
+_BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
+_BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
+
+
+def feedback_link_orphans(
+    *,
+    interaction_ids: Sequence[int] | None = None,
+    source_id: int | None = None,
+    event_ids: Sequence[str] | None = None,
+) -> list[int]:
+    """Link unlinked feedback whose interaction exists: of the interactions
+    `interaction_ids`, or of the events `event_ids` of `source_id` (ingest, in
+    the transaction that stored them), or every such feedback (the sweeper).
+    Returns the interaction id of each feedback row linked."""
+    if interaction_ids is not None:
+        scope, params = _BY_INTERACTION, {"ids": list(interaction_ids)}
+    elif event_ids is not None:
+        scope, params = _BY_EVENT, {"source": source_id, "event_ids": list(event_ids)}
+    else:
+        scope, params = "", None
+    with connection.cursor() as cursor:
+        cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+_ORPHAN_TARGETS = """
+SELECT DISTINCT i.id FROM curation_feedback f
+JOIN curation_interaction i ON i.source_id = f.source_id AND i.event_id = f.interaction_event_id
+WHERE f.interaction_id IS NULL
+"""
+
+
+def feedback_orphans_link_all() -> list[int]:
+    """Link every unlinked feedback whose interaction exists and send those
+    interactions back to curation (the sweeper). Returns their ids."""
+    with transaction.atomic():
+        targets = []
+        if rollups_enabled():
+            with connection.cursor() as cursor:
+                cursor.execute(_ORPHAN_TARGETS)
+                targets = [row[0] for row in cursor.fetchall()]
+        with interactions_rollup_delta(interaction_ids=targets):
+            touched = sorted(set(feedback_link_orphans()))
+            interactions_reopen(interaction_ids=touched)
+    return touched
+
+
+def interactions_reopen(*, interaction_ids: Iterable[int]) -> None:
+    """Send curated interactions that gained feedback back to curation."""
+    ids = sorted(interaction_ids)
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_REOPEN, {"ids": ids})

@@ -1,0 +1,23 @@
+from django import forms
+
+MAX_HOURS = 24 * 366
+EXTEND_HOURS = f"Extend by a whole number of hours, 1 to {MAX_HOURS}."
+
+
+class ReasonForm(forms.Form):
+    """The reason is checked by the service, which names what is wrong with it."""
+
+    reason = forms.CharField(required=False, strip=False)
+
+
+class ExperimentActionForm(ReasonForm):
+    """Stop, extend or decide a running experiment; the decision too is the service's
+    to refuse."""
+
+    decision = forms.CharField(required=False)
+    hours = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_HOURS,
+        error_messages={k: EXTEND_HOURS for k in ("invalid", "min_value", "max_value")},
+    )
