@@ -455,11 +455,20 @@ def test_the_sweeper_closes_a_run_as_soon_as_its_process_is_gone():
         host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
     )
     worker.execute("SELECT pg_advisory_lock(%s, %s)", [runs.RUN_LOCK_SPACE, run.pk])
+    backend = worker.execute("SELECT pg_backend_pid()").fetchone()[0]
     pipeline.sweep(grace_seconds=1)
     run.refresh_from_db()
     assert run.status == "running"  # its process still holds the lock
 
     worker.close()  # what kill -9 does to the process's connection
+    # The server ends the backend (and frees its locks) after the client has gone: wait for
+    # that, as the sweeper's next round would, rather than race it on a loaded machine.
+    with connection.cursor() as cursor:
+        for _ in range(100):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [backend])
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
     pipeline.sweep(grace_seconds=1)
     run.refresh_from_db()
     assert (run.status, run.error) == ("failed", runs.ABANDONED)
