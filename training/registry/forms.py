@@ -1,5 +1,7 @@
 from django import forms
 
+from flywheel_site.textcheck import CONTROL_REFUSED
+
 MAX_HOURS = 24 * 366
 EXTEND_HOURS = f"Extend by a whole number of hours, 1 to {MAX_HOURS}."
 
@@ -7,7 +9,11 @@ EXTEND_HOURS = f"Extend by a whole number of hours, 1 to {MAX_HOURS}."
 class ReasonForm(forms.Form):
     """The reason is checked by the service, which names what is wrong with it."""
 
-    reason = forms.CharField(required=False, strip=False)
+    # Django refuses a NUL itself; its refusal says what the services say of every control
+    # character.
+    reason = forms.CharField(
+        required=False, strip=False, error_messages={"null_characters_not_allowed": CONTROL_REFUSED}
+    )
 
 
 class ExperimentActionForm(ReasonForm):

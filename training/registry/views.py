@@ -56,7 +56,9 @@ def experiment_act(request, pk: int, action: str):
 def alert_roll_back(request, pk: int):
     alert = get_object_or_404(MonitorAlert.objects.select_related("model"), pk=pk)
     form = ReasonForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():
+        messages.error(request, next(e[0] for e in form.errors.values()))
+        return redirect("runs:model", pk=alert.model_id)
     try:
         restored = experiments.model_version_roll_back(
             alert=alert, user=request.user, reason=form.cleaned_data["reason"]
