@@ -33,7 +33,11 @@ def pytest_collection_modifyitems(items):
         if item.get_closest_marker("django_db") is None:
             item.add_marker(pytest.mark.django_db(transaction=True))
         if os.environ.get("FLYWHEEL_SKIP_BROWSER") == "1":
-            item.add_marker(pytest.mark.skip(reason="FLYWHEEL_SKIP_BROWSER=1"))
+            # The opt-out bootstrap.sh honours on machines with no Chromium (README); CI and
+            # `make test` never set it. Tracked with the suite's layout, issue 16.
+            item.add_marker(
+                pytest.mark.skip(reason="FLYWHEEL_SKIP_BROWSER=1: no Chromium here (issue 16)")
+            )
 
 
 @pytest.fixture(scope="module")
