@@ -13,8 +13,8 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 MARK = "Stays whole"
 
-# Two other branches are changing these; the lead splits them after the merge and
-# empties this list. Nothing else goes on it.
+# Over the limits and not split yet (issue 16 stays open for them): the list can only
+# shrink (a test below fails when an entry is already within the limits); nothing joins it.
 LONG_MODULES_PENDING = {
     "curation/filters.py",
     "curation/models.py",
