@@ -42,7 +42,7 @@ def test_an_export_holding_pii_fails_closed_naming_file_row_and_kind(admin, tmp_
 def test_a_download_of_an_export_holding_pii_is_refused_and_nothing_is_left(
     as_user, admin, export_dir
 ):
-    version, file_name = version_with_a_leak(admin)
+    _, file_name = version_with_a_leak(admin)
     response = as_user(admin).get(f"/datasets/support/v1/files/dpo_standard/{file_name}")
     assert response.status_code == 409
     body = response.content.decode()
