@@ -1,11 +1,11 @@
 """`{% load flywheel_history %}{% history_timeline obj other_obj rows %}`: the audit timeline
-of those rows (flywheel_site.history.object_history) on the page that shows them. Shown to
+of those rows (flywheel_site.audit.history.object_history) on the page that shows them. Shown to
 curators and admins only: an annotator's screen must not name other reviewers."""
 
 from django import template
 
 from flywheel_site.access import CURATOR, has_role
-from flywheel_site.history import object_history
+from flywheel_site.audit.history import object_history
 
 register = template.Library()
 
