@@ -3,10 +3,10 @@ object type, action, actor and time, a keyset page at a time, and exported as CS
 streamed with the same filter.
 
 It reads the chain's links (`AuditLink`), which copy each event's label, object id and
-context: one table with an index per filter, so a page is one index probe whatever the
-number of events, and nothing counts the table. The content of events (and so any text a
-user wrote) is not in the log: field-level changes are on each object's page
-(flywheel_site/audit/history.py)."""
+context, who did it and the job: one table with an index per filter, so a page is one
+index probe whatever the number of events, and nothing counts the table. The content of
+events (and so any text a user wrote) is not in the log: field-level changes are on each
+object's page (flywheel_site/audit/history.py)."""
 
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ def audit_links(filters: LogFilter) -> QuerySet[AuditLink]:
     if filters.until:
         links = links.filter(created_at__lt=filters.until)
     if filters.actor:
+        # One index range in chain order each: (actor, seq) and (job, seq).
         key, value = filters.actor
-        contexts = Context.objects.filter(**{f"metadata__{key}": value}).values("id")
-        links = links.filter(context_id__in=contexts)
+        links = links.filter(job=value) if key == "job" else links.filter(actor=f"{key}:{value}")
     return links.only("seq", "table_name", "row_pk", "label", "obj_id", "context_id", "created_at")
 
 

@@ -27,6 +27,9 @@ class AuditLink(models.Model):
     label = models.TextField(null=True)
     obj_id = models.TextField(null=True)
     context_id = models.UUIDField(null=True)
+    # From the context: "user:<pk>" or "token:<id>" (who), and the RQ job id (how).
+    actor = models.TextField(null=True)
+    job = models.TextField(null=True)
 
     class Meta:
         constraints = [
@@ -35,7 +38,8 @@ class AuditLink(models.Model):
         indexes = [
             models.Index(fields=["table_name", "seq"], name="audit_link_table_seq"),
             models.Index(fields=["label", "seq"], name="audit_link_label_seq"),
-            models.Index(fields=["context_id"], name="audit_link_context"),
+            models.Index(fields=["actor", "seq"], name="audit_link_actor_seq"),
+            models.Index(fields=["job", "seq"], name="audit_link_job_seq"),
             models.Index(fields=["created_at"], name="audit_link_created_at"),
         ]
 

@@ -3,6 +3,7 @@
 import django_rq
 import pytest
 
+from curation.models import CurationRun
 from review.models import ReviewItem
 from tests.support.curation import edits, no_toxicity
 from tests.support.jobs import run_jobs
@@ -17,5 +18,8 @@ def test_rows_written_by_a_real_worker_carry_its_job_id():
     run_jobs("curation")
     events = ReviewItem.pgh_event_model.objects.select_related("pgh_context")
     assert events.exists()
-    contexts = {(e.pgh_context.metadata["job"], e.pgh_context.metadata["queue"]) for e in events}
-    assert contexts == {(job_id, "curation")}
+    run = CurationRun.objects.get()
+    contexts = {
+        (m["job"], m["queue"], m["curation_run"]) for m in (e.pgh_context.metadata for e in events)
+    }
+    assert contexts == {(job_id, "curation", run.pk)}

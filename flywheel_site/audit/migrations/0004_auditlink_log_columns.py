@@ -2,7 +2,9 @@
 
 from django.db import migrations, models
 
-# Each new link copies its event's label, object id and context from the event row (the
+# Each new link copies its event's label, object id and context from the event row, and who
+# (user or token) and the job from the context, which is final by then: links are appended
+# at commit. (The
 # chain's append function stays as it was: earlier migrations install it too).
 LINK_COPY = r"""
 CREATE OR REPLACE FUNCTION flywheel_audit_link_copy() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -13,6 +15,12 @@ BEGIN
     EXECUTE format('SELECT pgh_label, pgh_obj_id::text, pgh_context_id FROM %I WHERE pgh_id = $1',
                    NEW.table_name)
       INTO NEW.label, NEW.obj_id, NEW.context_id USING NEW.row_pk;
+    IF NEW.context_id IS NOT NULL THEN
+      SELECT CASE WHEN metadata ? 'user' THEN 'user:' || (metadata ->> 'user')
+                  WHEN metadata ? 'token' THEN 'token:' || (metadata ->> 'token') END,
+             metadata ->> 'job'
+        INTO NEW.actor, NEW.job FROM pghistory_context WHERE id = NEW.context_id;
+    END IF;
   END IF;
   RETURN NEW;
 END $$;
@@ -21,12 +29,13 @@ CREATE TRIGGER flywheel_audit_link_copy BEFORE INSERT ON audit_auditlink
   FOR EACH ROW EXECUTE FUNCTION flywheel_audit_link_copy();
 """
 
-# The audit log's actor filter: contexts by the user, token or job they name.
-CONTEXT_INDEXES = [
-    f"CREATE INDEX IF NOT EXISTS pghistory_context_{key}_idx ON pghistory_context "
-    f"((metadata -> '{key}'))"
-    for key in ("user", "token", "job")
-]
+BACKFILL_ACTORS = """
+UPDATE audit_auditlink l SET
+  actor = CASE WHEN c.metadata ? 'user' THEN 'user:' || (c.metadata ->> 'user')
+               WHEN c.metadata ? 'token' THEN 'token:' || (c.metadata ->> 'token') END,
+  job = c.metadata ->> 'job'
+FROM pghistory_context c WHERE c.id = l.context_id
+"""
 
 
 def backfill(apps, schema_editor):
@@ -56,6 +65,7 @@ def backfill(apps, schema_editor):
                 ),
                 [table],
             )
+        cursor.execute(BACKFILL_ACTORS)
         if guarded:
             cursor.execute(f"ALTER TABLE {sql.LINK_TABLE} ENABLE TRIGGER {sql.GUARD_TRIGGER}")
 
@@ -70,6 +80,16 @@ class Migration(migrations.Migration):
             model_name="auditlink",
             name="context_id",
             field=models.UUIDField(null=True),
+        ),
+        migrations.AddField(
+            model_name="auditlink",
+            name="actor",
+            field=models.TextField(null=True),
+        ),
+        migrations.AddField(
+            model_name="auditlink",
+            name="job",
+            field=models.TextField(null=True),
         ),
         migrations.AddField(
             model_name="auditlink",
@@ -91,15 +111,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="auditlink",
-            index=models.Index(fields=["context_id"], name="audit_link_context"),
+            index=models.Index(fields=["actor", "seq"], name="audit_link_actor_seq"),
+        ),
+        migrations.AddIndex(
+            model_name="auditlink",
+            index=models.Index(fields=["job", "seq"], name="audit_link_job_seq"),
         ),
         migrations.AddIndex(
             model_name="auditlink",
             index=models.Index(fields=["created_at"], name="audit_link_created_at"),
-        ),
-        migrations.RunSQL(
-            CONTEXT_INDEXES,
-            [f"DROP INDEX IF EXISTS pghistory_context_{k}_idx" for k in ("user", "token", "job")],
         ),
         migrations.RunSQL(
             LINK_COPY,
