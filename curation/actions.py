@@ -22,6 +22,7 @@ import json
 import logging
 from collections.abc import Sequence
 
+import pghistory
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -125,11 +126,13 @@ def candidate_action_perform(*, action_id: int, job_id: str = "") -> int:
     action = CandidateAction.objects.select_related("user").get(pk=action_id)
     did = 0
     try:
-        while True:
-            n = _chunk_perform(action)
-            if not n:
-                break
-            did += n
+        # A bulk action runs in a job on someone's behalf: its events name both.
+        with pghistory.context(user=action.user_id, action=action.pk):
+            while True:
+                n = _chunk_perform(action)
+                if not n:
+                    break
+                did += n
     except Exception as error:
         CandidateAction.objects.filter(pk=action_id).update(
             status=CandidateAction.Status.FAILED, error=repr(error), finished_at=timezone.now()

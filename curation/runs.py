@@ -6,6 +6,7 @@ import logging
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pghistory
 from django.db import DatabaseError, connection
 from django.db.models import F
 from django.utils import timezone
@@ -92,7 +93,9 @@ def run_tracked(run: CurationRun):
     the block ends (a killed worker's row is closed by the sweeper instead)."""
     _run_lock(run)
     try:
-        yield run
+        # Every audit event the run writes names it (beside the job, when a worker runs it).
+        with pghistory.context(curation_run=run.pk):
+            yield run
     except BaseException as error:
         run_finish(run=run, error=error)
         raise

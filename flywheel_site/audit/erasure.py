@@ -9,7 +9,9 @@ quarantined ("erasure request") so no later version includes it, and every froze
 holding one is quarantined, which rolls back the models trained on it. The audit events'
 copies of the deleted rows' text are redacted through the chain's redaction path, so the
 audit keeps that the rows existed (and their hash), not their content. Rollups are
-recomputed. A second run finds nothing more to delete."""
+recomputed. Export files on disk that belong to no frozen version are removed, and
+webhook events whose payload mentions the user (or attempts whose response echoed them)
+are redacted. A second run finds nothing more to delete."""
 
 import pgtrigger
 from django.db import transaction
@@ -19,9 +21,11 @@ from curation.models import Candidate, CandidateActionItem, Feedback, Interactio
 from flywheel_site.audit.models import Erasure
 from flywheel_site.audit.services import AuditError, audit_event_redact
 from review.models import Review, ReviewItem, ReviewOutcome
+from training.datasets.export_prune import exports_prune
 from training.datasets.rollups import metrics_rebuild
 from training.datasets.services import quarantine_apply
 from training.models import DatasetVersion, GoldPair, Quarantine
+from training.webhooks.services import webhook_payloads_redact
 
 REASON = "erasure request"
 ERR_EMPTY = "Give the user id exactly as the application sent it."
@@ -40,6 +44,8 @@ def user_erase(*, raw_user_id: str, user=None) -> Erasure:
     if not raw_user_id or not raw_user_id.strip():
         raise AuditError(ERR_EMPTY)
     hashed = user_hash(raw_user_id)
+    # Files first: what is kept on disk is decided by frozen-ness, which erasure never changes.
+    exports_removed = len(exports_prune())
     with transaction.atomic():
         interactions = set(
             Interaction.objects.filter(user_hash=hashed).values_list("pk", flat=True)
@@ -57,6 +63,10 @@ def user_erase(*, raw_user_id: str, user=None) -> Erasure:
         counts["gold_pairs_kept"] = gold.count()
         counts["pairs_quarantined"] = _pairs_quarantine(gold, user=user)
         versions = _versions_quarantine(gold, user=user)
+        counts["export_entries_removed"] = exports_removed
+        counts["webhook_payloads_redacted"] = webhook_payloads_redact(
+            needles=[raw_user_id, hashed], reason=REASON
+        )
         erasure = Erasure.objects.create(counts=counts, quarantined_versions=versions)
     metrics_rebuild()
     return erasure

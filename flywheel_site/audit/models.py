@@ -22,10 +22,25 @@ class AuditLink(models.Model):
     prev_hash = models.BinaryField()
     hash = models.BinaryField()
     created_at = models.DateTimeField(db_default=Now())
+    # Copied from the event row by a trigger (migration 0004), outside the hash: what the global
+    # audit log filters on (action, object, actor) without reading every event table.
+    label = models.TextField(null=True)
+    obj_id = models.TextField(null=True)
+    context_id = models.UUIDField(null=True)
+    # From the context: "user:<pk>" or "token:<id>" (who), and the RQ job id (how).
+    actor = models.TextField(null=True)
+    job = models.TextField(null=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["table_name", "row_pk"], name="audit_link_row_unique")
+        ]
+        indexes = [
+            models.Index(fields=["table_name", "seq"], name="audit_link_table_seq"),
+            models.Index(fields=["label", "seq"], name="audit_link_label_seq"),
+            models.Index(fields=["actor", "seq"], name="audit_link_actor_seq"),
+            models.Index(fields=["job", "seq"], name="audit_link_job_seq"),
+            models.Index(fields=["created_at"], name="audit_link_created_at"),
         ]
 
     def __str__(self) -> str:

@@ -1,17 +1,25 @@
-"""The erasure page (admins): the same service as `manage.py erase_user`."""
+"""The erasure page and the global audit log (admins)."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from flywheel_site.access import ADMIN, role_required
 from flywheel_site.audit.erasure import user_erase
+from flywheel_site.audit.forms import AuditLogForm
+from flywheel_site.audit.log import audit_log_page, log_csv, log_jsonl
 from flywheel_site.audit.models import Erasure
 from flywheel_site.audit.services import AuditError
+from flywheel_site.http import render_page
 
 USER_ID_MAX = 1000
 PAGE = "audit/erase.html"
+LOG_PAGE = "audit/log.html"
+EXPORTS = {
+    "csv": (log_csv, "text/csv; charset=utf-8"),
+    "jsonl": (log_jsonl, "application/jsonl; charset=utf-8"),
+}
 
 
 @role_required(ADMIN)
@@ -30,3 +38,28 @@ def erase(request: HttpRequest) -> HttpResponse:
         return render(request, PAGE, {"erasures": erasures, "error": str(exc)}, status=400)
     messages.success(request, f"Recorded as erasure #{erasure.pk}.")
     return redirect("audit:erase")
+
+
+@role_required(ADMIN)
+@require_GET
+def log(request: HttpRequest) -> HttpResponse:
+    form = AuditLogForm(request.GET)
+    if not form.is_valid():
+        return render_page(request, LOG_PAGE, "rows", {"form": form}, status=400)
+    page, rows = audit_log_page(
+        form.filters(), before=form.cleaned_data["before"], after=form.cleaned_data["after"]
+    )
+    context = {"form": form, "page": page, "rows": rows, "query": form.query()}
+    return render_page(request, LOG_PAGE, "rows", context)
+
+
+@role_required(ADMIN)
+@require_GET
+def log_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    form = AuditLogForm(request.GET)
+    if not form.is_valid():
+        return render(request, LOG_PAGE, {"form": form}, status=400)
+    stream, content_type = EXPORTS[fmt]
+    response = StreamingHttpResponse(stream(form.filters()), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="audit-log.{fmt}"'
+    return response

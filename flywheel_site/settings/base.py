@@ -111,6 +111,8 @@ RQ_QUEUES = {
         ("webhooks", 300),
     )
 }
+# Audit events written by a worker name the job (flywheel_site/audit/rqjob.py).
+RQ = {"JOB_CLASS": "flywheel_site.audit.rqjob.AuditedJob"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

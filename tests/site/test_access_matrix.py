@@ -122,6 +122,9 @@ TABLE: dict[str, dict[str, tuple]] = {
     "datasets:pair_correct": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
     # Erasure: admins; an empty user id is refused (400) and erases nothing.
     "audit:erase": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
+    "audit:log": {"get": ADMIN_PAGE, "post": WRONG_METHOD_ADMIN},
+    "audit:log_csv": {"get": ADMIN_PAGE, "post": WRONG_METHOD_ADMIN},
+    "audit:log_jsonl": {"get": ADMIN_PAGE, "post": WRONG_METHOD_ADMIN},
     "runs:runs": ANY_METHOD_ADMIN,
     "runs:start": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "runs:run": ANY_METHOD_ADMIN,
@@ -259,6 +262,8 @@ REACHED_FROM = {
     "reauth": None,  # asked for by the Django admin and django-rq before a change
     "review:guidelines_edit": "review:guidelines",
     "webhooks:deliveries": "webhooks:endpoints",
+    "audit:log_csv": "audit:log",
+    "audit:log_jsonl": "audit:log",
 }
 # Not in the access table (they have their own access tests) but pages people use.
 ADMIN_EXTRA = ("admin:index", "django_rq:home")

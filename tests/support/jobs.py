@@ -6,8 +6,6 @@ from rq import SimpleWorker
 
 def run_jobs(*queues: str) -> None:
     """Run every job queued on these queues, then return. SimpleWorker does not fork: a forked
-    worker would share the test's database connection."""
-    connection = django_rq.get_connection(queues[0])
-    SimpleWorker([django_rq.get_queue(name) for name in queues], connection=connection).work(
-        burst=True
-    )
+    worker would share the test's database connection. The job class is the settings' one,
+    as in `manage.py rqworker`."""
+    django_rq.get_worker(*queues, worker_class=SimpleWorker).work(burst=True)

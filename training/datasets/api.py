@@ -10,6 +10,7 @@ from curation.models import TokenScope
 from flywheel_site.api_auth import TokenAuth
 from flywheel_site.api_errors import ErrorOut
 from training.datasets import export, selectors
+from training.datasets.pii_scan import ExportPiiFound
 
 OUTSIDE_LIMIT = "this token may export only the datasets: {names}"
 NOT_FOUND = "no frozen version {number} of dataset {name!r}"
@@ -65,7 +66,10 @@ def version_file(request: HttpRequest, name: str, number: int, file: str):
         raise HttpError(
             404, NO_FILE.format(number=number, name=name, file=file, files=", ".join(names))
         )
-    path = export.dataset_version_file(version=version, name=file)
+    try:
+        path = export.dataset_version_file(version=version, name=file)
+    except ExportPiiFound as error:
+        raise HttpError(409, str(error)) from error
     response = FileResponse(
         open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
         content_type="application/json" if file.endswith(".json") else "application/jsonl",

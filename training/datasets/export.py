@@ -35,6 +35,7 @@ from curation.models import CurationPolicy
 from training.datasets import canonical as gold
 from training.datasets.files import EVAL_FILE, TRAIN_FILE
 from training.datasets.models import DatasetVersion, Membership
+from training.datasets.pii_scan import ExportPiiFound, export_row_check
 from training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,12 @@ def _data_pass(
                 _DATA_SQL, [version.pk, split]
             ):
                 prompt = _json(prompt)
+                if directory is not None:
+                    export_row_check(
+                        files=[f"{fmt}/{file_name}" for fmt in sinks],
+                        row=done + 1,
+                        values=(prompt, chosen, rejected),
+                    )
                 if check_content and content != gold.content_sha256(
                     kind=kind, prompt=prompt, chosen=chosen, rejected=rejected
                 ):
@@ -290,7 +297,12 @@ def dataset_version_write(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with transaction.atomic():
-        result = _data_pass(version=version, directory=directory, progress=progress)
+        try:
+            result = _data_pass(version=version, directory=directory, progress=progress)
+        except ExportPiiFound:
+            for partial in directory.rglob("*.partial"):
+                partial.unlink()
+            raise
     expected = version.manifest.get("files", {})
     for name, stats in result.files.items():
         partial = directory / (name + ".partial")

@@ -10,7 +10,7 @@ correction appends a pair that supersedes this one. Frozen versions never change
 import json
 
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -27,6 +27,7 @@ from training.datasets.forms import (
     VersionQuarantineForm,
 )
 from training.datasets.models import DatasetVersion, GoldPair, Quarantine
+from training.datasets.pii_scan import ExportPiiFound
 from training.errors import TrainingError
 
 DATASET_CREATED = "Created dataset {name}."
@@ -199,6 +200,8 @@ def version_download(request, name: str, number: int, file: str):
         path = export.dataset_version_file(version=version, name=file)
     except FileNotFoundError as error:
         raise Http404(str(error)) from error
+    except ExportPiiFound as error:
+        return HttpResponse(str(error), status=409, content_type="text/plain; charset=utf-8")
     # FileResponse streams the file in blocks; nothing is built in memory.
     return FileResponse(
         open(path, "rb"),  # FileResponse closes it

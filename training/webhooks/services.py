@@ -23,11 +23,13 @@ import json
 import secrets
 from datetime import datetime, timedelta
 
+import pgtrigger
 import redis
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, TextField
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -243,6 +245,35 @@ def delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
     transaction.on_commit(functools.partial(delivery_enqueue, delivery_id=delivery.pk))
     delivery.refresh_from_db()
     return delivery
+
+
+def webhook_payloads_redact(*, needles: list[str], reason: str) -> int:
+    """An erasure's reach into the delivery log: every recorded event whose payload
+    mentions one of `needles` (an erased user's id or its hash, as a JSON string) gets the
+    payload {"redacted": reason}, and every attempt of it, or whose receiver's response
+    mentions a needle, loses its response excerpt and error. Events and attempts are
+    append-only but for this. Returns the number of events redacted."""
+    needles = [n for n in needles if n]
+    if not needles:
+        return 0
+    as_text = WebhookEvent.objects.annotate(text=Cast("data", TextField()))
+    mentions = Q()
+    for needle in needles:
+        mentions |= Q(text__contains=json.dumps(needle, ensure_ascii=False))
+    echoed = Q()
+    for needle in needles:
+        echoed |= Q(response_excerpt__contains=needle) | Q(error__contains=needle)
+    ignored = (
+        "training.WebhookEvent:webhook_event_append_only",
+        "training.WebhookAttempt:webhook_attempt_append_only",
+    )
+    with transaction.atomic(), pgtrigger.ignore(*ignored):
+        events = list(as_text.filter(mentions).values_list("pk", flat=True))
+        WebhookEvent.objects.filter(pk__in=events).update(data={"redacted": reason})
+        WebhookAttempt.objects.filter(Q(delivery__event_id__in=events) | echoed).update(
+            response_excerpt="", error=""
+        )
+    return len(events)
 
 
 # --- delivery -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training.datasets.export import ExportMismatch, dataset_version_write
+from training.datasets.pii_scan import ExportPiiFound
 from training.models import DatasetVersion
 
 NOT_FOUND = "No frozen version {version} of dataset {name!r}."
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         with tqdm(total=total, unit="pairs", disable=no_progress, file=self.stderr._out) as bar:
             try:
                 files = dataset_version_write(version=row, directory=directory, progress=bar.update)
-            except ExportMismatch as error:
+            except (ExportMismatch, ExportPiiFound) as error:
                 raise CommandError(str(error)) from error
         self.stdout.write(
             WROTE.format(files=len(files) + 1, name=name, version=version, directory=directory)
