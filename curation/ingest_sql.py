@@ -73,21 +73,15 @@ def _one_row(insert: str, *, stage: str, table: str) -> str:
     return insert.replace(f"FROM {table} u", f"FROM (VALUES ({values})) AS u({names})")
 
 
-# (staging table DDL, its name, its columns, the batch INSERT, the one-row INSERT)
-INTERACTION_WRITE = (
-    _STAGE_INTERACTIONS,
-    "_ingest_interaction",
-    _INTERACTION_FIELDS,
-    _INSERT_INTERACTIONS,
-    _one_row(_INSERT_INTERACTIONS, stage=_STAGE_INTERACTIONS, table="_ingest_interaction"),
+def _write(stage: str, table: str, names: tuple[str, ...], insert: str) -> tuple:
+    """(staging table DDL, its name, its columns, the batch INSERT, the one-row INSERT)"""
+    return stage, table, names, insert, _one_row(insert, stage=stage, table=table)
+
+
+INTERACTION_WRITE = _write(
+    _STAGE_INTERACTIONS, "_ingest_interaction", _INTERACTION_FIELDS, _INSERT_INTERACTIONS
 )
-FEEDBACK_WRITE = (
-    _STAGE_FEEDBACK,
-    "_ingest_feedback",
-    _FEEDBACK_FIELDS,
-    _INSERT_FEEDBACK,
-    _one_row(_INSERT_FEEDBACK, stage=_STAGE_FEEDBACK, table="_ingest_feedback"),
-)
+FEEDBACK_WRITE = _write(_STAGE_FEEDBACK, "_ingest_feedback", _FEEDBACK_FIELDS, _INSERT_FEEDBACK)
 
 
 def rows_insert(cursor, rows: list, write: tuple, params: dict) -> None:
