@@ -6,7 +6,8 @@ with the token generation read from Redis: every change to a token (revoke, admi
 delete) bumps the generation, and a process whose cached generation differs reads the
 database again. A request then costs one Redis GET instead of a database query, and a
 revocation still takes effect on the next request in every process. Without Redis nothing
-is cached."""
+is cached; a change made while Redis was unreachable (so no new generation) reaches the
+other processes within CACHE_TTL_S."""
 
 import time
 import uuid
