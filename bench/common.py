@@ -218,8 +218,11 @@ class Gunicorn:
     """The app under gunicorn as `make run` serves it, on a loopback port.
     A context manager: the server is stopped on exit, also on errors."""
 
-    def __init__(self, *, env: dict[str, str], workers: int = 3, port: int | None = None):
+    def __init__(
+        self, *, env: dict[str, str], workers: int = 3, port: int | None = None, root: Path = ROOT
+    ):
         self.env = env
+        self.root = root  # another checkout serves its own code (bench/ingest_compare.py)
         self.workers = workers
         self.port = port or 0  # chosen at start(), so two servers never pick the same one
         self.process: subprocess.Popen | None = None
@@ -246,7 +249,7 @@ class Gunicorn:
         # Its own session, so stop() can signal the master and its workers as one group.
         self.process = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

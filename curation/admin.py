@@ -1,7 +1,24 @@
 from django.contrib import admin
-from django.utils import timezone
 
 from curation.models import ApiToken, Feedback, Interaction, Source
+from curation.tokens import api_tokens_changed, api_tokens_revoke
+
+
+class TokensChangedAdmin(admin.ModelAdmin):
+    """Web processes cache tokens with their source (curation.tokens): every change made
+    here tells them."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        api_tokens_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        api_tokens_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        api_tokens_changed()
 
 
 class IngestedAdmin(admin.ModelAdmin):
@@ -20,14 +37,14 @@ class IngestedAdmin(admin.ModelAdmin):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(TokensChangedAdmin):
     view_on_site = False
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(TokensChangedAdmin):
     view_on_site = False
     list_display = ("name", "source", "hint", "scopes", "created_at", "last_used_at", "revoked_at")
     list_filter = ("source",)
@@ -42,7 +59,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens (takes effect on the next request)")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = api_tokens_revoke(tokens=queryset)
         self.message_user(request, f"Revoked {count} token(s).")
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from curation import pii
@@ -24,7 +25,12 @@ def user_hash(user_id: str | None) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    try:
+        # The same text as json.dumps below for strings; numbers may be spelled otherwise
+        # (1e16 for 1e+16), which jsonb does not keep anyway. About five times faster.
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _aware(value: datetime | None, now: datetime) -> datetime:

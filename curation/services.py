@@ -1,15 +1,15 @@
 """Writes for ingest: interactions, feedback and edits (tokens: curation.tokens; linking
 feedback that came first: curation.orphans).
 
-The hot path (batch ingest) prepares rows in Python (`curation.ingest_rows`),
-streams them with COPY into a session-local staging table, then writes each
-table with one INSERT ... SELECT ... ON CONFLICT DO NOTHING statement.
+The hot path (batch ingest) prepares rows in Python (`curation.ingest_rows`);
+`curation.ingest_sql` streams them with COPY into a session-local staging table
+(a single row goes straight from VALUES), then writes each table with one
+INSERT ... SELECT ... ON CONFLICT DO NOTHING statement.
 Idempotency is held by the unique constraints, never by a read-then-write, so
 two clients sending the same batch at once both succeed and store it once.
 """
 
 import logging
-import operator
 from dataclasses import dataclass, field, fields
 from functools import partial
 
@@ -19,6 +19,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 from rq import Retry
 
+from curation import ingest_sql
 from curation.errors import CurationError
 from curation.ingest_rows import (
     FeedbackRow,
@@ -48,74 +49,6 @@ logger = logging.getLogger(__name__)
 
 
 # --- writing ------------------------------------------------------------------
-
-# Rows reach PostgreSQL through COPY into a temporary staging table, then one
-# INSERT ... SELECT per table. Measured on 500-event batches: the former
-# INSERT ... SELECT FROM unnest(%s::text[], ...) spent about 30 ms of Python per
-# batch quoting 1 MB of array literals (Django binds parameters on the client)
-# and the server parsed them again; COPY is encoded by psycopg's C code and is
-# also faster for a single row. The staging tables live in the session, are
-# created on first use (a connection pooler may hand us a fresh session at any
-# transaction, hence IF NOT EXISTS every time) and are emptied at every commit.
-_STAGE_INTERACTIONS = """
-CREATE TEMP TABLE IF NOT EXISTS _ingest_interaction (
-    event_id text, occurred_at timestamptz, model text, task_type text, messages jsonb,
-    response text, usage jsonb, latency_ms int, user_hash text, session_id text, segment text,
-    metadata jsonb, pii jsonb
-) ON COMMIT DELETE ROWS
-"""
-
-_STAGE_FEEDBACK = """
-CREATE TEMP TABLE IF NOT EXISTS _ingest_feedback (
-    event_id text, interaction_event_id text, kind text, rating smallint, comment text,
-    final_text text, occurred_at timestamptz, user_hash text, metadata jsonb, pii jsonb
-) ON COMMIT DELETE ROWS
-"""
-
-_INSERT_INTERACTIONS = """
-INSERT INTO curation_interaction (
-    source_id, event_id, occurred_at, received_at, model, task_type, messages, response,
-    usage, latency_ms, user_hash, session_id, segment, metadata, pii, curation_state)
-SELECT %(source)s, u.event_id, u.occurred_at, %(now)s, u.model, u.task_type, u.messages,
-       u.response, u.usage, u.latency_ms, u.user_hash, u.session_id, u.segment, u.metadata,
-       u.pii, 'pending'
-FROM _ingest_interaction u
--- A fixed order of inserts: two batches holding the same events in another order
--- would otherwise be able to deadlock on the unique index.
-ORDER BY u.event_id
-ON CONFLICT (source_id, event_id) DO NOTHING
-RETURNING id, event_id
-"""
-
-_INSERT_FEEDBACK = """
-INSERT INTO curation_feedback (
-    source_id, event_id, interaction_event_id, interaction_id, kind, rating, comment,
-    final_text, occurred_at, received_at, user_hash, metadata, pii)
-SELECT %(source)s, u.event_id, u.interaction_event_id, i.id, u.kind, u.rating, u.comment,
-       u.final_text, u.occurred_at, %(now)s, u.user_hash, u.metadata, u.pii
-FROM _ingest_feedback u
-LEFT JOIN curation_interaction i
-  ON i.source_id = %(source)s AND i.event_id = u.interaction_event_id
-ORDER BY u.event_id
-ON CONFLICT (source_id, event_id) DO NOTHING
-RETURNING id, event_id, interaction_id
-"""
-
-_INTERACTION_FIELDS = tuple(InteractionRow.__dataclass_fields__)
-_FEEDBACK_FIELDS = tuple(FeedbackRow.__dataclass_fields__)
-
-
-def _stage(cursor, *, create: str, table: str, names: tuple[str, ...], rows: list) -> None:
-    """COPY `rows` into the staging `table` (columns `names`, in that order)."""
-    cursor.execute(create)
-    # Empty in production (emptied at commit); not so when an outer transaction
-    # (a test, a caller's atomic block) already staged rows.
-    cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (table is a constant)
-    values = operator.attrgetter(*names)
-    # Django's wrapper has no copy(); its psycopg cursor does, in the same transaction.
-    with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(values(row))
 
 
 @dataclass
@@ -197,26 +130,13 @@ def _rows_insert(
     interactions: list[InteractionRow],
     feedback: list[FeedbackRow],
 ) -> None:
+    params = {"source": source.pk, "now": now}
     if interactions:
-        _stage(
-            cursor,
-            create=_STAGE_INTERACTIONS,
-            table="_ingest_interaction",
-            names=_INTERACTION_FIELDS,
-            rows=interactions,
-        )
-        cursor.execute(_INSERT_INTERACTIONS, {"source": source.pk, "now": now})
+        ingest_sql.rows_insert(cursor, interactions, ingest_sql.INTERACTION_WRITE, params)
         outcome.interactions = {event_id: pk for pk, event_id in cursor.fetchall()}
         outcome.to_curate.update(outcome.interactions.values())
     if feedback:
-        _stage(
-            cursor,
-            create=_STAGE_FEEDBACK,
-            table="_ingest_feedback",
-            names=_FEEDBACK_FIELDS,
-            rows=feedback,
-        )
-        cursor.execute(_INSERT_FEEDBACK, {"source": source.pk, "now": now})
+        ingest_sql.rows_insert(cursor, feedback, ingest_sql.FEEDBACK_WRITE, params)
         for pk, event_id, interaction_id in cursor.fetchall():
             outcome.feedback[event_id] = pk
             outcome.linked_feedback[event_id] = interaction_id is not None

@@ -1,11 +1,30 @@
 """API tokens: created with their source, authenticated per request, revoked at once.
-The clear token is shown once and only its hash is stored."""
+The clear token is shown once and only its hash is stored.
 
+Each web process keeps the tokens it has authenticated, for at most CACHE_TTL_S, together
+with the token generation read from Redis: every change to a token (revoke, admin edit or
+delete) bumps the generation, and a process whose cached generation differs reads the
+database again. A request then costs one Redis GET instead of a database query, and a
+revocation still takes effect on the next request in every process. Without Redis nothing
+is cached; a change made while Redis was unreachable (so no new generation) reaches the
+other processes within CACHE_TTL_S."""
+
+import time
+import uuid
+
+import redis
 from django.db import transaction
 from django.utils import timezone
 
 from curation.errors import CurationError
 from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
+from flywheel_site import redis as fw_redis
+
+CACHE_TTL_S = 30.0
+CACHE_MAX = 1000
+GENERATION_KEY = "flywheel:tokens:generation"
+# token hash -> (token, generation it was read under, monotonic time it was read)
+_cache: dict[str, tuple[ApiToken, bytes, float]] = {}
 
 UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
 
@@ -31,14 +50,61 @@ def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple
     return token, raw
 
 
-def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
-    """The active token for `raw` if it has `scope`; None otherwise. Revocation
-    is read from the database on every request, so it takes effect at once."""
+def _generation() -> bytes | None:
+    if not fw_redis.available():
+        return None
+    try:
+        return fw_redis.client().get(GENERATION_KEY) or b"0"
+    except redis.RedisError as error:
+        fw_redis.mark_down(error)
+        return None
+
+
+def _bump() -> None:
+    _cache.clear()
+    if not fw_redis.available():
+        return
+    try:
+        # A fresh random value, not a counter: a Redis restart cannot bring back a
+        # generation some process cached under.
+        fw_redis.client().set(GENERATION_KEY, uuid.uuid4().hex)
+    except redis.RedisError as error:  # the TTL still bounds how long a change waits
+        fw_redis.mark_down(error)
+
+
+def api_tokens_changed() -> None:
+    """Call with every write to tokens. Bumped now and again after commit: a process that
+    reads the token between the two would otherwise cache what is about to change."""
+    _bump()
+    transaction.on_commit(_bump)
+
+
+def _token_lookup(token_hash: str) -> ApiToken | None:
+    generation = _generation()
+    cached = _cache.get(token_hash)
+    if (
+        cached is not None
+        and generation is not None
+        and cached[1] == generation
+        and time.monotonic() - cached[2] < CACHE_TTL_S
+    ):
+        return cached[0]
     token = (
         ApiToken.objects.select_related("source")
-        .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
+        .filter(token_hash=token_hash, revoked_at__isnull=True)
         .first()
     )
+    if token is not None and generation is not None:
+        if len(_cache) >= CACHE_MAX:
+            _cache.clear()
+        _cache[token_hash] = (token, generation, time.monotonic())
+    return token
+
+
+def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
+    """The active token for `raw` if it has `scope`; None otherwise. A revocation
+    takes effect on the next request (see the module's docstring)."""
+    token = _token_lookup(hash_token(raw))
     if token is None or not token.has_scope(scope):
         return None
     now = timezone.now()
@@ -50,5 +116,12 @@ def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
     return token
 
 
+def api_tokens_revoke(*, tokens) -> int:
+    """Revoke the active tokens of a queryset; the number revoked."""
+    count = tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_tokens_changed()
+    return count
+
+
 def api_token_revoke(*, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_tokens_revoke(tokens=ApiToken.objects.filter(pk=token.pk))

@@ -3,14 +3,17 @@ that give every answer the shape of flywheel_site/api_errors.py, and each app's 
 mounted under its prefix. It lives in the site, not in an app, because it imports
 every app's routes: an app that held it would import the apps downstream of it."""
 
+import json
 import logging
 
+import orjson
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 
 from curation.api import router as ingest_router
 from curation.errors import CurationError
@@ -43,6 +46,18 @@ class FlywheelApi(NinjaAPI):
         return _with_json_refs(schema)
 
 
+class FastJsonParser(Parser):
+    """orjson reads a 1 MB ingest batch several times faster than json. What it refuses
+    (NaN, integers past 64 bits, escaped lone surrogates) goes to json as before, so those
+    bodies get the same answers as they always did."""
+
+    def parse_body(self, request):
+        try:
+            return orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return json.loads(request.body)
+
+
 def _with_json_refs(node):
     if node == JSON_REF_MARKER:
         return JSON_REF
@@ -58,6 +73,7 @@ api = FlywheelApi(
     version="1",
     description="Ingest production LLM traffic and feedback; export reviewed datasets.",
     urls_namespace="api-v1",
+    parser=FastJsonParser(),
 )
 api.add_router("", ingest_router)
 api.add_router("/datasets", datasets_router)

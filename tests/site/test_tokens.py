@@ -4,8 +4,15 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from curation import tokens
 from curation.models import ApiToken, Source, hash_token
-from curation.services import UNKNOWN_SCOPE, api_token_create, api_token_revoke
+from curation.services import (
+    UNKNOWN_SCOPE,
+    api_token_authenticate,
+    api_token_create,
+    api_token_revoke,
+)
+from flywheel_site import redis as fw_redis
 from tests.support import factories
 from tests.support.api import ApiClient
 
@@ -72,3 +79,29 @@ def test_last_used_is_recorded_without_a_write_per_request():
     client.post("/api/v1/interactions", factories.interaction())
     token.refresh_from_db()
     assert token.last_used_at == first
+
+
+def test_a_cached_token_costs_no_query_and_a_change_elsewhere_is_seen_at_once(
+    django_assert_num_queries,
+):
+    token, raw = api_token_create(source_name="app", name="t", scopes=["ingest"])
+    assert api_token_authenticate(raw=raw, scope="ingest") == token
+    with django_assert_num_queries(0):
+        assert api_token_authenticate(raw=raw, scope="ingest") == token
+    # Another web process revokes it: its write and its new generation in Redis.
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+    fw_redis.client().set(tokens.GENERATION_KEY, "set-by-another-process")
+    assert api_token_authenticate(raw=raw, scope="ingest") is None
+    assert ApiClient(raw).post("/api/v1/interactions", factories.interaction()).status_code == 401
+
+
+def test_without_redis_every_request_reads_the_token_from_the_database(
+    django_assert_num_queries,
+):
+    token, raw = api_token_create(source_name="app", name="t", scopes=["ingest"])
+    assert api_token_authenticate(raw=raw, scope="ingest") == token  # cached, last use written
+    fw_redis.mark_down(ConnectionError("redis is down in this test"))
+    with django_assert_num_queries(1):
+        assert api_token_authenticate(raw=raw, scope="ingest") == token
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+    assert api_token_authenticate(raw=raw, scope="ingest") is None

@@ -1,15 +1,16 @@
 """GET /api/v1/datasets/<name>/versions/<n>/<file>: a frozen version's files for a token with
-the `export` scope. Files are streamed from the version's export directory (written once,
-on first use), never built in memory."""
+the `export` scope. Files are streamed from this node's export directory when it holds one,
+else from the database with their sha256 checked as they go (training.datasets.serve);
+never built in memory."""
 
-from django.http import FileResponse, HttpRequest
+from django.http import HttpRequest
 from ninja import Router
 from ninja.errors import HttpError
 
 from curation.models import TokenScope
 from flywheel_site.api_auth import TokenAuth
 from flywheel_site.api_errors import ErrorOut
-from training.datasets import export, selectors
+from training.datasets import export, selectors, serve
 from training.datasets.pii_scan import ExportPiiFound
 
 OUTSIDE_LIMIT = "this token may export only the datasets: {names}"
@@ -67,12 +68,9 @@ def version_file(request: HttpRequest, name: str, number: int, file: str):
             404, NO_FILE.format(number=number, name=name, file=file, files=", ".join(names))
         )
     try:
-        path = export.dataset_version_file(version=version, name=file)
+        download = serve.dataset_version_download(version=version, name=file)
     except ExportPiiFound as error:
         raise HttpError(409, str(error)) from error
-    response = FileResponse(
-        open(path, "rb"),  # noqa: SIM115 (FileResponse closes it)
-        content_type="application/json" if file.endswith(".json") else "application/jsonl",
-    )
+    response = serve.download_response(download, name=file)
     response["X-Manifest-SHA256"] = version.manifest_sha256
     return response

@@ -7,6 +7,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from training.datasets.models import ExportFormat, PairKind
 
 # Every byte we hash or export goes through this: sorted keys, no whitespace, UTF-8 kept as
@@ -33,6 +35,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, **JSON_OPTIONS)
 
 
+def canonical_text_bytes(value: Any) -> bytes:
+    """canonical_json(value) encoded as UTF-8, for values built of strings, None, lists and
+    dicts with string keys (the export lines and content hashes). orjson writes those bytes
+    about ten times faster; it differs from json.dumps only on numbers (1e+16 vs 1e16) and
+    refuses lone surrogates, neither of which such a value holds once it came from
+    PostgreSQL. tests/training/datasets/test_canonical_bytes.py holds the two to the same
+    bytes."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 def sha256_hex(data: str | bytes) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -51,7 +63,9 @@ def clean_messages(messages: Any) -> list[dict[str, str]]:
 
 def content_sha256(*, kind: str, prompt: list[dict], chosen: str, rejected: str | None) -> str:
     return sha256_hex(
-        canonical_json({"kind": kind, "prompt": prompt, "chosen": chosen, "rejected": rejected})
+        canonical_text_bytes(
+            {"kind": kind, "prompt": prompt, "chosen": chosen, "rejected": rejected}
+        )
     )
 
 
@@ -88,5 +102,6 @@ def example(*, fmt: str, prompt: list[dict], chosen: str, rejected: str | None) 
 
 def line(*, fmt: str, prompt: list[dict], chosen: str, rejected: str | None) -> bytes:
     return (
-        canonical_json(example(fmt=fmt, prompt=prompt, chosen=chosen, rejected=rejected)) + "\n"
-    ).encode("utf-8")
+        canonical_text_bytes(example(fmt=fmt, prompt=prompt, chosen=chosen, rejected=rejected))
+        + b"\n"
+    )

@@ -17,7 +17,6 @@ Layout of a version's export directory, one folder per format so that each is a 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -74,7 +74,7 @@ class ExportMismatch(Exception):
 
 def _json(value: Any) -> Any:
     # Django loads jsonb as text on psycopg 3 and leaves decoding to JSONField.
-    return json.loads(value) if isinstance(value, str) else value
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _stream(sql: str, params: list) -> Iterator[tuple]:
@@ -84,6 +84,24 @@ def _stream(sql: str, params: list) -> Iterator[tuple]:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(FETCH_ROWS):
             yield from rows
+
+
+def split_lines(*, version: DatasetVersion, fmt: str, split: str) -> Iterator[bytes]:
+    """One format's lines of one split, in export order, straight from the database: the
+    bytes of `<fmt>/<split file>`. Call inside a transaction (see _stream)."""
+    for _, _, prompt, chosen, rejected, _ in _stream(_DATA_SQL, [version.pk, split]):
+        yield gold.line(fmt=fmt, prompt=_json(prompt), chosen=chosen, rejected=rejected)
+
+
+def split_pii_check(*, version: DatasetVersion, split: str, name: str) -> None:
+    """The export PII scan over one split, without writing: a node that streams a file from
+    the database (serve.py) runs it before the first byte goes out, so a refusal is a 409
+    and not a download cut short."""
+    with transaction.atomic():
+        for row, (_, _, prompt, chosen, rejected, _) in enumerate(
+            _stream(_DATA_SQL, [version.pk, split]), start=1
+        ):
+            export_row_check(files=[name], row=row, values=(_json(prompt), chosen, rejected))
 
 
 def file_names(version: DatasetVersion) -> list[str]:
@@ -283,7 +301,7 @@ def version_dir(version: DatasetVersion) -> Path:
     )
 
 
-def _check_frozen(version: DatasetVersion) -> None:
+def check_frozen(version: DatasetVersion) -> None:
     if version.status == DatasetVersion.Status.DRAFT or not version.manifest_sha256:
         raise TrainingError(ERR_NOT_FROZEN.format(version=version))
 
@@ -293,7 +311,7 @@ def dataset_version_write(
 ) -> dict[str, dict]:
     """Write the version's files into `directory` and check each against the manifest before
     it takes its final name (files are written as `.partial` and renamed). Reads only."""
-    _check_frozen(version)
+    check_frozen(version)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with transaction.atomic():
@@ -327,7 +345,7 @@ def dataset_version_materialize(
 ) -> Path:
     """The version's export directory, written on first use and never again. Concurrent
     callers each write a private temporary directory; the first rename wins."""
-    _check_frozen(version)
+    check_frozen(version)
     final = version_dir(version)
     if (final / COMPLETE_MARKER).is_file():
         return final
@@ -359,14 +377,6 @@ def dataset_version_materialize_quietly(*, version_id: int) -> None:
         dataset_version_materialize(version=version)
     except Exception:  # the first download retries, and reports the error to its caller
         log.exception("writing the export of dataset version %s failed", version_id)
-
-
-def dataset_version_file(*, version: DatasetVersion, name: str) -> Path:
-    """Path of one exported file, for downloads. `name` must be one of file_names(version):
-    nothing from the request reaches the filesystem otherwise."""
-    if name not in file_names(version):
-        raise FileNotFoundError(ERR_UNKNOWN_FILE.format(version=version, name=name))
-    return dataset_version_materialize(version=version) / name
 
 
 # --- verification -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ correction appends a pair that supersedes this one. Frozen versions never change
 import json
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from flywheel_site.access import ADMIN, role_required
 from flywheel_site.http import int_param, render_page
-from training.datasets import export, selectors, services
+from training.datasets import export, selectors, serve, services
 from training.datasets.forms import (
     DatasetForm,
     PairCorrectionForm,
@@ -197,17 +197,14 @@ def version_diff(request, name: str, number: int):
 def version_download(request, name: str, number: int, file: str):
     version = _version_or_404(name, number)
     try:
-        path = export.dataset_version_file(version=version, name=file)
+        download = serve.dataset_version_download(version=version, name=file)
     except FileNotFoundError as error:
         raise Http404(str(error)) from error
     except ExportPiiFound as error:
         return HttpResponse(str(error), status=409, content_type="text/plain; charset=utf-8")
-    # FileResponse streams the file in blocks; nothing is built in memory.
-    return FileResponse(
-        open(path, "rb"),  # FileResponse closes it
-        as_attachment=True,
-        filename=f"{name}-v{number}-{file.replace('/', '-')}",
-        content_type="application/json" if file.endswith(".json") else "application/jsonl",
+    # Streamed in blocks, from this node's disk or from the database; never built in memory.
+    return serve.download_response(
+        download, name=file, attachment_name=f"{name}-v{number}-{file.replace('/', '-')}"
     )
 
 

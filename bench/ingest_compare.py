@@ -1,0 +1,142 @@
+"""Ingest served by this checkout against another checkout (the code before a change), side
+by side in one run on one database: single-event requests/s at concurrency 8, batch events/s,
+and psycopg COPY of the same batches' rows in the same rounds.
+
+Run: `.venv/bin/python bench/ingest_compare.py --baseline DIR` with DATABASE_URL and
+REDIS_URL set, where DIR holds the other code, for example
+`mkdir DIR && git archive <commit> | tar -x -C DIR`. Both servers use this checkout's
+virtualenv and the same database (the schema must be the same). Rounds alternate which
+server goes first, so load from other processes falls on both alike. One JSON object on
+stdout; progress on stderr. Figures: bench/RESULTS.md ("Ingest and export factors").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    Gunicorn,
+    TrafficFactory,
+    bench_database_url,
+    bench_redis_url,
+    emit,
+    log,
+    machine,
+    percentile,
+    rounded,
+    run_load,
+    service_urls,
+)
+from bench.ingest import BATCH_EVENTS, BATCH_ROWS, MIX, SINGLE_CONCURRENCY, Target, copy_rows
+
+BENCH_DB = "flywheel_bench_compare"
+
+
+def _load(server: Gunicorn, target: Target, path: str, bodies: list[bytes], seconds: float):
+    result = run_load(
+        base_url=server.base_url,
+        path=path,
+        bodies=bodies,
+        headers=target.headers,
+        concurrency=SINGLE_CONCURRENCY if path.endswith("interactions") else server.workers + 1,
+        max_seconds=seconds,
+    )
+    bad = {code: n for code, n in result.statuses.items() if code not in (200, 201)}
+    if bad:
+        raise RuntimeError(f"{server.root}: unexpected statuses {bad}")
+    return result
+
+
+def _summary(results: list, per_request: int) -> dict:
+    requests = sum(r.requests for r in results)
+    seconds = sum(r.seconds for r in results)
+    latencies = [x for r in results for x in r.latencies]
+    return {
+        "requests": requests,
+        "seconds": rounded(seconds),
+        "per_s": round(requests * per_request / seconds),
+        "p50_ms": rounded(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": rounded(percentile(latencies, 99) * 1000, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=6, help="batches per round and server")
+    parser.add_argument("--single-seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=3)
+    args = parser.parse_args()
+    base_db, base_redis = service_urls()
+    target = Target(
+        name="compare",
+        db_url=bench_database_url(base_url=base_db, name=BENCH_DB),
+        redis_url=bench_redis_url(base_url=base_redis),
+        workers=args.workers,
+    )
+    servers = {
+        "baseline": Gunicorn(env=target.env, workers=args.workers, root=args.baseline),
+        "this": Gunicorn(env=target.env, workers=args.workers),
+    }
+    factory = TrafficFactory(seed=int(time.time()))
+    now = datetime.now(UTC)
+    single: dict[str, list] = {name: [] for name in servers}
+    batch: dict[str, list] = {name: [] for name in servers}
+    copies = [0, 0.0]
+    try:
+        target.db.create_scratch()
+        for server in servers.values():
+            server.start()
+            warm = [json.dumps(factory.interaction()).encode() for _ in range(50)]
+            _load(server, target, "/api/v1/interactions", warm, 30)
+        for round_no in range(args.rounds):
+            order = list(servers) if round_no % 2 == 0 else list(servers)[::-1]
+            batches = [factory.batch(**MIX) for _ in range(args.batches * 3)]
+            done, seconds = target.db.copy_batches(
+                [copy_rows(b, source_id=target.source_id, now=now) for b in batches[: args.batches]]
+            )
+            copies = [copies[0] + done, copies[1] + seconds]
+            for i, name in enumerate(order):
+                log(f"round {round_no + 1}/{args.rounds}: {name}")
+                bodies = [json.dumps(factory.interaction()).encode() for _ in range(20000)]
+                single[name].append(
+                    _load(
+                        servers[name], target, "/api/v1/interactions", bodies, args.single_seconds
+                    )
+                )
+                mine = batches[args.batches * (i + 1) : args.batches * (i + 2)]
+                bodies = [json.dumps(b).encode() for b in mine]
+                batch[name].append(_load(servers[name], target, "/api/v1/batch", bodies, 120))
+    finally:
+        for server in servers.values():
+            server.stop()
+        target.close()
+    copy_rows_per_s = copies[0] / copies[1]
+    out = {
+        "bench": "ingest_compare",
+        "machine": machine(),
+        "copy_rows_per_s": round(copy_rows_per_s),
+    }
+    for name in servers:
+        out[name] = {
+            "single": _summary(single[name], 1),
+            "batch_events": _summary(batch[name], BATCH_EVENTS),
+            "batch_rows_per_s": round(_summary(batch[name], BATCH_ROWS)["per_s"]),
+        }
+        out[name]["batch_vs_copy"] = rounded(out[name]["batch_rows_per_s"] / copy_rows_per_s)
+    out["single_ratio"] = rounded(
+        out["this"]["single"]["per_s"] / out["baseline"]["single"]["per_s"]
+    )
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""A frozen version's files for download, from any web node.
+
+A node serves the version's export directory when it holds a complete copy (the worker that
+materialised it after the freeze shares the disk, or FLYWHEEL_EXPORT_DIR is a shared
+volume). Otherwise it streams the file from PostgreSQL on demand: exports are deterministic,
+so the same rows give the same bytes, and the manifest's sha256 is checked as the bytes go.
+The last chunk is held back until the whole file has hashed right, so a client never
+receives a complete file that differs from the manifest: on a mismatch the response ends
+short of its Content-Length, which every HTTP client reports as a broken download.
+Nothing is written to the node's disk, and memory stays at one chunk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.http import FileResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+
+from training.datasets import export
+from training.datasets.models import DatasetVersion
+
+CHUNK_BYTES = 1 << 20
+SPLITS_BY_FILE = {name: split for split, name in export.SPLIT_FILES.items()}
+
+
+@dataclass
+class Download:
+    chunks: Iterable[bytes]  # an open file (from disk) or a generator (from the database)
+    size: int
+    origin: str  # "disk" or "database"
+
+
+def dataset_version_download(*, version: DatasetVersion, name: str) -> Download:
+    """One file of a frozen version. `name` must be one of export.file_names(version):
+    nothing from the request reaches the filesystem otherwise."""
+    if name not in export.file_names(version):
+        raise FileNotFoundError(export.ERR_UNKNOWN_FILE.format(version=version, name=name))
+    export.check_frozen(version)
+    directory = export.version_dir(version)
+    path = directory / name
+    if (directory / export.COMPLETE_MARKER).is_file() and path.is_file():
+        return Download(open(path, "rb"), path.stat().st_size, "disk")
+    if name == export.MANIFEST_FILE:
+        data = export.manifest_bytes(version.manifest)
+        _check(version, name, hashlib.sha256(data).hexdigest(), version.manifest_sha256)
+        return Download([data], len(data), "database")
+    stats = version.manifest["files"][name]
+    fmt, file_name = name.split("/")
+    export.split_pii_check(version=version, split=SPLITS_BY_FILE[file_name], name=name)
+    chunks = _verified(version, name, fmt=fmt, split=SPLITS_BY_FILE[file_name], stats=stats)
+    return Download(chunks, stats["bytes"], "database")
+
+
+def _check(version: DatasetVersion, name: str, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise export.ExportMismatch(
+            export.ERR_EXPORT_MISMATCH.format(
+                path=name, version=version, actual=actual, expected=expected
+            )
+        )
+
+
+def _verified(
+    version: DatasetVersion, name: str, *, fmt: str, split: str, stats: dict
+) -> Iterator[bytes]:
+    sha = hashlib.sha256()
+    held = b""
+    pending: list[bytes] = []
+    size = 0
+    # The server-side cursor needs a transaction; a client that goes away closes the
+    # generator, which leaves the block and rolls the (read-only) transaction back.
+    with transaction.atomic():
+        for line in export.split_lines(version=version, fmt=fmt, split=split):
+            pending.append(line)
+            size += len(line)
+            if size >= CHUNK_BYTES:
+                chunk = b"".join(pending)
+                sha.update(chunk)
+                if held:
+                    yield held
+                held, pending, size = chunk, [], 0
+    last = b"".join(pending)
+    sha.update(last)
+    _check(version, name, sha.hexdigest(), stats["sha256"])
+    yield held + last
+
+
+def download_response(
+    download: Download, *, name: str, attachment_name: str | None = None
+) -> StreamingHttpResponse:
+    """The streamed HTTP response for a download, with its length known up front."""
+    content_type = "application/json" if name.endswith(".json") else "application/jsonl"
+    if download.origin == "disk":
+        response = FileResponse(download.chunks, content_type=content_type)
+    else:
+        response = StreamingHttpResponse(download.chunks, content_type=content_type)
+    response["Content-Length"] = str(download.size)
+    if attachment_name:
+        response["Content-Disposition"] = content_disposition_header(
+            as_attachment=True, filename=attachment_name
+        )
+    return response
