@@ -148,10 +148,7 @@ def dataset_freeze(request, name: str):
 
 
 def _version_page(request, version: DatasetVersion, *, form=None, status: int = 200):
-    files = [
-        {"name": file_name, **version.manifest.get("files", {}).get(file_name, {})}
-        for file_name in export.file_names(version)
-    ]
+    files = export.version_files(version=version)
     can_quarantine = version.status == DatasetVersion.Status.FROZEN
     return render(
         request,
@@ -204,7 +201,7 @@ def version_download(request, name: str, number: int, file: str):
         open(path, "rb"),  # FileResponse closes it
         as_attachment=True,
         filename=f"{name}-v{number}-{file.replace('/', '-')}",
-        content_type="application/json" if file.endswith(".json") else "application/jsonl",
+        content_type=export.content_type(file),
     )
 
 
