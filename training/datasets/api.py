@@ -57,8 +57,8 @@ def _version(request: HttpRequest, name: str, number: int):
     "version's formats), parquet (the same rows as Parquet), openai-sft, openai-preference, "
     "or all (the default). The cards (README.md, croissant.json) and manifest.json are "
     "always listed. An unknown format is a 422. Sizes and sha256 of data files come from "
-    "the manifest; the cards' once the version's files are written. Versions frozen before Parquet existed list "
-    "their JSON Lines only.",
+    "the manifest; the cards' once the version's files are written. Versions frozen before "
+    "Parquet existed list their JSON Lines only.",
     response={200: list[VersionFileOut], 422: ErrorOut, **AUTH_ERRORS},
 )
 def version_files(
