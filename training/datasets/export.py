@@ -12,6 +12,8 @@ Layout of a version's export directory, one folder per format so that each is a 
     manifest.json
     <format>/train.jsonl
     <format>/eval.jsonl
+    <format>/{train,eval}.parquet, openai_sft/, openai_preference/   (layout 2, formats/)
+    README.md, croissant.json                                        (layout 2, cards/)
 """
 
 from __future__ import annotations

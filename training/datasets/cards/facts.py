@@ -54,6 +54,8 @@ def _reviews(version: DatasetVersion) -> dict[str, Any]:
         per_pair[len(reviews)] += 1
         first = occurred_at if first is None else min(first, occurred_at)
         last = occurred_at if last is None else max(last, occurred_at)
+        if len(reviews) < 2:
+            continue  # agreement is measured on items reviewed twice or more; keep only those
         ratings += [
             {"item_id": pair_id, "reviewer_id": r.get("reviewer"), **{f: r.get(f) for f in RUBRIC}}
             for r in reviews
