@@ -80,16 +80,16 @@ def _record_set(f) -> dict:
     """Columns of one Parquet file; a list of messages is a repeated text field."""
     set_id = f.name.removesuffix(".parquet")
     fields = []
-    for column in parquet.SCHEMAS[f.row_format]:
+    for column, kind in parquet.COLUMNS[f.row_format]:
         field = {
             "@type": "cr:Field",
-            "@id": f"{set_id}/{column.name}",
-            "name": column.name,
+            "@id": f"{set_id}/{column}",
+            "name": column,
             "dataType": "sc:Text",
-            "source": {"fileObject": {"@id": f.name}, "extract": {"column": column.name}},
+            "source": {"fileObject": {"@id": f.name}, "extract": {"column": column}},
         }
-        if column.type != parquet.pa.string():
-            field["description"] = "JSON list of {role, content} messages"
+        if kind == parquet.MESSAGES:
+            field["description"] = "list of {role, content} messages"
         fields.append(field)
     return {"@type": "cr:RecordSet", "@id": set_id, "name": set_id, "field": fields}
 

@@ -9,10 +9,8 @@ requirements.txt because another version writes other bytes, and the manifest re
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from training.datasets.formats import openai
 from training.datasets.models import ExportFormat
@@ -32,25 +30,38 @@ WRITER_OPTIONS = {
     "use_compliant_nested_type": True,
 }
 
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
-MESSAGES = pa.list_(MESSAGE)
-SCHEMAS = {
-    ExportFormat.DPO_STANDARD.value: pa.schema(
-        [("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string())]
+TEXT = "text"
+MESSAGES = "messages"  # a list of {role, content}
+COLUMNS = {
+    ExportFormat.DPO_STANDARD.value: (("prompt", TEXT), ("chosen", TEXT), ("rejected", TEXT)),
+    ExportFormat.DPO_CONVERSATIONAL.value: (
+        ("prompt", MESSAGES),
+        ("chosen", MESSAGES),
+        ("rejected", MESSAGES),
     ),
-    ExportFormat.DPO_CONVERSATIONAL.value: pa.schema(
-        [("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES)]
-    ),
-    ExportFormat.SFT_CONVERSATIONAL.value: pa.schema([("messages", MESSAGES)]),
-    openai.SFT: pa.schema([("messages", MESSAGES)]),
+    ExportFormat.SFT_CONVERSATIONAL.value: (("messages", MESSAGES),),
+    openai.SFT: (("messages", MESSAGES),),
 }
+
+
+@functools.cache
+def schema(row_format: str):
+    # pyarrow is imported here, not at the top: every web process imports the export module
+    # and would carry pyarrow (about 30 MB) without ever writing a Parquet file.
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    types = {TEXT: pa.string(), MESSAGES: pa.list_(message)}
+    return pa.schema([(name, types[kind]) for name, kind in COLUMNS[row_format]])
 
 
 class TableWriter:
     """Rows in, row groups of ROW_GROUP_ROWS out, into `sink` (any binary file object)."""
 
     def __init__(self, sink: Any, *, row_format: str) -> None:
-        self.schema = SCHEMAS[row_format]
+        import pyarrow.parquet as pq
+
+        self.schema = schema(row_format)
         self.buffer: list[dict] = []
         self.writer = pq.ParquetWriter(sink, self.schema, **WRITER_OPTIONS)
 
@@ -60,6 +71,8 @@ class TableWriter:
             self._flush()
 
     def _flush(self) -> None:
+        import pyarrow as pa
+
         if self.buffer:
             table = pa.Table.from_pylist(self.buffer, schema=self.schema)
             self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
