@@ -4,6 +4,9 @@ shapes; `export_dataset --format`, the export API's `format` and the version pag
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -276,3 +279,17 @@ def test_the_version_page_lists_every_file_with_size_hash_and_link(admin, as_use
         assert f'href="/datasets/support/v1/files/{f["name"]}"' in html
         assert f["sha256"] in html
         assert f">{f['bytes']}<" in html
+
+
+def test_web_processes_do_not_load_pyarrow_until_a_parquet_file_is_written():
+    # Every web process imports the export module through the URLconf; pyarrow (about 30 MB)
+    # must wait for the first Parquet file.
+    code = (
+        "import sys, django; django.setup(); import flywheel_site.urls; "
+        "print('pyarrow' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "flywheel_site.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
