@@ -24,6 +24,9 @@ How:
    against the manifest) in a fresh Python process, and its peak RSS is that child's
    ru_maxrss from wait4. The same child without the export gives the baseline (Django
    loaded, nothing streamed).
+   The export measured against the targets is the JSON Lines (`--format jsonl`, as before
+   Parquet existed); then the same version is exported in every format (TRL JSONL, Parquet,
+   OpenAI SFT and preference, the cards), timed and reported as `export_all_formats`.
 Targets (issue 5): export >= 0.3 x COPY rows/s; RSS(1M) / RSS(10k) <= 1.5.
 """
 
@@ -331,7 +334,7 @@ def child_run(*, args: list[str], env: dict[str, str]) -> tuple[dict, int]:
         return json.loads(out.read().decode().strip().splitlines()[-1]), usage.ru_maxrss
 
 
-def child_main(*, name: str, directory: str | None) -> None:
+def child_main(*, name: str, directory: str | None, file_format: str = "all") -> None:
     import django
 
     django.setup()
@@ -343,11 +346,14 @@ def child_main(*, name: str, directory: str | None) -> None:
         print(json.dumps({"seconds": 0, "rows": 0}))
         return
     started = time.perf_counter()
-    files = export.dataset_version_write(version=version, directory=Path(directory))
+    files = export.dataset_version_write(
+        version=version, directory=Path(directory), file_format=file_format
+    )
     seconds = time.perf_counter() - started
-    rows = sum(stats["rows"] for stats in files.values())
+    # Pairs, not lines: one pair is a line in each JSONL file and a row in each Parquet file.
+    rows = version.manifest["counts"]["train"] + version.manifest["counts"]["eval"]
     size = sum(stats["bytes"] for stats in files.values())
-    print(json.dumps({"seconds": seconds, "rows": rows, "bytes": size}))
+    print(json.dumps({"seconds": seconds, "rows": rows, "bytes": size, "files": len(files)}))
 
 
 def main() -> None:
@@ -356,9 +362,10 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--child", nargs=2, metavar=("NAME", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--child-baseline", metavar="NAME", help=argparse.SUPPRESS)
+    parser.add_argument("--child-format", default="jsonl", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_main(name=args.child[0], directory=args.child[1])
+        child_main(name=args.child[0], directory=args.child[1], file_format=args.child_format)
         return
     if args.child_baseline:
         child_main(name=args.child_baseline, directory=None)
@@ -394,6 +401,10 @@ def main() -> None:
         small, small_rss = child_run(args=["--child", "bench-small", str(scratch / "s")], env=env)
         log(f"export of {args.pairs:,} pairs in a child process")
         big, big_rss = child_run(args=["--child", "bench-big", str(scratch / "b")], env=env)
+        log(f"export of {args.pairs:,} pairs in every file format (Parquet, OpenAI, cards)")
+        every, every_rss = child_run(
+            args=["--child", "bench-big", str(scratch / "all"), "--child-format", "all"], env=env
+        )
         log("COPY (round 2)")
         copy_second = copy_rate(version_id=big_id)
         _, baseline_rss = child_run(args=["--child-baseline", "bench-big"], env=env)
@@ -409,6 +420,13 @@ def main() -> None:
                     "seconds": rounded(big["seconds"], 2),
                     "pairs_per_s": round(export_rows_per_s),
                     "mb_per_s": rounded(big["bytes"] / big["seconds"] / 1e6, 1),
+                },
+                "export_all_formats": {
+                    "files": every["files"],
+                    "bytes": every["bytes"],
+                    "seconds": rounded(every["seconds"], 2),
+                    "pairs_per_s": round(every["rows"] / every["seconds"]),
+                    "peak_rss_kib": every_rss,
                 },
                 "copy": {
                     "rows": copy_first["rows"],

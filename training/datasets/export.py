@@ -12,6 +12,8 @@ Layout of a version's export directory, one folder per format so that each is a 
     manifest.json
     <format>/train.jsonl
     <format>/eval.jsonl
+    <format>/{train,eval}.parquet, openai_sft/, openai_preference/   (layout 2, formats/)
+    README.md, croissant.json                                        (layout 2, cards/)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import shutil
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ from django.db import connection, transaction
 
 from curation.models import CurationPolicy
 from training.datasets import canonical as gold
-from training.datasets.files import EVAL_FILE, TRAIN_FILE
+from training.datasets import cards, formats
+from training.datasets.formats import SPLIT_FILES
 from training.datasets.models import DatasetVersion, Membership
 from training.datasets.pii_scan import ExportPiiFound, export_row_check
 from training.errors import TrainingError
@@ -41,10 +44,8 @@ from training.errors import TrainingError
 log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = 1
 COMPLETE_MARKER = ".complete"
 FETCH_ROWS = 2000
-SPLIT_FILES = {Membership.Split.TRAIN.value: TRAIN_FILE, Membership.Split.EVAL.value: EVAL_FILE}
 
 ERR_NOT_FROZEN = "{version} is a draft: only frozen versions can be exported."
 ERR_EXPORT_MISMATCH = (
@@ -86,11 +87,40 @@ def _stream(sql: str, params: list) -> Iterator[tuple]:
             yield from rows
 
 
-def split_lines(*, version: DatasetVersion, fmt: str, split: str) -> Iterator[bytes]:
-    """One format's lines of one split, in export order, straight from the database: the
-    bytes of `<fmt>/<split file>`. Call inside a transaction (see _stream)."""
-    for _, _, prompt, chosen, rejected, _ in _stream(_DATA_SQL, [version.pk, split]):
-        yield gold.line(fmt=fmt, prompt=_json(prompt), chosen=chosen, rejected=rejected)
+class _Chunks:
+    """The write end of a data file streamed from the database: collects what a sink writes
+    until the reader takes it."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def data_file_chunks(*, version: DatasetVersion, name: str) -> Iterator[bytes]:
+    """The bytes of one data file (any format), in export order, straight from the database,
+    through the same sink the export writes with. Call inside a transaction (see _stream)."""
+    (data_file,) = [f for f in formats.data_files(version) if f.name == name]
+    chunks = _Chunks()
+    sink = formats.sink_open(data_file, None, handle=chunks)
+    for _, _, prompt, chosen, rejected, _ in _stream(_DATA_SQL, [version.pk, data_file.split]):
+        sink.add(prompt=_json(prompt), chosen=chosen, rejected=rejected)
+        if chunks.parts:
+            yield chunks.take()
+    sink.close()
+    yield chunks.take()
 
 
 def split_pii_check(*, version: DatasetVersion, split: str, name: str) -> None:
@@ -106,8 +136,21 @@ def split_pii_check(*, version: DatasetVersion, split: str, name: str) -> None:
 
 def file_names(version: DatasetVersion) -> list[str]:
     """Relative paths of the version's files, manifest last."""
-    names = [f"{fmt}/{name}" for fmt in version.formats for name in SPLIT_FILES.values()]
+    names = [f.name for f in formats.data_files(version)]
+    if formats.layout_of(version) >= 2:
+        names += cards.CARD_FILES
     return [*names, MANIFEST_FILE]
+
+
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".parquet": "application/vnd.apache.parquet",
+    ".md": "text/markdown; charset=utf-8",
+}
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix, "application/jsonl")
 
 
 def manifest_bytes(manifest: dict) -> bytes:
@@ -116,24 +159,6 @@ def manifest_bytes(manifest: dict) -> bytes:
 
 
 # --- data pass ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Sink:
-    handle: Any = None
-    sha: Any = field(default_factory=hashlib.sha256)
-    rows: int = 0
-    size: int = 0
-
-    def write(self, data: bytes) -> None:
-        self.sha.update(data)
-        self.rows += 1
-        self.size += len(data)
-        if self.handle is not None:
-            self.handle.write(data)
-
-    def stats(self) -> dict:
-        return {"sha256": self.sha.hexdigest(), "rows": self.rows, "bytes": self.size}
 
 
 @dataclass
@@ -148,23 +173,19 @@ def _data_pass(
     directory: Path | None,
     check_content: bool = False,
     progress: Callable[[int], None] | None = None,
+    file_format: str = formats.ALL,
 ) -> _DataResult:
     """Serialise every split in every format: hash always, write when given a directory.
     One database pass per split feeds all formats."""
     files: dict[str, dict] = {}
     mismatches: list[int] = []
-    for split, file_name in SPLIT_FILES.items():
-        sinks: dict[str, _Sink] = {}
-        handles = []
+    every_file = formats.selected(formats.data_files(version), file_format)
+    for split in SPLIT_FILES:
+        sinks: dict[str, formats.Sink] = {}
         try:
-            for fmt in version.formats:
-                sink = _Sink()
-                if directory is not None:
-                    path = directory / fmt / (file_name + ".partial")
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    sink.handle = open(path, "wb", buffering=1 << 20)  # noqa: SIM115
-                    handles.append(sink.handle)
-                sinks[fmt] = sink
+            for data_file in every_file:
+                if data_file.split == split:
+                    sinks[data_file.name] = formats.sink_open(data_file, directory)
             done = 0
             for pair_id, kind, prompt, chosen, rejected, content in _stream(
                 _DATA_SQL, [version.pk, split]
@@ -172,7 +193,7 @@ def _data_pass(
                 prompt = _json(prompt)
                 if directory is not None:
                     export_row_check(
-                        files=[f"{fmt}/{file_name}" for fmt in sinks],
+                        files=list(sinks),
                         row=done + 1,
                         values=(prompt, chosen, rejected),
                     )
@@ -180,18 +201,18 @@ def _data_pass(
                     kind=kind, prompt=prompt, chosen=chosen, rejected=rejected
                 ):
                     mismatches.append(pair_id)
-                for fmt, sink in sinks.items():
-                    sink.write(gold.line(fmt=fmt, prompt=prompt, chosen=chosen, rejected=rejected))
+                for sink in sinks.values():
+                    sink.add(prompt=prompt, chosen=chosen, rejected=rejected)
                 done += 1
                 if progress is not None and done % FETCH_ROWS == 0:
                     progress(FETCH_ROWS)
             if progress is not None and done % FETCH_ROWS:
                 progress(done % FETCH_ROWS)
         finally:
-            for handle in handles:
-                handle.close()
-        for fmt, sink in sinks.items():
-            files[f"{fmt}/{file_name}"] = sink.stats()
+            for sink in sinks.values():
+                sink.close()
+        for name, sink in sinks.items():
+            files[name] = sink.stats()
     return _DataResult(files=files, content_mismatches=mismatches)
 
 
@@ -258,7 +279,7 @@ def _counts(version: DatasetVersion) -> dict:
 
 def _manifest(version: DatasetVersion, counts: dict, files: dict) -> dict:
     return {
-        "manifest_format": MANIFEST_FORMAT,
+        "manifest_format": formats.layout_of(version),
         "dataset": version.dataset.name,
         "version": version.number,
         "kind": version.kind,
@@ -307,16 +328,23 @@ def check_frozen(version: DatasetVersion) -> None:
 
 
 def dataset_version_write(
-    *, version: DatasetVersion, directory: Path, progress: Callable[[int], None] | None = None
+    *,
+    version: DatasetVersion,
+    directory: Path,
+    progress: Callable[[int], None] | None = None,
+    file_format: str = formats.ALL,
 ) -> dict[str, dict]:
-    """Write the version's files into `directory` and check each against the manifest before
-    it takes its final name (files are written as `.partial` and renamed). Reads only."""
+    """Write the version's files (those of `file_format`, formats.CHOICES) and its cards into
+    `directory`, and check each data file against the manifest before it takes its final name
+    (files are written as `.partial` and renamed). Reads only."""
     check_frozen(version)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with transaction.atomic():
         try:
-            result = _data_pass(version=version, directory=directory, progress=progress)
+            result = _data_pass(
+                version=version, directory=directory, progress=progress, file_format=file_format
+            )
         except ExportPiiFound:
             for partial in directory.rglob("*.partial"):
                 partial.unlink()
@@ -336,8 +364,11 @@ def dataset_version_write(
             )
     for name in result.files:
         os.replace(directory / (name + ".partial"), directory / name)
+    written = dict(result.files)
+    if formats.layout_of(version) >= 2:
+        written.update(cards.cards_write(version=version, directory=directory))
     (directory / MANIFEST_FILE).write_bytes(manifest_bytes(version.manifest))
-    return result.files
+    return written
 
 
 def dataset_version_materialize(
@@ -377,6 +408,34 @@ def dataset_version_materialize_quietly(*, version_id: int) -> None:
         dataset_version_materialize(version=version)
     except Exception:  # the first download retries, and reports the error to its caller
         log.exception("writing the export of dataset version %s failed", version_id)
+
+
+def version_files(*, version: DatasetVersion, file_format: str = formats.ALL) -> list[dict]:
+    """The version's files with size and sha256: data files from the manifest, the cards from
+    the export directory once written (no figures before), and the manifest itself."""
+    stats = version.manifest.get("files", {})
+    out = [
+        {"name": f.name, "format": f.file_format, **stats.get(f.name, {})}
+        for f in formats.selected(formats.data_files(version), file_format)
+    ]
+    if formats.layout_of(version) >= 2:
+        directory = version_dir(version)
+        written = (directory / COMPLETE_MARKER).is_file()
+        for name in cards.CARD_FILES:
+            path = directory / name
+            figures = (
+                {"bytes": path.stat().st_size, "sha256": _file_sha256(path)} if written else {}
+            )
+            out.append({"name": name, "format": "card", **figures})
+    out.append(
+        {
+            "name": MANIFEST_FILE,
+            "format": "manifest",
+            "bytes": len(manifest_bytes(version.manifest)),
+            "sha256": version.manifest_sha256,
+        }
+    )
+    return out
 
 
 # --- verification -------------------------------------------------------------------------

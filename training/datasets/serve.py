@@ -14,16 +14,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import transaction
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
-from training.datasets import export
+from training.datasets import export, formats
 from training.datasets.models import DatasetVersion
 
 CHUNK_BYTES = 1 << 20
-SPLITS_BY_FILE = {name: split for split, name in export.SPLIT_FILES.items()}
 
 
 @dataclass
@@ -31,6 +31,10 @@ class Download:
     chunks: Iterable[bytes]  # an open file (from disk) or a generator (from the database)
     size: int
     origin: str  # "disk" or "database"
+
+
+def _from_disk(path: Path) -> Download:
+    return Download(open(path, "rb"), path.stat().st_size, "disk")
 
 
 def dataset_version_download(*, version: DatasetVersion, name: str) -> Download:
@@ -42,16 +46,19 @@ def dataset_version_download(*, version: DatasetVersion, name: str) -> Download:
     directory = export.version_dir(version)
     path = directory / name
     if (directory / export.COMPLETE_MARKER).is_file() and path.is_file():
-        return Download(open(path, "rb"), path.stat().st_size, "disk")
+        return _from_disk(path)
     if name == export.MANIFEST_FILE:
         data = export.manifest_bytes(version.manifest)
         _check(version, name, hashlib.sha256(data).hexdigest(), version.manifest_sha256)
         return Download([data], len(data), "database")
+    if name not in version.manifest.get("files", {}):
+        # The cards are not in the manifest (they are made from it): this node writes the
+        # export once, PII scan included, and serves its copy.
+        return _from_disk(export.dataset_version_materialize(version=version) / name)
+    (data_file,) = [f for f in formats.data_files(version) if f.name == name]
+    export.split_pii_check(version=version, split=data_file.split, name=name)
     stats = version.manifest["files"][name]
-    fmt, file_name = name.split("/")
-    export.split_pii_check(version=version, split=SPLITS_BY_FILE[file_name], name=name)
-    chunks = _verified(version, name, fmt=fmt, split=SPLITS_BY_FILE[file_name], stats=stats)
-    return Download(chunks, stats["bytes"], "database")
+    return Download(_verified(version, name, stats=stats), stats["bytes"], "database")
 
 
 def _check(version: DatasetVersion, name: str, actual: str, expected: str) -> None:
@@ -63,9 +70,7 @@ def _check(version: DatasetVersion, name: str, actual: str, expected: str) -> No
         )
 
 
-def _verified(
-    version: DatasetVersion, name: str, *, fmt: str, split: str, stats: dict
-) -> Iterator[bytes]:
+def _verified(version: DatasetVersion, name: str, *, stats: dict) -> Iterator[bytes]:
     sha = hashlib.sha256()
     held = b""
     pending: list[bytes] = []
@@ -73,9 +78,9 @@ def _verified(
     # The server-side cursor needs a transaction; a client that goes away closes the
     # generator, which leaves the block and rolls the (read-only) transaction back.
     with transaction.atomic():
-        for line in export.split_lines(version=version, fmt=fmt, split=split):
-            pending.append(line)
-            size += len(line)
+        for part in export.data_file_chunks(version=version, name=name):
+            pending.append(part)
+            size += len(part)
             if size >= CHUNK_BYTES:
                 chunk = b"".join(pending)
                 sha.update(chunk)
@@ -92,7 +97,7 @@ def download_response(
     download: Download, *, name: str, attachment_name: str | None = None
 ) -> StreamingHttpResponse:
     """The streamed HTTP response for a download, with its length known up front."""
-    content_type = "application/json" if name.endswith(".json") else "application/jsonl"
+    content_type = export.content_type(name)
     if download.origin == "disk":
         response = FileResponse(download.chunks, content_type=content_type)
     else:

@@ -149,10 +149,7 @@ def dataset_freeze(request, name: str):
 
 
 def _version_page(request, version: DatasetVersion, *, form=None, status: int = 200):
-    files = [
-        {"name": file_name, **version.manifest.get("files", {}).get(file_name, {})}
-        for file_name in export.file_names(version)
-    ]
+    files = export.version_files(version=version)
     can_quarantine = version.status == DatasetVersion.Status.FROZEN
     return render(
         request,

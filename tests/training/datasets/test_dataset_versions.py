@@ -243,10 +243,15 @@ def test_the_manifest_records_counts_files_provenance_and_the_previous_hash(froz
         manifest["policy_versions"] and manifest["reviewers"] and manifest["models"] == ["bot-v1"]
     )
     assert set(manifest["files"]) == {
-        "dpo_conversational/train.jsonl",
-        "dpo_conversational/eval.jsonl",
-        "dpo_standard/train.jsonl",
-        "dpo_standard/eval.jsonl",
+        f"{folder}/{split}.{ext}"
+        for folder, exts in (
+            ("dpo_conversational", ("jsonl", "parquet")),
+            ("dpo_standard", ("jsonl", "parquet")),
+            ("openai_sft", ("jsonl",)),
+            ("openai_preference", ("jsonl",)),
+        )
+        for split in ("train", "eval")
+        for ext in exts
     }
     assert manifest["cutoff"] == frozen.cutoff.isoformat()
     assert frozen.manifest_sha256 == gold.sha256_hex(export.manifest_bytes(manifest))

@@ -56,10 +56,17 @@ def test_each_format_has_one_file_per_split_plus_the_manifest(admin, tmp_path):
     _, version = build(admin)
     export.dataset_version_write(version=version, directory=tmp_path)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == sorted(
-        [f"{fmt}/{split}.jsonl" for fmt in ALL_FORMATS for split in ("train", "eval")]
-        + ["manifest.json"]
-    )
+    per_split = [
+        f"{fmt}/{split}.{ext}"
+        for fmt in ALL_FORMATS
+        for split in ("train", "eval")
+        for ext in ("jsonl", "parquet")
+    ]
+    openai = [
+        f"openai_{shape}/{s}.jsonl" for shape in ("sft", "preference") for s in ("train", "eval")
+    ]
+    cards = ["README.md", "croissant.json"]
+    assert written == sorted([*per_split, *openai, *cards, "manifest.json"])
     counts = version.manifest["counts"]
     for fmt in ALL_FORMATS:
         assert len(rows(tmp_path / fmt / "train.jsonl")) == counts["train"]
@@ -205,7 +212,7 @@ def test_the_export_dataset_command_writes_a_version_to_a_directory(admin, tmp_p
     _, version = build(admin, n=6)
     out, err = StringIO(), StringIO()
     call_command("export_dataset", "support", "1", str(tmp_path / "out"), stdout=out, stderr=err)
-    assert out.getvalue().strip() == f"Wrote 7 file(s) of support v1 to {tmp_path / 'out'}."
+    assert out.getvalue().strip() == f"Wrote 19 file(s) of support v1 to {tmp_path / 'out'}."
     assert "pairs" in err.getvalue()  # the tqdm progress bar
     assert sha(tmp_path / "out" / "manifest.json") == version.manifest_sha256
 

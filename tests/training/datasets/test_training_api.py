@@ -92,5 +92,10 @@ def test_an_unknown_file_lists_the_versions_files(version, exporter):
         name="support",
         file="sft_conversational/train.jsonl",
         files="dpo_standard/train.jsonl, dpo_standard/eval.jsonl, "
-        "dpo_conversational/train.jsonl, dpo_conversational/eval.jsonl, manifest.json",
+        "dpo_standard/train.parquet, dpo_standard/eval.parquet, "
+        "dpo_conversational/train.jsonl, dpo_conversational/eval.jsonl, "
+        "dpo_conversational/train.parquet, dpo_conversational/eval.parquet, "
+        "openai_sft/train.jsonl, openai_sft/eval.jsonl, "
+        "openai_preference/train.jsonl, openai_preference/eval.jsonl, "
+        "README.md, croissant.json, manifest.json",
     )
