@@ -261,18 +261,23 @@ def ingest_cost(*, url: str, redis_url: str) -> dict:
     }
 
 
+def history_databases() -> tuple[dict[str, str], str]:
+    """The small and big history databases (bench/scrape.py reuses them) and bench Redis."""
+    base_db, base_redis = service_urls()
+    urls = {
+        "small": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_small"),
+        "big": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_big"),
+    }
+    return urls, bench_redis_url(base_url=base_redis)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--big", type=int, default=BIG)
     parser.add_argument("--small", type=int, default=SMALL)
     args = parser.parse_args()
     raise_on_sigterm()
-    base_db, base_redis = service_urls()
-    redis_url = bench_redis_url(base_url=base_redis)
-    urls = {
-        "small": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_small"),
-        "big": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_big"),
-    }
+    urls, redis_url = history_databases()
     rows = {"small": args.small, "big": args.big}
     envs, built = {}, {}
     for size, url in urls.items():

@@ -31,8 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     Gunicorn,
     app_env,
-    bench_database_url,
-    bench_redis_url,
     emit,
     ensure_database,
     log,
@@ -42,9 +40,8 @@ from bench.common import (
     pg_connect,
     raise_on_sigterm,
     rounded,
-    service_urls,
 )
-from bench.metrics import fill, get
+from bench.metrics import fill, get, history_databases
 
 SMALL, BIG = 10_000, 1_000_000
 ROUNDS = 40
@@ -114,12 +111,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=SMALL)
     args = parser.parse_args()
     raise_on_sigterm()
-    base_db, base_redis = service_urls()
-    redis_url = bench_redis_url(base_url=base_redis)
-    urls = {
-        "small": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_small"),
-        "big": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_big"),
-    }
+    urls, redis_url = history_databases()
     rows = {"small": args.small, "big": args.big}
     envs, built = {}, {}
     with tempfile.TemporaryDirectory() as small_dir, tempfile.TemporaryDirectory() as big_dir:
