@@ -54,11 +54,11 @@ BIG_TABLES = ("curation_interaction", "curation_feedback", "curation_candidate")
 # Review items need a candidate each: the queue is made from the first candidates, as
 # review intake would (idempotent: one item per candidate).
 _QUEUE = f"""
-INSERT INTO review_reviewitem (candidate_id, inclusion_probability, priority, priority_details,
-    reviews_required, status, reviews_done, kind, task_type, source_id, skip_count,
-    escalated_reason, created_at)
-SELECT c.id, 1, 0.5, '{{}}'::jsonb, 1, 'queued', 0, c.kind, c.task_type, i.source_id, 0, '',
-    c.created_at
+INSERT INTO review_reviewitem (candidate_id, stratum, inclusion_probability, priority,
+    priority_details, reviews_required, status, reviews_done, kind, task_type, source_id,
+    skip_count, escalated_reason, created_at)
+SELECT c.id, c.task_type || '|' || c.model, 1, 0.5, '{{}}'::jsonb, 1, 'queued', 0, c.kind,
+    c.task_type, i.source_id, 0, '', c.created_at
 FROM curation_candidate c JOIN curation_interaction i ON i.id = c.interaction_id
 ORDER BY c.id LIMIT {QUEUED}
 ON CONFLICT (candidate_id) DO NOTHING
