@@ -271,14 +271,19 @@ def history_databases() -> tuple[dict[str, str], str]:
     return urls, bench_redis_url(base_url=base_redis)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--big", type=int, default=BIG)
+def history_sizes(doc: str, *, big: int) -> dict[str, int]:
+    """The two history sizes from the command line (--small, --big)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--big", type=int, default=big)
     parser.add_argument("--small", type=int, default=SMALL)
     args = parser.parse_args()
+    return {"small": args.small, "big": args.big}
+
+
+def main() -> None:
+    rows = history_sizes(__doc__, big=BIG)
     raise_on_sigterm()
     urls, redis_url = history_databases()
-    rows = {"small": args.small, "big": args.big}
     envs, built = {}, {}
     for size, url in urls.items():
         envs[size] = app_env(database_url=url, redis_url=redis_url)

@@ -20,7 +20,6 @@ object on stdout; progress on stderr. Figures and the command: bench/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -41,9 +40,9 @@ from bench.common import (
     raise_on_sigterm,
     rounded,
 )
-from bench.metrics import fill, get, history_databases
+from bench.metrics import fill, get, history_databases, history_sizes
 
-SMALL, BIG = 10_000, 1_000_000
+BIG = 1_000_000
 ROUNDS = 40
 TARGET_RATIO = 1.2
 QUEUED = 200
@@ -106,13 +105,9 @@ def scrape_latencies(servers: dict[str, Gunicorn]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--big", type=int, default=BIG)
-    parser.add_argument("--small", type=int, default=SMALL)
-    args = parser.parse_args()
+    rows = history_sizes(__doc__, big=BIG)
     raise_on_sigterm()
     urls, redis_url = history_databases()
-    rows = {"small": args.small, "big": args.big}
     envs, built = {}, {}
     with tempfile.TemporaryDirectory() as small_dir, tempfile.TemporaryDirectory() as big_dir:
         dirs = {"small": small_dir, "big": big_dir}
