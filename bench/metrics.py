@@ -261,19 +261,29 @@ def ingest_cost(*, url: str, redis_url: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--big", type=int, default=BIG)
-    parser.add_argument("--small", type=int, default=SMALL)
-    args = parser.parse_args()
-    raise_on_sigterm()
+def history_databases() -> tuple[dict[str, str], str]:
+    """The small and big history databases (bench/scrape.py reuses them) and bench Redis."""
     base_db, base_redis = service_urls()
-    redis_url = bench_redis_url(base_url=base_redis)
     urls = {
         "small": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_small"),
         "big": bench_database_url(base_url=base_db, name="flywheel_bench_metrics_big"),
     }
-    rows = {"small": args.small, "big": args.big}
+    return urls, bench_redis_url(base_url=base_redis)
+
+
+def history_sizes(doc: str, *, big: int) -> dict[str, int]:
+    """The two history sizes from the command line (--small, --big)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--big", type=int, default=big)
+    parser.add_argument("--small", type=int, default=SMALL)
+    args = parser.parse_args()
+    return {"small": args.small, "big": args.big}
+
+
+def main() -> None:
+    rows = history_sizes(__doc__, big=BIG)
+    raise_on_sigterm()
+    urls, redis_url = history_databases()
     envs, built = {}, {}
     for size, url in urls.items():
         envs[size] = app_env(database_url=url, redis_url=redis_url)

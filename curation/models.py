@@ -12,6 +12,8 @@ from django.contrib.postgres.indexes import BrinIndex, GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
+from django.db.models.lookups import IsNull
 
 from flywheel_site.models import MetricDayBase
 
@@ -176,6 +178,17 @@ class Interaction(models.Model):
                 name="interaction_failed_idx",
             ),
             models.Index(fields=["occurred_at"], name="interaction_occurred_idx"),
+            # OTLP feedback names the response it evaluates by gen_ai.response.id
+            # (curation.otel.selectors): an exact lookup per source. Partial, so the
+            # interactions that came in by other paths cost the index nothing.
+            models.Index(
+                "source",
+                KeyTransform("response_id", KeyTransform("otel", "metadata")),
+                condition=Q(
+                    IsNull(KeyTransform("response_id", KeyTransform("otel", "metadata")), False)
+                ),
+                name="interaction_otel_response_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ from rq import Retry
 
 from curation import ingest_sql
 from curation.errors import CurationError
+from curation.ingest_counts import results_count
 from curation.ingest_rows import (
     FeedbackRow,
     InteractionRow,
@@ -183,20 +184,26 @@ def interaction_ingest(*, source: Source, item: InteractionIn) -> dict:
     row = prepare_interaction(item, now=timezone.now())
     outcome = rows_write(source=source, interactions=[row], feedback=[])
     if row.event_id in outcome.interactions:
-        return {"status": "created", "id": outcome.interactions[row.event_id]}
-    return {"status": "duplicate", "id": outcome.existing_interactions[row.event_id]}
+        result = {"status": "created", "id": outcome.interactions[row.event_id]}
+    else:
+        result = {"status": "duplicate", "id": outcome.existing_interactions[row.event_id]}
+    results_count([{"kind": "interaction", **result}])
+    return result
 
 
 def feedback_ingest(*, source: Source, item: FeedbackIn) -> dict:
     row = prepare_feedback(item, now=timezone.now())
     outcome = rows_write(source=source, interactions=[], feedback=[row])
     if row.event_id in outcome.feedback:
-        return {
+        result = {
             "status": "created",
             "id": outcome.feedback[row.event_id],
             "linked": outcome.linked_feedback[row.event_id],
         }
-    return {"status": "duplicate", "id": outcome.existing_feedback[row.event_id]}
+    else:
+        result = {"status": "duplicate", "id": outcome.existing_feedback[row.event_id]}
+    results_count([{"kind": "feedback", **result}])
+    return result
 
 
 def _edit_result(outcome: WriteOutcome, event_id: str) -> dict:
@@ -219,7 +226,9 @@ def _edit_result(outcome: WriteOutcome, event_id: str) -> dict:
 def edit_ingest(*, source: Source, item: EditIn) -> dict:
     interaction, feedback = prepare_edit(item, now=timezone.now())
     outcome = rows_write(source=source, interactions=[interaction], feedback=[feedback])
-    return _edit_result(outcome, interaction.event_id)
+    result = _edit_result(outcome, interaction.event_id)
+    results_count([{"kind": "edit", **result}])
+    return result
 
 
 @dataclass
@@ -287,6 +296,7 @@ def batch_ingest(
     totals = {"created": 0, "duplicate": 0, "rejected": 0}
     for result in results:
         totals[result["status"]] += 1
+    results_count(results)
     return {**totals, "results": results}
 
 

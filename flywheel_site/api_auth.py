@@ -9,6 +9,7 @@ from ninja.security import HttpBearer
 
 from curation.ratelimit import rate_limit_check
 from curation.services import api_token_authenticate
+from flywheel_site.request_context import actor_set
 
 
 class RateLimited(Exception):
@@ -27,6 +28,7 @@ class TokenAuth(HttpBearer):
             return None
         # History events written during this request name the token and source.
         pghistory.context(token=api_token.pk, source=api_token.source_id)
+        actor_set(f"token:{api_token.pk}")
         wait = rate_limit_check(token_id=api_token.pk)
         if wait is not None:
             raise RateLimited(wait)

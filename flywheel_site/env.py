@@ -6,6 +6,7 @@ start-up with the variable's name instead of misbehaving later.
 
 import os
 from collections.abc import MutableMapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -80,6 +81,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[IPv4Network | IPv6Network]:
+    """A comma-separated list of addresses or CIDR blocks (10.0.0.0/8, ::1)."""
+    try:
+        return [ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}: {error}") from None
 
 
 def env_weights(name: str, default: str) -> dict[str, int]:

@@ -1,16 +1,35 @@
+import ipaddress
+
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from curation.models import TokenScope
 from flywheel_site import login
 from flywheel_site import redis as fw_redis
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
+from flywheel_site.api_auth import RateLimited, TokenAuth
+from flywheel_site.api_errors import error_response
+from flywheel_site.prometheus import scrape_registry
+from training.metrics.prometheus import FlywheelCollector
 from training.metrics.views import dashboard
+
+METRICS_SCOPE_NEEDED = (
+    "a token with the metrics scope is needed (Authorization: Bearer ...), or a client "
+    "address in FLYWHEEL_METRICS_ALLOW_CIDRS"
+)
+METRICS_ALL_SOURCES = (
+    "/metrics counts every source: the token also needs the all_sources scope "
+    "(GET /api/v1/metrics reads one source's figures with the metrics scope alone)"
+)
+_metrics_auth = TokenAuth(TokenScope.METRICS)
 
 
 @role_required(ANNOTATOR)
@@ -84,3 +103,41 @@ def reauth(request):
         request, "registration/reauth.html", {"next": target, "error": error},
         status=422 if error else 200,
     )  # fmt: skip
+
+
+def _metrics_refusal(request) -> JsonResponse | None:
+    """None when the scraper may read: an allowed address, or a token with both scopes."""
+    try:
+        address = ipaddress.ip_address(login.client_ip(request))
+    except ValueError:
+        address = None
+    if address is not None and any(
+        address in net
+        for net in settings.FLYWHEEL_METRICS_ALLOW_CIDRS
+        if address.version == net.version
+    ):
+        return None
+    try:
+        token = _metrics_auth(request)
+    except RateLimited as limited:
+        refusal = error_response(429, "too many requests")
+        refusal["Retry-After"] = str(limited.retry_after)
+        return refusal
+    if token is None:
+        refusal = error_response(401, METRICS_SCOPE_NEEDED)
+        refusal["WWW-Authenticate"] = "Bearer"
+        return refusal
+    if not token.has_scope(TokenScope.ALL_SOURCES):
+        return error_response(403, METRICS_ALL_SOURCES)
+    return None
+
+
+@require_GET
+def prometheus_metrics(request):
+    """Prometheus text format: this process's (or every gunicorn worker's) counters and
+    the figures `training.metrics.prometheus` reads at scrape time."""
+    refusal = _metrics_refusal(request)
+    if refusal is not None:
+        return refusal
+    registry = scrape_registry(FlywheelCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,12 @@ if [ -z "${FLYWHEEL_TOXICITY_CHECKPOINT:-}" ]; then
 fi
 PY=.venv/bin/python
 export PORT="${PORT:-8000}"
+# Prometheus multiprocess mode: every gunicorn worker (and worker process) writes its
+# counters here and /metrics adds them up. Emptied at each start: files of processes
+# from an earlier run would be counted again.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$ROOT/.run/prometheus}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 
 cleanup() {
   trap - INT TERM EXIT

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from curation.ingest_counts import results_count
 from curation.models import Source
 from curation.otel import decode, genai, selectors
 from curation.services import batch_ingest
@@ -51,6 +52,8 @@ def otel_traces_ingest(
                 items.append(("feedback", genai.feedback(span, event, index, target), key))
             except ValueError as error:
                 refused.setdefault(key, f"span {span.span_id}: {error}")
+    # Refused before the batch ingest, which counts its own results.
+    results_count([{"kind": "feedback", "status": "rejected"}] * len(refused))
     created, duplicate = _store(source, items, refused)
     used = {key for _, _, key in items} | set(refused)
     return IngestResult(
@@ -91,6 +94,8 @@ def otel_logs_ingest(
             )
         except ValueError as error:
             refused[key] = f"{key}: {error}"
+    # Refused before the batch ingest, which counts its own results.
+    results_count([{"kind": "feedback", "status": "rejected"}] * len(refused))
     created, duplicate = _store(source, items, refused)
     return IngestResult(
         received=len(records),

@@ -5,7 +5,15 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from flywheel_site.env import database_from_url, env_bool, env_int, env_list, env_str
+from flywheel_site.env import (
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+)
+from flywheel_site.logformat import LOG_FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -46,6 +54,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response carries the request id and is counted and timed, even the
+    # refusals of the middleware below.
+    "flywheel_site.request_context.RequestIdMiddleware",
+    "flywheel_site.prometheus.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "flywheel_site.middleware.PermissionsPolicyMiddleware",
@@ -59,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "flywheel_site.middleware.SessionTimeoutMiddleware",
+    "flywheel_site.request_context.ActorMiddleware",
     "flywheel_site.middleware.AdminOnlyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -111,7 +124,8 @@ RQ_QUEUES = {
         ("webhooks", 300),
     )
 }
-# Audit events written by a worker name the job (flywheel_site/audit/rqjob.py).
+# Audit events written by a worker name the job (flywheel_site/audit/rqjob.py), and jobs carry
+# the id of the request that enqueued them, which workers log under (request_context.py).
 RQ = {"JOB_CLASS": "flywheel_site.audit.rqjob.AuditedJob"}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -138,10 +152,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("FLYWHEEL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# text: a line a person reads; json: one object per line for a log pipeline (README "Monitoring").
+FLYWHEEL_LOG_FORMAT = env_choice("FLYWHEEL_LOG_FORMAT", LOG_FORMATS, "text")
+LOGGING = logging_config(
+    log_format=FLYWHEEL_LOG_FORMAT, level=env_str("FLYWHEEL_LOG_LEVEL", "INFO")
+)

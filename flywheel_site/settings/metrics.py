@@ -1,6 +1,6 @@
 """Metrics (the flywheel dashboard, /api/v1/metrics): rollups and health verdicts."""
 
-from flywheel_site.env import env_bool, env_float, env_int
+from flywheel_site.env import env_bool, env_float, env_int, env_networks
 
 # Daily rollups are kept in the transaction of every write. Off only to measure what
 # they cost (bench/metrics.py); the counts then drift until `manage.py metrics_rebuild`.
@@ -19,3 +19,6 @@ FLYWHEEL_HEALTH_FEEDBACK_RATE_MIN = env_float(
 # minimum delta ("stalling"), or any of them made it worse ("regressing").
 FLYWHEEL_HEALTH_QUALITY_DELTA_MIN = env_float("FLYWHEEL_HEALTH_QUALITY_DELTA_MIN", 0.02, minimum=0)
 FLYWHEEL_HEALTH_QUALITY_CYCLES = env_int("FLYWHEEL_HEALTH_QUALITY_CYCLES", 2, minimum=1)
+# Prometheus /metrics: clients from these addresses (CIDR blocks, comma-separated) scrape
+# without a token; anyone else needs a token with the `metrics` scope. Empty: token only.
+FLYWHEEL_METRICS_ALLOW_CIDRS = env_networks("FLYWHEEL_METRICS_ALLOW_CIDRS", [])

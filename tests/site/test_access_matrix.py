@@ -55,6 +55,8 @@ TABLE: dict[str, dict[str, tuple]] = {
     "home": {"get": (L, 403, 302, 200, 200), "post": (L, 403, 302, 200, 200)},
     "healthz": {"get": (200, 200, 200, 200, 200), "post": (405, 405, 405, 405, 405)},
     "favicon": {"get": (301, 301, 301, 301, 301), "post": (405, 405, 405, 405, 405)},
+    # Prometheus: a token or an allowed address, never a session (tests/site/test_prometheus.py).
+    "prometheus_metrics": {"get": (401, 401, 401, 401, 401), "post": (405, 405, 405, 405, 405)},
     # Logged-in users are sent on; a failed log-in shows the form again.
     "login": {"get": (200, 302, 302, 302, 302), "post": (200, 302, 302, 302, 302)},
     "logout": {"get": (405, 405, 405, 405, 405), "post": (200, 200, 200, 200, 200)},
@@ -233,6 +235,7 @@ TOKEN_READS = {
     "/api/v1/metrics": (200, 200),
     "/api/v1/metrics?source=own": (200, 200),
     "/api/v1/metrics?source=other": (403, 200),
+    "/metrics": (403, 200),  # Prometheus counts every source
     "/api/v1/route?key=user-1": (401, 401),  # no route scope
     "/api/v1/datasets/support/versions/1/manifest.json": (401, 401),  # no export scope
 }

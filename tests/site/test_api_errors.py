@@ -3,15 +3,11 @@ sees the answer: an over-limit body gets its 413 even from Python's urllib, the 
 down is a 503 with Retry-After, and an unexpected failure is a 500 without a traceback."""
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.test import Client
 
@@ -20,6 +16,7 @@ from curation.services import api_token_create
 from flywheel_site.api_errors import RETRY_AFTER_S
 from tests.support import factories
 from tests.support.api import ApiClient
+from tests.support.gunicorn import gunicorn_served
 
 INTERACTION = factories.interaction("evt-1")
 
@@ -42,33 +39,8 @@ def debug(request, settings):
 
 @pytest.fixture
 def gunicorn():
-    """The app under gunicorn as `make run` serves it, on a socket the test binds (port 0)
-    and hands over, so the port is known and free."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    env = {**os.environ, "FLYWHEEL_INGEST_MAX_BODY_BYTES": str(64 * 1024)}
-    server = subprocess.Popen(
-        [
-            f"{sys.prefix}/bin/gunicorn",
-            "flywheel_site.wsgi:application",
-            "--bind",
-            f"fd://{listener.fileno()}",
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        pass_fds=[listener.fileno()],
-        env=env,
-        cwd=settings.BASE_DIR,
-    )
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        listener.close()
+    with gunicorn_served(env={"FLYWHEEL_INGEST_MAX_BODY_BYTES": str(64 * 1024)}) as url:
+        yield url
 
 
 def test_an_over_limit_body_reaches_a_python_client_as_a_json_413(gunicorn):

@@ -1,0 +1,39 @@
+"""gunicorn's settings for `make run` (scripts/Procfile) and for the tests that serve the app
+the same way. Command-line flags (bind, workers, log level) still win over these.
+
+- Prometheus multiprocess mode: each worker writes its counters to files under
+  PROMETHEUS_MULTIPROC_DIR (scripts/run.sh sets and empties it); a worker that exits is
+  marked dead here, so its live gauges stop counting while its counters are kept.
+- FLYWHEEL_LOG_FORMAT=json: gunicorn's own messages go out as the app's JSON lines, and its
+  access log (a text format of its own) is off; the app logs each request itself
+  (logger `flywheel.http`), with the route, status, duration and request id."""
+
+import os
+
+_JSON = os.environ.get("FLYWHEEL_LOG_FORMAT", "text") == "json"
+
+accesslog = None if _JSON else "-"
+
+if _JSON:
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "flywheel_site.logformat.JsonFormatter"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False}
+        },
+    }
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
