@@ -4,7 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from curation.models import ApiToken, Source, hash_token
+from curation.models import ApiToken, Source
+from curation.models.sources import hash_token
 from curation.services import UNKNOWN_SCOPE, api_token_create, api_token_revoke
 from tests.support import factories
 from tests.support.api import ApiClient
