@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training.errors import TrainingError
-from training.registry import clustered, route, sequential
+from training.registry import clustered, rollback, route, sequential
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
 from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
@@ -135,7 +135,7 @@ def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now)
 def _roll_back(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> bool:
     if not _end(experiment, state=Experiment.State.ROLLED_BACK, reason=reason, now=now):
         return False
-    registry.model_version_mark_rolled_back(
+    rollback.model_version_mark_rolled_back(
         ModelVersion.objects.get(pk=experiment.canary_id),
         reason=reason,
         other=experiment.control,
@@ -458,7 +458,7 @@ def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelV
         previous = alert.previous
         if previous is not None and previous.status != ModelVersion.Status.CANDIDATE:
             previous = None
-        registry.model_versions_roll_back(
+        rollback.model_versions_roll_back(
             models=[model],
             current=model,
             restored=previous,
