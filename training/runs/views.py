@@ -12,6 +12,7 @@ from flywheel_site.http import int_param, render_page
 from training.errors import TrainingError
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
+from training.registry.forms import ExperimentActionForm, ReasonForm
 from training.registry.models import Experiment, ModelVersion
 from training.runs import selectors as selectors_runs
 from training.runs import services as runs
@@ -87,9 +88,13 @@ def _model_page(request, model: ModelVersion, *, error: str = "", decision: str 
     the error and the open confirmation."""
     experiments = selectors_canary.experiments_for_model(model=model)
     experiment = experiments[0] if experiments else None
+    current = selectors_canary.current_model()
     context = {
         "model": model,
-        "current": selectors_canary.current_model(),
+        "current": current,
+        "promote_form": ModelDecisionForm.shown(current=current),
+        "reason_form": ReasonForm(auto_id=False),
+        "experiment_form": ExperimentActionForm(auto_id=False),
         "rows": selectors_runs.gate_rows(model=model),
         "accounting": selectors_runs.eval_accounting(model.metrics),
         "events": selectors_runs.model_events(model=model),
