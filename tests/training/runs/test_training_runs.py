@@ -613,22 +613,8 @@ def test_the_sweeper_fails_abandoned_runs_and_requeues_lost_ones(training_settin
     version_a = frozen_version(admin, name="a")
     version_b = frozen_version(admin, name="b")
     long_ago = timezone.now() - timedelta(days=2)
-    dead = TrainingRun.objects.create(
-        dataset_version=version_a,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="running",
-        started_at=long_ago,
-    )
-    lost = TrainingRun.objects.create(
-        dataset_version=version_b,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-    )
+    dead = factories.training_run(version_a, started_at=long_ago)
+    lost = factories.training_run(version_b, status="queued")
     TrainingRun.objects.filter(pk=lost.pk).update(created_at=long_ago)
 
     result = runs.training_runs_sweep()
