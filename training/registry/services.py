@@ -54,6 +54,17 @@ ERR_EXPERIMENT_RUNNING = (
 ERR_SERVING_NAME = "The serving name {name!r} is taken (by {owner})."
 
 
+def reason_checked(reason: str) -> str:
+    """An admin's reason for a change of standing, as recorded: trimmed, required, and
+    free of control characters (every registry and experiment decision)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise TrainingError(ERR_REASON)
+    if has_control_characters(reason):
+        raise TrainingError(CONTROL_REFUSED)
+    return reason
+
+
 def registry_lock() -> None:
     """Serialise every change of a model's standing: call first inside the transaction."""
     with connection.cursor() as cursor:
@@ -341,11 +352,7 @@ def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVer
     A model never promoted before must have been gated against the model that is current
     now: a candidate that beat last month's model has not shown it beats today's.
     """
-    reason = (reason or "").strip()
-    if not reason:
-        raise TrainingError(ERR_REASON)
-    if has_control_characters(reason):
-        raise TrainingError(CONTROL_REFUSED)
+    reason = reason_checked(reason)
     with transaction.atomic(), pghistory.context(reason=reason):
         registry_lock()
         model, current = _promotable(model)
@@ -355,11 +362,7 @@ def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVer
 
 def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVersion:
     """An admin turns a candidate down (it stays in the registry, never promoted)."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise TrainingError(ERR_REASON)
-    if has_control_characters(reason):
-        raise TrainingError(CONTROL_REFUSED)
+    reason = reason_checked(reason)
     with transaction.atomic(), pghistory.context(reason=reason):
         registry_lock()
         model = ModelVersion.objects.get(pk=model.pk)
