@@ -105,9 +105,21 @@ class QueueForm(ReviewForm):
     """The queue picker. Which kinds, task types and sources exist is the service's
     to check (`queue_choose`); the form only parses."""
 
-    kind = _text()
-    task_type = _text()
-    source = forms.IntegerField(required=False)
+    kind = _text(widget=forms.Select(attrs={"id": "queue-kind"}))
+    task_type = _text(widget=forms.Select(attrs={"id": "queue-task-type"}))
+    source = forms.IntegerField(required=False, widget=forms.Select(attrs={"id": "queue-source"}))
+
+    @classmethod
+    def shown(cls, *, choice, kinds, task_types, sources) -> "QueueForm":
+        """The picker as the home page shows it: the saved choice among what exists
+        (`review.selectors.queue_picker`)."""
+        form = cls(
+            initial={"kind": choice.kind, "task_type": choice.task_type, "source": choice.source_id}
+        )
+        form.fields["kind"].widget.choices = list(kinds)
+        form.fields["task_type"].widget.choices = [("", "Any"), *((t, t) for t in task_types)]
+        form.fields["source"].widget.choices = [("", "Any"), *sources]
+        return form
 
 
 class GuidelineForm(ReviewForm):

@@ -106,7 +106,8 @@ def home(request):
 def _home_context(user) -> dict:
     context = selectors.home(user=user)
     context["progress_strip"] = selectors.queue_progress(user=user)
-    context.update(selectors.queue_picker(user=user))
+    picker = selectors.queue_picker(user=user)
+    context.update(picker, queue_form=QueueForm.shown(**picker))
     return context
 
 

@@ -92,3 +92,28 @@ class ModelDecisionForm(forms.Form):
             "margin": data["margin"],
             "margin_kind": data["margin_kind"] or None,
         }
+
+
+class RunStartForm(forms.Form):
+    """Start a run of a frozen version. Which versions may be trained is the selector's
+    to say (`versions_trainable` offers them, `version_get` finds the one posted)."""
+
+    version = forms.IntegerField(
+        label="Dataset version", min_value=1, max_value=2**63 - 1, widget=forms.Select
+    )
+
+    @classmethod
+    def shown(cls, versions) -> "RunStartForm":
+        form = cls(auto_id=False)
+        form.fields["version"].widget.choices = [
+            (
+                v.pk,
+                f"{v.dataset.name} v{v.number} ({v.manifest['counts']['train']} train, "
+                f"{v.manifest['counts']['eval']} eval)",
+            )
+            for v in versions
+        ] or [("", "no frozen version yet")]
+        return form
+
+    def version_pk(self) -> int | None:
+        return self.cleaned_data["version"] if self.is_valid() else None
