@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from curation import dedup, filters
+from curation import dedup, filter_rules
 from curation.models import Candidate, CandidateKind, CurationPolicy, Feedback, Interaction
 from curation.sampling import keyed_uniform
 
@@ -38,7 +38,7 @@ def candidate_specs(
         "task_type": interaction.task_type,
         "model": interaction.model,
     }
-    edits = [f for f in ordered if f.kind in filters.EDIT_ACTIONS]
+    edits = [f for f in ordered if f.kind in filter_rules.EDIT_ACTIONS]
     if edits:
         # The latest edit is the user's final word on the answer.
         return [
@@ -49,9 +49,9 @@ def candidate_specs(
                 "rejected": interaction.response,
             }
         ]
-    if filters.disapproves(kinds, ratings):
+    if filter_rules.disapproves(kinds, ratings):
         return [{**common, "kind": CandidateKind.NEEDS_ANSWER, "chosen": None, "rejected": None}]
-    if filters.approves(kinds, ratings) and keyed_uniform("sft", interaction.pk) < sft_rate:
+    if filter_rules.approves(kinds, ratings) and keyed_uniform("sft", interaction.pk) < sft_rate:
         return [
             {**common, "kind": CandidateKind.SFT, "chosen": interaction.response, "rejected": None}
         ]

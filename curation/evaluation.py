@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, Value
 from django.utils import timezone
 
-from curation import dedup, filters, judge
+from curation import dedup, filter_rules, filters, judge
 from curation.candidates import signatures_set
 from curation.models import Candidate, CurationPolicy, FilterDecision
 from curation.policies import toxicity_config
@@ -266,7 +266,7 @@ def _phase_one(
         near=filters.DEDUP_NEAR in phase_one.enabled,
     )
     for candidate in ordered:
-        results = filters.run_filters(
+        results = filter_rules.run_filters(
             _filter_input(candidate), phase_one, full=full, extra=_dedup_steps(candidate, earlier)
         )
         outcome[candidate.pk] = results
@@ -309,7 +309,7 @@ def _phase_two(
             candidate.toxicity = tox.score
             candidate.toxicity_scorer = f"{tox.scorer}@{tox.scorer_version}"
         if filters.QUALITY in fp.enabled and (full or all(r.passed for r in results)):
-            quality = filters.quality_filter(_filter_input(candidate, candidate.toxicity), fp)
+            quality = filter_rules.quality_filter(_filter_input(candidate, candidate.toxicity), fp)
             results.append(quality)
             candidate.quality = quality.score
     return held, toxicity

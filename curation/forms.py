@@ -78,31 +78,55 @@ SCORE_FIELDS = ("toxicity", "quality", "char_similarity")
 CURATOR_REJECTED = "curator"  # the failed_filter a curator's reject records
 
 
+SCORE_STEPS = [f"{step / 10:g}" for step in range(11)]
+ANY = [("", "any")]
+
+
 def _score(label: str) -> forms.FloatField:
-    # Django's FloatField refuses NaN and infinities; scores live in [0, 1].
-    return forms.FloatField(required=False, min_value=0, max_value=1, label=label)
+    # Django's FloatField refuses NaN and infinities; scores live in [0, 1]. A select of
+    # tenths; the empty choice is named by its end of the range ("from", "to").
+    return forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label=label,
+        widget=forms.Select(attrs={"aria-label": label.capitalize()}),
+    )
+
+
+def _select(**kwargs):
+    return forms.Select(choices=ANY, **kwargs)
 
 
 class CandidateSearchForm(forms.Form):
     """The explorer's query string. Anything it refuses is a 400: a URL is
     either a view someone can share or an error, never silently another view."""
 
-    q = forms.CharField(required=False, max_length=200, strip=True)
-    status = forms.ChoiceField(required=False, choices=[("", "any"), *Candidate.Status.choices])
-    kind = forms.ChoiceField(required=False, choices=[("", "any"), *CandidateKind.choices])
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.SearchInput(
+            attrs={"id": "q", "class": "wide", "placeholder": 'words, "a phrase", -not'}
+        ),
+    )
+    status = forms.ChoiceField(required=False, choices=[*ANY, *Candidate.Status.choices])
+    kind = forms.ChoiceField(required=False, choices=[*ANY, *CandidateKind.choices])
     failed_filter = forms.ChoiceField(
         required=False,
         choices=[
-            ("", "any"),
+            *ANY,
             *((name, name) for name in filters.KNOWN_FILTERS),
             (CURATOR_REJECTED, "rejected by a curator"),
         ],
     )
-    task_type = forms.CharField(required=False, max_length=100)
-    model = forms.CharField(required=False, max_length=200)
-    source = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    created_from = day_field(required=False)
-    created_to = day_field(required=False)
+    # Free values in the URL (a bookmark may name one no longer listed); the page offers
+    # the ones the data holds (`with_options`).
+    task_type = forms.CharField(required=False, max_length=100, widget=_select())
+    model = forms.CharField(required=False, max_length=200, widget=_select())
+    source = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=_select())
+    created_from = day_field(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = day_field(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     toxicity_min = _score("toxicity from")
     toxicity_max = _score("toxicity to")
     quality_min = _score("quality from")
@@ -111,6 +135,26 @@ class CandidateSearchForm(forms.Form):
     char_similarity_max = _score("similarity to")
     before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("task_type", "model"):
+            # CharField gives its widget a maxlength, which a select has no use for.
+            self.fields[name].widget.attrs.pop("maxlength", None)
+        for name in SCORE_FIELDS:
+            for end in ("min", "max"):
+                field = self.fields[f"{name}_{end}"]
+                current = self.data.get(f"{name}_{end}", "")
+                extra = [(current, current)] if current and current not in SCORE_STEPS else []
+                empty = "from" if end == "min" else "to"
+                field.widget.choices = [("", empty), *extra, *((v, v) for v in SCORE_STEPS)]
+
+    def with_options(self, options: dict) -> "CandidateSearchForm":
+        """Offer the values the data holds (`curation.selectors.explorer_options`)."""
+        self.fields["task_type"].widget.choices = [*ANY, *((t, t) for t in options["task_types"])]
+        self.fields["model"].widget.choices = [*ANY, *((m, m) for m in options["models"])]
+        self.fields["source"].widget.choices = [*ANY, *options["sources"]]
+        return self
 
     def clean(self):
         data = super().clean()

@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from curation.errors import CurationError
-from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
+from curation.models import ApiToken, Source, TokenScope
+from curation.models.sources import generate_token, hash_token
 from flywheel_site import redis as fw_redis
 
 CACHE_TTL_S = 30.0

@@ -21,7 +21,6 @@ RETRIED = "Sent {n} interaction(s) back to curation."
 NOT_FAILED = "Interaction #{pk} is not failed: nothing to retry."
 NEED_REASON = "Choose an action and give a reason: it is recorded with the action."
 ACTED = "{kind}: done on candidate #{pk}."
-SCORE_STEPS = [f"{step / 10:g}" for step in range(11)]
 ACTIVE = (CandidateAction.Status.QUEUED, CandidateAction.Status.RUNNING)
 POLICY_SAVED = (
     "Saved as policy version {version}. New candidates are curated under it; run "
@@ -79,10 +78,10 @@ def _query_string(form: CandidateSearchForm) -> str:
 @role_required(CURATOR)
 def candidates(request):
     form = _search_form(request.GET)
-    context = {"form": form, "query": _query_string(form), "score_steps": SCORE_STEPS}
+    context = {"form": form, "query": _query_string(form)}
     if not request.htmx:
         # The select lists sit outside the list an HTMX request redraws.
-        context["options"] = selectors.explorer_options()
+        form.with_options(selectors.explorer_options())
     if not form.is_valid():
         return render_page(request, "curation/candidates.html", "list", context, status=400)
     filters = form.filters()

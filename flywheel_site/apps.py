@@ -13,13 +13,13 @@ class FlywheelSiteConfig(AppConfig):
         from curation import hooks
         from review import intake as review_intake
         from training.datasets import hooks as dataset_hooks
+        from training.registry import rollback as registry_rollback
         from training.registry import selectors as registry_selectors
-        from training.registry import services as registry_services
 
         # Curate, then queue: sampled candidates enter the review queue in the
         # transaction that sampled them.
         hooks.on_candidates_sampled(review_intake.items_create_for_sampled)
         # Quarantine, then roll back: models trained on quarantined data are rolled back in
         # the transaction that records the quarantine; the confirmation pages list them.
-        dataset_hooks.on_quarantine_recorded(registry_services.models_rollback_for)
+        dataset_hooks.on_quarantine_recorded(registry_rollback.models_rollback_for)
         dataset_hooks.on_models_affected(registry_selectors.models_trained_on)

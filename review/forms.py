@@ -4,10 +4,10 @@ the rules of a valid decision (rubric complete, reason given, text length)
 stay in ``review.services``, which phrases them for the annotator."""
 
 from django import forms
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 
 from flywheel_site.http import int_param
-from review.models import Decision
+from review.models import REJECT_REASONS, Decision
 
 
 class ScoreField(forms.IntegerField):
@@ -30,16 +30,48 @@ class ReviewForm(forms.Form):
         return next(iter(self.errors.values()))[0]
 
 
+def _score() -> ScoreField:
+    return ScoreField(
+        required=False, widget=forms.RadioSelect(choices=[(n, str(n)) for n in range(1, 6)])
+    )
+
+
 class DecisionForm(ReviewForm):
+    # The decision is the submit button pressed (approve, reject, approve_edit).
     decision = _text()
-    accuracy = ScoreField(required=False)
-    helpfulness = ScoreField(required=False)
-    safety = ScoreField(required=False)
-    final_text = _text(empty_value=None)
-    reject_reason = _text()
+    accuracy = _score()
+    helpfulness = _score()
+    safety = _score()
+    final_text = _text(
+        empty_value=None,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 9,
+                "aria-label": "Final text",
+                "hx-trigger": "input changed delay:400ms",
+                "hx-target": "#three-way",
+                "hx-swap": "outerHTML",
+            }
+        ),
+    )
+    reject_reason = _text(widget=forms.Select(choices=[(r, r) for r in REJECT_REASONS]))
     # Free text beats the short list when both are sent.
-    reject_reason_other = forms.CharField(required=False)
-    note = _text()
+    reject_reason_other = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"maxlength": 200, "autocomplete": "off"}),
+    )
+    note = _text(widget=forms.Textarea(attrs={"rows": 2}))
+
+    @classmethod
+    def shown(cls, *, item_pk: int, posted: dict, edit_text: str) -> "DecisionForm":
+        """The form as the review screen shows it: what a refused post sent (`posted`)
+        and the text to edit; the edit box asks for its diff as it is typed."""
+        form = cls(
+            initial={**posted, "final_text": edit_text, "reject_reason_other": ""},
+            auto_id=False,
+        )
+        form.fields["final_text"].widget.attrs["hx-post"] = reverse("review:diff", args=[item_pk])
+        return form
 
     def verdict(self) -> dict:
         """Keyword arguments shared by review_submit and outcome_adjudicate."""
@@ -73,9 +105,21 @@ class QueueForm(ReviewForm):
     """The queue picker. Which kinds, task types and sources exist is the service's
     to check (`queue_choose`); the form only parses."""
 
-    kind = _text()
-    task_type = _text()
-    source = forms.IntegerField(required=False)
+    kind = _text(widget=forms.Select(attrs={"id": "queue-kind"}))
+    task_type = _text(widget=forms.Select(attrs={"id": "queue-task-type"}))
+    source = forms.IntegerField(required=False, widget=forms.Select(attrs={"id": "queue-source"}))
+
+    @classmethod
+    def shown(cls, *, choice, kinds, task_types, sources) -> "QueueForm":
+        """The picker as the home page shows it: the saved choice among what exists
+        (`review.selectors.queue_picker`)."""
+        form = cls(
+            initial={"kind": choice.kind, "task_type": choice.task_type, "source": choice.source_id}
+        )
+        form.fields["kind"].widget.choices = list(kinds)
+        form.fields["task_type"].widget.choices = [("", "Any"), *((t, t) for t in task_types)]
+        form.fields["source"].widget.choices = [("", "Any"), *sources]
+        return form
 
 
 class GuidelineForm(ReviewForm):

@@ -20,7 +20,8 @@ from flywheel_site.text_diff import (
 )
 from flywheel_site.text_render import render_markdown
 from review import selectors
-from review.models import REJECT_REASONS, Decision, Guideline, Review, ReviewItem, model_output_of
+from review.forms import DecisionForm
+from review.models import Decision, Guideline, Review, ReviewItem, model_output_of
 
 NONE = "\u2013"  # an en dash for "no value"
 # What the decision filter and the lists call each decision.
@@ -115,8 +116,6 @@ def screen(
         "audit": _audit_shown(item=item, candidate=candidate) if mode == "inspect" else None,
         "edit_text": edited_text if edited_text is not None else (candidate.chosen or ""),
         "three_way": _three_way(candidate=candidate, model_output=model_output, edited=edited_text),
-        "rubric": [(name, label, posted.get(name)) for name, label in RUBRIC],
-        "reject_reasons": REJECT_REASONS,
         "needs_answer": candidate.kind == CandidateKind.NEEDS_ANSWER,
         "guideline": guideline_html(selectors.guideline_current()),
         "lease_expires_at": item.lease_expires_at if holds else None,
@@ -130,6 +129,9 @@ def screen(
         if mode == "adjudicate" and edited_text is None and edits:
             # Start from the latest reviewer edit: usually the closest to gold.
             context["edit_text"] = edits[-1]
+    form = DecisionForm.shown(item_pk=item.pk, posted=posted, edit_text=context["edit_text"])
+    context["form"] = form
+    context["rubric"] = [(label, form[name]) for name, label in RUBRIC]
     return context
 
 

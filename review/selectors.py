@@ -1,21 +1,18 @@
 """Reads for the review pages (what they show is shaped in ``review.presenters``).
 
 The review screen reads one item by primary key and never counts the queue, so
-claim-and-render costs the same at 1,000 or 100,000 queued items. Statistics
-read a window of days through the date indexes (reviews by submitted_at, items
-by created_at, outcomes by decided_at); the only counts over the open queue go
-through its partial indexes.
+claim-and-render costs the same at 1,000 or 100,000 queued items; the only counts
+over the open queue go through its partial indexes. The statistics page's reads are
+in ``review.stats``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from curation.filters import KNOWN_FILTERS
@@ -24,7 +21,7 @@ from curation.policies import policy_current
 from curation.sampling import audit_rate_of
 from flywheel_site.access import CURATOR, has_role
 from flywheel_site.keyset import PAGE_SIZE, KeysetPage
-from review import agreement, calibration, queues
+from review import calibration, queues
 from review.models import (
     APPROVALS,
     Decision,
@@ -35,11 +32,8 @@ from review.models import (
     ReviewOutcome,
     ReviewSkip,
 )
+from review.stats import annotator_progress, local_day_start, rate
 
-STATS_WINDOWS = (7, 14, 30, 90)
-# Agreement is computed in Python over at most this many recent reviews, so the
-# statistics page stays bounded however much history there is.
-AGREEMENT_MAX_REVIEWS = 20_000
 ADJUDICATION_LIST_SIZE = 100
 # "Left in this queue" counts at most this many items, so the strip costs the
 # same on a queue of millions ("10,000+").
@@ -47,7 +41,6 @@ LEFT_COUNT_CAP = 10_000
 # Median time per item over the annotator's reviews of the last this many days.
 PROGRESS_DAYS = 7
 TASK_TYPES_SHOWN = 200
-MOST_SKIPPED_SHOWN = 20
 SNIPPET_CHARS = 120
 
 
@@ -96,10 +89,6 @@ def item_outcome(*, item: ReviewItem) -> ReviewOutcome | None:
 # --- home, lists --------------------------------------------------------------
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
 def home(*, user) -> dict:
     now = timezone.now()
     today = local_day_start(now)
@@ -115,7 +104,7 @@ def home(*, user) -> dict:
         ).count(),
         "my_today": mine["today"],
         "my_total": mine["total"],
-        "my_approving_review_rate": _rate(mine["approved"], mine["total"]),
+        "my_approving_review_rate": rate(mine["approved"], mine["total"]),
         "held": ReviewItem.objects.filter(lease_holder=user, lease_expires_at__gt=now)
         .values_list("pk", flat=True)
         .first(),
@@ -188,11 +177,6 @@ def queue_items(*, user, choice: QueueChoice) -> QuerySet:
     return items
 
 
-def local_day_start(now: datetime) -> datetime:
-    """Midnight of ``now``'s day in the site's time zone (TIME_ZONE)."""
-    return timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
-
-
 def queue_progress(*, user, now: datetime | None = None) -> dict:
     """The strip above the queue: done today, left in the queue, median time
     per item over the last days and the time the rest would take at that pace."""
@@ -238,34 +222,6 @@ def _median_seconds_of(*, user, since: datetime) -> float | None:
     return None if median is None else float(median)
 
 
-def annotator_progress(*, now: datetime, days: int = 7) -> list[dict]:
-    """Per annotator: reviews today and over the last ``days`` days, approving-review
-    rate and median seconds per item over those days."""
-    today = local_day_start(now)
-    since = today - timedelta(days=days - 1)
-    rows = (
-        Review.objects.filter(submitted_at__gte=since)
-        .values("reviewer_id", "reviewer__username")
-        .annotate(
-            n=Count("pk"),
-            today=Count("pk", filter=Q(submitted_at__gte=today)),
-            approved=Count("pk", filter=Q(decision__in=APPROVALS)),
-        )
-        .order_by("reviewer__username")
-    )
-    medians = _median_seconds(since=since)
-    return [
-        {
-            "username": row["reviewer__username"],
-            "today": row["today"],
-            "week": row["n"],
-            "approving_review_rate": _rate(row["approved"], row["n"]),
-            "median_seconds": medians.get(row["reviewer_id"]),
-        }
-        for row in rows
-    ]
-
-
 def adjudication_list() -> dict:
     items = list(
         ReviewItem.objects.filter(status=ReviewItem.Status.ADJUDICATION)
@@ -302,191 +258,6 @@ def prompt_snippet(prompt, limit: int = SNIPPET_CHARS) -> str:
         text = str(prompt)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
-
-
-# --- skips --------------------------------------------------------------------
-
-
-def skip_summary(*, since: datetime) -> dict:
-    """Skips per annotator in the window, the most skipped open items, and the
-    items skipping sent to curators that still wait."""
-    per_annotator = list(
-        ReviewSkip.objects.filter(created_at__gte=since)
-        .values("user__username")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "user__username")
-    )
-    most_skipped = list(
-        ReviewItem.objects.filter(skip_count__gt=0)
-        .exclude(status=ReviewItem.Status.DONE)
-        .order_by("-skip_count", "id")
-        .values("pk", "skip_count", "status", "kind", "stratum", "escalated_at")[
-            :MOST_SKIPPED_SHOWN
-        ]
-    )
-    return {
-        "skips_per_annotator": per_annotator,
-        "skips_total": sum(row["n"] for row in per_annotator),
-        "most_skipped": most_skipped,
-        "escalated_waiting": ReviewItem.objects.filter(
-            status=ReviewItem.Status.ADJUDICATION, escalated_at__isnull=False
-        ).count(),
-    }
-
-
-# --- statistics ---------------------------------------------------------------
-
-
-def stats(*, days: int, now: datetime | None = None) -> dict:
-    now = now or timezone.now()
-    today = now.date()
-    first_day = today - timedelta(days=days - 1)
-    since = _day_start(first_day)
-    day_list = [first_day + timedelta(days=k) for k in range(days)]
-
-    per_day = (
-        Review.objects.filter(submitted_at__gte=since)
-        .annotate(day=TruncDate("submitted_at"))
-        .values("reviewer_id", "reviewer__username", "day")
-        .annotate(n=Count("pk"), approved=Count("pk", filter=Q(decision__in=APPROVALS)))
-    )
-    by_annotator: dict[int, dict] = {}
-    for row in per_day:
-        entry = by_annotator.setdefault(
-            row["reviewer_id"],
-            {"username": row["reviewer__username"], "days": defaultdict(int), "n": 0, "ok": 0},
-        )
-        entry["days"][row["day"]] += row["n"]
-        entry["n"] += row["n"]
-        entry["ok"] += row["approved"]
-
-    medians = _median_seconds(since=since)
-    recent = list(
-        Review.objects.filter(submitted_at__gte=since, item__reviews_done__gte=2)
-        .order_by("-submitted_at")
-        .values(
-            "item_id",
-            "reviewer_id",
-            "decision",
-            "accuracy",
-            "helpfulness",
-            "safety",
-            "item__stratum",
-        )[:AGREEMENT_MAX_REVIEWS]
-    )
-    recent.reverse()  # agreement_summary wants oldest first
-    per_reviewer_agreement = agreement.per_annotator_agreement(recent)
-
-    annotators = []
-    for reviewer_id, entry in sorted(by_annotator.items(), key=lambda kv: kv[1]["username"]):
-        agreed = per_reviewer_agreement.get(reviewer_id, {})
-        annotators.append(
-            {
-                "username": entry["username"],
-                "per_day": [entry["days"].get(day, 0) for day in day_list],
-                "total": entry["n"],
-                "approving_review_rate": _rate(entry["ok"], entry["n"]),
-                "median_seconds": medians.get(reviewer_id),
-                "agreement_with_others": agreed.get("agreement_with_others"),
-                "kappa_vs_others": agreed.get("kappa_vs_others"),
-                "compared": agreed.get("n", 0),
-            }
-        )
-    total_n = sum(entry["n"] for entry in by_annotator.values())
-    total_ok = sum(entry["ok"] for entry in by_annotator.values())
-
-    by_queue: dict[str, list[dict]] = defaultdict(list)
-    for review in recent:
-        by_queue[review["item__stratum"]].append(review)
-
-    return {
-        "days": days,
-        "windows": STATS_WINDOWS,
-        "day_list": day_list,
-        "annotators": annotators,
-        "total_reviews": total_n,
-        "approving_review_rate": _rate(total_ok, total_n),
-        "median_seconds": medians.get(None),
-        "agreement": _agreement_rows(agreement.agreement_summary(recent)),
-        "agreement_by_queue": [
-            {"queue": queue, "rows": _agreement_rows(agreement.agreement_summary(reviews))}
-            for queue, reviews in sorted(by_queue.items())
-        ],
-        "queue_depth": queue_depth(day_list=day_list, since=since),
-        "adjudication_waiting": ReviewItem.objects.filter(
-            status=ReviewItem.Status.ADJUDICATION
-        ).count(),
-        # Items with two or more reviews in the window; none means one reviewer
-        # per item, and there is nothing to compare (not "they agree").
-        "compared_items": len({review["item_id"] for review in recent}),
-        **skip_summary(since=since),
-        "skips_to_curator": settings.FLYWHEEL_REVIEW_SKIPS_TO_CURATOR,
-    }
-
-
-def queue_depth(*, day_list: list[date], since: datetime) -> list[dict]:
-    """Open items (queued or in adjudication) at the end of each day.
-
-    Worked backwards from today's count: depth at the end of day d is today's
-    depth minus items added after d plus items settled after d. Only the window
-    is read (by date index), never the table's whole history.
-    """
-    queued = ReviewItem.objects.filter(status=ReviewItem.Status.QUEUED).count()
-    adjudication = ReviewItem.objects.filter(status=ReviewItem.Status.ADJUDICATION).count()
-    added = _per_day(ReviewItem.objects.all(), "created_at", since=since)
-    settled = _per_day(ReviewOutcome.objects.all(), "decided_at", since=since)
-    depth = queued + adjudication
-    series = []
-    for day in reversed(day_list):
-        series.append(
-            {"day": day, "open": depth, "added": added.get(day, 0), "settled": settled.get(day, 0)}
-        )
-        depth = depth - added.get(day, 0) + settled.get(day, 0)
-    series.reverse()
-    peak = max((row["open"] for row in series), default=0) or 1
-    for row in series:
-        row["bar"] = round(100 * row["open"] / peak)
-    return series
-
-
-def _per_day(rows: QuerySet, field: str, *, since: datetime) -> dict[date, int]:
-    """Rows per day of ``field`` since ``since``, read through that field's index."""
-    return dict(
-        rows.filter(**{f"{field}__gte": since})
-        .annotate(day=TruncDate(field))
-        .values("day")
-        .annotate(n=Count("pk"))
-        .values_list("day", "n")
-    )
-
-
-def _median_seconds(*, since: datetime) -> dict:
-    """Median seconds from claim to submit, per reviewer and overall (key None)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT reviewer_id,
-                   percentile_cont(0.5) WITHIN GROUP (
-                       ORDER BY EXTRACT(EPOCH FROM (submitted_at - started_at)))
-              FROM review_review
-             WHERE submitted_at >= %s AND started_at IS NOT NULL
-             GROUP BY ROLLUP (reviewer_id)
-            """,
-            [since],
-        )
-        return {
-            reviewer_id: float(median)
-            for reviewer_id, median in cursor.fetchall()
-            if median is not None
-        }
-
-
-def _agreement_rows(summary: dict) -> list[dict]:
-    return [{"field": field, **values} for field, values in summary.items()]
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
 
 
 # --- calibration ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
 from flywheel_site.http import int_param, render_page
 from review import errors, presenters, selectors, services, thresholds
+from review import stats as review_stats
 from review.forms import CalibrationApplyForm, DecisionForm, GuidelineForm, QueueForm
 from review.guidelines import guideline_update
 from review.models import Decision, Guideline, Review, ReviewItem
@@ -105,7 +106,8 @@ def home(request):
 def _home_context(user) -> dict:
     context = selectors.home(user=user)
     context["progress_strip"] = selectors.queue_progress(user=user)
-    context.update(selectors.queue_picker(user=user))
+    picker = selectors.queue_picker(user=user)
+    context.update(picker, queue_form=QueueForm.shown(**picker))
     return context
 
 
@@ -260,9 +262,9 @@ def adjudicate(request, pk: int):
 @require_GET
 def stats(request):
     days = int_param(request.GET.get("days"))
-    if days not in selectors.STATS_WINDOWS:
-        days = selectors.STATS_WINDOWS[0]
-    return render_page(request, "review/stats.html", "stats-body", selectors.stats(days=days))
+    if days not in review_stats.STATS_WINDOWS:
+        days = review_stats.STATS_WINDOWS[0]
+    return render_page(request, "review/stats.html", "stats-body", review_stats.stats(days=days))
 
 
 @role_required(ANNOTATOR)

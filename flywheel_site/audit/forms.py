@@ -1,4 +1,5 @@
-"""The audit log's filter: every value bounded, so a hostile query string is a 400."""
+"""The audit pages' forms: the log's filter (every value bounded, so a hostile query string
+is a 400) and the erasure page's form."""
 
 import re
 from datetime import UTC, datetime
@@ -77,3 +78,17 @@ class AuditLogForm(forms.Form):
         """The filter as a query string, for page links and exports (no cursor)."""
         keep = {k: v for k, v in self.data.items() if k not in ("before", "after") and v}
         return urlencode(keep)
+
+
+USER_ID_MAX = 1000
+
+
+class EraseForm(forms.Form):
+    # As the application sent it: not stripped, so it hashes as ingest hashed it.
+    user_id = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=USER_ID_MAX,
+        error_messages={"max_length": f"A user id has at most {USER_ID_MAX} characters."},
+        widget=forms.TextInput(attrs={"required": True, "autocomplete": "off"}),
+    )

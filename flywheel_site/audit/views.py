@@ -7,13 +7,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from flywheel_site.access import ADMIN, role_required
 from flywheel_site.audit.erasure import user_erase
-from flywheel_site.audit.forms import AuditLogForm
+from flywheel_site.audit.forms import AuditLogForm, EraseForm
 from flywheel_site.audit.log import audit_log_page, log_csv, log_jsonl
 from flywheel_site.audit.models import Erasure
 from flywheel_site.audit.services import AuditError
 from flywheel_site.http import render_page
 
-USER_ID_MAX = 1000
 PAGE = "audit/erase.html"
 LOG_PAGE = "audit/log.html"
 EXPORTS = {
@@ -27,15 +26,16 @@ EXPORTS = {
 def erase(request: HttpRequest) -> HttpResponse:
     erasures = Erasure.objects.order_by("-created_at", "-pk")[:20]
     if request.method == "GET":
-        return render(request, PAGE, {"erasures": erasures})
-    raw = request.POST.get("user_id", "")
-    if len(raw) > USER_ID_MAX:
-        error = f"A user id has at most {USER_ID_MAX} characters."
-        return render(request, PAGE, {"erasures": erasures, "error": error}, status=400)
+        return render(request, PAGE, {"erasures": erasures, "form": EraseForm(auto_id=False)})
+    form = EraseForm(request.POST, auto_id=False)
+    context = {"erasures": erasures, "form": form}
+    if not form.is_valid():
+        error = next(iter(form.errors.values()))[0]
+        return render(request, PAGE, {**context, "error": error}, status=400)
     try:
-        erasure = user_erase(raw_user_id=raw, user=request.user)
+        erasure = user_erase(raw_user_id=form.cleaned_data["user_id"], user=request.user)
     except AuditError as exc:
-        return render(request, PAGE, {"erasures": erasures, "error": str(exc)}, status=400)
+        return render(request, PAGE, {**context, "error": str(exc)}, status=400)
     messages.success(request, f"Recorded as erasure #{erasure.pk}.")
     return redirect("audit:erase")
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from random import Random
 
-from curation.filters import edit_similarities
+from curation.filter_rules import edit_similarities
 from flywheel_site.demo.content import (
     CODE_INTROS,
     CODE_OUTROS,

@@ -3,8 +3,9 @@ interactions had been curated by another run first, not that curation failed."""
 
 import pytest
 
-from curation import models, pipeline, policies, runs
+from curation import pipeline, policies, runs
 from curation.models import CurationRun
+from curation.models import runs as texts
 from tests.support.curation import edited
 
 pytestmark = pytest.mark.django_db
@@ -26,31 +27,31 @@ def test_a_job_that_finds_its_interactions_already_curated_says_so(as_user, cura
     job_run = CurationRun.objects.filter(trigger="ingest").get()
     command.refresh_from_db()
     assert (job_run.status, job_run.interactions, job_run.total) == ("succeeded", 0, 2)
-    assert job_run.explanation == models.RUN_ALL_ELSEWHERE.format(total=2)
-    assert command.explanation == models.RUN_ALL_HERE.format(done=2)
+    assert job_run.explanation == texts.RUN_ALL_ELSEWHERE.format(total=2)
+    assert command.explanation == texts.RUN_ALL_HERE.format(done=2)
     page = as_user(curator).get("/curation/runs/").content.decode()
-    assert models.RUN_ALL_ELSEWHERE.format(total=2) in page
-    assert models.RUN_ALL_HERE.format(done=2) in page
+    assert texts.RUN_ALL_ELSEWHERE.format(total=2) in page
+    assert texts.RUN_ALL_HERE.format(done=2) in page
 
 
 @pytest.mark.parametrize(
     ("fields", "text"),
     [
-        ({"status": "queued", "total": 5}, models.RUN_WAITING),
+        ({"status": "queued", "total": 5}, texts.RUN_WAITING),
         (
             {"status": "running", "total": 5, "interactions": 2},
-            models.RUN_SO_FAR.format(done=2, total=5),
+            texts.RUN_SO_FAR.format(done=2, total=5),
         ),
-        ({"status": "running"}, models.RUN_STARTED),
+        ({"status": "running"}, texts.RUN_STARTED),
         (
             {"status": "failed", "total": 5, "interactions": 2},
-            models.RUN_STOPPED.format(done=2, total=5),
+            texts.RUN_STOPPED.format(done=2, total=5),
         ),
-        ({"status": "succeeded", "trigger": "sweeper"}, models.RUN_NOTHING_PENDING),
-        ({"status": "succeeded", "trigger": "ingest"}, models.RUN_EMPTY),
+        ({"status": "succeeded", "trigger": "sweeper"}, texts.RUN_NOTHING_PENDING),
+        ({"status": "succeeded", "trigger": "ingest"}, texts.RUN_EMPTY),
         (
             {"status": "succeeded", "total": 5, "interactions": 3},
-            models.RUN_SOME_ELSEWHERE.format(done=3, total=5, elsewhere=2),
+            texts.RUN_SOME_ELSEWHERE.format(done=3, total=5, elsewhere=2),
         ),
     ],
 )

@@ -3,26 +3,20 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from curation import blocklist, filters
+from curation import blocklist, filter_rules
 from curation.blocklist import EMPTY_PATTERN, EMPTY_TERM, PATTERN_MATCHES_EMPTY, validate_blocklist
-from curation.filters import (
+from curation.filter_rules import (
     ABOVE_BAND,
     APPROVED,
-    BAD_BAND,
-    BAD_BAND_MEASURE,
-    BAD_FRACTION,
-    BAD_MIN_WORDS,
     BELOW_BAND,
     BLOCKED,
     EDITED_BY_USER,
-    FILTER_ORDER,
     GOOD_QUALITY,
     IDENTICAL,
     IN_BAND,
     LONG_ENOUGH,
     LOW_QUALITY,
     MISSING_CHOSEN,
-    MISSING_FILTERS,
     MISSING_REJECTED,
     NEEDS_ANSWER_ROUTED,
     NEGATIVE_FEEDBACK,
@@ -34,14 +28,7 @@ from curation.filters import (
     NOT_PREFERENCE_SKIP,
     REGENERATED_REASON,
     RESIDUAL_PII,
-    SCORER_NAME,
-    SCORER_VERSION,
     TOO_SHORT,
-    UNKNOWN_FILTERS,
-    UNKNOWN_KIND,
-    FilterInput,
-    FilterPolicy,
-    FilterResult,
     blocklist_filter,
     edit_band_filter,
     edit_similarities,
@@ -53,6 +40,21 @@ from curation.filters import (
     run_filters,
     user_action_filter,
     word_tokens,
+)
+from curation.filters import (
+    BAD_BAND,
+    BAD_BAND_MEASURE,
+    BAD_FRACTION,
+    BAD_MIN_WORDS,
+    FILTER_ORDER,
+    MISSING_FILTERS,
+    SCORER_NAME,
+    SCORER_VERSION,
+    UNKNOWN_FILTERS,
+    UNKNOWN_KIND,
+    FilterInput,
+    FilterPolicy,
+    FilterResult,
 )
 from curation.pii import UNKNOWN_REGION, PiiMatch
 
@@ -562,7 +564,7 @@ def test_pii_checks_every_field_in_a_fixed_order(monkeypatch):
         }.get(text, [])
 
     policy = FilterPolicy(pii_region="GB")
-    monkeypatch.setattr(filters, "find_pii", fake_find_pii)
+    monkeypatch.setattr(filter_rules, "find_pii", fake_find_pii)
     item = pref("ch", "rej", prompt_messages=(("system", "p1"), ("user", ""), ("user", "p2")))
     result = pii_filter(item, policy)
     assert seen == [("p1", "GB"), ("p2", "GB"), ("ch", "GB"), ("rej", "GB")]
@@ -615,7 +617,7 @@ def test_quality_formula(item, expected):
 )
 def test_quality_edit_signal_peaks_at_a_moderate_edit(substitutions, edit_value):
     item = pref(substituted(substitutions), "a" * 100)
-    assert quality_signals(item)["edit"] == (pytest.approx(edit_value), filters.W_EDIT)
+    assert quality_signals(item)["edit"] == (pytest.approx(edit_value), filter_rules.W_EDIT)
 
 
 def test_quality_of_a_pair_ignores_feedback_on_the_model_output():

@@ -11,7 +11,9 @@ def graph():
     return grimp.build_graph("review", "training", "curation")
 
 
-@pytest.mark.parametrize("module", ["review.selectors", "review.presenters", "review.forms"])
+@pytest.mark.parametrize(
+    "module", ["review.selectors", "review.stats", "review.presenters", "review.forms"]
+)
 def test_reads_and_display_do_not_import_services(graph, module):
     assert "review.services" not in graph.find_modules_directly_imported_by(module)
     assert not graph.chain_exists(importer=module, imported="review.services")

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 
 from review import services
-from review.selectors import stats
+from review.stats import stats
 from tests.support.review import RUBRIC, make_items
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from curation import tokens
-from curation.models import ApiToken, Source, hash_token
+from curation.models import ApiToken, Source
+from curation.models.sources import hash_token
 from curation.services import (
     UNKNOWN_SCOPE,
     api_token_authenticate,

@@ -1,6 +1,9 @@
-"""Plain payload builders for ingest tests and benchmarks."""
+"""Plain payload builders for ingest tests and benchmarks, and rows tests build without
+the service that would make them (a training run that nothing trained)."""
 
 import itertools
+
+from training.models import TrainingRun
 
 _counter = itertools.count(1)
 
@@ -52,3 +55,21 @@ def edit(**overrides) -> dict:
     }
     payload.update(overrides)
     return payload
+
+
+def training_run_fields(dataset_version, **overrides) -> dict:
+    """A built-in DPO run of `dataset_version`, started by hand and running; `overrides`
+    set the rest (status, timings, progress, config)."""
+    return {
+        "dataset_version": dataset_version,
+        "trigger": "manual",
+        "trainer": "builtin",
+        "method": "dpo",
+        "export_format": "dpo_conversational",
+        "status": "running",
+        **overrides,
+    }
+
+
+def training_run(dataset_version, **overrides) -> TrainingRun:
+    return TrainingRun.objects.create(**training_run_fields(dataset_version, **overrides))

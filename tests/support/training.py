@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from curation.models import Candidate, CurationPolicy, Interaction
 from review.models import Review, ReviewItem, ReviewOutcome
+from tests.support import factories
 from tests.support.curation import source
 from training.datasets import services
 from training.models import DatasetVersion, ModelVersion, TrainingRun
@@ -243,15 +244,7 @@ def frozen_version(admin, *, name="support", n=3, **dataset_options) -> DatasetV
 
 def registered(version, *, status="candidate", adapter="", promoted_at=None, **fields):
     """A model row as a finished run leaves it (the registry tests need no training)."""
-    run = TrainingRun.objects.create(
-        dataset_version=version,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="succeeded",
-        finished_at=timezone.now(),
-    )
+    run = factories.training_run(version, status="succeeded", finished_at=timezone.now())
     name = fields.pop("name", f"{version.dataset.name}-v{version.number}-run{run.pk}")
     return ModelVersion.objects.create(
         name=name,
@@ -279,13 +272,8 @@ def version(admin):
 
 @pytest.fixture
 def run(version):
-    return TrainingRun.objects.create(
-        dataset_version=version,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="running",
+    return factories.training_run(
+        version,
         stage="train",
         started_at=timezone.now(),
         progress_step=12,

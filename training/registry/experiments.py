@@ -30,9 +30,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 from training.errors import TrainingError
-from training.registry import clustered, route, sequential
+from training.registry import clustered, rollback, route, sequential
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
 from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
@@ -54,7 +53,6 @@ REASON_ROLLED_BACK = (
 REASON_EXPIRED = "canary experiment #{pk} reached its maximum duration without a decision"
 REASON_MONITOR_ROLLBACK = "rolled back from monitor alert #{alert}: {reason}"
 ERR_NOT_RUNNING = "{experiment} is not running (it is {state})."
-ERR_REASON = "Say why."
 ERR_NO_EVIDENCE = "Neither arm has traffic yet: there is nothing to decide on."
 ERR_NOT_CURRENT = "{model} is not the current model."
 ERR_DECISION = "Unknown decision {decision!r}: complete or roll_back."
@@ -135,7 +133,7 @@ def _complete(experiment: Experiment, *, evidence: dict, reason: str, user, now)
 def _roll_back(experiment: Experiment, *, evidence: dict, reason: str, user, now) -> bool:
     if not _end(experiment, state=Experiment.State.ROLLED_BACK, reason=reason, now=now):
         return False
-    registry.model_version_mark_rolled_back(
+    rollback.model_version_mark_rolled_back(
         ModelVersion.objects.get(pk=experiment.canary_id),
         reason=reason,
         other=experiment.control,
@@ -263,18 +261,9 @@ def _running(experiment: Experiment) -> Experiment:
     return experiment
 
 
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise TrainingError(ERR_REASON)
-    if has_control_characters(reason):
-        raise TrainingError(CONTROL_REFUSED)
-    return reason
-
-
 def experiment_stop(*, experiment: Experiment, user, reason: str) -> Experiment:
     """An admin ends the experiment without a decision: the control keeps serving."""
-    reason = _reason(reason)
+    reason = registry.reason_checked(reason)
     now = timezone.now()
     with transaction.atomic(), pghistory.context(reason=reason):
         registry.registry_lock()
@@ -288,7 +277,7 @@ def experiment_stop(*, experiment: Experiment, user, reason: str) -> Experiment:
 
 def experiment_extend(*, experiment: Experiment, user, reason: str, seconds: int) -> Experiment:
     """An admin moves the deadline later (more time to reach the minimum sample)."""
-    reason = _reason(reason)
+    reason = registry.reason_checked(reason)
     if seconds <= 0:
         raise TrainingError("Extend by a positive number of hours.")
     with transaction.atomic(), pghistory.context(reason=reason):
@@ -312,7 +301,7 @@ def experiment_extend(*, experiment: Experiment, user, reason: str, seconds: int
 
 def experiment_decide(*, experiment: Experiment, user, reason: str, decision: str) -> Experiment:
     """An admin completes or rolls back by hand, with the evidence of the moment recorded."""
-    reason = _reason(reason)
+    reason = registry.reason_checked(reason)
     if decision not in ("complete", "roll_back"):
         raise TrainingError(ERR_DECISION.format(decision=decision))
     now = timezone.now()
@@ -447,7 +436,7 @@ def _holdback_check(*, held: Experiment, model: ModelVersion, now: datetime):
 def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelVersion | None:
     """From a monitor alert: the current model is rolled back and the model it replaced is
     current again (or the base model). Closes the alert. Returns the restored model."""
-    reason = _reason(reason)
+    reason = registry.reason_checked(reason)
     with transaction.atomic(), pghistory.context(reason=reason, alert=alert.pk):
         registry.registry_lock()
         alert = MonitorAlert.objects.select_related("model", "previous").get(pk=alert.pk)
@@ -458,7 +447,7 @@ def model_version_roll_back(*, alert: MonitorAlert, user, reason: str) -> ModelV
         previous = alert.previous
         if previous is not None and previous.status != ModelVersion.Status.CANDIDATE:
             previous = None
-        registry.model_versions_roll_back(
+        rollback.model_versions_roll_back(
             models=[model],
             current=model,
             restored=previous,

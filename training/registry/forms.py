@@ -12,7 +12,11 @@ class ReasonForm(forms.Form):
     # Django refuses a NUL itself; its refusal says what the services say of every control
     # character.
     reason = forms.CharField(
-        required=False, strip=False, error_messages={"null_characters_not_allowed": CONTROL_REFUSED}
+        required=False,
+        strip=False,
+        error_messages={"null_characters_not_allowed": CONTROL_REFUSED},
+        # The browser asks first; the service still refuses a blank one in its words.
+        widget=forms.TextInput(attrs={"required": True}),
     )
 
 
@@ -20,10 +24,17 @@ class ExperimentActionForm(ReasonForm):
     """Stop, extend or decide a running experiment; the decision too is the service's
     to refuse."""
 
-    decision = forms.CharField(required=False)
+    decision = forms.CharField(
+        required=False,
+        widget=forms.Select(
+            choices=[("complete", "complete the rollout"), ("roll_back", "roll back")]
+        ),
+    )
     hours = forms.IntegerField(
         required=False,
         min_value=1,
         max_value=MAX_HOURS,
+        initial=24,
         error_messages={k: EXTEND_HOURS for k in ("invalid", "min_value", "max_value")},
+        widget=forms.NumberInput(attrs={"required": True}),
     )

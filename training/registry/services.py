@@ -1,9 +1,8 @@
-"""The model registry (writes): register a run's model, promote or reject a candidate, and
-roll back every model trained on quarantined data.
+"""The model registry (writes): register a run's model, promote or reject a candidate, start
+its canary. Rollback is in `training.registry.rollback`.
 
 - `model_version_promote` makes a candidate current (an admin, or automatically when
-  FLYWHEEL_AUTO_PROMOTE is on and the gate passed); `models_rollback_for` flags every model
-  trained on quarantined data `rolled_back` and restores the model that was current before.
+  FLYWHEEL_AUTO_PROMOTE is on and the gate passed).
 
 Every change of a model's standing writes a `ModelEvent` with its reason, inside the same
 transaction, under one advisory lock, so the registry is changed by one writer at a time.
@@ -25,9 +24,7 @@ from flywheel_site.textcheck import CONTROL_REFUSED, has_control_characters
 if TYPE_CHECKING:
     from training.runs.models import TrainingRun
 
-from training.datasets import selectors
-from training.datasets.hooks import Rollback
-from training.datasets.models import DatasetVersion, Quarantine
+from training.datasets.models import DatasetVersion
 from training.errors import TrainingError
 from training.registry.gate import GateResult
 from training.registry.models import Experiment, ModelEvent, ModelVersion
@@ -50,14 +47,22 @@ ERR_REASON = "Say why."
 REASON_AUTO_PROMOTED = "automatic promotion (FLYWHEEL_AUTO_PROMOTE): gate {detail}"
 REASON_REGISTERED = "trained by run #{run} on {version}; gate {detail}"
 REASON_REPLACED = "replaced as current by {model}"
-REASON_RESTORED = "restored as current: {model} was rolled back ({reason})"
-REASON_ROLLED_BACK = "trained on quarantined data: quarantine #{pk} ({kind}): {reason}"
-REASON_NO_PREVIOUS = "; no earlier model to restore, the base model is current again"
 REASON_AUTO_CANARY = "automatic canary (FLYWHEEL_AUTO_PROMOTE): gate {detail}"
 ERR_EXPERIMENT_RUNNING = (
     "{experiment} is running: decide or stop it before starting another canary."
 )
 ERR_SERVING_NAME = "The serving name {name!r} is taken (by {owner})."
+
+
+def reason_checked(reason: str) -> str:
+    """An admin's reason for a change of standing, as recorded: trimmed, required, and
+    free of control characters (every registry and experiment decision)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise TrainingError(ERR_REASON)
+    if has_control_characters(reason):
+        raise TrainingError(CONTROL_REFUSED)
+    return reason
 
 
 def registry_lock() -> None:
@@ -76,25 +81,6 @@ def model_event_record(
         from_status=from_status,
         to_status=model.status,
         reason=reason,
-        **extra,
-    )
-
-
-def model_version_mark_rolled_back(
-    model: ModelVersion, *, reason: str, other, user, **extra
-) -> None:
-    """Flag one model rolled back, for good; `other` names the model serving in its place.
-    Rolling back the current model goes through `model_versions_roll_back`."""
-    before = model.status
-    model.status = ModelVersion.Status.ROLLED_BACK
-    model.save(update_fields=["status"])
-    model_event_record(
-        model,
-        ModelEvent.Action.ROLLED_BACK,
-        from_status=before,
-        reason=reason,
-        other=other,
-        user=user,
         **extra,
     )
 
@@ -366,11 +352,7 @@ def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVer
     A model never promoted before must have been gated against the model that is current
     now: a candidate that beat last month's model has not shown it beats today's.
     """
-    reason = (reason or "").strip()
-    if not reason:
-        raise TrainingError(ERR_REASON)
-    if has_control_characters(reason):
-        raise TrainingError(CONTROL_REFUSED)
+    reason = reason_checked(reason)
     with transaction.atomic(), pghistory.context(reason=reason):
         registry_lock()
         model, current = _promotable(model)
@@ -380,11 +362,7 @@ def model_version_promote(*, model: ModelVersion, user, reason: str) -> ModelVer
 
 def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVersion:
     """An admin turns a candidate down (it stays in the registry, never promoted)."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise TrainingError(ERR_REASON)
-    if has_control_characters(reason):
-        raise TrainingError(CONTROL_REFUSED)
+    reason = reason_checked(reason)
     with transaction.atomic(), pghistory.context(reason=reason):
         registry_lock()
         model = ModelVersion.objects.get(pk=model.pk)
@@ -400,96 +378,6 @@ def model_version_reject(*, model: ModelVersion, user, reason: str) -> ModelVers
             user=user,
         )
     return model
-
-
-def models_rollback_for(*, quarantine: Quarantine, user=None) -> Rollback:
-    """Flag every model trained on a version the quarantine affects `rolled_back`; if the
-    current model is among them, restore the model that was current before it (the latest
-    promoted of the others that is not rolled back), or fall back to the base model.
-
-    Idempotent: models already rolled back are left alone. Call it in the transaction that
-    records the quarantine.
-    """
-    versions = selectors.versions_affected(quarantine=quarantine)
-    reason = REASON_ROLLED_BACK.format(
-        pk=quarantine.pk, kind=quarantine.get_kind_display(), reason=quarantine.reason
-    )
-    with transaction.atomic(), pghistory.context(reason=reason, quarantine=quarantine.pk):
-        registry_lock()
-        affected = list(
-            ModelVersion.objects.filter(dataset_version__in=versions)
-            .exclude(status=ModelVersion.Status.ROLLED_BACK)
-            .order_by("pk")
-        )
-        current = current_model()
-        affected_ids = {m.pk for m in affected}
-        # A canary, or its control, trained on quarantined data: the comparison is moot.
-        for experiment in Experiment.objects.filter(state=Experiment.State.RUNNING):
-            if {experiment.canary_id, experiment.control_id} & affected_ids:
-                experiment.state = Experiment.State.STOPPED
-                experiment.ended_at = timezone.now()
-                experiment.version += 1
-                experiment.decision_reason = reason
-                experiment.save(update_fields=["state", "ended_at", "version", "decision_reason"])
-                route_changed()
-        was_current = current is not None and current.pk in affected_ids
-        restored = None
-        if was_current:
-            restored = (
-                ModelVersion.objects.filter(
-                    status=ModelVersion.Status.CANDIDATE, promoted_at__isnull=False
-                )
-                .exclude(pk__in=[m.pk for m in affected])
-                .order_by("-promoted_at", "-pk")
-                .first()
-            )
-        model_versions_roll_back(
-            models=affected,
-            current=current,
-            restored=restored,
-            reason=reason,
-            user=user,
-            quarantine=quarantine,
-        )
-    return Rollback(
-        rolled_back=affected, previous_current=current if was_current else None, restored=restored
-    )
-
-
-def model_versions_roll_back(
-    *,
-    models: list[ModelVersion],
-    current: ModelVersion | None,
-    restored: ModelVersion | None,
-    reason: str,
-    user,
-    **extra,
-) -> None:
-    """The one rollback (quarantine, monitor alert): flag `models` rolled back (`extra` on
-    their events); if the current model is among them, `restored` becomes current in its
-    place (None: the base model). Call under the registry lock."""
-    was_current = current is not None and any(model.pk == current.pk for model in models)
-    for model in models:
-        is_current = was_current and model.pk == current.pk
-        note = REASON_NO_PREVIOUS if is_current and restored is None else ""
-        model_version_mark_rolled_back(
-            model,
-            reason=reason + note,
-            other=restored if is_current else None,
-            user=user,
-            **extra,
-        )
-    if was_current:
-        route_changed()
-    if was_current and restored is not None:
-        model_version_make_current(
-            model=restored,
-            current=None,
-            user=user,
-            reason=REASON_RESTORED.format(model=current, reason=reason),
-            action=ModelEvent.Action.RESTORED,
-            replaced=current,
-        )
 
 
 def model_version_accept(

@@ -16,7 +16,7 @@ from django.db.models.functions import Concat
 from training.datasets import export
 from training.datasets.models import DatasetVersion, Membership, PairKind, Quarantine
 from training.errors import TrainingError
-from training.registry import gate
+from training.registry import gate, rollback
 from training.registry import services as registry
 from training.registry.models import ModelVersion
 from training.runs import external, trainer
@@ -140,7 +140,7 @@ def training_run_perform(*, run: TrainingRun) -> ModelVersion:
     # Data quarantined while this run trained: the rollback that ran then could not see
     # this model yet.
     for quarantine in Quarantine.objects.filter(created_at__gte=version.frozen_at).order_by("pk"):
-        registry.models_rollback_for(quarantine=quarantine)
+        rollback.models_rollback_for(quarantine=quarantine)
     model.refresh_from_db()
     runs.training_run_succeed(run_id=run.pk, metrics=metrics, model=model)
     runs.log_append(run.pk, f"registered {model.name} as {model.status}: gate {model.gate_detail}")

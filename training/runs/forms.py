@@ -7,6 +7,8 @@ from training.registry import services as registry
 from training.registry.clustered import ABSOLUTE, RELATIVE
 
 BAD_OVERRIDE = "{field} must be {rule}, or blank for the setting."
+# A typed decimal (not a spinner): a share such as 0.05 is typed, not stepped to.
+DECIMAL = forms.TextInput(attrs={"inputmode": "decimal"})
 
 
 def _override(field_class, name: str, rule: str, **limits):
@@ -23,7 +25,7 @@ class ModelDecisionForm(forms.Form):
     per-experiment overrides of the settings (blank: the setting)."""
 
     reason = forms.CharField(max_length=2000, error_messages={"required": registry.ERR_REASON})
-    share = _override(forms.FloatField, "share", "a number between 0 and 1")
+    share = _override(forms.FloatField, "share", "a number between 0 and 1", widget=DECIMAL)
     min_sample = _override(
         forms.IntegerField, "min_sample", "a positive whole number", min_value=1,
         max_value=10_000_000,
@@ -32,13 +34,28 @@ class ModelDecisionForm(forms.Form):
         forms.IntegerField, "hours", "a whole number of hours up to a year", min_value=1,
         max_value=24 * 366,
     )  # fmt: skip
-    margin = _override(forms.FloatField, "margin", "a number from 0 up to 1", min_value=0)
+    margin = _override(
+        forms.FloatField, "margin", "a number from 0 up to 1", min_value=0, widget=DECIMAL
+    )
     margin_kind = forms.ChoiceField(
         required=False,
-        choices=[("", ""), (ABSOLUTE, ABSOLUTE), (RELATIVE, RELATIVE)],
+        choices=[
+            ("", "setting"),
+            (ABSOLUTE, "absolute (difference of rates)"),
+            (RELATIVE, "relative (share of the control's rate)"),
+        ],
         error_messages={"invalid_choice": BAD_OVERRIDE.format(
             field="margin_kind", rule="absolute or relative")},
     )  # fmt: skip
+
+    @classmethod
+    def shown(cls, *, current) -> "ModelDecisionForm":
+        """The empty form on the model page (labels there name the settings' values)."""
+        form = cls(auto_id=False)
+        form.fields["reason"].widget.attrs["placeholder"] = (
+            f"beats {current.name if current else 'the base model'} on held-out gold"
+        )
+        return form
 
     def clean_reason(self):
         reason = self.cleaned_data["reason"]
@@ -75,3 +92,28 @@ class ModelDecisionForm(forms.Form):
             "margin": data["margin"],
             "margin_kind": data["margin_kind"] or None,
         }
+
+
+class RunStartForm(forms.Form):
+    """Start a run of a frozen version. Which versions may be trained is the selector's
+    to say (`versions_trainable` offers them, `version_get` finds the one posted)."""
+
+    version = forms.IntegerField(
+        label="Dataset version", min_value=1, max_value=2**63 - 1, widget=forms.Select
+    )
+
+    @classmethod
+    def shown(cls, versions) -> "RunStartForm":
+        form = cls(auto_id=False)
+        form.fields["version"].widget.choices = [
+            (
+                v.pk,
+                f"{v.dataset.name} v{v.number} ({v.manifest['counts']['train']} train, "
+                f"{v.manifest['counts']['eval']} eval)",
+            )
+            for v in versions
+        ] or [("", "no frozen version yet")]
+        return form
+
+    def version_pk(self) -> int | None:
+        return self.cleaned_data["version"] if self.is_valid() else None

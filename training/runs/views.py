@@ -12,10 +12,11 @@ from flywheel_site.http import int_param, render_page
 from training.errors import TrainingError
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
+from training.registry.forms import ExperimentActionForm, ReasonForm
 from training.registry.models import Experiment, ModelVersion
 from training.runs import selectors as selectors_runs
 from training.runs import services as runs
-from training.runs.forms import ModelDecisionForm
+from training.runs.forms import ModelDecisionForm, RunStartForm
 
 RUN_STARTED = "Queued training run #{pk} on {version}."
 PROMOTED = "{model} is now the current model."
@@ -27,11 +28,13 @@ CHOOSE_VERSION = "Choose a frozen dataset version."
 @role_required(ADMIN)
 def run_list(request):
     page = selectors_runs.runs_page(before=int_param(request.GET.get("before")))
+    versions = selectors_runs.versions_trainable()
     context = {
         "runs": page.rows,
         "polling": any(run.is_active for run in page.rows),
         "next_before": page.older,
-        "versions": selectors_runs.versions_trainable(),
+        "versions": versions,
+        "start_form": RunStartForm.shown(versions),
         "current": selectors_canary.current_model(),
         "trainer": settings.FLYWHEEL_TRAINER,
         "base_model": runs.base_model_dir(),
@@ -42,7 +45,7 @@ def run_list(request):
 @role_required(ADMIN)
 @require_POST
 def run_start(request):
-    version = selectors_runs.version_get(pk=int_param(request.POST.get("version")))
+    version = selectors_runs.version_get(pk=RunStartForm(request.POST).version_pk())
     if version is None:
         messages.error(request, CHOOSE_VERSION)
         return redirect("runs:runs")
@@ -87,9 +90,13 @@ def _model_page(request, model: ModelVersion, *, error: str = "", decision: str 
     the error and the open confirmation."""
     experiments = selectors_canary.experiments_for_model(model=model)
     experiment = experiments[0] if experiments else None
+    current = selectors_canary.current_model()
     context = {
         "model": model,
-        "current": selectors_canary.current_model(),
+        "current": current,
+        "promote_form": ModelDecisionForm.shown(current=current),
+        "reason_form": ReasonForm(auto_id=False),
+        "experiment_form": ExperimentActionForm(auto_id=False),
         "rows": selectors_runs.gate_rows(model=model),
         "accounting": selectors_runs.eval_accounting(model.metrics),
         "events": selectors_runs.model_events(model=model),

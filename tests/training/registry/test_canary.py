@@ -12,6 +12,7 @@ from scipy.stats import binomtest
 from curation.ingest_rows import user_hash
 from curation.models import Feedback, Interaction, Source
 from curation.services import api_token_create
+from tests.support import factories
 from tests.support.api import ApiClient
 from tests.support.training import frozen_version, registered
 from training.errors import TrainingError
@@ -311,15 +312,14 @@ def test_an_admin_stops_an_experiment_and_the_control_serves_everyone(admin, can
 
 
 def test_auto_promotion_starts_a_canary_when_the_setting_says_so(admin, settings):
-    from training.models import TrainingRun
     from training.registry.gate import GateResult
 
     version = frozen_version(admin)
-    run = TrainingRun.objects.create(
-        dataset_version=version, trigger="manual", trainer="builtin", method="dpo",
-        export_format="dpo_conversational", status="running", started_at=timezone.now(),
+    run = factories.training_run(
+        version,
+        started_at=timezone.now(),
         config={"auto_promote": True, "canary": True, "serving_name": "support-auto"},
-    )  # fmt: skip
+    )
     gate = GateResult(
         passed=True, metric="normalised_accuracy", margin=0.02, detail="passes",
         metrics={}, baseline=None, baseline_metrics={},

@@ -3,8 +3,8 @@ page saying how the error was spent and what the candidate was compared with."""
 
 import pytest
 
+from tests.support import factories
 from tests.support.training import frozen_version, registered
-from training.models import TrainingRun
 from training.registry import gate
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
@@ -15,10 +15,7 @@ def test_each_candidate_gated_on_a_datasets_pairs_is_a_further_attempt(admin):
     registered(version)
     registered(version, gate_passed=False)
     registered(version, gate_passed=None)  # not gated: no look at the pairs
-    run = TrainingRun.objects.create(
-        dataset_version=version, trigger="manual", trainer="builtin", method="dpo",
-        export_format="dpo_conversational", status="running",
-    )  # fmt: skip
+    run = factories.training_run(version)
 
     assert gate.gate_attempt(run) == 3
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from flywheel_site.keyset import PAGE_SIZE
+from tests.support import factories
 from training.runs.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -17,12 +18,11 @@ def test_the_runs_list_links_to_the_older_page_and_that_page_ends_the_list(as_us
     runs = TrainingRun.objects.bulk_create(
         [
             TrainingRun(
-                dataset_version=version, trigger="manual", trainer="builtin", method="dpo",
-                export_format="dpo_conversational", status="failed", finished_at=FINISHED,
+                **factories.training_run_fields(version, status="failed", finished_at=FINISHED)
             )
             for _ in range(PAGE_SIZE + 1)
         ]
-    )  # fmt: skip
+    )
     oldest = min(run.pk for run in runs)
     client = as_user(admin)
     first = client.get("/training/runs/")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.support import factories
 from tests.support.training import frozen_version, preference_rows, write_jsonl
 from training.models import TrainingRun
 from training.runs import execute as perform
@@ -74,14 +75,7 @@ def test_without_an_eval_split_the_log_says_there_is_no_eval_loss(tmp_path, task
 @pytest.mark.django_db
 def test_the_run_row_gets_the_log_while_training_runs(tmp_path, task_lm, admin, export_dir):
     version = frozen_version(admin)
-    run = TrainingRun.objects.create(
-        dataset_version=version,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_standard",
-        status="running",
-    )
+    run = factories.training_run(version, export_format="dpo_standard")
     runs.log_append(run.pk, "training dpo + LoRA")
     progress = perform._Progress(run_id=run.pk)
     # What the run page would read from the row after each line the trainer writes.

@@ -32,7 +32,7 @@ from training.models import (
     ModelVersion,
     TrainingRun,
 )
-from training.registry import gate
+from training.registry import gate, rollback
 from training.registry import services as registry
 from training.runs import execute as perform
 from training.runs import jobs
@@ -613,22 +613,8 @@ def test_the_sweeper_fails_abandoned_runs_and_requeues_lost_ones(training_settin
     version_a = frozen_version(admin, name="a")
     version_b = frozen_version(admin, name="b")
     long_ago = timezone.now() - timedelta(days=2)
-    dead = TrainingRun.objects.create(
-        dataset_version=version_a,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-        status="running",
-        started_at=long_ago,
-    )
-    lost = TrainingRun.objects.create(
-        dataset_version=version_b,
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-    )
+    dead = factories.training_run(version_a, started_at=long_ago)
+    lost = factories.training_run(version_b, status="queued")
     TrainingRun.objects.filter(pk=lost.pk).update(created_at=long_ago)
 
     result = runs.training_runs_sweep()
@@ -735,7 +721,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
         reason="a prompt-injection attack got past the filters",
         user=admin,
     )
-    result = registry.models_rollback_for(quarantine=quarantine, user=admin)
+    result = rollback.models_rollback_for(quarantine=quarantine, user=admin)
 
     first.refresh_from_db()
     second.refresh_from_db()
@@ -763,7 +749,7 @@ def test_quarantine_rolls_back_the_current_model_and_restores_the_previous_one(a
     event = second.events.order_by("pgh_id").last()
     assert (event.status, event.pgh_context.metadata["reason"]) == ("rolled_back", reason)
     # Idempotent: the hook may run again (a retry); nothing changes.
-    again = registry.models_rollback_for(quarantine=quarantine, user=admin)
+    again = rollback.models_rollback_for(quarantine=quarantine, user=admin)
     assert (again.rolled_back, again.restored) == ([], None)
     assert ModelVersion.objects.get(status="promoted") == first
 
@@ -777,7 +763,7 @@ def test_rolling_back_the_only_promoted_model_leaves_the_base_model_current(admi
         kind="dataset_version", dataset_version=v2, reason="labelling error", user=admin
     )
 
-    result = registry.models_rollback_for(quarantine=quarantine)
+    result = rollback.models_rollback_for(quarantine=quarantine)
 
     assert result.restored is None
     assert not ModelVersion.objects.filter(status="promoted").exists()
@@ -785,7 +771,7 @@ def test_rolling_back_the_only_promoted_model_leaves_the_base_model_current(admi
         (only.pk, "rolled_back"),
         (candidate.pk, "rolled_back"),
     }
-    assert only.changes.get().reason.endswith(registry.REASON_NO_PREVIOUS)
+    assert only.changes.get().reason.endswith(rollback.REASON_NO_PREVIOUS)
 
 
 @pytest.mark.django_db
@@ -797,7 +783,7 @@ def test_a_quarantine_elsewhere_leaves_the_current_model_alone(admin):
         kind="dataset_version", dataset_version=v1, reason="duplicate import", user=admin
     )
 
-    result = registry.models_rollback_for(quarantine=quarantine)
+    result = rollback.models_rollback_for(quarantine=quarantine)
 
     assert (result.rolled_back, result.restored) == ([old], None)
     assert ModelVersion.objects.get(status="promoted") == current
@@ -813,7 +799,7 @@ def test_a_source_quarantine_rolls_back_models_of_every_version_holding_its_pair
         kind="source", source=pair.source, reason="the tests source was spammed", user=admin
     )
 
-    result = registry.models_rollback_for(quarantine=quarantine)
+    result = rollback.models_rollback_for(quarantine=quarantine)
 
     # The previously promoted model was trained on the same source: it is not restored.
     assert set(result.rolled_back) == {a, b}
@@ -828,7 +814,7 @@ def test_a_rolled_back_model_cannot_be_promoted_or_revived(admin):
     quarantine = services.quarantine_create(
         kind="dataset_version", dataset_version=v2, reason="bad", user=admin
     )
-    registry.models_rollback_for(quarantine=quarantine)
+    rollback.models_rollback_for(quarantine=quarantine)
 
     with pytest.raises(TrainingError, match="Only a candidate can be promoted"):
         registry.model_version_promote(model=model, user=admin, reason="try")

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from flywheel_site import redis as fw_redis
-from tests.support import ROOT
+from tests.support import ROOT, factories
 from tests.support.jobs import run_jobs
 from tests.support.training import frozen_version, registered
 from tests.support.webhooks import LOOPBACK, Receiver
@@ -658,15 +658,7 @@ def subscriber(hook_settings):
 
 
 def running(version) -> TrainingRun:
-    return TrainingRun.objects.create(
-        dataset_version=version,
-        status="running",
-        config={"auto_promote": False},
-        trigger="manual",
-        trainer="builtin",
-        method="dpo",
-        export_format="dpo_conversational",
-    )
+    return factories.training_run(version, config={"auto_promote": False})
 
 
 def events(type_: str) -> list[WebhookEvent]:
