@@ -60,6 +60,25 @@ TARGET_HELD_SHARE = 0.05
 CORES = os.cpu_count() or 1
 
 
+def policy_all_filters(*, note: str) -> None:
+    """Every filter on, from the model's defaults, with the thresholds of bench/curation.py:
+    toxicity never fails (random weights), about half pass quality and are sampled."""
+    from curation import filters
+    from curation.models import CurationPolicy
+    from curation.policies import POLICY_FIELDS, policy_create
+
+    defaults = {name: CurationPolicy._meta.get_field(name).get_default() for name in POLICY_FIELDS}
+    policy_create(
+        changes={
+            **defaults,
+            "enabled_filters": list(filters.FILTER_ORDER),
+            "toxicity_threshold": 1.0,
+            "quality_min": 0.5,
+        },
+        note=note,
+    )
+
+
 def _reset() -> None:
     from django.db import connection
 
@@ -177,10 +196,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from curation import filters
-    from curation.models import CurationPolicy
-    from curation.policies import POLICY_FIELDS, policy_create
-
     _reset()
     from django.db import connection
 
@@ -188,16 +203,7 @@ def main() -> None:
         cursor.execute("TRUNCATE curation_interaction, curation_feedback RESTART IDENTITY CASCADE")
     log(f"ingesting {args.interactions} edited interactions")
     ids = ingest(edit_items(count=args.interactions, seed=7))
-    defaults = {name: CurationPolicy._meta.get_field(name).get_default() for name in POLICY_FIELDS}
-    policy_create(
-        changes={
-            **defaults,
-            "enabled_filters": list(filters.FILTER_ORDER),
-            "toxicity_threshold": 1.0,
-            "quality_min": 0.5,
-        },
-        note="bench: workers",
-    )
+    policy_all_filters(note="bench: workers")
     result = {"bench": "curation_workers", "machine": machine()}
     result["make_run_scorer"] = _compare(
         name="make-run scorer",
