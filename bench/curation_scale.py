@@ -114,7 +114,7 @@ def _prepare_database(name: str, *, base_db: str, env: dict, existing: int) -> N
     }
     with connection.cursor() as cursor:
         cursor.execute(_FILL_INTERACTIONS, params)
-        cursor.execute(_FILL_CANDIDATES)
+        cursor.execute(_FILL_CANDIDATES, {})
         log(f"{name}: dedup claims of {Candidate.objects.count()} candidates")
         cursor.execute(_FILL_CLAIMS)
     log(f"{name}: rebuilding the curation rollup")

@@ -79,7 +79,8 @@ def policy_all_filters(*, note: str) -> None:
     )
 
 
-def _reset() -> None:
+def _reset(ids: list[int]) -> None:
+    """No candidates, runs, claims or rollup; `ids` pending again, the rest done."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -88,7 +89,9 @@ def _reset() -> None:
             "curation_curationmetricday RESTART IDENTITY CASCADE"
         )
         cursor.execute(
-            "UPDATE curation_interaction SET curation_state = 'pending', curation_claimed_at = NULL"
+            "UPDATE curation_interaction SET curation_claimed_at = NULL, curation_state = "
+            "CASE WHEN id = ANY(%s) THEN 'pending' ELSE 'done' END",
+            [ids],
         )
         cursor.execute("VACUUM ANALYZE curation_interaction")
 
@@ -100,7 +103,7 @@ def _round(*, ids: list[int], chunk: int, workers: int, env: dict, redis_url: st
     from curation import jobs
     from curation.models import CurationRun, Interaction
 
-    _reset()
+    _reset(ids)
     redis_clear(url=redis_url)
     queue = django_rq.get_queue("curation")
     for start in range(0, len(ids), chunk):
@@ -121,7 +124,7 @@ def _round(*, ids: list[int], chunk: int, workers: int, env: dict, redis_url: st
             if proc.wait(timeout=3600) != 0:
                 raise RuntimeError(f"a curation worker exited with {proc.returncode}")
         chunks = [json.loads(line) for line in timings.read_text().splitlines()]
-    pending = Interaction.objects.exclude(curation_state="done").count()
+    pending = Interaction.objects.filter(pk__in=ids).exclude(curation_state="done").count()
     if pending:
         raise RuntimeError(f"{pending} interactions were not curated")
     span = CurationRun.objects.aggregate(start=Min("started_at"), end=Max("finished_at"))
@@ -143,7 +146,10 @@ def _compare(*, name: str, ids: list[int], chunk: int, rounds: int, env: dict, r
         for workers in (1, 2):
             log(f"{name}: round {index + 1}/{rounds}, {workers} worker(s)")
             result = _round(ids=ids, chunk=chunk, workers=workers, env=env, redis_url=redis_url)
-            log(f"  {result['interactions_per_s']:.1f} interactions/s")
+            log(
+                f"  {result['interactions_per_s']:.1f} interactions/s, "
+                f"held share {result['held_share']:.3f}, claim share {result['claim_share']:.3f}"
+            )
             runs[workers].append(result)
 
     def median(workers: int, key: str) -> float:
@@ -196,7 +202,6 @@ def main() -> None:
     import django
 
     django.setup()
-    _reset()
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -228,7 +233,7 @@ def main() -> None:
         result["bert_base_detoxify"] = _compare(
             name="bert-base Detoxify",
             ids=ids[: args.model_interactions],
-            chunk=50,
+            chunk=25,
             rounds=args.rounds,
             env=model_env,
             redis_url=redis_url,
