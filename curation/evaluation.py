@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from django.contrib.postgres.fields import ArrayField
 from django.db import connection
-from django.db.models import BigIntegerField, Value
 from django.utils import timezone
 
 from curation import dedup, filters, judge
@@ -50,6 +48,13 @@ def _filter_input(candidate: Candidate, toxicity: float | None = None) -> filter
     )
 
 
+_NEAR_READ = (
+    "SELECT id, kind, status, minhash, lsh_bands FROM curation_candidate "
+    "WHERE kind = ANY(%s) AND lsh_bands && %s::bigint[]"
+)
+_NEAR_READ_BOUND = " AND id < %s"
+
+
 class _EarlierCandidates:
     """The earlier candidates a chunk's dedup steps can match, read in two
     queries for the whole chunk instead of two per candidate (plus a status
@@ -84,19 +89,33 @@ class _EarlierCandidates:
                 self.by_key[(kind, key)].append(pk)
                 self.status[pk] = status
         if near:
-            # One array parameter: given a list, Django builds an expression per
-            # element, about 0.1 s for a chunk's 4,000 band hashes.
-            bands = Value(
-                sorted({band for c in candidates for band in c.lsh_bands}),
-                output_field=ArrayField(BigIntegerField()),
-            )
-            for pk, kind, status, blob, row_bands in earlier.filter(
-                lsh_bands__overlap=bands
-            ).values_list("pk", "kind", "status", "minhash", "lsh_bands"):
-                self.status[pk] = status
-                self.minhash[pk] = bytes(blob)
-                for band in row_bands:
-                    self.by_band[(kind, band)].append(pk)
+            self._near_read(candidates, bound=None if by_commit else max(c.pk for c in candidates))
+
+    def _near_read(self, candidates: Sequence[Candidate], *, bound: int | None) -> None:
+        """The candidates sharing an LSH band with any of `candidates`: one overlap test per
+        candidate's own bands, in one statement. Given a chunk's ~4,000 bands at once,
+        PostgreSQL estimates that every row matches and scans the table, testing each row
+        against all of them (18 s a chunk at 200,000 candidates, bench/RESULTS.md); with
+        21 it probes the GIN index."""
+        one = _NEAR_READ + ("" if bound is None else _NEAR_READ_BOUND)
+        groups = [c.lsh_bands for c in candidates if c.lsh_bands]
+        if not groups:
+            return
+        params: list = []
+        for bands in groups:
+            params += [sorted({c.kind for c in candidates}), list(bands)]
+            if bound is not None:
+                params.append(bound)
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join([one] * len(groups)), params)
+            rows = cursor.fetchall()
+        for pk, kind, status, blob, row_bands in rows:
+            if pk in self.minhash:
+                continue
+            self.status[pk] = status
+            self.minhash[pk] = bytes(blob)
+            for band in row_bands:
+                self.by_band[(kind, band)].append(pk)
 
     def _usable(self, pk: int, candidate: Candidate) -> bool:
         if pk in self.own:
