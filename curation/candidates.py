@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+from django.db import connection
 
 from curation import dedup, filter_rules
 from curation.models import Candidate, CandidateKind, CurationPolicy, Feedback, Interaction
@@ -82,31 +83,69 @@ def signatures_set(candidate: Candidate) -> None:
     candidate.lsh_bands = band_hashes(sketch)
 
 
-def candidates_build(*, interactions: Sequence[Interaction], policy: CurationPolicy) -> list[int]:
-    """Create the candidates the interactions call for; existing (interaction,
-    kind) pairs are left as they are. Returns the ids of candidates created."""
+def feedback_by_interaction(interaction_ids: Sequence[int]) -> dict[int, list[Feedback]]:
     by_interaction: dict[int, list[Feedback]] = defaultdict(list)
-    for fb in Feedback.objects.filter(interaction__in=[i.pk for i in interactions]):
+    for fb in Feedback.objects.filter(interaction__in=list(interaction_ids)).order_by("pk"):
         by_interaction[fb.interaction_id].append(fb)
+    return by_interaction
+
+
+def candidates_new(
+    *,
+    interactions: Sequence[Interaction],
+    feedback: dict[int, list[Feedback]],
+    policy: CurationPolicy,
+) -> list[Candidate]:
+    """The candidates the interactions and their feedback call for, unsaved, with
+    their signatures: pure work, done before any transaction."""
     rows = []
     for interaction in interactions:
         for spec in candidate_specs(
             interaction=interaction,
-            feedback=by_interaction[interaction.pk],
+            feedback=feedback.get(interaction.pk, []),
             sft_rate=policy.sft_rate,
         ):
             candidate = Candidate(**spec)
             signatures_set(candidate)
             rows.append(candidate)
-    if not rows:
-        return []
-    before = set(
-        Candidate.objects.filter(interaction__in=[i.pk for i in interactions]).values_list(
-            "pk", flat=True
-        )
+    return rows
+
+
+def candidates_insert(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Insert the candidates whose (interaction, kind) has none yet (an interaction sent
+    back to curation keeps the candidates it has); returns those inserted, with ids.
+    Inside the chunk's transaction, which holds its interactions' rows."""
+    existing = set(
+        Candidate.objects.filter(
+            interaction__in={c.interaction_id for c in candidates}
+        ).values_list("interaction_id", "kind")
     )
-    Candidate.objects.bulk_create(rows, ignore_conflicts=True)
-    after = Candidate.objects.filter(interaction__in=[i.pk for i in interactions]).values_list(
-        "pk", flat=True
-    )
-    return sorted(set(after) - before)
+    fresh = [c for c in candidates if (c.interaction_id, c.kind) not in existing]
+    return Candidate.objects.bulk_create(fresh)
+
+
+def dedup_keys(candidate: Candidate) -> list[int]:
+    """The keys two candidates that dedup could match share at least one of: the exact
+    key's first 8 bytes and the LSH band hashes."""
+    return [int(candidate.exact_key[:16], 16) - 2**63, *candidate.lsh_bands]
+
+
+# Locks the claim rows in one key order for every writer, so two chunks never lock
+# crosswise. `WHERE FALSE`: an existing row is locked, not rewritten (no dead tuple).
+_CLAIM = """
+INSERT INTO curation_dedupclaim (key)
+SELECT key FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
+ON CONFLICT (key) DO UPDATE SET key = excluded.key WHERE FALSE
+"""
+
+
+def dedup_keys_claim(candidates: Sequence[Candidate]) -> None:
+    """Lock the dedup keys of `candidates` until the transaction ends. A transaction
+    that holds a key has committed before another that shares it reads its earlier
+    candidates: whichever worker writes second sees the first one's candidates and
+    their verdicts, so a duplicate is found across workers as within one. Call before
+    inserting or reading candidates."""
+    keys = sorted({key for c in candidates for key in dedup_keys(c)})
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM, [keys])

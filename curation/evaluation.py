@@ -3,20 +3,19 @@ recorded, and each candidate's status set. Cheapest filters first (phase one,
 with dedup against earlier candidates); the toxicity model runs once per chunk
 over the survivors, then the quality score."""
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from django.contrib.postgres.fields import ArrayField
 from django.db import connection
-from django.db.models import BigIntegerField, Value
 from django.utils import timezone
 
 from curation import dedup, filter_rules, filters, judge
-from curation.candidates import signatures_set
-from curation.models import Candidate, CurationPolicy, FilterDecision
+from curation.candidates import dedup_keys_claim, signatures_set
+from curation.models import Candidate, CurationPolicy
 from curation.policies import toxicity_config
 from curation.toxicity import ToxicityUnavailable, get_scorer, toxicity_decision
 
@@ -29,6 +28,7 @@ PHASE_ONE = (
     filters.DEDUP_EXACT,
     filters.DEDUP_NEAR,
 )
+DEDUP = (filters.DEDUP_EXACT, filters.DEDUP_NEAR)
 EXACT_DUPLICATE = "Exact duplicate of candidate #{other}."
 NEAR_DUPLICATE = "Near duplicate of candidate #{other} (estimated Jaccard {jaccard:.3f})."
 NOT_DUPLICATE = "No earlier candidate matches."
@@ -48,6 +48,13 @@ def _filter_input(candidate: Candidate, toxicity: float | None = None) -> filter
     )
 
 
+_NEAR_READ = (
+    "SELECT id, kind, status, minhash, lsh_bands FROM curation_candidate "
+    "WHERE kind = ANY(%s) AND lsh_bands && %s::bigint[]"
+)
+_NEAR_READ_BOUND = " AND id < %s"
+
+
 class _EarlierCandidates:
     """The earlier candidates a chunk's dedup steps can match, read in two
     queries for the whole chunk instead of two per candidate (plus a status
@@ -56,7 +63,14 @@ class _EarlierCandidates:
     candidate: rows outside the chunk by their stored status, the chunk's own
     by the verdicts recorded here as they are made."""
 
-    def __init__(self, candidates: Sequence[Candidate], *, exact: bool, near: bool):
+    def __init__(
+        self, candidates: Sequence[Candidate], *, exact: bool, near: bool, by_commit: bool
+    ):
+        # by_commit: every other committed candidate is earlier, whatever its id. A new
+        # chunk inserts its candidates before it locks its dedup keys, so a worker that
+        # committed after that insert (and could not see it) may hold higher ids.
+        self.by_commit = by_commit
+        self.own = {c.pk for c in candidates}
         self.verdicts: dict[int, bool] = {}  # pk -> failed, for the chunk's candidates
         self.status: dict[int, str] = {}
         self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -64,9 +78,9 @@ class _EarlierCandidates:
         self.minhash: dict[int, bytes] = {}
         if not candidates:
             return
-        earlier = Candidate.objects.filter(
-            kind__in={c.kind for c in candidates}, pk__lt=max(c.pk for c in candidates)
-        ).order_by("pk")
+        earlier = Candidate.objects.filter(kind__in={c.kind for c in candidates}).order_by("pk")
+        if not by_commit:
+            earlier = earlier.filter(pk__lt=max(c.pk for c in candidates))
         if exact:
             keys = {c.exact_key for c in candidates}
             for pk, kind, key, status in earlier.filter(exact_key__in=keys).values_list(
@@ -75,25 +89,39 @@ class _EarlierCandidates:
                 self.by_key[(kind, key)].append(pk)
                 self.status[pk] = status
         if near:
-            # One array parameter: given a list, Django builds an expression per
-            # element, about 0.1 s for a chunk's 4,000 band hashes.
-            bands = Value(
-                sorted({band for c in candidates for band in c.lsh_bands}),
-                output_field=ArrayField(BigIntegerField()),
-            )
-            for pk, kind, status, blob, row_bands in earlier.filter(
-                lsh_bands__overlap=bands
-            ).values_list("pk", "kind", "status", "minhash", "lsh_bands"):
-                self.status[pk] = status
-                self.minhash[pk] = bytes(blob)
-                for band in row_bands:
-                    self.by_band[(kind, band)].append(pk)
+            self._near_read(candidates, bound=None if by_commit else max(c.pk for c in candidates))
+
+    def _near_read(self, candidates: Sequence[Candidate], *, bound: int | None) -> None:
+        """The candidates sharing an LSH band with any of `candidates`: one overlap test per
+        candidate's own bands, in one statement. Given a chunk's ~4,000 bands at once,
+        PostgreSQL estimates that every row matches and scans the table, testing each row
+        against all of them (18 s a chunk at 200,000 candidates, bench/RESULTS.md); with
+        21 it probes the GIN index."""
+        one = _NEAR_READ + ("" if bound is None else _NEAR_READ_BOUND)
+        groups = [c.lsh_bands for c in candidates if c.lsh_bands]
+        if not groups:
+            return
+        params: list = []
+        for bands in groups:
+            params += [sorted({c.kind for c in candidates}), list(bands)]
+            if bound is not None:
+                params.append(bound)
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join([one] * len(groups)), params)
+            rows = cursor.fetchall()
+        for pk, kind, status, blob, row_bands in rows:
+            if pk in self.minhash:
+                continue
+            self.status[pk] = status
+            self.minhash[pk] = bytes(blob)
+            for band in row_bands:
+                self.by_band[(kind, band)].append(pk)
 
     def _usable(self, pk: int, candidate: Candidate) -> bool:
-        if pk >= candidate.pk:
+        if pk in self.own:
+            return pk < candidate.pk and not self.verdicts[pk]
+        if pk >= candidate.pk and not self.by_commit:
             return False
-        if pk in self.verdicts:
-            return not self.verdicts[pk]
         return self.status[pk] != Candidate.Status.FAILED
 
     def exact(self, candidate: Candidate) -> int | None:
@@ -148,7 +176,7 @@ def _dedup_steps(candidate: Candidate, earlier: _EarlierCandidates) -> dict:
 
 def _toxicity_results(
     candidates: Sequence[Candidate], policy: CurationPolicy
-) -> dict[int, filters.FilterResult]:
+) -> dict[tuple, filters.FilterResult]:
     """Score every chosen text in batches. Raises ToxicityUnavailable: the
     caller holds the candidates rather than pass them unscored."""
     config = toxicity_config()
@@ -157,7 +185,7 @@ def _toxicity_results(
     to_score = [c for c in candidates if c.chosen]
     for c in candidates:
         if not c.chosen:
-            results[c.pk] = filters.FilterResult(
+            results[c.ref] = filters.FilterResult(
                 filters.TOXICITY,
                 True,
                 None,
@@ -177,7 +205,7 @@ def _toxicity_results(
                 threshold=policy.toxicity_threshold,
                 per_label=policy.toxicity_per_label or None,
             )
-            results[c.pk] = filters.FilterResult(
+            results[c.ref] = filters.FilterResult(
                 filters.TOXICITY,
                 passed,
                 score,
@@ -209,6 +237,21 @@ WHERE c.id = v.id
 """
 
 
+# A chunk's decisions as one JSON parameter: Django's bulk_create spent about 5 ms per
+# candidate building and adapting the statement's parameters, inside the write step.
+_WRITE_DECISIONS = """
+INSERT INTO curation_filterdecision
+    (candidate_id, policy_id, filter, passed, score, reason, details, scorer, scorer_version,
+     created_at)
+SELECT candidate_id, %s, filter, passed, score, reason, coalesce(details, '{}'), scorer,
+       scorer_version, %s
+FROM jsonb_to_recordset(%s::jsonb) AS r(
+    candidate_id bigint, filter text, passed boolean, score float8, reason text,
+    details jsonb, scorer text, scorer_version text)
+ON CONFLICT (candidate_id, policy_id, filter) DO NOTHING
+"""
+
+
 def _evaluation_write(*, candidates: Sequence[Candidate], policy: CurationPolicy, now) -> None:
     if not candidates:
         return
@@ -228,82 +271,145 @@ def _evaluation_write(*, candidates: Sequence[Candidate], policy: CurationPolicy
         cursor.execute(_WRITE_EVALUATION, [policy.pk, now, *values])
 
 
-def candidates_evaluate(
+@dataclass
+class Prepared:
+    """What every filter but dedup decided of a chunk's candidates (by `Candidate.ref`):
+    the cheap filters' results, then toxicity, quality and the judge as if dedup passed,
+    and the candidates held (a model was unavailable). Pure work with no lock held;
+    `candidates_decide` adds dedup's verdicts under the candidates' key claims."""
+
+    before: dict[tuple, list[filters.FilterResult]] = field(default_factory=dict)
+    after: dict[tuple, list[filters.FilterResult]] = field(default_factory=dict)
+    held: dict[tuple, str] = field(default_factory=dict)
+    scorer: str = ""
+    # The scores each survivor had before it was scored, for one that dedup fails.
+    unscored: dict[tuple, tuple] = field(default_factory=dict)
+
+
+def candidates_prepare(
     *, candidates: Sequence[Candidate], policy: CurationPolicy, full: bool = False
-) -> dict:
-    """Run the policy's filters on candidates (in id order), store every
-    decision, and set each candidate's status. Cheapest filters first; the
-    toxicity model runs once per batch over the survivors. Returns counts."""
+) -> Prepared:
+    """Run every filter but dedup (see `Prepared`). Duplicates are scored too: which
+    are duplicates is only known once the chunk holds its keys, and holding them while
+    a model runs would make every worker sharing a key wait for it."""
     fp = policy.filter_policy()
-    now = timezone.now()
-    ordered = sorted(candidates, key=lambda c: c.pk)
-    resigned = [c for c in ordered if c.minhash is None]
-    for candidate in resigned:
-        signatures_set(candidate)
-    outcome, survivors = _phase_one(ordered, fp, full=full)
-    held, toxicity = _phase_two(survivors, outcome, policy, fp, full=full)
-    held.update(_phase_judge(survivors, outcome, held, policy, fp, full=full))
-    counts = _outcome_record(candidates, outcome, held, policy=policy, now=now)
-    if resigned:
-        Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
-    scored = next(iter(toxicity.values()), None)
-    if scored is not None:
-        counts["scorer"] = f"{scored.scorer}@{scored.scorer_version}"
-    return counts
-
-
-def _phase_one(
-    ordered: Sequence[Candidate], fp: filters.FilterPolicy, *, full: bool
-) -> tuple[dict[int, list[filters.FilterResult]], list[Candidate]]:
-    """The cheap filters and dedup, candidate by candidate in id order. Returns
-    each candidate's results and the candidates the toxicity model still sees."""
-    phase_one = replace(fp, enabled=tuple(n for n in fp.enabled if n in PHASE_ONE))
-    outcome: dict[int, list[filters.FilterResult]] = {}
-    survivors: list[Candidate] = []
-    earlier = _EarlierCandidates(
-        ordered,
-        exact=filters.DEDUP_EXACT in phase_one.enabled,
-        near=filters.DEDUP_NEAR in phase_one.enabled,
-    )
-    for candidate in ordered:
-        results = filter_rules.run_filters(
-            _filter_input(candidate), phase_one, full=full, extra=_dedup_steps(candidate, earlier)
-        )
-        outcome[candidate.pk] = results
+    cheap = replace(fp, enabled=tuple(n for n in fp.enabled if n in PHASE_ONE and n not in DEDUP))
+    prepared = Prepared()
+    survivors = []
+    for candidate in candidates:
+        results = filter_rules.run_filters(_filter_input(candidate), cheap, full=full)
+        prepared.before[candidate.ref] = results
         band = next((r for r in results if r.name == filters.EDIT_BAND), None)
         if band and not band.details.get("skipped"):
             candidate.char_similarity = band.details.get("char_similarity")
             candidate.word_similarity = band.details.get("word_similarity")
         if full or all(r.passed for r in results):
             survivors.append(candidate)
+            prepared.after[candidate.ref] = []
+            prepared.unscored[candidate.ref] = (
+                candidate.toxicity,
+                candidate.toxicity_scorer,
+                candidate.quality,
+            )
+    prepared.held, toxicity = _phase_two(survivors, prepared.after, policy, fp, full=full)
+    prepared.held.update(
+        _phase_judge(survivors, prepared.after, prepared.held, policy, fp, full=full)
+    )
+    scored = next(iter(toxicity.values()), None)
+    if scored is not None:
+        prepared.scorer = f"{scored.scorer}@{scored.scorer_version}"
+    return prepared
+
+
+def candidates_decide(
+    *,
+    candidates: Sequence[Candidate],
+    prepared: Prepared,
+    policy: CurationPolicy,
+    full: bool = False,
+    by_commit: bool = False,
+) -> dict:
+    """Dedup (in id order, against earlier candidates and the chunk's own), then store
+    every decision and each candidate's status. The caller holds the candidates' dedup
+    keys (`candidates.dedup_keys_claim`). Returns counts."""
+    fp = policy.filter_policy()
+    dedup_only = replace(fp, enabled=tuple(n for n in fp.enabled if n in DEDUP))
+    ordered = sorted(candidates, key=lambda c: c.pk)
+    earlier = _EarlierCandidates(
+        ordered,
+        exact=filters.DEDUP_EXACT in fp.enabled,
+        near=filters.DEDUP_NEAR in fp.enabled,
+        by_commit=by_commit,
+    )
+    outcome: dict[int, list[filters.FilterResult]] = {}
+    held: dict[int, str] = {}
+    for candidate in ordered:
+        results = list(prepared.before[candidate.ref])
+        if full or all(r.passed for r in results):
+            results += filter_rules.run_filters(
+                _filter_input(candidate),
+                dedup_only,
+                full=full,
+                extra=_dedup_steps(candidate, earlier),
+            )
         # Later candidates in this chunk must see this one's verdict for dedup.
         earlier.verdicts[candidate.pk] = not all(r.passed for r in results)
-    return outcome, survivors
+        if candidate.ref in prepared.after and (full or all(r.passed for r in results)):
+            results += prepared.after[candidate.ref]
+            if candidate.ref in prepared.held:
+                held[candidate.pk] = prepared.held[candidate.ref]
+        elif candidate.ref in prepared.unscored:
+            # Scored before dedup failed it: stored as it was before, as if never scored.
+            candidate.toxicity, candidate.toxicity_scorer, candidate.quality = prepared.unscored[
+                candidate.ref
+            ]
+        outcome[candidate.pk] = results
+    counts = _outcome_record(ordered, outcome, held, policy=policy, now=timezone.now())
+    if prepared.scorer:
+        counts["scorer"] = prepared.scorer
+    return counts
+
+
+def candidates_evaluate(
+    *, candidates: Sequence[Candidate], policy: CurationPolicy, full: bool = False
+) -> dict:
+    """Run the policy's filters on existing candidates (re-curation), inside the
+    caller's transaction; their dedup keys are held from after the model ran to the
+    end of that transaction. Returns counts."""
+    resigned = [c for c in candidates if c.minhash is None]
+    for candidate in resigned:
+        signatures_set(candidate)
+    prepared = candidates_prepare(candidates=candidates, policy=policy, full=full)
+    dedup_keys_claim(candidates)
+    counts = candidates_decide(candidates=candidates, prepared=prepared, policy=policy, full=full)
+    if resigned:
+        Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
+    return counts
 
 
 def _phase_two(
     survivors: Sequence[Candidate],
-    outcome: dict[int, list[filters.FilterResult]],
+    outcome: dict[tuple, list[filters.FilterResult]],
     policy: CurationPolicy,
     fp: filters.FilterPolicy,
     *,
     full: bool,
-) -> tuple[dict[int, str], dict[int, filters.FilterResult]]:
+) -> tuple[dict[tuple, str], dict[tuple, filters.FilterResult]]:
     """Toxicity (one model call for the survivors) then quality, appended to
     each survivor's results. Returns the held candidates' reasons (the model
     was unavailable) and the toxicity results."""
-    held: dict[int, str] = {}
-    toxicity: dict[int, filters.FilterResult] = {}
+    held: dict[tuple, str] = {}
+    toxicity: dict[tuple, filters.FilterResult] = {}
     if filters.TOXICITY in fp.enabled and survivors:
         try:
             toxicity = _toxicity_results(survivors, policy)
         except ToxicityUnavailable as error:
-            held = {c.pk: HELD_REASON.format(error=error) for c in survivors}
+            held = {c.ref: HELD_REASON.format(error=error) for c in survivors}
     for candidate in survivors:
-        if candidate.pk in held:
+        if candidate.ref in held:
             continue
-        results = outcome[candidate.pk]
-        tox = toxicity.get(candidate.pk)
+        results = outcome[candidate.ref]
+        tox = toxicity.get(candidate.ref)
         if tox is not None:
             results.append(tox)
             candidate.toxicity = tox.score
@@ -317,23 +423,25 @@ def _phase_two(
 
 def _phase_judge(
     survivors: Sequence[Candidate],
-    outcome: dict[int, list[filters.FilterResult]],
-    held: dict[int, str],
+    outcome: dict[tuple, list[filters.FilterResult]],
+    held: dict[tuple, str],
     policy: CurationPolicy,
     fp: filters.FilterPolicy,
     *,
     full: bool,
-) -> dict[int, str]:
+) -> dict[tuple, str]:
     """The LLM judge, last and only on what passed everything else (it is the costliest
     step). Returns the candidates it holds (no verdict) with their reasons."""
     if filters.LLM_JUDGE not in fp.enabled:
         return {}
     targets = [
-        c for c in survivors if c.pk not in held and (full or all(r.passed for r in outcome[c.pk]))
+        c
+        for c in survivors
+        if c.ref not in held and (full or all(r.passed for r in outcome[c.ref]))
     ]
     results, judge_held = judge.judge_results(targets, policy)
-    for pk, result in results.items():
-        outcome[pk].append(result)
+    for ref, result in results.items():
+        outcome[ref].append(result)
     return judge_held
 
 
@@ -352,17 +460,16 @@ def _outcome_record(
         results = outcome[candidate.pk]
         for r in results:
             decisions.append(
-                FilterDecision(
-                    candidate=candidate,
-                    policy=policy,
-                    filter=r.name,
-                    passed=r.passed,
-                    score=None if r.score is None or not math.isfinite(r.score) else r.score,
-                    reason=r.reason,
-                    details=r.details,
-                    scorer=r.scorer,
-                    scorer_version=r.scorer_version,
-                )
+                {
+                    "candidate_id": candidate.pk,
+                    "filter": r.name,
+                    "passed": r.passed,
+                    "score": None if r.score is None or not math.isfinite(r.score) else r.score,
+                    "reason": r.reason,
+                    "details": r.details,
+                    "scorer": r.scorer,
+                    "scorer_version": r.scorer_version,
+                }
             )
         failed = next((r for r in results if not r.passed), None)
         candidate.policy = policy
@@ -383,7 +490,9 @@ def _outcome_record(
             candidate.status_reason = ""
             candidate.failed_filter = ""
             counts["passed"] += 1
-    FilterDecision.objects.bulk_create(decisions, ignore_conflicts=True)
+    if decisions:
+        with connection.cursor() as cursor:
+            cursor.execute(_WRITE_DECISIONS, [policy.pk, now, json.dumps(decisions)])
     _evaluation_write(candidates=candidates, policy=policy, now=now)
     counts["failed_by_filter"] = dict(counts["failed_by_filter"])
     return counts

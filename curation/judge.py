@@ -215,26 +215,26 @@ def _unfenced(content: str) -> str:
 
 def judge_results(
     candidates: Sequence[Candidate], policy: CurationPolicy
-) -> tuple[dict[int, filters.FilterResult], dict[int, str]]:
+) -> tuple[dict[tuple, filters.FilterResult], dict[tuple, str]]:
     """The judge's result for each candidate, or the reason it is held."""
     config = judge_config()
     version = prompt_version(policy)
-    results: dict[int, filters.FilterResult] = {}
-    held: dict[int, str] = {}
+    results: dict[tuple, filters.FilterResult] = {}
+    held: dict[tuple, str] = {}
     to_judge = []
     for candidate in candidates:
         if candidate.chosen:
             to_judge.append(candidate)
         else:
-            results[candidate.pk] = filters.FilterResult(
+            results[candidate.ref] = filters.FilterResult(
                 filters.LLM_JUDGE, True, None, NO_TEXT, {"skipped": True}
             )
     if not to_judge:
         return results, held
     if config is None:
-        return results, {c.pk: HELD.format(error=NOT_CONFIGURED) for c in to_judge}
+        return results, {c.ref: HELD.format(error=NOT_CONFIGURED) for c in to_judge}
     keys = {
-        c.pk: content_hash(model=config.model, prompt_messages=c.prompt, chosen=c.chosen)
+        c.ref: content_hash(model=config.model, prompt_messages=c.prompt, chosen=c.chosen)
         for c in to_judge
     }
     cached = {
@@ -243,7 +243,7 @@ def judge_results(
             policy_version=policy.version, content_hash__in=set(keys.values())
         )
     }
-    asked = _ask_all(config, policy, [c for c in to_judge if keys[c.pk] not in cached], keys)
+    asked = _ask_all(config, policy, [c for c in to_judge if keys[c.ref] not in cached], keys)
     new = [
         JudgeVerdict(
             content_hash=key,
@@ -260,14 +260,14 @@ def judge_results(
     ]
     JudgeVerdict.objects.bulk_create(new, ignore_conflicts=True)
     for candidate in to_judge:
-        key = keys[candidate.pk]
+        key = keys[candidate.ref]
         if key in cached:
-            results[candidate.pk] = _result(cached[key], cached=True)
+            results[candidate.ref] = _result(cached[key], cached=True)
         elif isinstance(asked[key], Verdict):
             verdict = next(v for v in new if v.content_hash == key)
-            results[candidate.pk] = _result(verdict, cached=False)
+            results[candidate.ref] = _result(verdict, cached=False)
         else:
-            held[candidate.pk] = HELD.format(error=asked[key])
+            held[candidate.ref] = HELD.format(error=asked[key])
     return results, held
 
 
@@ -275,7 +275,7 @@ def _ask_all(
     config: JudgeConfig, policy: CurationPolicy, candidates: list[Candidate], keys: dict
 ) -> dict[str, Verdict | str]:
     """content hash -> verdict, or the reason there is none. Each distinct text once."""
-    unique = {keys[c.pk]: c for c in candidates}
+    unique = {keys[c.ref]: c for c in candidates}
 
     def ask(candidate: Candidate) -> Verdict | str:
         try:

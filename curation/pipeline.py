@@ -1,24 +1,37 @@
 """Curation: candidates from interactions, filters with recorded decisions,
 and sampling into the reviewer queue.
 
-Every chunk of interactions is curated in one transaction that claims the rows
-(`FOR UPDATE SKIP LOCKED` on rows still `pending`), writes candidates,
-decisions and sampling decisions (the review app queues sampled candidates in
-the same transaction, see `curation.hooks`), and marks the rows `done`. A worker killed halfway
-leaves nothing behind: the transaction rolls back, the rows stay pending, and
-a retry or the sweeper curates them exactly once. Unique constraints on
-(interaction, kind), (candidate, policy, filter) and review item per candidate
-make a second run of the same chunk write nothing.
+A chunk of interactions is curated in two steps, so that curation scales with its
+workers (issue 21):
+1. Prepare, in no transaction and holding no lock: read the chunk's pending
+   interactions and their feedback, build the candidates and their signatures, and
+   run every filter but dedup, the toxicity model and the judge included
+   (`evaluation.candidates_prepare`).
+2. Write, in one short transaction: claim the rows still `pending`
+   (`FOR UPDATE SKIP LOCKED`: a row another worker holds is skipped), link late
+   feedback, set aside a row whose feedback changed since step 1 (it is prepared
+   again), insert the candidates, lock their dedup keys
+   (`candidates.dedup_keys_claim`), decide dedup against every candidate committed
+   before (and the chunk's own with smaller ids), record decisions and
+   sampling decisions (the review app queues sampled candidates in the same
+   transaction, see `curation.hooks`), and mark the rows `done`.
+Two workers whose candidates share no dedup key never wait for each other; two that
+do write one after the other, and the second sees the first's candidates, so a
+duplicate is found whichever worker saw the earlier copy. A worker killed halfway
+leaves nothing behind: step 1 wrote nothing, and step 2 rolls back, the rows stay
+pending, and a retry or the sweeper curates them exactly once. Unique constraints on
+(interaction, kind), (candidate, policy, filter) and review item per candidate make a
+second run of the same chunk write nothing.
 
 One row that cannot be curated (a value Python cannot hold, a shape no code
-expected) must not stall the rest: a chunk that raises is rolled back and
-redone one interaction per savepoint, and the interactions that raise again
-are marked `failed` with their error, shown on the runs page for a curator to
-retry (`interactions_curate_chunk`). The sweeper curates only `pending` rows,
-so a failed one is not retried on every sweep.
+expected) must not stall the rest: a chunk that raises is halved and each half
+curated on its own, down to single rows; a single row that raises is marked
+`failed` with its error, shown on the runs page for a curator to retry
+(`interactions_curate_chunk`). The sweeper curates only `pending` rows, so a
+failed one is not retried on every sweep.
 
 The steps live in their own modules: `curation.candidates` (which candidates
-an interaction makes), `curation.evaluation` (filters and decisions),
+an interaction makes, dedup keys), `curation.evaluation` (filters and decisions),
 `curation.sampling` (keyed hash, stratified, priority), `curation.runs` (run
 rows and locks) and `curation.policies`.
 """
@@ -33,14 +46,20 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
-from curation.candidates import candidates_build
-from curation.evaluation import candidates_evaluate
+from curation.candidates import (
+    candidates_insert,
+    candidates_new,
+    dedup_keys_claim,
+    feedback_by_interaction,
+)
+from curation.evaluation import candidates_decide, candidates_evaluate, candidates_prepare
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
 from curation.policies import policy_current
 from curation.rollups import interactions_rollup_delta
-from curation.runs import curation_lock, run_add, run_start, run_tracked, runs_close_abandoned
+from curation.runs import run_add, run_start, run_tracked, runs_close_abandoned
 from curation.sampling import candidates_sample
+from flywheel_site.deadlock import retry_on_deadlock
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +73,30 @@ ERROR_MAX_CHARS = 2000
 SWEEP_LIMIT = 20_000
 
 
+# How often a chunk is prepared again for rows whose feedback changed while it was
+# prepared; what is still changing after that is left pending for the sweeper.
+PREPARE_ATTEMPTS = 3
+
+
+def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
+    """Step 1 (module docstring): the pending interactions' candidates with every
+    filter but dedup run, and the feedback ids each interaction was prepared with."""
+    interactions = list(
+        Interaction.objects.filter(
+            pk__in=interaction_ids, curation_state=Interaction.CurationState.PENDING
+        ).order_by("pk")
+    )
+    feedback = feedback_by_interaction([i.pk for i in interactions])
+    seen = {i.pk: [f.pk for f in feedback.get(i.pk, [])] for i in interactions}
+    candidates = candidates_new(interactions=interactions, feedback=feedback, policy=policy)
+    return candidates, candidates_prepare(candidates=candidates, policy=policy), seen
+
+
 @contextmanager
 def _chunk_claimed(interaction_ids: Sequence[int]):
-    """A transaction holding the curation lock and the chunk's rows still pending
-    (`FOR UPDATE SKIP LOCKED`), with their late feedback linked; yields their ids."""
+    """A transaction holding the chunk's rows still pending (`FOR UPDATE SKIP
+    LOCKED`), with their late feedback linked; yields their ids."""
     with transaction.atomic(), connection.cursor() as cursor:
-        curation_lock(cursor)
         cursor.execute(
             "SELECT id FROM curation_interaction WHERE id = ANY(%s::bigint[]) "
             "AND curation_state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED",
@@ -72,23 +109,33 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
             yield claimed
 
 
-def _curate_claimed(claimed: Sequence[int], policy: CurationPolicy) -> dict:
-    """Build, evaluate and sample the claimed interactions and mark them done.
-    Runs inside the caller's transaction (or savepoint) and lock."""
-    interactions = list(Interaction.objects.filter(pk__in=claimed).order_by("pk"))
-    new_ids = candidates_build(interactions=interactions, policy=policy)
-    candidates = list(Candidate.objects.filter(pk__in=new_ids).order_by("pk"))
-    counts = candidates_evaluate(candidates=candidates, policy=policy)
-    counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
-    Interaction.objects.filter(pk__in=claimed).update(
-        curation_state=Interaction.CurationState.DONE,
-        curation_claimed_at=timezone.now(),
-        curation_error="",
-        curation_failed_at=None,
-    )
-    counts["interactions"] = len(claimed)
-    counts["candidates"] = len(candidates)
-    return counts
+@retry_on_deadlock
+def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[dict, list[int]]:
+    """Step 2 (module docstring). Returns the counts and the rows set aside because
+    their feedback changed since they were prepared."""
+    with _chunk_claimed(list(seen)) as claimed:
+        feedback = feedback_by_interaction(claimed)
+        changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
+        done = sorted(set(claimed) - set(changed))
+        if not done:
+            return {"interactions": 0}, changed
+        curated = set(done)
+        mine = [c for c in candidates if c.interaction_id in curated]
+        inserted = candidates_insert(mine)
+        dedup_keys_claim(inserted)
+        counts = candidates_decide(
+            candidates=inserted, prepared=prepared, policy=policy, by_commit=True
+        )
+        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
+        Interaction.objects.filter(pk__in=done).update(
+            curation_state=Interaction.CurationState.DONE,
+            curation_claimed_at=timezone.now(),
+            curation_error="",
+            curation_failed_at=None,
+        )
+    counts["interactions"] = len(done)
+    counts["candidates"] = len(inserted)
+    return counts, changed
 
 
 def _counts_add(totals: dict, counts: dict) -> None:
@@ -103,62 +150,58 @@ def _counts_add(totals: dict, counts: dict) -> None:
             totals[key] = value
 
 
-def _curate_each(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
-    """The chunk again, one interaction per savepoint: each that raises is
-    rolled back alone and marked failed with its error; the others are curated
-    as the whole chunk would have curated them, in the same id order (dedup
-    sees the earlier ones' candidates, which are in this transaction)."""
-    totals: dict = {"interactions": 0, "errored": 0}
-    failures: dict[int, str] = {}
-    with _chunk_claimed(interaction_ids) as claimed:
-        if not claimed:
-            return totals
-        for pk in claimed:
-            try:
-                with transaction.atomic():
-                    counts = _curate_claimed([pk], policy)
-            except ENVIRONMENT_ERRORS:
-                raise
-            except Exception as error:
-                log.exception("curation of interaction %s failed; set aside as failed", pk)
-                failures[pk] = CURATION_ERROR.format(error=repr(error))[:ERROR_MAX_CHARS]
-                continue
-            _counts_add(totals, counts)
-        now = timezone.now()
-        for pk, error in failures.items():
-            Interaction.objects.filter(pk=pk).update(
-                curation_state=Interaction.CurationState.FAILED,
-                curation_claimed_at=now,
-                curation_error=error,
-                curation_failed_at=now,
-            )
-    totals["interactions"] += len(failures)
-    totals["errored"] = len(failures)
+def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
+    totals: dict = {"interactions": 0}
+    ids = list(interaction_ids)
+    for _ in range(PREPARE_ATTEMPTS):
+        candidates, prepared, seen = _prepare(ids, policy)
+        if not seen:
+            break
+        counts, ids = _write(seen, candidates, prepared, policy)
+        _counts_add(totals, counts)
+        if not ids:
+            break
     return totals
 
 
+def _failed_mark(pk: int, error: Exception) -> dict:
+    message = CURATION_ERROR.format(error=repr(error))[:ERROR_MAX_CHARS]
+    with _chunk_claimed([pk]) as claimed:
+        now = timezone.now()
+        marked = Interaction.objects.filter(pk__in=claimed).update(
+            curation_state=Interaction.CurationState.FAILED,
+            curation_claimed_at=now,
+            curation_error=message,
+            curation_failed_at=now,
+        )
+    return {"interactions": marked, "errored": marked}
+
+
 def interactions_curate_chunk(*, interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
-    """Curate one chunk in one transaction (see the module docstring).
+    """Curate one chunk (see the module docstring).
 
     One bad row must not stall the chunk (and with it every retry and sweep):
-    when the chunk raises, it is rolled back and redone item by item, each in
-    a savepoint, and the items that raise are marked failed with their error
-    (`_curate_each`). The fast path stays one transaction over the whole chunk;
-    only a failing chunk pays for the second pass. Errors of the environment
-    (the database gone, the job's time up) are not any row's fault: they
-    propagate, the chunk stays pending, and the job's retry or the sweeper
-    curates it later."""
+    when the chunk raises, nothing of it was written; it is halved and each half
+    curated alone, so a bad row among n costs about 2 log2(n) more tries (not n
+    one-row tries, each paying the model's fixed cost per call), and a single row
+    that raises is marked failed with its error. Errors of the environment (the
+    database gone, the job's time up) are not any row's fault: they propagate, the
+    chunk stays pending, and the job's retry or the sweeper curates it later."""
+    ids = sorted(set(interaction_ids))
     try:
-        with _chunk_claimed(interaction_ids) as claimed:
-            if not claimed:
-                return {"interactions": 0}
-            counts = _curate_claimed(claimed, policy)
+        return _chunk_curate(ids, policy)
     except ENVIRONMENT_ERRORS:
         raise
-    except Exception:
-        log.warning("curation chunk failed; redoing it one interaction at a time", exc_info=True)
-        return _curate_each(interaction_ids=interaction_ids, policy=policy)
-    return counts
+    except Exception as error:
+        if len(ids) == 1:
+            log.exception("curation of interaction %s failed; set aside as failed", ids[0])
+            return _failed_mark(ids[0], error)
+        log.warning("curation chunk of %d failed; curating its halves", len(ids), exc_info=True)
+    totals: dict = {}
+    half = len(ids) // 2
+    for part in (ids[:half], ids[half:]):
+        _counts_add(totals, interactions_curate_chunk(interaction_ids=part, policy=policy))
+    return totals
 
 
 def interactions_curate(
@@ -201,8 +244,7 @@ def candidates_recurate(
     totals: dict = {}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        with transaction.atomic(), connection.cursor() as cursor:
-            curation_lock(cursor)
+        with transaction.atomic():
             candidates = list(Candidate.objects.filter(pk__in=part).order_by("pk"))
             with interactions_rollup_delta(interaction_ids={c.interaction_id for c in candidates}):
                 # Decisions under this version are recomputed, not duplicated.

@@ -12,7 +12,7 @@ from curation.models import CurationPolicy
 from curation.toxicity import ToxicityConfig
 
 POLICY_INVALID = "policy is invalid: {error}"
-# Serialises policy versions; next to curation.runs.CURATION_LOCK (7_201_001).
+# Serialises policy versions (7_201_001 was the retired global curation lock).
 POLICY_LOCK = 7_201_002
 
 

@@ -16,13 +16,7 @@ from curation.policies import policy_current
 
 log = logging.getLogger(__name__)
 
-# One curation transaction at a time: dedup must see every earlier candidate.
-CURATION_LOCK = 7_201_001
 ABANDONED = "abandoned: the worker stopped before finishing; the sweeper curates what it left"
-
-
-def curation_lock(cursor) -> None:
-    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CURATION_LOCK])
 
 
 def run_add(run: CurationRun | None, counts: dict) -> None:

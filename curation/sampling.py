@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from curation import hooks
 from curation.models import Candidate, CandidateKind, CurationPolicy, Interaction, SampleDraw
+from flywheel_site import rollups
 
 
 def keyed_uniform(label: str, value: int) -> float:
@@ -133,73 +134,111 @@ def _draws_record(
     )
 
 
+# The passed candidates of the strata asked for, and the first day each model was seen,
+# read from curation's daily rollup: its rows grow with days, not with candidates.
+_ROLLUP_STRATA = """
+SELECT task_type, model, sum(n) FROM curation_curationmetricday
+WHERE metric = 'passed' AND task_type = ANY(%s) AND model = ANY(%s)
+GROUP BY task_type, model HAVING sum(n) > 0
+"""
+_ROLLUP_PASSED = (
+    "SELECT coalesce(sum(n), 0) FROM curation_curationmetricday WHERE metric = 'passed'"
+)
+_ROLLUP_FIRST_DAY = """
+SELECT model, min(day) FROM curation_curationmetricday
+WHERE metric = 'interactions' AND model = ANY(%s) AND n > 0 GROUP BY model
+"""
+
+
+def _strata_sizes(candidates: list[Candidate]) -> tuple[dict[str, int], int]:
+    """Passed candidates per stratum of `candidates`, and in all, counting the chunk's
+    own: the rollup holds the rest (the chunk's facts are added when its write ends).
+    Without rollups (FLYWHEEL_METRICS_ROLLUPS=false) the candidates are counted."""
+    own: dict[str, int] = {}
+    for c in candidates:
+        if c.status == Candidate.Status.PASSED:
+            own[stratum_of(c)] = own.get(stratum_of(c), 0) + 1
+    task_types, models = (
+        sorted({c.task_type for c in candidates}),
+        sorted({c.model for c in candidates}),
+    )
+    if not rollups.enabled():
+        passed = Candidate.objects.filter(status=Candidate.Status.PASSED)
+        rows = (
+            passed.filter(task_type__in=task_types, model__in=models)
+            .values_list("task_type", "model")
+            .annotate(n=Count("pk"))
+        )
+        return {_stratum(t, m): n for t, m, n in rows}, passed.count()
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLLUP_STRATA, [task_types, models])
+        sizes = {_stratum(t, m): int(n) for t, m, n in cursor.fetchall()}
+        cursor.execute(_ROLLUP_PASSED)
+        total = int(cursor.fetchone()[0]) + sum(own.values())
+    for stratum, n in own.items():
+        sizes[stratum] = sizes.get(stratum, 0) + n
+    return sizes, total
+
+
+def _new_models(models: set[str]) -> set[str]:
+    """The models first seen in the last 14 days (by the day their first interaction
+    occurred, when read from the rollup)."""
+    recent = timezone.now() - timedelta(days=14)
+    if not rollups.enabled():
+        first = Interaction.objects.filter(model__in=models).values("model")
+        first = first.annotate(first=Min("occurred_at")).values_list("model", "first")
+        return {model for model, seen in first if seen >= recent}
+    with connection.cursor() as cursor:
+        cursor.execute(_ROLLUP_FIRST_DAY, [sorted(models)])
+        return {model for model, day in cursor.fetchall() if day >= recent.date()}
+
+
 def candidates_sample(*, candidates: Iterable[Candidate], policy: CurationPolicy) -> int:
     """Draw passed candidates for review, and the audit sample of failed
     ones, and record the decision on each (stratum, inclusion probability,
     priority, audit_filter). Downstream apps are told through
     `hooks.candidates_sampled`. Returns how many were newly sampled."""
     candidates = list(candidates)
-    passed = [c for c in candidates if c.status == Candidate.Status.PASSED]
-    failed = [
-        c
-        for c in candidates
-        if c.status == Candidate.Status.FAILED
-        and c.failed_filter
-        and c.kind != CandidateKind.NEEDS_ANSWER
-    ]
-    if not passed and not failed:
-        _draws_record(candidates=candidates, policy=policy, chosen=[])
-        return 0
-    sizes = {
-        _stratum(row["task_type"], row["model"]): row["n"]
-        for row in Candidate.objects.filter(
-            status=Candidate.Status.PASSED,
-            task_type__in={c.task_type for c in passed + failed},
-            model__in={c.model for c in passed + failed},
-        )
-        .values("task_type", "model")
-        .annotate(n=Count("pk"))
-    }
+    sizes, total = _strata_sizes(candidates)
     chosen: list[tuple[Candidate, float, str]] = []
-    for c in passed:
-        base = (
-            policy.needs_answer_rate if c.kind == CandidateKind.NEEDS_ANSWER else policy.sample_rate
-        )
-        rate = sampling_rate(
-            base_rate=base,
-            stratum_size=sizes.get(stratum_of(c), 1),
-            min_per_stratum=policy.min_per_stratum,
-        )
-        if rate > 0 and keyed_uniform("sample", c.pk) < rate:
-            chosen.append((c, rate, ""))
-    for c in failed:
-        # Its own hash label: the audit draw is independent of the main one.
-        rate = audit_rate_of(policy=policy, filter_name=c.failed_filter)
-        if rate > 0 and keyed_uniform("audit", c.pk) < rate:
-            chosen.append((c, rate, c.failed_filter))
+    for c in candidates:
+        if c.status == Candidate.Status.PASSED:
+            base = (
+                policy.needs_answer_rate
+                if c.kind == CandidateKind.NEEDS_ANSWER
+                else policy.sample_rate
+            )
+            rate = sampling_rate(
+                base_rate=base,
+                stratum_size=sizes.get(stratum_of(c), 1),
+                min_per_stratum=policy.min_per_stratum,
+            )
+            if rate > 0 and keyed_uniform("sample", c.pk) < rate:
+                chosen.append((c, rate, ""))
+        elif (
+            c.status == Candidate.Status.FAILED
+            and c.failed_filter
+            and c.kind != CandidateKind.NEEDS_ANSWER
+        ):
+            # Its own hash label: the audit draw is independent of the main one.
+            rate = audit_rate_of(policy=policy, filter_name=c.failed_filter)
+            if rate > 0 and keyed_uniform("audit", c.pk) < rate:
+                chosen.append((c, rate, c.failed_filter))
     _draws_record(candidates=candidates, policy=policy, chosen=chosen)
     if not chosen:
         return 0
-    total = max(1, Candidate.objects.filter(status=Candidate.Status.PASSED).count())
-    recent = timezone.now() - timedelta(days=14)
-    first_seen = dict(
-        Interaction.objects.filter(model__in={c.model for c, _, _ in chosen})
-        .values("model")
-        .annotate(first=Min("occurred_at"))
-        .values_list("model", "first")
-    )
+    new_models = _new_models({c.model for c, _, _ in chosen})
     drawn = []
     for c, rate, audit_filter in chosen:
-        stratum = stratum_of(c)
         # Audit items get their priority the same way as the others: they sit
         # in the queue among them, indistinguishable to reviewers.
         priority, details = review_priority(
             candidate=c,
             policy=policy,
-            stratum_share=sizes.get(stratum, 1) / total,
-            new_model=bool(first_seen.get(c.model) and first_seen[c.model] >= recent),
+            stratum_share=sizes.get(stratum_of(c), 1) / max(1, total),
+            new_model=c.model in new_models,
         )
-        drawn.append((c.pk, stratum, rate, priority, json.dumps(details), audit_filter))
+        drawn.append((c.pk, stratum_of(c), rate, priority, json.dumps(details), audit_filter))
     columns = [list(column) for column in zip(*drawn, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(_WRITE_SAMPLE, [timezone.now(), *columns])

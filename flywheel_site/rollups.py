@@ -45,12 +45,18 @@ def enabled() -> bool:
     return settings.FLYWHEEL_METRICS_ROLLUPS
 
 
-def _apply(*, table: str, facts: str, params: dict, sign: str) -> None:
+def _apply(*, table: str, facts: str, params: dict, sign: str, prune: bool = False) -> None:
+    """Upsert the facts; with `prune`, delete the rows this brought to zero (a count
+    that went away leaves no row behind for every later read to skip)."""
     sql = _UPSERT.format(
         table=table, facts=facts, sign=sign, shard=f"pg_backend_pid() %% {SHARDS}", where=""
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql + (" RETURNING r.id, r.n" if prune else ""), params)
+        zero = [pk for pk, n in cursor.fetchall() if n == 0] if prune else []
+        if zero:
+            # This transaction holds these rows' locks since its upsert: none changed since.
+            cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s) AND n = 0", [zero])  # noqa: S608
 
 
 def rollup_add(*, table: str, facts: str, params: dict) -> None:
@@ -65,10 +71,10 @@ def rollup_delta(*, table: str, facts: str, params: dict):
     add their facts again. Call inside the write's transaction."""
     on = enabled()
     if on:
-        _apply(table=table, facts=facts, params=params, sign="-")
+        _apply(table=table, facts=facts, params=params, sign="-", prune=True)
     yield
     if on:
-        _apply(table=table, facts=facts, params=params, sign="")
+        _apply(table=table, facts=facts, params=params, sign="", prune=True)
 
 
 def rollup_rebuild(*, table: str, facts: str, params: dict, since: date | None) -> int:

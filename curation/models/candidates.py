@@ -150,6 +150,11 @@ class Candidate(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
 
+    @property
+    def ref(self) -> tuple[int, str]:
+        """Names a candidate before it has an id: filters run before the insert."""
+        return (self.interaction_id, self.kind)
+
 
 class FilterDecision(models.Model):
     """Why a candidate passed or failed one filter under one policy version.
@@ -296,3 +301,15 @@ class JudgeVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"judge verdict {self.content_hash[:12]} (policy v{self.policy_version})"
+
+
+class DedupClaim(models.Model):
+    """One row per dedup key (an exact key's prefix or an LSH band hash) ever seen.
+    A chunk's write step locks the rows of its keys (`candidates.dedup_keys_claim`), so
+    two workers whose candidates could match each other write one after the other, and
+    workers whose candidates cannot, never wait for each other."""
+
+    key = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return str(self.key)

@@ -107,6 +107,8 @@ class Interaction(models.Model):
                 name="interaction_failed_idx",
             ),
             models.Index(fields=["occurred_at"], name="interaction_occurred_idx"),
+            # The canary reads each arm's interactions by model over a time window.
+            models.Index(fields=["model", "received_at"], name="interaction_model_recv_idx"),
             # OTLP feedback names the response it evaluates by gen_ai.response.id
             # (curation.otel.selectors): an exact lookup per source. Partial, so the
             # interactions that came in by other paths cost the index nothing.

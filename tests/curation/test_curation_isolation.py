@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from curation import jobs, pipeline, runs
+from curation import jobs, pipeline
 from curation.models import Candidate, CurationRun, Interaction
 from curation.views import NOT_FAILED, RETRIED
 from tests.support.curation import edits, no_toxicity
@@ -101,19 +101,22 @@ def savepoints(queries) -> int:
 
 
 @pytest.mark.django_db
-def test_only_a_failing_chunk_pays_for_savepoints_per_interaction():
+def test_a_failing_chunk_is_halved_not_redone_one_row_at_a_time():
     no_toxicity()
     clean = [i.pk for i in edits(5, "c")]
     with CaptureQueriesContext(connection) as fast:
         pipeline.interactions_curate(interaction_ids=clean)
-    assert savepoints(fast.captured_queries) == 1  # the chunk's own block (nested in the test's)
+    assert savepoints(fast.captured_queries) == 1  # the chunk's write step (nested in the test's)
     assert not Interaction.objects.filter(pk__in=clean).exclude(curation_state="done").exists()
-    rows = edits(5, "p")
+    rows = edits(8, "p")
     poison_messages(rows[2])
     with CaptureQueriesContext(connection) as slow:
         pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])
-    assert savepoints(slow.captured_queries) == 2 + 5  # first try, the redo, one per row
-    assert [states()[f"p{i}"] for i in range(5)] == ["done", "done", "failed", "done", "done"]
+    # The poisoned row raises while its chunk is prepared, before any write: 8 -> 4 -> 2 -> 1
+    # fail there; the clean halves (4, 2, 1) write once each and the bad row is marked
+    # failed once: 4 write steps where one row at a time would take 8.
+    assert savepoints(slow.captured_queries) == 4
+    assert [states()[f"p{i}"] for i in range(8)] == ["done"] * 2 + ["failed"] + ["done"] * 5
 
 
 @transactional
@@ -139,8 +142,8 @@ def test_errors_of_the_surroundings_leave_the_chunk_pending_for_a_retry(settings
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
-    with psycopg.connect(**params, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [runs.CURATION_LOCK])
+    with psycopg.connect(**params, autocommit=True) as other, other.transaction():
+        other.execute("LOCK TABLE curation_dedupclaim IN EXCLUSIVE MODE")
         sql("SET LOCAL lock_timeout = '200ms'")
         with pytest.raises(OperationalError):
             pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])

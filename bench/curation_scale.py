@@ -1,0 +1,199 @@
+"""Curation candidates/s with 1,000,000 existing candidates vs none (issue 21 §1).
+
+Run: `make bench`, or `.venv/bin/python bench/curation_scale.py [--existing N]` with
+DATABASE_URL and REDIS_URL set. Prints one JSON object on stdout; progress on stderr.
+
+Two databases: `flywheel_bench_scale0` (no candidates but the measured ones) and
+`flywheel_bench_scale_big`, filled once by SQL with N filler interactions and candidates
+(60% passed, spread over the bench's strata, random LSH bands), their dedup claims and
+the curation rollup rebuilt over them. Each round ingests a fresh batch of the edited
+interactions of bench/curation.py into each database and curates it in this process with
+every filter and the scorer `make run` uses (the offline fallback), alternating the two
+databases (0 big 0 big ...) because the machine is shared; medians are reported with
+the load average. The small database gains a batch per round: "0" means at most
+rounds x batch candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    app_env,
+    emit,
+    ensure_database,
+    log,
+    machine,
+    migrate,
+    raise_on_sigterm,
+    rounded,
+    service_urls,
+    with_path,
+)
+from bench.curation import edit_items, ingest
+from bench.curation_workers import policy_all_filters
+
+SMALL_DB = "flywheel_bench_scale0"
+BIG_DB = "flywheel_bench_scale_big"
+TARGET_RATIO = 0.9
+STRATA = (
+    ("support", "support-bot-v3"),
+    ("summarisation", "summariser-2026-10"),
+    ("qa", "gpt-in-house-7b"),
+)
+
+_FILL_INTERACTIONS = """
+INSERT INTO curation_interaction (source_id, event_id, occurred_at, received_at, model,
+    task_type, messages, response, usage, user_hash, session_id, segment, metadata, pii,
+    curation_state, curation_claimed_at, curation_error)
+SELECT %(source)s, 'fill-' || g, now() - interval '30 days', now() - interval '30 days',
+    (%(models)s::text[])[1 + g %% 3], (%(tasks)s::text[])[1 + g %% 3],
+    '[{"role": "user", "content": "filler"}]', 'filler', '{}', '', '', '', '{}', '{}',
+    'done', now() - interval '30 days', ''
+FROM generate_series(1, %(n)s) g
+"""
+_FILL_CANDIDATES = """
+INSERT INTO curation_candidate (interaction_id, kind, prompt, chosen, rejected, feedback_ids,
+    feedback_kinds, task_type, model, status, status_reason, failed_filter, exact_key,
+    minhash, lsh_bands, toxicity_scorer, created_at, evaluated_at, priority_details,
+    sample_stratum, audit_filter)
+SELECT i.id, 'preference', i.messages, 'filler answer ' || i.id, 'filler', '[]', '["edited"]',
+    i.task_type, i.model, CASE WHEN i.id %% 5 < 3 THEN 'passed' ELSE 'failed' END, '',
+    CASE WHEN i.id %% 5 < 3 THEN '' ELSE 'edit_band' END,
+    md5(i.id::text) || md5((-i.id)::text), decode(repeat(md5(i.id::text), 32), 'hex'),
+    ARRAY(SELECT hashtextextended(i.id || '-' || b, 0) FROM generate_series(1, 21) b),
+    '', i.received_at, i.received_at, '{}', '', ''
+FROM curation_interaction i WHERE i.event_id LIKE 'fill-%%'
+"""
+_FILL_CLAIMS = """
+INSERT INTO curation_dedupclaim (key)
+SELECT DISTINCT unnest(lsh_bands) FROM curation_candidate ON CONFLICT DO NOTHING
+"""
+
+
+def _use(name: str, base_db: str) -> None:
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict["NAME"] = name
+    os.environ["DATABASE_URL"] = with_path(base_db, name)
+
+
+def _prepare_database(name: str, *, base_db: str, env: dict, existing: int) -> None:
+    from django.db import connection
+
+    url = with_path(base_db, name)
+    ensure_database(url=url)
+    log(f"migrating {name}")
+    migrate(env={**env, "DATABASE_URL": url})
+    _use(name, base_db)
+    from curation.models import Candidate, Source
+    from curation.rollups import curation_metrics_rebuild
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE curation_interaction, curation_feedback, curation_candidate, "
+            "curation_dedupclaim, curation_curationmetricday RESTART IDENTITY CASCADE"
+        )
+    if not existing:
+        return
+    source, _ = Source.objects.get_or_create(name="bench-fill")
+    log(f"{name}: filling {existing} interactions and candidates")
+    params = {
+        "source": source.pk,
+        "n": existing,
+        "models": [m for _, m in STRATA],
+        "tasks": [t for t, _ in STRATA],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_FILL_INTERACTIONS, params)
+        cursor.execute(_FILL_CANDIDATES, {})
+        log(f"{name}: dedup claims of {Candidate.objects.count()} candidates")
+        cursor.execute(_FILL_CLAIMS)
+    log(f"{name}: rebuilding the curation rollup")
+    curation_metrics_rebuild()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
+def _round(name: str, *, base_db: str, batch: int, seed: int) -> dict:
+    from curation.models import Candidate, Interaction
+    from curation.pipeline import interactions_curate
+
+    _use(name, base_db)
+    ingest(edit_items(count=batch, seed=seed))  # earlier rounds left nothing pending
+    ids = list(Interaction.objects.filter(curation_state="pending").values_list("pk", flat=True))
+    existing = Candidate.objects.count()
+    started = time.perf_counter()
+    totals = interactions_curate(interaction_ids=ids)
+    seconds = time.perf_counter() - started
+    return {
+        "existing": existing,
+        "candidates": totals.get("candidates", 0),
+        "seconds": seconds,
+        "candidates_per_s": totals.get("candidates", 0) / seconds,
+        "load_1m": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--existing", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    raise_on_sigterm()
+    began = time.perf_counter()
+    base_db, base_redis = service_urls()
+    env = app_env(
+        database_url=with_path(base_db, SMALL_DB),
+        redis_url=with_path(base_redis, "5"),
+        FLYWHEEL_TOXICITY_CHECKPOINT="",
+        FLYWHEEL_TOXICITY_ALLOW_FALLBACK="true",
+        FLYWHEEL_ENV_FILE="",
+    )
+    ensure_database(url=with_path(base_db, SMALL_DB))
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    for name, existing in ((SMALL_DB, 0), (BIG_DB, args.existing)):
+        _prepare_database(name, base_db=base_db, env=env, existing=existing)
+        policy_all_filters(note="bench: scale")
+    runs: dict[str, list[dict]] = {SMALL_DB: [], BIG_DB: []}
+    for index in range(args.rounds):
+        for name in (SMALL_DB, BIG_DB):
+            result = _round(name, base_db=base_db, batch=args.batch, seed=100 + index)
+            log(f"round {index + 1} {name}: {result['candidates_per_s']:.1f} candidates/s")
+            runs[name].append(result)
+    ratios = [
+        big["candidates_per_s"] / small["candidates_per_s"]
+        for small, big in zip(runs[SMALL_DB], runs[BIG_DB], strict=True)
+    ]
+    emit(
+        {
+            "bench": "curation_scale",
+            "machine": machine(),
+            "existing_candidates": args.existing,
+            "batch": args.batch,
+            "small_per_s": [rounded(r["candidates_per_s"], 1) for r in runs[SMALL_DB]],
+            "big_per_s": [rounded(r["candidates_per_s"], 1) for r in runs[BIG_DB]],
+            "ratios": [rounded(r, 3) for r in ratios],
+            "ratio_median": rounded(statistics.median(ratios), 3),
+            "load_1m": [rounded(r["load_1m"], 2) for n in runs for r in runs[n]],
+            "target_ratio": TARGET_RATIO,
+            "targets_met": statistics.median(ratios) >= TARGET_RATIO,
+            "total_seconds": rounded(time.perf_counter() - began, 1),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""A curation RQ worker for bench/curation_workers.py: `python -m bench.timed_curation_worker
+FILE`. It loads the toxicity model before taking jobs (a long-running worker has it loaded),
+then works the `curation` queue in burst mode and appends one JSON line per chunk to FILE:
+the chunk's wall time, the time from locking its dedup keys to its commit (the only part
+another worker can wait for), and the time the lock itself took (waiting included)."""
+
+import json
+import os
+import sys
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flywheel_site.settings")
+django.setup()
+
+from django.core.management import call_command  # noqa: E402 (after django.setup)
+
+from curation import pipeline  # noqa: E402
+from curation.policies import toxicity_config  # noqa: E402
+from curation.toxicity import get_scorer  # noqa: E402
+
+OUT = sys.argv[1]
+_chunk = pipeline.interactions_curate_chunk
+_claim = pipeline.dedup_keys_claim
+_state: dict[str, float] = {}
+
+
+def dedup_keys_claim(candidates):
+    started = time.perf_counter()
+    _claim(candidates)
+    _state["claimed_at"] = started
+    _state["claim_s"] = time.perf_counter() - started
+
+
+def interactions_curate_chunk(**kwargs):
+    _state.clear()
+    started = time.perf_counter()
+    counts = _chunk(**kwargs)
+    ended = time.perf_counter()
+    line = {
+        "chunk_s": ended - started,
+        "held_s": ended - _state.get("claimed_at", ended),
+        "claim_s": _state.get("claim_s", 0.0),
+        "candidates": counts.get("candidates", 0),
+    }
+    with open(OUT, "a") as out:
+        out.write(json.dumps(line) + "\n")
+    return counts
+
+
+pipeline.dedup_keys_claim = dedup_keys_claim
+pipeline.interactions_curate_chunk = interactions_curate_chunk
+get_scorer(toxicity_config()).score_batch(["warm up the model before the first job"] * 8)
+call_command("rqworker", "curation", "--burst", "--worker-class", "rq.worker.SimpleWorker")
