@@ -87,51 +87,11 @@ def _stream(sql: str, params: list) -> Iterator[tuple]:
             yield from rows
 
 
-class _Chunks:
-    """The write end of a data file streamed from the database: collects what a sink writes
-    until the reader takes it."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        out, self.parts = b"".join(self.parts), []
-        return out
-
-
-def data_file_chunks(*, version: DatasetVersion, name: str) -> Iterator[bytes]:
-    """The bytes of one data file (any format), in export order, straight from the database,
-    through the same sink the export writes with. Call inside a transaction (see _stream)."""
-    (data_file,) = [f for f in formats.data_files(version) if f.name == name]
-    chunks = _Chunks()
-    sink = formats.sink_open(data_file, None, handle=chunks)
-    for _, _, prompt, chosen, rejected, _ in _stream(_DATA_SQL, [version.pk, data_file.split]):
-        sink.add(prompt=_json(prompt), chosen=chosen, rejected=rejected)
-        if chunks.parts:
-            yield chunks.take()
-    sink.close()
-    yield chunks.take()
-
-
-def split_pii_check(*, version: DatasetVersion, split: str, name: str) -> None:
-    """The export PII scan over one split, without writing: a node that streams a file from
-    the database (serve.py) runs it before the first byte goes out, so a refusal is a 409
-    and not a download cut short."""
-    with transaction.atomic():
-        for row, (_, _, prompt, chosen, rejected, _) in enumerate(
-            _stream(_DATA_SQL, [version.pk, split]), start=1
-        ):
-            export_row_check(files=[name], row=row, values=(_json(prompt), chosen, rejected))
+def data_rows(*, version: DatasetVersion, split: str) -> Iterator[tuple]:
+    """(prompt, chosen, rejected) of one split, in export order, prompt decoded: what every
+    data file is made from. Call inside a transaction (see _stream)."""
+    for _, _, prompt, chosen, rejected, _ in _stream(_DATA_SQL, [version.pk, split]):
+        yield _json(prompt), chosen, rejected
 
 
 def file_names(version: DatasetVersion) -> list[str]:

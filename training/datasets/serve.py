@@ -22,6 +22,7 @@ from django.utils.http import content_disposition_header
 
 from training.datasets import export, formats
 from training.datasets.models import DatasetVersion
+from training.datasets.pii_scan import export_row_check
 
 CHUNK_BYTES = 1 << 20
 
@@ -56,9 +57,54 @@ def dataset_version_download(*, version: DatasetVersion, name: str) -> Download:
         # export once, PII scan included, and serves its copy.
         return _from_disk(export.dataset_version_materialize(version=version) / name)
     (data_file,) = [f for f in formats.data_files(version) if f.name == name]
-    export.split_pii_check(version=version, split=data_file.split, name=name)
+    _split_pii_check(version=version, split=data_file.split, name=name)
     stats = version.manifest["files"][name]
     return Download(_verified(version, name, stats=stats), stats["bytes"], "database")
+
+
+class _Chunks:
+    """The write end of a data file streamed from the database: collects what a sink writes
+    until the reader takes it."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out, self.parts = b"".join(self.parts), []
+        return out
+
+
+def _data_file_chunks(*, version: DatasetVersion, name: str) -> Iterator[bytes]:
+    """The bytes of one data file (any format), in export order, straight from the database,
+    through the same sink the export writes with. Call inside a transaction (see _stream)."""
+    (data_file,) = [f for f in formats.data_files(version) if f.name == name]
+    chunks = _Chunks()
+    sink = formats.sink_open(data_file, None, handle=chunks)
+    for prompt, chosen, rejected in export.data_rows(version=version, split=data_file.split):
+        sink.add(prompt=prompt, chosen=chosen, rejected=rejected)
+        if chunks.parts:
+            yield chunks.take()
+    sink.close()
+    yield chunks.take()
+
+
+def _split_pii_check(*, version: DatasetVersion, split: str, name: str) -> None:
+    """The export PII scan over one split, without writing: a node that streams a file from
+    the database runs it before the first byte goes out, so a refusal is a 409
+    and not a download cut short."""
+    with transaction.atomic():
+        for row, values in enumerate(export.data_rows(version=version, split=split), start=1):
+            export_row_check(files=[name], row=row, values=values)
 
 
 def _check(version: DatasetVersion, name: str, actual: str, expected: str) -> None:
@@ -78,7 +124,7 @@ def _verified(version: DatasetVersion, name: str, *, stats: dict) -> Iterator[by
     # The server-side cursor needs a transaction; a client that goes away closes the
     # generator, which leaves the block and rolls the (read-only) transaction back.
     with transaction.atomic():
-        for part in export.data_file_chunks(version=version, name=name):
+        for part in _data_file_chunks(version=version, name=name):
             pending.append(part)
             size += len(part)
             if size >= CHUNK_BYTES:
