@@ -8,6 +8,13 @@ from curation.errors import CurationError
 from curation.models import ApiToken, Source, TokenScope, generate_token, hash_token
 
 UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
+MISSING_SCOPE = "this token lacks the `{scope}` scope; create a token with it"
+
+
+class MissingScope(CurationError):
+    def __init__(self, scope: str):
+        super().__init__(MISSING_SCOPE.format(scope=scope))
+        self.scope = scope
 
 
 def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
@@ -32,15 +39,19 @@ def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple
 
 
 def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
-    """The active token for `raw` if it has `scope`; None otherwise. Revocation
-    is read from the database on every request, so it takes effect at once."""
+    """The active token for `raw` if it has `scope`; None if there is no active token.
+    An active token without the scope raises `MissingScope`, so the caller learns which
+    scope to ask for rather than suspecting the token. Revocation is read from the
+    database on every request, so it takes effect at once."""
     token = (
         ApiToken.objects.select_related("source")
         .filter(token_hash=hash_token(raw), revoked_at__isnull=True)
         .first()
     )
-    if token is None or not token.has_scope(scope):
+    if token is None:
         return None
+    if not token.has_scope(scope):
+        raise MissingScope(scope)
     now = timezone.now()
     # Write last_used_at at most once a minute: a write per request would make
     # every ingest call contend on the token row.

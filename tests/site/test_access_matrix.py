@@ -230,8 +230,8 @@ TOKEN_READS = {
     "/api/v1/metrics": (200, 200),
     "/api/v1/metrics?source=own": (200, 200),
     "/api/v1/metrics?source=other": (403, 200),
-    "/api/v1/route?key=user-1": (401, 401),  # no route scope
-    "/api/v1/datasets/support/versions/1/manifest.json": (401, 401),  # no export scope
+    "/api/v1/route?key=user-1": (403, 403),  # no route scope
+    "/api/v1/datasets/support/versions/1/manifest.json": (403, 403),  # no export scope
 }
 
 
