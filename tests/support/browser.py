@@ -21,6 +21,24 @@ VIEWPORT = {"width": 1366, "height": 1000}
 # Screenshots of what a user sees, for people reviewing a change.
 ARTIFACTS = ROOT / "artifacts"
 
+AXE = ROOT / "tests" / "browser" / "vendor" / "axe-4.14.1.min.js"
+# WCAG 2.1 A and AA rules, the level public services are held to.
+AXE_RUN = """async () => {
+  const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+}"""
+SERIOUS = {"serious", "critical"}
+
+
+def axe_serious(page) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now. axe is injected
+    as a script tag, which the site's CSP refuses: open the page with bypass_csp=True."""
+    page.add_script_tag(path=str(AXE))
+    return [v for v in page.evaluate(AXE_RUN) if v["impact"] in SERIOUS]
+
+
 # Reports every Content-Security-Policy violation to the test, in every page the context opens,
 # before any page script runs. Init scripts come from the browser driver: the policy does not
 # apply to them.
