@@ -64,13 +64,30 @@ READ_CHARTS = """ids => ids.map(id => {
   const chart = Chart.getChart(id);
   if (!chart) return null;
   const canvas = document.getElementById(id);
+  const text = (title) => title.display ? [].concat(title.text).join(" ") : null;
+  // Where each axis title is drawn: centred on its axis, so it is inside the canvas when
+  // half its longest line fits on either side of the centre.
+  const outside = Object.values(chart.scales).filter(s => s.options.title.display).filter(s => {
+    const ctx = chart.ctx;
+    ctx.save();
+    ctx.font = Chart.helpers.toFont(s.options.title.font).string;
+    const long = Math.max(...[].concat(s.options.title.text).map(t => ctx.measureText(t).width));
+    ctx.restore();
+    const vertical = s.isHorizontal() === false;
+    const centre = vertical ? (s.top + s.bottom) / 2 : (s.left + s.right) / 2;
+    const room = vertical ? chart.height : chart.width;
+    return centre - long / 2 < 0 || centre + long / 2 > room;
+  }).map(s => s.id);
   return {
     id,
-    y: chart.options.scales.y.title.display ? chart.options.scales.y.title.text : null,
-    x: chart.options.scales.x.title.display ? chart.options.scales.x.title.text : null,
+    y: text(chart.options.scales.y.title),
+    x: text(chart.options.scales.x.title),
     legend: chart.options.plugins.legend.display,
     datasets: chart.data.datasets.length,
     drawn: canvas.width > 0 && canvas.height > 0,
+    titles_outside: outside,
+    clipped: chart.data.datasets.filter(d => d.clip !== false).length,
+    room_above: chart.options.layout.padding.top,
   };
 })"""
 
