@@ -34,6 +34,29 @@ def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> KeysetPage
     return KeysetPage.of(CurationRun.objects.all(), before=before, size=size)
 
 
+def _run_did_nothing(run: CurationRun) -> bool:
+    return run.status == CurationRun.Status.SUCCEEDED and not (
+        run.interactions or run.candidates or run.errored
+    )
+
+
+def runs_collapsed(runs: list[CurationRun]) -> list[dict]:
+    """The runs page's rows: consecutive runs that found nothing to do for the same reason
+    (the sweeper's idle passes, ingest jobs whose interactions another run took) are one row
+    with a count, so thirty idle passes do not bury the runs that curated something."""
+    rows: list[dict] = []
+    for run in runs:
+        idle = _run_did_nothing(run)
+        last = rows[-1] if rows else None
+        if idle and last and last["idle"] and last["run"].explanation == run.explanation:
+            rows[-1]["runs"].append(run)
+        else:
+            rows.append({"idle": idle, "run": run, "runs": [run]})
+    for row in rows:
+        row["count"], row["oldest"] = len(row["runs"]), row["runs"][-1]
+    return rows
+
+
 def failed_interactions(*, size: int = PAGE_SIZE) -> tuple[list[Interaction], int]:
     """Interactions whose curation raised, newest failure first, and how many
     there are (a partial index holds only these rows, so both stay cheap)."""

@@ -14,7 +14,7 @@ from flywheel_site.http import int_param, render_page
 from flywheel_site.text_diff import render_diff_html
 
 SAMPLE_RATE_WARNING = (
-    "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "
+    "The sample rate {rate:g} is outside the recommended band of 0.05-0.10: too low starves "
     "review, too high spends reviewer time on what the filters already decided."
 )
 RETRIED = "Sent {n} interaction(s) back to curation."
@@ -34,6 +34,7 @@ def runs(request):
     page = selectors.runs_page(before=int_param(request.GET.get("before")))
     context = {
         "runs": page.rows,
+        "rows": selectors.runs_collapsed(page.rows),
         "polling": any(
             r.status in (CurationRun.Status.QUEUED, CurationRun.Status.RUNNING) for r in page.rows
         ),
