@@ -5,10 +5,13 @@ except through indexed GROUP BYs on small columns."""
 import re
 from datetime import date, datetime, time, timedelta
 
-from django.contrib.postgres.search import SearchQuery
+from django.contrib.postgres.search import SearchHeadline, SearchQuery
 from django.db import connection
 from django.db.models import Count, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from curation.forms import SCORE_FIELDS
 from curation.models import (
@@ -159,16 +162,52 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+# The words a row shows: the prompt's last message (what was asked), or with a search the
+# fragment of prompt and answer around the words found. Marks are control characters, which
+# no stored text may hold (flywheel_site.textcheck), so escaping the fragment and then turning
+# them into <mark> cannot let stored text make markup.
+_ASKED = RawSQL("jsonb_path_query_first(curation_candidate.prompt, '$[last].content') #>> '{}'", [])
+_SEARCHED = RawSQL(
+    "concat_ws(' \u2014 ', (SELECT string_agg(c #>> '{}', ' ') FROM "
+    "jsonb_path_query(curation_candidate.prompt, '$[*].content') AS c), "
+    "curation_candidate.chosen)",
+    [],
+)
+_MARK_START, _MARK_STOP = "\x02", "\x03"
+SNIPPET_CHARS = 160
+
+
+def _snippet_html(text: str | None, *, searched: bool) -> SafeString:
+    text = " ".join((text or "").split())
+    if not searched and len(text) > SNIPPET_CHARS:
+        text = text[: SNIPPET_CHARS - 1] + "\u2026"
+    marked = escape(text).replace(_MARK_START, "<mark>").replace(_MARK_STOP, "</mark>")
+    return mark_safe(marked)  # noqa: S308 (escaped above; only our marks are markup)
+
+
 def candidates_page(
     *, filters: dict, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> KeysetPage:
-    """One page of the filtered candidates, newest first (see `KeysetPage`)."""
+    """One page of the filtered candidates, newest first (see `KeysetPage`), each with the
+    `snippet` of text its row shows."""
     query = (
         candidates_filtered(filters)
         .select_related("interaction__source")
         .defer("minhash", "lsh_bands", "prompt", "priority_details")
     )
-    return KeysetPage.of(query, before=before, after=after, size=size)
+    searched = bool(filters.get("q"))
+    if searched:
+        words = SearchQuery(websearch_text(filters["q"]), config="english", search_type="websearch")
+        text = SearchHeadline(
+            _SEARCHED, words, config="english", start_sel=_MARK_START, stop_sel=_MARK_STOP,
+            max_words=24, min_words=10, max_fragments=2, fragment_delimiter=" \u2026 ",
+        )  # fmt: skip
+    else:
+        text = _ASKED
+    page = KeysetPage.of(query.annotate(snippet_text=text), before=before, after=after, size=size)
+    for row in page.rows:
+        row.snippet = _snippet_html(row.snippet_text, searched=searched)
+    return page
 
 
 def candidates_count(
