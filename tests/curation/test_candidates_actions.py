@@ -62,6 +62,9 @@ def test_a_bulk_reject_acts_on_exactly_the_filtered_set(as_user, curator):
     )
     assert action.query == {"task_type": "support"}
     assert CandidateActionItem.objects.filter(action=action).count() == 3
+    page = client.get(response["Location"]).content.decode()
+    assert '<span class="pill chip">task type: support</span>' in page  # chips, not a dict
+    assert "{&#x27;task_type&#x27;" not in page
 
 
 def test_the_confirmation_says_how_many_and_asks_for_a_reason(as_user, curator):
@@ -71,6 +74,9 @@ def test_the_confirmation_says_how_many_and_asks_for_a_reason(as_user, curator):
     assert "This will act on <strong>2</strong> candidates" in body
     assert '<textarea name="reason"' in body and "required" in body
     assert "Send to the review queue: 2 candidates" in body
+    assert '<span class="pill chip">task type: support</span>' in body
+    reject = as_user(curator).get(BULK, {"task_type": "support", "action": "reject"})
+    assert '<button type="submit" class="danger">Reject: 2 candidates' in reject.content.decode()
 
 
 def test_without_a_reason_nothing_is_done(as_user, curator):
