@@ -254,6 +254,15 @@ def percent(estimate) -> str:
     return f"{estimate.value:.0%} ({estimate.low:.0%}\u2013{estimate.high:.0%})"
 
 
+# Below this many reviewed items a share's 95% interval is about +-15 points or wider: the
+# figure is shown greyed, so seven filters at "85%" on a handful of items do not read as fact.
+THIN_N = 30
+
+
+def is_thin(n) -> bool:
+    return (n or 0) < THIN_N
+
+
 def _bound(value: float, integer: bool) -> str:
     return f"{value:.0f}" if integer else f"{value:.2f}"
 
@@ -274,6 +283,7 @@ def calibration_page(*, since=None) -> dict:
                 if b["approval"].value is None
                 else round(100 * b["approval"].value, 1),
                 "n": b["approval"].n,
+                "thin": is_thin(b["approval"].n),
             }
             for b in row["bins"]
         ]
@@ -294,6 +304,11 @@ def calibration_page(*, since=None) -> dict:
                 "precision_shown": percent(row["precision"]),
                 "recall_shown": percent(row["recall"]),
                 "agreement_shown": percent(row["agreement"]),
+                "precision_thin": is_thin(row["precision"] and row["precision"].n),
+                "recall_thin": is_thin(row["recall"] and row["recall"].n),
+                "agreement_thin": is_thin(row["n"]),
+                # Shares on this page are percentages, the audit rate too.
+                "audit_rate_shown": f"{100 * row['audit_rate']:g}%",
                 "score_bins": bins,
                 "chart_id": f"calibration-chart-{row['name']}" if bins else "",
                 "suggestion_shown": _suggestion_shown(row["suggestion"], integer=integer),
@@ -304,6 +319,7 @@ def calibration_page(*, since=None) -> dict:
         "filters": filters,
         "charts": charts,
         "reviewed": max((row["n"] for row in report["filters"]), default=0),
+        "thin_n": THIN_N,
     }
 
 
