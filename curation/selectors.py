@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.html import escape
@@ -258,6 +258,21 @@ def explorer_options(*, limit: int = OPTIONS_LIMIT) -> dict:
 
 def candidate_actions() -> QuerySet[CandidateAction]:
     return CandidateAction.objects.select_related("user")
+
+
+def queue_action_outcome(*, action: CandidateAction) -> dict[str, int] | None:
+    """What a finished "send to the review queue" did to its set: candidates it sampled
+    (added to the queue), those sampled before it (already queued), and those still unsampled
+    (refused). "done 33/33" alone read as 33 added when all 33 were already queued."""
+    if action.kind != CandidateAction.Kind.QUEUE or action.status != action.Status.SUCCEEDED:
+        return None
+    counts = Candidate.objects.filter(actions__action=action).aggregate(
+        total=Count("pk"),
+        added=Count("pk", filter=Q(priority_details__action=action.pk)),
+        refused=Count("pk", filter=Q(sampled_at__isnull=True)),
+    )
+    counts["already"] = counts["total"] - counts["added"] - counts["refused"]
+    return counts
 
 
 def candidate_actions_recent(*, candidate_id: int, size: int = 20) -> list[CandidateAction]:

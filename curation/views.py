@@ -164,7 +164,11 @@ def _hidden(form: CandidateSearchForm) -> list[tuple[str, str]]:
 @role_required(CURATOR)
 def action(request, pk: int):
     found = get_object_or_404(selectors.candidate_actions(), pk=pk)
-    context = {"action": found, "polling": found.status in ACTIVE}
+    context = {
+        "action": found,
+        "polling": found.status in ACTIVE,
+        "outcome": selectors.queue_action_outcome(action=found),
+    }
     return render_page(request, "curation/action.html", "progress", context)
 
 

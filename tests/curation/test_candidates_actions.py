@@ -166,9 +166,14 @@ def test_send_to_the_queue_goes_through_the_sampling_hook(as_user, curator):
     assert {i.inclusion_probability for i in items} == {1.0}
     c = Candidate.objects.get(pk=fresh[0].pk)
     assert c.sampled_at is not None and c.priority_details["sent_by"] == "carla"
-    # Twice: the queue holds one item per candidate.
-    assert act(client, confirm(client, action="queue")).status_code == 302
+    first = CandidateAction.objects.get()
+    said = client.get(f"/curation/actions/{first.pk}/").content.decode()
+    assert "<strong>2</strong> added to the review queue · <strong>0</strong> already" in said
+    # Twice: the queue holds one item per candidate, and the second action says so.
+    again = act(client, confirm(client, action="queue"))
     assert ReviewItem.objects.filter(candidate__in=fresh).count() == 2
+    said = client.get(again["Location"]).content.decode()
+    assert "<strong>0</strong> added to the review queue · <strong>2</strong> already" in said
 
 
 def test_recurate_runs_the_current_policy_again(as_user, curator):
