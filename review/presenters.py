@@ -61,9 +61,7 @@ def guideline_html(guideline: Guideline | None) -> SafeString:
 # --- the review screen --------------------------------------------------------
 
 
-# Stays whole: one context dict the template reads; the mode decides each key, and it is
-# clearer read side by side than spread over helpers.
-def _error_at(*, mode: str, error: str, posted: dict) -> str:
+def error_at(*, mode: str, error: str, posted: dict | None) -> str:
     """Where a refusal is said: beside the control to fix (the rubric, the reject or edit
     panel, the buttons), where the reviewer's focus is, not at the top of the page."""
     if not error or not posted:
@@ -75,6 +73,8 @@ def _error_at(*, mode: str, error: str, posted: dict) -> str:
     return decision if decision in (Decision.REJECT, Decision.APPROVE_EDIT) else "actions"
 
 
+# Stays whole: one context dict the template reads; the mode decides each key, and it is
+# clearer read side by side than spread over helpers.
 def screen(
     *,
     item: ReviewItem,
@@ -128,7 +128,6 @@ def screen(
         "edit_text": edited_text if edited_text is not None else (candidate.chosen or ""),
         "three_way": _three_way(candidate=candidate, model_output=model_output, edited=edited_text),
         "rubric": [(name, label, posted.get(name)) for name, label in RUBRIC],
-        "error_at": _error_at(mode=mode, error=error, posted=posted),
         "reject_reasons": REJECT_REASONS,
         "needs_answer": candidate.kind == CandidateKind.NEEDS_ANSWER,
         "guideline": guideline_html(selectors.guideline_current()),
