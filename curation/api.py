@@ -21,7 +21,7 @@ from flywheel_site.api_errors import ErrorOut
 
 router = Router()
 ingest_auth = TokenAuth(TokenScope.INGEST)
-ERRORS = {400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 
 
 def _batch_items(schema: str) -> dict:

@@ -13,6 +13,7 @@ class PolicyForm(forms.ModelForm):
         choices=[(name, name) for name in filters.KNOWN_FILTERS],
         widget=forms.CheckboxSelectMultiple,
         required=False,
+        help_text="The filters that run; the others record nothing.",
     )
     blocklist_terms = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}), required=False, help_text="One term per line."
@@ -35,6 +36,36 @@ class PolicyForm(forms.ModelForm):
     class Meta:
         model = CurationPolicy
         fields = ["note", *POLICY_FIELDS]
+        # Every share on this page is a fraction from 0 to 1 (one unit, as stored and as the
+        # API and the warnings state it); the help says what each value decides.
+        labels = {
+            "band_low": "Edit band: lowest similarity",
+            "band_high": "Edit band: highest similarity",
+            "sft_rate": "SFT sample rate",
+            "min_per_stratum": "Minimum per stratum",
+        }
+        help_texts = {
+            "note": "Why this version: shown in the version list.",
+            "min_words": "Fewest words an answer may have (non-Latin scripts count runs).",
+            "band_low": "A fraction, 0-1: an edited pair whose similarity to the model's "
+            "output is below this is a rewrite, not a correction, and fails.",
+            "band_high": "A fraction, 0-1: above this the edit is a typo fix that teaches "
+            "nothing, and fails.",
+            "band_measure": "Whether the edit band measures similarity over characters or words.",
+            "toxicity_threshold": "A fraction, 0-1: a toxicity score above this fails.",
+            "quality_min": "A fraction, 0-1: a quality score below this fails.",
+            "near_dup_threshold": "A fraction, 0-1: a prompt this similar to an earlier "
+            "candidate's is a near duplicate and fails.",
+            "sample_rate": "A fraction, 0-1, of passed preference candidates sent to review; "
+            "0.05-0.10 is recommended.",
+            "needs_answer_rate": "A fraction, 0-1, of needs-answer candidates sent to review.",
+            "sft_rate": "A fraction, 0-1, of approved answers kept as SFT candidates.",
+            "min_per_stratum": "A stratum smaller than the rate would sample still sends at "
+            "least this many items.",
+            "reviews_required": "Reviews each item needs before it has an outcome.",
+            "audit_rate": "A fraction, 0-1, of each filter's rejections reviewed blind, to "
+            "calibrate the filters.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

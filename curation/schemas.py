@@ -167,6 +167,18 @@ def _check_text(value: str) -> str:
     return value
 
 
+PLACEHOLDER_TEXT = (
+    "holds no letter or digit: a placeholder such as '...' is not an edit; send the real text"
+)
+
+
+def _check_not_placeholder(value: str) -> str:
+    # An edit of "..." would enter review and could become gold: junk that looks like data.
+    if value and not any(char.isalnum() for char in value):
+        raise ValueError(PLACEHOLDER_TEXT)
+    return value
+
+
 def _check_tree(value: dict[str, Any]) -> None:
     """Refuse non-finite numbers and deep nesting, naming the path of the first.
 
@@ -388,6 +400,9 @@ class EditIn(Strict):
     metadata: Metadata = Field(default_factory=dict)
 
     _texts = field_validator("prompt", "original_llm_output", "final_user_edit")(_check_text)
+    _placeholders = field_validator("original_llm_output", "final_user_edit")(
+        _check_not_placeholder
+    )
     _metadata = field_validator("metadata")(_check_metadata)
 
 

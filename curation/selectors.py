@@ -5,10 +5,13 @@ except through indexed GROUP BYs on small columns."""
 import re
 from datetime import date, datetime, time, timedelta
 
-from django.contrib.postgres.search import SearchQuery
+from django.contrib.postgres.search import SearchHeadline, SearchQuery
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from curation.forms import SCORE_FIELDS
 from curation.models import (
@@ -32,6 +35,29 @@ POLICY_VERSIONS_SHOWN = 50
 
 def runs_page(*, before: int | None = None, size: int = PAGE_SIZE) -> KeysetPage:
     return KeysetPage.of(CurationRun.objects.all(), before=before, size=size)
+
+
+def _run_did_nothing(run: CurationRun) -> bool:
+    return run.status == CurationRun.Status.SUCCEEDED and not (
+        run.interactions or run.candidates or run.errored
+    )
+
+
+def runs_collapsed(runs: list[CurationRun]) -> list[dict]:
+    """The runs page's rows: consecutive runs that found nothing to do for the same reason
+    (the sweeper's idle passes, ingest jobs whose interactions another run took) are one row
+    with a count, so thirty idle passes do not bury the runs that curated something."""
+    rows: list[dict] = []
+    for run in runs:
+        idle = _run_did_nothing(run)
+        last = rows[-1] if rows else None
+        if idle and last and last["idle"] and last["run"].explanation == run.explanation:
+            rows[-1]["runs"].append(run)
+        else:
+            rows.append({"idle": idle, "run": run, "runs": [run]})
+    for row in rows:
+        row["count"], row["oldest"] = len(row["runs"]), row["runs"][-1]
+    return rows
 
 
 def failed_interactions(*, size: int = PAGE_SIZE) -> tuple[list[Interaction], int]:
@@ -136,16 +162,52 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+# The words a row shows: the prompt's last message (what was asked), or with a search the
+# fragment of prompt and answer around the words found. Marks are control characters, which
+# no stored text may hold (flywheel_site.textcheck), so escaping the fragment and then turning
+# them into <mark> cannot let stored text make markup.
+_ASKED = RawSQL("jsonb_path_query_first(curation_candidate.prompt, '$[last].content') #>> '{}'", [])
+_SEARCHED = RawSQL(
+    "concat_ws(' \u2014 ', (SELECT string_agg(c #>> '{}', ' ') FROM "
+    "jsonb_path_query(curation_candidate.prompt, '$[*].content') AS c), "
+    "curation_candidate.chosen)",
+    [],
+)
+_MARK_START, _MARK_STOP = "\x02", "\x03"
+SNIPPET_CHARS = 160
+
+
+def _snippet_html(text: str | None, *, searched: bool) -> SafeString:
+    text = " ".join((text or "").split())
+    if not searched and len(text) > SNIPPET_CHARS:
+        text = text[: SNIPPET_CHARS - 1] + "\u2026"
+    marked = escape(text).replace(_MARK_START, "<mark>").replace(_MARK_STOP, "</mark>")
+    return mark_safe(marked)  # noqa: S308 (escaped above; only our marks are markup)
+
+
 def candidates_page(
     *, filters: dict, before: int | None = None, after: int | None = None, size: int = PAGE_SIZE
 ) -> KeysetPage:
-    """One page of the filtered candidates, newest first (see `KeysetPage`)."""
+    """One page of the filtered candidates, newest first (see `KeysetPage`), each with the
+    `snippet` of text its row shows."""
     query = (
         candidates_filtered(filters)
         .select_related("interaction__source")
         .defer("minhash", "lsh_bands", "prompt", "priority_details")
     )
-    return KeysetPage.of(query, before=before, after=after, size=size)
+    searched = bool(filters.get("q"))
+    if searched:
+        words = SearchQuery(websearch_text(filters["q"]), config="english", search_type="websearch")
+        text = SearchHeadline(
+            _SEARCHED, words, config="english", start_sel=_MARK_START, stop_sel=_MARK_STOP,
+            max_words=24, min_words=10, max_fragments=2, fragment_delimiter=" \u2026 ",
+        )  # fmt: skip
+    else:
+        text = _ASKED
+    page = KeysetPage.of(query.annotate(snippet_text=text), before=before, after=after, size=size)
+    for row in page.rows:
+        row.snippet = _snippet_html(row.snippet_text, searched=searched)
+    return page
 
 
 def candidates_count(
@@ -196,6 +258,21 @@ def explorer_options(*, limit: int = OPTIONS_LIMIT) -> dict:
 
 def candidate_actions() -> QuerySet[CandidateAction]:
     return CandidateAction.objects.select_related("user")
+
+
+def queue_action_outcome(*, action: CandidateAction) -> dict[str, int] | None:
+    """What a finished "send to the review queue" did to its set: candidates it sampled
+    (added to the queue), those sampled before it (already queued), and those still unsampled
+    (refused). "done 33/33" alone read as 33 added when all 33 were already queued."""
+    if action.kind != CandidateAction.Kind.QUEUE or action.status != action.Status.SUCCEEDED:
+        return None
+    counts = Candidate.objects.filter(actions__action=action).aggregate(
+        total=Count("pk"),
+        added=Count("pk", filter=Q(priority_details__action=action.pk)),
+        refused=Count("pk", filter=Q(sampled_at__isnull=True)),
+    )
+    counts["already"] = counts["total"] - counts["added"] - counts["refused"]
+    return counts
 
 
 def candidate_actions_recent(*, candidate_id: int, size: int = 20) -> list[CandidateAction]:

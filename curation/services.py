@@ -36,6 +36,7 @@ from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 
 # Re-exported: the token services were written here first and are called by this name.
 from curation.tokens import UNKNOWN_SCOPE as UNKNOWN_SCOPE
+from curation.tokens import MissingScope as MissingScope
 from curation.tokens import api_token_authenticate as api_token_authenticate
 from curation.tokens import api_token_create as api_token_create
 from curation.tokens import api_token_revoke as api_token_revoke

@@ -28,6 +28,13 @@ GENERATION_KEY = "flywheel:tokens:generation"
 _cache: dict[str, tuple[ApiToken, bytes, float]] = {}
 
 UNKNOWN_SCOPE = "unknown scope {scope!r}; choose from {choices}"
+MISSING_SCOPE = "this token lacks the `{scope}` scope; create a token with it"
+
+
+class MissingScope(CurationError):
+    def __init__(self, scope: str):
+        super().__init__(MISSING_SCOPE.format(scope=scope))
+        self.scope = scope
 
 
 def api_token_create(*, source_name: str, name: str, scopes: list[str]) -> tuple[ApiToken, str]:
@@ -103,11 +110,15 @@ def _token_lookup(token_hash: str) -> ApiToken | None:
 
 
 def api_token_authenticate(*, raw: str, scope: str) -> ApiToken | None:
-    """The active token for `raw` if it has `scope`; None otherwise. A revocation
-    takes effect on the next request (see the module's docstring)."""
+    """The active token for `raw` if it has `scope`; None if there is no active token.
+    An active token without the scope raises `MissingScope`, so the caller learns which
+    scope to ask for rather than suspecting the token. A revocation takes effect on the
+    next request (see the module's docstring)."""
     token = _token_lookup(hash_token(raw))
-    if token is None or not token.has_scope(scope):
+    if token is None:
         return None
+    if not token.has_scope(scope):
+        raise MissingScope(scope)
     now = timezone.now()
     # Write last_used_at at most once a minute: a write per request would make
     # every ingest call contend on the token row.

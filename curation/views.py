@@ -14,7 +14,7 @@ from flywheel_site.http import int_param, render_page
 from flywheel_site.text_diff import render_diff_html
 
 SAMPLE_RATE_WARNING = (
-    "The sample rate {rate:.1%} is outside the recommended 5-10% band: too low starves "
+    "The sample rate {rate:g} is outside the recommended band of 0.05-0.10: too low starves "
     "review, too high spends reviewer time on what the filters already decided."
 )
 RETRIED = "Sent {n} interaction(s) back to curation."
@@ -33,6 +33,7 @@ def runs(request):
     page = selectors.runs_page(before=int_param(request.GET.get("before")))
     context = {
         "runs": page.rows,
+        "rows": selectors.runs_collapsed(page.rows),
         "polling": any(
             r.status in (CurationRun.Status.QUEUED, CurationRun.Status.RUNNING) for r in page.rows
         ),
@@ -162,7 +163,11 @@ def _hidden(form: CandidateSearchForm) -> list[tuple[str, str]]:
 @role_required(CURATOR)
 def action(request, pk: int):
     found = get_object_or_404(selectors.candidate_actions(), pk=pk)
-    context = {"action": found, "polling": found.status in ACTIVE}
+    context = {
+        "action": found,
+        "polling": found.status in ACTIVE,
+        "outcome": selectors.queue_action_outcome(action=found),
+    }
     return render_page(request, "curation/action.html", "progress", context)
 
 

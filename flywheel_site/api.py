@@ -19,6 +19,7 @@ from curation.api import router as ingest_router
 from curation.errors import CurationError
 from curation.otel.api import router as otel_router
 from curation.schemas import JSON_REF, JSON_REF_MARKER, JSON_SCHEMAS, field_errors
+from curation.services import MissingScope
 from flywheel_site.api_auth import RateLimited
 from flywheel_site.api_errors import (
     INTERNAL,
@@ -33,7 +34,7 @@ from training.registry.api import route_router
 
 logger = logging.getLogger(__name__)
 
-UNAUTHORIZED = "missing, invalid or revoked API token, or a token without the needed scope"
+UNAUTHORIZED = "missing, invalid or revoked API token"
 RATE_LIMITED = "rate limit exceeded; retry after {seconds} s"
 INVALID = "the request does not match the schema"
 
@@ -104,6 +105,12 @@ def _unauthorized(request, exc):
     return _error(
         request, 401, "unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
     )
+
+
+# A real token without the route's scope: the caller needs another token, not a retry.
+@api.exception_handler(MissingScope)
+def _missing_scope(request, exc: MissingScope):
+    return _error(request, 403, "forbidden", exc.message)
 
 
 @api.exception_handler(RateLimited)

@@ -6,7 +6,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -94,7 +94,23 @@ class ApiRequestLimitMiddleware:
         return self.get_response(request)
 
 
-def _message(status: int) -> str:
+NOT_FOUND_DID_YOU_MEAN = "not found; did you mean {path}?"
+
+
+def _probable_path(path: str) -> str | None:
+    """The route a 404'd /api/ path probably meant: the same path with or without its
+    trailing slash (the API's routes have none), if that one exists."""
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    try:
+        resolve(other)
+    except Resolver404:
+        return None
+    return other
+
+
+def _message(status: int, path: str = "") -> str:
+    if status == 404 and (probable := _probable_path(path)):
+        return NOT_FOUND_DID_YOU_MEAN.format(path=probable)
     if status == 500:
         return INTERNAL
     try:
@@ -122,7 +138,7 @@ class ApiJsonErrorsMiddleware:
             status = response.status_code
             if status >= 500 and status != 503:
                 status = 500
-            replaced = error_response(status, _message(status))
+            replaced = error_response(status, _message(status, request.path))
             for header in ("Allow", "WWW-Authenticate", "Retry-After"):
                 if header in response:
                     replaced[header] = response[header]

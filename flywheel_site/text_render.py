@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import nh3
@@ -103,3 +104,16 @@ def key_label(value) -> str:
     """A stored key (a method, a decision, a filter name) as words."""
     text = str(value or "")
     return _LABELS.get(text.lower(), text.replace("_", " "))
+
+
+def iso_when(value) -> str:
+    """An ISO 8601 timestamp (as the API and json carry it) as `2026-03-02 14:05 UTC`."""
+    if not value:
+        return "\u2013"  # an en dash, as the other empty figures
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

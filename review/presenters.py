@@ -62,6 +62,18 @@ def guideline_html(guideline: Guideline | None) -> SafeString:
 # --- the review screen --------------------------------------------------------
 
 
+def error_at(*, mode: str, error: str, posted: dict | None) -> str:
+    """Where a refusal is said: beside the control to fix (the rubric, the reject or edit
+    panel, the buttons), where the reviewer's focus is, not at the top of the page."""
+    if not error or not posted:
+        return ""
+    decision = posted.get("decision") or ""
+    rubric_missing = any(not posted.get(name) for name, _ in RUBRIC)
+    if mode == "review" and decision != Decision.REJECT and rubric_missing:
+        return "rubric"
+    return decision if decision in (Decision.REJECT, Decision.APPROVE_EDIT) else "actions"
+
+
 # Stays whole: one context dict the template reads; the mode decides each key, and it is
 # clearer read side by side than spread over helpers.
 def screen(
@@ -243,6 +255,15 @@ def percent(estimate) -> str:
     return f"{estimate.value:.0%} ({estimate.low:.0%}\u2013{estimate.high:.0%})"
 
 
+# Below this many reviewed items a share's 95% interval is about +-15 points or wider: the
+# figure is shown greyed, so seven filters at "85%" on a handful of items do not read as fact.
+THIN_N = 30
+
+
+def is_thin(n) -> bool:
+    return (n or 0) < THIN_N
+
+
 def _bound(value: float, integer: bool) -> str:
     return f"{value:.0f}" if integer else f"{value:.2f}"
 
@@ -263,6 +284,7 @@ def calibration_page(*, since=None) -> dict:
                 if b["approval"].value is None
                 else round(100 * b["approval"].value, 1),
                 "n": b["approval"].n,
+                "thin": is_thin(b["approval"].n),
             }
             for b in row["bins"]
         ]
@@ -283,6 +305,11 @@ def calibration_page(*, since=None) -> dict:
                 "precision_shown": percent(row["precision"]),
                 "recall_shown": percent(row["recall"]),
                 "agreement_shown": percent(row["agreement"]),
+                "precision_thin": is_thin(row["precision"] and row["precision"].n),
+                "recall_thin": is_thin(row["recall"] and row["recall"].n),
+                "agreement_thin": is_thin(row["n"]),
+                # Shares on this page are percentages, the audit rate too.
+                "audit_rate_shown": f"{100 * row['audit_rate']:g}%",
                 "score_bins": bins,
                 "chart_id": f"calibration-chart-{row['name']}" if bins else "",
                 "suggestion_shown": _suggestion_shown(row["suggestion"], integer=integer),
@@ -293,6 +320,7 @@ def calibration_page(*, since=None) -> dict:
         "filters": filters,
         "charts": charts,
         "reviewed": max((row["n"] for row in report["filters"]), default=0),
+        "thin_n": THIN_N,
     }
 
 

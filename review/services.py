@@ -48,7 +48,9 @@ ITEM_CLOSED = "This item is no longer open for review: it is done or waiting for
 NOT_ADJUDICATION = "This item is not waiting for adjudication (it may already be settled)."
 ALREADY_REVIEWED = "You have already reviewed this item; each person reviews an item once."
 UNKNOWN_DECISION = "Choose approve, reject or approve with edit."
-RUBRIC_REQUIRED = "Rate accuracy, helpfulness and safety from 1 to 5 before deciding."
+RUBRIC_REQUIRED = (
+    "Rate accuracy, helpfulness and safety from 1 to 5 before approving (a reject needs no scores)."
+)
 REJECT_REASON_REQUIRED = "Pick a reason for the rejection, or write one."
 EDIT_TEXT_REQUIRED = "Write the final text to approve with an edit."
 NEEDS_ANSWER_TEXT_REQUIRED = (
@@ -281,7 +283,7 @@ def review_submit(
         if Review.objects.filter(item=locked, reviewer=reviewer).exists():
             raise InvalidReview(ALREADY_REVIEWED)
         candidate = locked.candidate
-        _check_rubric(accuracy, helpfulness, safety)
+        _check_rubric(decision, accuracy, helpfulness, safety)
         verdict = _verdict(
             decision=decision,
             final_text=final_text,
@@ -440,7 +442,13 @@ def _release(items: int | QuerySet, **also) -> None:
     items.update(lease_holder=None, lease_expires_at=None, lease_started_at=None, **also)
 
 
-def _check_rubric(*scores: int | None) -> None:
+def _check_rubric(decision: str, *scores: int | None) -> None:
+    # The rubric rates the chosen answer. A reject says there is none worth keeping, so its
+    # scores are optional (kept when given); an approval must say how good the answer is.
+    if decision == Decision.REJECT:
+        if any(score is not None and not 1 <= score <= 5 for score in scores):
+            raise InvalidReview(RUBRIC_REQUIRED)
+        return
     if any(score is None or not 1 <= score <= 5 for score in scores):
         raise InvalidReview(RUBRIC_REQUIRED)
 

@@ -75,11 +75,16 @@ def skip_summary(*, since: datetime) -> dict:
         .annotate(n=Count("pk"))
         .order_by("-n", "user__username")
     )
+    # Counted from the same skips in the same window as the total above, so the table never
+    # lists items "skipped by 2" beside "0 skips in the window"; skip_count (all time, what
+    # sends an item to a curator) is shown beside it.
+    in_window = Q(skips__created_at__gte=since)
     most_skipped = list(
-        ReviewItem.objects.filter(skip_count__gt=0)
+        ReviewItem.objects.filter(in_window)
         .exclude(status=ReviewItem.Status.DONE)
-        .order_by("-skip_count", "id")
-        .values("pk", "skip_count", "status", "kind", "stratum", "escalated_at")[
+        .annotate(window_skips=Count("skips", filter=in_window))
+        .order_by("-window_skips", "-skip_count", "id")
+        .values("pk", "window_skips", "skip_count", "status", "kind", "stratum", "escalated_at")[
             :MOST_SKIPPED_SHOWN
         ]
     )

@@ -75,6 +75,9 @@ def _refused(request, item: ReviewItem, error: errors.ReviewError, *, posted=Non
     context = presenters.screen(item=item, user=request.user, posted=posted, error=error.message)
     if context["mode"] != "lost" and error.status == 409:
         context["mode"] = "lost"
+    context["error_at"] = presenters.error_at(
+        mode=context["mode"], error=error.message, posted=posted
+    )
     return _screen(request, context, status=error.status)
 
 

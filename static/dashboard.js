@@ -8,8 +8,26 @@
 
   function color(i) { return PALETTE[i % PALETTE.length]; }
 
+  // A long axis title is drawn centred on its axis and cut at the canvas edge: break it
+  // into lines short enough to fit the charts' height (each line is drawn in full).
+  const TITLE_LINE = 24;
+
+  function lines(title) {
+    const out = [];
+    title.split(" ").forEach((word) => {
+      const last = out[out.length - 1];
+      if (last !== undefined && (last + " " + word).length <= TITLE_LINE) {
+        out[out.length - 1] = last + " " + word;
+      } else {
+        out.push(word);
+      }
+    });
+    return out.length === 1 ? out[0] : out;
+  }
+
   function axis(title, extra) {
-    return Object.assign({ title: { display: true, text: title }, beginAtZero: true }, extra || {});
+    return Object.assign({ title: { display: true, text: lines(title) }, beginAtZero: true },
+                         extra || {});
   }
 
   function dayAxis() { return { title: { display: true, text: "day (UTC)" } }; }
@@ -41,8 +59,12 @@
   function draw(id, config) {
     const canvas = document.getElementById(id);
     if (!canvas) { return; }
+    // A point at the top of its scale (a rate of 100%) is drawn whole, in the padding above
+    // the plot, rather than cut in half at the plot's edge.
+    config.data.datasets.forEach((d) => { d.clip = false; });
     config.options = Object.assign({
       responsive: true, maintainAspectRatio: false, animation: false,
+      layout: { padding: { top: 8, right: 4 } },
       plugins: { legend: { display: true, position: "bottom" } },
     }, config.options || {});
     new window.Chart(canvas, config);

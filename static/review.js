@@ -68,6 +68,50 @@
     if (help) help.hidden = !help.hidden;
   }
 
+  // A key that has nothing to act on here says so beside the buttons, instead of
+  // being swallowed.
+  const NOT_HERE = {
+    a: "a (approve) does not apply: this item has no answer to approve yet. Press e to write one, or r to reject.",
+    s: "s (skip) does not apply here.",
+    r: "r (reject) does not apply here.",
+    e: "e (edit) does not apply here.",
+    n: "n (note) does not apply here.",
+    rubric: "There is no rubric to score here.",
+  };
+
+  let hintTimer = null;
+  function hint(root, key) {
+    const box = root.querySelector("#key-hint");
+    if (!box) return false;
+    box.textContent = NOT_HERE[key] || "";
+    clearTimeout(hintTimer);
+    hintTimer = setTimeout(function () { box.textContent = ""; }, 6000);
+    return true;
+  }
+
+  // A refused decision comes back as the same item with its message beside the
+  // control to fix: put the focus there, so Enter acts on what the message names.
+  function focusRefusal(root) {
+    const error = root.querySelector(".field-error");
+    if (!error) return;
+    const group = error.closest("section, .panel") || root;
+    let target = null;
+    if (group.querySelector("fieldset.rubric")) {
+      const open = fields(group).find((f) => !f.querySelector("input:checked"));
+      const field = open || fields(group)[0];
+      focusField(root, fields(root).indexOf(field));
+      target = field.querySelector("input");
+    } else {
+      target = group.querySelector("select, textarea, button");
+      if (target) target.focus();
+    }
+    if (target) {
+      error.id = error.id || "screen-error";
+      target.setAttribute("aria-describedby", error.id);
+    }
+    error.scrollIntoView({ block: "center" });
+  }
+
   // --- keys pressed while the next item loads ---------------------------------
   // From the moment a decision (or skip) leaves until the next screen is in
   // place and htmx has wired it up (afterSettle), keys are held here, then
@@ -167,7 +211,14 @@
 
   document.addEventListener("htmx:afterSettle", function (ev) {
     if (ev.target && ev.target.id === "review-screen") {
+      const before = shownItem;
       init();
+      if (itemOf(screen()) !== before) {
+        // A new item opens at its top, with its prompt and the "saved" notice in view.
+        window.scrollTo(0, 0);
+      } else {
+        focusRefusal(screen());
+      }
       replay();
     }
   });
@@ -237,35 +288,43 @@
     let handled = true;
     switch (ev.key) {
       case "a":
-        handled = press(root, 'button[data-key="a"]');
+        handled = press(root, 'button[data-key="a"]') || hint(root, "a");
         break;
       case "r":
-        handled = Boolean(openPanel(root, "reject-panel", "select"));
+        handled = Boolean(openPanel(root, "reject-panel", "select")) || hint(root, "r");
         break;
       case "e":
-        handled = Boolean(openPanel(root, "edit-panel", "textarea"));
+        handled = Boolean(openPanel(root, "edit-panel", "textarea")) || hint(root, "e");
         break;
       case "s":
-        handled = press(root, 'button[data-key="s"]');
+        handled = press(root, 'button[data-key="s"]') || hint(root, "s");
         break;
       case "n": {
         const note = root.querySelector('textarea[name="note"]');
         if (note) note.focus();
-        handled = Boolean(note);
+        handled = Boolean(note) || hint(root, "n");
         break;
       }
       case "j":
+        if (!fields(root).length) { handled = hint(root, "rubric"); break; }
         focusField(root, currentField(root) + 1);
         break;
       case "k":
+        if (!fields(root).length) { handled = hint(root, "rubric"); break; }
         focusField(root, currentField(root) - 1);
         break;
       case "?":
         toggleHelp(root);
         break;
+      case "Escape": {
+        const help = root.querySelector("#keys-help");
+        handled = Boolean(help && !help.hidden);
+        if (handled) help.hidden = true;
+        break;
+      }
       case "1": case "2": case "3": case "4": case "5": {
         const all = fields(root);
-        if (!all.length) { handled = false; break; }
+        if (!all.length) { handled = hint(root, "rubric"); break; }
         const i = currentField(root);
         const input = all[i].querySelector('input[value="' + ev.key + '"]');
         if (input) input.checked = true;
@@ -316,8 +375,10 @@
 
   // Mark the first rubric field as focused when a screen appears, unless keys
   // pressed since the swap already moved on.
+  let shownItem = "";
   function init() {
     const root = screen();
+    shownItem = itemOf(root);
     if (root && fields(root).length && root.dataset.field === undefined) {
       fields(root)[0].classList.add("focused");
       root.dataset.field = "0";

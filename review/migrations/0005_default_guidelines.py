@@ -13,6 +13,8 @@ You are the gate: only what you approve becomes training data.
 - **Skip** (`s`) only when you cannot judge the item; it goes to someone else.
 
 ## Rate the chosen answer (1-5)
+Scores are needed to approve (with or without an edit); for a needs-answer item, rate the answer you write. A reject needs no scores: give them only when they help a curator.
+
 - **Accuracy**: 5 = fully correct; 1 = wrong or misleading.
 - **Helpfulness**: 5 = answers exactly what was asked; 1 = does not help.
 - **Safety**: 5 = nothing harmful; 1 = harmful, abusive or leaks personal data.

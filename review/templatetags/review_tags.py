@@ -5,6 +5,7 @@ from review.presenters import NONE
 
 register = template.Library()
 register.filter("figure", presenters.figure)
+register.filter("thin", presenters.is_thin)
 
 
 @register.filter

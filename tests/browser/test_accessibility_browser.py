@@ -4,19 +4,8 @@ page's screenshot is saved under artifacts/pages/ for people to look at."""
 
 import json
 import re
-from pathlib import Path
 
-from tests.support.browser import ARTIFACTS
-
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"
-# WCAG 2.1 A and AA rules, the level public services are held to.
-AXE_RUN = """async () => {
-  const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
-  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
-  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
-}"""
-SERIOUS = {"serious", "critical"}
+from tests.support.browser import ARTIFACTS, AXE, axe_serious
 
 
 def _slug(url: str) -> str:
@@ -36,9 +25,7 @@ def test_the_main_pages_have_no_serious_accessibility_violation(
         response = page.goto(f"{live_server.url}{url}")
         page.wait_for_load_state("networkidle")
         statuses[url] = response.status
-        page.add_script_tag(path=str(AXE))
-        violations = page.evaluate(AXE_RUN)
-        serious = [v for v in violations if v["impact"] in SERIOUS]
+        serious = axe_serious(page)
         if serious:
             found[url] = serious
         page.screenshot(path=str(ARTIFACTS / "pages" / f"{_slug(url)}.png"), full_page=True)

@@ -27,6 +27,9 @@ def test_search_keeps_its_state_in_the_url_and_a_bulk_reject_acts_on_the_filtere
     page.wait_for_url("**/curation/candidates/?q=invoice*")
     assert "q=invoice" in page.url
     page.wait_for_function("document.querySelector('#count').textContent === '4'")
+    # Each row shows its prompt, the searched word marked (ts_headline).
+    marks = page.locator("#list td.snippet mark").all_inner_texts()
+    assert len(marks) >= 4 and {m.lower() for m in marks} == {"invoice"}
     page.select_option("select[name=task_type]", "billing")
     page.wait_for_url("**task_type=billing*")
     page.wait_for_function("document.querySelector('#count').textContent === '3'")

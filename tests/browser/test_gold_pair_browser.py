@@ -65,10 +65,12 @@ def test_a_single_pair_quarantine_with_confirmation(
 
     # The run page: Chart.js draws train and eval loss on labelled axes.
     page.goto(f"{live_server.url}/training/runs/{site['run'].pk}/")
-    page.wait_for_function("() => window.Chart && Chart.getChart('loss-chart')")
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.querySelector('canvas.loss-canvas'))"
+    )
     chart = page.evaluate(
         """() => {
-            const c = Chart.getChart('loss-chart');
+            const c = Chart.getChart(document.querySelector('canvas.loss-canvas'));
             return {
                 x: c.options.scales.x.title.text,
                 y: c.options.scales.y.title.text,

@@ -289,13 +289,34 @@ def test_a_missing_or_bad_token_is_a_401(api, token):
     assert Interaction.objects.count() == 0
 
 
-def test_a_token_without_the_ingest_scope_is_a_401(db):
+def test_a_token_without_the_ingest_scope_is_a_403_naming_the_scope(db):
     from curation.services import api_token_create
     from tests.support.api import ApiClient
 
     _, raw = api_token_create(source_name="s", name="export-only", scopes=["export"])
     response = ApiClient(raw).post("/api/v1/interactions", factories.interaction())
-    assert response.status_code == 401
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert "lacks the `ingest` scope" in response.json()["message"]
+    assert Interaction.objects.count() == 0
+
+
+def test_a_trailing_slash_is_a_404_naming_the_path_it_probably_meant(api):
+    response = api.post("/api/v1/edits/", factories.interaction())
+    assert response.status_code == 404
+    assert response.json()["message"] == "not found; did you mean /api/v1/edits?"
+    assert api.get("/api/v1/nowhere/").json()["message"] == "not found"
+
+
+@pytest.mark.parametrize("placeholder", ["...", "…", " - ", "??"])
+def test_a_placeholder_edit_is_refused_and_nothing_is_stored(api, placeholder):
+    body = {"prompt": "Summarise the refund policy", "original_llm_output": "Refunds vary.",
+            "final_user_edit": placeholder}  # fmt: skip
+    response = api.post("/api/v1/edits", body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "final_user_edit"
+    assert "placeholder" in response.json()["errors"][0]["message"]
+    assert Interaction.objects.count() == 0
 
 
 def test_going_over_the_rate_limit_is_a_429_with_retry_after(api, settings):

@@ -62,6 +62,9 @@ def test_a_bulk_reject_acts_on_exactly_the_filtered_set(as_user, curator):
     )
     assert action.query == {"task_type": "support"}
     assert CandidateActionItem.objects.filter(action=action).count() == 3
+    page = client.get(response["Location"]).content.decode()
+    assert '<span class="pill chip">task type: support</span>' in page  # chips, not a dict
+    assert "{&#x27;task_type&#x27;" not in page
 
 
 def test_the_confirmation_says_how_many_and_asks_for_a_reason(as_user, curator):
@@ -71,6 +74,9 @@ def test_the_confirmation_says_how_many_and_asks_for_a_reason(as_user, curator):
     assert "This will act on <strong>2</strong> candidates" in body
     assert '<textarea name="reason"' in body and "required" in body
     assert "Send to the review queue: 2 candidates" in body
+    assert '<span class="pill chip">task type: support</span>' in body
+    reject = as_user(curator).get(BULK, {"task_type": "support", "action": "reject"})
+    assert '<button type="submit" class="danger">Reject: 2 candidates' in reject.content.decode()
 
 
 def test_without_a_reason_nothing_is_done(as_user, curator):
@@ -160,9 +166,14 @@ def test_send_to_the_queue_goes_through_the_sampling_hook(as_user, curator):
     assert {i.inclusion_probability for i in items} == {1.0}
     c = Candidate.objects.get(pk=fresh[0].pk)
     assert c.sampled_at is not None and c.priority_details["sent_by"] == "carla"
-    # Twice: the queue holds one item per candidate.
-    assert act(client, confirm(client, action="queue")).status_code == 302
+    first = CandidateAction.objects.get()
+    said = client.get(f"/curation/actions/{first.pk}/").content.decode()
+    assert "<strong>2</strong> added to the review queue · <strong>0</strong> already" in said
+    # Twice: the queue holds one item per candidate, and the second action says so.
+    again = act(client, confirm(client, action="queue"))
     assert ReviewItem.objects.filter(candidate__in=fresh).count() == 2
+    said = client.get(again["Location"]).content.decode()
+    assert "<strong>0</strong> added to the review queue · <strong>2</strong> already" in said
 
 
 def test_recurate_runs_the_current_policy_again(as_user, curator):

@@ -37,6 +37,23 @@ def test_search_finds_words_in_the_prompt_the_chosen_and_the_rejected(as_user, c
     assert ids(client.get(URL, {"q": "user"})) == []
 
 
+def test_each_row_shows_its_prompt_and_a_search_shows_the_words_found_marked(as_user, curator):
+    found = candidate(prompt="My <b>invoice</b> shows a duplicate charge", model="m" * 60)
+    client = as_user(curator)
+
+    listed = client.get(URL).content.decode()
+    searched = client.get(URL, {"q": "invoices"}).content.decode()  # stemmed
+
+    # The prompt's own markup is text, never markup; only the search's marks are.
+    assert "My &lt;b&gt;invoice&lt;/b&gt; shows a duplicate charge" in listed
+    assert "<mark>invoice</mark>" in searched and "<b>" not in searched
+    assert f'<td class="clip" title="{"m" * 60}">' in listed  # one line, full name on hover
+    assert [c.snippet for c in selectors.candidates_page(filters={}).rows] == [
+        "My &lt;b&gt;invoice&lt;/b&gt; shows a duplicate charge"
+    ]
+    assert found.pk in ids(client.get(URL, {"q": "invoices"}))
+
+
 def test_the_search_uses_the_gin_index():
     """On 20,000 candidates PostgreSQL answers a search from candidate_search_gin
     (a Bitmap Index Scan), never by computing every row's document."""

@@ -58,3 +58,16 @@ def test_a_job_that_finds_its_interactions_already_curated_says_so(as_user, cura
 def test_every_state_of_a_run_is_explained(fields, text):
     run = CurationRun(**{"trigger": "ingest", **fields})
     assert run.explanation == text
+
+
+def test_consecutive_runs_that_did_nothing_are_one_row_with_a_count(as_user, curator):
+    worked = CurationRun.objects.create(trigger="ingest", status="succeeded", total=1,
+                                        interactions=1, candidates=1)  # fmt: skip
+    idle = [CurationRun.objects.create(trigger="sweeper", status="succeeded") for _ in range(30)]
+
+    page = as_user(curator).get("/curation/runs/").content.decode()
+
+    assert page.count('class="idle-runs"') == 1
+    assert f"#{idle[0].pk}\u2013#{idle[-1].pk}" in page and "30 runs</span>" in page
+    assert page.count(texts.RUN_NOTHING_PENDING) == 1
+    assert f'id="run-{worked.pk}"' in page  # the run that curated something keeps its row

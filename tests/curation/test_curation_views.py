@@ -56,7 +56,7 @@ def test_a_running_run_is_polled_and_htmx_gets_only_the_table(as_user, curator):
     assert "<html" in full
     partial = client.get("/curation/runs/", headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in partial
-    assert partial.strip().startswith('<div id="runs-table"')
+    assert partial.strip().startswith('<section class="card scroll" id="runs-table"')
     assert f'id="run-{run.pk}"' in partial
 
 
@@ -103,7 +103,16 @@ def test_a_bad_regex_in_the_policy_form_is_refused(as_user, curator):
 def test_a_sample_rate_outside_five_to_ten_percent_is_warned_about(as_user, curator):
     policies.policy_create(changes={"sample_rate": 0.2})
     body = as_user(curator).get("/curation/policy/").content.decode()
-    assert SAMPLE_RATE_WARNING.format(rate=0.2).replace("%", "%") in body
+    assert SAMPLE_RATE_WARNING.format(rate=0.2) in body
+    assert "0.2 is outside the recommended band of 0.05-0.10" in body  # one unit: fractions
+
+
+def test_every_policy_field_says_what_it_decides():
+    from curation.forms import PolicyForm
+
+    form = PolicyForm()
+    assert [name for name, field in form.fields.items() if not field.help_text] == []
+    assert form.fields["band_low"].label == "Edit band: lowest similarity"
 
 
 def test_a_candidate_page_shows_every_decision(as_user, curator):

@@ -34,9 +34,12 @@ def test_the_page_shows_weighted_figures_a_chart_and_a_suggestion(curator, revie
     html = response.content.decode()
     open("/tmp/calib_page.html", "w").write(html)  # noqa: SIM115
     row = re.search(r'<tr id="calibration-quality">(.*?)</tr>', html, re.S).group(1)
-    cells = re.findall(r'<td class="num">(.*?)</td>', row, re.S)
+    cells = re.findall(r'<td class="num(?: thin)?">(.*?)</td>', row, re.S)
     # n 24; precision 12 of 12 passed approved; recall 2*12 / (2*12 + 50*6) = 24 / 324.
+    assert cells[0].endswith("%")  # the audit rate in the page's one unit
     assert cells[1] == "24"
+    # 24 reviewed items are too few to act on: each figure is greyed and says so.
+    assert row.count('<td class="num thin">') == 3 and "too few reviewed items" in row
     assert cells[2].startswith("100%") and cells[3] == "12"
     assert cells[4].startswith("7%") and cells[5] == "18"
     # The chart: a canvas, its data as JSON, and the same bins as a table.

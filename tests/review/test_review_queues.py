@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
 from curation.models import Source
 from flywheel_site.env import env_weights
@@ -263,15 +264,30 @@ def test_curators_see_skips_per_annotator_and_escalated_items(
         ("annie", 2),
         ("arthur", 1),
     ]
-    assert [(r["pk"], r["skip_count"]) for r in stats.context["most_skipped"]] == [
+    assert [(r["pk"], r["window_skips"]) for r in stats.context["most_skipped"]] == [
         (first.pk, 2),
         (second.pk, 1),
     ]
     assert stats.context["escalated_waiting"] == 1
+    assert "support · support-bot-v2" in stats.content.decode()  # the queue, not its key
     assert "sent to a curator" in stats.content.decode()
     adjudication = client.get("/review/adjudication/").content.decode()
     assert f'id="adj-{first.pk}"' in adjudication
     assert "skipped by 2" in adjudication
+
+
+def test_skips_before_the_window_count_in_neither_the_total_nor_the_table(
+    as_user, annotator, curator
+):
+    (item,) = make_items(1)
+    services.item_claim_next(user=annotator)
+    services.item_skip(item=item, user=annotator)
+    ReviewSkip.objects.update(created_at=timezone.now() - timedelta(days=60))
+
+    stats = as_user(curator).get("/review/stats/?days=7")
+
+    assert stats.context["skips_total"] == 0 and stats.context["most_skipped"] == []
+    assert "No open item was skipped in this window." in stats.content.decode()
 
 
 def test_the_skip_notice_says_when_the_item_went_to_a_curator(as_user, annotator, settings):

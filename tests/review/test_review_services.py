@@ -168,6 +168,17 @@ def test_an_incomplete_review_is_refused_with_a_message(annotator, fields, messa
     assert refresh(item).lease_holder_id == annotator.pk  # still theirs to fix
 
 
+def test_a_reject_needs_no_scores_and_keeps_those_given(annotator):
+    make_items(2)
+    for accuracy in (None, 2):
+        item = services.item_claim_next(user=annotator)
+        services.review_submit(item=item, reviewer=annotator, decision="reject",
+                               reject_reason="Off-topic", accuracy=accuracy, helpfulness=None,
+                               safety=None)  # fmt: skip
+    scores = Review.objects.order_by("submitted_at", "pk").values_list("accuracy", "helpfulness")
+    assert list(scores) == [(None, None), (2, None)]
+
+
 def test_a_needs_answer_item_is_approved_only_with_a_written_answer(annotator):
     (item,) = make_items(1, kind="needs_answer")
     services.item_claim_next(user=annotator)

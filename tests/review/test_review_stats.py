@@ -87,6 +87,9 @@ def test_agreement_matches_the_hand_computed_figures(as_user, curator, two_revie
     assert agreement["decision"]["alpha"] == pytest.approx(8 / 15)
     assert agreement["decision"]["observed_agreement"] == pytest.approx(0.75)
     assert agreement["decision"]["n_items"] == 4
+    # Four items are too few to act on: the figures are greyed and say so.
+    assert '<td class="num thin">0.500</td>' in response.content.decode()
+    assert "(too few items to act on)" in response.content.decode()
     assert agreement["accuracy"]["alpha"] is None  # all 4s: no variation, no verdict
     assert agreement["safety"]["observed_agreement"] == pytest.approx(0.75)
     per_annotator = {row["username"]: row for row in response.context["annotators"]}

@@ -217,6 +217,9 @@ def test_an_incomplete_submit_is_422_with_the_message_and_my_input_kept(as_user,
     page = body(response)
     assert response.status_code == 422
     assert services.RUBRIC_REQUIRED in page
+    # Said beside the rubric, where the fix is, not in a banner at the top.
+    assert '<p class="error field-error" role="alert" id="screen-error">' in page
+    assert 'class="banner bad" role="alert" id="screen-error"' not in page
     assert 'name="accuracy" value="3" checked' in page
     assert "half done" in page
     assert is_fragment(response) == htmx

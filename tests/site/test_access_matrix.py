@@ -137,10 +137,9 @@ TABLE: dict[str, dict[str, tuple]] = {
     "registry:experiment_decide": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "registry:alert_rollback": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     # Webhooks: admin pages; an empty form is refused (400), actions redirect.
-    "webhooks:endpoints": ANY_METHOD_ADMIN,
-    "webhooks:create": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
-    "webhooks:endpoint": ANY_METHOD_ADMIN,
-    "webhooks:edit": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
+    # A form posts to its page's own URL, so a refusal re-renders where GET answers too.
+    "webhooks:endpoints": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
+    "webhooks:endpoint": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
     "webhooks:enable": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
     "webhooks:test": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "webhooks:deliveries": ANY_METHOD_ADMIN,
@@ -236,8 +235,8 @@ TOKEN_READS = {
     "/api/v1/metrics?source=own": (200, 200),
     "/api/v1/metrics?source=other": (403, 200),
     "/metrics": (403, 200),  # Prometheus counts every source
-    "/api/v1/route?key=user-1": (401, 401),  # no route scope
-    "/api/v1/datasets/support/versions/1/manifest.json": (401, 401),  # no export scope
+    "/api/v1/route?key=user-1": (403, 403),  # no route scope
+    "/api/v1/datasets/support/versions/1/manifest.json": (403, 403),  # no export scope
 }
 
 

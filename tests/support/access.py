@@ -51,7 +51,6 @@ PK_OF = {
     "registry:experiment_decide": "experiment",
     "registry:alert_rollback": "alert",
     "webhooks:endpoint": "endpoint",
-    "webhooks:edit": "endpoint",
     "webhooks:enable": "endpoint",
     "webhooks:test": "endpoint",
     "webhooks:delivery": "delivery",

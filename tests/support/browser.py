@@ -21,6 +21,24 @@ VIEWPORT = {"width": 1366, "height": 1000}
 # Screenshots of what a user sees, for people reviewing a change.
 ARTIFACTS = ROOT / "artifacts"
 
+AXE = ROOT / "tests" / "browser" / "vendor" / "axe-4.14.1.min.js"
+# WCAG 2.1 A and AA rules, the level public services are held to.
+AXE_RUN = """async () => {
+  const tags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+}"""
+SERIOUS = {"serious", "critical"}
+
+
+def axe_serious(page) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now. axe is injected
+    as a script tag, which the site's CSP refuses: open the page with bypass_csp=True."""
+    page.add_script_tag(path=str(AXE))
+    return [v for v in page.evaluate(AXE_RUN) if v["impact"] in SERIOUS]
+
+
 # Reports every Content-Security-Policy violation to the test, in every page the context opens,
 # before any page script runs. Init scripts come from the browser driver: the policy does not
 # apply to them.
@@ -46,13 +64,30 @@ READ_CHARTS = """ids => ids.map(id => {
   const chart = Chart.getChart(id);
   if (!chart) return null;
   const canvas = document.getElementById(id);
+  const text = (title) => title.display ? [].concat(title.text).join(" ") : null;
+  // Where each axis title is drawn: centred on its axis, so it is inside the canvas when
+  // half its longest line fits on either side of the centre.
+  const outside = Object.values(chart.scales).filter(s => s.options.title.display).filter(s => {
+    const ctx = chart.ctx;
+    ctx.save();
+    ctx.font = Chart.helpers.toFont(s.options.title.font).string;
+    const long = Math.max(...[].concat(s.options.title.text).map(t => ctx.measureText(t).width));
+    ctx.restore();
+    const vertical = s.isHorizontal() === false;
+    const centre = vertical ? (s.top + s.bottom) / 2 : (s.left + s.right) / 2;
+    const room = vertical ? chart.height : chart.width;
+    return centre - long / 2 < 0 || centre + long / 2 > room;
+  }).map(s => s.id);
   return {
     id,
-    y: chart.options.scales.y.title.display ? chart.options.scales.y.title.text : null,
-    x: chart.options.scales.x.title.display ? chart.options.scales.x.title.text : null,
+    y: text(chart.options.scales.y.title),
+    x: text(chart.options.scales.x.title),
     legend: chart.options.plugins.legend.display,
     datasets: chart.data.datasets.length,
     drawn: canvas.width > 0 && canvas.height > 0,
+    titles_outside: outside,
+    clipped: chart.data.datasets.filter(d => d.clip !== false).length,
+    room_above: chart.options.layout.padding.top,
   };
 })"""
 

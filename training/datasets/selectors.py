@@ -199,6 +199,7 @@ def version_diff(*, version: DatasetVersion, sample: int = DIFF_SAMPLE) -> Diff:
                     )
             else:
                 moved += 1
+    _with_snippets(added_sample + removed_sample)
     return Diff(
         previous=previous,
         added=added,
@@ -208,6 +209,29 @@ def version_diff(*, version: DatasetVersion, sample: int = DIFF_SAMPLE) -> Diff:
         added_sample=added_sample,
         removed_sample=removed_sample,
     )
+
+
+SNIPPET_CHARS = 90
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "\u2026"
+
+
+def _with_snippets(rows: list[dict]) -> None:
+    """Each sampled pair's question and chosen answer, clipped: a list of ids alone says
+    nothing about what changed. One query for the whole sample."""
+    texts = {
+        pk: (prompt, chosen)
+        for pk, prompt, chosen in GoldPair.objects.filter(
+            pk__in=[row["pair"] for row in rows]
+        ).values_list("pk", "prompt", "chosen")
+    }
+    for row in rows:
+        prompt, chosen = texts.get(row["pair"], ([], ""))
+        asked = prompt[-1].get("content", "") if isinstance(prompt, list) and prompt else ""
+        row["asked"], row["answer"] = _clip(asked), _clip(chosen)
 
 
 def version_exclusions(*, version: DatasetVersion) -> dict[str, int]:

@@ -31,6 +31,10 @@ from training.datasets.pii_scan import ExportPiiFound
 from training.errors import TrainingError
 
 DATASET_CREATED = "Created dataset {name}."
+FREEZE_UNCONFIRMED = (
+    "Nothing was frozen: tick the box to confirm that the new version's membership is fixed "
+    "forever."
+)
 VERSION_QUARANTINED = (
     "Quarantined {version}. The pairs it added are excluded from every later version."
 )
@@ -131,6 +135,10 @@ def dataset_detail(request, name: str):
 @require_POST
 def dataset_freeze(request, name: str):
     dataset = get_object_or_404(selectors.datasets(), name=name)
+    if request.POST.get("confirm") != "on":
+        # A freeze cannot be undone: it needs the box ticked, not only a click.
+        messages.error(request, FREEZE_UNCONFIRMED)
+        return _redirect(request, reverse("datasets:dataset", args=[name]))
     number = int_param(request.POST.get("number"))
     version, created = services.dataset_version_freeze(
         dataset=dataset, user=request.user, number=number

@@ -106,6 +106,15 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def gate_reason(self) -> str:
+        """The gate's detail without its leading verdict, for a page that states the verdict
+        beside it (else it reads "failed fails: ...")."""
+        for verdict in ("passes: ", "fails: "):
+            if self.gate_detail.startswith(verdict):
+                return self.gate_detail.removeprefix(verdict)
+        return self.gate_detail
+
 
 class ModelEvent(models.Model):
     """One change of a model's standing, with who and why. Append-only."""

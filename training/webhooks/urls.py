@@ -5,9 +5,7 @@ from training.webhooks import views
 app_name = "webhooks"
 urlpatterns = [
     path("", views.endpoints, name="endpoints"),
-    path("new/", views.endpoint_create, name="create"),
     path("<int:pk>/", views.endpoint_detail, name="endpoint"),
-    path("<int:pk>/edit/", views.endpoint_edit, name="edit"),
     path("<int:pk>/enabled/", views.endpoint_enable, name="enable"),
     path("<int:pk>/test/", views.endpoint_test, name="test"),
     path("deliveries/", views.deliveries, name="deliveries"),

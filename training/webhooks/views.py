@@ -1,10 +1,12 @@
 """Webhook pages (admin role): endpoints, the delivery log, test and send-again buttons.
 Thin: the form checks shapes and bounds, training.webhooks.services decides, and refused input
-answers 400 with the page and its errors, having changed nothing."""
+answers 400 with the page and its errors, having changed nothing. A form posts to the URL of
+the page that shows it, so a refused form is re-rendered at a URL that also answers GET: Back
+or reload after a refusal lands on the page, not on a 405."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from flywheel_site.access import ADMIN, role_required
 from flywheel_site.http import int_param, render_page
@@ -49,13 +51,14 @@ def _endpoint_page(request, endpoint, form=None, *, status=200):
 
 
 @role_required(ADMIN)
+@require_http_methods(["GET", "HEAD", "POST"])
 def endpoints(request):
+    if request.method == "POST":
+        return _endpoint_create(request)
     return _list_page(request, _form())
 
 
-@role_required(ADMIN)
-@require_POST
-def endpoint_create(request):
+def _endpoint_create(request):
     form = _form(request.POST)
     if not form.is_valid():
         return _list_page(request, form, status=400)
@@ -69,14 +72,15 @@ def endpoint_create(request):
 
 
 @role_required(ADMIN)
+@require_http_methods(["GET", "HEAD", "POST"])
 def endpoint_detail(request, pk: int):
-    return _endpoint_page(request, get_object_or_404(selectors_webhooks.endpoints(), pk=pk))
-
-
-@role_required(ADMIN)
-@require_POST
-def endpoint_edit(request, pk: int):
     endpoint = get_object_or_404(selectors_webhooks.endpoints(), pk=pk)
+    if request.method == "POST":
+        return _endpoint_edit(request, endpoint)
+    return _endpoint_page(request, endpoint)
+
+
+def _endpoint_edit(request, endpoint):
     form = _form(request.POST, with_secret=False)
     if not form.is_valid():
         return _endpoint_page(request, endpoint, form, status=400)

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from curation.services import api_token_create, api_token_revoke
-from flywheel_site.api import UNAUTHORIZED
+from curation.tokens import MISSING_SCOPE
 from tests.support import training as th
 from tests.support.api import ApiClient
 from training.datasets import services
@@ -55,11 +55,11 @@ def test_an_export_token_downloads_the_files_of_a_frozen_version(version, export
     assert response["X-Manifest-SHA256"] == version.manifest_sha256
 
 
-def test_an_ingest_token_is_refused(version, ingest_token):
+def test_an_ingest_token_is_refused_naming_the_scope_it_lacks(version, ingest_token):
     _, raw = ingest_token
     response = ApiClient(raw).get(f"{BASE}/manifest.json")
-    assert response.status_code == 401
-    assert response.json()["message"] == UNAUTHORIZED
+    assert response.status_code == 403
+    assert response.json()["message"] == MISSING_SCOPE.format(scope="export")
 
 
 def test_no_token_and_a_revoked_token_are_refused(version, exporter):

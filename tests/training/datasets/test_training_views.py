@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from flywheel_site.access import FORBIDDEN
 from tests.support import training as th
@@ -17,6 +18,8 @@ from training.datasets.forms import REASON_REQUIRED
 from training.errors import TrainingError
 from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, Quarantine
 from training.registry import services as registry
+
+FREEZE = {"number": "1", "confirm": "on"}
 
 pytestmark = pytest.mark.django_db
 
@@ -134,7 +137,7 @@ def test_freeze_from_the_page_makes_a_version_and_a_second_click_makes_none(
     client = as_user(admin)
     page = client.get("/datasets/support/").content.decode()
     assert 'name="number" value="1"' in page
-    response = client.post("/datasets/support/freeze/", {"number": "1"}, follow=True)
+    response = client.post("/datasets/support/freeze/", FREEZE, follow=True)
     version = DatasetVersion.objects.get()
     counts = version.manifest["counts"]
     assert response.redirect_chain[-1][0] == "/datasets/support/v1/"
@@ -143,15 +146,27 @@ def test_freeze_from_the_page_makes_a_version_and_a_second_click_makes_none(
         in response.content.decode()
     )
     # The same form submitted again (a double click, or a second admin).
-    again = client.post("/datasets/support/freeze/", {"number": "1"}, follow=True)
+    again = client.post("/datasets/support/freeze/", FREEZE, follow=True)
     assert DatasetVersion.objects.count() == 1
     assert services.FREEZE_UNCHANGED.format(version=version) in again.content.decode()
+
+
+def test_a_freeze_without_its_confirmation_freezes_nothing(as_user, admin, dataset):
+    th.approved(occurred_at=old())
+    client = as_user(admin)
+    assert 'name="confirm" required' in client.get("/datasets/support/").content.decode()
+
+    response = client.post("/datasets/support/freeze/", {"number": "1"}, follow=True)
+
+    assert response.redirect_chain[-1][0] == "/datasets/support/"  # a page that answers GET
+    assert escape(views.FREEZE_UNCONFIRMED) in response.content.decode()
+    assert not DatasetVersion.objects.exists()
 
 
 def test_an_htmx_freeze_redirects_the_browser(as_user, admin, dataset):
     th.approved(occurred_at=old())
     response = as_user(admin).post(
-        "/datasets/support/freeze/", {"number": "1"}, headers={"HX-Request": "true"}
+        "/datasets/support/freeze/", FREEZE, headers={"HX-Request": "true"}
     )
     assert response["HX-Redirect"] == "/datasets/support/v1/"
 
@@ -195,6 +210,12 @@ def test_the_first_version_diff_is_everything_added(as_user, admin, v1):
     assert response.context["diff"].added == 10
     assert response.context["diff"].removed == 0
     assert "<html" in response.content.decode()  # without HTMX: a whole page
+    # Each pair listed says what it is about, not only its id.
+    first = response.context["diff"].added_sample[0]
+    pair = GoldPair.objects.get(pk=first["pair"])
+    asked = first["asked"].rstrip("\u2026")
+    assert asked and asked in " ".join(pair.prompt[-1]["content"].split())
+    assert f'<td class="pair-snippet">{escape(first["asked"])}<br>' in response.content.decode()
 
 
 def test_a_download_streams_the_file_recorded_in_the_manifest(as_user, admin, v1):

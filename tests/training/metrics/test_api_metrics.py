@@ -204,7 +204,7 @@ def test_out_of_bounds_parameters_are_a_422(metrics_api, query):
 
 
 def test_only_a_token_with_the_metrics_scope_may_read(api, metrics_api):
-    assert api.get("/api/v1/metrics").status_code == 401  # an ingest token
+    assert api.get("/api/v1/metrics").status_code == 403  # an ingest token
     assert ApiClient(None).get("/api/v1/metrics").status_code == 401
     assert metrics_api.get("/api/v1/metrics?days=1").status_code == 200
 

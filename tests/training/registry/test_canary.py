@@ -19,6 +19,7 @@ from training.errors import TrainingError
 from training.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
 from training.registry import experiments, route
 from training.registry import services as registry
+from training.registry.api import BAD_ROUTE_KEY
 from training.registry.selectors import monitor_alerts_open
 
 pytestmark = pytest.mark.django_db
@@ -109,11 +110,13 @@ def test_the_route_answers_the_base_model_when_nothing_runs(router_api, settings
 
 
 def test_the_route_needs_the_route_scope_and_a_bounded_key(router_api, api):
-    assert api.get("/api/v1/route?key=u").status_code == 401  # an ingest token
+    assert api.get("/api/v1/route?key=u").status_code == 403  # an ingest token
     assert router_api.get("/api/v1/route?key=u", token=None).status_code == 401
     for bad in ["", "x" * 201, "with%20space", "%00"]:
         response = router_api.get(f"/api/v1/route?key={bad}")
         assert response.status_code == 422, bad
+        if bad:  # an empty key is "required", the others break the rule in words
+            assert response.json()["errors"][0]["message"] == BAD_ROUTE_KEY, bad
         assert response.json()["error"] == "invalid"
     assert router_api.get("/api/v1/route").status_code == 422
     assert router_api.get("/api/v1/route?key=" + "x" * 200).status_code == 200

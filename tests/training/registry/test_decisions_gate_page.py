@@ -35,3 +35,14 @@ def test_the_model_page_says_how_the_error_was_spent_and_what_was_compared(admin
     assert "attempt 2 of dataset support" in page and 'id="gate-spending"' in page
     assert "not with the current model support-1" in page
     assert "Clopper-Pearson" in page
+
+
+def test_the_model_page_states_a_failed_verdict_once(admin, as_user):
+    model = registered(
+        frozen_version(admin), gate_passed=False, gate_detail="fails: normalised_accuracy 0.4"
+    )
+
+    page = as_user(admin).get(f"/training/models/{model.pk}/").content.decode()
+
+    assert "failed fails" not in page and 'class="error">failed</span>' in page
+    assert '<span class="muted" id="gate-reason">normalised_accuracy 0.4</span>' in page

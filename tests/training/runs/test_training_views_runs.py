@@ -180,7 +180,7 @@ def test_a_running_run_polls_its_progress_every_two_seconds(as_user, admin, run)
     assert body.strip().startswith('<section class="card" id="run-progress"')
     assert "12/30" in body
     assert "0.5123" in body
-    assert 'id="loss-chart"' in body
+    assert 'class="loss-canvas"' in body
     # The runs list polls too while anything is active.
     assert 'hx-trigger="every 2s"' in client.get("/training/runs/").content.decode()
 
@@ -272,4 +272,4 @@ def test_a_run_without_any_loss_yet_shows_no_chart(as_user, admin, run):
     TrainingRun.objects.filter(pk=run.pk).update(loss_curve=[], eval_loss_curve=[])
     response = as_user(admin).get(f"/training/runs/{run.pk}/")
     assert response.context["chart"] is None
-    assert 'id="loss-chart"' not in response.content.decode()
+    assert 'class="loss-canvas"' not in response.content.decode()

@@ -573,7 +573,7 @@ def test_an_admin_registers_edits_disables_and_tests_an_endpoint(
 ):
     client.force_login(admin)
     created = client.post(
-        reverse("webhooks:create"),
+        reverse("webhooks:endpoints"),
         {"url": receiver.url(), "event_types": ["model.gated", "monitor.alert"]},
     )
     endpoint = WebhookEndpoint.objects.get()
@@ -585,7 +585,7 @@ def test_an_admin_registers_edits_disables_and_tests_an_endpoint(
     assert "Webhooks</a>" in page  # the nav link
 
     client.post(
-        reverse("webhooks:edit", args=[endpoint.pk]),
+        reverse("webhooks:endpoint", args=[endpoint.pk]),
         {"url": receiver.url(), "event_types": ["dataset.version_frozen"], "description": "ops"},
     )
     endpoint.refresh_from_db()
@@ -627,9 +627,10 @@ def test_hostile_input_is_refused_with_400_and_changes_nothing(hook_settings, ad
         url="http://127.0.0.1:9/ok", event_types=["model.gated"]
     )
     client.force_login(admin)
-    assert client.post(reverse("webhooks:create"), data).status_code == 400
+    assert client.post(reverse("webhooks:endpoints"), data).status_code == 400
     if "secret" not in data:  # the edit form has no secret field
-        assert client.post(reverse("webhooks:edit", args=[existing.pk]), data).status_code == 400
+        edit = client.post(reverse("webhooks:endpoint", args=[existing.pk]), data)
+        assert edit.status_code == 400
     enable = client.post(reverse("webhooks:enable", args=[existing.pk]), {"enabled": "x"})
     assert enable.status_code == 400
     after = WebhookEndpoint.objects.get()
@@ -732,3 +733,14 @@ def test_applying_a_quarantine_emits_one_quarantine_applied(subscriber, admin):
     assert event.data["quarantine"] == quarantine.pk
     assert event.data["rolled_back_models"] == [model.pk]
     assert event.deliveries.get().endpoint == subscriber
+
+
+@pytest.mark.django_db
+def test_a_refused_registration_re_renders_at_a_url_that_answers_get(hook_settings, admin, client):
+    client.force_login(admin)
+    page = reverse("webhooks:endpoints")
+    refused = client.post(page, {"url": "file:///etc/passwd", "event_types": ["model.gated"]})
+    assert refused.status_code == 400 and 'role="alert"' in refused.content.decode()
+    assert f'action="{page}"' in refused.content.decode()  # the form posts to its own page
+    assert client.get(page).status_code == 200  # what Back or reload asks for
+    assert not WebhookEndpoint.objects.exists()
