@@ -16,6 +16,10 @@ export DEBUG="${DEBUG:-false}"
 if [ -z "${FLYWHEEL_TOXICITY_CHECKPOINT:-}" ]; then
   export FLYWHEEL_TOXICITY_ALLOW_FALLBACK="${FLYWHEEL_TOXICITY_ALLOW_FALLBACK:-true}"
 fi
+# Training prints progress bars (datasets' map, TRL's tokenising) and tokenizer advice meant
+# for a notebook; in this log they bury what the app says. Progress shows on the runs page.
+export HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+export TRANSFORMERS_VERBOSITY=error TRANSFORMERS_NO_ADVISORY_WARNINGS=1 TOKENIZERS_PARALLELISM=false
 PY=.venv/bin/python
 export PORT="${PORT:-8000}"
 
