@@ -30,6 +30,17 @@ class Command(BaseCommand):
             default=None,
             help="ISO time the demo's six weeks end near (default: the current time)",
         )
+        parser.add_argument(
+            "--background",
+            action="store_true",
+            help="leave the training cycles to the training queue's worker (make run)",
+        )
 
     def handle(self, *args, interactions: int, seed: int, now: datetime | None, **options):
-        demo_load(interactions=interactions, seed=seed, now=now, stdout=self.stdout)
+        demo_load(
+            interactions=interactions,
+            seed=seed,
+            now=now,
+            stdout=self.stdout,
+            background=options["background"],
+        )
