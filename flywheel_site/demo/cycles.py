@@ -31,8 +31,13 @@ from training.runs import services as training_runs
 # nothing, so the gate rejects it whatever the data.
 EXPERIMENT_CYCLE = 1
 EXPERIMENT = {"learning_rate": 1e-5}
-# Short runs keep the demo's cycles within a couple of minutes on a laptop.
-TRAINING = {"steps": 24, "batch_size": 8, "max_length": 512}
+# Short runs keep the demo's cycles within a couple of minutes on a laptop; the small preset
+# (`load_demo --preset small`) trains in seconds, for tests that need cycles, not models.
+PRESETS = {
+    "demo": {"steps": 24, "batch_size": 8, "max_length": 512},
+    "small": {"steps": 2, "batch_size": 4, "max_length": 512},
+}
+DEFAULT_PRESET = "demo"
 RUN_AFTER_FREEZE = timedelta(hours=1)
 # Frozen at 18:00, promoted at 9:30 the next morning.
 PROMOTE_AFTER_FREEZE = timedelta(hours=15, minutes=30)
@@ -58,7 +63,7 @@ def demo_cycles_pending(*, dataset_name: str) -> tuple[int, int]:
     return trained + 1, len(versions)
 
 
-def demo_cycles_train(*, dataset_name: str, stdout) -> None:
+def demo_cycles_train(*, dataset_name: str, stdout, preset: str = DEFAULT_PRESET) -> None:
     """Train, gate and decide every cycle not trained yet, in order (module docstring);
     the banner on every page counts them, and is gone when they are done."""
     admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
@@ -67,7 +72,7 @@ def demo_cycles_train(*, dataset_name: str, stdout) -> None:
         if TrainingRun.objects.filter(dataset_version=version).exists():
             continue
         progress.progress_set(text=progress.CYCLE.format(cycle=number, of=len(versions)))
-        _cycle_train(version=version, user=admin, stdout=stdout)
+        _cycle_train(version=version, user=admin, stdout=stdout, training=PRESETS[preset])
     progress.progress_clear()
 
 
@@ -90,11 +95,11 @@ def _one_thread():
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _cycle_train(*, version: DatasetVersion, user, stdout) -> None:
+def _cycle_train(*, version: DatasetVersion, user, stdout, training: dict) -> None:
     import time_machine
 
     experiment = version.number - 1 == EXPERIMENT_CYCLE
-    overrides = dict(TRAINING, **(EXPERIMENT if experiment else {}))
+    overrides = dict(training, **(EXPERIMENT if experiment else {}))
     with time_machine.travel(version.frozen_at + RUN_AFTER_FREEZE, tick=True):
         run = training_runs.training_run_create(
             version=version, user=user, overrides=overrides, enqueue=False

@@ -19,6 +19,6 @@ class _Log:
         log.info("demo: %s", line)
 
 
-def demo_cycles_run(dataset_name: str) -> None:
+def demo_cycles_run(dataset_name: str, preset: str) -> None:
     close_old_connections()
-    demo_cycles_train(dataset_name=dataset_name, stdout=_Log())
+    demo_cycles_train(dataset_name=dataset_name, stdout=_Log(), preset=preset)

@@ -23,7 +23,7 @@ from curation.services import api_token_create, batch_ingest
 from flywheel_site import redis as fw_redis
 from flywheel_site.demo import accounts, progress
 from flywheel_site.demo import traffic as demo
-from flywheel_site.demo.cycles import demo_cycles_pending, demo_cycles_train
+from flywheel_site.demo.cycles import DEFAULT_PRESET, demo_cycles_pending, demo_cycles_train
 from flywheel_site.demo.jobs import JOB_ID, demo_cycles_run
 from flywheel_site.demo.loop import DATASET_NAME, demo_loop_load
 from training.datasets.rollups import metrics_rebuild
@@ -62,10 +62,17 @@ def chunks(interactions: list[dict], feedback: list[dict], *, size: int = CHUNK)
 
 
 def demo_load(
-    *, interactions: int, seed: int, now: datetime | None, stdout, background: bool = False
+    *,
+    interactions: int,
+    seed: int,
+    now: datetime | None,
+    stdout,
+    background: bool = False,
+    preset: str = DEFAULT_PRESET,
 ) -> None:
     """Everything `load_demo` makes, reported on `stdout`; idempotent (see the module notes).
-    With `background`, the training cycles are left to the training queue's worker.
+    With `background`, the training cycles are left to the training queue's worker; `preset`
+    names their training settings (`flywheel_site.demo.cycles.PRESETS`).
     Raises CommandError on a bad count, a refused password or rejected events."""
     if interactions < 1:
         raise CommandError(demo.BAD_COUNT.format(n=interactions))
@@ -95,16 +102,16 @@ def demo_load(
     # versions, training, gates and promotions (flywheel_site.demo.loop).
     demo_loop_load(stdout=stdout, reference=reference, shift=shift)
     if background:
-        _cycles_enqueue(stdout=stdout)
+        _cycles_enqueue(stdout=stdout, preset=preset)
     else:
-        demo_cycles_train(dataset_name=DATASET_NAME, stdout=stdout)
+        demo_cycles_train(dataset_name=DATASET_NAME, stdout=stdout, preset=preset)
     # The rollups were kept by every write; a rebuild is cheap at demo size and makes
     # the dashboard exact whatever an interrupted earlier load left behind.
     rebuilt = metrics_rebuild()
     stdout.write(f"Dashboard rollups rebuilt ({sum(rebuilt.values())} rows).")
 
 
-def _cycles_enqueue(*, stdout) -> None:
+def _cycles_enqueue(*, stdout, preset: str) -> None:
     cycle, of = demo_cycles_pending(dataset_name=DATASET_NAME)
     if cycle > of:
         return
@@ -113,6 +120,7 @@ def _cycles_enqueue(*, stdout) -> None:
         training_runs.QUEUE,
         demo_cycles_run,
         DATASET_NAME,
+        preset,
         job_id=JOB_ID,
         job_timeout=settings.FLYWHEEL_TRAINING_JOB_TIMEOUT_S,
     )

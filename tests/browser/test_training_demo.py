@@ -198,7 +198,7 @@ def test_the_app_answers_while_the_demo_trains_in_the_background_and_says_how_fa
 ):
     # A small demo whose versions the gate will judge, so it has cycles to train.
     demo_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 3
-    out = load("--interactions", "300", "--background")
+    out = load("--interactions", "300", "--background", "--preset", "small")
     assert CYCLES_QUEUED in out, out
     versions = DatasetVersion.objects.filter(status=DatasetVersion.Status.FROZEN).count()
     assert versions >= 2

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand
 
+from flywheel_site.demo.cycles import DEFAULT_PRESET, PRESETS
 from flywheel_site.demo.load import demo_load
 from flywheel_site.demo.traffic import NAIVE_TIME
 
@@ -35,6 +36,13 @@ class Command(BaseCommand):
             action="store_true",
             help="leave the training cycles to the training queue's worker (make run)",
         )
+        parser.add_argument(
+            "--preset",
+            choices=sorted(PRESETS),
+            default=DEFAULT_PRESET,
+            help="training settings of the demo's cycles: demo (24 steps, max length 512) or "
+            "small (a few steps, for tests)",
+        )
 
     def handle(self, *args, interactions: int, seed: int, now: datetime | None, **options):
         demo_load(
@@ -43,4 +51,5 @@ class Command(BaseCommand):
             now=now,
             stdout=self.stdout,
             background=options["background"],
+            preset=options["preset"],
         )
