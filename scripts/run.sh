@@ -20,6 +20,9 @@ fi
 # for a notebook; in this log they bury what the app says. Progress shows on the runs page.
 export HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 export TRANSFORMERS_VERBOSITY=error TRANSFORMERS_NO_ADVISORY_WARNINGS=1 TOKENIZERS_PARALLELISM=false
+# transformers' deprecation notices (FutureWarning) are for its callers' next upgrade, not
+# for someone watching the demo.
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
 PY=.venv/bin/python
 export PORT="${PORT:-8000}"
 

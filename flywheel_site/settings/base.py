@@ -146,5 +146,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # django-axes logs its configuration at INFO on every start: every manage.py call.
         "axes": {"level": "WARNING"},
+        # rq's cron logs every job it enqueues at INFO (a line every few seconds), whatever
+        # level rqcron is given.
+        "rq.cron": {"level": "WARNING"},
     },
 }
