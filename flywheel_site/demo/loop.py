@@ -14,9 +14,10 @@ to a worker.
 **Simulated time.** Each step runs with the process clock set to its simulated moment
 (time-machine's `travel`), so every service stamps its rows itself (reviews, outcomes,
 gold, versions, runs, models, promotions, curation runs) exactly as it would have on that
-day; nothing is backdated afterwards and no append-only trigger is bypassed. Stamps the
-database makes itself (pghistory's event time) and the interactions' `received_at` (the
-bulk ingest before the simulation) stay real.
+day; nothing is backdated afterwards and no append-only trigger is bypassed. The
+interactions' `received_at` is simulated too (`flywheel_site.demo.load` ingests each chunk a
+minute after its last event); only the stamps the database makes itself (pghistory's event
+time) stay real.
 
 Idempotent: once the demo dataset has a frozen version, a second call simulates nothing
 (it keeps the base model it built).
