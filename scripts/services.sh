@@ -109,8 +109,8 @@ stop_pg() {
 # The supervisor of a `make run` (scripts/supervise.py) stops its children on SIGTERM.
 stop_app() {
   local pid file
-  # `make run` supervises the web process and the workers separately (it serves first).
-  for file in "$RUN/supervise.pid" "$RUN/supervise-web.pid"; do
+  # `make run` supervises the web process, the workers and cron separately (it serves first).
+  for file in "$RUN/supervise.pid" "$RUN/supervise-web.pid" "$RUN/supervise-cron.pid"; do
     pid="$(cat "$file" 2>/dev/null)" || continue
     # A stale pidfile's pid may belong to another process by now.
     if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q supervise.py \

@@ -68,12 +68,15 @@ def demo_cycles_train(*, dataset_name: str, stdout, preset: str = DEFAULT_PRESET
     the banner on every page counts them, and is gone when they are done."""
     admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
     versions = _versions(dataset_name)
-    for number, version in enumerate(versions, 1):
-        if TrainingRun.objects.filter(dataset_version=version).exists():
-            continue
-        progress.progress_set(text=progress.CYCLE.format(cycle=number, of=len(versions)))
-        _cycle_train(version=version, user=admin, stdout=stdout, training=PRESETS[preset])
-    progress.progress_clear()
+    try:
+        for number, version in enumerate(versions, 1):
+            if TrainingRun.objects.filter(dataset_version=version).exists():
+                continue
+            progress.progress_set(text=progress.CYCLE.format(cycle=number, of=len(versions)))
+            _cycle_train(version=version, user=admin, stdout=stdout, training=PRESETS[preset])
+    finally:
+        # Done or failed, the demo is no longer loading (and `make run` starts cron).
+        progress.progress_clear()
 
 
 @contextlib.contextmanager
@@ -111,7 +114,11 @@ def _cycle_train(*, version: DatasetVersion, user, stdout, training: dict) -> No
             # Kept on the run as its error, as a worker would leave it.
             stdout.write(NOT_TRAINED.format(version=version, error=error.message))
             return
-    model = ModelVersion.objects.get(run=run)
+    model = ModelVersion.objects.filter(run=run).first()
+    if model is None:  # the run was closed under it (its row says why)
+        run.refresh_from_db()
+        stdout.write(NOT_TRAINED.format(version=version, error=run.error))
+        return
     # With FLYWHEEL_AUTO_PROMOTE on, the registry has promoted it already.
     if model.gate_passed and model.status == ModelVersion.Status.CANDIDATE:
         with time_machine.travel(version.frozen_at + PROMOTE_AFTER_FREEZE, tick=False):

@@ -10,6 +10,7 @@ import itertools
 import math
 import os
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import time_machine
@@ -37,6 +38,7 @@ CYCLES_QUEUED = (
     "The demo's training cycles continue in the background; every page says how far they "
     "are until they are done."
 )
+DEMO_LOADED = "The demo is loaded (its training cycles took {seconds:.0f} s more)."
 CYCLES_NOT_QUEUED = (
     "Redis is not reachable: the demo's training cycles were not queued; run `manage.py "
     "load_demo` again once it is."
@@ -109,6 +111,14 @@ def demo_load(
     # the dashboard exact whatever an interrupted earlier load left behind.
     rebuilt = metrics_rebuild()
     stdout.write(f"Dashboard rollups rebuilt ({sum(rebuilt.values())} rows).")
+
+
+def demo_wait(*, stdout, poll_s: float = 5.0) -> None:
+    """Return once no demo is loading (the banner's key is gone or has expired)."""
+    started = time.monotonic()
+    while progress.progress_get() is not None:
+        time.sleep(poll_s)
+    stdout.write(DEMO_LOADED.format(seconds=time.monotonic() - started))
 
 
 def _cycles_enqueue(*, stdout, preset: str) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand
 
 from flywheel_site.demo.cycles import DEFAULT_PRESET, PRESETS
-from flywheel_site.demo.load import demo_load
+from flywheel_site.demo.load import demo_load, demo_wait
 from flywheel_site.demo.traffic import NAIVE_TIME
 
 
@@ -37,6 +37,11 @@ class Command(BaseCommand):
             help="leave the training cycles to the training queue's worker (make run)",
         )
         parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="only wait until a loading demo's training cycles are done (make run)",
+        )
+        parser.add_argument(
             "--preset",
             choices=sorted(PRESETS),
             default=DEFAULT_PRESET,
@@ -45,6 +50,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, interactions: int, seed: int, now: datetime | None, **options):
+        if options["wait"]:
+            demo_wait(stdout=self.stdout)
+            return
         demo_load(
             interactions=interactions,
             seed=seed,
