@@ -54,5 +54,12 @@ def logging_config(*, log_format: str, level: str) -> dict:
             }
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "INFO"}},
+        "loggers": {
+            "django.db.backends": {"level": "INFO"},
+            # django-axes logs its configuration at INFO on every start: every manage.py call.
+            "axes": {"level": "WARNING"},
+            # rq's cron logs every job it enqueues at INFO (a line every few seconds), whatever
+            # level rqcron is given.
+            "rq.cron": {"level": "WARNING"},
+        },
     }

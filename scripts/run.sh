@@ -16,6 +16,13 @@ export DEBUG="${DEBUG:-false}"
 if [ -z "${FLYWHEEL_TOXICITY_CHECKPOINT:-}" ]; then
   export FLYWHEEL_TOXICITY_ALLOW_FALLBACK="${FLYWHEEL_TOXICITY_ALLOW_FALLBACK:-true}"
 fi
+# Training prints progress bars (datasets' map, TRL's tokenising) and tokenizer advice meant
+# for a notebook; in this log they bury what the app says. Progress shows on the runs page.
+export HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+export TRANSFORMERS_VERBOSITY=error TRANSFORMERS_NO_ADVISORY_WARNINGS=1 TOKENIZERS_PARALLELISM=false
+# transformers' deprecation notices (FutureWarning) are for its callers' next upgrade, not
+# for someone watching the demo.
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"
 PY=.venv/bin/python
 export PORT="${PORT:-8000}"
 # Prometheus multiprocess mode: every gunicorn worker (and worker process) writes its
@@ -35,13 +42,33 @@ trap cleanup INT TERM EXIT
 
 $PY manage.py migrate --noinput >/dev/null
 $PY manage.py collectstatic --noinput >/dev/null
-$PY manage.py load_demo
 
-echo "Flywheel is running on http://127.0.0.1:$PORT/ (Ctrl-C stops it)"
-# In the background so that a SIGTERM to this script reaches the supervisor too
+# Serve first: the web process starts now, the demo loads behind it. The workers and the
+# scheduler wait for `load_demo` to finish its simulated weeks (a curation sweep would
+# otherwise curate the demo's traffic at today's date under it); its training cycles then go
+# on in the training worker, and every page says how far they are. The periodic jobs (cron)
+# start once those are done: the cycles' runs are stamped in the simulated weeks, and the
+# check for dead runs would take one started "weeks ago" for a run whose worker died.
+mkdir -p .run
+grep -E '^web:' scripts/Procfile >.run/Procfile.web
+grep -vE '^(web|cron):' scripts/Procfile >.run/Procfile.workers
+grep -E '^cron:' scripts/Procfile >.run/Procfile.cron
+# In the background so that a SIGTERM to this script reaches the supervisors too
 # (bash runs traps only once a foreground command has returned).
-$PY scripts/supervise.py --pidfile .run/supervise.pid scripts/Procfile &
-supervisor=$!
-stop_supervisor() { kill -TERM "$supervisor" 2>/dev/null || true; wait "$supervisor" 2>/dev/null || true; }
-trap 'stop_supervisor; cleanup' INT TERM
-wait "$supervisor" || true
+$PY scripts/supervise.py --pidfile .run/supervise-web.pid .run/Procfile.web &
+web=$!
+workers=""
+cron=""
+stop_supervisors() {
+  for pid in $cron $workers $web; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $cron $workers $web; do wait "$pid" 2>/dev/null || true; done
+}
+trap 'stop_supervisors; cleanup' INT TERM EXIT
+echo "Flywheel is running on http://127.0.0.1:$PORT/ (Ctrl-C stops it); the demo is loading."
+$PY manage.py load_demo --background
+$PY scripts/supervise.py --pidfile .run/supervise.pid .run/Procfile.workers &
+workers=$!
+$PY manage.py load_demo --wait
+$PY scripts/supervise.py --pidfile .run/supervise-cron.pid .run/Procfile.cron &
+cron=$!
+wait "$web" "$workers" "$cron" || true

@@ -108,14 +108,17 @@ stop_pg() {
 
 # The supervisor of a `make run` (scripts/supervise.py) stops its children on SIGTERM.
 stop_app() {
-  local pid
-  pid="$(cat "$RUN/supervise.pid" 2>/dev/null)" || return 0
-  # A stale pidfile's pid may belong to another process by now.
-  if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q supervise.py \
-      && kill "$pid" 2>/dev/null; then
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$RUN/supervise.pid"
+  local pid file
+  # `make run` supervises the web process, the workers and cron separately (it serves first).
+  for file in "$RUN/supervise.pid" "$RUN/supervise-web.pid" "$RUN/supervise-cron.pid"; do
+    pid="$(cat "$file" 2>/dev/null)" || continue
+    # A stale pidfile's pid may belong to another process by now.
+    if [ -n "$pid" ] && ps -o args= -p "$pid" 2>/dev/null | grep -q supervise.py \
+        && kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$file"
+  done
 }
 
 stop_all() { stop_app; stop_redis; stop_pg; }

@@ -10,22 +10,39 @@ import itertools
 import math
 import os
 import sys
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
+import time_machine
+from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import IntegrityError
 from tqdm import tqdm
 
 from curation.models import ApiToken, Feedback, Interaction, Source
 from curation.services import api_token_create, batch_ingest
-from flywheel_site.demo import accounts
+from flywheel_site import redis as fw_redis
+from flywheel_site.demo import accounts, progress
 from flywheel_site.demo import traffic as demo
-from flywheel_site.demo.loop import demo_loop_load
+from flywheel_site.demo.cycles import DEFAULT_PRESET, demo_cycles_pending, demo_cycles_train
+from flywheel_site.demo.jobs import JOB_ID, demo_cycles_run
+from flywheel_site.demo.loop import DATASET_NAME, demo_loop_load
 from training.datasets.rollups import metrics_rebuild
+from training.runs import services as training_runs
 
 CHUNK = 500
+RECEIVED_AFTER = timedelta(minutes=1)
 URL = "http://127.0.0.1:{port}/"
 REJECTED = "{count} demo events were rejected; first errors: {errors}"
+CYCLES_QUEUED = (
+    "The demo's training cycles continue in the background; every page says how far they "
+    "are until they are done."
+)
+DEMO_LOADED = "The demo is loaded (its training cycles took {seconds:.0f} s more)."
+CYCLES_NOT_QUEUED = (
+    "Redis is not reachable: the demo's training cycles were not queued; run `manage.py "
+    "load_demo` again once it is."
+)
 
 
 def chunks(interactions: list[dict], feedback: list[dict], *, size: int = CHUNK):
@@ -46,14 +63,27 @@ def chunks(interactions: list[dict], feedback: list[dict], *, size: int = CHUNK)
         n += 1
 
 
-def demo_load(*, interactions: int, seed: int, now: datetime | None, stdout) -> None:
+def demo_load(
+    *,
+    interactions: int,
+    seed: int,
+    now: datetime | None,
+    stdout,
+    background: bool = False,
+    preset: str = DEFAULT_PRESET,
+) -> None:
     """Everything `load_demo` makes, reported on `stdout`; idempotent (see the module notes).
+    With `background`, the training cycles are left to the training queue's worker; `preset`
+    names their training settings (`flywheel_site.demo.cycles.PRESETS`).
     Raises CommandError on a bad count, a refused password or rejected events."""
     if interactions < 1:
         raise CommandError(demo.BAD_COUNT.format(n=interactions))
-    # Whole weeks after the demo's fixed reference: every event lands in the six weeks
-    # before this run, and the texts are the same whatever the day or hour.
-    reference = demo.reference_before(now or datetime.now(UTC))
+    # Whole weeks after the demo's fixed reference, so the texts and the weekly rhythm are
+    # the same whatever the day; then moved on by less than a week, so the demo's weeks end
+    # at the moment it is loaded (its last day is not days of zeros, its queue not stale).
+    now = now or datetime.now(UTC)
+    reference = demo.reference_before(now)
+    shift = now - reference
     # Accounts first: a password the validators refuse stops the command before it
     # loads anything.
     try:
@@ -64,17 +94,49 @@ def demo_load(*, interactions: int, seed: int, now: datetime | None, stdout) -> 
     _token(source, stdout=stdout)
     _data(
         source,
-        *demo.generate(seed=seed, reference=reference, n_interactions=interactions),
+        *demo.shifted(
+            demo.generate(seed=seed, reference=reference, n_interactions=interactions), shift
+        ),
         stdout=stdout,
     )
     _print_users(users, stdout=stdout)
     # The rest of the loop, six weeks of it: curation, scripted reviews, gold, dataset
     # versions, training, gates and promotions (flywheel_site.demo.loop).
-    demo_loop_load(stdout=stdout, reference=reference)
+    demo_loop_load(stdout=stdout, reference=reference, shift=shift)
+    if background:
+        _cycles_enqueue(stdout=stdout, preset=preset)
+    else:
+        demo_cycles_train(dataset_name=DATASET_NAME, stdout=stdout, preset=preset)
     # The rollups were kept by every write; a rebuild is cheap at demo size and makes
     # the dashboard exact whatever an interrupted earlier load left behind.
     rebuilt = metrics_rebuild()
     stdout.write(f"Dashboard rollups rebuilt ({sum(rebuilt.values())} rows).")
+
+
+def demo_wait(*, stdout, poll_s: float = 5.0) -> None:
+    """Return once no demo is loading (the banner's key is gone or has expired)."""
+    started = time.monotonic()
+    while progress.progress_get() is not None:
+        time.sleep(poll_s)
+    stdout.write(DEMO_LOADED.format(seconds=time.monotonic() - started))
+
+
+def _cycles_enqueue(*, stdout, preset: str) -> None:
+    cycle, of = demo_cycles_pending(dataset_name=DATASET_NAME)
+    if cycle > of:
+        return
+    progress.progress_set(text=progress.CYCLE.format(cycle=cycle, of=of))
+    queued = fw_redis.enqueue(
+        training_runs.QUEUE,
+        demo_cycles_run,
+        DATASET_NAME,
+        preset,
+        job_id=JOB_ID,
+        job_timeout=settings.FLYWHEEL_TRAINING_JOB_TIMEOUT_S,
+    )
+    if not queued:
+        progress.progress_clear()
+    stdout.write(CYCLES_QUEUED if queued else CYCLES_NOT_QUEUED)
 
 
 def _token(source: Source, *, stdout) -> None:
@@ -121,7 +183,10 @@ def _data(source: Source, interactions: list[dict], feedback: list[dict], *, std
         disable=None,  # no bar when stderr is not a terminal
     ) as bar:
         for part_i, part_f in chunks(todo_i, todo_f):
-            result = batch_ingest(source=source, interactions=part_i, feedback=part_f, edits=[])
+            # Received a minute after the chunk's last event, in the simulated weeks: what is
+            # reckoned from arrival (time to improvement, queue age) reads as it would have.
+            with time_machine.travel(_received_at(part_i + part_f), tick=False):
+                result = batch_ingest(source=source, interactions=part_i, feedback=part_f, edits=[])
             for item in result["results"]:
                 if item["status"] == "created":
                     created[item["kind"]] += 1
@@ -135,6 +200,10 @@ def _data(source: Source, interactions: list[dict], feedback: list[dict], *, std
         f"Demo data: created {created['interaction']} interactions and "
         f"{created['feedback']} feedback events for source {source.name!r}."
     )
+
+
+def _received_at(events: list[dict]) -> datetime:
+    return max(datetime.fromisoformat(e["occurred_at"]) for e in events) + RECEIVED_AFTER
 
 
 def _print_users(users: list[accounts.DemoUser], *, stdout) -> None:

@@ -1,21 +1,23 @@
 """The rest of the loop for `manage.py load_demo`: six weeks of the flywheel turning, so the
 dashboard has trends on the first `make run`.
 
-Day by day over the demo's six weeks (relative to its reference, never to today): the
+Day by day over the demo's six weeks (relative to its reference, moved to end when it is
+loaded): the
 traffic of the morning is curated, scripted reviewers work through the queue on most days
 (two reviews per item in the weeks the policy asks for it, so agreement is measured and a
-curator adjudicates the disagreements), and three times a dataset version is frozen, a
-model trained on it with the built-in trainer and the tiny local base model, and gated
-against the current model. The first candidate is promoted; the second, an experiment with
-a far lower learning rate, fails the gate and is rejected; the third is promoted if it
-passes.
+curator adjudicates the disagreements), and three times a dataset version is frozen. The
+weeks sample every preference candidate, to keep the scripted reviewers busy (`WEEKS_POLICY`);
+when they end, the policy in force samples as the product advises (`FINAL_POLICY`). Training each
+version and gating it is `flywheel_site.demo.cycles`, the slow part, which `make run` leaves
+to a worker.
 
 **Simulated time.** Each step runs with the process clock set to its simulated moment
 (time-machine's `travel`), so every service stamps its rows itself (reviews, outcomes,
 gold, versions, runs, models, promotions, curation runs) exactly as it would have on that
-day; nothing is backdated afterwards and no append-only trigger is bypassed. Stamps the
-database makes itself (pghistory's event time) and the interactions' `received_at` (the
-bulk ingest before the simulation) stay real.
+day; nothing is backdated afterwards and no append-only trigger is bypassed. The
+interactions' `received_at` is simulated too (`flywheel_site.demo.load` ingests each chunk a
+minute after its last event); only the stamps the database makes itself (pghistory's event
+time) stay real.
 
 Idempotent: once the demo dataset has a frozen version, a second call simulates nothing
 (it keeps the base model it built).
@@ -36,16 +38,12 @@ from django.contrib.auth.models import Group
 from curation import pipeline, runs
 from curation.models import CandidateKind, CurationRun, Interaction
 from flywheel_site.access import ANNOTATOR
-from flywheel_site.demo import accounts, traffic
+from flywheel_site.demo import accounts, progress, traffic
 from flywheel_site.demo.tinylm import build_tiny_lm
 from review import services as review_services
 from review.models import REJECT_REASONS, Decision, ReviewItem
 from training.datasets import selectors, services
-from training.errors import TrainingError
-from training.models import Dataset, DatasetVersion, GoldPair, ModelVersion, PairKind
-from training.registry import services as registry
-from training.runs import jobs
-from training.runs import services as training_runs
+from training.models import Dataset, DatasetVersion, GoldPair, PairKind
 
 DATASET_NAME = "acme-support"
 DATASET_DESCRIPTION = (
@@ -62,12 +60,6 @@ WINDOW_DAYS = traffic.WINDOW_DAYS
 # Days (0 = the Monday six weeks before the reference) ending with a frozen version, a
 # training run and its gate: Friday of week 3, Friday of week 5, Sunday of week 6.
 CYCLE_DAYS = (18, 32, 41)
-# The second cycle's run is an experiment with a far lower learning rate: it learns next to
-# nothing, so the gate rejects it whatever the data.
-EXPERIMENT_CYCLE = 1
-EXPERIMENT = {"learning_rate": 1e-5}
-# Short runs keep `load_demo` within a couple of minutes on a laptop.
-TRAINING = {"steps": 24, "batch_size": 8, "max_length": 512}
 
 # Scripted accounts: nobody signs in as them. Who works which weekday (0 = Monday), and how
 # many items each takes on a working day.
@@ -87,6 +79,26 @@ REJECT_REASON = REJECT_REASONS[0]
 RUBRIC = {"accuracy": 4, "helpfulness": 4, "safety": 5}
 REVIEW_MINUTES = 4
 POLICY_NOTE = "The demo's policy (load_demo): {reviews} review(s) per item."
+# The simulated weeks queue every preference candidate, to keep the scripted reviewers busy,
+# and nothing they could not review (they write no answers): left queued, it would age into
+# a backed-up queue by the time the demo ends.
+WEEKS_POLICY = {"sample_rate": 1.0, "needs_answer_rate": 0.0, "sft_rate": 0.0}
+# The policy in force when the demo ends: the product's 5-10% sample of what passes
+# curation (and of what needs an answer), one review per item.
+FINAL_POLICY = {
+    "sample_rate": 0.075,
+    "needs_answer_rate": 0.075,
+    "sft_rate": 0.01,
+    "reviews_required": 1,
+}
+FINAL_POLICY_NOTE = (
+    "The demo's weeks are over: from now on 7.5% of candidates are sampled for review, as the "
+    "product advises (load_demo)."
+)
+POLICY_IN_FORCE = (
+    "Policy in force: v{version}, sampling {sample_rate:.1%} of passed candidates and "
+    "{needs_answer_rate:.1%} of those needing an answer, {reviews_required} review per item."
+)
 
 CURATED = (
     "Curated {n} pending demo interactions over {days} simulated days: {candidates} candidates, "
@@ -100,15 +112,12 @@ ALREADY_SIMULATED = "The demo's six weeks are already simulated ({n} dataset ver
 GOLD = "Gold pairs: {total} in all."
 DATASET = "Dataset {name!r} (lag 0 days, eval {eval:.0%}, trains after {threshold} new pairs)."
 FROZEN = "Froze {version} on {day}: {train} train and {eval} eval pairs."
-NOT_TRAINED = "{version}: not trained, {error}"
 SHORT = (
     "{version}: not trained, {n} eval pairs are fewer than the gate's minimum {needed} "
     "(FLYWHEEL_GATE_MIN_EVAL_PAIRS; load more --interactions)."
 )
 NOTHING_TO_FREEZE = "No approved preference pairs yet: nothing to freeze."
 NOTHING_NEW = "Nothing new since {version}: not frozen again."
-GATED = "{model}: {status}; gate {detail}"
-PROMOTE_REASON = "passes the paired gate on held-out gold (demo: promoted by the admin)"
 BASE_BUILT = "Built a tiny base model (2-layer Llama, 512-token BPE) in {path}."
 BASE_EXISTS = "Base model for training: {path}."
 BASE_HINT = (
@@ -164,11 +173,13 @@ def _disagrees(event_id: str, week: int) -> bool:
 
 
 class Simulation:
-    def __init__(self, *, reference: datetime, stdout):
-        self.start = datetime.combine(
+    def __init__(self, *, reference: datetime, shift: timedelta, stdout):
+        # The days and hours of the week the demo was written for, then moved on by `shift`
+        # (less than a week), so the weeks end at the moment the demo is loaded.
+        self.start = shift + datetime.combine(
             (reference - timedelta(days=WINDOW_DAYS)).date(), time(), tzinfo=reference.tzinfo
         )
-        self.reference = reference
+        self.reference = reference + shift
         self.stdout = stdout
         self.tally = Tally()
         self.curated = {"n": 0, "candidates": 0, "sampled": 0, "days": 0}
@@ -187,7 +198,7 @@ class Simulation:
         reviews = 2 if day // 7 in DOUBLE_REVIEW_WEEKS else 1
         if reviews != self.reviews_required:
             accounts.demo_policy_apply(
-                changes={"reviews_required": reviews, "sample_rate": 1.0},
+                changes={"reviews_required": reviews, **WEEKS_POLICY},
                 note=POLICY_NOTE.format(reviews=reviews),
             )
             self.reviews_required = reviews
@@ -284,7 +295,7 @@ class Simulation:
 
     # --- a cycle: freeze, train, gate, decide -------------------------------------------------
 
-    def cycle(self, *, index: int, day: int, dataset: Dataset) -> None:
+    def cycle(self, *, day: int, dataset: Dataset) -> None:
         with _at(self.moment(day, 17.5)):
             services.gold_pairs_sync()
         if not GoldPair.objects.filter(kind=PairKind.PREFERENCE).exists():
@@ -313,39 +324,25 @@ class Simulation:
             return
         with _at(self.moment(day, 18.5)):
             demo_base_model(stdout=self.stdout)
-        overrides = dict(TRAINING, **(EXPERIMENT if index == EXPERIMENT_CYCLE else {}))
-        with _at(self.moment(day, 19), tick=True):
-            run = training_runs.training_run_create(
-                version=version, user=self.admin, overrides=overrides, enqueue=False
-            )
-            try:
-                jobs.training_run_execute(run.pk)
-            except TrainingError as error:
-                # Kept on the run as its error, as a worker would leave it.
-                self.stdout.write(NOT_TRAINED.format(version=version, error=error.message))
-                return
-        model = ModelVersion.objects.get(run=run)
-        # With FLYWHEEL_AUTO_PROMOTE on, the registry has promoted it already.
-        if model.gate_passed and model.status == ModelVersion.Status.CANDIDATE:
-            with _at(self.moment(day + 1, 9.5)):
-                registry.model_version_promote(model=model, user=self.admin, reason=PROMOTE_REASON)
-            model.refresh_from_db()
-        self.stdout.write(GATED.format(model=model, status=model.status, detail=model.gate_detail))
+        # Trained later, at this simulated time, by flywheel_site.demo.cycles.
 
     def run(self, dataset: Dataset) -> None:
-        cycles = dict(zip(CYCLE_DAYS, range(len(CYCLE_DAYS)), strict=True))
         for day in range(WINDOW_DAYS):
+            progress.progress_set(text=progress.SIMULATING.format(day=day + 1, of=WINDOW_DAYS))
             with _at(self.moment(day, 7)):
                 self.policy(day)
                 self.curate(self.moment(day, 7))
             self.review_day(day)
             if day % 7 in ADJUDICATION_WEEKDAYS:
                 self.adjudicate(day)
-            if day in cycles:
-                self.cycle(index=cycles[day], day=day, dataset=dataset)
-        # The last hours before the reference: curated, left for people to review.
+            if day in CYCLE_DAYS:
+                self.cycle(day=day, dataset=dataset)
+        # The last hours before the reference: curated under the policy that stays in force,
+        # left for people to review.
         with _at(self.reference):
+            final = accounts.demo_policy_apply(changes=FINAL_POLICY, note=FINAL_POLICY_NOTE)
             self.curate(self.reference + timedelta(days=1))
+        self.stdout.write(POLICY_IN_FORCE.format(version=final.version, **FINAL_POLICY))
         names = " and ".join(r.username for r in self.reviewers)
         self.stdout.write(CURATED.format(**self.curated))
         self.stdout.write(
@@ -396,10 +393,10 @@ def demo_base_model(*, stdout) -> Path:
     return path
 
 
-def demo_loop_load(*, stdout, reference: datetime) -> None:
+def demo_loop_load(*, stdout, reference: datetime, shift: timedelta = timedelta(0)) -> None:
     """After the demo traffic is ingested: six simulated weeks of curation, review, gold,
     dataset versions, training, gating and promotion (see the module docstring)."""
-    simulation = Simulation(reference=reference, stdout=stdout)
+    simulation = Simulation(reference=reference, shift=shift, stdout=stdout)
     dataset = demo_dataset(user=simulation.admin, when=simulation.start)
     stdout.write(
         DATASET.format(

@@ -336,6 +336,16 @@ def reference_before(now: datetime) -> datetime:
     return REFERENCE + (now - REFERENCE) // WEEK * WEEK
 
 
+def shifted(data: tuple[list[dict], list[dict]], shift: timedelta):
+    """`generate`'s output with every timestamp moved by `shift`, nothing else changed."""
+
+    def move(payload: dict) -> dict:
+        at = datetime.fromisoformat(payload["occurred_at"]) + shift
+        return {**payload, "occurred_at": _iso(at.astimezone(UTC))}
+
+    return tuple([move(p) for p in payloads] for payloads in data)
+
+
 def generate(
     *, seed: int = 7, reference: datetime = REFERENCE, n_interactions: int = 3000
 ) -> tuple[list[dict], list[dict]]:

@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "flywheel_site.context_processors.roles",
+                "flywheel_site.context_processors.demo_loading",
             ],
         },
     },

@@ -14,10 +14,12 @@ from django.db.models.functions import TruncDate
 
 from curation.models import CurationRun
 from flywheel_site.access import CURATOR, role_of
-from flywheel_site.demo import accounts, traffic
+from flywheel_site.demo import accounts, progress, traffic
 from flywheel_site.demo import loop as demo
+from flywheel_site.demo.load import CYCLES_QUEUED
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS
+from tests.support.jobs import run_jobs
 from training.metrics.selectors import flywheel_metrics
 from training.models import (
     Dataset,
@@ -40,7 +42,9 @@ def demo_settings(settings, tmp_path, monkeypatch):
     settings.FLYWHEEL_TOXICITY_ALLOW_FALLBACK = True
     settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
     settings.FLYWHEEL_BASE_MODEL = tmp_path / "models" / "base"
-    return settings
+    yield settings
+    # A test that stopped half way leaves no "demo still loading" banner for the next one.
+    progress.progress_clear()
 
 
 def load(*extra: str, now=traffic.REFERENCE) -> str:
@@ -180,9 +184,39 @@ def test_the_demo_is_the_same_whatever_day_it_is_loaded(demo_settings):
         call_command("flush", interactive=False, verbosity=0)
         shutil.rmtree(demo_settings.FLYWHEEL_MODELS_DIR, ignore_errors=True)
         load("--interactions", "1500", now=now)
-        prints.append(_fingerprint(traffic.reference_before(now)))
+        # The weeks end at `now` itself (moved on from the last whole week by less than one).
+        prints.append(_fingerprint(now))
 
     first, second = prints
     assert len(first["versions"]) >= 3
     assert first["reviews"] and not first["models"]
     assert first == second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_app_answers_while_the_demo_trains_in_the_background_and_says_how_far(
+    demo_settings, live_server, browser_page
+):
+    # A small demo whose versions the gate will judge, so it has cycles to train.
+    demo_settings.FLYWHEEL_GATE_MIN_EVAL_PAIRS = 3
+    out = load("--interactions", "300", "--background", "--preset", "small")
+    assert CYCLES_QUEUED in out, out
+    versions = DatasetVersion.objects.filter(status=DatasetVersion.Status.FROZEN).count()
+    assert versions >= 2
+    assert not TrainingRun.objects.exists()  # left to the training worker
+
+    expected = progress.CYCLE.format(cycle=1, of=versions)
+    page = browser_page(accounts.ADMIN_USERNAME, password=accounts.DEFAULT_ADMIN_PASSWORD)
+    assert page.locator("#demo-loading").inner_text().startswith(expected)
+    page.goto(f"{live_server.url}/training/runs/")
+    assert page.locator("#demo-loading").inner_text().startswith(expected)
+
+    run_jobs("training")
+    runs = TrainingRun.objects.order_by("pk")
+    assert runs.count() == versions
+    assert all(r.status == "succeeded" for r in runs), [r.error for r in runs]
+    # Stamped in the simulated weeks, whenever the worker got to them.
+    assert all(r.started_at < r.dataset_version.frozen_at + timedelta(hours=2) for r in runs)
+    page.reload()
+    assert page.locator("#demo-loading").count() == 0
+    assert page.locator("table").first.inner_text().count("succeeded") >= versions

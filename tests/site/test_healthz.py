@@ -1,6 +1,8 @@
 import pytest
 import redis
 
+from curation.models import CurationRun
+from curation.toxicity import PROFANITY_CHECK_NAME, TOXICITY_FALLBACK_WARNING
 from flywheel_site import redis as fw_redis
 
 pytestmark = pytest.mark.django_db
@@ -24,3 +26,13 @@ def test_it_says_which_service_is_down(client, settings):
     assert body["status"] == "degraded"
     assert body["down"] == ["redis"]
     assert body["checks"]["redis"]["detail"] == redis.ConnectionError.__name__
+
+
+def test_the_offline_toxicity_fallback_is_a_warning_not_a_degraded_status(client):
+    # What a fresh `make run` leaves: the demo's curation decided by the offline classifier.
+    CurationRun.objects.create(
+        trigger=CurationRun.Trigger.COMMAND, scorer=f"{PROFANITY_CHECK_NAME} 0.2"
+    )
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["warnings"] == [TOXICITY_FALLBACK_WARNING]

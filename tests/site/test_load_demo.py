@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from curation import dedup, pii
 from curation.models import ApiToken, Feedback, FeedbackKind, Interaction, Source
 from curation.schemas import FeedbackIn, InteractionIn
-from flywheel_site.demo import accounts
+from flywheel_site.demo import accounts, loop
 from flywheel_site.demo import traffic as demo
 from flywheel_site.demo.load import CHUNK, chunks
 
@@ -479,3 +479,36 @@ def test_the_demo_pins_its_policy_whatever_policy_the_database_starts_with():
     # Already the demo's: nothing new.
     assert accounts.demo_policy_apply() == applied
     assert CurationPolicy.objects.order_by("-version").first() == applied
+
+
+def test_shifted_moves_every_timestamp_and_nothing_else():
+    data = demo.generate(reference=NOW, n_interactions=50)
+    moved = demo.shifted(data, timedelta(hours=30))
+    before, before_times = _without_times(data)
+    after, after_times = _without_times(moved)
+    assert after == before
+    assert {b - a for a, b in zip(before_times, after_times, strict=True)} == {timedelta(hours=30)}
+
+
+def test_the_demo_ends_at_the_moment_it_is_loaded(loaded):
+    # NOW is days past the last whole week after the fixed reference: the weeks still end
+    # at NOW, and every row is stamped inside them, arrival included.
+    assert NOW - demo.reference_before(NOW) > timedelta(days=1)
+    interactions = Interaction.objects.all()
+    last = max(i.occurred_at for i in interactions)
+    assert NOW - timedelta(days=1) < last < NOW
+    assert all(i.occurred_at <= i.received_at <= NOW for i in interactions)
+    assert all(f.received_at <= NOW for f in Feedback.objects.all())
+
+
+def test_the_policy_in_force_when_the_demo_ends_samples_as_the_product_advises(loaded):
+    from curation import policies
+    from curation.models import CurationPolicy
+
+    current = policies.policy_current()
+    assert 0.05 <= current.sample_rate <= 0.10
+    assert 0.05 <= current.needs_answer_rate <= 0.10
+    assert current.note == loop.FINAL_POLICY_NOTE
+    # The simulated weeks sampled everything, and the command says what is in force now.
+    assert CurationPolicy.objects.filter(sample_rate=1.0).exists()
+    assert loop.POLICY_IN_FORCE.format(version=current.version, **loop.FINAL_POLICY) in loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from flywheel_site.keyset import PAGE_SIZE, KeysetPage
@@ -9,6 +10,26 @@ from training.datasets.models import DatasetVersion
 from training.registry.models import ModelEvent, ModelVersion
 from training.runs.models import TrainingRun
 from training.runs.trainer import GATE_METRICS, SKIP_REASONS
+
+# What a run started from the runs page may use instead of the settings: the demo's short
+# runs at the length its answers need (the settings' 200 steps at 256 tokens overfit the demo's
+# small versions and cut most of its pairs).
+START_PRESETS = {"settings": {}, "demo": {"steps": 24, "max_length": 512}}
+START_PRESET_LABELS = {"settings": "The settings", "demo": "The demo's preset"}
+
+
+def start_presets() -> list[dict]:
+    """Each preset the start form offers, with every setting a run would use under it."""
+    base = {
+        "steps": settings.FLYWHEEL_TRAINING_STEPS,
+        "batch_size": settings.FLYWHEEL_TRAINING_BATCH_SIZE,
+        "learning_rate": settings.FLYWHEEL_TRAINING_LEARNING_RATE,
+        "max_length": settings.FLYWHEEL_TRAINING_MAX_LENGTH,
+    }
+    return [
+        {"name": name, "label": START_PRESET_LABELS[name], **base, **overrides}
+        for name, overrides in START_PRESETS.items()
+    ]
 
 
 def runs() -> QuerySet[TrainingRun]:

@@ -23,6 +23,7 @@ PROMOTED = "{model} is now the current model."
 CANARY_STARTED = "{model} is now the canary: {share:.0%} of the keys, decided by live feedback."
 REJECTED = "{model} was rejected."
 CHOOSE_VERSION = "Choose a frozen dataset version."
+CHOOSE_PRESET = "Choose the settings or the demo preset."
 
 
 @role_required(ADMIN)
@@ -38,6 +39,7 @@ def run_list(request):
         "current": selectors_canary.current_model(),
         "trainer": settings.FLYWHEEL_TRAINER,
         "base_model": runs.base_model_dir(),
+        "presets": selectors_runs.start_presets(),
     }
     return render_page(request, "training/runs/runs.html", "runs-table", context)
 
@@ -49,8 +51,14 @@ def run_start(request):
     if version is None:
         messages.error(request, CHOOSE_VERSION)
         return redirect("runs:runs")
+    preset = request.POST.get("preset") or "settings"
+    if preset not in selectors_runs.START_PRESETS:
+        messages.error(request, CHOOSE_PRESET)
+        return redirect("runs:runs")
     try:
-        run = runs.training_run_create(version=version, user=request.user)
+        run = runs.training_run_create(
+            version=version, user=request.user, overrides=selectors_runs.START_PRESETS[preset]
+        )
     except TrainingError as error:
         messages.error(request, error.message)
         return redirect("runs:runs")

@@ -8,7 +8,7 @@ from flywheel_site.access import FORBIDDEN
 from training.models import ModelVersion, TrainingRun
 from training.registry import services as registry
 from training.runs import services as runs
-from training.runs.views import CHOOSE_VERSION, RUN_STARTED
+from training.runs.views import CHOOSE_PRESET, CHOOSE_VERSION, RUN_STARTED
 
 pytestmark = pytest.mark.django_db
 
@@ -273,3 +273,28 @@ def test_a_run_without_any_loss_yet_shows_no_chart(as_user, admin, run):
     response = as_user(admin).get(f"/training/runs/{run.pk}/")
     assert response.context["chart"] is None
     assert 'class="loss-canvas"' not in response.content.decode()
+
+
+def test_the_start_form_shows_the_settings_a_run_uses_and_offers_the_demo_preset(
+    as_user, admin, version, settings
+):
+    settings.FLYWHEEL_TRAINING_STEPS = 200
+    settings.FLYWHEEL_TRAINING_MAX_LENGTH = 256
+    page = as_user(admin).get("/training/runs/").content.decode()
+    assert "200 steps, batch" in page and "max length 256 tokens" in page
+    assert "24 steps, batch" in page and "max length 512 tokens" in page
+
+
+def test_a_run_started_with_the_demo_preset_uses_it(as_user, admin, version, base_model):
+    client = as_user(admin)
+    client.post("/training/runs/start/", {"version": version.pk, "preset": "demo"})
+    run = TrainingRun.objects.get()
+    assert (run.config["steps"], run.config["max_length"]) == (24, 512)
+
+
+def test_an_unknown_preset_starts_nothing(as_user, admin, version, base_model):
+    response = as_user(admin).post(
+        "/training/runs/start/", {"version": version.pk, "preset": "<script>"}, follow=True
+    )
+    assert CHOOSE_PRESET in response.content.decode()
+    assert not TrainingRun.objects.exists()
