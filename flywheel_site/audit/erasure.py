@@ -3,8 +3,9 @@
 The raw id is hashed the way ingest hashes it (curation.ingest_rows.user_hash) and never
 stored. Everything of that user's that is not frozen is deleted: interactions, feedback,
 candidates (and their filter decisions and action snapshots), review items with their
-reviews, outcomes and skips. What gold references is kept, because gold pairs are
-append-only and a frozen dataset version must stay as it was frozen: each such pair is
+reviews, outcomes and skips. Gold pairs in no frozen version go too, with their
+memberships of draft versions and any pair quarantine naming them. What a frozen version
+holds is kept, because a frozen version must stay as it was frozen: each such pair is
 quarantined ("erasure request") so no later version includes it, and every frozen version
 holding one is quarantined, which rolls back the models trained on it. The audit events'
 copies of the deleted rows' text are redacted through the chain's redaction path, so the
@@ -24,10 +25,11 @@ from review.models import Review, ReviewItem, ReviewOutcome
 from training.datasets.export_prune import exports_prune
 from training.datasets.rollups import metrics_rebuild
 from training.datasets.services import quarantine_apply
-from training.models import DatasetVersion, GoldPair, Quarantine
+from training.models import DatasetVersion, GoldPair, Membership, Quarantine
 from training.webhooks.services import webhook_payloads_redact
 
 REASON = "erasure request"
+_NOT_DRAFT = [DatasetVersion.Status.FROZEN, DatasetVersion.Status.QUARANTINED]
 ERR_EMPTY = "Give the user id exactly as the application sent it."
 
 # The event columns that hold a person's text or identifiers, per tracked model.
@@ -37,6 +39,7 @@ _REDACT = {
     Candidate: ["prompt", "chosen", "rejected"],
     Review: ["final_text", "note"],
     ReviewOutcome: ["chosen", "rejected", "note"],
+    GoldPair: ["correction_reason"],
 }
 
 
@@ -50,7 +53,8 @@ def user_erase(*, raw_user_id: str, user=None) -> Erasure:
         interactions = set(
             Interaction.objects.filter(user_hash=hashed).values_list("pk", flat=True)
         )
-        gold = GoldPair.objects.filter(interaction_id__in=interactions)
+        gold = GoldPair.objects.filter(pk__in=_frozen_pairs(interactions))
+        dropped = _unfrozen_pairs_delete(interactions, kept_pairs=gold)
         kept = set(gold.values_list("interaction_id", flat=True))
         feedback = set(
             Feedback.objects.filter(user_hash=hashed)
@@ -60,6 +64,7 @@ def user_erase(*, raw_user_id: str, user=None) -> Erasure:
         counts = interactions_delete(
             interaction_ids=interactions - kept, feedback_ids=feedback, reason=REASON
         )
+        counts["gold_pairs"] = dropped
         counts["gold_pairs_kept"] = gold.count()
         counts["pairs_quarantined"] = _pairs_quarantine(gold, user=user)
         versions = _versions_quarantine(gold, user=user)
@@ -121,6 +126,46 @@ def _events_redact(rows: dict, *, reason: str) -> int:
             audit_event_redact(table=events._meta.db_table, pk=pk, columns=columns, reason=reason)
             redacted += 1
     return redacted
+
+
+def _frozen_pairs(interaction_ids: set[int]) -> set[int]:
+    """The pairs of these interactions that a frozen (or since quarantined) version holds,
+    with the originals they correct: a correction keeps the pair it supersedes."""
+    pairs = GoldPair.objects.filter(interaction_id__in=interaction_ids)
+    kept = set(
+        pairs.filter(memberships__version__status__in=_NOT_DRAFT).values_list("pk", flat=True)
+    )
+    parents = dict(pairs.values_list("pk", "supersedes_id"))
+    for pk in list(kept):
+        while parents.get(pk):
+            pk = parents[pk]
+            kept.add(pk)
+    return kept
+
+
+def _unfrozen_pairs_delete(interaction_ids: set[int], *, kept_pairs) -> int:
+    pairs = list(
+        GoldPair.objects.filter(interaction_id__in=interaction_ids)
+        .exclude(pk__in=kept_pairs)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+    )
+    if not pairs:
+        return 0
+    # Draft memberships may go (the trigger allows it); a pair quarantine naming a pair that
+    # leaves has nothing left to exclude. Gold is append-only but for this one reason.
+    Membership.objects.filter(
+        pair_id__in=pairs, version__status=DatasetVersion.Status.DRAFT
+    ).delete()
+    with pgtrigger.ignore(
+        "training.Quarantine:quarantine_append_only", "training.GoldPair:gold_append_only"
+    ):
+        Quarantine.objects.filter(kind=Quarantine.Kind.PAIR, pair_id__in=pairs).delete()
+        # Newest first: a correction protects the pair it supersedes.
+        for pk in pairs:
+            GoldPair.objects.filter(pk=pk).delete()
+    _events_redact({GoldPair: pairs}, reason=REASON)
+    return len(pairs)
 
 
 def _pairs_quarantine(gold, *, user) -> int:

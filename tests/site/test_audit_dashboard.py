@@ -28,3 +28,11 @@ def test_a_verified_chain_shows_its_counts(client, curator):
 def test_no_check_yet_says_so(client, curator):
     client.force_login(curator)
     assert "Not verified yet" in client.get("/").content.decode()
+
+
+def test_admins_get_links_to_the_audit_log_and_erasure(client, admin, curator):
+    client.force_login(admin)
+    html = client.get("/").content.decode()
+    assert 'href="/audit/log/"' in html and 'href="/audit/erase/"' in html
+    client.force_login(curator)
+    assert 'id="audit-links"' not in client.get("/").content.decode()

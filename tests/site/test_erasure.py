@@ -20,7 +20,7 @@ from tests.support import training as th
 from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, ingest, no_toxicity
 from tests.support.factories import feedback, interaction
 from training.datasets import services
-from training.models import DatasetVersion, GoldPair, Quarantine
+from training.models import DatasetVersion, GoldPair, ModelVersion, Quarantine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +51,7 @@ def test_erase_user_removes_unfrozen_data_quarantines_frozen_and_keeps_the_chain
         user_hash=user_hash(RAW)
     )
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    trained = th.registered(version, status="promoted")
     # Unfrozen: alice's curated and queued interaction; bob's, untouched.
     mine = users_data(RAW, "a")
     theirs = users_data("bob", "b")
@@ -73,6 +74,8 @@ def test_erase_user_removes_unfrozen_data_quarantines_frozen_and_keeps_the_chain
     pair = GoldPair.objects.get(interaction_id=outcome.item.candidate.interaction_id)
     assert Quarantine.objects.filter(kind="pair", pair=pair, reason=REASON).exists()
     assert Quarantine.objects.filter(kind="dataset_version", dataset_version=version).exists()
+    trained.refresh_from_db()
+    assert trained.status == ModelVersion.Status.ROLLED_BACK
     # The audit's copies of alice's text are gone; the chain verifies, with redactions.
     events = Interaction.pgh_event_model.objects.filter(pgh_obj_id=mine.pk)
     assert events.exists()

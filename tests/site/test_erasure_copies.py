@@ -18,7 +18,16 @@ from tests.support import training as th
 from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, ingest, no_toxicity
 from tests.support.factories import feedback, interaction
 from training.datasets import export, services
-from training.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from training.models import (
+    DatasetVersion,
+    GoldPair,
+    Membership,
+    Quarantine,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from training.webhooks import services as webhooks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,6 +71,33 @@ def alices_unfrozen_data() -> None:
     pipeline.interactions_curate(interaction_ids=[Interaction.objects.get(event_id="a-1").pk])
 
 
+def alices_unfrozen_gold(*, admin, dataset, frozen_pair: GoldPair) -> list[int]:
+    """Gold of alice's that no frozen version holds: a pair approved after the freeze, in a
+    draft version and quarantined by hand, its correction, and a correction of the frozen
+    pair. Returns their ids."""
+    outcome = th.approved(chosen=f"approved {MARKER}", occurred_at=timezone.now())
+    Interaction.objects.filter(pk=outcome.item.candidate.interaction_id).update(
+        user_hash=user_hash(RAW)
+    )
+    pair = services.gold_pair_create(outcome=outcome)
+    draft = DatasetVersion.objects.create(
+        dataset=dataset,
+        number=2,
+        kind=dataset.kind,
+        lag_days=0,
+        eval_fraction=0.0,
+        near_dup_threshold=0.8,
+        cutoff=timezone.now(),
+    )
+    Membership.objects.create(version=draft, pair=pair, split="train")
+    services.quarantine_apply(kind=Quarantine.Kind.PAIR, pair=pair, reason="looks off", user=admin)
+    fixes = [
+        services.gold_pair_correct(pair=p, chosen=f"fixed {MARKER}", user=admin, reason="typo")
+        for p in (pair, frozen_pair)
+    ]
+    return [pair.pk] + [fix.pk for fix in fixes]
+
+
 def webhook_log(hashed: str) -> dict:
     endpoint = WebhookEndpoint.objects.create(
         url="https://hooks.example.com/in",
@@ -99,6 +135,8 @@ def test_no_copy_of_the_users_unfrozen_data_is_left_anywhere(admin):
     leftover = export.export_root() / "support" / ".v1-0123.tmp-dead"
     leftover.mkdir()
     alices_unfrozen_data()
+    frozen_pair = GoldPair.objects.get(outcome=outcome)
+    unfrozen = alices_unfrozen_gold(admin=admin, dataset=dataset, frozen_pair=frozen_pair)
     events = webhook_log(hashed)
     assert tables_mentioning(MARKER)  # the scan sees the text before the erasure
 
@@ -115,3 +153,11 @@ def test_no_copy_of_the_users_unfrozen_data_is_left_anywhere(admin):
     assert excerpts == {"", "ok bob"}
     counts = Erasure.objects.get().counts
     assert counts["export_entries_removed"] == 2 and counts["webhook_payloads_redacted"] == 1
+    # Gold in no frozen version left with its draft membership and pair quarantine; the
+    # frozen pair stays, as frozen, quarantined, with its version.
+    assert not GoldPair.objects.filter(pk__in=unfrozen).exists()
+    assert list(GoldPair.objects.values_list("pk", flat=True)) == [frozen_pair.pk]
+    assert not Membership.objects.filter(version__status="draft").exists()
+    assert counts["gold_pairs"] == 3 and counts["gold_pairs_kept"] == 1
+    assert Quarantine.objects.filter(kind="pair", pair=frozen_pair).exists()
+    assert DatasetVersion.objects.get(pk=version.pk).status == "quarantined"
