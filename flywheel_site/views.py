@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from curation.models import TokenScope
+from curation.services import MissingScope
 from flywheel_site import login
 from flywheel_site import redis as fw_redis
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
@@ -128,6 +129,8 @@ def _metrics_refusal(request) -> JsonResponse | None:
         refusal = error_response(429, "too many requests")
         refusal["Retry-After"] = str(limited.retry_after)
         return refusal
+    except MissingScope as lacking:
+        return error_response(403, lacking.message)
     if token is None:
         refusal = error_response(401, METRICS_SCOPE_NEEDED)
         refusal["WWW-Authenticate"] = "Bearer"

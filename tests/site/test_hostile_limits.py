@@ -32,7 +32,7 @@ def test_the_limits_are_settings(api, settings):
     settings.FLYWHEEL_API_MAX_URL_BYTES = 4000
     answer = api.get("/api/v1/metrics?days=3&source=" + "s" * 2100)
     # Within the raised limit the request goes on: this token has no metrics scope.
-    assert answer.status_code == 401 and answer.json()["error"] == "unauthorized"
+    assert answer.status_code == 403 and answer.json()["error"] == "forbidden"
 
 
 def test_pages_outside_the_api_keep_django_s_own_handling(client):

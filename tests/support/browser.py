@@ -113,11 +113,13 @@ def wait_for_focus(page, selector: str) -> None:
 
 
 def wait_for_screen(page, title: str) -> None:
-    """The next item is in place and HTMX has finished swapping and settling it."""
+    """The next item is in place and HTMX has finished swapping and settling it. On a full
+    page load the heading shows while the page still parses, before htmx has wired the
+    form (at DOMContentLoaded): a key pressed then would submit the form without htmx."""
     page.locator("#review-screen h1", has_text=title).wait_for()
     page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, "
-        ".htmx-added')"
+        "() => document.readyState === 'complete' && !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
     )
 
 

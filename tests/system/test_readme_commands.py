@@ -37,6 +37,9 @@ def readme_commands() -> list[list[str]]:
     commands = []
     for block in FENCE.findall(README.read_text(encoding="utf-8")):
         for line in block.replace("\\\n", " ").splitlines():
+            # Only manage.py lines are parsed: other commands (curl) may quote across lines.
+            if "manage.py" not in line:
+                continue
             words = shlex.split(line, comments=True)
             if "manage.py" in words:
                 start = max(words.index("manage.py") - 1, 0)

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
-from training.datasets import export, formats
+from training.datasets import cards, export, formats
 from training.datasets.models import DatasetVersion
 from training.datasets.pii_scan import export_row_check
 
@@ -52,10 +52,11 @@ def dataset_version_download(*, version: DatasetVersion, name: str) -> Download:
         data = export.manifest_bytes(version.manifest)
         _check(version, name, hashlib.sha256(data).hexdigest(), version.manifest_sha256)
         return Download([data], len(data), "database")
-    if name not in version.manifest.get("files", {}):
-        # The cards are not in the manifest (they are made from it): this node writes the
-        # export once, PII scan included, and serves its copy.
-        return _from_disk(export.dataset_version_materialize(version=version) / name)
+    if name in cards.CARD_FILES:
+        # The cards are made from the manifest and the database, not hashed in it: made
+        # again here, in memory, as the export writes them.
+        data = cards.cards_bytes(version=version)[name]
+        return Download([data], len(data), "database")
     (data_file,) = [f for f in formats.data_files(version) if f.name == name]
     _split_pii_check(version=version, split=data_file.split, name=name)
     stats = version.manifest["files"][name]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from curation.services import api_token_create
 from tests.support import training as th
 from tests.support.api import ApiClient
-from training.datasets import export, serve, services
+from training.datasets import cards, export, serve, services
 from training.models import GoldPair
 
 pytestmark = pytest.mark.django_db
@@ -51,11 +51,18 @@ def test_with_the_export_directory_removed_every_file_still_matches_the_manifest
         for name in export.file_names(version)
     }
     assert set(on_disk.values()) == {"disk"}
+    directory = export.version_dir(version)
+    cards_on_disk = {
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+        for name in cards.CARD_FILES
+    }
     shutil.rmtree(export_dir)
     for name in export.file_names(version):
         expected = (
             version.manifest_sha256
             if name == export.MANIFEST_FILE
+            else cards_on_disk[name]
+            if name in cards.CARD_FILES
             else version.manifest["files"][name]["sha256"]
         )
         for client, url in (
