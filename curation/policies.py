@@ -23,6 +23,30 @@ def policy_current() -> CurationPolicy:
     return policy
 
 
+# The share of passed candidates the product promises reviewers look at.
+SAMPLE_RATE_BAND = (0.05, 0.10)
+SAMPLE_RATE_WARNING = (
+    "The sample rate is {rate:g}, outside the recommended 0.05-0.10: {effect} Set it between "
+    "0.05 and 0.10 below and save."
+)
+SAMPLE_RATE_TOO_HIGH = "reviewers spend their time on candidates the filters have already decided."
+SAMPLE_RATE_ALL = "every passed candidate goes to review, the ones the filters decided too."
+SAMPLE_RATE_TOO_LOW = "too few passed candidates reach review to check the filters or grow gold."
+
+
+def sample_rate_warning(policy: CurationPolicy) -> str:
+    """What a sample rate outside the band does, and what to do; empty inside it."""
+    low, high = SAMPLE_RATE_BAND
+    rate = policy.sample_rate
+    if low <= rate <= high:
+        return ""
+    if rate < low:
+        effect = SAMPLE_RATE_TOO_LOW
+    else:
+        effect = SAMPLE_RATE_ALL if rate >= 1 else SAMPLE_RATE_TOO_HIGH
+    return SAMPLE_RATE_WARNING.format(rate=rate, effect=effect)
+
+
 POLICY_FIELDS = (
     "min_words",
     "band_low",

@@ -13,10 +13,6 @@ from flywheel_site.access import CURATOR, role_required
 from flywheel_site.http import int_param, render_page
 from flywheel_site.text_diff import render_diff_html
 
-SAMPLE_RATE_WARNING = (
-    "The sample rate {rate:g} is outside the recommended band of 0.05-0.10: too low starves "
-    "review, too high spends reviewer time on what the filters already decided."
-)
 RETRIED = "Sent {n} interaction(s) back to curation."
 NOT_FAILED = "Interaction #{pk} is not failed: nothing to retry."
 NEED_REASON = "Choose an action and give a reason: it is recorded with the action."
@@ -225,9 +221,7 @@ def policy(request):
         else:
             messages.success(request, POLICY_SAVED.format(version=created.version))
             return redirect("curation:policy")
-    warnings = []
-    if not 0.05 <= current.sample_rate <= 0.10:
-        warnings.append(SAMPLE_RATE_WARNING.format(rate=current.sample_rate))
+    warnings = [w for w in [policies.sample_rate_warning(current)] if w]
     versions = selectors.policy_versions()
     return render(
         request,

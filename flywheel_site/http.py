@@ -3,11 +3,12 @@
 fields of every form."""
 
 from datetime import date
+from functools import wraps
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
 
 # PostgreSQL's bigint: an id or cursor past it cannot match a row, only fail the query.
 BIGINT_MAX = 2**63 - 1
@@ -40,3 +41,23 @@ def render_page(
     """The whole page, or only its `{% partialdef part %}` for an HTMX request."""
     name = f"{template}#{part}" if getattr(request, "htmx", False) else template
     return render(request, name, context, status=status)
+
+
+def require_post(page: str, *params: str):
+    """``require_POST`` for an action whose refusal re-renders its page at the action's
+    URL: the browser is left there, so Back, reload or a copied link GET it. That GET is
+    sent to the page holding the form (``page`` reversed with the URL's ``params``)
+    rather than answered with a bare 405; other methods still get the 405."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method in ("GET", "HEAD"):
+                return redirect(page, **{name: kwargs[name] for name in params})
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from flywheel_site.access import ANNOTATOR, CURATOR, has_role, role_required
-from flywheel_site.http import int_param, render_page
+from flywheel_site.http import int_param, render_page, require_post
 from review import errors, presenters, selectors, services, thresholds
 from review import stats as review_stats
 from review.forms import CalibrationApplyForm, DecisionForm, GuidelineForm, QueueForm
@@ -115,7 +115,7 @@ def _home_context(user) -> dict:
 
 
 @role_required(ANNOTATOR)
-@require_POST
+@require_post("review:home")
 def queue(request):
     """Save the queue picker: the next claims serve from this queue."""
     form = QueueForm(request.POST)
@@ -157,7 +157,7 @@ def item(request, pk: int):
 
 
 @role_required(ANNOTATOR)
-@require_POST
+@require_post("review:item", "pk")
 def submit(request, pk: int):
 
     def write(item, form):
@@ -167,7 +167,7 @@ def submit(request, pk: int):
 
 
 @role_required(ANNOTATOR)
-@require_POST
+@require_post("review:item", "pk")
 def skip(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
@@ -199,7 +199,7 @@ def renew(request, pk: int):
 
 
 @role_required(ANNOTATOR)
-@require_POST
+@require_post("review:item", "pk")
 def diff(request, pk: int):
     """The three-way diff of the reviewer's edit so far; changes nothing."""
     obj = get_object_or_404(ReviewItem, pk=pk)
@@ -236,7 +236,7 @@ def adjudication_next(request):
 
 
 @role_required(CURATOR)
-@require_POST
+@require_post("review:item", "pk")
 def claim(request, pk: int):
     obj = get_object_or_404(ReviewItem, pk=pk)
     try:
@@ -247,7 +247,7 @@ def claim(request, pk: int):
 
 
 @role_required(CURATOR)
-@require_POST
+@require_post("review:item", "pk")
 def adjudicate(request, pk: int):
 
     def write(item, form):
@@ -349,7 +349,7 @@ def guidelines_edit(request):
 
 
 @role_required(CURATOR)
-@require_POST
+@require_post("review:guidelines_edit")
 def guidelines_preview(request):
     form = GuidelineForm(request.POST)
     if not form.is_valid():
@@ -377,7 +377,7 @@ def _calibration_context() -> dict:
 
 
 @role_required(CURATOR)
-@require_POST
+@require_post("review:calibration")
 def calibration_apply(request):
     """A suggested threshold becomes the next policy version (with a reason)."""
     form = CalibrationApplyForm(request.POST)

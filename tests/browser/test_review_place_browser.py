@@ -1,7 +1,8 @@
 """The review screen keeps the reviewer's place (issue 22 §2), in a 1280x800 viewport: each
 new item opens at its top after a keyboard submit, the key list opens over the screen where
 the eye is, a refusal is said beside the focused control, and a key that does not apply
-says so instead of doing nothing."""
+says so instead of doing nothing. Without JavaScript, a refused submit leaves a URL that
+reopens the item."""
 
 from review.models import Review
 from tests.support.browser import start, wait_for_focus, wait_for_screen
@@ -67,4 +68,27 @@ def test_a_key_that_does_not_apply_says_so(browser_page, annotator):
     hint = page.locator("#key-hint")
     hint.filter(has_text="does not apply").wait_for()
     assert page.evaluate(IN_VIEW, "#key-hint")
+    assert not Review.objects.exists()
+
+
+def test_without_javascript_a_refused_submit_leaves_a_url_that_reopens_the_item(
+    browser_page, annotator, live_server
+):
+    """The plain form posts to the submit URL and the refusal is shown there: asking for
+    that URL again (reload from the address bar, Back from elsewhere) reopens the item."""
+    (item,) = make_items(1)
+    page = browser_page(annotator, java_script_enabled=False)
+    page.goto(f"{live_server.url}/review/")
+    page.click("form.start button")
+    page.wait_for_url(f"**/review/items/{item.pk}/")
+    page.click("#review-form button[value=approve]")  # nothing rated: refused
+    page.locator("#screen-error").wait_for()
+    refused_at = page.url
+
+    again = page.goto(refused_at)
+
+    assert refused_at == f"{live_server.url}/review/items/{item.pk}/submit/"
+    assert again.status == 200
+    assert page.url == f"{live_server.url}/review/items/{item.pk}/"
+    assert page.locator("#review-screen h1", has_text=f"Item #{item.pk}").is_visible()
     assert not Review.objects.exists()

@@ -6,7 +6,7 @@ single actions."""
 import django_rq
 import pytest
 
-from curation import actions, pipeline
+from curation import actions, pipeline, views
 from curation.models import Candidate, CandidateAction, CandidateActionItem, FilterDecision
 from review.models import ReviewItem
 from tests.support.curation import edited, no_toxicity
@@ -204,8 +204,11 @@ def test_a_single_action_needs_a_known_kind_and_a_reason(as_user, curator):
     made = candidate(status="passed")
     client = as_user(curator)
     for data in ({"action": "reject"}, {"action": "explode", "reason": "x"}, {"reason": "x"}):
-        response = client.post(f"/curation/candidates/{made.pk}/act/", data)
-        assert response.status_code == 302
+        response = client.post(f"/curation/candidates/{made.pk}/act/", data, follow=True)
+        # Refused with a redirect to the candidate's page (which answers GET), saying why.
+        assert response.redirect_chain == [(f"/curation/candidates/{made.pk}/", 302)]
+        assert response.status_code == 200
+        assert views.NEED_REASON in response.content.decode()
     assert Candidate.objects.get(pk=made.pk).status == "passed"
     assert not CandidateAction.objects.exists()
     assert client.post("/curation/candidates/999999/act/", {"action": "reject"}).status_code == 404

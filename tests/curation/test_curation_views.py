@@ -1,10 +1,13 @@
 """Curation pages: access from every side, HTMX and plain responses."""
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 
 from curation import pipeline, policies, runs
 from curation.models import CurationPolicy, CurationRun
-from curation.views import POLICY_SAVED, SAMPLE_RATE_WARNING
+from curation.views import POLICY_SAVED
 from flywheel_site.access import FORBIDDEN
 from tests.support.curation import edited
 
@@ -100,11 +103,39 @@ def test_a_bad_regex_in_the_policy_form_is_refused(as_user, curator):
     assert CurationPolicy.objects.count() == 1
 
 
-def test_a_sample_rate_outside_five_to_ten_percent_is_warned_about(as_user, curator):
-    policies.policy_create(changes={"sample_rate": 0.2})
+@pytest.mark.parametrize(
+    ("rate", "says"),
+    [
+        (0.2, "The sample rate is 0.2, outside the recommended 0.05-0.10: reviewers spend"),
+        (1.0, "The sample rate is 1, outside the recommended 0.05-0.10: every passed candidate"),
+        (0.01, "The sample rate is 0.01, outside the recommended 0.05-0.10: too few passed"),
+    ],
+)
+def test_a_sample_rate_outside_the_band_is_warned_about_with_what_it_does(
+    as_user, curator, rate, says
+):
+    policies.policy_create(changes={"sample_rate": rate})
     body = as_user(curator).get("/curation/policy/").content.decode()
-    assert SAMPLE_RATE_WARNING.format(rate=0.2) in body
-    assert "0.2 is outside the recommended band of 0.05-0.10" in body  # one unit: fractions
+    assert says in body
+    assert "Set it between 0.05 and 0.10 below and save." in body
+    assert "%" not in policies.sample_rate_warning(CurationPolicy.objects.get(version=2))
+
+
+def test_a_sample_rate_inside_the_band_is_not_warned_about(as_user, curator):
+    policies.policy_create(changes={"sample_rate": 0.07})
+    body = as_user(curator).get("/curation/policy/").content.decode()
+    assert "outside the recommended" not in body
+
+
+def test_policy_versions_are_listed_newest_first_with_readable_dates(as_user, curator):
+    for day in (2, 9):
+        with time_machine.travel(datetime(2026, 3, day, 10, 30, tzinfo=UTC), tick=False):
+            policies.policy_create(changes={"min_words": day}, user=curator, note=f"day {day}")
+    body = as_user(curator).get("/curation/policy/").content.decode()
+    table = body[body.index("<h2>Versions</h2>") :]
+    assert table.index(">v3<") < table.index(">v2<") < table.index(">v1<")
+    assert "<td>2026-03-09 10:30</td>" in table and "<td>2026-03-02 10:30</td>" in table
+    assert "+00:00" not in table
 
 
 def test_every_policy_field_says_what_it_decides():

@@ -226,6 +226,21 @@ def test_an_incomplete_submit_is_422_with_the_message_and_my_input_kept(as_user,
     assert not Review.objects.exists()
 
 
+def test_back_or_reload_after_a_refused_submit_reaches_the_item_not_a_405(as_user, annotator):
+    """Without JavaScript the refusal is shown at the submit URL; a GET there (Back,
+    reload, a copied link) leads to the item's screen, still leased, nothing written."""
+    (item,) = make_items(1)
+    client = as_user(annotator)
+    client.post("/review/next/")
+    url = f"/review/items/{item.pk}/submit/"
+    assert client.post(url, {"decision": "approve", "accuracy": "3"}).status_code == 422
+    response = client.get(url, follow=True)
+    assert response.redirect_chain == [(f"/review/items/{item.pk}/", 302)]
+    assert response.status_code == 200
+    assert 'name="decision"' in body(response)
+    assert not Review.objects.exists()
+
+
 @pytest.mark.parametrize("htmx", [False, True])
 def test_a_stale_submit_is_409_and_overwrites_nothing(as_user, annotator, annotator2, htmx):
     (item,) = make_items(1)

@@ -45,6 +45,11 @@ ADMIN_PAGE = (L, 403, 403, 403, 200)
 WRONG_METHOD_ANNOTATOR = (L, 403, 405, 405, 405)
 WRONG_METHOD_CURATOR = (L, 403, 403, 405, 405)
 WRONG_METHOD_ADMIN = (L, 403, 403, 403, 405)
+# An action whose refusal re-renders its page at the action's URL: a GET there (Back,
+# reload) is sent to that page (flywheel_site.http.require_post).
+TO_PAGE_ANNOTATOR = (L, 403, 302, 302, 302)
+TO_PAGE_CURATOR = (L, 403, 403, 302, 302)
+TO_PAGE_ADMIN = (L, 403, 403, 403, 302)
 # Curation and training pages take no method decorator: a POST is a GET.
 ANY_METHOD_CURATOR = {"get": CURATOR_PAGE, "post": CURATOR_PAGE}
 ANY_METHOD_ADMIN = {"get": ADMIN_PAGE, "post": ADMIN_PAGE}
@@ -68,31 +73,31 @@ TABLE: dict[str, dict[str, tuple]] = {
     # Claims the next item and redirects to it (or home when none is left).
     "review:next": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 302, 302, 302)},
     # Saves the queue picker; an empty form names no queue kind: 422.
-    "review:queue": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 422, 422, 422)},
+    "review:queue": {"get": TO_PAGE_ANNOTATOR, "post": (L, 403, 422, 422, 422)},
     # The item is not leased to anyone here: an annotator gets the lease-lost
     # screen (409, no content); curators inspect it.
     "review:item": {"get": (L, 403, 409, 200, 200), "post": WRONG_METHOD_ANNOTATOR},
-    "review:submit": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 409, 409, 409)},
-    "review:skip": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 409, 409, 409)},
+    "review:submit": {"get": TO_PAGE_ANNOTATOR, "post": (L, 403, 409, 409, 409)},
+    "review:skip": {"get": TO_PAGE_ANNOTATOR, "post": (L, 403, 409, 409, 409)},
     # Without HTMX a lost lease is a message and a redirect to the item.
     "review:renew": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 302, 302, 302)},
-    "review:diff": {"get": WRONG_METHOD_ANNOTATOR, "post": (L, 403, 409, 200, 200)},
+    "review:diff": {"get": TO_PAGE_ANNOTATOR, "post": (L, 403, 409, 200, 200)},
     "review:mine": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD_ANNOTATOR},
     # Someone else's review: 404 to an annotator, so they cannot learn it exists.
     "review:review": {"get": (L, 403, 404, 200, 200), "post": WRONG_METHOD_ANNOTATOR},
     "review:guidelines": {"get": ANNOTATOR_PAGE, "post": WRONG_METHOD_ANNOTATOR},
     # Review: curator pages. The item is done, so claiming or settling it is refused.
-    "review:claim": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 409, 409)},
-    "review:adjudicate": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 409, 409)},
+    "review:claim": {"get": TO_PAGE_CURATOR, "post": (L, 403, 403, 409, 409)},
+    "review:adjudicate": {"get": TO_PAGE_CURATOR, "post": (L, 403, 403, 409, 409)},
     "review:adjudication": {"get": CURATOR_PAGE, "post": WRONG_METHOD_CURATOR},
     "review:adjudication_next": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 302, 302)},
     "review:stats": {"get": CURATOR_PAGE, "post": WRONG_METHOD_CURATOR},
     # An empty body is refused with the form shown again.
     "review:guidelines_edit": {"get": CURATOR_PAGE, "post": (L, 403, 403, 422, 422)},
-    "review:guidelines_preview": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 200, 200)},
+    "review:guidelines_preview": {"get": TO_PAGE_CURATOR, "post": (L, 403, 403, 200, 200)},
     # Calibration: curators; an empty POST lacks the reason and changes nothing.
     "review:calibration": {"get": CURATOR_PAGE, "post": WRONG_METHOD_CURATOR},
-    "review:calibration_apply": {"get": WRONG_METHOD_CURATOR, "post": (L, 403, 403, 422, 422)},
+    "review:calibration_apply": {"get": TO_PAGE_CURATOR, "post": (L, 403, 403, 422, 422)},
     # Curation: curator pages.
     "curation:runs": ANY_METHOD_CURATOR,
     "curation:candidates": ANY_METHOD_CURATOR,
@@ -116,12 +121,12 @@ TABLE: dict[str, dict[str, tuple]] = {
     "datasets:version": ANY_METHOD_ADMIN,
     "datasets:diff": ANY_METHOD_ADMIN,
     # Consequential actions need a reason: an empty body changes nothing (422).
-    "datasets:quarantine": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
+    "datasets:quarantine": {"get": TO_PAGE_ADMIN, "post": (L, 403, 403, 403, 422)},
     "datasets:download": ANY_METHOD_ADMIN,
     "datasets:pair": ANY_METHOD_ADMIN,
     # GET asks for confirmation; POST without a reason is refused.
     "datasets:pair_quarantine": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 422)},
-    "datasets:pair_correct": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
+    "datasets:pair_correct": {"get": TO_PAGE_ADMIN, "post": (L, 403, 403, 403, 422)},
     # Erasure: admins; an empty user id is refused (400) and erases nothing.
     "audit:erase": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
     "audit:log": {"get": ADMIN_PAGE, "post": WRONG_METHOD_ADMIN},
@@ -140,13 +145,13 @@ TABLE: dict[str, dict[str, tuple]] = {
     # A form posts to its page's own URL, so a refusal re-renders where GET answers too.
     "webhooks:endpoints": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
     "webhooks:endpoint": {"get": ADMIN_PAGE, "post": (L, 403, 403, 403, 400)},
-    "webhooks:enable": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 400)},
+    "webhooks:enable": {"get": TO_PAGE_ADMIN, "post": (L, 403, 403, 403, 400)},
     "webhooks:test": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
     "webhooks:deliveries": ANY_METHOD_ADMIN,
     "webhooks:delivery": ANY_METHOD_ADMIN,
     "webhooks:resend": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 302)},
-    "runs:promote": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
-    "runs:reject": {"get": WRONG_METHOD_ADMIN, "post": (L, 403, 403, 403, 422)},
+    "runs:promote": {"get": TO_PAGE_ADMIN, "post": (L, 403, 403, 403, 422)},
+    "runs:reject": {"get": TO_PAGE_ADMIN, "post": (L, 403, 403, 403, 422)},
 }
 
 

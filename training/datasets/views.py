@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from flywheel_site.access import ADMIN, role_required
-from flywheel_site.http import int_param, render_page
+from flywheel_site.http import int_param, render_page, require_post
 from training.datasets import export, selectors, serve, services
 from training.datasets.forms import (
     DatasetForm,
@@ -214,7 +214,7 @@ def version_download(request, name: str, number: int, file: str):
 
 
 @role_required(ADMIN)
-@require_POST
+@require_post("datasets:version", "name", "number")
 def version_quarantine(request, name: str, number: int):
     version = _version_or_404(name, number)
     form = VersionQuarantineForm(request.POST)
@@ -357,7 +357,7 @@ def gold_pair_quarantine(request, pk: int):
 
 
 @role_required(ADMIN)
-@require_POST
+@require_post("datasets:pair", "pk")
 def gold_pair_correct(request, pk: int):
     pair = get_object_or_404(selectors.gold_pairs(), pk=pk)
     form = PairCorrectionForm(request.POST)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from flywheel_site.access import ADMIN, role_required
-from flywheel_site.http import int_param, render_page
+from flywheel_site.http import int_param, render_page, require_post
 from training.errors import TrainingError
 from training.registry import selectors as selectors_canary
 from training.registry import services as registry
@@ -140,7 +140,7 @@ def model_detail(request, pk: int):
 
 
 @role_required(ADMIN)
-@require_POST
+@require_post("runs:model", "pk")
 def model_decide(request, pk: int, decision: str):
     """Promote or reject a candidate (the URL names the decision), with a reason: without
     one, nothing changes and the page asks again (422). The service refuses a model that is

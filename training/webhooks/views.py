@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from flywheel_site.access import ADMIN, role_required
-from flywheel_site.http import int_param, render_page
+from flywheel_site.http import int_param, render_page, require_post
 from training.errors import TrainingError
 from training.webhooks import selectors as selectors_webhooks
 from training.webhooks import services as webhooks
@@ -95,7 +95,7 @@ def _endpoint_edit(request, endpoint):
 
 
 @role_required(ADMIN)
-@require_POST
+@require_post("webhooks:endpoint", "pk")
 def endpoint_enable(request, pk: int):
     endpoint = get_object_or_404(selectors_webhooks.endpoints(), pk=pk)
     enabled = {"on": True, "off": False}.get(request.POST.get("enabled", ""))

@@ -169,6 +169,10 @@ def test_a_correction_from_the_pair_page_supersedes_the_pair(as_user, admin, dat
     )
     assert refused.status_code == 422
     assert GoldPair.objects.filter(supersedes=pair).count() == 0
+    # The refusal is shown at the action's URL: Back or reload there reaches the pair page.
+    back = client.get(f"/datasets/pairs/{pair.pk}/correct/", follow=True)
+    assert back.redirect_chain == [(f"/datasets/pairs/{pair.pk}/", 302)]
+    assert back.status_code == 200
 
     response = client.post(
         f"/datasets/pairs/{pair.pk}/correct/",

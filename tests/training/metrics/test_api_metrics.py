@@ -11,6 +11,7 @@ from curation.services import api_token_create
 from review.models import ReviewItem
 from tests.support.api import ApiClient
 from tests.support.metrics import ASKED, CURATED, D18, D19, D20
+from training.metrics.api import HAS_NUL, NO_NUL
 from training.metrics.selectors import _gate, reviewer_pseudonym
 from training.models import ModelVersion
 
@@ -203,6 +204,15 @@ def test_out_of_bounds_parameters_are_a_422(metrics_api, query):
     assert answer.json()["error"] == "invalid"
 
 
+@pytest.mark.parametrize("name", ["source", "task_type", "model"])
+def test_a_nul_in_a_name_is_refused_in_words_not_with_the_regex(metrics_api, name):
+    answer = metrics_api.get(f"/api/v1/metrics?{name}=a%00b")
+    assert answer.status_code == 422
+    (error,) = answer.json()["errors"]
+    assert error["message"] == HAS_NUL
+    assert "^[" not in answer.content.decode()
+
+
 def test_only_a_token_with_the_metrics_scope_may_read(api, metrics_api):
     assert api.get("/api/v1/metrics").status_code == 403  # an ingest token
     assert ApiClient(None).get("/api/v1/metrics").status_code == 401
@@ -215,6 +225,7 @@ def test_the_schema_documents_the_metrics_endpoint(client):
     params = {p["name"]: p["schema"] for p in operation["parameters"]}
     assert params["days"]["maximum"] == 366 and params["days"]["minimum"] == 1
     assert params["source"]["maxLength"] == 100
+    assert params["model"]["pattern"] == NO_NUL  # the rule, for generated clients
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     out = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert {"days", "queue", "cycles", "health"} <= set(out["properties"])

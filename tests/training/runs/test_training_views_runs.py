@@ -244,7 +244,11 @@ def test_a_programming_mistake_in_a_service_is_not_shown_as_a_refusal(
 def test_pages_refuse_get_for_actions(as_user, admin, model):
     client = as_user(admin)
     assert client.get("/training/runs/start/").status_code == 405
-    assert client.get(f"/training/models/{model.pk}/promote/").status_code == 405
+    # A refused decision re-renders at this URL: Back or reload there reaches the model page.
+    response = client.get(f"/training/models/{model.pk}/promote/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/training/models/{model.pk}/"
+    assert client.get(response["Location"]).status_code == 200
 
 
 def test_the_loss_chart_carries_train_and_eval_loss_and_a_table_of_the_same_figures(

@@ -642,6 +642,22 @@ def test_hostile_input_is_refused_with_400_and_changes_nothing(hook_settings, ad
 
 
 @pytest.mark.django_db
+def test_back_after_a_refused_switch_reaches_the_endpoint_page_not_a_405(
+    hook_settings, admin, client
+):
+    endpoint = webhooks.webhook_endpoint_create(
+        url="http://127.0.0.1:9/ok", event_types=["model.gated"]
+    )
+    client.force_login(admin)
+    url = reverse("webhooks:enable", args=[endpoint.pk])
+    assert client.post(url, {"enabled": "x"}).status_code == 400
+    back = client.get(url, follow=True)
+    assert back.redirect_chain == [(reverse("webhooks:endpoint", args=[endpoint.pk]), 302)]
+    assert back.status_code == 200
+    assert WebhookEndpoint.objects.get().enabled is True
+
+
+@pytest.mark.django_db
 def test_unknown_event_types_cannot_be_emitted():
     with pytest.raises(ValueError, match="Unknown event type"):
         webhooks.event_emit(type="model.deleted", data={})
