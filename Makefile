@@ -6,9 +6,12 @@ SERVICES_ENV = eval "$$(scripts/services.sh env)"
 # Tests use Redis database 1 so a running `make run` (database 0) is left alone; each
 # xdist worker moves to a database of its own (gw0 -> 1, gw1 -> 2: tests/support/workers.py).
 TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true
-# Two workers for two cores. loadfile keeps a module's tests on one worker, so module-scoped
-# fixtures (one Chromium per module, a trained adapter) are built once.
-PYTEST_PARALLEL = -n 2 --dist loadfile
+# Three workers on two cores: many tests wait on a subprocess, a browser or a timer, and a
+# third worker fills those waits (bench/RESULTS.md has the measured wall times).
+# loadfile keeps a module's tests on one worker, so module-scoped fixtures (one Chromium
+# per module, a trained adapter) are built once; tests/conftest.py sends the longest
+# modules out first.
+PYTEST_PARALLEL = -n 3 --dist loadfile
 FAST = not browser and not stack and not slow
 # pytest exits 5 when it collected nothing (a typo in a path or marker): never a pass, and
 # never a 5 a CI could read as "no tests, fine".
