@@ -9,8 +9,7 @@ TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRE
 # Three workers on two cores: many tests wait on a subprocess, a browser or a timer, and a
 # third worker fills those waits (bench/RESULTS.md has the measured wall times).
 # loadfile keeps a module's tests on one worker, so module-scoped fixtures (one Chromium
-# per module, a trained adapter) are built once; tests/conftest.py sends the longest
-# modules out first.
+# per module, a trained adapter) are built once.
 PYTEST_PARALLEL = -n 3 --dist loadfile
 FAST = not browser and not stack and not slow
 # pytest exits 5 when it collected nothing (a typo in a path or marker): never a pass, and

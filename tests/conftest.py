@@ -36,27 +36,6 @@ def _use_the_workers_redis_database() -> None:
 _use_the_workers_redis_database()
 
 
-# The longest modules, longest first (figures from `--durations` on this 2-core machine):
-# `make test` hands whole files to the xdist workers in collection order (--dist loadfile),
-# so a two-minute module collected last would run alone at the end while the other workers
-# sit idle. Run first, they overlap with everything else. Order only: nothing is skipped.
-RUN_FIRST = (
-    "tests/browser/test_training_demo.py",  # six simulated weeks: ~160 s
-    "tests/system/test_client_stack.py",  # a minute with the server unreachable: ~85 s
-    "tests/system/test_supervised_stack.py",
-    "tests/training/registry/test_decisions_live.py",
-    "tests/training/runs/test_training_runs.py",
-    "tests/curation/test_sampling.py",
-    "tests/training/runs/test_trainer.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {path: position for position, path in enumerate(RUN_FIRST)}
-    # A stable sort: within a module, and for every other module, the order stays as it was.
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
-
-
 @pytest.fixture(autouse=True)
 def _clean_redis():
     """Each test starts with empty queues, no rate-limit counters, no breaker."""
