@@ -17,7 +17,12 @@ from training.registry import route
 from training.registry import services as registry
 from training.runs.jobs import trigger_check
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("export_dir")]
+# reset_sequences: the split hashes each key under the experiment's id, so with ids fixed a seed
+# always draws the same split (the SRM check never sees a different draw from run to run).
+pytestmark = [
+    pytest.mark.django_db(transaction=True, reset_sequences=True),
+    pytest.mark.usefixtures("export_dir"),
+]
 USERS, PER_USER, CORRELATION = 240, 4, 0.33
 
 
