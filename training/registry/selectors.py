@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import Levenshtein
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 
 from training.registry import clustered, route, sequential
 from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
@@ -78,6 +79,46 @@ BASE_MODEL_NAME = "the base model"
 
 def current_model() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
+
+
+_TIME_TO_IMPROVEMENT = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM %(at)s - g.ingested_at))
+FROM training_membership m JOIN training_goldpair g ON g.id = m.pair_id
+WHERE m.version_id = %(version)s AND m.split IN ('train', 'eval')
+  AND NOT EXISTS (SELECT 1 FROM training_membership p
+                  WHERE p.version_id = %(previous)s AND p.pair_id = m.pair_id
+                    AND p.split IN ('train', 'eval'))
+"""
+
+
+def time_to_improvement(*, version_id: int, previous_id: int | None, at: datetime):
+    """Median seconds from ingest to `at` over the pairs first shipped by this promotion:
+    in its version and not in the version of the promotion before. Reads the version's
+    memberships: the registry stores it once, at promotion (`time_to_improvement_s`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TIME_TO_IMPROVEMENT, {"at": at, "version": version_id, "previous": previous_id or 0}
+        )
+        value = cursor.fetchone()[0]
+    return float(value) if value is not None else None
+
+
+def time_to_improvement_of(model: ModelVersion) -> float | None:
+    """`time_to_improvement` of `model` made current at its `promoted_at`, against the
+    version of the gated model created before it that was last promoted (the dashboard's
+    cycles, in the order they were trained)."""
+    previous = (
+        ModelVersion.objects.filter(gate_passed__isnull=False, promoted_at__isnull=False)
+        .filter(
+            Q(created_at__lt=model.created_at) | Q(created_at=model.created_at, pk__lt=model.pk)
+        )
+        .order_by("-created_at", "-pk")
+        .values_list("dataset_version_id", flat=True)
+        .first()
+    )
+    return time_to_improvement(
+        version_id=model.dataset_version_id, previous_id=previous, at=model.promoted_at
+    )
 
 
 def models_trained_on(*, versions) -> list[ModelVersion]:
