@@ -9,6 +9,7 @@ back and is retried as a whole, so a decision is never recorded without its
 consequence."""
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 SampledHook = Callable[..., object]
 _sampled: list[SampledHook] = []
@@ -27,3 +28,25 @@ def candidates_sampled(*, candidate_ids: Sequence[int]) -> None:
         return
     for hook in _sampled:
         hook(candidate_ids=list(candidate_ids))
+
+
+RecurateHook = Callable[..., AbstractContextManager]
+_recurating: list[RecurateHook] = []
+
+
+def on_candidates_recurating(hook: RecurateHook) -> RecurateHook:
+    """Register `hook(candidate_ids=[...])`, a context manager entered around the
+    re-evaluation of existing candidates under another policy (a downstream count that
+    reads their verdicts takes them out before and adds them back after).
+    Registering the same hook twice has no effect."""
+    if hook not in _recurating:
+        _recurating.append(hook)
+    return hook
+
+
+@contextmanager
+def candidates_recurating(*, candidate_ids: Sequence[int]):
+    with ExitStack() as stack:
+        for hook in _recurating:
+            stack.enter_context(hook(candidate_ids=list(candidate_ids)))
+        yield

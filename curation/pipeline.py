@@ -46,6 +46,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
+from curation import hooks
 from curation.candidates import (
     candidates_insert,
     candidates_new,
@@ -246,7 +247,10 @@ def candidates_recurate(
         part = ids[start : start + chunk]
         with transaction.atomic():
             candidates = list(Candidate.objects.filter(pk__in=part).order_by("pk"))
-            with interactions_rollup_delta(interaction_ids={c.interaction_id for c in candidates}):
+            with (
+                interactions_rollup_delta(interaction_ids={c.interaction_id for c in candidates}),
+                hooks.candidates_recurating(candidate_ids=part),
+            ):
                 # Decisions under this version are recomputed, not duplicated.
                 FilterDecision.objects.filter(candidate__in=part, policy=policy).delete()
                 counts = candidates_evaluate(candidates=candidates, policy=policy, full=full)

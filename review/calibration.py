@@ -36,7 +36,7 @@ weight class (tests/test_decisions_calibration.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -180,6 +180,23 @@ def recall(observations: Sequence[Observation]) -> Estimate:
 def agreement(observations: Sequence[Observation]) -> Estimate:
     """P(filter's verdict = human's verdict), weighted."""
     return hajek_share(observations, lambda o: True, lambda o: o.passed == o.approved)
+
+
+def agreement_counted(counts: Mapping[tuple[bool, float], int]) -> Estimate:
+    """`agreement` from counts of reviewed items by (verdict matched the outcome, inclusion
+    probability): the same share and interval, in time that grows with the distinct
+    probabilities rather than the items (the dashboard reads these counts from a rollup)."""
+    n = sum(counts.values())
+    total = sum(k * weight_of(p) for (_, p), k in counts.items())
+    if not n or total <= 0:
+        return Estimate(None, None, None, n)
+    share = sum(k * weight_of(p) for (hit, p), k in counts.items() if hit) / total
+    variance = sum(
+        k * (1 - p) * (weight_of(p) * (float(hit) - share) / total) ** 2
+        for (hit, p), k in counts.items()
+    )
+    half = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * math.sqrt(variance)
+    return Estimate(share, max(0.0, share - half), min(1.0, share + half), n)
 
 
 def ht_total(

@@ -21,7 +21,11 @@ _DIMS = "i.source_id, i.task_type, i.model"
 # (reviews disagreed), on the day the item was queued. Agree: the inputs of
 # Krippendorff's alpha on the decision, mergeable across days: each ordered pair of
 # two reviews of one item, keyed "decision a|decision b|reviews on the item", on the
-# day of the item's last review (`review.rollups.nominal_alpha` reads them).
+# day of the item's last review (`review.rollups.nominal_alpha` reads them). Filter
+# agree: the dashboard's filter agreement, on the day decided, per filter decision under
+# the candidate's latest policy (the reviewed items `review.selectors.calibration_observations`
+# reads), keyed "filter|1 if its verdict matched the outcome else 0|inclusion probability of
+# that policy's draw" (the weight), so the weighted share and its interval read days, not items.
 _REVIEW_FACTS = f"""
 SELECT {utc_day("ri.created_at")} AS day, {_DIMS}, 'queued' AS metric, c.kind AS key
 {_JOIN} WHERE {{scope}}
@@ -44,6 +48,15 @@ JOIN LATERAL (SELECT count(*) AS n, max(r.submitted_at) AS at FROM review_review
 JOIN review_review a ON a.item_id = ri.id
 JOIN review_review b ON b.item_id = ri.id AND b.id <> a.id
 WHERE {{scope}}
+UNION ALL
+SELECT {utc_day("o.decided_at")}, {_DIMS}, 'filter_agree',
+       d.filter || '|' || (d.passed = (o.result = 'approved'))::int || '|'
+       || s.inclusion_probability::text
+{_JOIN} JOIN review_reviewoutcome o ON o.item_id = ri.id
+JOIN curation_filterdecision d ON d.candidate_id = c.id AND d.policy_id = c.policy_id
+JOIN curation_sampledraw s ON s.candidate_id = c.id AND s.policy_id = c.policy_id
+WHERE {{scope}} AND c.kind <> 'needs_answer'
+  AND NOT d.details @> jsonb_build_object('skipped', true)
 """  # noqa: S608 (constants and column names only)
 
 

@@ -9,7 +9,7 @@ in ``review.stats``.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -32,6 +32,7 @@ from review.models import (
     ReviewOutcome,
     ReviewSkip,
 )
+from review.rollups import REVIEW_TABLE
 from review.stats import annotator_progress, local_day_start, rate
 
 ADJUDICATION_LIST_SIZE = 100
@@ -331,16 +332,31 @@ def calibration_report(*, since: datetime | None = None) -> dict:
     return {"policy": policy, "filters": filters}
 
 
+_FILTER_AGREE = f"""
+SELECT key, sum(n) FROM {REVIEW_TABLE}
+WHERE metric = 'filter_agree' AND day >= %s GROUP BY key HAVING sum(n) <> 0
+"""  # noqa: S608 (a constant table name)
+
+
 def filter_agreement(*, since: datetime | None = None) -> list[dict]:
     """Per filter, how often its verdict matches the human outcome (weighted,
-    with its 95% Wilson interval and the reviewed items behind it), for the
-    dashboard. Filters no reviewed item reached are left out."""
-    observations = calibration_observations(since=since)
-    rows = []
+    with its 95% interval and the reviewed items behind it), for the dashboard:
+    the same figure as the calibration page's, read from review's daily rollup
+    (outcomes decided from the UTC day of `since` on), so its cost grows with the
+    days and filters, not with the reviewed items. Filters no reviewed item reached
+    are left out."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FILTER_AGREE, [since.astimezone(UTC).date() if since else date.min])
+        rows = cursor.fetchall()
+    counts: dict[str, dict[tuple[bool, float], int]] = defaultdict(dict)
+    for key, n in rows:
+        name, hit, probability = key.rsplit("|", 2)
+        counts[name][(hit == "1", float(probability))] = int(n)
+    out = []
     for name in KNOWN_FILTERS:
-        estimate = calibration.agreement(observations.get(name, []))
+        estimate = calibration.agreement_counted(counts.get(name, {}))
         if estimate.n:
-            rows.append(
+            out.append(
                 {
                     "filter": name,
                     "agreement": estimate.value,
@@ -349,4 +365,4 @@ def filter_agreement(*, since: datetime | None = None) -> list[dict]:
                     "n": estimate.n,
                 }
             )
-    return rows
+    return out

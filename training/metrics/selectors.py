@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,6 +31,7 @@ from training.datasets.models import Dataset
 from training.datasets.rollups import TRAINING_TABLE
 from training.datasets.selectors import gold_new_count, latest_frozen
 from training.registry.models import ModelVersion
+from training.registry.selectors import time_to_improvement
 
 MAX_DAYS = 366
 WINDOWS = (7, 30, 90)
@@ -226,28 +227,9 @@ def _gate(model: ModelVersion) -> dict:
     }
 
 
-_TIME_TO_IMPROVEMENT = """
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM %(at)s - g.ingested_at))
-FROM training_membership m JOIN training_goldpair g ON g.id = m.pair_id
-WHERE m.version_id = %(version)s AND m.split IN ('train', 'eval')
-  AND NOT EXISTS (SELECT 1 FROM training_membership p
-                  WHERE p.version_id = %(previous)s AND p.pair_id = m.pair_id
-                    AND p.split IN ('train', 'eval'))
-"""
-
-
-def _time_to_improvement(*, version_id: int, previous_id: int | None, at: datetime):
-    """Median seconds from ingest to `at` over the pairs first shipped by this promotion:
-    in its version and not in the version of the promotion before."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _TIME_TO_IMPROVEMENT, {"at": at, "version": version_id, "previous": previous_id or 0}
-        )
-        value = cursor.fetchone()[0]
-    return float(value) if value is not None else None
-
-
-def _cycles(*, limit: int = 50) -> list[dict]:
+def cycles(*, limit: int = 50) -> list[dict]:
+    """The last `limit` gated models, oldest first, with their gate and the time to
+    improvement each promotion stored (one row per model: no membership is read)."""
     models = list(
         ModelVersion.objects.filter(gate_passed__isnull=False)
         .select_related("dataset_version__dataset")
@@ -258,12 +240,12 @@ def _cycles(*, limit: int = 50) -> list[dict]:
     for model in models:
         version = model.dataset_version
         counts = (version.manifest or {}).get("counts", {})
-        first_promoted_at = model.promoted_at
-        tti = None
-        if first_promoted_at is not None:
-            tti = _time_to_improvement(
-                version_id=version.pk, previous_id=previous_promoted, at=first_promoted_at
-            )
+        tti = model.time_to_improvement_s
+        if model.promoted_at is not None:
+            if tti is None:  # promoted before the figure was stored, or no new pair
+                tti = time_to_improvement(
+                    version_id=version.pk, previous_id=previous_promoted, at=model.promoted_at
+                )
             previous_promoted = version.pk
         out.append(
             {
@@ -400,7 +382,7 @@ def flywheel_metrics(
     for entry in all_days:  # alpha's inputs: summed above, not shown
         del entry["agree"]
     queue = _queue(flt)
-    cycles = _cycles()
+    cycles_shown = cycles()
     return {
         "window": {
             "days": days,
@@ -413,9 +395,9 @@ def flywheel_metrics(
         "days": shown,
         "totals": totals,
         "queue": queue,
-        "cycles": cycles,
+        "cycles": cycles_shown,
         "training": _training(),
-        "health": health(totals=totals, last_week=last_week, queue=queue, cycles=cycles),
+        "health": health(totals=totals, last_week=last_week, queue=queue, cycles=cycles_shown),
     }
 
 

@@ -70,6 +70,10 @@ class ModelVersion(models.Model):
     promoted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Median seconds from ingest to `promoted_at` of the pairs this promotion first shipped,
+    # stored when it becomes current (registry.selectors.time_to_improvement): the dashboard
+    # then reads one row per model, never the memberships.
+    time_to_improvement_s = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -15,11 +15,13 @@ interaction nobody reacted to counts in the denominator).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import Levenshtein
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 
 from training.registry import clustered, route, sequential
 from training.registry.models import Experiment, ModelEvent, ModelVersion, MonitorAlert
@@ -27,20 +29,12 @@ from training.registry.models import Experiment, ModelEvent, ModelVersion, Monit
 # A higher rate of these is better; for every other metric a higher rate is worse.
 GOOD_KINDS = ("thumbs_up", "accepted", "copied")
 
+# One pass over the arm's interactions (the `(model, received_at)` index), each joined to
+# its feedback once: the edits whose distance the Python side measures come back in the
+# same statement, as one jsonb array, rather than from a second probe of every interaction.
 _ARM_SQL = """
-SELECT
-  count(*) AS n,
-  count(*) FILTER (WHERE f.accepted) AS accepted,
-  count(*) FILTER (WHERE f.edited) AS edited,
-  count(*) FILTER (WHERE f.regenerated) AS regenerated,
-  count(*) FILTER (WHERE f.thumbs_up) AS thumbs_up,
-  count(*) FILTER (WHERE f.thumbs_down) AS thumbs_down,
-  count(*) FILTER (WHERE f.thumbs_down OR f.regenerated) AS down_or_regen,
-  count(*) FILTER (WHERE f.corrected) AS corrected,
-  count(*) FILTER (WHERE f.copied) AS copied,
-  coalesce(sum(f.rating_n), 0) AS rating_n,
-  coalesce(sum(f.rating_sum), 0) AS rating_sum,
-  coalesce(sum(f.rating_sq), 0) AS rating_sq
+WITH w AS MATERIALIZED (
+SELECT i.id, i.response, f.*
 FROM curation_interaction i
 LEFT JOIN LATERAL (
   SELECT
@@ -53,23 +47,29 @@ LEFT JOIN LATERAL (
     bool_or(kind = 'thumbs_down') AS thumbs_down,
     count(rating) FILTER (WHERE kind = 'rating') AS rating_n,
     sum(rating) FILTER (WHERE kind = 'rating') AS rating_sum,
-    sum(rating * rating) FILTER (WHERE kind = 'rating') AS rating_sq
+    sum(rating * rating) FILTER (WHERE kind = 'rating') AS rating_sq,
+    array_agg(final_text)
+      FILTER (WHERE kind IN ('edited', 'corrected') AND final_text IS NOT NULL) AS final_texts
   FROM curation_feedback WHERE interaction_id = i.id
 ) f ON true
 WHERE i.model = %s AND i.received_at >= %s AND i.received_at < %s
-"""
-
-# The edits of the window, to measure how much each answer was changed.
-_EDITS_SQL = """
-SELECT i.id, i.response, f.final_text,
-  EXISTS (
-    SELECT 1 FROM curation_feedback g
-    WHERE g.interaction_id = i.id AND g.kind IN ('thumbs_down', 'regenerated')
-  ) AS already_bad
-FROM curation_interaction i
-JOIN curation_feedback f ON f.interaction_id = i.id
-WHERE i.model = %s AND i.received_at >= %s AND i.received_at < %s
-  AND f.kind IN ('edited', 'corrected') AND f.final_text IS NOT NULL
+)
+SELECT
+  count(*) AS n,
+  count(*) FILTER (WHERE accepted) AS accepted,
+  count(*) FILTER (WHERE edited) AS edited,
+  count(*) FILTER (WHERE regenerated) AS regenerated,
+  count(*) FILTER (WHERE thumbs_up) AS thumbs_up,
+  count(*) FILTER (WHERE thumbs_down) AS thumbs_down,
+  count(*) FILTER (WHERE thumbs_down OR regenerated) AS down_or_regen,
+  count(*) FILTER (WHERE corrected) AS corrected,
+  count(*) FILTER (WHERE copied) AS copied,
+  coalesce(sum(rating_n), 0) AS rating_n,
+  coalesce(sum(rating_sum), 0) AS rating_sum,
+  coalesce(sum(rating_sq), 0) AS rating_sq,
+  (SELECT jsonb_agg(jsonb_build_array(response, final_texts, thumbs_down OR regenerated))
+   FROM w WHERE final_texts IS NOT NULL) AS edits
+FROM w
 """
 
 
@@ -78,6 +78,46 @@ BASE_MODEL_NAME = "the base model"
 
 def current_model() -> ModelVersion | None:
     return ModelVersion.objects.filter(status=ModelVersion.Status.PROMOTED).first()
+
+
+_TIME_TO_IMPROVEMENT = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM %(at)s - g.ingested_at))
+FROM training_membership m JOIN training_goldpair g ON g.id = m.pair_id
+WHERE m.version_id = %(version)s AND m.split IN ('train', 'eval')
+  AND NOT EXISTS (SELECT 1 FROM training_membership p
+                  WHERE p.version_id = %(previous)s AND p.pair_id = m.pair_id
+                    AND p.split IN ('train', 'eval'))
+"""
+
+
+def time_to_improvement(*, version_id: int, previous_id: int | None, at: datetime):
+    """Median seconds from ingest to `at` over the pairs first shipped by this promotion:
+    in its version and not in the version of the promotion before. Reads the version's
+    memberships: the registry stores it once, at promotion (`time_to_improvement_s`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TIME_TO_IMPROVEMENT, {"at": at, "version": version_id, "previous": previous_id or 0}
+        )
+        value = cursor.fetchone()[0]
+    return float(value) if value is not None else None
+
+
+def time_to_improvement_of(model: ModelVersion) -> float | None:
+    """`time_to_improvement` of `model` made current at its `promoted_at`, against the
+    version of the gated model created before it that was last promoted (the dashboard's
+    cycles, in the order they were trained)."""
+    previous = (
+        ModelVersion.objects.filter(gate_passed__isnull=False, promoted_at__isnull=False)
+        .filter(
+            Q(created_at__lt=model.created_at) | Q(created_at=model.created_at, pk__lt=model.pk)
+        )
+        .order_by("-created_at", "-pk")
+        .values_list("dataset_version_id", flat=True)
+        .first()
+    )
+    return time_to_improvement(
+        version_id=model.dataset_version_id, previous_id=previous, at=model.promoted_at
+    )
 
 
 def models_trained_on(*, versions) -> list[ModelVersion]:
@@ -140,20 +180,19 @@ def arm_outcomes(*, serving_name: str, start: datetime, end: datetime) -> dict:
         cursor.execute(_ARM_SQL, [serving_name, start, end])
         columns = [c.name for c in cursor.description]
         counts = dict(zip(columns, cursor.fetchone(), strict=True))
-        cursor.execute(_EDITS_SQL, [serving_name, start, end])
-        edits = cursor.fetchall()
-    worst: dict[int, tuple[float, bool]] = {}
-    for pk, response, final_text, already_bad in edits:
-        distance = edit_distance(response, final_text)
-        if pk not in worst or distance > worst[pk][0]:
-            worst[pk] = (distance, already_bad)
-    heavy = [d for d, _ in worst.values() if d >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE]
+    # Django's psycopg adapter hands jsonb over as text.
+    edits = json.loads(counts.pop("edits") or "[]")
+    worst = [  # per interaction, its most changed edit
+        (max(edit_distance(response, text) for text in texts), already_bad)
+        for response, texts, already_bad in edits
+    ]
+    heavy = [d for d, _ in worst if d >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE]
     heavy_only = sum(
-        1 for d, bad in worst.values() if d >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE and not bad
+        1 for d, bad in worst if d >= settings.FLYWHEEL_HEAVY_EDIT_DISTANCE and not bad
     )
     counts = {k: (float(v) if k.startswith("rating_") else int(v)) for k, v in counts.items()}
     counts["heavy_edit"] = len(heavy)
-    counts["edit_distance_mean"] = sum(d for d, _ in worst.values()) / len(worst) if worst else None
+    counts["edit_distance_mean"] = sum(d for d, _ in worst) / len(worst) if worst else None
     counts["bad_outcome"] = counts.pop("down_or_regen") + heavy_only
     return counts
 

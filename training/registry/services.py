@@ -29,7 +29,11 @@ from training.errors import TrainingError
 from training.registry.gate import GateResult
 from training.registry.models import Experiment, ModelEvent, ModelVersion
 from training.registry.route import route_changed
-from training.registry.selectors import BASE_MODEL_NAME, current_model
+from training.registry.selectors import (
+    BASE_MODEL_NAME,
+    current_model,
+    time_to_improvement_of,
+)
 from training.webhooks import services as webhooks
 from training.webhooks.services import event_emit
 
@@ -333,7 +337,8 @@ def model_version_make_current(
     model.status = ModelVersion.Status.PROMOTED
     model.promoted_at = timezone.now()
     model.promoted_by = user
-    model.save(update_fields=["status", "promoted_at", "promoted_by"])
+    model.time_to_improvement_s = time_to_improvement_of(model)
+    model.save(update_fields=["status", "promoted_at", "promoted_by", "time_to_improvement_s"])
     model_event_record(
         model,
         action,
