@@ -19,6 +19,7 @@ from tests.support.explorer import candidate
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
 NUL = "reason with a NUL\x00 byte"
+BIG = "2147483648"
 HOSTILE = [
     "",
     " ",
@@ -159,6 +160,22 @@ def test_a_calibration_threshold_past_an_integer_is_refused(admin_client, thresh
     )
     assert response.status_code == 422
     assert CurationPolicy.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lag_days", "2147483648"), ("lag_days", "3651"), ("train_threshold", BIG)]
+)
+def test_a_dataset_lag_or_threshold_past_its_column_is_the_form_s_refusal(
+    admin_client, field, value
+):
+    from training.models import Dataset
+
+    fields = {"name": "hostile", "kind": "preference", "formats": ["dpo_standard"]}
+    fields |= {"lag_days": "1", "eval_fraction": "0.1", "near_dup_threshold": "0.9"}
+    response = admin_client.post("/datasets/", {**fields, "train_threshold": "10", field: value})
+    assert response.status_code == 422
+    assert "Ensure this value is less than or equal to" in response.content.decode()
+    assert not Dataset.objects.exists()
 
 
 def _state() -> list:
