@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("export_dir")]
 
 NUL = "reason with a NUL\x00 byte"
 BIG = "2147483648"
+SCORES = ["accuracy", "helpfulness", "safety"]
 HOSTILE = [
     "",
     " ",
@@ -176,6 +177,55 @@ def test_a_dataset_lag_or_threshold_past_its_column_is_the_form_s_refusal(
     assert response.status_code == 422
     assert "Ensure this value is less than or equal to" in response.content.decode()
     assert not Dataset.objects.exists()
+
+
+# What a number or date field must refuse itself: past bigint, or a day whose arithmetic
+# overflows. A field that takes them is listed with what refuses them further on.
+OUT_OF_RANGE = {
+    django_forms.IntegerField: ["9" * 30, "-" + "9" * 30],
+    django_forms.DateField: ["0001-01-01", "9999-12-31"],
+    django_forms.DateTimeField: ["0001-01-01T00:00", "9999-12-31T23:59"],
+}
+REFUSED_FURTHER_ON = {
+    ("QueueForm", "source"): "queue_choose looks it up: 422",
+    **{("DecisionForm", s): "not a score: review_submit asks for 1-5, 422" for s in SCORES},
+    # Stored as given (timestamptz holds years 1-9999) and compared, never added to.
+    ("QuarantineForm", "window_start"): "stored",
+    ("QuarantineForm", "window_end"): "stored",
+}
+
+
+def test_every_number_and_date_field_refuses_what_would_overflow():
+    """Model forms are left out: the model field's validators bound them (full_clean)."""
+    taken = set()
+    for form in project_forms():
+        if issubclass(form, django_forms.BaseModelForm):
+            continue
+        for name, field in form.base_fields.items():
+            hostile = next((v for k, v in OUT_OF_RANGE.items() if isinstance(field, k)), [])
+            if any(name not in form(data={name: value}).errors for value in hostile):
+                taken.add((form.__name__, name))
+    assert taken == set(REFUSED_FURTHER_ON)
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE[django_forms.IntegerField])
+def test_what_the_forms_take_is_refused_further_on(admin_client, admin, value):
+    from review.services import item_claim_next
+    from tests.support.review import make_items
+
+    make_items(1)
+    item = item_claim_next(user=admin)
+    scores = dict.fromkeys(SCORES, value)
+    submitted = admin_client.post(
+        f"/review/items/{item.pk}/submit/", {"decision": "approve", **scores}
+    )
+    queue = admin_client.post("/review/queue/", {"kind": "all", "source": value})
+    window = {"kind": "window", "reason": "r", "confirm": "1"}
+    first, last = OUT_OF_RANGE[django_forms.DateTimeField]
+    window |= {"window_start": first, "window_end": last}
+    quarantined = admin_client.post("/datasets/quarantines/", window)
+    assert (submitted.status_code, queue.status_code, quarantined.status_code) == (422, 422, 302)
+    assert "from 1 to 5" in submitted.content.decode()
 
 
 def _state() -> list:
