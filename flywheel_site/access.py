@@ -8,6 +8,8 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
+from flywheel_site import login
+
 ANNOTATOR = "annotator"
 CURATOR = "curator"
 ADMIN = "admin"
@@ -53,3 +55,17 @@ def role_required(role: str):
         return login_required(guarded)
 
     return decorate
+
+
+def recent_password_required(view):
+    """View decorator for an irreversible change: a POST asks for the password again when
+    the last proof of it is older than FLYWHEEL_REAUTH_MINUTES, as the Django admin and
+    django-rq do (flywheel_site.middleware), so an unattended session cannot make it."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if request.method == "POST" and not login.recently_authenticated(request.session):
+            return login.reauth_redirect(request.path)
+        return view(request, *args, **kwargs)
+
+    return guarded

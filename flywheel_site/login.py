@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.shortcuts import redirect
+from django.urls import reverse
 
 # Session keys: when this session logged in and last proved its password, and when it was
 # last seen (epoch seconds).
@@ -85,6 +88,11 @@ def recently_authenticated(session, *, now: float | None = None) -> bool:
     now = time.time() if now is None else now
     auth_at = session.get(AUTH_AT)
     return auth_at is not None and now - auth_at <= settings.FLYWHEEL_REAUTH_MINUTES * 60
+
+
+def reauth_redirect(target: str):
+    """To the password prompt, then back to `target` (a path on this site)."""
+    return redirect(f"{reverse('reauth')}?{urlencode({'next': target})}")
 
 
 def reauthenticated(session) -> None:

@@ -1,12 +1,11 @@
 from http import HTTPStatus
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
-from django.shortcuts import redirect
-from django.urls import Resolver404, resolve, reverse
+from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -200,7 +199,7 @@ class AdminOnlyMiddleware:
                         target = urlsplit(target).path
                     else:
                         target = request.path
-                    return redirect(f"{reverse('reauth')}?{urlencode({'next': target})}")
+                    return login.reauth_redirect(target)
         return self.get_response(request)
 
 

@@ -6,13 +6,20 @@ the same way. Command-line flags (bind, workers, log level) still win over these
   marked dead here, so its live gauges stop counting while its counters are kept.
 - FLYWHEEL_LOG_FORMAT=json: gunicorn's own messages go out as the app's JSON lines, and its
   access log (a text format of its own) is off; the app logs each request itself
-  (logger `flywheel.http`), with the route, status, duration and request id."""
+  (logger `flywheel.http`), with the route, status, duration and request id.
+- The Server header says "flywheel", not "gunicorn": gunicorn has no setting for it, and
+  naming the server software helps only whoever probes the app (issue 18, row 9)."""
 
 import os
+
+import gunicorn.http.wsgi
 
 _JSON = os.environ.get("FLYWHEEL_LOG_FORMAT", "text") == "json"
 
 accesslog = None if _JSON else "-"
+
+# Read by every response gunicorn writes; set here, in the master, before workers fork.
+gunicorn.http.wsgi.SERVER = "flywheel"
 
 if _JSON:
     logconfig_dict = {

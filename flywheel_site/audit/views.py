@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from flywheel_site.access import ADMIN, role_required
+from flywheel_site.access import ADMIN, recent_password_required, role_required
 from flywheel_site.audit.erasure import user_erase
 from flywheel_site.audit.forms import AuditLogForm, EraseForm
 from flywheel_site.audit.log import audit_log_page, log_csv, log_jsonl
@@ -22,6 +22,7 @@ EXPORTS = {
 
 
 @role_required(ADMIN)
+@recent_password_required
 @require_http_methods(["GET", "POST"])
 def erase(request: HttpRequest) -> HttpResponse:
     erasures = Erasure.objects.order_by("-created_at", "-pk")[:20]

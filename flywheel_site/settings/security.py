@@ -64,12 +64,15 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # User text (issue 18): answers and guidelines are rendered as Markdown
-# (flywheel_site/text_render.py) only while rendering stays cheap: longer texts, or texts with
-# more "[" or more markup characters than these, or nested (lists, quotes) deeper than the
-# last, are shown escaped, as written.
+# (flywheel_site/text_render.py) only while rendering stays cheap: longer texts (in characters
+# or lines), or texts with more "[" or more markup characters than these (or whose "[" make the
+# parser read more markup looking for their "]" than the label scan allows), or nested (lists,
+# quotes) deeper than the last, are shown escaped, as written.
 FLYWHEEL_MARKDOWN_MAX_CHARS = env_int("FLYWHEEL_MARKDOWN_MAX_CHARS", 100_000, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_LINES = env_int("FLYWHEEL_MARKDOWN_MAX_LINES", 500, minimum=0)
 FLYWHEEL_MARKDOWN_MAX_BRACKETS = env_int("FLYWHEEL_MARKDOWN_MAX_BRACKETS", 200, minimum=0)
 FLYWHEEL_MARKDOWN_MAX_MARKUP = env_int("FLYWHEEL_MARKDOWN_MAX_MARKUP", 3_000, minimum=0)
+FLYWHEEL_MARKDOWN_MAX_LABEL_SCAN = env_int("FLYWHEEL_MARKDOWN_MAX_LABEL_SCAN", 5_000, minimum=0)
 FLYWHEEL_MARKDOWN_MAX_NESTING = env_int("FLYWHEEL_MARKDOWN_MAX_NESTING", 40, minimum=2, maximum=100)
 # Hosts whose https images an answer may show; any other image is shown as its Markdown,
 # so opening an answer never makes a reviewer's browser fetch anything.

@@ -241,6 +241,7 @@ TOKEN_READS = {
     "/api/v1/metrics?source=other": (403, 200),
     "/metrics": (403, 200),  # Prometheus counts every source
     "/api/v1/route?key=user-1": (403, 403),  # no route scope
+    "/api/v1/datasets/support/versions/1": (403, 403),  # no export scope
     "/api/v1/datasets/support/versions/1/manifest.json": (403, 403),  # no export scope
 }
 

@@ -1,7 +1,12 @@
 """/api/ refuses an over-long URL or oversized headers with JSON, below gunicorn's limits
 whose answers are HTML (issue 18, row 9)."""
 
+import urllib.error
+import urllib.request
+
 import pytest
+
+from tests.support.gunicorn import gunicorn_served
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +42,22 @@ def test_the_limits_are_settings(api, settings):
 
 def test_pages_outside_the_api_keep_django_s_own_handling(client):
     assert client.get("/login/?next=" + "a" * 3000).status_code == 200
+
+
+def test_under_gunicorn_the_app_s_json_answers_come_first_and_name_no_server():
+    """As `make run` serves it: a 3,000-byte URL (past the app's 2,048, below gunicorn's
+    4,094-byte request line) and 9,000 bytes of headers get the app's JSON, and no answer
+    names gunicorn."""
+    answers = []
+    with gunicorn_served() as base:
+        for path, headers in [
+            ("/api/v1/metrics?source=" + "s" * 3000, {}),
+            ("/api/v1/metrics", {f"X-Pad-{i}": "p" * 1000 for i in range(9)}),
+        ]:
+            request = urllib.request.Request(base + path, headers=headers)  # noqa: S310
+            with pytest.raises(urllib.error.HTTPError) as raised:
+                urllib.request.urlopen(request, timeout=60)  # noqa: S310 (our own test server)
+            answers.append(raised.value)
+    assert [a.code for a in answers] == [414, 431]
+    assert {a.headers["Content-Type"] for a in answers} == {"application/json"}
+    assert [a.headers["Server"] for a in answers] == ["flywheel", "flywheel"]

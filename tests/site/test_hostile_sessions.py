@@ -1,6 +1,7 @@
-"""Sessions end when idle and after 12 hours, destructive admin actions ask for the password
-again, and login lockout is keyed on the real client behind a trusted proxy, with a
-per-address throttle for usernames that name nobody (issue 18, row 8)."""
+"""Sessions end when idle and after 12 hours, destructive admin actions (the Django admin,
+django-rq, erasing a user) ask for the password again, and login lockout is keyed on the
+real client behind a trusted proxy, with a per-address throttle for usernames that name
+nobody (issue 18, row 8)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -89,6 +90,22 @@ def test_emptying_a_queue_asks_for_the_password_when_the_log_in_is_old(client, s
         done = client.post("/django-rq/queues/0/empty/", {"post": "yes"})
     # django-rq's answer once it has emptied the queue: back to the queue's jobs.
     assert done.status_code == 302 and done["Location"] == "/django-rq/queues/0/"
+
+
+def test_erasing_a_user_asks_for_the_password_when_the_log_in_is_old(client, admin):
+    from flywheel_site.audit.models import Erasure
+
+    with at(0):
+        client.force_login(admin)
+        client.get("/audit/erase/")
+    with at(15):
+        asked = client.post("/audit/erase/", {"user_id": "carol"})
+        assert asked.status_code == 302 and asked["Location"] == "/reauth/?next=%2Faudit%2Ferase%2F"
+        assert not Erasure.objects.exists()
+        client.post("/reauth/", {"password": PASSWORD, "next": "/audit/erase/"})
+        done = client.post("/audit/erase/", {"user_id": "carol"})
+    assert done.status_code == 302 and done["Location"] == "/audit/erase/"
+    assert Erasure.objects.count() == 1
 
 
 def test_reauth_never_redirects_off_the_site(client, staff_admin):

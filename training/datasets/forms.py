@@ -14,10 +14,14 @@ class DatasetForm(forms.Form):
         initial=[ExportFormat.DPO_CONVERSATIONAL, ExportFormat.DPO_STANDARD],
         help_text="SFT datasets export the SFT format only.",
     )
-    lag_days = forms.IntegerField(min_value=0, initial=14, help_text="0 turns the lag off.")
+    # Bounded for the columns (integer) and the date arithmetic a lag goes into: past either,
+    # a 500 instead of the form's refusal (issue 18, row 5).
+    lag_days = forms.IntegerField(
+        min_value=0, max_value=3650, initial=14, help_text="0 turns the lag off."
+    )
     eval_fraction = forms.FloatField(min_value=0, max_value=0.99, initial=0.10)
     near_dup_threshold = forms.FloatField(min_value=0.01, max_value=1, initial=0.9)
-    train_threshold = forms.IntegerField(min_value=1, initial=5000)
+    train_threshold = forms.IntegerField(min_value=1, max_value=2**31 - 1, initial=5000)
 
     def clean_name(self):
         name = self.cleaned_data["name"]

@@ -105,6 +105,7 @@ def datasets(request):
             "quarantines": selectors.quarantines_recent(limit=10),
             "pending_gold": selectors.outcomes_pending_gold_count(),
         },
+        status=422 if form.errors else 200,
     )
 
 

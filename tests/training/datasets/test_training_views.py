@@ -115,7 +115,7 @@ def test_a_dataset_format_must_suit_its_kind(as_user, admin):
             "train_threshold": 100,
         },
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert not Dataset.objects.filter(name="bad").exists()
     expected = services.ERR_FORMAT_FOR_KIND.format(
         fmt="dpo_standard", kind="sft", allowed="sft_conversational"
