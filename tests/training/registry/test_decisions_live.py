@@ -105,7 +105,8 @@ def test_traffic_bypassing_the_route_is_non_compliance_and_changes_nothing(live_
 def test_dropping_the_canarys_keys_pauses_the_experiment(live_server, canary):
     experiment, raw = canary
     # Four in five of the canary's users never reach Flywheel: about 24 canary keys against
-    # 120 control keys, a chi-square far past FLYWHEEL_CANARY_SRM_P whatever the keys drawn.
+    # 120 control keys, a sequential p-value far below FLYWHEEL_CANARY_SRM_P whatever the
+    # keys drawn.
     simulate(live_server, raw, seed=15, bad_canary=0.6, drop_canary=0.8)
 
     verdict, experiment = decide(experiment)
