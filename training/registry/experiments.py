@@ -71,6 +71,7 @@ def _evidence(experiment: Experiment, keyed: dict) -> dict:
         },
         "difference": test.get("difference"),
         "interval": [test.get("low"), test.get("high")] if test else None,
+        "h0_low": test.get("h0_low"),
         "ni_high": test.get("ni_high"),
         "log_statistic": test.get("log_statistic"),
         "alpha": experiment.alpha,
@@ -416,7 +417,7 @@ def _holdback_check(*, held: Experiment, model: ModelVersion, now: datetime):
     )  # fmt: skip
     test = clustered.compare(holdback, current, alpha=held.alpha, tau=held.tau,
                              margin=held.margin, margin_kind=held.margin_kind)  # fmt: skip
-    if srm.mismatch or not test.low > 0:
+    if srm.mismatch or not test.h0_low > 0:
         return None
     evidence = {
         **test.as_dict(),

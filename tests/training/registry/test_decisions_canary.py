@@ -241,7 +241,7 @@ def test_the_monitor_compares_the_current_model_with_the_holdback(completed, adm
 
     assert alert is not None and alert.model == completed.canary
     assert "holdback" in alert.evidence["comparison"]
-    assert alert.evidence["low"] > 0
+    assert alert.evidence["low"] >= alert.evidence["h0_low"] > 0
     assert (alert.evidence["keys_control"], alert.evidence["keys_canary"]) == (50, 200)
     # The alert offers the rollback, as the baseline monitor's does.
     page = as_user(admin).get(f"/training/models/{completed.canary_id}/").content.decode()
