@@ -35,7 +35,6 @@ def test_the_page_shows_weighted_figures_a_chart_and_a_suggestion(curator, revie
     response = client_of(curator).get("/review/calibration/")
     assert response.status_code == 200
     html = response.content.decode()
-    open("/tmp/calib_page.html", "w").write(html)  # noqa: SIM115
     row = re.search(r'<tr id="calibration-quality">(.*?)</tr>', html, re.S).group(1)
     cells = re.findall(r'<td class="num(?: thin)?">(.*?)</td>', row, re.S)
     # n 24; precision 12 of 12 passed approved; recall 2*12 / (2*12 + 50*6) = 24 / 324.
@@ -45,6 +44,9 @@ def test_the_page_shows_weighted_figures_a_chart_and_a_suggestion(curator, revie
     assert row.count('<td class="num thin">') == 3 and "too few reviewed items" in row
     assert cells[2].startswith("100%") and cells[3] == "12"
     assert cells[4].startswith("7%") and cells[5] == "18"
+    # What population each figure describes and how many reviewed items it rests on.
+    populations = re.search(r'<p id="calibration-populations">(.*?)</p>', html, re.S).group(1)
+    assert populations.count("rests on") == 3
     # The chart: a canvas, its data as JSON, and the same bins as a table.
     assert 'id="calibration-chart-quality"' in html
     data = json.loads(
