@@ -30,7 +30,7 @@ with-replacement formula centred within strata understated it (recall covered 84
 random number of items each stratum receives is part of the variance here. The normal
 interval is clipped to [0, 1]. This replaced a Wilson interval over Kish's effective n,
 which covered recall 82-84% of the time at nominal 95% because the outcome is tied to the
-weight class (tests/test_decisions_calibration.py).
+weight class (tests/review/test_decisions_calibration.py).
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ FLYWHEEL_CANARY_MARGIN_KIND = env_choice("FLYWHEEL_CANARY_MARGIN_KIND", MARGIN_K
 # An interaction counts once its feedback window has closed (outcome horizon): late feedback
 # must not dilute recent traffic, which is mostly the canary's early on.
 FLYWHEEL_CANARY_FEEDBACK_WINDOW_S = env_int("FLYWHEEL_CANARY_FEEDBACK_WINDOW_S", 86400, minimum=0)
-# Sample-ratio mismatch: a chi-square p-value of the keys' split below this pauses decisions.
+# Sample-ratio mismatch: the sequential test's p-value of the keys' split below this pauses
+# decisions; a correct split is paused with at most this probability over all looks.
 FLYWHEEL_CANARY_SRM_P = env_float("FLYWHEEL_CANARY_SRM_P", 0.001, minimum=1e-12, maximum=0.5)
 # An edit that changes at least this share of the characters counts as a heavy edit.
 FLYWHEEL_HEAVY_EDIT_DISTANCE = env_float(

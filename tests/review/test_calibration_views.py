@@ -8,9 +8,12 @@ import pytest
 from django.test import Client
 
 from curation import policies
-from curation.models import CurationPolicy, SampleDraw
+from curation.actions import candidate_action_create
+from curation.models import Candidate, CurationPolicy, FilterDecision, SampleDraw
 from review import selectors
+from review.models import ReviewItem
 from review.rollups import review_metrics_rebuild
+from tests.support.review import make_items, review
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +36,6 @@ def test_the_page_shows_weighted_figures_a_chart_and_a_suggestion(curator, revie
     response = client_of(curator).get("/review/calibration/")
     assert response.status_code == 200
     html = response.content.decode()
-    open("/tmp/calib_page.html", "w").write(html)  # noqa: SIM115
     row = re.search(r'<tr id="calibration-quality">(.*?)</tr>', html, re.S).group(1)
     cells = re.findall(r'<td class="num(?: thin)?">(.*?)</td>', row, re.S)
     # n 24; precision 12 of 12 passed approved; recall 2*12 / (2*12 + 50*6) = 24 / 324.
@@ -43,6 +45,9 @@ def test_the_page_shows_weighted_figures_a_chart_and_a_suggestion(curator, revie
     assert row.count('<td class="num thin">') == 3 and "too few reviewed items" in row
     assert cells[2].startswith("100%") and cells[3] == "12"
     assert cells[4].startswith("7%") and cells[5] == "18"
+    # What population each figure describes and how many reviewed items it rests on.
+    populations = re.search(r'<p id="calibration-populations">(.*?)</p>', html, re.S).group(1)
+    assert populations.count("rests on") == 3
     # The chart: a canvas, its data as JSON, and the same bins as a table.
     assert 'id="calibration-chart-quality"' in html
     data = json.loads(
@@ -80,6 +85,35 @@ def test_an_item_the_policys_draw_did_not_pick_never_enters_the_estimates(review
 
     assert row["n"] == 23
     assert row["agreement"] == pytest.approx(322 / 622)
+
+
+def test_an_item_a_curator_sent_by_hand_never_enters_the_estimates(reviewed, curator, annotator):
+    # A rejection of the quality filter that the audit sample did not draw, sent to review
+    # through the candidates explorer and approved: weighted, it would stand for a whole
+    # stratum of rejections the filter got wrong.
+    (made,) = make_items(1)
+    ReviewItem.objects.filter(pk=made.pk).delete()
+    policy = policies.policy_current()
+    Candidate.objects.filter(pk=made.candidate_id).update(
+        policy=policy, status="failed", failed_filter="quality", quality=0.3
+    )
+    FilterDecision.objects.create(
+        candidate_id=made.candidate_id, policy=policy, filter="quality", passed=False,
+        score=0.3, reason="quality 0.3", scorer="flywheel.filters", scorer_version="1",
+    )  # fmt: skip
+    candidate_action_create(
+        user=curator, kind="queue", reason="looks fine to me", filters={"pk": made.candidate_id},
+        max_id=made.candidate_id, expected=1,
+    )  # fmt: skip
+    item = ReviewItem.objects.get(candidate_id=made.candidate_id)
+    review(item, annotator, "approve")
+    assert item.candidate.review_item.outcome.result == "approved"
+
+    (row,) = selectors.filter_agreement()
+
+    assert not SampleDraw.objects.filter(candidate_id=made.candidate_id).exists()
+    assert row["n"] == 24
+    assert row["agreement"] == pytest.approx(324 / 624)
 
 
 def test_a_suggestion_becomes_a_policy_version_with_who_and_why(curator, reviewed):

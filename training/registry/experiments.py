@@ -7,9 +7,10 @@ key and by intention to treat; selectors_canary.experiment_keyed):
   bound of the non-inferiority contrast lies below 0 (the canary is not worse beyond the
   margin, absolute or relative to the control, with confidence 1 - alpha): the canary
   becomes the current model and serves every key;
-- roll back: the interval of the difference lies above 0 (the canary is worse, with
-  confidence 1 - alpha), checked at every look once both arms have `burn_in` keys: the
-  canary is marked rolled back and the route answers the control only;
+- roll back: the difference's lower bound under H0 (`h0_low`: each arm's spread also taken
+  around the pooled rate) lies above 0 (the canary is worse, with confidence 1 - alpha),
+  checked at every look once both arms have `burn_in` keys: the canary is marked rolled
+  back and the route answers the control only;
 - paused: the keys' split does not match the share (sample-ratio mismatch): no automatic
   decision from then on; the page and the `experiment.paused` webhook say why, and an
   admin stops it or decides by hand;
@@ -71,6 +72,7 @@ def _evidence(experiment: Experiment, keyed: dict) -> dict:
         },
         "difference": test.get("difference"),
         "interval": [test.get("low"), test.get("high")] if test else None,
+        "h0_low": test.get("h0_low"),
         "ni_high": test.get("ni_high"),
         "log_statistic": test.get("log_statistic"),
         "alpha": experiment.alpha,
@@ -323,7 +325,8 @@ def experiment_decide(*, experiment: Experiment, user, reason: str, decision: st
 # Stays whole: the windows, the test and the alert are one decision read top to bottom.
 def monitor_check(*, now: datetime | None = None) -> MonitorAlert | None:
     """While a holdback runs (FLYWHEEL_HOLDBACK_SHARE of the keys on the previous model after
-    a completed canary), the current model against the holdback (`_holdback_check`).
+    a completed canary), the current model against the holdback (`_holdback_check`, the
+    canary's roll-back bound).
     Otherwise the current model's primary metric over the last FLYWHEEL_MONITOR_WINDOW_S against
     its own trailing baseline (since it became current, at most FLYWHEEL_MONITOR_BASELINE_S
     before the window). An alert when the recent rate is worse by more than the bound and
@@ -416,7 +419,7 @@ def _holdback_check(*, held: Experiment, model: ModelVersion, now: datetime):
     )  # fmt: skip
     test = clustered.compare(holdback, current, alpha=held.alpha, tau=held.tau,
                              margin=held.margin, margin_kind=held.margin_kind)  # fmt: skip
-    if srm.mismatch or not test.low > 0:
+    if srm.mismatch or not test.h0_low > 0:
         return None
     evidence = {
         **test.as_dict(),

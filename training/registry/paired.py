@@ -17,7 +17,7 @@ on at least `min_pairs` pairs. The method follows the shape of the per-pair scor
 
 The percentile bootstrap this replaced passed 5-6.5% of candidates whose true advantage
 equalled the margin at 50 pairs (nominal 2.5%), and passed "4 wins, 0 losses of 50" at
-margin 0.02; `tests/test_decisions_gate.py` shows both fixed.
+margin 0.02; `tests/training/registry/test_decisions_gate.py` shows both fixed.
 
 Several candidates gated on the same eval pairs are several looks at one sample: the gate
 spends its error across attempts (`attempt_alpha`), alpha_k = alpha * 6 / (pi^2 k^2), a
@@ -111,7 +111,8 @@ def tango_z(*, wins: int, losses: int, n: int, delta: float) -> float:
     q = (b + np.sqrt(np.maximum(b * b + 8 * n * c, 0.0))) / (4 * n)
     variance = n * (2 * q + delta - delta * delta)
     # Yates-style continuity correction of one half toward 0: without it the test passed
-    # up to 3.3% at nominal 2.5% when discordant pairs are rare (tests/test_decisions_gate.py).
+    # up to 3.3% at nominal 2.5% when discordant pairs are rare
+    # (tests/training/registry/test_decisions_gate.py).
     raw = wins - losses - n * delta
     numerator = np.sign(raw) * np.maximum(np.abs(raw) - 0.5, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):

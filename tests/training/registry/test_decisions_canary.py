@@ -230,7 +230,7 @@ def test_a_completed_canary_keeps_a_holdback_of_keys_on_the_previous_model(compl
     assert 0.17 < len(held) / len(answers) < 0.23
 
 
-def test_the_monitor_compares_the_current_model_with_the_holdback(completed):
+def test_the_monitor_compares_the_current_model_with_the_holdback(completed, admin, as_user):
     after = completed.ended_at + timedelta(minutes=5)
     serve(completed, arm="control", model="support-2", at=after, holdback=True,
           outcomes=["thumbs_down"] * 100 + [None] * 100)  # fmt: skip
@@ -241,8 +241,18 @@ def test_the_monitor_compares_the_current_model_with_the_holdback(completed):
 
     assert alert is not None and alert.model == completed.canary
     assert "holdback" in alert.evidence["comparison"]
-    assert alert.evidence["low"] > 0
+    assert alert.evidence["low"] >= alert.evidence["h0_low"] > 0
     assert (alert.evidence["keys_control"], alert.evidence["keys_canary"]) == (50, 200)
+    # The alert offers the rollback, as the baseline monitor's does.
+    page = as_user(admin).get(f"/training/models/{completed.canary_id}/").content.decode()
+    assert f"/training/alerts/{alert.pk}/rollback/" in page
+    response = as_user(admin).post(
+        f"/training/alerts/{alert.pk}/rollback/", {"reason": "worse than the holdback"}
+    )
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    completed.canary.refresh_from_db()
+    assert alert.closed_at is not None and completed.canary.status == "rolled_back"
 
 
 def test_an_equal_current_model_raises_no_holdback_alert(completed):

@@ -63,7 +63,7 @@ def decide(experiment) -> tuple[str, Experiment]:
     )
 
 
-def test_clustered_equal_arms_do_not_roll_back(live_server, canary):
+def test_clustered_equal_arms_do_not_roll_back(live_server, canary, admin, as_user):
     experiment, raw = canary
     simulate(live_server, raw, seed=11)
 
@@ -73,6 +73,9 @@ def test_clustered_equal_arms_do_not_roll_back(live_server, canary):
     evidence = experiment.last_evidence
     assert sum(evidence["keys"].values()) == USERS
     assert evidence["n"]["control"] + evidence["n"]["canary"] == USERS * PER_USER
+    assert evidence["h0_low"] <= evidence["interval"][0]
+    page = as_user(admin).get(f"/training/models/{experiment.canary_id}/").content.decode()
+    assert f"roll-back bound {evidence['h0_low']:.4f}" in page
 
 
 def test_a_clustered_worse_canary_rolls_back(live_server, canary):
@@ -105,7 +108,8 @@ def test_traffic_bypassing_the_route_is_non_compliance_and_changes_nothing(live_
 def test_dropping_the_canarys_keys_pauses_the_experiment(live_server, canary):
     experiment, raw = canary
     # Four in five of the canary's users never reach Flywheel: about 24 canary keys against
-    # 120 control keys, a chi-square far past FLYWHEEL_CANARY_SRM_P whatever the keys drawn.
+    # 120 control keys, a sequential p-value far below FLYWHEEL_CANARY_SRM_P whatever the
+    # keys drawn.
     simulate(live_server, raw, seed=15, bad_canary=0.6, drop_canary=0.8)
 
     verdict, experiment = decide(experiment)

@@ -6,6 +6,7 @@ Training tests are marked slow; each trains for a few dozen steps on a 115k-para
 """
 
 import shlex
+import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -261,6 +262,36 @@ def test_a_candidate_that_does_not_beat_the_current_model_is_rejected(
         ModelVersion.objects.filter(pk=current.pk).update(status="candidate")
         ModelVersion.objects.filter(pk=model.pk).update(
             status="promoted", promoted_at=timezone.now()
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("same_base", [True, False])
+def test_a_reward_metric_names_the_model_it_was_measured_against(
+    training_settings, admin, trained_adapter, tiny_base, tmp_path, same_base
+):
+    training_settings.FLYWHEEL_GATE_METRIC = "implicit_reward_accuracy"
+    training_settings.FLYWHEEL_TRAINING_STEPS = 2
+    approved_pairs(th.TOPICS[:40], seed=5)
+    dataset = services.dataset_create(name="support", user=admin, lag_days=0, eval_fraction=0.3)
+    version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    # Another base: the same weights under another path, which the gate must treat as another
+    # model (it cannot know they are equal).
+    base = tiny_base if same_base else shutil.copytree(tiny_base, tmp_path / "other-base")
+    current = registered(
+        version, status="promoted", adapter=str(trained_adapter), base_model=str(base)
+    )
+
+    runs.training_run_create(version=version, user=admin)
+    run_jobs("training")
+
+    record = ModelVersion.objects.exclude(pk=current.pk).get().metrics["gate"]
+    if same_base:
+        assert record["compared_with"] == gate.COMPARED_CURRENT.format(name=current.name)
+    else:
+        assert record["compared_with"] == gate.COMPARED_OWN_BASE.format(
+            base=tiny_base, name=current.name
         )
 
 
