@@ -21,7 +21,8 @@ def user_hash(user_id: str | None) -> str:
     if not user_id:
         return ""
     key = settings.FLYWHEEL_USER_HASH_KEY.encode()
-    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: the same HMAC-SHA256 as hmac.new(...).hexdigest(), in one C call.
+    return hmac.digest(key, user_id.encode(), "sha256").hex()
 
 
 def _dumps(value: Any) -> str:
@@ -70,21 +71,21 @@ class FeedbackRow:
     pii: str
 
 
-def _redact_messages(messages: list[dict]) -> tuple[list[dict], dict[str, int]]:
+def _redact_messages(messages: list) -> tuple[list[dict], dict[str, int]]:
     out, counts = [], {}
     for message in messages:
-        text, found = pii.redact(message["content"])
+        text, found = pii.redact(message.content)
         counts = pii.merge_counts(counts, found)
-        item = {"role": message["role"], "content": text}
-        if message.get("name"):
-            item["name"], found = pii.redact(message["name"])
+        item = {"role": message.role, "content": text}
+        if message.name:
+            item["name"], found = pii.redact(message.name)
             counts = pii.merge_counts(counts, found)
         out.append(item)
     return out, counts
 
 
 def prepare_interaction(item: InteractionIn, *, now: datetime) -> InteractionRow:
-    messages, found_messages = _redact_messages([m.model_dump() for m in item.messages])
+    messages, found_messages = _redact_messages(item.messages)
     response, found_response = pii.redact(item.response)
     metadata, found_metadata = pii.redact_json(item.metadata)
     usage = item.usage.model_dump(exclude_none=True) if item.usage else {}

@@ -167,6 +167,13 @@ def _check_text(value: str) -> str:
     return value
 
 
+def _storable_text(value: str) -> str:
+    # The two checks of a long text in one call: it runs for every message and response.
+    return _check_text(_storable(value))
+
+
+LongText = Annotated[str, AfterValidator(_storable_text), _NO_NUL]
+
 PLACEHOLDER_TEXT = (
     "holds no letter or digit: a placeholder such as '...' is not an edit; send the real text"
 )
@@ -292,10 +299,8 @@ class Strict(BaseModel):
 
 class Message(Strict):
     role: Literal["system", "user", "assistant", "tool"]
-    content: Text
+    content: LongText
     name: ShortStr | None = None
-
-    _content = field_validator("content")(_check_text)
 
 
 class Usage(Strict):
@@ -310,7 +315,7 @@ class InteractionIn(Strict):
     model: ShortStr = ""
     task_type: LabelStr = ""
     messages: list[Message] = Field(min_length=1)
-    response: Text
+    response: LongText
     usage: Usage | None = None
     latency_ms: Count | None = None
     user_id: UserId | None = Field(
@@ -320,7 +325,6 @@ class InteractionIn(Strict):
     segment: LabelStr = ""
     metadata: Metadata = Field(default_factory=dict)
 
-    _response = field_validator("response")(_check_text)
     _metadata = field_validator("metadata")(_check_metadata)
 
 
@@ -356,7 +360,7 @@ class FeedbackIn(Strict):
     interaction_event_id: EventId
     kind: Kind
     value: FeedbackValue = None
-    final_text: Text | None = Field(
+    final_text: LongText | None = Field(
         default=None, description="The user's version of the output (edited, corrected)."
     )
     occurred_at: Timestamp | None = None
@@ -364,11 +368,6 @@ class FeedbackIn(Strict):
     metadata: Metadata = Field(default_factory=dict)
 
     _metadata = field_validator("metadata")(_check_metadata)
-
-    @field_validator("final_text")
-    @classmethod
-    def _final_text(cls, value: str | None) -> str | None:
-        return None if value is None else _check_text(value)
 
     @model_validator(mode="after")
     def _kind_rules(self) -> "FeedbackIn":

@@ -2,9 +2,10 @@
 feedback that came first: curation.orphans).
 
 The hot path (batch ingest) prepares rows in Python (`curation.ingest_rows`);
-`curation.ingest_sql` streams them with COPY into a session-local staging table
-(a single row goes straight from VALUES), then writes each table with one
-INSERT ... SELECT ... ON CONFLICT DO NOTHING statement.
+`curation.ingest_sql` copies them straight into their tables, or, when an event was
+stored already, streams them with COPY into a session-local staging table and writes
+each table with one INSERT ... SELECT ... ON CONFLICT DO NOTHING statement (a single
+row goes straight from VALUES).
 Idempotency is held by the unique constraints, never by a read-then-write, so
 two clients sending the same batch at once both succeed and store it once.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 from rq import Retry
@@ -86,16 +87,15 @@ def rows_write(
     with transaction.atomic(), connection.cursor() as cursor:
         # Interactions stored earlier that this feedback links to (and may reopen):
         # their rollup facts change. New interactions are added whole at the end.
-        touched = []
-        if feedback and rollups_enabled():
-            touched = list(
-                _existing(
-                    cursor,
-                    "curation_interaction",
-                    source.pk,
-                    sorted({r.interaction_event_id for r in feedback}),
-                ).values()
+        stored = {}
+        if feedback and (rollups_enabled() or _copy_direct(interactions, feedback)):
+            stored = _existing(
+                cursor,
+                "curation_interaction",
+                source.pk,
+                sorted({r.interaction_event_id for r in feedback}),
             )
+        touched = list(stored.values()) if rollups_enabled() else []
         with interactions_rollup_delta(interaction_ids=touched):
             _rows_insert(
                 cursor,
@@ -104,6 +104,7 @@ def rows_write(
                 outcome=outcome,
                 interactions=interactions,
                 feedback=feedback,
+                stored=stored,
             )
         interactions_rollup_add(interaction_ids=outcome.interactions.values())
         outcome.existing_interactions = _existing(
@@ -123,6 +124,12 @@ def rows_write(
     return outcome
 
 
+def _copy_direct(interactions: list, feedback: list) -> bool:
+    # A single event goes from VALUES in one statement: the direct path's extra round
+    # trips (ids, savepoint) would cost it more than COPY saves.
+    return len(interactions) > 1 or len(feedback) > 1
+
+
 def _rows_insert(
     cursor,
     *,
@@ -131,8 +138,45 @@ def _rows_insert(
     outcome: WriteOutcome,
     interactions: list[InteractionRow],
     feedback: list[FeedbackRow],
+    stored: dict[str, int],
 ) -> None:
     params = {"source": source.pk, "now": now}
+    rows = (interactions, feedback)
+    if not (_copy_direct(*rows) and _rows_copy(cursor, outcome, params, rows, stored)):
+        _rows_upsert(cursor, outcome, params, rows)
+    if outcome.interactions:
+        outcome.to_curate.update(
+            feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
+        )
+    interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
+
+
+def _rows_copy(cursor, outcome: WriteOutcome, params: dict, rows: tuple, stored: dict) -> bool:
+    """The direct path (`ingest_sql.rows_copy`) in a savepoint. False, with nothing
+    written, when an event was stored already."""
+    interactions, feedback = rows
+    try:
+        with transaction.atomic():
+            created, linked = ingest_sql.rows_copy(
+                cursor,
+                source_id=params["source"],
+                now=params["now"],
+                interactions=interactions,
+                feedback=feedback,
+                stored=stored,
+            )
+    except IntegrityError:
+        return False
+    outcome.interactions = created
+    outcome.to_curate.update(created.values())
+    for event_id, (pk, interaction_id) in linked.items():
+        _feedback_created(outcome, event_id, pk, interaction_id)
+    return True
+
+
+def _rows_upsert(cursor, outcome: WriteOutcome, params: dict, rows: tuple) -> None:
+    """The staging path: ON CONFLICT DO NOTHING sorts out events stored already."""
+    interactions, feedback = rows
     if interactions:
         ingest_sql.rows_insert(cursor, interactions, ingest_sql.INTERACTION_WRITE, params)
         outcome.interactions = {event_id: pk for pk, event_id in cursor.fetchall()}
@@ -140,15 +184,14 @@ def _rows_insert(
     if feedback:
         ingest_sql.rows_insert(cursor, feedback, ingest_sql.FEEDBACK_WRITE, params)
         for pk, event_id, interaction_id in cursor.fetchall():
-            outcome.feedback[event_id] = pk
-            outcome.linked_feedback[event_id] = interaction_id is not None
-            if interaction_id is not None:
-                outcome.to_curate.add(interaction_id)
-    if outcome.interactions:
-        outcome.to_curate.update(
-            feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
-        )
-    interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
+            _feedback_created(outcome, event_id, pk, interaction_id)
+
+
+def _feedback_created(outcome: WriteOutcome, event_id: str, pk: int, interaction_id) -> None:
+    outcome.feedback[event_id] = pk
+    outcome.linked_feedback[event_id] = interaction_id is not None
+    if interaction_id is not None:
+        outcome.to_curate.add(interaction_id)
 
 
 def curation_enqueue(*, interaction_ids) -> None:

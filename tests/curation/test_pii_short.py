@@ -1,0 +1,60 @@
+"""The scanner's shortcut for short strings (metadata values, names, ids) finds exactly
+what the full scan finds: the same string padded with spaces past any shortcut's length
+limit goes through the full scan, and spaces before a string change no verdict."""
+
+import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curation.pii import find_pii
+
+PAD = 2000  # well past the length below which the shortcut applies
+
+# Characters every kind of match is built from, and the separators and letters around them.
+_ALPHABET = "0123456789 .-/()+:@abcdefxyzABCDEFGBWESTv"
+_PIECES = st.sampled_from(
+    [
+        "4111 1111 1111 1111",
+        "123-45-6789",
+        "+1 650 253 0000",
+        "(415) 555-2671",
+        "10.1.2.3",
+        "2001:db8::8a2e:370:7334",
+        "GB82 WEST 1234 5698 7654 32",
+        "anna@example.com",
+        "v1.2.3.4",
+    ]
+)
+_SHORT_TEXT = st.lists(
+    st.one_of(st.text(alphabet=_ALPHABET, max_size=24), _PIECES), max_size=6
+).map("".join)
+
+
+def _full_scan(text: str) -> list[tuple[str, int, int]]:
+    return [(m.kind, m.start - PAD, m.end - PAD) for m in find_pii(" " * PAD + text)]
+
+
+def _scan(text: str) -> list[tuple[str, int, int]]:
+    return [(m.kind, m.start, m.end) for m in find_pii(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SHORT_TEXT)
+def test_a_short_string_gets_the_full_scans_verdict(text):
+    assert _scan(text) == _full_scan(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.uuids(), st.booleans(), st.integers(min_value=0, max_value=2**128 - 1))
+def test_a_uuid_is_never_pii_in_either_scan(value, upper, digits_only):
+    text = str(value).upper() if upper else str(value)
+    numeric = str(uuid.UUID(int=int(str(digits_only).zfill(32)[-32:], 16)))
+    for candidate in (text, numeric):
+        assert _scan(candidate) == _full_scan(candidate) == []
+
+
+def test_short_strings_with_pii_are_still_found():
+    assert [m.kind for m in find_pii("call +1 650 253 0000")] == ["phone"]
+    assert [m.kind for m in find_pii("a@b.io")] == ["email"]
+    assert find_pii("4.2.1") == find_pii("tenant-113") == []
