@@ -114,7 +114,9 @@ def onnx_model_export(
     try:
         fp32 = work / "model.fp32.onnx"
         _torch_export(model, tokenizer, fp32)
-        quantize_dynamic(str(fp32), str(work / MODEL_FILE), weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(fp32), str(work / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True
+        )
         fp32.unlink()
         tokenizer.save_pretrained(str(work / TOKENIZER_DIR))
         meta = {"labels": list(labels), "max_length": max_length, "versions": _versions()}
