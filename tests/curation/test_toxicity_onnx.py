@@ -152,7 +152,7 @@ def test_an_unknown_runtime_setting_stops_the_process_at_start():
 @pytest.mark.django_db
 @pytest.mark.parametrize(("runtime", "recorded"), [("torch", "torch"), ("onnx", "onnx-int8")])
 def test_every_toxicity_decision_records_its_runtime(
-    settings, toxicity_model, tmp_path_factory, runtime, recorded
+    settings, toxicity_model, tmp_path_factory, as_user, curator, runtime, recorded
 ):
     settings.FLYWHEEL_TOXICITY_RUNTIME = runtime
     settings.FLYWHEEL_TOXICITY_ONNX_CACHE_DIR = tmp_path_factory.getbasetemp() / "onnx-agreement"
@@ -168,3 +168,5 @@ def test_every_toxicity_decision_records_its_runtime(
     assert [(row.passed, row.runtime) for row in rows] == [(False, recorded), (True, recorded)]
     rules = FilterDecision.objects.exclude(filter="toxicity")
     assert set(rules.values_list("runtime", flat=True)) == {""}
+    page = as_user(curator).get(f"/curation/candidates/{rows[0].candidate_id}/")
+    assert f"({recorded})" in page.content.decode()
