@@ -181,6 +181,7 @@ def _toxicity_results(
     caller holds the candidates rather than pass them unscored."""
     config = toxicity_config()
     scorer = get_scorer(config)
+    made_by = {"scorer": scorer.name, "scorer_version": scorer.version, "runtime": scorer.runtime}
     results = {}
     to_score = [c for c in candidates if c.chosen]
     for c in candidates:
@@ -191,8 +192,7 @@ def _toxicity_results(
                 None,
                 NO_TEXT_SKIP,
                 {"skipped": True},
-                scorer=scorer.name,
-                scorer_version=scorer.version,
+                **made_by,
             )
     if to_score:
         # One call for the whole chunk: the scorer sorts it by length and then
@@ -211,8 +211,7 @@ def _toxicity_results(
                 score,
                 reason,
                 {"scores": {k: round(v, 6) for k, v in label_scores.items()}},
-                scorer=scorer.name,
-                scorer_version=scorer.version,
+                **made_by,
             )
     return results
 
@@ -242,12 +241,12 @@ WHERE c.id = v.id
 _WRITE_DECISIONS = """
 INSERT INTO curation_filterdecision
     (candidate_id, policy_id, filter, passed, score, reason, details, scorer, scorer_version,
-     created_at)
+     runtime, created_at)
 SELECT candidate_id, %s, filter, passed, score, reason, coalesce(details, '{}'), scorer,
-       scorer_version, %s
+       scorer_version, runtime, %s
 FROM jsonb_to_recordset(%s::jsonb) AS r(
     candidate_id bigint, filter text, passed boolean, score float8, reason text,
-    details jsonb, scorer text, scorer_version text)
+    details jsonb, scorer text, scorer_version text, runtime text)
 ON CONFLICT (candidate_id, policy_id, filter) DO NOTHING
 """
 
@@ -469,6 +468,7 @@ def _outcome_record(
                     "details": r.details,
                     "scorer": r.scorer,
                     "scorer_version": r.scorer_version,
+                    "runtime": r.runtime,
                 }
             )
         failed = next((r for r in results if not r.passed), None)

@@ -124,6 +124,8 @@ class FilterResult:
     details: dict[str, Any] = field(default_factory=dict)
     scorer: str = SCORER_NAME
     scorer_version: str = SCORER_VERSION
+    # What ran a model filter's model ("torch", "onnx-int8"); empty for rules.
+    runtime: str = ""
 
 
 @dataclass(frozen=True)

@@ -118,4 +118,6 @@ def toxicity_config() -> ToxicityConfig:
         config_dir=settings.FLYWHEEL_TOXICITY_CONFIG_DIR,
         allow_fallback=settings.FLYWHEEL_TOXICITY_ALLOW_FALLBACK,
         batch_size=settings.FLYWHEEL_TOXICITY_BATCH_SIZE,
+        runtime=settings.FLYWHEEL_TOXICITY_RUNTIME,
+        onnx_cache_dir=str(settings.FLYWHEEL_TOXICITY_ONNX_CACHE_DIR),
     )

@@ -17,11 +17,17 @@ import hashlib
 import importlib.metadata
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from curation import onnx_runtime
+
 DETOXIFY_MODELS = ("original", "unbiased", "multilingual")
+# torch: the checkpoint as trained (fp32). onnx: exported once to ONNX with int8 weights and
+# run by ONNX Runtime (curation/onnx_runtime.py): several times faster, scores differ slightly.
+TOXICITY_RUNTIMES = ("torch", "onnx")
 
 TOXICITY_UNAVAILABLE = "toxicity model could not be loaded; candidates are held until it can"
 TOXICITY_SCORING_FAILED = "toxicity scorer returned an unusable result; candidates are held"
@@ -33,6 +39,8 @@ NO_CHECKPOINT = (
     "Detoxify's weights are never downloaded"
 )
 UNKNOWN_MODEL = "toxicity model must be one of: original, unbiased, multilingual"
+UNKNOWN_RUNTIME = "toxicity runtime must be one of: torch, onnx"
+NO_ONNX_CACHE = "the onnx toxicity runtime needs a cache directory for its exported model"
 BAD_BATCH_SIZE = "toxicity batch size must be a positive integer"
 BAD_THRESHOLD = "toxicity threshold must be between 0 and 1"
 MISSING_TOXICITY_SCORE = "scores have no finite 'toxicity' value"
@@ -56,11 +64,17 @@ class ToxicityConfig:
     allow_fallback: bool = False
     device: str = "cpu"
     batch_size: int = 32
+    runtime: str = "torch"
+    onnx_cache_dir: str = ""
 
     def __post_init__(self) -> None:
         # Fail when settings are read, not on the first batch in a worker hours later.
         if self.model not in DETOXIFY_MODELS:
             raise ValueError(f"{UNKNOWN_MODEL} (got {self.model!r})")
+        if self.runtime not in TOXICITY_RUNTIMES:
+            raise ValueError(f"{UNKNOWN_RUNTIME} (got {self.runtime!r})")
+        if self.runtime == "onnx" and not self.onnx_cache_dir:
+            raise ValueError(NO_ONNX_CACHE)
         if (
             isinstance(self.batch_size, bool)
             or not isinstance(self.batch_size, int)
@@ -74,6 +88,8 @@ class Scorer(Protocol):
     name: str
     version: str
     labels: tuple[str, ...]
+    # What ran the model ("torch", "onnx-int8", ...): recorded on every decision it scores.
+    runtime: str
 
     def score_batch(self, texts: list[str]) -> list[dict[str, float]]:
         """Label -> probability in [0, 1] per text, in input order; always has "toxicity"."""
@@ -152,6 +168,38 @@ def _checked(results: list[dict[str, float]], expected: int) -> list[dict[str, f
     return results
 
 
+def _score_sorted(
+    texts: list[str],
+    *,
+    batch_size: int,
+    labels: tuple[str, ...],
+    probabilities: Callable[[list[str]], list[list[float]]],
+) -> list[dict[str, float]]:
+    _check_texts(texts)
+    results: list[dict[str, float] | None] = [None] * len(texts)
+    # Sorting by length keeps padding (wasted compute) small inside each batch; the
+    # attention mask makes padded and unpadded results equal, so order is restored after.
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        rows = probabilities([texts[index] for index in indices])
+        for index, row in zip(indices, rows, strict=True):
+            results[index] = dict(zip(labels, row, strict=True))
+    return _checked([scores for scores in results if scores is not None], len(texts))
+
+
+def _checkpoint_path(config: ToxicityConfig) -> Path:
+    # Decided before Detoxify is called: given no checkpoint it downloads one from
+    # GitHub, and nothing here may reach for the network (an offline worker or test
+    # would wait on DNS, then fail anyway).
+    if not config.checkpoint:
+        raise FileNotFoundError(NO_CHECKPOINT)
+    checkpoint = Path(config.checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"toxicity checkpoint not found: {checkpoint}")
+    return checkpoint
+
+
 class DetoxifyScorer:
     """Detoxify's model and tokenizer, run in length-sorted batches with explicit truncation.
 
@@ -160,15 +208,10 @@ class DetoxifyScorer:
     tokenizer saved without it, so a long text would overflow the position embeddings.
     """
 
-    def __init__(self, config: ToxicityConfig) -> None:
-        # Decided before Detoxify is called: given no checkpoint it downloads one from
-        # GitHub, and nothing here may reach for the network (an offline worker or test
-        # would wait on DNS, then fail anyway).
-        if not config.checkpoint:
-            raise FileNotFoundError(NO_CHECKPOINT)
-        checkpoint = Path(config.checkpoint)
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"toxicity checkpoint not found: {checkpoint}")
+    runtime = "torch"
+
+    def __init__(self, config: ToxicityConfig, *, checkpoint_sha256: str = "") -> None:
+        checkpoint = _checkpoint_path(config)
         # Imported here, not at module level: the web process never pays for torch, and a
         # broken install surfaces as a load failure that the fallback rules handle.
         from detoxify import Detoxify
@@ -189,7 +232,7 @@ class DetoxifyScorer:
             raise ValueError(f"checkpoint has no toxicity class (classes: {self.labels})")
         self.max_length = self._max_length()
         self.name = f"detoxify-{config.model}"
-        self.version = _file_sha256(checkpoint)[:12]
+        self.version = (checkpoint_sha256 or _file_sha256(checkpoint))[:12]
 
     def _max_length(self) -> int:
         limits = [int(self.tokenizer.model_max_length)]
@@ -202,28 +245,63 @@ class DetoxifyScorer:
             limits.append(int(positions))
         return min(limits)
 
+    def _probabilities(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
+        inputs = onnx_runtime.encode(
+            self.tokenizer, texts, max_length=self.max_length, tensors="pt"
+        ).to(self.device)
+        return torch.sigmoid(self.model(**inputs).logits).float().cpu().tolist()
+
     def score_batch(self, texts: list[str]) -> list[dict[str, float]]:
         import torch
 
-        _check_texts(texts)
-        results: list[dict[str, float] | None] = [None] * len(texts)
-        # Sorting by length keeps padding (wasted compute) small inside each batch; the
-        # attention mask makes padded and unpadded results equal, so order is restored after.
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                indices = order[start : start + self.batch_size]
-                inputs = self.tokenizer(
-                    [texts[index] for index in indices],
-                    return_tensors="pt",
-                    truncation=True,
-                    max_length=self.max_length,
-                    padding=True,
-                ).to(self.device)
-                probabilities = torch.sigmoid(self.model(**inputs).logits).float().cpu().tolist()
-                for index, row in zip(indices, probabilities, strict=True):
-                    results[index] = dict(zip(self.labels, row, strict=True))
-        return _checked([scores for scores in results if scores is not None], len(texts))
+            return _score_sorted(
+                texts,
+                batch_size=self.batch_size,
+                labels=self.labels,
+                probabilities=self._probabilities,
+            )
+
+
+class OnnxDetoxifyScorer:
+    """The same Detoxify checkpoint exported to ONNX with int8 weights (curation/onnx_runtime.py),
+    exported on first use and cached under a key of the checkpoint's sha256 and its config."""
+
+    runtime = onnx_runtime.RUNTIME_LABEL
+
+    def __init__(self, config: ToxicityConfig) -> None:
+        checkpoint = _checkpoint_path(config)
+        sha256 = _file_sha256(checkpoint)
+        key = onnx_runtime.cache_key(
+            checkpoint_sha256=sha256, model=config.model, config_dir=config.config_dir
+        )
+        self.entry = Path(config.onnx_cache_dir) / key
+        # True when this load exported the model, False when it found the export cached.
+        self.exported = not (self.entry / onnx_runtime.META_FILE).is_file()
+        if self.exported:
+            source = DetoxifyScorer(config, checkpoint_sha256=sha256)
+            onnx_runtime.onnx_model_export(
+                model=source.model,
+                tokenizer=source.tokenizer,
+                labels=source.labels,
+                max_length=source.max_length,
+                entry=self.entry,
+            )
+        self.model = onnx_runtime.OnnxModel(self.entry)
+        self.labels = self.model.labels
+        self.batch_size = config.batch_size
+        self.name = f"detoxify-{config.model}"
+        self.version = sha256[:12]
+
+    def score_batch(self, texts: list[str]) -> list[dict[str, float]]:
+        return _score_sorted(
+            texts,
+            batch_size=self.batch_size,
+            labels=self.labels,
+            probabilities=self.model.probabilities,
+        )
 
 
 class ProfanityCheckScorer:
@@ -234,6 +312,7 @@ class ProfanityCheckScorer:
     """
 
     labels: tuple[str, ...] = ("toxicity",)
+    runtime = "scikit-learn"
 
     def __init__(self) -> None:
         from profanity_check import predict_prob
@@ -281,7 +360,9 @@ def get_scorer(config: ToxicityConfig) -> Scorer:
         if scorer is not None:
             return scorer
         try:
-            scorer = DetoxifyScorer(config)
+            scorer = (
+                OnnxDetoxifyScorer(config) if config.runtime == "onnx" else DetoxifyScorer(config)
+            )
         except Exception as error:  # any load failure (network, file, format) means the same
             cause = _describe(error)
             if not config.allow_fallback:

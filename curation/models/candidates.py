@@ -169,6 +169,9 @@ class FilterDecision(models.Model):
     details = models.JSONField(default=dict, blank=True)
     scorer = models.CharField(max_length=100)
     scorer_version = models.CharField(max_length=100)
+    # What ran the scorer's model (toxicity: "torch" or "onnx-int8", whose scores differ
+    # slightly); empty for rule-based filters.
+    runtime = models.CharField(max_length=20, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

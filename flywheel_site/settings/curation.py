@@ -1,8 +1,10 @@
 """Curation: jobs and their chunks, the sweeper, bulk actions on candidates, toxicity."""
 
+from pathlib import Path
+
 from curation import toxicity
 from flywheel_site.env import env_bool, env_choice, env_float, env_int, env_str
-from flywheel_site.settings.base import SECRET_KEY
+from flywheel_site.settings.base import BASE_DIR, SECRET_KEY
 
 FLYWHEEL_SAMPLING_KEY = env_str("FLYWHEEL_SAMPLING_KEY", "") or SECRET_KEY
 FLYWHEEL_CURATION_CHUNK = env_int("FLYWHEEL_CURATION_CHUNK", 200, minimum=1)
@@ -24,6 +26,14 @@ FLYWHEEL_TOXICITY_CHECKPOINT = env_str("FLYWHEEL_TOXICITY_CHECKPOINT", "")
 FLYWHEEL_TOXICITY_CONFIG_DIR = env_str("FLYWHEEL_TOXICITY_CONFIG_DIR", "")
 FLYWHEEL_TOXICITY_ALLOW_FALLBACK = env_bool("FLYWHEEL_TOXICITY_ALLOW_FALLBACK", False)
 FLYWHEEL_TOXICITY_BATCH_SIZE = env_int("FLYWHEEL_TOXICITY_BATCH_SIZE", 32, minimum=1)
+# torch (fp32, as trained) or onnx (exported once to int8 ONNX, cached under
+# FLYWHEEL_TOXICITY_ONNX_CACHE_DIR by the checkpoint's sha256: faster, scores differ slightly).
+FLYWHEEL_TOXICITY_RUNTIME = env_choice(
+    "FLYWHEEL_TOXICITY_RUNTIME", toxicity.TOXICITY_RUNTIMES, "torch"
+)
+FLYWHEEL_TOXICITY_ONNX_CACHE_DIR = Path(
+    env_str("FLYWHEEL_TOXICITY_ONNX_CACHE_DIR", "") or BASE_DIR / ".run" / "onnx"
+)
 
 # The optional LLM judge (curation/judge.py): an OpenAI-compatible chat completions
 # endpoint (base URL, e.g. http://127.0.0.1:8000/v1). Unset, a policy that enables the
