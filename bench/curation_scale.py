@@ -72,9 +72,17 @@ SELECT i.id, 'preference', i.messages, 'filler answer ' || i.id, 'filler', '[]',
     '', i.received_at, i.received_at, '{}', '', ''
 FROM curation_interaction i WHERE i.event_id LIKE 'fill-%%'
 """
+# Each filler candidate listed under its keys as `candidates.dedup_keys_claim` would
+# (the exact key's first 64 bits with the top one flipped, and the bands). Filler keys
+# are random 64-bit values, so one row per key; a collision keeps the first listing.
 _FILL_CLAIMS = """
-INSERT INTO curation_dedupclaim (key)
-SELECT DISTINCT unnest(lsh_bands) FROM curation_candidate ON CONFLICT DO NOTHING
+INSERT INTO curation_dedupclaim (key, candidate_ids)
+SELECT k.key, ARRAY[c.id] FROM curation_candidate c, LATERAL (
+    SELECT unnest(c.lsh_bands) AS key
+    UNION ALL
+    SELECT (('x' || left(c.exact_key, 16))::bit(64) # x'8000000000000000')::bigint
+) AS k
+ON CONFLICT DO NOTHING
 """
 
 

@@ -131,21 +131,42 @@ def dedup_keys(candidate: Candidate) -> list[int]:
 
 
 # Locks the claim rows in one key order for every writer, so two chunks never lock
-# crosswise. `WHERE FALSE`: an existing row is locked, not rewritten (no dead tuple).
+# crosswise, and adds the chunk's candidates to their keys. `WHERE NOT ... <@`: a key
+# that already lists them (a re-curation) is locked, not rewritten (no dead tuple).
 _CLAIM = """
-INSERT INTO curation_dedupclaim (key)
-SELECT key FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
-ON CONFLICT (key) DO UPDATE SET key = excluded.key WHERE FALSE
+INSERT INTO curation_dedupclaim (key, candidate_ids)
+SELECT key, array_agg(id ORDER BY id) FROM unnest(%s::bigint[], %s::bigint[]) AS k(key, id)
+GROUP BY key ORDER BY key
+ON CONFLICT (key) DO UPDATE SET candidate_ids = ARRAY(
+    SELECT DISTINCT unnest(curation_dedupclaim.candidate_ids || excluded.candidate_ids)
+    ORDER BY 1
+)
+WHERE NOT excluded.candidate_ids <@ curation_dedupclaim.candidate_ids
 """
 
 
 def dedup_keys_claim(candidates: Sequence[Candidate]) -> None:
-    """Lock the dedup keys of `candidates` until the transaction ends. A transaction
-    that holds a key has committed before another that shares it reads its earlier
-    candidates: whichever worker writes second sees the first one's candidates and
-    their verdicts, so a duplicate is found across workers as within one. Call before
-    inserting or reading candidates."""
-    keys = sorted({key for c in candidates for key in dedup_keys(c)})
-    if keys:
+    """Lock the dedup keys of `candidates` until the transaction ends, and list the
+    candidates under their keys. A transaction that holds a key has committed before
+    another that shares it reads the key's candidates: whichever worker writes second
+    sees the first one's candidates and their verdicts, so a duplicate is found across
+    workers as within one. Call after inserting the candidates, before reading earlier
+    ones (`dedup_matches`)."""
+    pairs = sorted({(key, c.pk) for c in candidates for key in dedup_keys(c)})
+    if pairs:
+        keys, ids = (list(column) for column in zip(*pairs, strict=True))
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM, [keys])
+            cursor.execute(_CLAIM, [keys, ids])
+
+
+def dedup_matches(keys: Sequence[int]) -> set[int]:
+    """The ids of every candidate listed under any of `keys`: one primary-key probe per
+    key, whatever the number of candidates."""
+    if not keys:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT unnest(candidate_ids) FROM curation_dedupclaim WHERE key = ANY(%s)",
+            [sorted(set(keys))],
+        )
+        return {row[0] for row in cursor.fetchall()}

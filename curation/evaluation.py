@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from curation import dedup, filter_rules, filters, judge
-from curation.candidates import dedup_keys_claim, signatures_set
+from curation.candidates import dedup_keys, dedup_keys_claim, dedup_matches, signatures_set
 from curation.models import Candidate, CurationPolicy
 from curation.policies import toxicity_config
 from curation.toxicity import ToxicityUnavailable, get_scorer, toxicity_decision
@@ -48,11 +48,10 @@ def _filter_input(candidate: Candidate, toxicity: float | None = None) -> filter
     )
 
 
-_NEAR_READ = (
-    "SELECT id, kind, status, minhash, lsh_bands FROM curation_candidate "
-    "WHERE kind = ANY(%s) AND lsh_bands && %s::bigint[]"
+_EARLIER_READ = (
+    "SELECT id, kind, status, exact_key, minhash, lsh_bands FROM curation_candidate "
+    "WHERE id = ANY(%s) AND kind = ANY(%s) AND id < %s"
 )
-_NEAR_READ_BOUND = " AND id < %s"
 
 
 class _EarlierCandidates:
@@ -76,46 +75,26 @@ class _EarlierCandidates:
         self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.by_band: dict[tuple[str, int], list[int]] = defaultdict(list)
         self.minhash: dict[int, bytes] = {}
-        if not candidates:
+        if not candidates or not (exact or near):
             return
-        earlier = Candidate.objects.filter(kind__in={c.kind for c in candidates}).order_by("pk")
-        if not by_commit:
-            earlier = earlier.filter(pk__lt=max(c.pk for c in candidates))
-        if exact:
-            keys = {c.exact_key for c in candidates}
-            for pk, kind, key, status in earlier.filter(exact_key__in=keys).values_list(
-                "pk", "kind", "exact_key", "status"
-            ):
-                self.by_key[(kind, key)].append(pk)
-                self.status[pk] = status
-        if near:
-            self._near_read(candidates, bound=None if by_commit else max(c.pk for c in candidates))
-
-    def _near_read(self, candidates: Sequence[Candidate], *, bound: int | None) -> None:
-        """The candidates sharing an LSH band with any of `candidates`: one overlap test per
-        candidate's own bands, in one statement. Given a chunk's ~4,000 bands at once,
-        PostgreSQL estimates that every row matches and scans the table, testing each row
-        against all of them (18 s a chunk at 200,000 candidates, bench/RESULTS.md); with
-        21 it probes the GIN index."""
-        one = _NEAR_READ + ("" if bound is None else _NEAR_READ_BOUND)
-        groups = [c.lsh_bands for c in candidates if c.lsh_bands]
-        if not groups:
-            return
-        params: list = []
-        for bands in groups:
-            params += [sorted({c.kind for c in candidates}), list(bands)]
-            if bound is not None:
-                params.append(bound)
+        # The candidates listed under the chunk's keys (an exact key's prefix, the LSH
+        # bands) are all it can match: read by key from the claim table, not by a scan
+        # or an array-overlap search of the candidates (whose cost grew with the table).
+        ids = dedup_matches([key for c in candidates for key in dedup_keys(c)])
+        bound = 2**63 - 1 if by_commit else max(c.pk for c in candidates)
         with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join([one] * len(groups)), params)
+            cursor.execute(
+                _EARLIER_READ, [sorted(ids), sorted({c.kind for c in candidates}), bound]
+            )
             rows = cursor.fetchall()
-        for pk, kind, status, blob, row_bands in rows:
-            if pk in self.minhash:
-                continue
+        for pk, kind, status, key, blob, bands in sorted(rows):
             self.status[pk] = status
-            self.minhash[pk] = bytes(blob)
-            for band in row_bands:
-                self.by_band[(kind, band)].append(pk)
+            if exact:
+                self.by_key[(kind, key)].append(pk)
+            if near and blob is not None:
+                self.minhash[pk] = bytes(blob)
+                for band in bands:
+                    self.by_band[(kind, band)].append(pk)
 
     def _usable(self, pk: int, candidate: Candidate) -> bool:
         if pk in self.own:
