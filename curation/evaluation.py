@@ -307,10 +307,12 @@ def candidates_decide(
     policy: CurationPolicy,
     full: bool = False,
     by_commit: bool = False,
+    before_recorded: bool = False,
 ) -> dict:
     """Dedup (in id order, against earlier candidates and the chunk's own), then store
     every decision and each candidate's status. The caller holds the candidates' dedup
-    keys (`candidates.dedup_keys_claim`). Returns counts."""
+    keys (`candidates.dedup_keys_claim`). `before_recorded`: the decisions before dedup
+    are stored already (`decisions_before_record`). Returns counts."""
     fp = policy.filter_policy()
     dedup_only = replace(fp, enabled=tuple(n for n in fp.enabled if n in DEDUP))
     ordered = sorted(candidates, key=lambda c: c.pk)
@@ -343,7 +345,8 @@ def candidates_decide(
                 candidate.ref
             ]
         outcome[candidate.pk] = results
-    counts = _outcome_record(ordered, outcome, held, policy=policy, now=timezone.now())
+    stored = {c.pk: len(prepared.before[c.ref]) if before_recorded else 0 for c in ordered}
+    counts = _outcome_record(ordered, outcome, held, stored, policy=policy, now=timezone.now())
     if prepared.scorer:
         counts["scorer"] = prepared.scorer
     return counts
@@ -428,28 +431,18 @@ def _outcome_record(
     candidates: Sequence[Candidate],
     outcome: dict[int, list[filters.FilterResult]],
     held: dict[int, str],
+    stored: dict[int, int],
     *,
     policy: CurationPolicy,
     now,
 ) -> dict:
-    """Store every decision and each candidate's status; returns the counts."""
+    """Store every decision (but the first `stored[pk]`, stored already) and each
+    candidate's status; returns the counts."""
     decisions = []
     counts = {"passed": 0, "failed": 0, "held": 0, "failed_by_filter": defaultdict(int)}
     for candidate in candidates:
         results = outcome[candidate.pk]
-        for r in results:
-            decisions.append(
-                {
-                    "candidate_id": candidate.pk,
-                    "filter": r.name,
-                    "passed": r.passed,
-                    "score": None if r.score is None or not math.isfinite(r.score) else r.score,
-                    "reason": r.reason,
-                    "details": r.details,
-                    "scorer": r.scorer,
-                    "scorer_version": r.scorer_version,
-                }
-            )
+        decisions += [_decision_row(candidate, r) for r in results[stored[candidate.pk] :]]
         failed = next((r for r in results if not r.passed), None)
         candidate.policy = policy
         candidate.evaluated_at = now
@@ -469,9 +462,37 @@ def _outcome_record(
             candidate.status_reason = ""
             candidate.failed_filter = ""
             counts["passed"] += 1
-    if decisions:
-        with connection.cursor() as cursor:
-            cursor.execute(_WRITE_DECISIONS, [policy.pk, now, json.dumps(decisions)])
+    _decisions_write(decisions, policy=policy, now=now)
     _evaluation_write(candidates=candidates, policy=policy, now=now)
     counts["failed_by_filter"] = dict(counts["failed_by_filter"])
     return counts
+
+
+def _decision_row(candidate: Candidate, r: filters.FilterResult) -> dict:
+    score = None if r.score is None or not math.isfinite(r.score) else r.score
+    return {
+        "candidate_id": candidate.pk,
+        "filter": r.name,
+        "passed": r.passed,
+        "score": score,
+        "reason": r.reason,
+        "details": r.details,
+        "scorer": r.scorer,
+        "scorer_version": r.scorer_version,
+    }
+
+
+def _decisions_write(decisions: list[dict], *, policy: CurationPolicy, now) -> None:
+    if decisions:
+        with connection.cursor() as cursor:
+            cursor.execute(_WRITE_DECISIONS, [policy.pk, now, json.dumps(decisions)])
+
+
+def decisions_before_record(
+    *, candidates: Sequence[Candidate], prepared: Prepared, policy: CurationPolicy
+) -> None:
+    """Store the decisions of the filters before dedup, which its verdicts cannot change,
+    before the chunk claims its dedup keys: the fewer writes after the claim, the shorter
+    another worker sharing a key can wait (pair with `candidates_decide(before_recorded=)`)."""
+    rows = [_decision_row(c, r) for c in candidates for r in prepared.before[c.ref]]
+    _decisions_write(rows, policy=policy, now=timezone.now())

@@ -10,11 +10,13 @@ workers (issue 21):
 2. Write, in one short transaction: claim the rows still `pending`
    (`FOR UPDATE SKIP LOCKED`: a row another worker holds is skipped), link late
    feedback, set aside a row whose feedback changed since step 1 (it is prepared
-   again), insert the candidates, lock their dedup keys
+   again), insert the candidates, mark the rows `done` and store the decisions made
+   before dedup; then lock their dedup keys, which lists the candidates under them
    (`candidates.dedup_keys_claim`), decide dedup against every candidate committed
-   before (and the chunk's own with smaller ids), record decisions and
-   sampling decisions (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`), and mark the rows `done`.
+   before (and the chunk's own with smaller ids), read by key from that table, and
+   record the rest of the decisions and the sampling decisions (the review app
+   queues sampled candidates in the same transaction, see `curation.hooks`). Only
+   what depends on dedup's verdicts is written after the lock.
 Two workers whose candidates share no dedup key never wait for each other; two that
 do write one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
@@ -52,7 +54,12 @@ from curation.candidates import (
     dedup_keys_claim,
     feedback_by_interaction,
 )
-from curation.evaluation import candidates_decide, candidates_evaluate, candidates_prepare
+from curation.evaluation import (
+    candidates_decide,
+    candidates_evaluate,
+    candidates_prepare,
+    decisions_before_record,
+)
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
 from curation.policies import policy_current
@@ -122,17 +129,24 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
         curated = set(done)
         mine = [c for c in candidates if c.interaction_id in curated]
         inserted = candidates_insert(mine)
-        dedup_keys_claim(inserted)
-        counts = candidates_decide(
-            candidates=inserted, prepared=prepared, policy=policy, by_commit=True
-        )
-        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
+        # Before the claim: what does not depend on dedup's verdicts is written while no
+        # other worker can be waiting for this transaction's dedup keys.
         Interaction.objects.filter(pk__in=done).update(
             curation_state=Interaction.CurationState.DONE,
             curation_claimed_at=timezone.now(),
             curation_error="",
             curation_failed_at=None,
         )
+        decisions_before_record(candidates=inserted, prepared=prepared, policy=policy)
+        dedup_keys_claim(inserted)
+        counts = candidates_decide(
+            candidates=inserted,
+            prepared=prepared,
+            policy=policy,
+            by_commit=True,
+            before_recorded=True,
+        )
+        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed
