@@ -158,7 +158,7 @@ def _lock_timed(shares: list[float]):
 
     def timed_claim(candidates):
         claimed.append(time.perf_counter())
-        claim(candidates)
+        return claim(candidates)
 
     def timed_chunk(**kwargs):
         claimed.clear()

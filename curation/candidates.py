@@ -111,17 +111,30 @@ def candidates_new(
     return rows
 
 
-def candidates_insert(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Insert the candidates whose (interaction, kind) has none yet (an interaction sent
-    back to curation keeps the candidates it has); returns those inserted, with ids.
-    Inside the chunk's transaction, which holds its interactions' rows."""
+def candidates_fresh(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates whose (interaction, kind) has none yet (an interaction sent back to
+    curation keeps the candidates it has), each given its id but not stored: the pipeline
+    inserts them once they have their verdicts (`evaluation.candidates_decide`). Inside
+    the chunk's transaction, which holds its interactions' rows."""
     existing = set(
         Candidate.objects.filter(
             interaction__in={c.interaction_id for c in candidates}
         ).values_list("interaction_id", "kind")
     )
     fresh = [c for c in candidates if (c.interaction_id, c.kind) not in existing]
-    return Candidate.objects.bulk_create(fresh)
+    if fresh:
+        with connection.cursor() as cursor:
+            cursor.execute(_IDS_NEXT, [len(fresh)])
+            ids = sorted(row[0] for row in cursor.fetchall())
+        # In list order, as an insert would number them: dedup orders a chunk by id.
+        for candidate, pk in zip(fresh, ids, strict=True):
+            candidate.pk = pk
+    return fresh
+
+
+_IDS_NEXT = (
+    "SELECT nextval(pg_get_serial_sequence('curation_candidate', 'id')) FROM generate_series(1, %s)"
+)
 
 
 def dedup_keys(candidate: Candidate) -> list[int]:
@@ -142,21 +155,26 @@ ON CONFLICT (key) DO UPDATE SET candidate_ids = ARRAY(
     ORDER BY 1
 )
 WHERE NOT excluded.candidate_ids <@ curation_dedupclaim.candidate_ids
+RETURNING candidate_ids
 """
 
 
-def dedup_keys_claim(candidates: Sequence[Candidate]) -> None:
+def dedup_keys_claim(candidates: Sequence[Candidate]) -> set[int]:
     """Lock the dedup keys of `candidates` until the transaction ends, and list the
     candidates under their keys. A transaction that holds a key has committed before
     another that shares it reads the key's candidates: whichever worker writes second
     sees the first one's candidates and their verdicts, so a duplicate is found across
-    workers as within one. Call after inserting the candidates, before reading earlier
-    ones (`dedup_matches`)."""
+    workers as within one. Call once the candidates have ids, either before reading
+    earlier ones (`dedup_matches`) or after, and then read again to check nothing changed
+    (`dedup_earlier.EarlierCandidates.unchanged`). Returns the ids listed under the keys
+    it wrote: every key of candidates new to them."""
     pairs = sorted({(key, c.pk) for c in candidates for key in dedup_keys(c)})
-    if pairs:
-        keys, ids = (list(column) for column in zip(*pairs, strict=True))
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM, [keys, ids])
+    if not pairs:
+        return set()
+    keys, ids = (list(column) for column in zip(*pairs, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, [keys, ids])
+        return {pk for row in cursor.fetchall() for pk in row[0]}
 
 
 def dedup_matches(keys: Sequence[int]) -> set[int]:

@@ -9,12 +9,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from curation import dedup, filter_rules, filters, judge
-from curation.candidates import dedup_keys, dedup_keys_claim, dedup_matches, signatures_set
+from curation import filter_rules, filters, judge
+from curation.candidates import dedup_keys_claim, signatures_set
+from curation.dedup_earlier import EarlierCandidates, dedup_steps
 from curation.models import Candidate, CurationPolicy
 from curation.policies import toxicity_config
 from curation.toxicity import ToxicityUnavailable, get_scorer, toxicity_decision
@@ -29,9 +29,6 @@ PHASE_ONE = (
     filters.DEDUP_NEAR,
 )
 DEDUP = (filters.DEDUP_EXACT, filters.DEDUP_NEAR)
-EXACT_DUPLICATE = "Exact duplicate of candidate #{other}."
-NEAR_DUPLICATE = "Near duplicate of candidate #{other} (estimated Jaccard {jaccard:.3f})."
-NOT_DUPLICATE = "No earlier candidate matches."
 NO_TEXT_SKIP = "No chosen text: not scored."
 HELD_REASON = "Held: {error}"
 
@@ -46,111 +43,6 @@ def _filter_input(candidate: Candidate, toxicity: float | None = None) -> filter
         rating=candidate.rating,
         toxicity=toxicity,
     )
-
-
-_EARLIER_READ = (
-    "SELECT id, kind, status, exact_key, minhash, lsh_bands FROM curation_candidate "
-    "WHERE id = ANY(%s) AND kind = ANY(%s) AND id < %s"
-)
-
-
-class _EarlierCandidates:
-    """The earlier candidates a chunk's dedup steps can match, read in two
-    queries for the whole chunk instead of two per candidate (plus a status
-    UPDATE per candidate so the next lookup saw it). Answers what
-    "candidates of the same kind with a smaller id, not failed" gave per
-    candidate: rows outside the chunk by their stored status, the chunk's own
-    by the verdicts recorded here as they are made."""
-
-    def __init__(
-        self, candidates: Sequence[Candidate], *, exact: bool, near: bool, by_commit: bool
-    ):
-        # by_commit: every other committed candidate is earlier, whatever its id. A new
-        # chunk inserts its candidates before it locks its dedup keys, so a worker that
-        # committed after that insert (and could not see it) may hold higher ids.
-        self.by_commit = by_commit
-        self.own = {c.pk for c in candidates}
-        self.verdicts: dict[int, bool] = {}  # pk -> failed, for the chunk's candidates
-        self.status: dict[int, str] = {}
-        self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
-        self.by_band: dict[tuple[str, int], list[int]] = defaultdict(list)
-        self.minhash: dict[int, bytes] = {}
-        if not candidates or not (exact or near):
-            return
-        # The candidates listed under the chunk's keys (an exact key's prefix, the LSH
-        # bands) are all it can match: read by key from the claim table, not by a scan
-        # or an array-overlap search of the candidates (whose cost grew with the table).
-        ids = dedup_matches([key for c in candidates for key in dedup_keys(c)])
-        bound = 2**63 - 1 if by_commit else max(c.pk for c in candidates)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _EARLIER_READ, [sorted(ids), sorted({c.kind for c in candidates}), bound]
-            )
-            rows = cursor.fetchall()
-        for pk, kind, status, key, blob, bands in sorted(rows):
-            self.status[pk] = status
-            if exact:
-                self.by_key[(kind, key)].append(pk)
-            if near and blob is not None:
-                self.minhash[pk] = bytes(blob)
-                for band in bands:
-                    self.by_band[(kind, band)].append(pk)
-
-    def _usable(self, pk: int, candidate: Candidate) -> bool:
-        if pk in self.own:
-            return pk < candidate.pk and not self.verdicts[pk]
-        if pk >= candidate.pk and not self.by_commit:
-            return False
-        return self.status[pk] != Candidate.Status.FAILED
-
-    def exact(self, candidate: Candidate) -> int | None:
-        """The first earlier candidate with the same exact key."""
-        for pk in self.by_key.get((candidate.kind, candidate.exact_key), ()):
-            if self._usable(pk, candidate):
-                return pk
-        return None
-
-    def near(self, candidate: Candidate) -> list[tuple[int, bytes]]:
-        """Earlier candidates sharing an LSH band, in id order, with their MinHash."""
-        pks = {
-            pk
-            for band in candidate.lsh_bands
-            for pk in self.by_band.get((candidate.kind, band), ())
-        }
-        return [(pk, self.minhash[pk]) for pk in sorted(pks) if self._usable(pk, candidate)]
-
-
-def _dedup_steps(candidate: Candidate, earlier: _EarlierCandidates) -> dict:
-    def exact(item, policy):
-        other = earlier.exact(candidate)
-        if other is not None:
-            return filters.FilterResult(
-                filters.DEDUP_EXACT,
-                False,
-                1.0,
-                EXACT_DUPLICATE.format(other=other),
-                {"duplicate_of": other},
-            )
-        return filters.FilterResult(filters.DEDUP_EXACT, True, 0.0, NOT_DUPLICATE)
-
-    def near(item, policy):
-        mine = np.frombuffer(bytes(candidate.minhash), dtype="<u4")
-        best = dedup.best_match(
-            mine,
-            ((other, np.frombuffer(blob, dtype="<u4")) for other, blob in earlier.near(candidate)),
-            threshold=policy.near_dup_threshold,
-        )
-        if best is not None:
-            return filters.FilterResult(
-                filters.DEDUP_NEAR,
-                False,
-                best[1],
-                NEAR_DUPLICATE.format(other=best[0], jaccard=best[1]),
-                {"duplicate_of": best[0]},
-            )
-        return filters.FilterResult(filters.DEDUP_NEAR, True, None, NOT_DUPLICATE)
-
-    return {filters.DEDUP_EXACT: exact, filters.DEDUP_NEAR: near}
 
 
 def _toxicity_results(
@@ -307,21 +199,20 @@ def candidates_decide(
     policy: CurationPolicy,
     full: bool = False,
     by_commit: bool = False,
-    before_recorded: bool = False,
+    earlier: EarlierCandidates | None = None,
+    insert: bool = False,
 ) -> dict:
     """Dedup (in id order, against earlier candidates and the chunk's own), then store
     every decision and each candidate's status. The caller holds the candidates' dedup
-    keys (`candidates.dedup_keys_claim`). `before_recorded`: the decisions before dedup
-    are stored already (`decisions_before_record`). Returns counts."""
+    keys (`candidates.dedup_keys_claim`), or has read `earlier` and checks it once it
+    does (`EarlierCandidates.unchanged`). `insert`: the candidates have ids but are not
+    stored yet; they are inserted with their status (an UPDATE of every new row would
+    index each one twice, its full-text entry included). Returns counts."""
     fp = policy.filter_policy()
     dedup_only = replace(fp, enabled=tuple(n for n in fp.enabled if n in DEDUP))
     ordered = sorted(candidates, key=lambda c: c.pk)
-    earlier = _EarlierCandidates(
-        ordered,
-        exact=filters.DEDUP_EXACT in fp.enabled,
-        near=filters.DEDUP_NEAR in fp.enabled,
-        by_commit=by_commit,
-    )
+    if earlier is None:
+        earlier = EarlierCandidates.of_policy(ordered, policy=policy, by_commit=by_commit)
     outcome: dict[int, list[filters.FilterResult]] = {}
     held: dict[int, str] = {}
     for candidate in ordered:
@@ -331,7 +222,7 @@ def candidates_decide(
                 _filter_input(candidate),
                 dedup_only,
                 full=full,
-                extra=_dedup_steps(candidate, earlier),
+                extra=dedup_steps(candidate, earlier),
             )
         # Later candidates in this chunk must see this one's verdict for dedup.
         earlier.verdicts[candidate.pk] = not all(r.passed for r in results)
@@ -345,8 +236,9 @@ def candidates_decide(
                 candidate.ref
             ]
         outcome[candidate.pk] = results
-    stored = {c.pk: len(prepared.before[c.ref]) if before_recorded else 0 for c in ordered}
-    counts = _outcome_record(ordered, outcome, held, stored, policy=policy, now=timezone.now())
+    counts = _outcome_record(
+        ordered, outcome, held, policy=policy, now=timezone.now(), insert=insert
+    )
     if prepared.scorer:
         counts["scorer"] = prepared.scorer
     return counts
@@ -431,18 +323,18 @@ def _outcome_record(
     candidates: Sequence[Candidate],
     outcome: dict[int, list[filters.FilterResult]],
     held: dict[int, str],
-    stored: dict[int, int],
     *,
     policy: CurationPolicy,
     now,
+    insert: bool,
 ) -> dict:
-    """Store every decision (but the first `stored[pk]`, stored already) and each
-    candidate's status; returns the counts."""
+    """Store every decision and each candidate's status (`insert`: the candidate with
+    it); returns the counts."""
     decisions = []
     counts = {"passed": 0, "failed": 0, "held": 0, "failed_by_filter": defaultdict(int)}
     for candidate in candidates:
         results = outcome[candidate.pk]
-        decisions += [_decision_row(candidate, r) for r in results[stored[candidate.pk] :]]
+        decisions += [_decision_row(candidate, r) for r in results]
         failed = next((r for r in results if not r.passed), None)
         candidate.policy = policy
         candidate.evaluated_at = now
@@ -462,8 +354,11 @@ def _outcome_record(
             candidate.status_reason = ""
             candidate.failed_filter = ""
             counts["passed"] += 1
+    if insert:
+        Candidate.objects.bulk_create(candidates)
+    else:
+        _evaluation_write(candidates=candidates, policy=policy, now=now)
     _decisions_write(decisions, policy=policy, now=now)
-    _evaluation_write(candidates=candidates, policy=policy, now=now)
     counts["failed_by_filter"] = dict(counts["failed_by_filter"])
     return counts
 
@@ -486,13 +381,3 @@ def _decisions_write(decisions: list[dict], *, policy: CurationPolicy, now) -> N
     if decisions:
         with connection.cursor() as cursor:
             cursor.execute(_WRITE_DECISIONS, [policy.pk, now, json.dumps(decisions)])
-
-
-def decisions_before_record(
-    *, candidates: Sequence[Candidate], prepared: Prepared, policy: CurationPolicy
-) -> None:
-    """Store the decisions of the filters before dedup, which its verdicts cannot change,
-    before the chunk claims its dedup keys: the fewer writes after the claim, the shorter
-    another worker sharing a key can wait (pair with `candidates_decide(before_recorded=)`)."""
-    rows = [_decision_row(c, r) for c in candidates for r in prepared.before[c.ref]]
-    _decisions_write(rows, policy=policy, now=timezone.now())

@@ -10,15 +10,19 @@ workers (issue 21):
 2. Write, in one short transaction: claim the rows still `pending`
    (`FOR UPDATE SKIP LOCKED`: a row another worker holds is skipped), link late
    feedback, set aside a row whose feedback changed since step 1 (it is prepared
-   again), insert the candidates, mark the rows `done` and store the decisions made
-   before dedup; then lock their dedup keys, which lists the candidates under them
-   (`candidates.dedup_keys_claim`), decide dedup against every candidate committed
-   before (and the chunk's own with smaller ids), read by key from that table, and
-   record the rest of the decisions and the sampling decisions (the review app
-   queues sampled candidates in the same transaction, see `curation.hooks`). Only
-   what depends on dedup's verdicts is written after the lock.
+   again), give the new candidates ids, read the candidates committed under their
+   dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
+   smaller ids), insert the candidates with their verdicts, record the decisions and
+   the sampling decisions (the review app queues sampled candidates in the same
+   transaction, see `curation.hooks`) and mark the rows `done`. Last, lock the dedup
+   keys, which lists the candidates under them (`candidates.dedup_keys_claim`), and
+   read the keys' candidates again: if another worker committed one since the first
+   read, the transaction rolls back and the chunk starts over, locking its keys
+   before it reads them. So the keys are held for two statements and the commit, not
+   for the chunk's writes, and a chunk is redone only when two workers curated
+   candidates sharing a key in the same moment.
 Two workers whose candidates share no dedup key never wait for each other; two that
-do write one after the other, and the second sees the first's candidates, so a
+do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
 leaves nothing behind: step 1 wrote nothing, and step 2 rolls back, the rows stay
 pending, and a retry or the sweeper curates them exactly once. Unique constraints on
@@ -49,17 +53,13 @@ from django.utils import timezone
 from rq.timeouts import JobTimeoutException
 
 from curation.candidates import (
-    candidates_insert,
+    candidates_fresh,
     candidates_new,
     dedup_keys_claim,
     feedback_by_interaction,
 )
-from curation.evaluation import (
-    candidates_decide,
-    candidates_evaluate,
-    candidates_prepare,
-    decisions_before_record,
-)
+from curation.dedup_earlier import EarlierCandidates
+from curation.evaluation import candidates_decide, candidates_evaluate, candidates_prepare
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
 from curation.policies import policy_current
@@ -116,10 +116,36 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
             yield claimed
 
 
+class _KeysRaced(Exception):
+    """Another worker committed a candidate under one of the chunk's dedup keys after
+    the chunk read them: raised to roll the chunk's write back (never leaves here)."""
+
+
+# Django's foreign keys are deferred to the commit: checked now instead, so that they are
+# not checked while the chunk holds its dedup keys. Only foreign keys: the audit chain's
+# deferred trigger takes the chain's one lock row, and stays deferred so that every
+# writer holds that row only for its commit.
+_FOREIGN_KEYS = """
+SELECT string_agg(DISTINCT quote_ident(conname), ', ') FROM pg_constraint
+WHERE contype = 'f' AND condeferrable AND connamespace = current_schema()::regnamespace
+"""
+
+
+def _foreign_keys_check() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_FOREIGN_KEYS)
+        names = cursor.fetchone()[0]
+        if names:
+            cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
+
+
 @retry_on_deadlock
-def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[dict, list[int]]:
-    """Step 2 (module docstring). Returns the counts and the rows set aside because
-    their feedback changed since they were prepared."""
+def _write(
+    seen: dict[int, list[int]], candidates, prepared, policy, *, keys_first: bool
+) -> tuple[dict, list[int]]:
+    """Step 2 (module docstring); `keys_first`: lock the dedup keys before reading them
+    (after a race). Returns the counts and the rows set aside because their feedback
+    changed since they were prepared."""
     with _chunk_claimed(list(seen)) as claimed:
         feedback = feedback_by_interaction(claimed)
         changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
@@ -128,25 +154,24 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
             return {"interactions": 0}, changed
         curated = set(done)
         mine = [c for c in candidates if c.interaction_id in curated]
-        inserted = candidates_insert(mine)
-        # Before the claim: what does not depend on dedup's verdicts is written while no
-        # other worker can be waiting for this transaction's dedup keys.
+        inserted = candidates_fresh(mine)
+        if keys_first:
+            dedup_keys_claim(inserted)
+        earlier = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True)
+        counts = candidates_decide(
+            candidates=inserted, prepared=prepared, policy=policy, earlier=earlier, insert=True
+        )
+        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
         Interaction.objects.filter(pk__in=done).update(
             curation_state=Interaction.CurationState.DONE,
             curation_claimed_at=timezone.now(),
             curation_error="",
             curation_failed_at=None,
         )
-        decisions_before_record(candidates=inserted, prepared=prepared, policy=policy)
-        dedup_keys_claim(inserted)
-        counts = candidates_decide(
-            candidates=inserted,
-            prepared=prepared,
-            policy=policy,
-            by_commit=True,
-            before_recorded=True,
-        )
-        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
+        if not keys_first:
+            _foreign_keys_check()
+            if not earlier.unchanged(dedup_keys_claim(inserted)):
+                raise _KeysRaced
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed
@@ -167,11 +192,20 @@ def _counts_add(totals: dict, counts: dict) -> None:
 def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
     totals: dict = {"interactions": 0}
     ids = list(interaction_ids)
-    for _ in range(PREPARE_ATTEMPTS):
+    keys_first = False
+    # One attempt more than PREPARE_ATTEMPTS for a race on dedup keys (at most one: the
+    # attempt after it holds its keys before reading them).
+    for _ in range(PREPARE_ATTEMPTS + 1):
         candidates, prepared, seen = _prepare(ids, policy)
         if not seen:
             break
-        counts, ids = _write(seen, candidates, prepared, policy)
+        try:
+            counts, ids = _write(seen, candidates, prepared, policy, keys_first=keys_first)
+        except _KeysRaced:
+            # Nothing was written. Prepared again: the candidates carry the first try's
+            # ids and verdicts.
+            keys_first = True
+            continue
         _counts_add(totals, counts)
         if not ids:
             break
