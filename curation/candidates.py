@@ -159,6 +159,26 @@ RETURNING candidate_ids
 """
 
 
+# A chunk's keys new to the table get their rows, listing nobody yet, in a statement of
+# its own before the chunk's write transaction: the claim then updates rows that exist, in
+# place (the table's fillfactor leaves room on their pages), instead of adding entries at
+# random pages of a primary key that grows with every candidate, while it holds the keys.
+_REGISTER = """
+INSERT INTO curation_dedupclaim (key, candidate_ids)
+SELECT DISTINCT key, '{}'::bigint[] FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+def dedup_keys_register(candidates: Sequence[Candidate]) -> None:
+    """Give the dedup keys of `candidates` their rows (see `_REGISTER`); outside the
+    chunk's transaction. A row that lists nobody changes no dedup answer."""
+    keys = sorted({key for c in candidates for key in dedup_keys(c)})
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute(_REGISTER, [keys])
+
+
 def dedup_keys_claim(candidates: Sequence[Candidate]) -> set[int]:
     """Lock the dedup keys of `candidates` until the transaction ends, and list the
     candidates under their keys. A transaction that holds a key has committed before

@@ -56,6 +56,7 @@ from curation.candidates import (
     candidates_fresh,
     candidates_new,
     dedup_keys_claim,
+    dedup_keys_register,
     feedback_by_interaction,
 )
 from curation.dedup_earlier import EarlierCandidates
@@ -96,6 +97,7 @@ def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
     feedback = feedback_by_interaction([i.pk for i in interactions])
     seen = {i.pk: [f.pk for f in feedback.get(i.pk, [])] for i in interactions}
     candidates = candidates_new(interactions=interactions, feedback=feedback, policy=policy)
+    dedup_keys_register(candidates)
     return candidates, candidates_prepare(candidates=candidates, policy=policy), seen
 
 

@@ -33,6 +33,12 @@ class Migration(migrations.Migration):
                 base_field=models.BigIntegerField(), default=list, size=None
             ),
         ),
+        # Room on each page for a key row's update in place: a chunk's keys get their rows
+        # before its write, and its claim only updates them (curation.candidates).
+        migrations.RunSQL(
+            "ALTER TABLE curation_dedupclaim SET (fillfactor = 70)",
+            "ALTER TABLE curation_dedupclaim RESET (fillfactor)",
+        ),
         migrations.RunSQL(FILL, migrations.RunSQL.noop),
         # Dedup reads candidates by key from the claim table now; the GIN index only
         # cost every insert its upkeep.
