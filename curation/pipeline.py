@@ -17,10 +17,10 @@ workers (issue 21):
    transaction, see `curation.hooks`) and mark the rows `done`. Last, lock the dedup
    keys, which lists the candidates under them (`candidates.dedup_keys_claim`), and
    read the keys' candidates again: if another worker committed one since the first
-   read, the transaction rolls back and the chunk starts over, locking its keys
-   before it reads them. So the keys are held for two statements and the commit, not
-   for the chunk's writes, and a chunk is redone only when two workers curated
-   candidates sharing a key in the same moment.
+   read, the transaction rolls back and the write is done again (step 1's results
+   stand), locking the keys before reading them. So the keys are held for two
+   statements and the commit, not for the chunk's writes, and a write is done twice
+   only when two workers wrote candidates sharing a key in the same moment.
 Two workers whose candidates share no dedup key never wait for each other; two that
 do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
@@ -42,6 +42,7 @@ an interaction makes, dedup keys), `curation.evaluation` (filters and decisions)
 rows and locks) and `curation.policies`.
 """
 
+import copy
 import logging
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -147,7 +148,9 @@ def _write(
 ) -> tuple[dict, list[int]]:
     """Step 2 (module docstring); `keys_first`: lock the dedup keys before reading them
     (after a race). Returns the counts and the rows set aside because their feedback
-    changed since they were prepared."""
+    changed since they were prepared. Writes copies of `candidates` (given ids and
+    verdicts here): a try that rolls back leaves the prepared ones as they were."""
+    candidates = [copy.copy(c) for c in candidates]
     with _chunk_claimed(list(seen)) as claimed:
         feedback = feedback_by_interaction(claimed)
         changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
@@ -194,20 +197,16 @@ def _counts_add(totals: dict, counts: dict) -> None:
 def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dict:
     totals: dict = {"interactions": 0}
     ids = list(interaction_ids)
-    keys_first = False
-    # One attempt more than PREPARE_ATTEMPTS for a race on dedup keys (at most one: the
-    # attempt after it holds its keys before reading them).
-    for _ in range(PREPARE_ATTEMPTS + 1):
+    for _ in range(PREPARE_ATTEMPTS):
         candidates, prepared, seen = _prepare(ids, policy)
         if not seen:
             break
         try:
-            counts, ids = _write(seen, candidates, prepared, policy, keys_first=keys_first)
+            counts, ids = _write(seen, candidates, prepared, policy, keys_first=False)
         except _KeysRaced:
-            # Nothing was written. Prepared again: the candidates carry the first try's
-            # ids and verdicts.
-            keys_first = True
-            continue
+            # Nothing was written; the filters' work stands (dedup alone depends on the
+            # other candidates), so only the write is done again, holding the keys first.
+            counts, ids = _write(seen, candidates, prepared, policy, keys_first=True)
         _counts_add(totals, counts)
         if not ids:
             break
