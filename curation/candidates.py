@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 
 from curation import dedup, filter_rules
 from curation.models import Candidate, CandidateKind, CurationPolicy, Feedback, Interaction
@@ -175,7 +175,9 @@ def dedup_keys_register(candidates: Sequence[Candidate]) -> None:
     chunk's transaction. A row that lists nobody changes no dedup answer."""
     keys = sorted({key for c in candidates for key in dedup_keys(c)})
     if keys:
-        with connection.cursor() as cursor:
+        # Its own transaction; a savepoint when the caller holds one, which a failure
+        # here (a lock timeout) must leave usable.
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_REGISTER, [keys])
 
 
