@@ -5,7 +5,7 @@ that judge them.
 The read is valid while the chunk's dedup keys are held (`candidates.dedup_keys_claim`):
 a chunk that reads before it claims (so that it holds the keys only for the claim, not
 for its writes) checks after claiming that nothing changed under its keys
-(`EarlierCandidates.unchanged`), and starts over with the keys held first if it did."""
+(`EarlierCandidates.unchanged`), and writes again with the keys held first if it did."""
 
 from collections import defaultdict
 from collections.abc import Sequence
