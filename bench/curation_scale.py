@@ -11,7 +11,19 @@ interactions of bench/curation.py into each database and curates it in this proc
 every filter and the scorer `make run` uses (the offline fallback), alternating the two
 databases (0 big 0 big ...) because the machine is shared; medians are reported with
 the load average. The small database gains a batch per round: "0" means at most
-rounds x batch candidates.
+rounds x batch candidates. `--reuse` keeps a big database already filled to the same size
+(building 1,000,000 takes minutes); give it another `--seed`, since a batch already
+ingested there is skipped as a replay.
+
+The lock shares. A chunk holds row locks on its dedup keys from claiming them (the last
+step of its write) to its commit, and only a worker sharing one of those keys can wait
+for it; `held_share` is that time over the chunk's wall time, per chunk (median and max
+reported; a chunk redone after a race on its keys counts from its first claim). It is the
+serial fraction in the worst case that every chunk shared a key with every other, so
+1 / held_share bounds the speed-up over any number of workers (Amdahl). The one global
+lock a chunk takes is the audit chain's head row (flywheel_site/audit/sql.py), from the
+commit's deferred audit triggers (the review items it queues are audited) to the commit's
+end: `global_lock_share` is the chunk's commit time over its wall time, an upper bound.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,6 +56,7 @@ from bench.curation_workers import policy_all_filters
 SMALL_DB = "flywheel_bench_scale0"
 BIG_DB = "flywheel_bench_scale_big"
 TARGET_RATIO = 0.9
+TARGET_HELD_SHARE = 0.05
 STRATA = (
     ("support", "support-bot-v3"),
     ("summarisation", "summariser-2026-10"),
@@ -72,9 +86,19 @@ SELECT i.id, 'preference', i.messages, 'filler answer ' || i.id, 'filler', '[]',
     '', i.received_at, i.received_at, '{}', '', ''
 FROM curation_interaction i WHERE i.event_id LIKE 'fill-%%'
 """
+# Each filler candidate listed under its keys as `candidates.dedup_keys_claim` would
+# (the exact key's first 64 bits with the top one flipped, and the bands), in key order:
+# the primary key then grows at its end instead of at random pages of an index that
+# outgrows the buffer cache.
 _FILL_CLAIMS = """
-INSERT INTO curation_dedupclaim (key)
-SELECT DISTINCT unnest(lsh_bands) FROM curation_candidate ON CONFLICT DO NOTHING
+INSERT INTO curation_dedupclaim (key, candidate_ids)
+SELECT k.key, array_agg(c.id ORDER BY c.id) FROM curation_candidate c, LATERAL (
+    SELECT unnest(c.lsh_bands) AS key
+    UNION ALL
+    SELECT (('x' || left(c.exact_key, 16))::bit(64) # x'8000000000000000')::bigint
+) AS k
+GROUP BY k.key ORDER BY k.key
+ON CONFLICT DO NOTHING
 """
 
 
@@ -86,7 +110,9 @@ def _use(name: str, base_db: str) -> None:
     os.environ["DATABASE_URL"] = with_path(base_db, name)
 
 
-def _prepare_database(name: str, *, base_db: str, env: dict, existing: int) -> None:
+def _prepare_database(
+    name: str, *, base_db: str, env: dict, existing: int, reuse: bool = False
+) -> None:
     from django.db import connection
 
     url = with_path(base_db, name)
@@ -94,9 +120,13 @@ def _prepare_database(name: str, *, base_db: str, env: dict, existing: int) -> N
     log(f"migrating {name}")
     migrate(env={**env, "DATABASE_URL": url})
     _use(name, base_db)
-    from curation.models import Candidate, Source
+    from curation.models import Candidate, Interaction, Source
     from curation.rollups import curation_metrics_rebuild
 
+    filled = Interaction.objects.filter(event_id__startswith="fill-").count()
+    if reuse and existing and filled == existing:
+        log(f"{name}: reusing its {filled} filler interactions and candidates")
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE curation_interaction, curation_feedback, curation_candidate, "
@@ -123,6 +153,52 @@ def _prepare_database(name: str, *, base_db: str, env: dict, existing: int) -> N
         cursor.execute("VACUUM ANALYZE")
 
 
+@contextmanager
+def _lock_timed(shares: list[float], global_shares: list[float]):
+    """Appends each chunk's held share (claiming its dedup keys to its end, over the
+    chunk's wall time) to `shares`, and its commits' share to `global_shares`, while
+    curating inside the block."""
+    from django.db import connections
+
+    from curation import pipeline
+
+    chunk, claim = pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim
+    db = connections["default"]
+    commit = db._commit
+    claimed: list[float] = []
+    committing: list[float] = []
+
+    def timed_commit():
+        started = time.perf_counter()
+        try:
+            return commit()
+        finally:
+            committing.append(time.perf_counter() - started)
+
+    def timed_claim(candidates):
+        claimed.append(time.perf_counter())
+        return claim(candidates)
+
+    def timed_chunk(**kwargs):
+        claimed.clear()
+        committing.clear()
+        started = time.perf_counter()
+        counts = chunk(**kwargs)
+        ended = time.perf_counter()
+        if claimed:
+            shares.append((ended - claimed[0]) / (ended - started))
+            global_shares.append(sum(committing) / (ended - started))
+        return counts
+
+    pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim = timed_chunk, timed_claim
+    db._commit = timed_commit
+    try:
+        yield
+    finally:
+        pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim = chunk, claim
+        del db._commit
+
+
 def _round(name: str, *, base_db: str, batch: int, seed: int) -> dict:
     from curation.models import Candidate, Interaction
     from curation.pipeline import interactions_curate
@@ -131,14 +207,19 @@ def _round(name: str, *, base_db: str, batch: int, seed: int) -> dict:
     ingest(edit_items(count=batch, seed=seed))  # earlier rounds left nothing pending
     ids = list(Interaction.objects.filter(curation_state="pending").values_list("pk", flat=True))
     existing = Candidate.objects.count()
+    shares: list[float] = []
+    global_shares: list[float] = []
     started = time.perf_counter()
-    totals = interactions_curate(interaction_ids=ids)
+    with _lock_timed(shares, global_shares):
+        totals = interactions_curate(interaction_ids=ids)
     seconds = time.perf_counter() - started
     return {
         "existing": existing,
         "candidates": totals.get("candidates", 0),
         "seconds": seconds,
         "candidates_per_s": totals.get("candidates", 0) / seconds,
+        "held_shares": shares,
+        "global_shares": global_shares,
         "load_1m": os.getloadavg()[0],
     }
 
@@ -148,6 +229,8 @@ def main() -> None:
     parser.add_argument("--existing", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--reuse", action="store_true", help="keep a big database of that size")
     args = parser.parse_args()
     raise_on_sigterm()
     began = time.perf_counter()
@@ -165,14 +248,16 @@ def main() -> None:
 
     django.setup()
     for name, existing in ((SMALL_DB, 0), (BIG_DB, args.existing)):
-        _prepare_database(name, base_db=base_db, env=env, existing=existing)
+        _prepare_database(name, base_db=base_db, env=env, existing=existing, reuse=args.reuse)
         policy_all_filters(note="bench: scale")
     runs: dict[str, list[dict]] = {SMALL_DB: [], BIG_DB: []}
     for index in range(args.rounds):
         for name in (SMALL_DB, BIG_DB):
-            result = _round(name, base_db=base_db, batch=args.batch, seed=100 + index)
+            result = _round(name, base_db=base_db, batch=args.batch, seed=args.seed + index)
             log(f"round {index + 1} {name}: {result['candidates_per_s']:.1f} candidates/s")
             runs[name].append(result)
+    shares = {name: [s for r in runs[name] for s in r["held_shares"]] for name in runs}
+    global_shares = {name: [s for r in runs[name] for s in r["global_shares"]] for name in runs}
     ratios = [
         big["candidates_per_s"] / small["candidates_per_s"]
         for small, big in zip(runs[SMALL_DB], runs[BIG_DB], strict=True)
@@ -187,9 +272,28 @@ def main() -> None:
             "big_per_s": [rounded(r["candidates_per_s"], 1) for r in runs[BIG_DB]],
             "ratios": [rounded(r, 3) for r in ratios],
             "ratio_median": rounded(statistics.median(ratios), 3),
+            "held_share": {
+                name: {
+                    "median": rounded(statistics.median(shares[name]), 4),
+                    "max": rounded(max(shares[name]), 4),
+                    "chunks": len(shares[name]),
+                }
+                for name in runs
+            },
+            "amdahl_bound": rounded(1 / statistics.median(shares[BIG_DB] + shares[SMALL_DB]), 1),
+            "global_lock_share": {
+                name: {
+                    "median": rounded(statistics.median(global_shares[name]), 4),
+                    "max": rounded(max(global_shares[name]), 4),
+                }
+                for name in runs
+            },
+            "target_held_share": TARGET_HELD_SHARE,
             "load_1m": [rounded(r["load_1m"], 2) for n in runs for r in runs[n]],
             "target_ratio": TARGET_RATIO,
-            "targets_met": statistics.median(ratios) >= TARGET_RATIO,
+            "targets_met": statistics.median(ratios) >= TARGET_RATIO
+            and statistics.median(shares[BIG_DB]) <= TARGET_HELD_SHARE
+            and statistics.median(global_shares[BIG_DB]) <= TARGET_HELD_SHARE,
             "total_seconds": rounded(time.perf_counter() - began, 1),
         }
     )

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 
 from curation import dedup, filter_rules
 from curation.models import Candidate, CandidateKind, CurationPolicy, Feedback, Interaction
@@ -111,17 +111,30 @@ def candidates_new(
     return rows
 
 
-def candidates_insert(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Insert the candidates whose (interaction, kind) has none yet (an interaction sent
-    back to curation keeps the candidates it has); returns those inserted, with ids.
-    Inside the chunk's transaction, which holds its interactions' rows."""
+def candidates_fresh(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates whose (interaction, kind) has none yet (an interaction sent back to
+    curation keeps the candidates it has), each given its id but not stored: the pipeline
+    inserts them once they have their verdicts (`evaluation.candidates_decide`). Inside
+    the chunk's transaction, which holds its interactions' rows."""
     existing = set(
         Candidate.objects.filter(
             interaction__in={c.interaction_id for c in candidates}
         ).values_list("interaction_id", "kind")
     )
     fresh = [c for c in candidates if (c.interaction_id, c.kind) not in existing]
-    return Candidate.objects.bulk_create(fresh)
+    if fresh:
+        with connection.cursor() as cursor:
+            cursor.execute(_IDS_NEXT, [len(fresh)])
+            ids = sorted(row[0] for row in cursor.fetchall())
+        # In list order, as an insert would number them: dedup orders a chunk by id.
+        for candidate, pk in zip(fresh, ids, strict=True):
+            candidate.pk = pk
+    return fresh
+
+
+_IDS_NEXT = (
+    "SELECT nextval(pg_get_serial_sequence('curation_candidate', 'id')) FROM generate_series(1, %s)"
+)
 
 
 def dedup_keys(candidate: Candidate) -> list[int]:
@@ -131,21 +144,69 @@ def dedup_keys(candidate: Candidate) -> list[int]:
 
 
 # Locks the claim rows in one key order for every writer, so two chunks never lock
-# crosswise. `WHERE FALSE`: an existing row is locked, not rewritten (no dead tuple).
+# crosswise, and adds the chunk's candidates to their keys. `WHERE NOT ... <@`: a key
+# that already lists them (a re-curation) is locked, not rewritten (no dead tuple).
 _CLAIM = """
-INSERT INTO curation_dedupclaim (key)
-SELECT key FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
-ON CONFLICT (key) DO UPDATE SET key = excluded.key WHERE FALSE
+INSERT INTO curation_dedupclaim (key, candidate_ids)
+SELECT key, array_agg(id ORDER BY id) FROM unnest(%s::bigint[], %s::bigint[]) AS k(key, id)
+GROUP BY key ORDER BY key
+ON CONFLICT (key) DO UPDATE SET candidate_ids = ARRAY(
+    SELECT DISTINCT unnest(curation_dedupclaim.candidate_ids || excluded.candidate_ids)
+    ORDER BY 1
+)
+WHERE NOT excluded.candidate_ids <@ curation_dedupclaim.candidate_ids
+RETURNING candidate_ids
 """
 
 
-def dedup_keys_claim(candidates: Sequence[Candidate]) -> None:
-    """Lock the dedup keys of `candidates` until the transaction ends. A transaction
-    that holds a key has committed before another that shares it reads its earlier
-    candidates: whichever worker writes second sees the first one's candidates and
-    their verdicts, so a duplicate is found across workers as within one. Call before
-    inserting or reading candidates."""
+# A chunk's keys new to the table get their rows, listing nobody yet, in a statement of
+# its own before the chunk's write transaction: the claim then updates rows that exist, in
+# place (the table's fillfactor leaves room on their pages), instead of adding entries at
+# random pages of a primary key that grows with every candidate, while it holds the keys.
+_REGISTER = """
+INSERT INTO curation_dedupclaim (key, candidate_ids)
+SELECT DISTINCT key, '{}'::bigint[] FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+def dedup_keys_register(candidates: Sequence[Candidate]) -> None:
+    """Give the dedup keys of `candidates` their rows (see `_REGISTER`); outside the
+    chunk's transaction. A row that lists nobody changes no dedup answer."""
     keys = sorted({key for c in candidates for key in dedup_keys(c)})
     if keys:
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM, [keys])
+        # Its own transaction; a savepoint when the caller holds one, which a failure
+        # here (a lock timeout) must leave usable.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_REGISTER, [keys])
+
+
+def dedup_keys_claim(candidates: Sequence[Candidate]) -> set[int]:
+    """Lock the dedup keys of `candidates` until the transaction ends, and list the
+    candidates under their keys. A transaction that holds a key has committed before
+    another that shares it reads the key's candidates: whichever worker writes second
+    sees the first one's candidates and their verdicts, so a duplicate is found across
+    workers as within one. Call once the candidates have ids, either before reading
+    earlier ones (`dedup_matches`) or after, and then read again to check nothing changed
+    (`dedup_earlier.EarlierCandidates.unchanged`). Returns the ids listed under the keys
+    it wrote: every key of candidates new to them."""
+    pairs = sorted({(key, c.pk) for c in candidates for key in dedup_keys(c)})
+    if not pairs:
+        return set()
+    keys, ids = (list(column) for column in zip(*pairs, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, [keys, ids])
+        return {pk for row in cursor.fetchall() for pk in row[0]}
+
+
+def dedup_matches(keys: Sequence[int]) -> set[int]:
+    """The ids of every candidate listed under any of `keys`: one primary-key probe per
+    key, whatever the number of candidates."""
+    if not keys:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT unnest(candidate_ids) FROM curation_dedupclaim WHERE key = ANY(%s)",
+            [sorted(set(keys))],
+        )
+        return {row[0] for row in cursor.fetchall()}

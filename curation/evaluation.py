@@ -9,12 +9,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from curation import dedup, filter_rules, filters, judge
+from curation import filter_rules, filters, judge
 from curation.candidates import dedup_keys_claim, signatures_set
+from curation.dedup_earlier import EarlierCandidates, dedup_steps
 from curation.models import Candidate, CurationPolicy
 from curation.policies import toxicity_config
 from curation.toxicity import ToxicityUnavailable, get_scorer, toxicity_decision
@@ -29,9 +29,6 @@ PHASE_ONE = (
     filters.DEDUP_NEAR,
 )
 DEDUP = (filters.DEDUP_EXACT, filters.DEDUP_NEAR)
-EXACT_DUPLICATE = "Exact duplicate of candidate #{other}."
-NEAR_DUPLICATE = "Near duplicate of candidate #{other} (estimated Jaccard {jaccard:.3f})."
-NOT_DUPLICATE = "No earlier candidate matches."
 NO_TEXT_SKIP = "No chosen text: not scored."
 HELD_REASON = "Held: {error}"
 
@@ -46,132 +43,6 @@ def _filter_input(candidate: Candidate, toxicity: float | None = None) -> filter
         rating=candidate.rating,
         toxicity=toxicity,
     )
-
-
-_NEAR_READ = (
-    "SELECT id, kind, status, minhash, lsh_bands FROM curation_candidate "
-    "WHERE kind = ANY(%s) AND lsh_bands && %s::bigint[]"
-)
-_NEAR_READ_BOUND = " AND id < %s"
-
-
-class _EarlierCandidates:
-    """The earlier candidates a chunk's dedup steps can match, read in two
-    queries for the whole chunk instead of two per candidate (plus a status
-    UPDATE per candidate so the next lookup saw it). Answers what
-    "candidates of the same kind with a smaller id, not failed" gave per
-    candidate: rows outside the chunk by their stored status, the chunk's own
-    by the verdicts recorded here as they are made."""
-
-    def __init__(
-        self, candidates: Sequence[Candidate], *, exact: bool, near: bool, by_commit: bool
-    ):
-        # by_commit: every other committed candidate is earlier, whatever its id. A new
-        # chunk inserts its candidates before it locks its dedup keys, so a worker that
-        # committed after that insert (and could not see it) may hold higher ids.
-        self.by_commit = by_commit
-        self.own = {c.pk for c in candidates}
-        self.verdicts: dict[int, bool] = {}  # pk -> failed, for the chunk's candidates
-        self.status: dict[int, str] = {}
-        self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
-        self.by_band: dict[tuple[str, int], list[int]] = defaultdict(list)
-        self.minhash: dict[int, bytes] = {}
-        if not candidates:
-            return
-        earlier = Candidate.objects.filter(kind__in={c.kind for c in candidates}).order_by("pk")
-        if not by_commit:
-            earlier = earlier.filter(pk__lt=max(c.pk for c in candidates))
-        if exact:
-            keys = {c.exact_key for c in candidates}
-            for pk, kind, key, status in earlier.filter(exact_key__in=keys).values_list(
-                "pk", "kind", "exact_key", "status"
-            ):
-                self.by_key[(kind, key)].append(pk)
-                self.status[pk] = status
-        if near:
-            self._near_read(candidates, bound=None if by_commit else max(c.pk for c in candidates))
-
-    def _near_read(self, candidates: Sequence[Candidate], *, bound: int | None) -> None:
-        """The candidates sharing an LSH band with any of `candidates`: one overlap test per
-        candidate's own bands, in one statement. Given a chunk's ~4,000 bands at once,
-        PostgreSQL estimates that every row matches and scans the table, testing each row
-        against all of them (18 s a chunk at 200,000 candidates, bench/RESULTS.md); with
-        21 it probes the GIN index."""
-        one = _NEAR_READ + ("" if bound is None else _NEAR_READ_BOUND)
-        groups = [c.lsh_bands for c in candidates if c.lsh_bands]
-        if not groups:
-            return
-        params: list = []
-        for bands in groups:
-            params += [sorted({c.kind for c in candidates}), list(bands)]
-            if bound is not None:
-                params.append(bound)
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join([one] * len(groups)), params)
-            rows = cursor.fetchall()
-        for pk, kind, status, blob, row_bands in rows:
-            if pk in self.minhash:
-                continue
-            self.status[pk] = status
-            self.minhash[pk] = bytes(blob)
-            for band in row_bands:
-                self.by_band[(kind, band)].append(pk)
-
-    def _usable(self, pk: int, candidate: Candidate) -> bool:
-        if pk in self.own:
-            return pk < candidate.pk and not self.verdicts[pk]
-        if pk >= candidate.pk and not self.by_commit:
-            return False
-        return self.status[pk] != Candidate.Status.FAILED
-
-    def exact(self, candidate: Candidate) -> int | None:
-        """The first earlier candidate with the same exact key."""
-        for pk in self.by_key.get((candidate.kind, candidate.exact_key), ()):
-            if self._usable(pk, candidate):
-                return pk
-        return None
-
-    def near(self, candidate: Candidate) -> list[tuple[int, bytes]]:
-        """Earlier candidates sharing an LSH band, in id order, with their MinHash."""
-        pks = {
-            pk
-            for band in candidate.lsh_bands
-            for pk in self.by_band.get((candidate.kind, band), ())
-        }
-        return [(pk, self.minhash[pk]) for pk in sorted(pks) if self._usable(pk, candidate)]
-
-
-def _dedup_steps(candidate: Candidate, earlier: _EarlierCandidates) -> dict:
-    def exact(item, policy):
-        other = earlier.exact(candidate)
-        if other is not None:
-            return filters.FilterResult(
-                filters.DEDUP_EXACT,
-                False,
-                1.0,
-                EXACT_DUPLICATE.format(other=other),
-                {"duplicate_of": other},
-            )
-        return filters.FilterResult(filters.DEDUP_EXACT, True, 0.0, NOT_DUPLICATE)
-
-    def near(item, policy):
-        mine = np.frombuffer(bytes(candidate.minhash), dtype="<u4")
-        best = dedup.best_match(
-            mine,
-            ((other, np.frombuffer(blob, dtype="<u4")) for other, blob in earlier.near(candidate)),
-            threshold=policy.near_dup_threshold,
-        )
-        if best is not None:
-            return filters.FilterResult(
-                filters.DEDUP_NEAR,
-                False,
-                best[1],
-                NEAR_DUPLICATE.format(other=best[0], jaccard=best[1]),
-                {"duplicate_of": best[0]},
-            )
-        return filters.FilterResult(filters.DEDUP_NEAR, True, None, NOT_DUPLICATE)
-
-    return {filters.DEDUP_EXACT: exact, filters.DEDUP_NEAR: near}
 
 
 def _toxicity_results(
@@ -327,19 +198,20 @@ def candidates_decide(
     policy: CurationPolicy,
     full: bool = False,
     by_commit: bool = False,
+    earlier: EarlierCandidates | None = None,
+    insert: bool = False,
 ) -> dict:
     """Dedup (in id order, against earlier candidates and the chunk's own), then store
     every decision and each candidate's status. The caller holds the candidates' dedup
-    keys (`candidates.dedup_keys_claim`). Returns counts."""
+    keys (`candidates.dedup_keys_claim`), or has read `earlier` and checks it once it
+    does (`EarlierCandidates.unchanged`). `insert`: the candidates have ids but are not
+    stored yet; they are inserted with their status (an UPDATE of every new row would
+    index each one twice, its full-text entry included). Returns counts."""
     fp = policy.filter_policy()
     dedup_only = replace(fp, enabled=tuple(n for n in fp.enabled if n in DEDUP))
     ordered = sorted(candidates, key=lambda c: c.pk)
-    earlier = _EarlierCandidates(
-        ordered,
-        exact=filters.DEDUP_EXACT in fp.enabled,
-        near=filters.DEDUP_NEAR in fp.enabled,
-        by_commit=by_commit,
-    )
+    if earlier is None:
+        earlier = EarlierCandidates.of_policy(ordered, policy=policy, by_commit=by_commit)
     outcome: dict[int, list[filters.FilterResult]] = {}
     held: dict[int, str] = {}
     for candidate in ordered:
@@ -349,7 +221,7 @@ def candidates_decide(
                 _filter_input(candidate),
                 dedup_only,
                 full=full,
-                extra=_dedup_steps(candidate, earlier),
+                extra=dedup_steps(candidate, earlier),
             )
         # Later candidates in this chunk must see this one's verdict for dedup.
         earlier.verdicts[candidate.pk] = not all(r.passed for r in results)
@@ -363,7 +235,9 @@ def candidates_decide(
                 candidate.ref
             ]
         outcome[candidate.pk] = results
-    counts = _outcome_record(ordered, outcome, held, policy=policy, now=timezone.now())
+    counts = _outcome_record(
+        ordered, outcome, held, policy=policy, now=timezone.now(), insert=insert
+    )
     if prepared.scorer:
         counts["scorer"] = prepared.scorer
     return counts
@@ -451,26 +325,15 @@ def _outcome_record(
     *,
     policy: CurationPolicy,
     now,
+    insert: bool,
 ) -> dict:
-    """Store every decision and each candidate's status; returns the counts."""
+    """Store every decision and each candidate's status (`insert`: the candidate with
+    it); returns the counts."""
     decisions = []
     counts = {"passed": 0, "failed": 0, "held": 0, "failed_by_filter": defaultdict(int)}
     for candidate in candidates:
         results = outcome[candidate.pk]
-        for r in results:
-            decisions.append(
-                {
-                    "candidate_id": candidate.pk,
-                    "filter": r.name,
-                    "passed": r.passed,
-                    "score": None if r.score is None or not math.isfinite(r.score) else r.score,
-                    "reason": r.reason,
-                    "details": r.details,
-                    "scorer": r.scorer,
-                    "scorer_version": r.scorer_version,
-                    "runtime": r.runtime,
-                }
-            )
+        decisions += [_decision_row(candidate, r) for r in results]
         failed = next((r for r in results if not r.passed), None)
         candidate.policy = policy
         candidate.evaluated_at = now
@@ -490,9 +353,31 @@ def _outcome_record(
             candidate.status_reason = ""
             candidate.failed_filter = ""
             counts["passed"] += 1
+    if insert:
+        Candidate.objects.bulk_create(candidates)
+    else:
+        _evaluation_write(candidates=candidates, policy=policy, now=now)
+    _decisions_write(decisions, policy=policy, now=now)
+    counts["failed_by_filter"] = dict(counts["failed_by_filter"])
+    return counts
+
+
+def _decision_row(candidate: Candidate, r: filters.FilterResult) -> dict:
+    score = None if r.score is None or not math.isfinite(r.score) else r.score
+    return {
+        "candidate_id": candidate.pk,
+        "filter": r.name,
+        "passed": r.passed,
+        "score": score,
+        "reason": r.reason,
+        "details": r.details,
+        "scorer": r.scorer,
+        "scorer_version": r.scorer_version,
+        "runtime": r.runtime,
+    }
+
+
+def _decisions_write(decisions: list[dict], *, policy: CurationPolicy, now) -> None:
     if decisions:
         with connection.cursor() as cursor:
             cursor.execute(_WRITE_DECISIONS, [policy.pk, now, json.dumps(decisions)])
-    _evaluation_write(candidates=candidates, policy=policy, now=now)
-    counts["failed_by_filter"] = dict(counts["failed_by_filter"])
-    return counts

@@ -10,13 +10,19 @@ workers (issue 21):
 2. Write, in one short transaction: claim the rows still `pending`
    (`FOR UPDATE SKIP LOCKED`: a row another worker holds is skipped), link late
    feedback, set aside a row whose feedback changed since step 1 (it is prepared
-   again), insert the candidates, lock their dedup keys
-   (`candidates.dedup_keys_claim`), decide dedup against every candidate committed
-   before (and the chunk's own with smaller ids), record decisions and
-   sampling decisions (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`), and mark the rows `done`.
+   again), give the new candidates ids, read the candidates committed under their
+   dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
+   smaller ids), insert the candidates with their verdicts, record the decisions and
+   the sampling decisions (the review app queues sampled candidates in the same
+   transaction, see `curation.hooks`) and mark the rows `done`. Last, lock the dedup
+   keys, which lists the candidates under them (`candidates.dedup_keys_claim`), and
+   read the keys' candidates again: if another worker committed one since the first
+   read, the transaction rolls back and the write is done again (step 1's results
+   stand), locking the keys before reading them. So the keys are held for two
+   statements and the commit, not for the chunk's writes, and a write is done twice
+   only when two workers wrote candidates sharing a key in the same moment.
 Two workers whose candidates share no dedup key never wait for each other; two that
-do write one after the other, and the second sees the first's candidates, so a
+do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
 leaves nothing behind: step 1 wrote nothing, and step 2 rolls back, the rows stay
 pending, and a retry or the sweeper curates them exactly once. Unique constraints on
@@ -36,6 +42,7 @@ an interaction makes, dedup keys), `curation.evaluation` (filters and decisions)
 rows and locks) and `curation.policies`.
 """
 
+import copy
 import logging
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -48,11 +55,13 @@ from rq.timeouts import JobTimeoutException
 
 from curation import hooks
 from curation.candidates import (
-    candidates_insert,
+    candidates_fresh,
     candidates_new,
     dedup_keys_claim,
+    dedup_keys_register,
     feedback_by_interaction,
 )
+from curation.dedup_earlier import EarlierCandidates
 from curation.evaluation import candidates_decide, candidates_evaluate, candidates_prepare
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
@@ -90,6 +99,7 @@ def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
     feedback = feedback_by_interaction([i.pk for i in interactions])
     seen = {i.pk: [f.pk for f in feedback.get(i.pk, [])] for i in interactions}
     candidates = candidates_new(interactions=interactions, feedback=feedback, policy=policy)
+    dedup_keys_register(candidates)
     return candidates, candidates_prepare(candidates=candidates, policy=policy), seen
 
 
@@ -110,10 +120,38 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
             yield claimed
 
 
+class _KeysRaced(Exception):
+    """Another worker committed a candidate under one of the chunk's dedup keys after
+    the chunk read them: raised to roll the chunk's write back (never leaves here)."""
+
+
+# Django's foreign keys are deferred to the commit: checked now instead, so that they are
+# not checked while the chunk holds its dedup keys. Only foreign keys: the audit chain's
+# deferred trigger takes the chain's one lock row, and stays deferred so that every
+# writer holds that row only for its commit.
+_FOREIGN_KEYS = """
+SELECT string_agg(DISTINCT quote_ident(conname), ', ') FROM pg_constraint
+WHERE contype = 'f' AND condeferrable AND connamespace = current_schema()::regnamespace
+"""
+
+
+def _foreign_keys_check() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_FOREIGN_KEYS)
+        names = cursor.fetchone()[0]
+        if names:
+            cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
+
+
 @retry_on_deadlock
-def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[dict, list[int]]:
-    """Step 2 (module docstring). Returns the counts and the rows set aside because
-    their feedback changed since they were prepared."""
+def _write(
+    seen: dict[int, list[int]], candidates, prepared, policy, *, keys_first: bool
+) -> tuple[dict, list[int]]:
+    """Step 2 (module docstring); `keys_first`: lock the dedup keys before reading them
+    (after a race). Returns the counts and the rows set aside because their feedback
+    changed since they were prepared. Writes copies of `candidates` (given ids and
+    verdicts here): a try that rolls back leaves the prepared ones as they were."""
+    candidates = [copy.copy(c) for c in candidates]
     with _chunk_claimed(list(seen)) as claimed:
         feedback = feedback_by_interaction(claimed)
         changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
@@ -122,10 +160,12 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
             return {"interactions": 0}, changed
         curated = set(done)
         mine = [c for c in candidates if c.interaction_id in curated]
-        inserted = candidates_insert(mine)
-        dedup_keys_claim(inserted)
+        inserted = candidates_fresh(mine)
+        if keys_first:
+            dedup_keys_claim(inserted)
+        earlier = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True)
         counts = candidates_decide(
-            candidates=inserted, prepared=prepared, policy=policy, by_commit=True
+            candidates=inserted, prepared=prepared, policy=policy, earlier=earlier, insert=True
         )
         counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
         Interaction.objects.filter(pk__in=done).update(
@@ -134,6 +174,10 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
             curation_error="",
             curation_failed_at=None,
         )
+        if not keys_first:
+            _foreign_keys_check()
+            if not earlier.unchanged(dedup_keys_claim(inserted)):
+                raise _KeysRaced
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed
@@ -158,7 +202,12 @@ def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dic
         candidates, prepared, seen = _prepare(ids, policy)
         if not seen:
             break
-        counts, ids = _write(seen, candidates, prepared, policy)
+        try:
+            counts, ids = _write(seen, candidates, prepared, policy, keys_first=False)
+        except _KeysRaced:
+            # Nothing was written; the filters' work stands (dedup alone depends on the
+            # other candidates), so only the write is done again, holding the keys first.
+            counts, ids = _write(seen, candidates, prepared, policy, keys_first=True)
         _counts_add(totals, counts)
         if not ids:
             break

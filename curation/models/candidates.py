@@ -136,7 +136,6 @@ class Candidate(models.Model):
             ),
         ]
         indexes = [
-            GinIndex(fields=["lsh_bands"], name="candidate_lsh_bands_gin"),
             models.Index(fields=["status", "kind"], name="candidate_status_idx"),
             # Sampling counts passed candidates per (task type, model) every chunk.
             models.Index(fields=["task_type", "model", "status"], name="candidate_stratum_idx"),
@@ -307,12 +306,16 @@ class JudgeVerdict(models.Model):
 
 
 class DedupClaim(models.Model):
-    """One row per dedup key (an exact key's prefix or an LSH band hash) ever seen.
-    A chunk's write step locks the rows of its keys (`candidates.dedup_keys_claim`), so
-    two workers whose candidates could match each other write one after the other, and
-    workers whose candidates cannot, never wait for each other."""
+    """One row per dedup key (an exact key's prefix or an LSH band hash) ever seen, with
+    the candidates that have it: the index dedup looks its matches up in, one primary-key
+    probe per key, so a lookup costs the keys and their matches, never the table's size.
+    A chunk's write step locks the rows of its keys and adds its candidates to them
+    (`candidates.dedup_keys_claim`), so two workers whose candidates could match each
+    other write one after the other, and workers whose candidates cannot, never wait for
+    each other."""
 
     key = models.BigIntegerField(primary_key=True)
+    candidate_ids = ArrayField(models.BigIntegerField(), default=list)
 
     def __str__(self) -> str:
         return str(self.key)

@@ -96,8 +96,9 @@ def test_poisoned_rows_fail_alone_and_the_rest_of_their_chunk_is_curated(poison_
     assert run.passed + run.failed == 4
 
 
-def savepoints(queries) -> int:
-    return sum(q["sql"].startswith("SAVEPOINT ") for q in queries)
+def write_steps(queries) -> int:
+    """Each write step (and each row marked failed) claims its rows first."""
+    return sum("FOR UPDATE SKIP LOCKED" in q["sql"] for q in queries)
 
 
 @pytest.mark.django_db
@@ -106,7 +107,7 @@ def test_a_failing_chunk_is_halved_not_redone_one_row_at_a_time():
     clean = [i.pk for i in edits(5, "c")]
     with CaptureQueriesContext(connection) as fast:
         pipeline.interactions_curate(interaction_ids=clean)
-    assert savepoints(fast.captured_queries) == 1  # the chunk's write step (nested in the test's)
+    assert write_steps(fast.captured_queries) == 1
     assert not Interaction.objects.filter(pk__in=clean).exclude(curation_state="done").exists()
     rows = edits(8, "p")
     poison_messages(rows[2])
@@ -115,7 +116,7 @@ def test_a_failing_chunk_is_halved_not_redone_one_row_at_a_time():
     # The poisoned row raises while its chunk is prepared, before any write: 8 -> 4 -> 2 -> 1
     # fail there; the clean halves (4, 2, 1) write once each and the bad row is marked
     # failed once: 4 write steps where one row at a time would take 8.
-    assert savepoints(slow.captured_queries) == 4
+    assert write_steps(slow.captured_queries) == 4
     assert [states()[f"p{i}"] for i in range(8)] == ["done"] * 2 + ["failed"] + ["done"] * 5
 
 

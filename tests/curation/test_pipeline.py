@@ -4,7 +4,7 @@ toxicity (real Detoxify path on a tiny model), policies, idempotency."""
 import pytest
 from django.db import IntegrityError, ProgrammingError, transaction
 
-from curation import evaluation, filters, pipeline, policies
+from curation import dedup_earlier, filters, pipeline, policies
 from curation.errors import CurationError
 from curation.models import Candidate, CurationPolicy, FilterDecision, Interaction
 from curation.toxicity import TOXICITY_UNAVAILABLE
@@ -119,7 +119,7 @@ def test_exact_and_near_duplicates_name_the_earlier_candidate():
     a, b, c = Candidate.objects.order_by("pk")
     assert a.status == "passed"
     assert b.failed_filter == "dedup_exact"
-    assert b.status_reason == evaluation.EXACT_DUPLICATE.format(other=a.pk)
+    assert b.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=a.pk)
     assert c.failed_filter == "dedup_near"
     assert f"candidate #{a.pk}" in c.status_reason
 

@@ -1,0 +1,155 @@
+"""Dedup against earlier candidates: which stored candidates a chunk's candidates can
+match, read by key from the dedup claim table, and the exact and near-duplicate steps
+that judge them.
+
+The read is valid while the chunk's dedup keys are held (`candidates.dedup_keys_claim`):
+a chunk that reads before it claims (so that it holds the keys only for the claim, not
+for its writes) checks after claiming that nothing changed under its keys
+(`EarlierCandidates.unchanged`), and writes again with the keys held first if it did."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+from django.db import connection
+
+from curation import dedup, filters
+from curation.candidates import dedup_keys, dedup_matches
+from curation.models import Candidate, CurationPolicy
+
+EXACT_DUPLICATE = "Exact duplicate of candidate #{other}."
+NEAR_DUPLICATE = "Near duplicate of candidate #{other} (estimated Jaccard {jaccard:.3f})."
+NOT_DUPLICATE = "No earlier candidate matches."
+
+_EARLIER_READ = (
+    "SELECT id, kind, status, exact_key, minhash, lsh_bands FROM curation_candidate "
+    "WHERE id = ANY(%s) AND kind = ANY(%s) AND id < %s"
+)
+
+
+class EarlierCandidates:
+    """The earlier candidates a chunk's dedup steps can match, read in two
+    queries for the whole chunk instead of two per candidate (plus a status
+    UPDATE per candidate so the next lookup saw it). Answers what
+    "candidates of the same kind with a smaller id, not failed" gave per
+    candidate: rows outside the chunk by their stored status, the chunk's own
+    by the verdicts recorded here as they are made."""
+
+    def __init__(
+        self, candidates: Sequence[Candidate], *, exact: bool, near: bool, by_commit: bool
+    ):
+        # by_commit: every other committed candidate is earlier, whatever its id. A new
+        # chunk takes its ids before it locks its dedup keys, so a worker that committed
+        # after that (and could not see them) may hold higher ids.
+        self.by_commit = by_commit
+        self.own = {c.pk for c in candidates}
+        self.verdicts: dict[int, bool] = {}  # pk -> failed, for the chunk's candidates
+        self.status: dict[int, str] = {}  # pk -> stored status, for the others
+        self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self.by_band: dict[tuple[str, int], list[int]] = defaultdict(list)
+        self.minhash: dict[int, bytes] = {}
+        self._kinds = sorted({c.kind for c in candidates})
+        self._bound = 2**63 - 1 if by_commit or not candidates else max(self.own)
+        self._keys: list[int] = []
+        if not candidates or not (exact or near):
+            return
+        # The candidates listed under the chunk's keys (an exact key's prefix, the LSH
+        # bands) are all it can match: read by key from the claim table, not by a scan
+        # or an array-overlap search of the candidates (whose cost grew with the table).
+        # The chunk's own come from memory: the pipeline stores them with their verdicts.
+        self._keys = sorted({key for c in candidates for key in dedup_keys(c)})
+        own = [(c.pk, c.kind, None, c.exact_key, c.minhash, c.lsh_bands) for c in candidates]
+        for pk, kind, status, key, blob, bands in sorted(own + self._others()):
+            if status is not None:
+                self.status[pk] = status
+            if exact:
+                self.by_key[(kind, key)].append(pk)
+            if near and blob is not None:
+                self.minhash[pk] = bytes(blob)
+                for band in bands:
+                    self.by_band[(kind, band)].append(pk)
+
+    @classmethod
+    def of_policy(
+        cls, candidates: Sequence[Candidate], *, policy: CurationPolicy, by_commit: bool
+    ) -> "EarlierCandidates":
+        enabled = policy.filter_policy().enabled
+        return cls(
+            candidates,
+            exact=filters.DEDUP_EXACT in enabled,
+            near=filters.DEDUP_NEAR in enabled,
+            by_commit=by_commit,
+        )
+
+    def _others(self, listed: set[int] | None = None) -> list[tuple]:
+        ids = (dedup_matches(self._keys) if listed is None else listed) - self.own
+        if not ids:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(_EARLIER_READ, [sorted(ids), self._kinds, self._bound])
+            return cursor.fetchall()
+
+    def unchanged(self, listed: set[int]) -> bool:
+        """Whether the other candidates under the chunk's keys, and their statuses, are
+        still those read; `listed`: the ids under the keys, as the claim of the chunk's
+        new candidates returned them (`candidates.dedup_keys_claim`). Call holding the
+        keys: then nobody can change them any more."""
+        return {row[0]: row[2] for row in self._others(listed)} == self.status
+
+    def _usable(self, pk: int, candidate: Candidate) -> bool:
+        if pk in self.own:
+            return pk < candidate.pk and not self.verdicts[pk]
+        if pk >= candidate.pk and not self.by_commit:
+            return False
+        return self.status[pk] != Candidate.Status.FAILED
+
+    def exact(self, candidate: Candidate) -> int | None:
+        """The first earlier candidate with the same exact key."""
+        for pk in self.by_key.get((candidate.kind, candidate.exact_key), ()):
+            if self._usable(pk, candidate):
+                return pk
+        return None
+
+    def near(self, candidate: Candidate) -> list[tuple[int, bytes]]:
+        """Earlier candidates sharing an LSH band, in id order, with their MinHash."""
+        pks = {
+            pk
+            for band in candidate.lsh_bands
+            for pk in self.by_band.get((candidate.kind, band), ())
+        }
+        return [(pk, self.minhash[pk]) for pk in sorted(pks) if self._usable(pk, candidate)]
+
+
+def dedup_steps(candidate: Candidate, earlier: EarlierCandidates) -> dict:
+    """The exact and near-duplicate filters of `candidate` against `earlier`."""
+
+    def exact(item, policy):
+        other = earlier.exact(candidate)
+        if other is not None:
+            return filters.FilterResult(
+                filters.DEDUP_EXACT,
+                False,
+                1.0,
+                EXACT_DUPLICATE.format(other=other),
+                {"duplicate_of": other},
+            )
+        return filters.FilterResult(filters.DEDUP_EXACT, True, 0.0, NOT_DUPLICATE)
+
+    def near(item, policy):
+        mine = np.frombuffer(bytes(candidate.minhash), dtype="<u4")
+        best = dedup.best_match(
+            mine,
+            ((other, np.frombuffer(blob, dtype="<u4")) for other, blob in earlier.near(candidate)),
+            threshold=policy.near_dup_threshold,
+        )
+        if best is not None:
+            return filters.FilterResult(
+                filters.DEDUP_NEAR,
+                False,
+                best[1],
+                NEAR_DUPLICATE.format(other=best[0], jaccard=best[1]),
+                {"duplicate_of": best[0]},
+            )
+        return filters.FilterResult(filters.DEDUP_NEAR, True, None, NOT_DUPLICATE)
+
+    return {filters.DEDUP_EXACT: exact, filters.DEDUP_NEAR: near}
