@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.db.models.functions import TruncDate
 
 from curation.models import CurationRun
+from flywheel_site import redis as fw_redis
 from flywheel_site.access import CURATOR, role_of
-from flywheel_site.demo import accounts, cycles, progress, traffic
+from flywheel_site.demo import accounts, canary, cycles, progress, traffic
 from flywheel_site.demo import loop as demo
 from flywheel_site.demo.load import CYCLES_QUEUED
 from review.models import Review, ReviewItem, ReviewOutcome
@@ -43,8 +44,10 @@ def demo_settings(settings, tmp_path, monkeypatch):
     settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
     settings.FLYWHEEL_BASE_MODEL = tmp_path / "models" / "base"
     yield settings
-    # A test that stopped half way leaves no "demo still loading" banner for the next one.
+    # A test that stopped half way leaves no "demo still loading" banner for the next one,
+    # and no canary traffic key.
     progress.progress_clear()
+    fw_redis.client().delete(canary.KEY)
 
 
 def load(*extra: str, now=traffic.REFERENCE) -> str:
