@@ -32,6 +32,8 @@ if curl -fs -o /dev/null "$URL"; then
 fi
 VENV=""
 if [ -n "${FLYWHEEL_VENV:-}" ]; then VENV="$(cd "$FLYWHEEL_VENV" && pwd -P)"; fi
+# Traversable, so that the postgres user keeps the clone's cluster inside it (services.sh).
+mkdir -p "$DIR" && chmod 755 "$DIR"
 git clone --quiet "$ROOT" "$DIR"
 cd "$DIR"
 if [ -n "$VENV" ]; then ln -s "$VENV" .venv; fi

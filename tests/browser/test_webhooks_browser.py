@@ -17,7 +17,9 @@ def test_a_refused_registration_leaves_the_browser_on_a_page_that_answers_get(
     refused_at = page.url
 
     page.goto(f"{live_server.url}/")
-    page.go_back()  # Back to the refused form's page
+    back = page.go_back()  # Back to the refused form's page (None when from the page cache)
+    assert page.url == refused_at and (back is None or back.status == 200)
+    assert page.locator("h2", has_text="Register an endpoint").is_visible()
     again = page.goto(refused_at)  # what the address bar holds, asked for again
 
     assert refused_at == f"{live_server.url}/webhooks/"
