@@ -73,7 +73,7 @@ while :; do
     echo "time_first_page: make run stopped before the demo was loaded" >&2
     exit 1
   fi
-  if [ "${elapsed%.*}" -ge "$TIMEOUT_S" ]; then
+  if [ "$(echo "$elapsed >= $TIMEOUT_S" | bc)" = 1 ]; then
     echo "time_first_page: no finished demo after $TIMEOUT_S s" >&2
     exit 1
   fi
