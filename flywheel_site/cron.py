@@ -8,6 +8,7 @@ from rq import cron
 
 from curation.jobs import sweep
 from flywheel_site.audit.jobs import audit_verify_scheduled, retention_purge_scheduled
+from flywheel_site.demo.jobs import demo_canary_traffic_run
 from training.runs.jobs import trigger_check
 from training.webhooks.jobs import webhooks_sweep
 
@@ -55,4 +56,14 @@ cron.register(
     interval=settings.FLYWHEEL_RETENTION_INTERVAL_S,
     job_timeout=3600,
     name="retention-purge",
+)
+
+# The demo's simulated users for the canary it leaves running: a Redis read and nothing else
+# unless `load_demo` started one (bounded: flywheel_site/demo/canary.py).
+cron.register(
+    demo_canary_traffic_run,
+    "default",
+    interval=60,
+    job_timeout=120,
+    name="demo-canary-traffic",
 )

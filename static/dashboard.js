@@ -30,7 +30,12 @@
                          extra || {});
   }
 
-  function dayAxis() { return { title: { display: true, text: "day (UTC)" } }; }
+  // Day labels stay level (thinned to those that fit): rotated, a month of them takes the
+  // height of the plot, and a y-axis title centred on a short plot runs off the canvas top.
+  function dayAxis() {
+    return { title: { display: true, text: "day (UTC)" },
+             ticks: { maxRotation: 0, autoSkipPadding: 8 } };
+  }
 
   function percentAxis(title) {
     return axis(title, { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } });

@@ -106,3 +106,28 @@ def demo_policy_apply(*, changes: Mapping | None = None, note: str = DEMO_POLICY
     if all(getattr(current, name) == value for name, value in wanted.items()):
         return current
     return policies.policy_create(changes=wanted, note=note)
+
+
+def demo_policy_first_stamp(*, when) -> bool:
+    """Stamp the migration's policy v1 at `when`, the start of the simulated weeks, so the
+    policy page lists the demo's versions in date order (v1 is made by `migrate`, minutes
+    before the demo's weeks are simulated in the past). Only on a database where nothing has
+    been curated yet: then no decision names v1 and its date is only a label. The one
+    update the demo makes past a read-only trigger; True if it did."""
+    import pgtrigger
+
+    from curation.models import Candidate, CurationPolicy, CurationRun
+
+    first = CurationPolicy.objects.order_by("version").first()
+    untouched = (
+        first is not None
+        and first.created_at > when
+        and not CurationPolicy.objects.filter(version__gt=first.version).exists()
+        and not Candidate.objects.exists()
+        and not CurationRun.objects.exists()
+    )
+    if not untouched:
+        return False
+    with pgtrigger.ignore("curation.CurationPolicy:policy_read_only"):
+        CurationPolicy.objects.filter(pk=first.pk).update(created_at=when)
+    return True

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 
-from flywheel_site.demo import progress
+from flywheel_site.demo import canary, progress
 from training.datasets import selectors
 from training.errors import TrainingError
 from training.models import DatasetVersion, ModelVersion, TrainingRun
@@ -69,11 +69,22 @@ def demo_cycles_train(*, dataset_name: str, stdout, preset: str = DEFAULT_PRESET
     admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
     versions = _versions(dataset_name)
     try:
+        trained = False
         for number, version in enumerate(versions, 1):
             if TrainingRun.objects.filter(dataset_version=version).exists():
                 continue
             progress.progress_set(text=progress.CYCLE.format(cycle=number, of=len(versions)))
-            _cycle_train(version=version, user=admin, stdout=stdout, training=PRESETS[preset])
+            # The last candidate is left for the canary (flywheel_site.demo.canary).
+            _cycle_train(
+                version=version,
+                user=admin,
+                stdout=stdout,
+                training=PRESETS[preset],
+                promote=number < len(versions),
+            )
+            trained = True
+        if trained:
+            canary.demo_canary_start(user=admin, stdout=stdout)
     finally:
         # Done or failed, the demo is no longer loading (and `make run` starts cron).
         progress.progress_clear()
@@ -98,7 +109,9 @@ def _one_thread():
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _cycle_train(*, version: DatasetVersion, user, stdout, training: dict) -> None:
+def _cycle_train(
+    *, version: DatasetVersion, user, stdout, training: dict, promote: bool = True
+) -> None:
     import time_machine
 
     experiment = version.number - 1 == EXPERIMENT_CYCLE
@@ -120,7 +133,7 @@ def _cycle_train(*, version: DatasetVersion, user, stdout, training: dict) -> No
         stdout.write(NOT_TRAINED.format(version=version, error=run.error))
         return
     # With FLYWHEEL_AUTO_PROMOTE on, the registry has promoted it already.
-    if model.gate_passed and model.status == ModelVersion.Status.CANDIDATE:
+    if promote and model.gate_passed and model.status == ModelVersion.Status.CANDIDATE:
         with time_machine.travel(version.frozen_at + PROMOTE_AFTER_FREEZE, tick=False):
             registry.model_version_promote(model=model, user=user, reason=PROMOTE_REASON)
         model.refresh_from_db()

@@ -5,6 +5,7 @@ import logging
 
 from django.db import close_old_connections
 
+from flywheel_site.demo.canary import demo_canary_traffic
 from flywheel_site.demo.cycles import demo_cycles_train
 
 log = logging.getLogger("flywheel.demo")
@@ -22,3 +23,11 @@ class _Log:
 def demo_cycles_run(dataset_name: str, preset: str) -> None:
     close_old_connections()
     demo_cycles_train(dataset_name=dataset_name, stdout=_Log(), preset=preset)
+
+
+def demo_canary_traffic_run() -> None:
+    """A minute of simulated users for the demo's canary (flywheel_site.demo.canary); does
+    nothing unless the demo left one running."""
+    sent = demo_canary_traffic()
+    if sent is not None:
+        log.info("demo canary traffic: %s", sent)

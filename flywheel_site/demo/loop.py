@@ -14,7 +14,9 @@ to a worker.
 **Simulated time.** Each step runs with the process clock set to its simulated moment
 (time-machine's `travel`), so every service stamps its rows itself (reviews, outcomes,
 gold, versions, runs, models, promotions, curation runs) exactly as it would have on that
-day; nothing is backdated afterwards and no append-only trigger is bypassed. The
+day; nothing is backdated afterwards and no append-only trigger is bypassed, but for the
+migration's policy v1 on a database where nothing was curated yet
+(`accounts.demo_policy_first_stamp`: it gets the weeks' first moment). The
 interactions' `received_at` is simulated too (`flywheel_site.demo.load` ingests each chunk a
 minute after its last event); only the stamps the database makes itself (pghistory's event
 time) stay real.
@@ -327,6 +329,7 @@ class Simulation:
         # Trained later, at this simulated time, by flywheel_site.demo.cycles.
 
     def run(self, dataset: Dataset) -> None:
+        accounts.demo_policy_first_stamp(when=self.start)
         for day in range(WINDOW_DAYS):
             progress.progress_set(text=progress.SIMULATING.format(day=day + 1, of=WINDOW_DAYS))
             with _at(self.moment(day, 7)):

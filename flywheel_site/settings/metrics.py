@@ -12,6 +12,12 @@ FLYWHEEL_HEALTH_PASS_RATE_MIN = env_float(
 FLYWHEEL_HEALTH_QUEUE_MAX_AGE_DAYS = env_float("FLYWHEEL_HEALTH_QUEUE_MAX_AGE_DAYS", 3.0, minimum=0)
 # Queue growth week over week above this share (0.5: half again as many queued items).
 FLYWHEEL_HEALTH_QUEUE_GROWTH_MAX = env_float("FLYWHEEL_HEALTH_QUEUE_GROWTH_MAX", 0.5, minimum=0)
+# ...and by at least this many items: a queue that grows from 0, or from 4 to 9, is a day's
+# sampling waiting for its reviewer (the product's 7.5% sample queues a few items a day at
+# demo traffic), not a backlog; 25 items is about an hour of one reviewer's work.
+FLYWHEEL_HEALTH_QUEUE_GROWTH_MIN_ITEMS = env_int(
+    "FLYWHEEL_HEALTH_QUEUE_GROWTH_MIN_ITEMS", 25, minimum=1
+)
 FLYWHEEL_HEALTH_FEEDBACK_RATE_MIN = env_float(
     "FLYWHEEL_HEALTH_FEEDBACK_RATE_MIN", 0.05, minimum=0, maximum=1
 )

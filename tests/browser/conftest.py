@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, User
 from tests.support.browser import CHROMIUM, FLAGS, LISTEN, VIEWPORT, log_in
 from tests.support.personas import PASSWORD
 from tests.support.review import make_items
+from training.models import GoldPair
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the same
 # thread are safe here (one thread, no concurrency with it).
@@ -100,7 +101,7 @@ def site(superuser, run, model):
     """Something on each main page: review items, a queued job, a frozen dataset version with
     its composition bars, a run with its loss chart, a model; and the pages, every page a
     person works on, for each role (the superuser sees them all)."""
-    make_items(2)
+    items = make_items(2)
     # Queue 0 of the dashboard: queues are listed by name.
     django_rq.get_queue("curation", commit_mode="auto").enqueue("builtins.print", "queued")
     pages = [
@@ -120,5 +121,17 @@ def site(superuser, run, model):
         f"/training/runs/{run.pk}/",
         "/training/models/",
         f"/training/models/{model.pk}/",
+        # The rest of the pages a GET reaches (issue 22: axe on every page).
+        "/datasets/support/v1/diff/",
+        "/datasets/quarantines/",
+        f"/datasets/pairs/{GoldPair.objects.order_by('pk').first().pk}/",
+        f"/curation/candidates/{items[0].candidate_id}/",
+        "/curation/policy/v1/",
+        "/review/calibration/",
+        "/review/guidelines/edit/",
+        "/webhooks/",
+        "/webhooks/deliveries/",
+        "/audit/log/",
+        "/audit/erase/",
     ]
     return {"run": run, "model": model, "pages": pages}

@@ -3,11 +3,8 @@ chart is drawn on its canvas with titled axes and a legend. Saves artifacts/dash
 
 import re
 
-from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS
+from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS, WHEN
 from tests.support.metrics import D20, flywheel_loop
-
-# A promotion time as people read it, not ISO 8601 (or the dash of a model never promoted).
-WHEN = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC|\u2013"
 
 
 def test_an_admin_sees_the_charts_drawn_with_titled_axes(

@@ -4,6 +4,7 @@ three frozen dataset versions, a training run and its gate per version, a promot
 rejection; every stamp in the simulated past, the same whatever day it is loaded on."""
 
 import io
+import re
 import shutil
 from datetime import timedelta
 
@@ -11,14 +12,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from curation.models import CurationRun
+from flywheel_site import redis as fw_redis
 from flywheel_site.access import CURATOR, role_of
-from flywheel_site.demo import accounts, cycles, progress, traffic
+from flywheel_site.demo import accounts, canary, cycles, progress, traffic
 from flywheel_site.demo import loop as demo
 from flywheel_site.demo.load import CYCLES_QUEUED
 from review.models import Review, ReviewItem, ReviewOutcome
-from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS
+from tests.support.browser import ARTIFACTS, CHARTS, READ_CHARTS, WHEN
 from tests.support.jobs import run_jobs
 from training.metrics.selectors import flywheel_metrics
 from training.models import (
@@ -43,8 +46,10 @@ def demo_settings(settings, tmp_path, monkeypatch):
     settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
     settings.FLYWHEEL_BASE_MODEL = tmp_path / "models" / "base"
     yield settings
-    # A test that stopped half way leaves no "demo still loading" banner for the next one.
+    # A test that stopped half way leaves no "demo still loading" banner for the next one,
+    # and no canary traffic key.
     progress.progress_clear()
+    fw_redis.client().delete(canary.KEY)
 
 
 def load(*extra: str, now=traffic.REFERENCE) -> str:
@@ -59,8 +64,12 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     # The small preset trains each cycle in seconds: this test is about the six weeks and
     # the cycles' bookkeeping. Which cycle the real preset promotes is the README's to say
     # (only the experiment cycle's rejection is guaranteed, and asserted here).
-    out = load("--preset", "small")
-    reference = traffic.REFERENCE
+    # Loaded at this moment, as `make run` loads it, so that the dashboard's default window
+    # (ending today) is the first view a newcomer gets. What the demo makes does not depend
+    # on the moment (test_the_demo_is_the_same_whatever_day_it_is_loaded), and every check
+    # below is relative to it.
+    reference = timezone.now()
+    out = load("--preset", "small", now=reference)
     start = reference - timedelta(days=demo.WINDOW_DAYS)
 
     # Three or more versions frozen over time, each with enough eval pairs for the gate.
@@ -121,18 +130,32 @@ def test_load_demo_simulates_six_weeks_of_the_flywheel(demo_settings, live_serve
     assert sum(1 for d in metrics["days"] if d["reviews"]) >= 20
     assert len(metrics["cycles"]) >= 3
     assert metrics["health"]["verdict"] in ("healthy", "stalling", "regressing")
+
+    # The admin's first view: the default window, read as a healthy flywheel that turned
+    # three times; every axis title inside its canvas, no negative duration, no ISO stamp.
+    page = browser_page(accounts.ADMIN_USERNAME, password=accounts.DEFAULT_ADMIN_PASSWORD)
+    page.wait_for_function("() => window.Chart && Chart.getChart('chart-cycles')")
+    first_view = page.locator("main").inner_text()
+    assert page.locator("#verdict").inner_text() == "healthy", first_view
+    assert "stalling" not in first_view and "backed up" not in first_view
+    charts = page.evaluate(READ_CHARTS, list(CHARTS))
+    misdrawn = [c for c in charts if not (c and c["drawn"] and c["titles_outside"] == [])]
+    assert misdrawn == [], misdrawn
+    cycles_table = page.locator("#table-cycles tbody tr")
+    assert cycles_table.count() >= 3
+    improvement = page.locator("#table-cycles td:nth-child(10)").all_inner_texts()
+    assert all(re.fullmatch(r"\d+ h|\u2013", cell) for cell in improvement), improvement
+    promoted = page.locator("#table-cycles td:nth-child(9)").all_inner_texts()
+    assert all(re.fullmatch(WHEN, cell) for cell in promoted), promoted
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-demo-first-view.png"), full_page=True)
+
     query = f"/?days={demo.WINDOW_DAYS}&end={last_day.isoformat()}"
-    page = browser_page(
-        accounts.ADMIN_USERNAME,
-        password=accounts.DEFAULT_ADMIN_PASSWORD,
-        next_url=query,
-    )
-    page.wait_for_url(f"{live_server.url}{query}")
+    page.goto(f"{live_server.url}{query}")
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-cycles')")
     charts = page.evaluate(READ_CHARTS, list(CHARTS))
     assert all(c and c["drawn"] and c["y"] == CHARTS[c["id"]] and c["x"] for c in charts), charts
     assert page.locator("#verdict").inner_text() == metrics["health"]["verdict"]
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-demo.png"), full_page=True)
 
 

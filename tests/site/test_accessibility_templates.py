@@ -31,3 +31,15 @@ def test_every_polling_region_is_a_live_region():
 def test_flash_messages_have_a_role():
     base = (ROOT / "templates" / "base.html").read_text(encoding="utf-8")
     assert '<ul class="messages" role="status" aria-live="polite">' in base
+
+
+def test_no_template_comment_spans_lines():
+    """Django's {# #} comment is one line only: one spanning lines is printed on the page
+    (base.html's printed its htmx note at the top of every page)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in TEMPLATES
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "{#" in line and "#}" not in line.split("{#", 1)[1]
+    ]
+    assert offenders == []

@@ -512,3 +512,14 @@ def test_the_policy_in_force_when_the_demo_ends_samples_as_the_product_advises(l
     # The simulated weeks sampled everything, and the command says what is in force now.
     assert CurationPolicy.objects.filter(sample_rate=1.0).exists()
     assert loop.POLICY_IN_FORCE.format(version=current.version, **loop.FINAL_POLICY) in loaded
+
+
+def test_policy_versions_are_dated_in_the_order_they_were_made(loaded):
+    """The migration's v1 is made before the demo's weeks are simulated in the past: the
+    demo stamps it at their start, so /curation/policy/ reads in date order."""
+    from curation.models import CurationPolicy
+
+    dates = list(CurationPolicy.objects.order_by("version").values_list("created_at", flat=True))
+    assert len(dates) >= 3
+    assert dates == sorted(dates)
+    assert NOW - WINDOW - timedelta(days=7) < dates[0] < dates[1] <= NOW

@@ -48,6 +48,9 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 
+# A promotion time as people read it, not ISO 8601 (or the dash of a model never promoted).
+WHEN = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC|\u2013"
+
 # The dashboard's charts: canvas id -> y-axis title.
 CHARTS = {
     "chart-collection": "events per day",

@@ -328,8 +328,11 @@ def health(*, totals: dict, last_week: dict, queue: dict, cycles: list[dict]) ->
         + last_week.get("adjudication", 0),
         0,
     )
-    growth_max = settings.FLYWHEEL_HEALTH_QUEUE_GROWTH_MAX
-    if now_depth > week_ago and (now_depth - week_ago) > growth_max * max(week_ago, 1):
+    growth = now_depth - week_ago
+    if (
+        growth >= settings.FLYWHEEL_HEALTH_QUEUE_GROWTH_MIN_ITEMS
+        and growth > settings.FLYWHEEL_HEALTH_QUEUE_GROWTH_MAX * week_ago
+    ):
         causes.append(f"review backed up: the queue grew from {week_ago} to {now_depth} in a week")
     feedback_rate = totals.get("feedback_rate")
     feedback_floor = settings.FLYWHEEL_HEALTH_FEEDBACK_RATE_MIN

@@ -217,6 +217,9 @@ class Experiment(models.Model):
     # (training.registry.experiments.monitor_check).
     holdback_share = models.FloatField(default=0.0, db_default=0.0)
     holdback_until = models.DateTimeField(null=True, blank=True)
+    # How long after an interaction its feedback is waited for; None: the setting
+    # FLYWHEEL_CANARY_FEEDBACK_WINDOW_S. The demo's simulated users answer within seconds.
+    feedback_window_s = models.PositiveIntegerField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     deadline = models.DateTimeField()

@@ -314,9 +314,11 @@ def keyed_outcomes(
     metric: str,
     start: datetime,
     end: datetime,
+    window: int | None = None,
 ) -> dict:
-    """Per-arm sums over route keys (intention to treat), compliance and maturity counts."""
-    window = settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S
+    """Per-arm sums over route keys (intention to treat), compliance and maturity counts;
+    an interaction matures `window` seconds after it was received (default: the setting)."""
+    window = settings.FLYWHEEL_CANARY_FEEDBACK_WINDOW_S if window is None else window
     matured_before = max(start, end - timedelta(seconds=window))
     names = [control_name, canary_name]
     with connection.cursor() as cursor:
@@ -366,6 +368,7 @@ def experiment_keyed(*, experiment: Experiment, now: datetime) -> dict:
         metric=experiment.metric,
         start=experiment.started_at,
         end=experiment.ended_at or now,
+        window=experiment.feedback_window_s,
     )
     control, canary = keyed["control"], keyed["canary"]
     test = None

@@ -190,6 +190,7 @@ def _experiment_open(
     max_duration_s: int | None = None,
     margin: float | None = None,
     margin_kind: str | None = None,
+    feedback_window_s: int | None = None,
 ) -> Experiment:
     """Start the canary: `model` serves `share` of the keys beside the current model. The
     candidate stays a candidate until the experiment completes."""
@@ -211,6 +212,7 @@ def _experiment_open(
         burn_in=settings.FLYWHEEL_CANARY_BURN_IN,
         started_at=now,
         deadline=now + timedelta(seconds=max_duration_s or settings.FLYWHEEL_CANARY_MAX_DURATION_S),
+        feedback_window_s=feedback_window_s,
         started_by=user,
     )
     model_event_record(
@@ -287,10 +289,12 @@ def model_version_canary_start(
     max_duration_s: int | None = None,
     margin: float | None = None,
     margin_kind: str | None = None,
+    feedback_window_s: int | None = None,
 ) -> Experiment:
     """An admin's promotion when FLYWHEEL_CANARY is on: the same checks as an immediate
     promotion, then a canary experiment against the current model (per-experiment
-    overrides of the share, minimum sample, maximum duration and the margin and its kind)."""
+    overrides of the share, minimum sample, maximum duration, the margin and its kind, and
+    the feedback window)."""
     reason = (reason or "").strip() or f"canary started by {user}"
     if has_control_characters(reason):
         raise TrainingError(CONTROL_REFUSED)
@@ -307,6 +311,7 @@ def model_version_canary_start(
             max_duration_s=max_duration_s,
             margin=margin,
             margin_kind=margin_kind,
+            feedback_window_s=feedback_window_s,
         )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db.models import QuerySet
 
 from flywheel_site.keyset import PAGE_SIZE, KeysetPage
-from training.datasets.models import DatasetVersion
+from training.datasets.models import DatasetVersion, ExportFormat, Membership, PairKind
 from training.registry.models import ModelEvent, ModelVersion
 from training.runs.models import TrainingRun
 from training.runs.trainer import GATE_METRICS, SKIP_REASONS
@@ -30,6 +32,65 @@ def start_presets() -> list[dict]:
         {"name": name, "label": START_PRESET_LABELS[name], **base, **overrides}
         for name, overrides in START_PRESETS.items()
     ]
+
+
+# The start form's fit check reads at most this many pairs (by pair id), so it stays a
+# fraction of a second on a version of any size; the share it reports is of those.
+FIT_CHECK_PAIRS = 2000
+# Without the base model's tokenizer: about four characters a token in English text.
+CHARS_PER_TOKEN = 4
+MEASURED_BY_TOKENIZER = "counted with the base model's tokenizer"
+MEASURED_BY_CHARACTERS = (
+    "estimated at {chars} characters a token (no tokenizer.json in the base model directory)"
+)
+
+
+def pairs_skipped(*, version: DatasetVersion, max_length: int) -> dict | None:
+    """How many of the version's preference pairs a DPO run at `max_length` would skip
+    because an answer alone fills it (`trainer.data.pair_fit`), before the run is queued;
+    None for a version trained with SFT (which truncates instead) or without pairs."""
+    dpo = (ExportFormat.DPO_CONVERSATIONAL, ExportFormat.DPO_STANDARD)
+    if not any(fmt in version.formats for fmt in dpo):
+        return None
+    answers = list(
+        Membership.objects.filter(
+            version=version,
+            split__in=(Membership.Split.TRAIN, Membership.Split.EVAL),
+            pair__kind=PairKind.PREFERENCE,
+        )
+        .order_by("pair_id")
+        .values_list("pair__chosen", "pair__rejected")[:FIT_CHECK_PAIRS]
+    )
+    if not answers:
+        return None
+    lengths, measured = _answer_lengths([text or "" for pair in answers for text in pair])
+    longest = [max(lengths[i], lengths[i + 1]) for i in range(0, len(lengths), 2)]
+    skipped = sum(n >= max_length for n in longest)
+    return {
+        "version": version,
+        "checked": len(answers),
+        "skipped": skipped,
+        "max_length": max_length,
+        "measured": measured,
+        "most": 2 * skipped > len(answers),
+    }
+
+
+def _answer_lengths(texts: list[str]) -> tuple[list[int], str]:
+    # The tokenizers library reads tokenizer.json alone, without importing transformers:
+    # cheap enough for a page. Each answer ends with the EOS the trainer appends.
+    path = Path(settings.FLYWHEEL_BASE_MODEL) / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        encoded = Tokenizer.from_file(str(path)).encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) + 1 for e in encoded], MEASURED_BY_TOKENIZER
+    lengths = [-(-len(text) // CHARS_PER_TOKEN) + 1 for text in texts]
+    return lengths, MEASURED_BY_CHARACTERS.format(chars=CHARS_PER_TOKEN)
+
+
+def start_preset(name: str) -> dict | None:
+    return next((p for p in start_presets() if p["name"] == name), None)
 
 
 def runs() -> QuerySet[TrainingRun]:

@@ -1,9 +1,12 @@
 """Training run and model registry pages (admin role). Thin: services and selectors do the
 work. A run's page polls its own progress fragment every 2 s while the run is active."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -26,11 +29,23 @@ CHOOSE_VERSION = "Choose a frozen dataset version."
 CHOOSE_PRESET = "Choose the settings or the demo preset."
 
 
+def _fit_warning(request) -> dict | None:
+    """After a start the fit check held back (`run_start`): the warning and a form that
+    starts the run anyway, from the version and preset in the query."""
+    version = selectors_runs.version_get(pk=int_param(request.GET.get("version")))
+    preset = selectors_runs.start_preset(request.GET.get("preset", ""))
+    if version is None or preset is None:
+        return None
+    check = selectors_runs.pairs_skipped(version=version, max_length=preset["max_length"])
+    return {**check, "preset": preset["name"]} if check and check["most"] else None
+
+
 @role_required(ADMIN)
 def run_list(request):
     page = selectors_runs.runs_page(before=int_param(request.GET.get("before")))
     versions = selectors_runs.versions_trainable()
     context = {
+        "fit": _fit_warning(request),
         "runs": page.rows,
         "polling": any(run.is_active for run in page.rows),
         "next_before": page.older,
@@ -55,6 +70,13 @@ def run_start(request):
     if preset not in selectors_runs.START_PRESETS:
         messages.error(request, CHOOSE_PRESET)
         return redirect("runs:runs")
+    if request.POST.get("confirm") != "skip":
+        max_length = selectors_runs.start_preset(preset)["max_length"]
+        check = selectors_runs.pairs_skipped(version=version, max_length=max_length)
+        if check and check["most"]:
+            # Most pairs would carry no signal: say so and ask, on a page that answers GET.
+            query = urlencode({"version": version.pk, "preset": preset})
+            return redirect(f"{reverse('runs:runs')}?{query}#fit-warning")
     try:
         run = runs.training_run_create(
             version=version, user=request.user, overrides=selectors_runs.START_PRESETS[preset]

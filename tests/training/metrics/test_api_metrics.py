@@ -125,12 +125,9 @@ def test_every_figure_matches_the_data_put_in(metrics_api, loop):
     causes = []
     if totals["pass_rate"] is not None and totals["pass_rate"] < 0.2:
         causes.append(f"filter too strict: pass rate {totals['pass_rate']:.0%} is under 20%")
-    # A week ago the queue was empty: every item entered this week.
-    week_ago = max(len(still_queued) - len(items) + 2, 0)
-    if len(still_queued) > week_ago:
-        causes.append(
-            f"review backed up: the queue grew from {week_ago} to {len(still_queued)} in a week"
-        )
+    # A week ago the queue was empty: every item entered this week, but a few items from 0
+    # are not a backlog (FLYWHEEL_HEALTH_QUEUE_GROWTH_MIN_ITEMS).
+    assert len(still_queued) < 25
 
     with time_machine.travel(ASKED, tick=False):
         answer = metrics_api.get("/api/v1/metrics?days=3")

@@ -302,3 +302,57 @@ def test_an_unknown_preset_starts_nothing(as_user, admin, version, base_model):
     )
     assert CHOOSE_PRESET in response.content.decode()
     assert not TrainingRun.objects.exists()
+
+
+def _word_tokenizer(directory) -> None:
+    """A tokenizer.json that makes one token of each word or punctuation run."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(directory / "tokenizer.json"))
+
+
+def test_a_start_that_would_skip_most_pairs_is_held_back_with_the_count(
+    as_user, admin, version, base_model, settings
+):
+    """No tokenizer in the base model: the check estimates tokens from characters, finds
+    every answer (about 190 characters) longer than 16 tokens and asks before starting."""
+    settings.FLYWHEEL_TRAINING_MAX_LENGTH = 16
+    client = as_user(admin)
+    response = client.post("/training/runs/start/", {"version": version.pk})
+    assert response.status_code == 302
+    assert response["Location"] == (
+        f"/training/runs/?version={version.pk}&preset=settings#fit-warning"
+    )
+    assert not TrainingRun.objects.exists()
+    page = client.get(response["Location"]).content.decode()
+    assert f"3 of 3 pairs of {version} would be skipped" in page
+    assert "an answer alone fills max_length (16 tokens; estimated at 4 characters" in page
+
+    client.post(
+        "/training/runs/start/", {"version": version.pk, "preset": "settings", "confirm": "skip"}
+    )
+    assert TrainingRun.objects.get().config["max_length"] == 16
+
+
+def test_the_fit_check_counts_with_the_base_models_tokenizer_when_it_has_one(
+    as_user, admin, version, base_model, settings
+):
+    # About 29 tokens an answer with this tokenizer, about 48 by the character estimate.
+    _word_tokenizer(base_model)
+    client = as_user(admin)
+    settings.FLYWHEEL_TRAINING_MAX_LENGTH = 20
+    held = client.post("/training/runs/start/", {"version": version.pk})
+    page = client.get(held["Location"]).content.decode()
+    assert "3 of 3 pairs" in page and "counted with the base model&#x27;s tokenizer" in page
+    assert not TrainingRun.objects.exists()
+
+    settings.FLYWHEEL_TRAINING_MAX_LENGTH = 40
+    started = client.post("/training/runs/start/", {"version": version.pk})
+    assert started["Location"] == f"/training/runs/{TrainingRun.objects.get().pk}/"
+
+
+def test_the_runs_page_shows_no_warning_for_a_start_that_fits(as_user, admin, version):
+    page = as_user(admin).get(f"/training/runs/?version={version.pk}&preset=demo")
+    assert 'id="fit-warning"' not in page.content.decode()
