@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0011_experiment_holdback'),
+        ('training', '0012_model_time_to_improvement_stored'),
     ]
 
     operations = [
