@@ -102,6 +102,7 @@ def admin_client(admin):
     return client
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300,
     deadline=None,

@@ -172,6 +172,7 @@ def gunicorn():
     server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_through_429s_503s_and_a_gunicorn_restart_is_stored_exactly_once(gunicorn):
     _, raw = api_token_create(source_name="burst", name="client", scopes=["ingest"])
