@@ -31,7 +31,7 @@ run: setup
 test: services lint test-client
 	@$(TEST_ENV); $(VENV)/bin/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); $(NO_TESTS_FAIL)
 
-# The inner loop: no browser, no supervised stack, no model training.
+# The inner loop: no browser, no supervised stack, no slow test (pyproject.toml says which).
 # It keeps the test databases between runs (--reuse-db: migrate applies only what is new),
 # which saves each worker the ~25 s of building one; PYTEST_ARGS=--create-db starts afresh.
 test-fast: services

@@ -16,6 +16,7 @@ from tests.support.personas import person
 from tests.support.workers import worker_redis_url
 
 pytest_plugins = [
+    "tests.support.databases",
     "tests.support.tiny_detoxify",
     "tests.support.review",
     "tests.support.training",
@@ -34,6 +35,17 @@ def _use_the_workers_redis_database() -> None:
 
 
 _use_the_workers_redis_database()
+
+
+def pytest_sessionfinish(session):
+    # The xdist controller outlives every worker: it drops the template they were cloned
+    # from, unless the run keeps its databases (--reuse-db, as `make test-fast` does).
+    config = session.config
+    controller = not hasattr(config, "workerinput") and config.getoption("numprocesses", None)
+    if controller and (config.getoption("create_db") or not config.getoption("reuse_db")):
+        from tests.support.databases import drop_template
+
+        drop_template()
 
 
 @pytest.fixture(autouse=True)

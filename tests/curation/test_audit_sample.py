@@ -47,6 +47,7 @@ def audited() -> dict[int, tuple[str, float]]:
     )
 
 
+@pytest.mark.slow
 def test_the_audit_sample_is_deterministic_and_at_its_rate_per_filter():
     policy = policies.policy_create(changes={"audit_rates": {"toxicity": 0.1, "pii": 0.0}})
     assert policy.audit_rate == 0.02  # the default

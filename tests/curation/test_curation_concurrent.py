@@ -71,6 +71,7 @@ def _worker(env: dict) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_two_workers_find_every_planted_duplicate_and_curate_each_row_once(settings):
     # Word salad is no quality answer: only dedup may fail these candidates.
     no_toxicity(enabled_filters=[n for n in filters.FILTER_ORDER if n not in UNTESTED])

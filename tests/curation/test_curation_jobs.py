@@ -56,6 +56,7 @@ def test_running_the_job_twice_gives_the_same_rows():
     assert rows() == before
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_loses_and_doubles_nothing(settings):
     no_toxicity()
     interactions = edits(15)

@@ -36,6 +36,7 @@ def _remote_env(settings, home) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_a_worker_with_only_a_remote_machines_environment_curates(settings, tmp_path):
     interactions = edits(6, prefix="remote")
     assert django_rq.get_queue("curation").count >= 1

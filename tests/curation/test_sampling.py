@@ -24,6 +24,7 @@ def test_sampling_rate_is_the_policy_rate_with_a_floor_for_small_strata():
     assert sampling.sampling_rate(base_rate=0.0, stratum_size=5, min_per_stratum=20) == 0.0
 
 
+@pytest.mark.slow
 def test_the_sampled_rate_over_10000_candidates_is_within_the_99_percent_interval():
     policy = policies.policy_create(changes={"sample_rate": 0.075, "min_per_stratum": 0})
     candidates = make_passed(10_000)
@@ -74,6 +75,7 @@ def test_the_decision_is_recorded_on_the_candidate_and_the_queue_pulls_it():
     assert ReviewItem.objects.count() == sampled
 
 
+@pytest.mark.slow
 def test_a_rare_stratum_is_not_starved_by_a_common_one():
     policy = policies.policy_create(changes={"sample_rate": 0.05, "min_per_stratum": 20})
     common = make_passed(3_000, task_type="support")

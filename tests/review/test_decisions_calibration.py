@@ -82,6 +82,7 @@ def _coverage(second_threshold, seed):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("second_threshold", "seed"), [(0.25, 1), (0.6, 2)])
 def test_intervals_cover_the_truth_after_a_re_curation(second_threshold, seed):
     coverage, old = _coverage(second_threshold, seed)

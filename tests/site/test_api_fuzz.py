@@ -184,6 +184,7 @@ ENDPOINT = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["interaction", "feedback", "edit"])
 @FUZZ
 @given(data=st.data())
@@ -209,6 +210,7 @@ def test_one_item_endpoints_never_fail_and_a_refusal_writes_nothing(fuzz_api, ki
 SECTIONS = {"interactions": "interaction", "feedback": "feedback", "edits": "edit"}
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data())
 def test_a_batch_never_fails_and_its_rejected_items_write_nothing(fuzz_api, data):

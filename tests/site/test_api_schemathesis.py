@@ -76,6 +76,7 @@ def token(db):
     return raw
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

@@ -99,6 +99,7 @@ def test_the_walk_covers_every_page_and_every_form_field():
     assert {"margin_kind", "user_id", "object_type", "threshold", "task_type"} <= set(FIELDS)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=6,
     deadline=None,

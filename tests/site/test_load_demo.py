@@ -292,6 +292,7 @@ def test_pii_is_planted_in_about_three_percent_and_nowhere_else(generated):
     assert kinds == {"email", "phone", "card"}
 
 
+@pytest.mark.slow
 def test_near_duplicates_do_not_collapse_the_data(generated):
     interactions, _ = generated
     index = dedup.NearDupIndex()

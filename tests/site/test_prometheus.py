@@ -225,6 +225,7 @@ def test_a_scrape_still_answers_when_redis_is_down(scraper, settings):
     assert ("flywheel_reviews_total", ()) in got
 
 
+@pytest.mark.slow
 def test_under_gunicorn_a_scrape_adds_up_every_workers_counters(tmp_path):
     """Sync workers take turns on the shared socket: whichever answers the scrape, every
     request any worker served is in it."""

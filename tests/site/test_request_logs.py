@@ -112,6 +112,7 @@ def test_the_jobs_a_request_enqueued_carry_its_id_and_the_worker_logs_under_it(j
     assert after and all(line["request_id"] is None for line in after)
 
 
+@pytest.mark.slow
 def test_log_format_json_writes_one_object_per_line_from_the_settings():
     """The real path: the setting read at start-up, Django's logging configured from it."""
     code = (

@@ -158,12 +158,14 @@ def _deploy_check(**env) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_deploy_check_passes_with_flywheel_https():
     result = _deploy_check(FLYWHEEL_HTTPS="true")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_without_flywheel_https_the_deploy_check_names_what_is_missing():
     result = _deploy_check(FLYWHEEL_HTTPS="false")
     assert result.returncode != 0

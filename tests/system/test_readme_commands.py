@@ -120,6 +120,7 @@ def test_the_readme_shows_the_commands_this_file_knows():
     assert {_name(argv) for argv in COMMANDS} >= KNOWN
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("argv", COMMANDS, ids=[_name(argv) for argv in COMMANDS])
 def test_a_readme_command_runs_as_written_in_a_clean_shell(argv, env_file, tmp_path):

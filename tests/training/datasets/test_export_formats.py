@@ -281,6 +281,7 @@ def test_the_version_page_lists_every_file_with_size_hash_and_link(admin, as_use
         assert f">{f['bytes']}<" in html
 
 
+@pytest.mark.slow
 def test_web_processes_do_not_load_pyarrow_until_a_parquet_file_is_written():
     # Every web process imports the export module through the URLconf; pyarrow (about 30 MB)
     # must wait for the first Parquet file.

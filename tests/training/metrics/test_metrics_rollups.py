@@ -159,7 +159,10 @@ class Mix:
             )
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# One seed in the inner loop; all three in `make test`.
+@pytest.mark.parametrize(
+    "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_incremental_rollups_equal_a_full_rebuild(
     seed, annotator, annotator2, curator, admin, settings
 ):

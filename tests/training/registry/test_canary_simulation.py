@@ -23,7 +23,7 @@ from training.registry import services as registry
 from training.runs.jobs import trigger_check
 from training.webhooks import services as webhooks
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SHARE = 0.3
 KEYS = 500
 

@@ -28,6 +28,8 @@ import pytest
 from training.registry import clustered
 from training.registry.clustered import ABSOLUTE, COMPLETE, RELATIVE, ROLL_BACK
 
+pytestmark = pytest.mark.slow
+
 ALPHA, TAU, MIN_SAMPLE, BURN_IN = 0.05, 0.05, 500, 30
 CONTROL_RATE = 0.10
 RUNS = 400

@@ -20,6 +20,7 @@ from training.runs.jobs import trigger_check
 # reset_sequences: the split hashes each key under the experiment's id, so with ids fixed a seed
 # always draws the same split (the SRM check never sees a different draw from run to run).
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.django_db(transaction=True, reset_sequences=True),
     pytest.mark.usefixtures("export_dir"),
 ]

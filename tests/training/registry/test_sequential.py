@@ -72,6 +72,7 @@ def _simulate(*, rng, p_control, p_canary, looks, batch, burn_in, min_sample, ma
     return Verdict.CONTINUE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("p", [0.05, 0.2])
 def test_equal_arms_are_rolled_back_at_most_alpha_of_the_time_under_continuous_looks(p):
     """1000 seeded experiments, each looked at 100 times (every 20 interactions per arm, up

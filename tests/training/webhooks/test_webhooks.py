@@ -217,6 +217,7 @@ def test_a_delivery_claimed_by_a_worker_that_died_is_sent_by_the_sweeper(hook_se
     assert len(receiver.requests) == 1 and receiver.requests[0]["verified"]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_request_loses_nothing(hook_settings, receiver):
     """A real `rqworker webhooks` process is killed with SIGKILL while the receiver holds its
