@@ -19,7 +19,6 @@ from curation.selectors import candidates_filtered
 from curation.services import batch_ingest
 from review import services as review_services
 from review.agreement import krippendorff_alpha
-from review.models import ReviewOutcome
 from review.rollups import nominal_alpha
 from tests.support import factories
 from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, no_toxicity, source
@@ -154,9 +153,11 @@ class Mix:
     def approve_until_gold(self):
         """Which candidates are drawn, and so which items are claimed, hashes their ids
         (they depend on what ran before in the process): approve what is claimed,
-        adjudicating disagreements, until an outcome is approved (gold at the freeze)."""
+        adjudicating disagreements, until an approved outcome makes a gold pair (an
+        approved audit item of a failed candidate makes none)."""
         for _ in range(20):
-            if ReviewOutcome.objects.filter(result="approved").exists():
+            training_services.gold_pairs_sync()
+            if GoldPair.objects.exists():
                 return
             for person in [*self.people["annotators"], None]:
                 if person is None:
