@@ -10,11 +10,18 @@ construction, whatever the write did (re-curation, reopen, a second review).
 
 Rows only ever inserted (a new interaction) need no "before": `rollup_add`.
 
+Deltas on one table may nest (a re-curation, itself a delta over its candidates'
+items, samples a candidate and queues its item with a delta of its own). Two deltas
+over the same rows would each count the inner write, so a scoped delta leaves out the
+rows of the deltas around it: the outermost counts them, once (`rollup_delta`'s scope).
+
 Each app keeps its own rollup table (a `MetricDayBase`, flywheel_site/models.py) and its
 own facts query; this module is the upsert they share.
 """
 
+import re
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 
 from django.conf import settings
@@ -65,14 +72,50 @@ def rollup_add(*, table: str, facts: str, params: dict) -> None:
         _apply(table=table, facts=facts, params=params, sign="")
 
 
+# The scoped deltas open in this context: (table, scope, params), outermost first.
+_open: ContextVar[tuple] = ContextVar("rollup_deltas_open", default=())
+_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def _tagged(scope: str, params: dict, tag: str) -> tuple[str, dict]:
+    """The scope with its parameters renamed apart (`ids` -> `ids_<tag>`)."""
+    sql = _PARAM.sub(lambda m: f"%({m.group(1)}_{tag})s", scope)
+    return sql, {f"{name}_{tag}": value for name, value in params.items()}
+
+
+def _scope_nested(table: str, scope: str, params: dict) -> tuple[str, dict]:
+    """`scope` less the rows of the scoped deltas open around it on `table`."""
+    sql, merged = f"({scope})", dict(params)
+    for depth, (other, outer, outer_params) in enumerate(_open.get()):
+        if other == table:
+            outer_sql, tagged = _tagged(outer, outer_params, f"outer{depth}")
+            sql += f" AND NOT ({outer_sql})"
+            merged.update(tagged)
+    return sql, merged
+
+
 @contextmanager
-def rollup_delta(*, table: str, facts: str, params: dict):
+def rollup_delta(*, table: str, facts: str, params: dict, scope: str | None = None):
     """Around a write: subtract the facts of the scoped rows, let the write run,
-    add their facts again. Call inside the write's transaction."""
+    add their facts again. Call inside the write's transaction.
+
+    With `scope`, `facts` is a template whose `{scope}` selects the rows, by columns
+    that never change (their ids): a delta opened inside another scoped delta on the
+    same table then leaves out the rows the outer one counts, instead of counting
+    what changed in them twice."""
+    own = params
+    if scope is not None:
+        scope_sql, params = _scope_nested(table, scope, params)
+        facts = facts.format(scope=scope_sql)
     on = enabled()
     if on:
         _apply(table=table, facts=facts, params=params, sign="-", prune=True)
-    yield
+    token = _open.set((*_open.get(), (table, scope, own))) if scope is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _open.reset(token)
     if on:
         _apply(table=table, facts=facts, params=params, sign="", prune=True)
 

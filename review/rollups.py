@@ -70,9 +70,9 @@ def review_rollup_delta(*, item_ids=(), candidate_ids=()):
     else:
         yield
         return
-    with rollup_delta(
-        table=REVIEW_TABLE, facts=_REVIEW_FACTS.format(scope=scope), params={"ids": ids}
-    ):
+    # Scoped: the intake's delta inside a re-curation's (which samples, so queues)
+    # leaves the outer one's items to it; both counted them twice.
+    with rollup_delta(table=REVIEW_TABLE, facts=_REVIEW_FACTS, scope=scope, params={"ids": ids}):
         yield
 
 
