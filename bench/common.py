@@ -156,9 +156,11 @@ def app_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str, str
     return env
 
 
-def manage(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+def python_run(script: str, *args: str, env: dict[str, str], timeout: float = 300) -> str:
+    """A Python script of this project in a child process; its stdout, or an error with
+    the end of its stderr."""
     done = subprocess.run(
-        [PYTHON, "manage.py", *args],
+        [PYTHON, script, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -167,8 +169,12 @@ def manage(*args: str, env: dict[str, str], timeout: float = 300) -> str:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"{script} {' '.join(args)} failed:\n{done.stderr[-4000:]}")
     return done.stdout
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+    return python_run("manage.py", *args, env=env, timeout=timeout)
 
 
 def migrate(*, env: dict[str, str]) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -44,8 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import metrics
 from bench.common import (
-    PYTHON,
-    ROOT,
     Gunicorn,
     TrafficFactory,
     app_env,
@@ -59,6 +56,7 @@ from bench.common import (
     migrate,
     percentile,
     pg_connect,
+    python_run,
     raise_on_sigterm,
     redis_clear,
     rounded,
@@ -160,18 +158,8 @@ def _execute_all(url: str, statements: list[str], params: dict) -> None:
 def _probe(url: str, *args: str, timeout: float = 3 * 3600) -> dict:
     """This file's `--probe` mode in a child process, with Django set up on `url`."""
     env = app_env(database_url=url, redis_url=bench_redis_url(base_url=service_urls()[1]))
-    done = subprocess.run(
-        [PYTHON, str(Path(__file__).resolve()), "--probe", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"probe {args} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = python_run(str(Path(__file__).resolve()), "--probe", *args, env=env, timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def prepare(*, url: str, rows: int) -> dict:
