@@ -41,11 +41,19 @@ def exported(admin, tmp_path, settings):
         formats=["dpo_standard", "dpo_conversational"],
         description="Support answers our reviewers preferred.",
     )
+    # A pair's split is a hash of its content: fixed texts, not numbered by the helper's
+    # process-wide counter, make the version the same in every run (these give both splits).
     for n in range(8):
         # Half the pairs were reviewed twice, so agreement has something to measure.
-        reviewers = ("rita", "sam") if n % 2 else ("rita",)
-        th.approved(occurred_at=timezone.now() - timedelta(days=30), reviewers=reviewers)
+        th.approved(
+            occurred_at=timezone.now() - timedelta(days=30),
+            reviewers=("rita", "sam") if n % 2 else ("rita",),
+            prompt=f"Support question {n}: how do I reset my password on the support site?",
+            chosen=f"Card answer {n}: open Settings, choose Security, then Reset password.",
+            rejected=f"Card draft {n}: I am not sure, try searching the help pages.",
+        )
     version, _ = services.dataset_version_freeze(dataset=dataset, user=admin)
+    assert version.manifest["counts"]["train"] > 0 and version.manifest["counts"]["eval"] > 0
     export.dataset_version_write(version=version, directory=tmp_path / "out")
     return tmp_path / "out", version
 
