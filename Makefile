@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 SERVICES_ENV = eval "$$(scripts/services.sh env)"
 # Tests use Redis database 1 so a running `make run` (database 0) is left alone; each
 # xdist worker moves to a database of its own (gw0 -> 1, gw1 -> 2: tests/support/workers.py).
-TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true
+# PYTHONDONTWRITEBYTECODE (set in some images) would make every xdist worker and every server
+# or worker a test starts compile the project, and pytest rewrite each test module, again.
+TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true; \
+	unset PYTHONDONTWRITEBYTECODE
 # Three workers on two cores: many tests wait on a subprocess, a browser or a timer, and a
 # third worker fills those waits (bench/RESULTS.md has the measured wall times).
 # loadfile keeps a module's tests on one worker, so module-scoped fixtures (one Chromium
