@@ -7,8 +7,11 @@ SERVICES_ENV = eval "$$(scripts/services.sh env)"
 # xdist worker moves to a database of its own (gw0 -> 1, gw1 -> 2: tests/support/workers.py).
 # PYTHONDONTWRITEBYTECODE (set in some images) would make every xdist worker and every server
 # or worker a test starts compile the project, and pytest rewrite each test module, again.
+# One math thread per process: three workers already share two cores, and torch's own pool of
+# two threads per worker spun on cores the others needed (the training tests took twice the
+# CPU; bench/RESULTS.md "Test suite wall time").
 TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRET=true; \
-	unset PYTHONDONTWRITEBYTECODE
+	unset PYTHONDONTWRITEBYTECODE; export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # Three workers on two cores: many tests wait on a subprocess, a browser or a timer, and a
 # third worker fills those waits (bench/RESULTS.md has the measured wall times).
 # loadfile keeps a module's tests on one worker, so module-scoped fixtures (one Chromium

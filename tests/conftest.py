@@ -9,6 +9,7 @@ import os
 
 import pytest
 from django.conf import settings as django_settings
+from django.test import override_settings
 
 from flywheel_site import redis as fw_redis
 from tests.support.api import ApiClient
@@ -71,10 +72,12 @@ def _clean_redis():
     fw_redis.reset()
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    # PBKDF2 is slow by design; tests create many users and hash no real secrets.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hasher():
+    # PBKDF2 is slow by design; tests create many users and hash no real secrets. For the whole
+    # session, so users made by a class- or module-scoped fixture get it too.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

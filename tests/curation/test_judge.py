@@ -17,6 +17,7 @@ from curation.models import Candidate, FilterDecision, JudgeVerdict, SampleDraw
 from review import selectors
 from review.models import ReviewItem
 from tests.support.curation import GOOD_EDIT, edited
+from tests.support.http import http_serve
 from tests.support.review import make_items, review
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +75,6 @@ class JudgeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def answer(self, content, *, status=200, headers=None, delay=0.0, raw=None):
         if raw is None:
@@ -100,7 +100,7 @@ class JudgeServer:
 @pytest.fixture
 def server(settings):
     srv = JudgeServer()
-    srv.thread.start()
+    http_serve(srv.httpd)
     settings.FLYWHEEL_JUDGE_URL = srv.url
     settings.FLYWHEEL_JUDGE_MODEL = "judge-test"
     settings.FLYWHEEL_JUDGE_API_KEY = "sk-test-key"

@@ -23,11 +23,14 @@ import re
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import get_resolver, reverse
 
 from flywheel_site.access import FORBIDDEN
-from tests.support.access import SKIPPED_PREFIXES, URLS, path_of
+from tests.support.access import SKIPPED_PREFIXES, URLS, objects_make, path_of
+from tests.support.databases import shared_rows
+from tests.support.personas import person
 
 pytestmark = pytest.mark.django_db
 
@@ -155,6 +158,24 @@ TABLE: dict[str, dict[str, tuple]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def objects(django_db_setup, django_db_blocker):
+    """The rows the URLs name, made once for the module (each test rolls its own changes
+    back to them): 71 URLs each froze a version and started a canary of their own."""
+    with shared_rows(django_db_blocker):
+        yield objects_make(person("arthur", "annotator"), person("ada", "admin"))
+
+
+@pytest.fixture
+def admin(objects):
+    return User.objects.get(username="ada")
+
+
+@pytest.fixture
+def annotator2(objects):
+    return User.objects.get(username="arthur")
+
+
 # Which fixture row a URL's ``pk`` names; review items unless said here.
 def client_for(persona: str, request) -> Client:
     client = Client()
@@ -211,8 +232,6 @@ def test_each_persona_gets_what_the_table_says(name, objects, request):
 def test_a_staff_user_without_a_role_gets_what_an_outsider_gets(objects):
     """Django's staff flag is not a Flywheel role: on every page, and in the Django admin and
     django-rq, a staff-only user is an outsider."""
-    from django.contrib.auth.models import User
-
     client = Client()
     staff = User.objects.create_user(username="stella", is_staff=True)
     outsider = PERSONAS.index("outsider")

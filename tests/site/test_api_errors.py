@@ -43,6 +43,7 @@ def gunicorn():
         yield url
 
 
+@pytest.mark.slow  # starts gunicorn
 def test_an_over_limit_body_reaches_a_python_client_as_a_json_413(gunicorn):
     body = b"x" * (4 * 1024 * 1024)
     request = urllib.request.Request(  # noqa: S310 (our own test server)

@@ -44,6 +44,7 @@ def test_pages_outside_the_api_keep_django_s_own_handling(client):
     assert client.get("/login/?next=" + "a" * 3000).status_code == 200
 
 
+@pytest.mark.slow  # starts gunicorn
 def test_under_gunicorn_the_app_s_json_answers_come_first_and_name_no_server():
     """As `make run` serves it: a 3,000-byte URL (past the app's 2,048, below gunicorn's
     4,094-byte request line) and 9,000 bytes of headers get the app's JSON, and no answer

@@ -6,13 +6,17 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import Levenshtein
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from curation import dedup, pii
 from curation.models import ApiToken, Feedback, FeedbackKind, Interaction, Source
@@ -20,6 +24,7 @@ from curation.schemas import FeedbackIn, InteractionIn
 from flywheel_site.demo import accounts, loop
 from flywheel_site.demo import traffic as demo
 from flywheel_site.demo.load import CHUNK, chunks
+from tests.support.databases import shared_rows
 
 NOW = datetime(2025, 12, 1, 10, 30, tzinfo=UTC)
 WINDOW = timedelta(days=demo.WINDOW_DAYS)
@@ -343,88 +348,24 @@ def _run(*args: str) -> str:
     return out.getvalue()
 
 
-@pytest.fixture
-def demo_env(monkeypatch, settings, tmp_path):
-    for name in (*accounts.PASSWORD_ENVS, "PORT"):
-        monkeypatch.delenv(name, raising=False)
-    # The simulated weeks freeze versions and may build the base model: not into .run/.
-    settings.FLYWHEEL_MODELS_DIR = tmp_path / "models"
-    settings.FLYWHEEL_BASE_MODEL = tmp_path / "models" / "base"
-    settings.FLYWHEEL_EXPORT_DIR = tmp_path / "exports"
+@contextmanager
+def demo_env_for(directory: Path) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (*accounts.PASSWORD_ENVS, "PORT"):
+            patch.delenv(name, raising=False)
+        # The simulated weeks freeze versions and may build the base model: not into .run/.
+        with override_settings(
+            FLYWHEEL_MODELS_DIR=directory / "models",
+            FLYWHEEL_BASE_MODEL=directory / "models" / "base",
+            FLYWHEEL_EXPORT_DIR=directory / "exports",
+        ):
+            yield
 
 
 @pytest.fixture
-def loaded(db, demo_env):
-    with time_machine.travel(NOW, tick=False):
-        return _run("--interactions", "300")
-
-
-def test_load_demo_stores_the_generated_events(loaded):
-    # The command ends the demo's window whole weeks after its fixed reference.
-    reference = demo.reference_before(NOW)
-    _, feedback = demo.generate(reference=reference, n_interactions=300)
-    source = Source.objects.get(name=demo.DEMO_SOURCE)
-    assert Interaction.objects.filter(source=source).count() == 300
-    assert Feedback.objects.filter(source=source).count() == len(feedback)
-    assert f"created 300 interactions and {len(feedback)} feedback events" in loaded
-
-
-def test_a_second_run_creates_nothing_and_says_so(loaded):
-    counts = (Interaction.objects.count(), Feedback.objects.count(), ApiToken.objects.count())
-    # Days later: the window may have moved a week, but the same ids add nothing.
-    with time_machine.travel(NOW + timedelta(days=3), tick=False):
-        again = _run("--interactions", "300")
-    assert (Interaction.objects.count(), Feedback.objects.count(), ApiToken.objects.count()) == (
-        counts
-    )
-    assert "nothing new created" in again
-    assert "fw_" not in again
-
-
-def test_it_creates_a_token_for_every_scope_the_demo_uses_and_prints_it_once(loaded):
-    token = ApiToken.objects.get(source__name=demo.DEMO_SOURCE, name=demo.DEMO_TOKEN_NAME)
-    assert token.scopes == ["export", "ingest", "metrics", "route"]
-    assert token.hint in loaded
-
-
-def test_feedback_is_linked_unless_its_interaction_never_came(loaded):
-    unlinked = Feedback.objects.filter(interaction__isnull=True)
-    linked = Feedback.objects.filter(interaction__isnull=False)
-    assert linked.count() > 50
-    assert unlinked.exists()
-    assert all(f.interaction_event_id.startswith("demo-i-missing-") for f in unlinked)
-    assert all(f.interaction.event_id == f.interaction_event_id for f in linked)
-
-
-def test_stored_rows_have_pii_redacted(loaded):
-    interactions = list(Interaction.objects.all())
-    stored = json.dumps(
-        [[i.messages, i.response] for i in interactions]
-        + list(Feedback.objects.values_list("final_text", "comment")),
-        ensure_ascii=False,
-    )
-    assert "@example." not in stored
-    assert not any(card in stored for card in demo.PII_CARDS)
-    assert not any(phone in stored for phone in demo.PII_PHONES)
-    assert any(i.pii for i in interactions)
-    assert "[EMAIL]" in stored
-
-
-def test_it_creates_the_demo_accounts_and_prints_their_credentials(loaded):
-    users = get_user_model().objects
-    admin, annotator = users.get(username="admin"), users.get(username="annotator")
-    assert admin.is_superuser and admin.is_staff and admin.is_active
-    assert not annotator.is_superuser and not annotator.is_staff and annotator.is_active
-    assert admin.check_password(accounts.DEFAULT_ADMIN_PASSWORD)
-    assert annotator.check_password(accounts.DEFAULT_ANNOTATOR_PASSWORD)
-    assert "http://127.0.0.1:8000/" in loaded
-    assert f"admin / {accounts.DEFAULT_ADMIN_PASSWORD}" in loaded
-    assert f"annotator / {accounts.DEFAULT_ANNOTATOR_PASSWORD}" in loaded
-    curator = users.get(username=accounts.CURATOR_USERNAME)
-    assert not curator.is_superuser and not curator.is_staff and curator.is_active
-    assert curator.check_password(accounts.DEFAULT_CURATOR_PASSWORD)
-    assert list(curator.groups.values_list("name", flat=True)) == ["curator"]
-    assert f"curator / {accounts.DEFAULT_CURATOR_PASSWORD}" in loaded
+def demo_env(tmp_path):
+    with demo_env_for(tmp_path):
+        yield
 
 
 def test_passwords_come_from_the_environment(db, demo_env, monkeypatch):
@@ -491,36 +432,112 @@ def test_shifted_moves_every_timestamp_and_nothing_else():
     assert {b - a for a, b in zip(before_times, after_times, strict=True)} == {timedelta(hours=30)}
 
 
-def test_the_demo_ends_at_the_moment_it_is_loaded(loaded):
-    # NOW is days past the last whole week after the fixed reference: the weeks still end
-    # at NOW, and every row is stamped inside them, arrival included.
-    assert NOW - demo.reference_before(NOW) > timedelta(days=1)
-    interactions = Interaction.objects.all()
-    last = max(i.occurred_at for i in interactions)
-    assert NOW - timedelta(days=1) < last < NOW
-    assert all(i.occurred_at <= i.received_at <= NOW for i in interactions)
-    assert all(f.received_at <= NOW for f in Feedback.objects.all())
+@pytest.mark.django_db
+class TestTheLoadedDemo:
+    """One 300-interaction load (six simulated weeks) shared by the tests that read it; each
+    test's own transaction, a savepoint inside the load's, is rolled back as usual."""
 
+    @pytest.fixture(scope="class")
+    def loaded(self, django_db_setup, django_db_blocker, tmp_path_factory):
+        with shared_rows(django_db_blocker), demo_env_for(tmp_path_factory.mktemp("demo")):
+            with time_machine.travel(NOW, tick=False):
+                out = _run("--interactions", "300")
+            yield out
 
-def test_the_policy_in_force_when_the_demo_ends_samples_as_the_product_advises(loaded):
-    from curation import policies
-    from curation.models import CurationPolicy
+    def test_load_demo_stores_the_generated_events(self, loaded):
+        # The command ends the demo's window whole weeks after its fixed reference.
+        reference = demo.reference_before(NOW)
+        _, feedback = demo.generate(reference=reference, n_interactions=300)
+        source = Source.objects.get(name=demo.DEMO_SOURCE)
+        assert Interaction.objects.filter(source=source).count() == 300
+        assert Feedback.objects.filter(source=source).count() == len(feedback)
+        assert f"created 300 interactions and {len(feedback)} feedback events" in loaded
 
-    current = policies.policy_current()
-    assert 0.05 <= current.sample_rate <= 0.10
-    assert 0.05 <= current.needs_answer_rate <= 0.10
-    assert current.note == loop.FINAL_POLICY_NOTE
-    # The simulated weeks sampled everything, and the command says what is in force now.
-    assert CurationPolicy.objects.filter(sample_rate=1.0).exists()
-    assert loop.POLICY_IN_FORCE.format(version=current.version, **loop.FINAL_POLICY) in loaded
+    def test_a_second_run_creates_nothing_and_says_so(self, loaded):
+        counts = (Interaction.objects.count(), Feedback.objects.count(), ApiToken.objects.count())
+        # Days later: the window may have moved a week, but the same ids add nothing.
+        with time_machine.travel(NOW + timedelta(days=3), tick=False):
+            again = _run("--interactions", "300")
+        assert (
+            Interaction.objects.count(),
+            Feedback.objects.count(),
+            ApiToken.objects.count(),
+        ) == (counts)
+        assert "nothing new created" in again
+        assert "fw_" not in again
 
+    def test_it_creates_a_token_for_every_scope_the_demo_uses_and_prints_it_once(self, loaded):
+        token = ApiToken.objects.get(source__name=demo.DEMO_SOURCE, name=demo.DEMO_TOKEN_NAME)
+        assert token.scopes == ["export", "ingest", "metrics", "route"]
+        assert token.hint in loaded
 
-def test_policy_versions_are_dated_in_the_order_they_were_made(loaded):
-    """The migration's v1 is made before the demo's weeks are simulated in the past: the
-    demo stamps it at their start, so /curation/policy/ reads in date order."""
-    from curation.models import CurationPolicy
+    def test_feedback_is_linked_unless_its_interaction_never_came(self, loaded):
+        unlinked = Feedback.objects.filter(interaction__isnull=True)
+        linked = Feedback.objects.filter(interaction__isnull=False)
+        assert linked.count() > 50
+        assert unlinked.exists()
+        assert all(f.interaction_event_id.startswith("demo-i-missing-") for f in unlinked)
+        assert all(f.interaction.event_id == f.interaction_event_id for f in linked)
 
-    dates = list(CurationPolicy.objects.order_by("version").values_list("created_at", flat=True))
-    assert len(dates) >= 3
-    assert dates == sorted(dates)
-    assert NOW - WINDOW - timedelta(days=7) < dates[0] < dates[1] <= NOW
+    def test_stored_rows_have_pii_redacted(self, loaded):
+        interactions = list(Interaction.objects.all())
+        stored = json.dumps(
+            [[i.messages, i.response] for i in interactions]
+            + list(Feedback.objects.values_list("final_text", "comment")),
+            ensure_ascii=False,
+        )
+        assert "@example." not in stored
+        assert not any(card in stored for card in demo.PII_CARDS)
+        assert not any(phone in stored for phone in demo.PII_PHONES)
+        assert any(i.pii for i in interactions)
+        assert "[EMAIL]" in stored
+
+    def test_it_creates_the_demo_accounts_and_prints_their_credentials(self, loaded):
+        users = get_user_model().objects
+        admin, annotator = users.get(username="admin"), users.get(username="annotator")
+        assert admin.is_superuser and admin.is_staff and admin.is_active
+        assert not annotator.is_superuser and not annotator.is_staff and annotator.is_active
+        assert admin.check_password(accounts.DEFAULT_ADMIN_PASSWORD)
+        assert annotator.check_password(accounts.DEFAULT_ANNOTATOR_PASSWORD)
+        assert "http://127.0.0.1:8000/" in loaded
+        assert f"admin / {accounts.DEFAULT_ADMIN_PASSWORD}" in loaded
+        assert f"annotator / {accounts.DEFAULT_ANNOTATOR_PASSWORD}" in loaded
+        curator = users.get(username=accounts.CURATOR_USERNAME)
+        assert not curator.is_superuser and not curator.is_staff and curator.is_active
+        assert curator.check_password(accounts.DEFAULT_CURATOR_PASSWORD)
+        assert list(curator.groups.values_list("name", flat=True)) == ["curator"]
+        assert f"curator / {accounts.DEFAULT_CURATOR_PASSWORD}" in loaded
+
+    def test_the_demo_ends_at_the_moment_it_is_loaded(self, loaded):
+        # NOW is days past the last whole week after the fixed reference: the weeks still end
+        # at NOW, and every row is stamped inside them, arrival included.
+        assert NOW - demo.reference_before(NOW) > timedelta(days=1)
+        interactions = Interaction.objects.all()
+        last = max(i.occurred_at for i in interactions)
+        assert NOW - timedelta(days=1) < last < NOW
+        assert all(i.occurred_at <= i.received_at <= NOW for i in interactions)
+        assert all(f.received_at <= NOW for f in Feedback.objects.all())
+
+    def test_the_policy_in_force_when_the_demo_ends_samples_as_the_product_advises(self, loaded):
+        from curation import policies
+        from curation.models import CurationPolicy
+
+        current = policies.policy_current()
+        assert 0.05 <= current.sample_rate <= 0.10
+        assert 0.05 <= current.needs_answer_rate <= 0.10
+        assert current.note == loop.FINAL_POLICY_NOTE
+        # The simulated weeks sampled everything, and the command says what is in force now.
+        assert CurationPolicy.objects.filter(sample_rate=1.0).exists()
+        assert loop.POLICY_IN_FORCE.format(version=current.version, **loop.FINAL_POLICY) in loaded
+
+    def test_policy_versions_are_dated_in_the_order_they_were_made(self, loaded):
+        """The migration's v1 is made before the demo's weeks are simulated in the past: the
+        demo stamps it at their start, so /curation/policy/ reads in date order."""
+        from curation.models import CurationPolicy
+
+        dates = list(
+            CurationPolicy.objects.order_by("version").values_list("created_at", flat=True)
+        )
+        assert len(dates) >= 3
+        assert dates == sorted(dates)
+        assert NOW - WINDOW - timedelta(days=7) < dates[0] < dates[1] <= NOW

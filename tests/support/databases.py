@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.core.management.commands import flush as flush_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.test.utils import setup_databases, teardown_databases
 
@@ -143,6 +143,17 @@ def django_db_setup(
         with django_db_blocker.unblock():
             # setup_databases was told to keep the clone; this run drops it all the same.
             teardown_databases(db_cfg, verbosity=verbosity, keepdb=False)
+
+
+@contextmanager
+def shared_rows(django_db_blocker) -> Iterator[None]:
+    """For a class- or module-scoped fixture whose rows several tests read (pytest-django's
+    recipe for wider-scoped data): they are made in a transaction that each test's own nests
+    in as a savepoint, and rolled back when the scope ends. Plain `db` tests only: a
+    transactional test's flush would end it."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 # --- flushing: DELETE instead of TRUNCATE ---------------------------------------------------

@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
 
+from tests.support.http import http_serve
+
 # The receiver listens on loopback, which the SSRF guard refuses unless a test allows it.
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 
@@ -53,8 +55,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = http_serve(self.server)
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/hooks/flywheel?x=1"

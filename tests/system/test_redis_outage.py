@@ -30,6 +30,7 @@ def private_redis(settings):
     fw_redis.reset()
 
 
+@pytest.mark.slow  # a Redis server of its own, stopped and restarted
 def test_ingest_survives_redis_stopping_and_the_sweeper_catches_up(api, private_redis, settings):
     settings.FLYWHEEL_SWEEP_GRACE_S = 0
     enabled = [n for n in filters.FILTER_ORDER if n != filters.TOXICITY]

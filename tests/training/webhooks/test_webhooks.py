@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from flywheel_site import redis as fw_redis
 from tests.support import ROOT, factories
+from tests.support.http import http_serve
 from tests.support.jobs import run_jobs
 from tests.support.training import frozen_version, registered
 from tests.support.webhooks import LOOPBACK, Receiver
@@ -441,7 +442,7 @@ def test_https_goes_to_the_checked_address_with_sni_and_the_certificate_of_the_h
     context.load_cert_chain(cert, key)
     context.sni_callback = lambda sock, name, ctx: names.append(name)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    http_serve(server)
     real = socket.getaddrinfo
     monkeypatch.setattr(
         socket,
@@ -490,7 +491,7 @@ def test_a_receiver_that_drips_its_answer_cannot_hold_the_worker(hook_settings):
 
     hook_settings.FLYWHEEL_WEBHOOK_TIMEOUT_S = 0.5
     server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    http_serve(server)
     try:
         result = webhook_http.post(
             url=f"http://127.0.0.1:{server.server_address[1]}/",
