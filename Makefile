@@ -16,7 +16,8 @@ TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRE
 # third worker fills those waits (bench/RESULTS.md has the measured wall times).
 # loadfile keeps a module's tests on one worker, so module-scoped fixtures (one Chromium
 # per module, a trained adapter) are built once.
-PYTEST_PARALLEL = -n 3 --dist loadfile
+# The order modules are handed out in is tests/conftest.py's (HEAVIEST_FIRST).
+PYTEST_PARALLEL = -n 3 --dist loadfile --no-loadscope-reorder
 FAST = not browser and not stack and not slow
 # pytest exits 5 when it collected nothing (a typo in a path or marker): never a pass, and
 # never a 5 a CI could read as "no tests, fine".

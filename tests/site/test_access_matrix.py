@@ -23,6 +23,7 @@ import re
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import get_resolver, reverse
@@ -158,29 +159,67 @@ TABLE: dict[str, dict[str, tuple]] = {
 }
 
 
+# The personas of tests/conftest.py, by the same names.
+PEOPLE = {
+    "outsider": ("oscar", None),
+    "annotator": ("annie", "annotator"),
+    "curator": ("carla", "curator"),
+    "admin": ("ada", "admin"),
+}
+
+
 @pytest.fixture(scope="module")
-def objects(django_db_setup, django_db_blocker):
-    """The rows the URLs name, made once for the module (each test rolls its own changes
-    back to them): 71 URLs each froze a version and started a canary of their own."""
+def shared(django_db_setup, django_db_blocker):
+    """The rows the URLs name and a logged-in session per persona, made once for the module
+    (each test rolls its own changes back to them). Per test, the 71 URLs each froze a
+    version, started a canary and logged in eight times."""
     with shared_rows(django_db_blocker):
-        yield objects_make(person("arthur", "annotator"), person("ada", "admin"))
+        people = {persona: person(name, role) for persona, (name, role) in PEOPLE.items()}
+        objects = objects_make(person("arthur", "annotator"), people["admin"])
+        sessions = {}
+        for persona, user in people.items():
+            client = Client()
+            client.force_login(user)
+            sessions[persona] = client.cookies[settings.SESSION_COOKIE_NAME].value
+        yield objects, people, sessions
 
 
 @pytest.fixture
-def admin(objects):
-    return User.objects.get(username="ada")
+def objects(shared):
+    return shared[0]
+
+
+# This module's personas are the shared rows (the conftest's would make the users again).
+@pytest.fixture
+def outsider(shared):
+    return shared[1]["outsider"]
 
 
 @pytest.fixture
-def annotator2(objects):
+def annotator(shared):
+    return shared[1]["annotator"]
+
+
+@pytest.fixture
+def curator(shared):
+    return shared[1]["curator"]
+
+
+@pytest.fixture
+def admin(shared):
+    return shared[1]["admin"]
+
+
+@pytest.fixture
+def annotator2(shared):
     return User.objects.get(username="arthur")
 
 
-# Which fixture row a URL's ``pk`` names; review items unless said here.
-def client_for(persona: str, request) -> Client:
+def client_for(persona: str, shared) -> Client:
+    """A client in the persona's shared session (a logout in a test is rolled back)."""
     client = Client()
     if persona != "anonymous":
-        client.force_login(request.getfixturevalue(persona))
+        client.cookies[settings.SESSION_COOKIE_NAME] = shared[2][persona]
     return client
 
 
@@ -208,13 +247,13 @@ def test_the_walk_reaches_every_app_and_leaves_out_only_what_it_says():
 
 
 @pytest.mark.parametrize("name", list(URLS))
-def test_each_persona_gets_what_the_table_says(name, objects, request):
+def test_each_persona_gets_what_the_table_says(name, objects, shared):
     assert name in TABLE, f"{name} is not in TABLE: see test_every_url_is_in_the_table"
     path = path_of(name, objects)
     wrong = []
     for method, expected in TABLE[name].items():
         for persona, want in zip(PERSONAS, expected, strict=True):
-            response = getattr(client_for(persona, request), method)(path)
+            response = getattr(client_for(persona, shared), method)(path)
             got = outcome(response)
             if got != want:
                 wrong.append(f"{method.upper()} {path} as {persona}: {got}, table says {want}")

@@ -81,10 +81,11 @@ def make_candidates(
 
     now = timezone.now()
     start = Interaction.objects.count()
+    src = source()
     interactions = Interaction.objects.bulk_create(
         [
             Interaction(
-                source=source(),
+                source=src,
                 event_id=f"s-{failed_filter or 'passed'}-{task_type}-{model}-{start + i}",
                 occurred_at=now,
                 received_at=now,

@@ -12,6 +12,8 @@ from django.utils.html import escape
 
 from flywheel_site.access import FORBIDDEN
 from tests.support import training as th
+from tests.support.databases import shared_rows
+from tests.support.personas import person
 from tests.support.training import old, registered
 from training.datasets import services, views
 from training.datasets.forms import REASON_REQUIRED
@@ -51,22 +53,36 @@ PAGES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "url"), PAGES)
-@pytest.mark.parametrize("persona", ["annotator", "curator", "outsider"])
-def test_only_admins_may_use_the_dataset_pages(request, as_user, v1, method, url, persona):
-    client = as_user(request.getfixturevalue(persona))
-    response = getattr(client, method)(url, {"reason": "x", "number": "2"})
-    assert response.status_code == 403
-    assert FORBIDDEN in response.content.decode()
-    assert DatasetVersion.objects.count() == 1
-    assert not Quarantine.objects.exists()
+class TestWhoMayOpenThem:
+    """Every dataset page, refused to all but admins, against one frozen version made for
+    the class (44 tests each froze their own)."""
 
+    @pytest.fixture(scope="class")
+    def v1(self, django_db_setup, django_db_blocker):
+        with shared_rows(django_db_blocker):
+            admin = person("ada", "admin")
+            dataset = services.dataset_create(name="support", user=admin, eval_fraction=0.2)
+            for _ in range(10):
+                th.approved(occurred_at=old())
+            yield services.dataset_version_freeze(dataset=dataset, user=admin)[0]
 
-@pytest.mark.parametrize(("method", "url"), PAGES)
-def test_anonymous_visitors_are_sent_to_log_in(client, v1, method, url):
-    response = getattr(client, method)(url)
-    assert response.status_code == 302
-    assert response["Location"].startswith("/login/")
+    @pytest.mark.parametrize(("method", "url"), PAGES)
+    @pytest.mark.parametrize("persona", ["annotator", "curator", "outsider"])
+    def test_only_admins_may_use_the_dataset_pages(
+        self, request, as_user, v1, method, url, persona
+    ):
+        client = as_user(request.getfixturevalue(persona))
+        response = getattr(client, method)(url, {"reason": "x", "number": "2"})
+        assert response.status_code == 403
+        assert FORBIDDEN in response.content.decode()
+        assert DatasetVersion.objects.count() == 1
+        assert not Quarantine.objects.exists()
+
+    @pytest.mark.parametrize(("method", "url"), PAGES)
+    def test_anonymous_visitors_are_sent_to_log_in(self, client, v1, method, url):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/")
 
 
 def test_the_datasets_page_lists_datasets_with_their_latest_version(as_user, admin, v1):
