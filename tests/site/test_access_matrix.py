@@ -189,25 +189,16 @@ def objects(shared):
     return shared[0]
 
 
+def _shared_persona(persona: str):
+    @pytest.fixture(name=persona)
+    def fixture(shared):
+        return shared[1][persona]
+
+    return fixture
+
+
 # This module's personas are the shared rows (the conftest's would make the users again).
-@pytest.fixture
-def outsider(shared):
-    return shared[1]["outsider"]
-
-
-@pytest.fixture
-def annotator(shared):
-    return shared[1]["annotator"]
-
-
-@pytest.fixture
-def curator(shared):
-    return shared[1]["curator"]
-
-
-@pytest.fixture
-def admin(shared):
-    return shared[1]["admin"]
+outsider, annotator, curator, admin = (_shared_persona(persona) for persona in PEOPLE)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management.commands import flush as flush_command
 from django.db import connection, connections, transaction
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
-from django.test.utils import setup_databases, teardown_databases
+from django.test.utils import setup_databases
 
 # Any constant both workers agree on; it only has to differ from other advisory locks.
 _LOCK_KEY = 0x46_4C_59_57  # "FLYW"
@@ -141,8 +141,22 @@ def django_db_setup(
     yield
     if not keepdb:
         with django_db_blocker.unblock():
-            # setup_databases was told to keep the clone; this run drops it all the same.
-            teardown_databases(db_cfg, verbosity=verbosity, keepdb=False)
+            _drop_test_databases(db_cfg)
+
+
+def _drop_test_databases(db_cfg) -> None:
+    """Django's teardown_databases, with FORCE: a connection some test's thread or child left
+    open (it ends with the session anyway) made the DROP fail the session's last test."""
+    for wrapper, old_name, destroy in db_cfg:
+        if not destroy:
+            continue
+        test_name = wrapper.settings_dict["NAME"]
+        wrapper.close()
+        wrapper.settings_dict["NAME"] = old_name
+        with _maintenance() as conn:
+            conn.execute(
+                f"DROP DATABASE IF EXISTS {connection.ops.quote_name(test_name)} WITH (FORCE)"
+            )
 
 
 @contextmanager
