@@ -6,7 +6,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 
 from curation import toxicity
 from curation.toxicity import (
@@ -34,6 +33,8 @@ from tests.support.tiny_detoxify import (
     MAX_POSITIONS,
     TOXIC_SENTENCES,
 )
+
+# torch is imported inside the tests that use it: collecting the suite need not import it.
 
 DETOXIFY_LABELS = (
     "toxicity",
@@ -182,6 +183,8 @@ def test_it_does_not_track_gradients_while_scoring(tiny_detoxify, monkeypatch):
     seen = []
     forward = scorer.model.forward
 
+    import torch
+
     def spy(*args, **kwargs):
         seen.append(torch.is_inference_mode_enabled())
         return forward(*args, **kwargs)
@@ -229,6 +232,8 @@ def _write_bad_checkpoint(kind: str, directory: Path, good: ToxicityConfig) -> T
         return dataclasses.replace(good, checkpoint=str(path))
     if kind == "no-config-in-checkpoint":
         path = directory / "bare.ckpt"
+        import torch
+
         torch.save({"state_dict": {}}, path)
         return dataclasses.replace(good, checkpoint=str(path))
     if kind == "missing-config-dir":
@@ -356,6 +361,7 @@ def test_without_a_checkpoint_detoxify_is_never_called_and_nothing_is_downloaded
 
 def test_the_no_network_guard_catches_a_download(no_network, tmp_path):
     # The guard itself: Detoxify's real download path, unguarded, would reach GitHub.
+    import torch
     from detoxify.detoxify import MODEL_URLS
 
     with pytest.raises(Exception):  # noqa: B017 (URLError or OSError, by Python version)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from curation import toxicity
 from curation.toxicity import DETOXIFY_CLASSES, ToxicityConfig, detoxify_checkpoint_save
+from tests.support.model_cache import model_built
 
 # Detoxify "original" stores the Jigsaw names and renames three of them when loading;
 # keeping the raw names exercises that mapping as a real checkpoint does.
@@ -104,12 +106,12 @@ def build_tiny_detoxify(directory: Path) -> tuple[Path, Path]:
 # Named apart from the fixture so importing it (into conftest.py or a test module) does not
 # clash with the ``tiny_detoxify`` argument of the tests that use it.
 @pytest.fixture(scope="session", name="tiny_detoxify")
-def tiny_detoxify_fixture(tmp_path_factory: pytest.TempPathFactory) -> ToxicityConfig:
-    """A ToxicityConfig pointing at a tiny checkpoint built once per test session."""
-    # A fixed folder rather than mktemp: if this fixture is registered twice (conftest.py and a
-    # test module), the second registration reuses the first build instead of training again.
-    directory = tmp_path_factory.getbasetemp() / "tiny_detoxify"
+def tiny_detoxify_fixture() -> ToxicityConfig:
+    """A ToxicityConfig pointing at a tiny checkpoint, built once for this code (model_cache)."""
+    directory = model_built(
+        "tiny-detoxify",
+        sources=(Path(__file__), Path(toxicity.__file__)),
+        build=build_tiny_detoxify,
+    )
     checkpoint, config_dir = directory / CHECKPOINT_NAME, directory / CONFIG_DIR_NAME
-    if not checkpoint.is_file():
-        checkpoint, config_dir = build_tiny_detoxify(directory)
     return ToxicityConfig(model="original", checkpoint=str(checkpoint), config_dir=str(config_dir))

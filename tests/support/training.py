@@ -18,6 +18,7 @@ from curation.models import Candidate, CurationPolicy, Interaction
 from review.models import Review, ReviewItem, ReviewOutcome
 from tests.support import factories
 from tests.support.curation import source
+from tests.support.model_cache import model_built
 from training.datasets import services
 from training.models import DatasetVersion, ModelVersion, TrainingRun
 
@@ -317,6 +318,9 @@ def model(run):
 
 
 @pytest.fixture(scope="session")
-def task_lm(tmp_path_factory) -> Path:
-    """The tiny base model for the preference task, built once per worker (it is only read)."""
-    return tiny_lm(tmp_path_factory.mktemp("task-lm"))
+def task_lm() -> Path:
+    """The tiny base model for the preference task, built once for this code (model_cache;
+    it is only read)."""
+    from flywheel_site.demo import tinylm
+
+    return model_built("task-lm", sources=(Path(__file__), Path(tinylm.__file__)), build=tiny_lm)

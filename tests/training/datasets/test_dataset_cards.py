@@ -88,6 +88,7 @@ def test_the_readme_has_the_hub_header(exported):
     assert header["configs"][0]["data_files"][0]["path"] == "dpo_standard/train.parquet"
 
 
+@pytest.mark.slow  # loads Hugging Face datasets (seconds of imports)
 def test_datasets_loads_every_config_of_the_card_offline(exported, tmp_path, monkeypatch):
     import datasets
 
@@ -116,6 +117,7 @@ def test_the_readme_body_says_what_flywheel_knows(exported):
     assert "only interactions older than 14 day(s)" in body
 
 
+@pytest.mark.slow  # loads mlcroissant and its RDF stack (seconds of imports)
 def test_croissant_validates_with_mlcroissant(exported):
     import mlcroissant as mlc
 

@@ -234,6 +234,7 @@ def exported(admin, tmp_path):
     return tmp_path / "export", version
 
 
+@pytest.mark.slow  # loads Hugging Face datasets (seconds of imports)
 @pytest.mark.parametrize("fmt", ALL_FORMATS)
 def test_every_format_loads_with_datasets_load_dataset(exported, fmt, tmp_path):
     from datasets import load_dataset

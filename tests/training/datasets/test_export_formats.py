@@ -89,6 +89,7 @@ def test_parquet_is_byte_identical_on_a_second_export_and_in_the_manifest(
     assert export.dataset_version_verify(version=version) == []
 
 
+@pytest.mark.slow  # loads Hugging Face datasets (seconds of imports)
 def test_parquet_loads_with_datasets_offline(admin, tmp_path, monkeypatch):
     import datasets
 

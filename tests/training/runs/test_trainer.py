@@ -227,6 +227,7 @@ def test_sft_loss_falls_on_messages_data(sft_run):
 # --------------------------------------------------------------------------- data and errors
 
 
+@pytest.mark.slow  # loads Hugging Face datasets (seconds of imports)
 @pytest.mark.parametrize(
     ("rows", "columns", "conversational"),
     [

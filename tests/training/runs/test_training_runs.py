@@ -59,8 +59,8 @@ def _roles(db):
 
 
 @pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory) -> Path:
-    return th.tiny_lm(tmp_path_factory.mktemp("tiny-base"))
+def tiny_base(task_lm) -> Path:
+    return task_lm
 
 
 @pytest.fixture(scope="session")
