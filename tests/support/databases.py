@@ -194,6 +194,7 @@ def _superuser(ops) -> bool:
 
 def _sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
     if not tables or reset_sequences or allow_cascade or not _superuser(self):
+        self.connection.flywheel_kept_metadata = False
         return _truncate(
             self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
         )
@@ -218,9 +219,9 @@ _emit_post_migrate = flush_command.emit_post_migrate_signal
 
 
 def _post_migrate_after_flush(verbosity, interactive, db, **kwargs):
-    connection = connections[db]
-    if getattr(connection, "flywheel_kept_metadata", False):
-        connection.flywheel_kept_metadata = False
+    wrapper = connections[db]
+    if getattr(wrapper, "flywheel_kept_metadata", False):
+        wrapper.flywheel_kept_metadata = False
         return
     _emit_post_migrate(verbosity, interactive, db, **kwargs)
 

@@ -3,8 +3,8 @@
 import socketserver
 import threading
 
-# How often serve_forever looks for shutdown(). The standard library's 0.5 s made stopping a
-# server wait half a second on average: over a second of every test that started one.
+# How often serve_forever looks for shutdown(). The standard library's 0.5 s made each stop of
+# a server wait up to half a second; the judge and webhook tests each stop one or more.
 POLL_S = 0.02
 
 

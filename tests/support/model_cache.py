@@ -1,6 +1,6 @@
 """Tiny models the tests build, kept between runs and shared by the xdist workers.
 
-Each worker built the tiny Detoxify and the tiny base LM for itself, every run: about 4.5 s
+Each worker built the tiny Detoxify and the tiny base LM for itself, every run: 1 to 4.5 s
 each, up to three times a run. A build is a pure function of the code that makes it and the
 libraries it runs on, so it is stored under a key made of both (`.run/test-models/`, next to
 the other files `make` keeps out of git) and reused while neither changes. The build happens in
