@@ -19,6 +19,7 @@ from tests.support.workers import worker_redis_url
 
 pytest_plugins = [
     "tests.support.databases",
+    "tests.support.live_server",
     "tests.support.tiny_detoxify",
     "tests.support.review",
     "tests.support.training",
