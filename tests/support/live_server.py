@@ -15,23 +15,31 @@ import pytest
 from django.core.signals import request_finished, request_started
 
 _lock = threading.Lock()
-_in_progress = 0
-# A request the client sent just before its page closed may not have started yet: the count
-# must stay at zero this long before the wait ends.
+# Requests started and not finished, by the thread serving them. The test client sends
+# request_started in the test's own thread and request_finished only once a streaming
+# response is read to its end, so a test that leaves a download unread leaves its thread
+# here: only other threads still alive count (the live server serves each request in a
+# thread of its own, and a WSGI server always closes the response).
+_open: dict[threading.Thread, int] = {}
+# A request the client sent just before its page closed may not have started yet: nothing
+# must be in progress for this long before the wait ends.
 _QUIET_SECONDS = 0.05
 _LIMIT_SECONDS = 30.0
 
 
 def _started(**kwargs) -> None:
-    global _in_progress
+    thread = threading.current_thread()
     with _lock:
-        _in_progress += 1
+        _open[thread] = _open.get(thread, 0) + 1
 
 
 def _finished(**kwargs) -> None:
-    global _in_progress
+    thread = threading.current_thread()
     with _lock:
-        _in_progress -= 1
+        if _open.get(thread, 0) <= 1:
+            _open.pop(thread, None)
+        else:
+            _open[thread] -= 1
 
 
 request_started.connect(_started, weak=False, dispatch_uid="flywheel-tests-live-started")
@@ -39,10 +47,13 @@ request_finished.connect(_finished, weak=False, dispatch_uid="flywheel-tests-liv
 
 
 def in_progress() -> int:
-    """Requests started and not finished, in this process (the live server's threads and the
-    test client alike)."""
+    """Requests in progress in other threads of this process that are still alive: the live
+    server's, and those of any thread a test started."""
+    me = threading.current_thread()
     with _lock:
-        return _in_progress
+        for thread in [t for t in _open if not t.is_alive()]:
+            del _open[thread]
+        return sum(n for thread, n in _open.items() if thread is not me)
 
 
 def wait_until_quiet(*, limit: float = _LIMIT_SECONDS) -> None:
