@@ -11,7 +11,9 @@ On its own `flywheel_bench_workers` database: the edited interactions of bench/c
 with 1 worker and once with 2, interleaved (1 2 1 2 ...) because the machine is shared;
 medians are reported with the load average. Two scorers: the one `make run` uses (the
 offline alt-profanity-check fallback) and a bert-base-sized Detoxify model with random
-weights (bench/build_detoxify.py), each worker given cores / workers torch threads.
+weights (bench/build_detoxify.py). Each worker gets one math thread (`--torch-threads`), as
+a worker per core would: with two threads, one worker already runs its inference on both
+cores of this machine and a second has none left to scale onto.
 
 Wall time is from the first run row's start to the last one's end (workers load the model
 before taking jobs, as a long-running worker has). The lock share: curation takes no global
@@ -96,7 +98,9 @@ def _reset(ids: list[int]) -> None:
         cursor.execute("VACUUM ANALYZE curation_interaction")
 
 
-def _round(*, ids: list[int], chunk: int, workers: int, env: dict, redis_url: str) -> dict:
+def _round(
+    *, ids: list[int], chunk: int, workers: int, env: dict, redis_url: str, threads: int
+) -> dict:
     import django_rq
     from django.db.models import Max, Min
 
@@ -108,7 +112,7 @@ def _round(*, ids: list[int], chunk: int, workers: int, env: dict, redis_url: st
     queue = django_rq.get_queue("curation")
     for start in range(0, len(ids), chunk):
         queue.enqueue(jobs.curate_interactions, ids[start : start + chunk])
-    threads = str(max(1, CORES // workers))
+    threads = str(threads or max(1, CORES // workers))
     with tempfile.TemporaryDirectory() as tmp:
         timings = Path(tmp) / "chunks.jsonl"
         procs = [
@@ -136,16 +140,23 @@ def _round(*, ids: list[int], chunk: int, workers: int, env: dict, redis_url: st
         "interactions_per_s": len(ids) / seconds,
         "held_share": sum(c["held_s"] for c in chunks) / chunk_s,
         "claim_share": sum(c["claim_s"] for c in chunks) / chunk_s,
+        # Cores the machine kept busy while chunks ran: with one worker, the share of the
+        # machine one worker (and the PostgreSQL work it causes) already takes.
+        "cores_busy": sum(c["machine_busy_s"] for c in chunks) / chunk_s / workers,
         "load_1m": os.getloadavg()[0],
     }
 
 
-def _compare(*, name: str, ids: list[int], chunk: int, rounds: int, env: dict, redis_url) -> dict:
+def _compare(
+    *, name: str, ids: list[int], chunk: int, rounds: int, env: dict, redis_url, threads: int
+) -> dict:
     runs: dict[int, list[dict]] = {1: [], 2: []}
     for index in range(rounds):
         for workers in (1, 2):
             log(f"{name}: round {index + 1}/{rounds}, {workers} worker(s)")
-            result = _round(ids=ids, chunk=chunk, workers=workers, env=env, redis_url=redis_url)
+            result = _round(
+                ids=ids, chunk=chunk, workers=workers, env=env, redis_url=redis_url, threads=threads
+            )
             log(
                 f"  {result['interactions_per_s']:.1f} interactions/s, "
                 f"held share {result['held_share']:.3f}, claim share {result['claim_share']:.3f}"
@@ -171,6 +182,11 @@ def _compare(*, name: str, ids: list[int], chunk: int, rounds: int, env: dict, r
         "held_share": rounded(held, 4),
         "claim_share_two_workers": rounded(median(2, "claim_share"), 4),
         "amdahl_bound": rounded(1 / held, 1) if held else None,
+        "torch_threads_per_worker": threads or f"{CORES} / workers",
+        # One worker's chunks kept this many cores busy: two can be at most CORES / that
+        # times as fast on this machine, whatever the locks.
+        "one_worker_cores_busy": rounded(median(1, "cores_busy"), 2),
+        "machine_bound": rounded(CORES / median(1, "cores_busy"), 2),
         "load_1m": [rounded(r["load_1m"], 2) for w in (1, 2) for r in runs[w]],
         "targets_met": statistics.median(ratios) >= TARGET_RATIO and held <= TARGET_HELD_SHARE,
     }
@@ -182,6 +198,12 @@ def main() -> None:
     parser.add_argument("--model-interactions", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-model", action="store_true", help="only the make-run scorer")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="math threads per worker (a worker per core; 0: the cores shared among the workers)",
+    )
     args = parser.parse_args()
     raise_on_sigterm()
     began = time.perf_counter()
@@ -217,6 +239,7 @@ def main() -> None:
         rounds=args.rounds,
         env=fallback,
         redis_url=redis_url,
+        threads=args.torch_threads,
     )
     if not args.skip_model:
         checkpoint = MODEL_DIR / "bert-base-random-detoxify.ckpt"
@@ -237,6 +260,7 @@ def main() -> None:
             rounds=args.rounds,
             env=model_env,
             redis_url=redis_url,
+            threads=args.torch_threads,
         )
     redis_clear(url=redis_url)
     result["targets"] = {"ratio": TARGET_RATIO, "held_share": TARGET_HELD_SHARE}

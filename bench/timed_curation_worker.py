@@ -2,7 +2,8 @@
 FILE`. It loads the toxicity model before taking jobs (a long-running worker has it loaded),
 then works the `curation` queue in burst mode and appends one JSON line per chunk to FILE:
 the chunk's wall time, the time from locking its dedup keys to its commit (the only part
-another worker can wait for), and the time the lock itself took (waiting included)."""
+another worker can wait for), the time the lock itself took (waiting included), and the CPU
+the worker and the whole machine used meanwhile."""
 
 import json
 import os
@@ -35,13 +36,24 @@ def dedup_keys_claim(candidates):
     return listed
 
 
+def _machine_busy_s() -> float:
+    # Busy CPU seconds of the whole machine since boot (/proc/stat: all but idle and iowait).
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def interactions_curate_chunk(**kwargs):
     _state.clear()
+    busy, cpu = _machine_busy_s(), time.process_time()
     started = time.perf_counter()
     counts = _chunk(**kwargs)
     ended = time.perf_counter()
     line = {
         "chunk_s": ended - started,
+        # This worker's CPU, and the machine's (PostgreSQL's share included), in the chunk.
+        "cpu_s": time.process_time() - cpu,
+        "machine_busy_s": _machine_busy_s() - busy,
         "held_s": ended - _state.get("claimed_at", ended),
         "claim_s": _state.get("claim_s", 0.0),
         "candidates": counts.get("candidates", 0),

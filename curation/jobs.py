@@ -4,7 +4,7 @@ idempotent: a retry or a second worker finds the rows already done."""
 from django.db import close_old_connections
 from rq import get_current_job
 
-from curation import actions, pipeline, runs
+from curation import actions, ingest_queue, pipeline, runs
 from curation.models import CurationRun
 
 
@@ -22,6 +22,22 @@ def curate_interactions(interaction_ids: list[int]) -> dict:
     )
     with runs.run_tracked(run):
         return pipeline.interactions_curate(interaction_ids=interaction_ids, run=run)
+
+
+def curate_inbox() -> dict:
+    """The curation inbox's job (single events, small batches): a chunk of it, curated as
+    `curate_interactions` curates its ids. Run twice, the second finds the inbox emptier."""
+    close_old_connections()
+    ids = ingest_queue.curation_inbox_take()
+    if not ids:
+        return {"interactions": 0}
+    try:
+        return curate_interactions(ids)
+    except Exception:
+        # The job's retry takes from the inbox again: these go back in for it (and if
+        # Redis is gone too, they are pending in PostgreSQL for the sweeper).
+        ingest_queue.curation_hand_over(interaction_ids=ids)
+        raise
 
 
 def sweep() -> dict:

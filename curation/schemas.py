@@ -387,10 +387,17 @@ class FeedbackIn(Strict):
         return self
 
 
+# The placeholder rule in the schema: a letter or digit somewhere (empty allowed for the
+# output). `[^\W_]` is what str.isalnum() accepts in Python's patterns, which schemathesis
+# uses; an ECMA-262 reader without Unicode classes reads it as ASCII only, stricter.
+_ALNUM_OR_EMPTY = Field(json_schema_extra={"pattern": "^(|[^\\u0000]*[^\\W_][^\\u0000]*)$"})
+_ALNUM = Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\W_][^\\u0000]*$"})
+
+
 class EditIn(Strict):
     prompt: Annotated[Text, StringConstraints(min_length=1)]
-    original_llm_output: Text
-    final_user_edit: Annotated[Text, StringConstraints(min_length=1)]
+    original_llm_output: Annotated[Text, _ALNUM_OR_EMPTY]
+    final_user_edit: Annotated[Text, StringConstraints(min_length=1), _ALNUM]
     event_id: EventId | None = None
     model: ShortStr = ""
     task_type: LabelStr = ""

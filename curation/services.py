@@ -18,11 +18,11 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from pydantic import ValidationError
-from rq import Retry
 
 from curation import ingest_sql
 from curation.errors import CurationError
 from curation.ingest_counts import results_count
+from curation.ingest_queue import curation_enqueue, curation_hand_over
 from curation.ingest_rows import (
     FeedbackRow,
     InteractionRow,
@@ -41,12 +41,10 @@ from curation.tokens import MissingScope as MissingScope
 from curation.tokens import api_token_authenticate as api_token_authenticate
 from curation.tokens import api_token_create as api_token_create
 from curation.tokens import api_token_revoke as api_token_revoke
-from flywheel_site import redis as fw_redis
 from flywheel_site.rollups import enabled as rollups_enabled
 
 BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"
 NOT_STORED = "the item could not be stored; the other items were"
-CURATION_JOB = "curation.jobs.curate_interactions"
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +118,7 @@ def rows_write(
             [r.event_id for r in feedback if r.event_id not in outcome.feedback],
         )
         if outcome.to_curate:
-            transaction.on_commit(partial(curation_enqueue, interaction_ids=outcome.to_curate))
+            transaction.on_commit(partial(curation_hand_over, interaction_ids=outcome.to_curate))
     return outcome
 
 
@@ -192,33 +190,6 @@ def _feedback_created(outcome: WriteOutcome, event_id: str, pk: int, interaction
     outcome.linked_feedback[event_id] = interaction_id is not None
     if interaction_id is not None:
         outcome.to_curate.add(interaction_id)
-
-
-def curation_enqueue(*, interaction_ids) -> None:
-    """Hand interactions to the curation queue. If Redis is down they stay
-    pending in PostgreSQL and the sweeper enqueues them later."""
-    ids = sorted(interaction_ids)
-    # One job per curation chunk (one transaction): a retried job redoes little.
-    chunk = settings.FLYWHEEL_CURATION_CHUNK
-    for start in range(0, len(ids), chunk):
-        enqueued = fw_redis.enqueue(
-            "curation",
-            CURATION_JOB,
-            ids[start : start + chunk],
-            job_timeout=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S,
-            retry=_retry(),
-        )
-        if not enqueued:
-            return
-
-
-def _retry() -> Retry | None:
-    retries = settings.FLYWHEEL_CURATION_RETRIES
-    if not retries:
-        return None
-    # Transient failures (a database restart, a deadlock) get backoff; a job that
-    # still fails is left to the sweeper, which curates whatever stays pending.
-    return Retry(max=retries, interval=[10, 60, 300][:retries])
 
 
 # --- the API's services -------------------------------------------------------

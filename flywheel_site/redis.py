@@ -9,6 +9,7 @@ connections, whose blocking dequeue needs no socket timeout.
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 import django_rq
 import redis
@@ -68,6 +69,45 @@ def enqueue(queue_name: str, func, *args, **kwargs) -> bool:
         mark_down(error)
         return False
     return True
+
+
+def inbox_push(*, inbox: str, items: Sequence[int], flag: str, flag_ttl_s: int) -> bool | None:
+    """Append `items` to the list `inbox` and set `flag` unless it is set, in one round trip
+    (an RQ enqueue is several, plus pickling: most of a single event's Redis cost). True
+    when this call set the flag: the caller then enqueues the job that empties the inbox;
+    False when a job is queued already; None, logged, when Redis is down (the rows stay
+    pending in PostgreSQL for the sweeper, as with `enqueue`)."""
+    if not available():
+        return None
+    try:
+        pipe = client().pipeline(transaction=False)
+        pipe.rpush(inbox, *items)
+        pipe.set(flag, 1, nx=True, ex=flag_ttl_s)
+        _, was_set = pipe.execute()
+    except redis.RedisError as error:
+        mark_down(error)
+        return None
+    return bool(was_set)
+
+
+def flag_set(*, flag: str, ttl_s: int) -> bool:
+    """Set `flag` unless it is set (for `ttl_s`); True if this call set it. Raises
+    redis.RedisError (for jobs, which are retried)."""
+    return bool(client().set(flag, 1, nx=True, ex=ttl_s))
+
+
+def inbox_take(*, inbox: str, flag: str, count: int) -> tuple[list[int], int]:
+    """Clear `flag`, take up to `count` items from the head of `inbox`, and count what is
+    left, atomically (MULTI). Clearing the flag before taking means an item pushed after
+    the take sets it again and gets a job of its own; one pushed before is taken here or by
+    a later job. Raises redis.RedisError: a job that cannot reach Redis fails and is
+    retried."""
+    pipe = client().pipeline(transaction=True)
+    pipe.delete(flag)
+    pipe.lpop(inbox, count)
+    pipe.llen(inbox)
+    _, items, left = pipe.execute()
+    return [int(item) for item in items or ()], left
 
 
 def ping() -> tuple[bool, str]:

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 
 from curation import jobs, pipeline, runs
+from curation.ingest_queue import curation_enqueue
 from curation.models import Candidate, CurationRun, FilterDecision, Interaction
-from curation.services import curation_enqueue
 from review.models import ReviewItem
 from tests.support import ROOT, factories
 from tests.support.curation import GOOD_ANSWER, GOOD_EDIT, edits, ingest, no_toxicity

@@ -2,6 +2,7 @@
 
 import pytest
 
+from curation.ingest_queue import CURATION_INBOX
 from curation.models import Interaction
 from flywheel_site import redis as fw_redis
 from tests.support import factories
@@ -25,9 +26,13 @@ def test_curation_jobs_have_a_timeout_and_retries_with_backoff(api, settings):
     import django_rq
 
     api.post("/api/v1/interactions", factories.interaction("q2"))
+    # A single event goes to the curation inbox; its job takes the ids from there.
     (job,) = django_rq.get_queue("curation").get_jobs()
-    assert job.func_name == "curation.jobs.curate_interactions"
-    assert job.args == ([Interaction.objects.get().pk],)
+    assert job.func_name == "curation.jobs.curate_inbox"
+    assert job.args == ()
+    assert fw_redis.client().lrange(CURATION_INBOX, 0, -1) == [
+        str(Interaction.objects.get().pk).encode()
+    ]
     assert job.timeout == settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S
     assert job.retries_left == settings.FLYWHEEL_CURATION_RETRIES
     assert job.retry_intervals == [10, 60, 300]
