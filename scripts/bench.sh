@@ -15,7 +15,7 @@ fi
 export DATABASE_URL REDIS_URL
 PY=.venv/bin/python
 
-BENCHES=(ingest curation curation_workers curation_scale toxicity_runtime review export pii metrics audit_log scrape reads_scale markdown)
+BENCHES=(ingest curation curation_inbox curation_workers curation_scale toxicity_runtime review export pii metrics audit_log scrape reads_scale markdown)
 [ "$#" -gt 0 ] && BENCHES=("$@")
 
 failed=()
