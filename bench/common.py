@@ -156,6 +156,18 @@ def app_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str, str
     return env
 
 
+def make_run_scorer_env(*, database_url: str, redis_url: str) -> dict[str, str]:
+    """`app_env` with the toxicity scorer `make run` uses: the offline fallback, no checkpoint,
+    and no env file that could name one."""
+    return app_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        FLYWHEEL_TOXICITY_CHECKPOINT="",
+        FLYWHEEL_TOXICITY_ALLOW_FALLBACK="true",
+        FLYWHEEL_ENV_FILE="",
+    )
+
+
 def python_run(script: str, *args: str, env: dict[str, str], timeout: float = 300) -> str:
     """A Python script of this project in a child process; its stdout, or an error with
     the end of its stderr."""

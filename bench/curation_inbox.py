@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     TrafficFactory,
-    app_env,
     bench_database_url,
     bench_redis_url,
     create_token,
@@ -31,6 +30,7 @@ from bench.common import (
     ensure_database,
     log,
     machine,
+    make_run_scorer_env,
     migrate,
     redis_clear,
     rounded,
@@ -115,13 +115,7 @@ def main() -> None:
     base_db, base_redis = service_urls()
     db_url = bench_database_url(base_url=base_db, name=BENCH_DB)
     redis_url = bench_redis_url(base_url=base_redis)
-    env = app_env(
-        database_url=db_url,
-        redis_url=redis_url,
-        FLYWHEEL_TOXICITY_CHECKPOINT="",
-        FLYWHEEL_TOXICITY_ALLOW_FALLBACK="true",
-        FLYWHEEL_ENV_FILE="",
-    )
+    env = make_run_scorer_env(database_url=db_url, redis_url=redis_url)
     ensure_database(url=db_url)
     log(f"migrating {BENCH_DB}")
     migrate(env=env)

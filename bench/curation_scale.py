@@ -39,11 +39,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    app_env,
     emit,
     ensure_database,
     log,
     machine,
+    make_run_scorer_env,
     migrate,
     raise_on_sigterm,
     rounded,
@@ -235,12 +235,8 @@ def main() -> None:
     raise_on_sigterm()
     began = time.perf_counter()
     base_db, base_redis = service_urls()
-    env = app_env(
-        database_url=with_path(base_db, SMALL_DB),
-        redis_url=with_path(base_redis, "5"),
-        FLYWHEEL_TOXICITY_CHECKPOINT="",
-        FLYWHEEL_TOXICITY_ALLOW_FALLBACK="true",
-        FLYWHEEL_ENV_FILE="",
+    env = make_run_scorer_env(
+        database_url=with_path(base_db, SMALL_DB), redis_url=with_path(base_redis, "5")
     )
     ensure_database(url=with_path(base_db, SMALL_DB))
     os.environ.update(env)

@@ -41,11 +41,11 @@ from bench.build_detoxify import build_bert_base_detoxify
 from bench.common import (
     PYTHON,
     ROOT,
-    app_env,
     emit,
     ensure_database,
     log,
     machine,
+    make_run_scorer_env,
     migrate,
     raise_on_sigterm,
     redis_clear,
@@ -210,13 +210,7 @@ def main() -> None:
     base_db, base_redis = service_urls()
     db_url = with_path(base_db, BENCH_DB)
     redis_url = with_path(base_redis, str(BENCH_REDIS_DB))
-    fallback = app_env(
-        database_url=db_url,
-        redis_url=redis_url,
-        FLYWHEEL_TOXICITY_CHECKPOINT="",
-        FLYWHEEL_TOXICITY_ALLOW_FALLBACK="true",
-        FLYWHEEL_ENV_FILE="",
-    )
+    fallback = make_run_scorer_env(database_url=db_url, redis_url=redis_url)
     ensure_database(url=db_url)
     log(f"migrating {BENCH_DB}")
     migrate(env=fallback)
