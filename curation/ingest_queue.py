@@ -39,10 +39,9 @@ def curation_enqueue(*, interaction_ids) -> None:
 
 def curation_hand_over(*, interaction_ids) -> None:
     """What ingest calls after commit. A chunk's worth or more gets jobs of its own
-    (`curation_enqueue`); fewer, nearly every single event, go to the curation inbox, one
-    Redis round trip, and the inbox's job curates them a chunk at a time. Measured in-process,
-    one single event: 2.2 ms of CPU with an RQ job each, 1.85 ms with none (bench/RESULTS.md
-    "Single events"); and one curation run per chunk instead of one per event."""
+    (`curation_enqueue`); fewer, nearly every single event, go to the curation inbox in one
+    Redis round trip, and the inbox's job curates them a chunk at a time: one curation run
+    per chunk instead of one per event (bench/curation_inbox.py)."""
     ids = sorted(interaction_ids)
     if len(ids) >= settings.FLYWHEEL_CURATION_CHUNK:
         curation_enqueue(interaction_ids=ids)
@@ -58,12 +57,15 @@ def curation_hand_over(*, interaction_ids) -> None:
 
 
 def _inbox_job_enqueue() -> None:
-    fw_redis.enqueue(
+    enqueued = fw_redis.enqueue(
         "curation",
         CURATION_INBOX_JOB,
         job_timeout=settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S,
         retry=_retry(),
     )
+    if not enqueued:
+        # No job behind the flag: cleared, the next write enqueues one (else the flag's TTL).
+        fw_redis.flag_clear(flag=CURATION_INBOX_FLAG)
 
 
 def curation_inbox_take() -> list[int]:
@@ -78,6 +80,14 @@ def curation_inbox_take() -> list[int]:
     if left and fw_redis.flag_set(flag=CURATION_INBOX_FLAG, ttl_s=CURATION_INBOX_FLAG_TTL_S):
         _inbox_job_enqueue()
     return ids
+
+
+def curation_inbox_return(*, interaction_ids: list[int]) -> None:
+    """Ids a failing inbox job took, back at the inbox's end for the job's retry (after RQ's
+    backoff). No job is queued for them: a fault that fails every job (the database gone)
+    must not spin up a new one per failure. If the retries run out, the next job or the
+    sweeper curates them: they are still pending in PostgreSQL."""
+    fw_redis.inbox_push(inbox=CURATION_INBOX, items=interaction_ids)
 
 
 def _retry() -> Retry | None:

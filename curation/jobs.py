@@ -34,9 +34,7 @@ def curate_inbox() -> dict:
     try:
         return curate_interactions(ids)
     except Exception:
-        # The job's retry takes from the inbox again: these go back in for it (and if
-        # Redis is gone too, they are pending in PostgreSQL for the sweeper).
-        ingest_queue.curation_hand_over(interaction_ids=ids)
+        ingest_queue.curation_inbox_return(interaction_ids=ids)
         raise
 
 

@@ -387,17 +387,19 @@ class FeedbackIn(Strict):
         return self
 
 
-# The placeholder rule in the schema: a letter or digit somewhere (empty allowed for the
-# output). `[^\W_]` is what str.isalnum() accepts in Python's patterns, which schemathesis
-# uses; an ECMA-262 reader without Unicode classes reads it as ASCII only, stricter.
-_ALNUM_OR_EMPTY = Field(json_schema_extra={"pattern": "^(|[^\\u0000]*[^\\W_][^\\u0000]*)$"})
-_ALNUM = Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\W_][^\\u0000]*$"})
+# The placeholder rule (`_check_not_placeholder`) in the schema, as a description: a pattern
+# cannot say "a letter or digit" as str.isalnum() means it in every reader (ECMA-262's \w,
+# and schemathesis's, are ASCII only, which would refuse an edit written in Japanese).
+_NOT_PLACEHOLDER = Field(
+    description="Unless empty, must hold a letter or digit (any script): a placeholder "
+    "such as '...' is refused."
+)
 
 
 class EditIn(Strict):
     prompt: Annotated[Text, StringConstraints(min_length=1)]
-    original_llm_output: Annotated[Text, _ALNUM_OR_EMPTY]
-    final_user_edit: Annotated[Text, StringConstraints(min_length=1), _ALNUM]
+    original_llm_output: Annotated[Text, _NOT_PLACEHOLDER]
+    final_user_edit: Annotated[Text, StringConstraints(min_length=1), _NOT_PLACEHOLDER]
     event_id: EventId | None = None
     model: ShortStr = ""
     task_type: LabelStr = ""

@@ -71,43 +71,59 @@ def enqueue(queue_name: str, func, *args, **kwargs) -> bool:
     return True
 
 
-def inbox_push(*, inbox: str, items: Sequence[int], flag: str, flag_ttl_s: int) -> bool | None:
-    """Append `items` to the list `inbox` and set `flag` unless it is set, in one round trip
-    (an RQ enqueue is several, plus pickling: most of a single event's Redis cost). True
-    when this call set the flag: the caller then enqueues the job that empties the inbox;
-    False when a job is queued already; None, logged, when Redis is down (the rows stay
-    pending in PostgreSQL for the sweeper, as with `enqueue`)."""
+def inbox_push(
+    *, inbox: str, items: Sequence[int], flag: str = "", flag_ttl_s: int = 0
+) -> bool | None:
+    """Append `items` to the list `inbox` and, with a `flag`, set it unless it is set, in one
+    round trip (an RQ enqueue is several, plus pickling). True when this call set the flag:
+    the caller then enqueues the job that empties the inbox; False when it was set already
+    (or no flag was given); None, logged, when Redis is down (the rows stay pending in
+    PostgreSQL for the sweeper, as with `enqueue`)."""
     if not available():
         return None
     try:
         pipe = client().pipeline(transaction=False)
         pipe.rpush(inbox, *items)
-        pipe.set(flag, 1, nx=True, ex=flag_ttl_s)
-        _, was_set = pipe.execute()
+        if flag:
+            pipe.set(flag, 1, nx=True, ex=flag_ttl_s)
+        replies = pipe.execute()
     except redis.RedisError as error:
         mark_down(error)
         return None
-    return bool(was_set)
+    return bool(flag and replies[-1])
 
 
 def flag_set(*, flag: str, ttl_s: int) -> bool:
-    """Set `flag` unless it is set (for `ttl_s`); True if this call set it. Raises
-    redis.RedisError (for jobs, which are retried)."""
-    return bool(client().set(flag, 1, nx=True, ex=ttl_s))
+    """Set `flag` for `ttl_s` unless it is set; True if this call set it. False, logged, when
+    Redis is down."""
+    try:
+        return bool(client().set(flag, 1, nx=True, ex=ttl_s))
+    except redis.RedisError as error:
+        mark_down(error)
+        return False
+
+
+def flag_clear(*, flag: str) -> None:
+    """Delete `flag`; nothing, logged, when Redis is down (the flag then lapses with its TTL)."""
+    try:
+        client().delete(flag)
+    except redis.RedisError as error:
+        mark_down(error)
 
 
 def inbox_take(*, inbox: str, flag: str, count: int) -> tuple[list[int], int]:
     """Clear `flag`, take up to `count` items from the head of `inbox`, and count what is
-    left, atomically (MULTI). Clearing the flag before taking means an item pushed after
-    the take sets it again and gets a job of its own; one pushed before is taken here or by
-    a later job. Raises redis.RedisError: a job that cannot reach Redis fails and is
-    retried."""
+    left, atomically (MULTI; LRANGE and LTRIM rather than LPOP with a count, which needs Redis
+    6.2). Clearing the flag before taking means an item pushed after the take sets it again
+    and gets a job of its own; one pushed before is taken here or by a later job. Raises
+    redis.RedisError: a job that cannot reach Redis fails and is retried."""
     pipe = client().pipeline(transaction=True)
     pipe.delete(flag)
-    pipe.lpop(inbox, count)
+    pipe.lrange(inbox, 0, count - 1)
+    pipe.ltrim(inbox, count, -1)
     pipe.llen(inbox)
-    _, items, left = pipe.execute()
-    return [int(item) for item in items or ()], left
+    _, items, _, left = pipe.execute()
+    return [int(item) for item in items], left
 
 
 def ping() -> tuple[bool, str]:

@@ -68,9 +68,16 @@ def test_a_chunk_of_interactions_or_more_gets_jobs_of_its_own(settings):
     edits(9)
     assert queued() == [ingest_queue.CURATION_JOB] * 3  # 4 + 4 + 1, by ids as before
     assert inbox() == []
+    jobs_ = django_rq.get_queue("curation").get_jobs()
+    ids = sorted(Interaction.objects.values_list("pk", flat=True))
+    assert [job.args for job in jobs_] == [(ids[:4],), (ids[4:8],), (ids[8:],)]
+    for job in jobs_:
+        assert job.timeout == settings.FLYWHEEL_CURATION_JOB_TIMEOUT_S
+        assert job.retries_left == settings.FLYWHEEL_CURATION_RETRIES
+        assert job.retry_intervals == [10, 60, 300]
 
 
-def test_ids_a_failing_job_took_go_back_for_its_retry(monkeypatch):
+def test_ids_a_failing_job_took_wait_for_its_retry_and_no_job_is_spun_up(monkeypatch, settings):
     no_toxicity()
     edits(3)
     ids = inbox()
@@ -79,10 +86,26 @@ def test_ids_a_failing_job_took_go_back_for_its_retry(monkeypatch):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(jobs, "curate_interactions", fail)
-    with pytest.raises(RuntimeError):
-        jobs.curate_inbox()
+    run_jobs("curation")  # a real worker: the job fails and RQ schedules its retry
     assert inbox() == ids
+    # Only the retry, after its backoff: no new job per failure while the fault lasts.
+    assert queued() == []
+    queue = django_rq.get_queue("curation")
+    (job_id,) = queue.scheduled_job_registry.get_job_ids()
+    assert queue.fetch_job(job_id).retries_left == settings.FLYWHEEL_CURATION_RETRIES - 1
     monkeypatch.undo()
+    assert jobs.curate_inbox()["interactions"] == 3  # what the retry will do
+    assert Interaction.objects.filter(curation_state="done").count() == 3
+
+
+def test_a_flag_whose_job_could_not_be_queued_is_cleared(monkeypatch):
+    no_toxicity()
+    monkeypatch.setattr(fw_redis, "enqueue", lambda *args, **kwargs: False)
+    edits(2, prefix="down-")
+    assert fw_redis.client().exists(ingest_queue.CURATION_INBOX_FLAG) == 0
+    monkeypatch.undo()
+    edits(1, prefix="back-")  # the next write queues the job, which takes all three
+    assert queued() == [ingest_queue.CURATION_INBOX_JOB]
     run_jobs("curation")
     assert Interaction.objects.filter(curation_state="done").count() == 3
 

@@ -38,11 +38,26 @@ def _in_test_transaction(db, settings):
         request_finished.connect(close_old_connections)
 
 
+# An edit's texts, which must hold a letter or digit (the fields' description says so).
+PLACEHOLDER_FIELDS = ("original_llm_output", "final_user_edit")
+
+
+def _with_a_letter(text: str) -> str:
+    # Its first character other than NUL becomes a letter: the length and any NUL stay, so a
+    # case generated to break another rule still breaks it.
+    for index, char in enumerate(text):
+        if char != "\x00":
+            return f"{text[:index]}a{text[index + 1 :]}"
+    return text
+
+
 def map_body(ctx, body):
-    """The one rule JSON Schema cannot state: `occurred_at` lies in a window that
-    moves with the clock (it is in the field's description). Positive examples
-    outside it are moved to its start, so the check that valid data is accepted
-    stays strict for every other rule."""
+    """The two rules JSON Schema cannot state, both in their fields' descriptions:
+    `occurred_at` lies in a window that moves with the clock, and an edit's texts hold a
+    letter or digit as `str.isalnum()` means it (a pattern's `\\w` is ASCII only in
+    ECMA-262 and in schemathesis). Examples outside the window are moved to its start,
+    and a text with no letter gets one, so the check that valid data is accepted stays
+    strict for every other rule."""
     if ctx.operation is None or not isinstance(body, dict):
         return body
     items = [body] + [
@@ -52,6 +67,10 @@ def map_body(ctx, body):
         for item in body[key]
     ]
     for item in items:
+        for name in PLACEHOLDER_FIELDS:
+            text = item.get(name) if isinstance(item, dict) else None
+            if isinstance(text, str) and text and not any(char.isalnum() for char in text):
+                item[name] = _with_a_letter(text)
         when = item.get("occurred_at") if isinstance(item, dict) else None
         if isinstance(when, str):
             try:
