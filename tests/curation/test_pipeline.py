@@ -143,6 +143,7 @@ def test_curating_twice_writes_nothing_more():
     ) == snapshot
 
 
+@pytest.mark.slow  # loads the tiny Detoxify model, and torch with it
 def test_a_toxic_edit_is_discarded_by_the_real_model(toxicity_model):
     policies.policy_create(
         changes={"min_words": 2, "quality_min": 0.0, "band_low": 0.0, "band_high": 1.0}

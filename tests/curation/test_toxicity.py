@@ -338,6 +338,7 @@ def no_network(monkeypatch):
     return attempts
 
 
+@pytest.mark.slow  # imports detoxify, and torch with it: seconds on their own
 @pytest.mark.parametrize("allow_fallback", [False, True])
 def test_without_a_checkpoint_detoxify_is_never_called_and_nothing_is_downloaded(
     no_network, monkeypatch, allow_fallback
