@@ -5,7 +5,7 @@ page's screenshot is saved under artifacts/pages/ for people to look at."""
 import json
 import re
 
-from tests.support.browser import ARTIFACTS, AXE, axe_serious
+from tests.support.browser import ARTIFACTS, AXE, axe_serious, wait_for_settled
 
 
 def _slug(url: str) -> str:
@@ -23,7 +23,7 @@ def test_the_main_pages_have_no_serious_accessibility_violation(
     page = browser_page(superuser, bypass_csp=True)
     for url in site["pages"]:
         response = page.goto(f"{live_server.url}{url}")
-        page.wait_for_load_state("networkidle")
+        wait_for_settled(page)
         statuses[url] = response.status
         serious = axe_serious(page)
         if serious:

@@ -1,6 +1,8 @@
 """The main pages in a real Chromium under the Content-Security-Policy: none of them (nor
 htmx, review.js or Swagger UI) trips a violation, and the review screen still works."""
 
+from tests.support.browser import wait_for_settled
+
 
 def test_the_main_pages_load_with_no_policy_violation(
     browser_page, live_server, superuser, site, csp_violations
@@ -17,7 +19,7 @@ def test_the_main_pages_load_with_no_policy_violation(
         "/django-rq/queues/0/",
     ]:
         response = page.goto(f"{live_server.url}{url}")
-        page.wait_for_load_state("networkidle")
+        wait_for_settled(page)
         visited[url] = response.status
     # The RQ job list's own inline script ran: its select-all box selects the job.
     page.locator("#action-toggle").check()
@@ -32,14 +34,11 @@ def test_the_main_pages_load_with_no_policy_violation(
     page.locator("#review-screen h1").first.wait_for()
     # Keys pressed while htmx still swaps and settles the screen are lost (issue 12 asks
     # the app to queue them); this test is about the policy, so it waits as a person would.
-    page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, "
-        ".htmx-added')"
-    )
+    wait_for_settled(page)
     page.keyboard.press("?")
     keys_help_visible = page.locator("#keys-help").is_visible()
     htmx_config = page.evaluate("[htmx.config.includeIndicatorStyles, htmx.config.allowEval]")
-    page.wait_for_load_state("networkidle")
+    wait_for_settled(page)
 
     # The composition bars have their lengths although no style attribute sets them.
     page.goto(f"{live_server.url}/datasets/support/v1/")

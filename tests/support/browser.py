@@ -104,7 +104,22 @@ def log_in(page, base_url: str, username: str, *, password: str = PASSWORD, next
     page.keyboard.type(password)
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "/login/" not in url)
-    page.wait_for_load_state("networkidle")
+    wait_for_settled(page)
+
+
+# The page has loaded and htmx has nothing in flight, swapping or settling: htmx's requests
+# are the only ones this site's pages make after loading.
+_SETTLED = (
+    "() => document.readyState === 'complete' && !document.querySelector("
+    "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+)
+
+
+def wait_for_settled(page) -> None:
+    """What Playwright's `networkidle` gave, without its fixed 500 ms of silence per wait (about
+    25 s of `make test`, bench/RESULTS.md): the load event, then no htmx request in flight
+    (a `load` trigger has sent its request by then) and nothing swapping or settling."""
+    page.wait_for_function(_SETTLED)
 
 
 def wait_for_focus(page, selector: str) -> None:
@@ -120,10 +135,7 @@ def wait_for_screen(page, title: str) -> None:
     page load the heading shows while the page still parses, before htmx has wired the
     form (at DOMContentLoaded): a key pressed then would submit the form without htmx."""
     page.locator("#review-screen h1", has_text=title).wait_for()
-    page.wait_for_function(
-        "() => document.readyState === 'complete' && !document.querySelector("
-        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-    )
+    wait_for_settled(page)
 
 
 def start(page) -> None:
