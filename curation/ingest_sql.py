@@ -7,6 +7,8 @@ import operator
 import re
 
 from curation.ingest_rows import FeedbackRow, InteractionRow
+from curation.orphans import LINK_ORPHANS
+from curation.rollups import interactions_rollup_add_sql
 
 # Rows reach PostgreSQL through COPY into a temporary staging table, then one
 # INSERT ... SELECT per table. Measured on 500-event batches: the former
@@ -84,6 +86,37 @@ INTERACTION_WRITE = _write(
     _STAGE_INTERACTIONS, "_ingest_interaction", _INTERACTION_FIELDS, _INSERT_INTERACTIONS
 )
 FEEDBACK_WRITE = _write(_STAGE_FEEDBACK, "_ingest_feedback", _FEEDBACK_FIELDS, _INSERT_FEEDBACK)
+
+
+# One interaction (the single-event route every model call hits) is written by one
+# statement: the insert, the link of feedback that came before it and the rollup, as
+# data-modifying CTEs. Run outside a transaction block it is its own transaction, so
+# the event costs one round trip instead of five (BEGIN, three statements, COMMIT).
+# The link and the rollup read what the insert returns: a statement does not see its
+# own CTEs' writes in the tables.
+_ONE_INTERACTION_RETURNS = "RETURNING id, event_id, source_id, task_type, model, occurred_at"
+
+
+def _one_interaction(rollup: str | None) -> str:
+    insert = INTERACTION_WRITE[4].replace("RETURNING id, event_id", _ONE_INTERACTION_RETURNS)
+    parts = [
+        f"new_rows AS ({insert})",
+        f"linked AS ({LINK_ORPHANS.format(interactions='new_rows', scope='')})",
+    ]
+    if rollup:
+        parts.append(f"rolled AS ({rollup})")
+    # PostgreSQL runs every data-modifying CTE once, read or not.
+    return "WITH " + ",\n".join(parts) + "\nSELECT id FROM new_rows"
+
+
+def interaction_insert_one(cursor, row: InteractionRow, params: dict) -> int | None:
+    """Insert one interaction with its linked feedback and rollup facts, in one
+    statement (see `_one_interaction`): its id, or None when the event was stored
+    already."""
+    rollup = interactions_rollup_add_sql(interactions="new_rows", feedback="linked")
+    cursor.execute(_one_interaction(rollup), {**params, **vars(row)})
+    found = cursor.fetchone()
+    return None if found is None else found[0]
 
 
 def rows_insert(cursor, rows: list, write: tuple, params: dict) -> None:

@@ -19,13 +19,15 @@ RETURNING id
 # Feedback that came before its interaction, or raced it (the two committed by
 # concurrent requests), is linked once the interaction exists. The partial
 # index on unlinked feedback keeps this cheap. One statement, scoped three ways.
-_LINK_ORPHANS = """
+# {interactions}: the table, or the CTE returning the rows that the same statement
+# inserts (which it would not see in the table; `curation.ingest_sql`).
+LINK_ORPHANS = """
 UPDATE curation_feedback f SET interaction_id = i.id
-FROM curation_interaction i
+FROM {interactions} i
 WHERE f.interaction_id IS NULL
   AND i.source_id = f.source_id AND i.event_id = f.interaction_event_id
   {scope}
-RETURNING f.interaction_id
+RETURNING f.interaction_id, f.kind, f.occurred_at
 """
 _BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
 _BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
@@ -48,7 +50,8 @@ def feedback_link_orphans(
     else:
         scope, params = "", None
     with connection.cursor() as cursor:
-        cursor.execute(_LINK_ORPHANS.format(scope=scope), params)
+        sql = LINK_ORPHANS.format(interactions="curation_interaction", scope=scope)
+        cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
 
 

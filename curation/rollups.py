@@ -5,7 +5,8 @@ the scheme)."""
 from contextlib import contextmanager
 from datetime import date
 
-from flywheel_site.rollups import rollup_add, rollup_delta, rollup_rebuild, utc_day
+from flywheel_site.rollups import enabled as rollups_enabled
+from flywheel_site.rollups import rollup_add, rollup_delta, rollup_rebuild, upsert_sql, utc_day
 
 # Curation lag (ingest to curated) is kept as a fixed histogram, not as stored
 # percentiles: bucket counts add up across days, sources and shards, so any
@@ -68,7 +69,20 @@ def _curation_facts(scope: str) -> str:
 # yet; only themselves and the feedback linked to them. The ingest hot path runs this
 # on every batch, so the interactions are read once and their feedback once (the
 # full query above reads them once per fact). The rollup test holds it to the rebuild.
-_NEW_INTERACTION_FACTS = f"""
+# Over two relations: {i} (id, source_id, task_type, model, occurred_at) and {f}
+# (interaction_id, kind, occurred_at), read from the tables or returned by the
+# statement that writes them (`interactions_rollup_add_sql`).
+_NEW_FACTS_OF = f"""
+SELECT {utc_day("i.occurred_at")} AS day, {_DIMS}, 'interactions' AS metric, '' AS key
+FROM {{i}} i
+UNION ALL
+SELECT {utc_day("i.occurred_at")}, {_DIMS}, 'with_feedback', ''
+FROM {{i}} i WHERE i.id IN (SELECT interaction_id FROM {{f}} f)
+UNION ALL
+SELECT {utc_day("f.occurred_at")}, {_DIMS}, 'feedback', f.kind
+FROM {{f}} f JOIN {{i}} i ON i.id = f.interaction_id
+"""  # noqa: S608 (constants and column names only)
+_NEW_INTERACTION_FACTS = """
 WITH i AS MATERIALIZED (
     SELECT id, source_id, task_type, model, occurred_at FROM curation_interaction
     WHERE id = ANY(%(ids)s::bigint[])
@@ -76,15 +90,7 @@ WITH i AS MATERIALIZED (
     SELECT f.interaction_id, f.kind, f.occurred_at FROM curation_feedback f
     WHERE f.interaction_id = ANY(%(ids)s::bigint[])
 )
-SELECT {utc_day("i.occurred_at")} AS day, {_DIMS}, 'interactions' AS metric, '' AS key
-FROM i
-UNION ALL
-SELECT {utc_day("i.occurred_at")}, {_DIMS}, 'with_feedback', ''
-FROM i WHERE i.id IN (SELECT interaction_id FROM f)
-UNION ALL
-SELECT {utc_day("f.occurred_at")}, {_DIMS}, 'feedback', f.kind
-FROM f JOIN i ON i.id = f.interaction_id
-"""  # noqa: S608 (constants and column names only)
+""" + _NEW_FACTS_OF.format(i="i", f="f")  # noqa: S608 (constants only)
 
 
 def interactions_rollup_add(*, interaction_ids) -> None:
@@ -95,6 +101,17 @@ def interactions_rollup_add(*, interaction_ids) -> None:
             facts=_NEW_INTERACTION_FACTS,
             params={"ids": sorted(interaction_ids)},
         )
+
+
+def interactions_rollup_add_sql(*, interactions: str, feedback: str) -> str | None:
+    """`interactions_rollup_add` as a statement to run as a data-modifying CTE of the
+    statement that inserts the interactions: `interactions` and `feedback` name its
+    CTEs returning the new rows and the feedback linked to them (columns as in
+    `_NEW_FACTS_OF`). A statement does not see its own CTEs' writes in the tables, so
+    the facts come from what they return. None when rollups are off."""
+    if not rollups_enabled():
+        return None
+    return upsert_sql(table=CURATION_TABLE, facts=_NEW_FACTS_OF.format(i=interactions, f=feedback))
 
 
 @contextmanager

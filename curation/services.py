@@ -80,6 +80,8 @@ def rows_write(
 ) -> WriteOutcome:
     """Write prepared rows in one transaction; curation is enqueued after commit.
     Rows must have distinct event ids per kind (callers mark in-batch repeats)."""
+    if len(interactions) == 1 and not feedback:
+        return _interaction_write_one(source=source, row=interactions[0])
     outcome = WriteOutcome()
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -119,6 +121,25 @@ def rows_write(
         )
         if outcome.to_curate:
             transaction.on_commit(partial(curation_hand_over, interaction_ids=outcome.to_curate))
+    return outcome
+
+
+def _interaction_write_one(*, source: Source, row: InteractionRow) -> WriteOutcome:
+    """One interaction and nothing else: one statement, its own transaction unless the
+    caller holds one (`ingest_sql.interaction_insert_one`)."""
+    outcome = WriteOutcome()
+    with connection.cursor() as cursor:
+        params = {"source": source.pk, "now": timezone.now()}
+        pk = ingest_sql.interaction_insert_one(cursor, row, params)
+        if pk is None:
+            outcome.existing_interactions = _existing(
+                cursor, "curation_interaction", source.pk, [row.event_id]
+            )
+        else:
+            outcome.interactions = {row.event_id: pk}
+            outcome.to_curate = {pk}
+    if outcome.to_curate:
+        transaction.on_commit(partial(curation_hand_over, interaction_ids=outcome.to_curate))
     return outcome
 
 

@@ -138,7 +138,7 @@ def database_from_url(url: str) -> dict:
         key, _, value = part.partition("=")
         options[key] = unquote(value)
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "flywheel_site.postgres",
         "NAME": unquote(name),
         "USER": unquote(parsed.username or ""),
         "PASSWORD": unquote(parsed.password or ""),

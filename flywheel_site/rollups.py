@@ -52,12 +52,19 @@ def enabled() -> bool:
     return settings.FLYWHEEL_METRICS_ROLLUPS
 
 
+def upsert_sql(*, table: str, facts: str, sign: str = "") -> str:
+    """The statement that adds (or, with sign "-", subtracts) the facts to the rollup:
+    also usable as a data-modifying CTE, when the facts are those of rows the same
+    statement writes (`curation.ingest_sql`'s one-interaction insert)."""
+    return _UPSERT.format(
+        table=table, facts=facts, sign=sign, shard=f"pg_backend_pid() %% {SHARDS}", where=""
+    )
+
+
 def _apply(*, table: str, facts: str, params: dict, sign: str, prune: bool = False) -> None:
     """Upsert the facts; with `prune`, delete the rows this brought to zero (a count
     that went away leaves no row behind for every later read to skip)."""
-    sql = _UPSERT.format(
-        table=table, facts=facts, sign=sign, shard=f"pg_backend_pid() %% {SHARDS}", where=""
-    )
+    sql = upsert_sql(table=table, facts=facts, sign=sign)
     with connection.cursor() as cursor:
         cursor.execute(sql + (" RETURNING r.id, r.n" if prune else ""), params)
         zero = [pk for pk, n in cursor.fetchall() if n == 0] if prune else []

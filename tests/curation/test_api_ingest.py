@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from curation.ingest_rows import user_hash
 from curation.models import Feedback, Interaction
@@ -72,6 +73,28 @@ def test_it_keeps_feedback_that_comes_before_its_interaction_and_links_it_later(
     fb = Feedback.objects.get()
     assert fb.interaction is not None
     assert fb.interaction.event_id == "later"
+
+
+def test_one_interaction_is_one_statement_that_links_its_feedback(api):
+    """The single route writes the interaction, links the feedback that came first and
+    counts both in the rollup in one statement, in no transaction of its own."""
+    api.post("/api/v1/feedback", factories.feedback("ahead", "f1", kind="thumbs_up"))
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post("/api/v1/interactions", factories.interaction("ahead"))
+    assert response.status_code == 201, response.content
+    writes = [q["sql"] for q in queries if "curation_interaction" in q["sql"]]
+    assert len(writes) == 1, writes
+    assert "UPDATE curation_feedback" in writes[0]
+    assert Feedback.objects.get().interaction_id == response.json()["id"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT metric, key, sum(n) FROM curation_curationmetricday GROUP BY 1, 2 ORDER BY 1"
+        )
+        assert cursor.fetchall() == [
+            ("feedback", "thumbs_up", 1),
+            ("interactions", "", 1),
+            ("with_feedback", "", 1),
+        ]
 
 
 def test_it_links_feedback_and_interaction_sent_in_one_batch_in_either_order(api):

@@ -15,8 +15,9 @@ from django.db import connection
 from curation import pipeline
 from curation.actions import candidate_action_create
 from curation.models import Candidate, CandidateAction, CurationMetricDay
+from curation.schemas import InteractionIn
 from curation.selectors import candidates_filtered
-from curation.services import batch_ingest
+from curation.services import batch_ingest, interaction_ingest
 from review import services as review_services
 from review.agreement import krippendorff_alpha
 from review.rollups import nominal_alpha
@@ -92,6 +93,26 @@ class Mix:
             source=source(), interactions=interactions, feedback=feedback, edits=[]
         )
         assert result["rejected"] == 0, result
+
+    def ingest_one(self):
+        """The single-event route, written by one statement; half the time feedback
+        for it came first, which that statement links and counts."""
+        self.n += 1
+        event_id = f"ev-{self.n}"
+        if self.rng.random() < 0.5:
+            result = batch_ingest(
+                source=source(), interactions=[], feedback=[self._feedback(event_id)], edits=[]
+            )
+            assert result["rejected"] == 0, result
+        day = START + timedelta(days=self.rng.randint(0, 6), hours=self.rng.randint(0, 23))
+        item = factories.interaction(
+            event_id,
+            occurred_at=day.isoformat(),
+            response=GOOD_ANSWER + f" Ticket {self.n}.",
+            model=self.rng.choice(["bot-a", "bot-b"]),
+        )
+        interaction_ingest(source=source(), item=InteractionIn.model_validate(item))
+        self.events.append(event_id)
 
     def curate(self):
         pipeline.sweep(grace_seconds=0)
@@ -195,6 +216,7 @@ def test_incremental_rollups_equal_a_full_rebuild(
     mix = Mix(seed, {"annotators": [annotator, annotator2], "curator": curator, "dataset": dataset})
     steps = [
         (mix.ingest, 6),
+        (mix.ingest_one, 2),
         (mix.curate, 3),
         (mix.review, 3),
         (mix.adjudicate, 1),
