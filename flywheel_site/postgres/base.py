@@ -2,9 +2,9 @@
 server has said nothing.
 
 With CONN_HEALTH_CHECKS, Django checks a persistent connection before its first use in
-each request with `SELECT 1`: a round trip on every request, and for a single ingest event, whose writes
-are one statement (`curation.ingest_sql`), one of its two round trips. The
-check exists for a connection the server has ended (a restart, `pg_terminate_backend`,
+each request with `SELECT 1`: a round trip on every request, and for a single ingest
+event, whose writes are one statement (`curation.ingest_sql`), one of its two. The check
+exists for a connection the server has ended (a restart, `pg_terminate_backend`,
 an idle timeout). A server that ends a connection says so on the socket: it sends its
 FATAL message and closes, so the socket turns readable, while a healthy idle connection
 never is (nothing else reaches a session that has not asked: this app LISTENs to
