@@ -150,6 +150,9 @@ def app_env(*, database_url: str, redis_url: str, **extra: str) -> dict[str, str
         SECRET_KEY=BENCH_SECRET_KEY,
         FLYWHEEL_INGEST_RATE_LIMIT="0",
         FLYWHEEL_LOG_LEVEL="WARNING",
+        # As in production: gunicorn's text access log off, the app's own request log kept
+        # (scripts/gunicorn.conf.py), and at WARNING it writes nothing per request.
+        FLYWHEEL_LOG_FORMAT="json",
         DJANGO_SETTINGS_MODULE="flywheel_site.settings",
     )
     env.update(extra)
@@ -264,6 +267,11 @@ class Gunicorn:
             "--log-level",
             "warning",
         ]
+        # The checkout's own server settings, as `make run` passes them (scripts/Procfile);
+        # code from before they existed runs with gunicorn's defaults, as its Procfile did.
+        config = self.root / "scripts" / "gunicorn.conf.py"
+        if config.exists():
+            command += ["--config", str(config)]
         # Its own session, so stop() can signal the master and its workers as one group.
         self.process = subprocess.Popen(
             command,

@@ -11,6 +11,7 @@ two clients sending the same batch at once both succeed and store it once.
 """
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from functools import partial
 
@@ -126,9 +127,11 @@ def rows_write(
 
 def _interaction_write_one(*, source: Source, row: InteractionRow) -> WriteOutcome:
     """One interaction and nothing else: one statement, its own transaction unless the
-    caller holds one (`ingest_sql.interaction_insert_one`)."""
+    caller holds one (`ingest_sql.interaction_insert_one`); then in a savepoint, so that
+    its failure leaves the caller's transaction usable, as `rows_write`'s does."""
     outcome = WriteOutcome()
-    with connection.cursor() as cursor:
+    nested = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with nested, connection.cursor() as cursor:
         params = {"source": source.pk, "now": timezone.now()}
         pk = ingest_sql.interaction_insert_one(cursor, row, params)
         if pk is None:

@@ -61,22 +61,26 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "flywheel_site.middleware.PermissionsPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "flywheel_site.middleware.ApiJsonErrorsMiddleware",
     "flywheel_site.middleware.ApiRequestLimitMiddleware",
     "flywheel_site.middleware.ApiBodyLimitMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    # From here to BrowserEndMiddleware: what only pages need. /api/ requests skip it.
+    "flywheel_site.middleware.BrowserMiddleware",
     # gunicorn serves no static files; whitenoise does, compressed and cached.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "flywheel_site.middleware.SessionTimeoutMiddleware",
     "flywheel_site.request_context.ActorMiddleware",
     "flywheel_site.middleware.AdminOnlyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Attaches the acting user and request path to every history event.
+    "flywheel_site.middleware.BrowserEndMiddleware",
+    # Attaches the acting user (or the API token) and the request path to every history
+    # event.
     "pghistory.middleware.HistoryMiddleware",
     # Last, as django-axes requires: refuses logins while a client is locked out.
     "axes.middleware.AxesMiddleware",
