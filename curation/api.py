@@ -4,6 +4,8 @@ step by hand. The API object, its error handlers and the mounting of each app's 
 are the site's (flywheel_site/api.py), as is the token authentication every app's routes
 use (flywheel_site/api_auth.py)."""
 
+import orjson
+from django.http import HttpResponse
 from ninja import Router, Status
 
 from curation import services
@@ -91,9 +93,13 @@ def post_edit(request, payload: EditIn):
 def post_batch(request, payload: BatchIn):
     """Up to FLYWHEEL_INGEST_MAX_BATCH items. Each item is validated on its own:
     bad items are `rejected` with their errors, the good ones are stored."""
-    return services.batch_ingest(
+    result = services.batch_ingest(
         source=request.auth.source,
         interactions=payload.interactions,
         feedback=payload.feedback,
         edits=payload.edits,
     )
+    # Rendered as built, in the shape of BatchResult (every field of every item; the
+    # tests hold the answer to the schema): validating and rendering 500 results through
+    # the schema took about 8% of the batch's CPU in the app.
+    return HttpResponse(orjson.dumps(result), content_type="application/json")

@@ -352,7 +352,15 @@ def _batch_prepare(
         schema, prepare = _PARSERS[kind]
         for index, raw in enumerate(raws):
             prefix = f"{_PREFIXES[kind]}.{index}"
-            result = {"index": index, "kind": kind, "status": None, "id": None, "errors": []}
+            # Every field of schemas.ItemResult: the route renders these as they are.
+            result = {
+                "index": index,
+                "kind": kind,
+                "status": None,
+                "id": None,
+                "feedback_id": None,
+                "errors": [],
+            }
             results.append(result)
             try:
                 i_row, f_row = prepare(schema.model_validate(raw), now)

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from curation.ingest_rows import user_hash
 from curation.models import Feedback, Interaction
-from curation.schemas import BAD_CHARACTERS, FINAL_TEXT_REQUIRED, RATING_REQUIRED
+from curation.schemas import BAD_CHARACTERS, FINAL_TEXT_REQUIRED, RATING_REQUIRED, BatchResult
 from curation.services import BATCH_TOO_LARGE
 from flywheel_site.api import INVALID, RATE_LIMITED, UNAUTHORIZED
 from flywheel_site.middleware import BODY_TOO_LARGE
@@ -154,6 +154,24 @@ def test_a_batch_reports_a_result_per_item_and_stores_the_good_ones(api):
     assert by_kind[("edit", 0)]["status"] == "created"
     assert Interaction.objects.count() == 2
     assert Feedback.objects.count() == 1
+
+
+def test_the_batch_answer_is_shaped_as_its_schema_says(api):
+    """The route renders the service's results as they are: they carry every field of
+    BatchResult, as validating them through the schema would."""
+    body = {
+        "interactions": [factories.interaction("a"), {"event_id": ""}],
+        "feedback": [factories.feedback("a", "fa", kind="rating", value=5)],
+        "edits": [factories.edit(event_id="ed1")],
+    }
+    response = api.post("/api/v1/batch", body)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+    answer = response.json()
+    assert answer == BatchResult.model_validate(answer).model_dump(mode="json")
+    assert [r["status"] for r in answer["results"]] == ["created", "rejected", "created", "created"]
+    assert answer["results"][3]["feedback_id"] == Feedback.objects.get(event_id="ed1").pk
+    assert answer["results"][0]["feedback_id"] is None
 
 
 def test_replaying_a_batch_answers_all_duplicate_and_writes_nothing(api):
