@@ -3,6 +3,7 @@ the sequences first), or, when that meets an event stored already, staged with C
 inserted with one statement per table; a single row inserted from VALUES.
 `curation.services` decides what to write and reads the outcome."""
 
+import functools
 import operator
 import re
 
@@ -97,8 +98,16 @@ FEEDBACK_WRITE = _write(_STAGE_FEEDBACK, "_ingest_feedback", _FEEDBACK_FIELDS, _
 _ONE_INTERACTION_RETURNS = "RETURNING id, event_id, source_id, task_type, model, occurred_at"
 
 
+@functools.cache
 def _one_interaction(rollup: str | None) -> str:
-    insert = INTERACTION_WRITE[4].replace("RETURNING id, event_id", _ONE_INTERACTION_RETURNS)
+    returning = "RETURNING id, event_id\n"
+    if not _INSERT_INTERACTIONS.endswith(returning):
+        raise AssertionError("the one-interaction statement extends the insert's RETURNING")
+    insert = _one_row(
+        _INSERT_INTERACTIONS.removesuffix(returning) + _ONE_INTERACTION_RETURNS,
+        stage=_STAGE_INTERACTIONS,
+        table="_ingest_interaction",
+    )
     parts = [
         f"new_rows AS ({insert})",
         f"linked AS ({LINK_ORPHANS.format(interactions='new_rows', scope='')})",

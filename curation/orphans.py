@@ -18,7 +18,9 @@ RETURNING id
 
 # Feedback that came before its interaction, or raced it (the two committed by
 # concurrent requests), is linked once the interaction exists. The partial
-# index on unlinked feedback keeps this cheap. One statement, scoped three ways.
+# index on unlinked feedback keeps this cheap. One statement, scoped three ways here, and
+# a fourth in the one-interaction insert (`curation.ingest_sql`), which also reads the
+# linked feedback's kind and time for its rollup facts.
 # {interactions}: the table, or the CTE returning the rows that the same statement
 # inserts (which it would not see in the table; `curation.ingest_sql`).
 LINK_ORPHANS = """

@@ -42,6 +42,7 @@ from curation.tokens import MissingScope as MissingScope
 from curation.tokens import api_token_authenticate as api_token_authenticate
 from curation.tokens import api_token_create as api_token_create
 from curation.tokens import api_token_revoke as api_token_revoke
+from flywheel_site.deadlock import retry_on_deadlock
 from flywheel_site.rollups import enabled as rollups_enabled
 
 BATCH_TOO_LARGE = "a batch holds at most {limit} items in all, got {count}"
@@ -125,12 +126,15 @@ def rows_write(
     return outcome
 
 
+@retry_on_deadlock
 def _interaction_write_one(*, source: Source, row: InteractionRow) -> WriteOutcome:
     """One interaction and nothing else: one statement, its own transaction unless the
     caller holds one (`ingest_sql.interaction_insert_one`); then in a savepoint, so that
-    its failure leaves the caller's transaction usable, as `rows_write`'s does."""
+    its failure leaves the caller's transaction usable, as `rows_write`'s does. Its
+    rollup upsert can meet curation's deltas on the same rows: retried whole on a
+    deadlock, like the other rollup writers."""
     outcome = WriteOutcome()
-    nested = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    nested = nullcontext() if connection.get_autocommit() else transaction.atomic()
     with nested, connection.cursor() as cursor:
         params = {"source": source.pk, "now": timezone.now()}
         pk = ingest_sql.interaction_insert_one(cursor, row, params)

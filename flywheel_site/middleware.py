@@ -255,7 +255,7 @@ class BrowserMiddleware:
     sessions, CSRF, login, messages, htmx: everything between this and
     `BrowserEndMiddleware` in MIDDLEWARE), straight to what follows it. The API
     authenticates by token, keeps no session and renders no page; that middleware cost a
-    single ingest event about 15% of its time in the app (counted under callgrind,
+    single ingest event about 15% of its CPU time in the app (counted under callgrind,
     bench/RESULTS.md). Pages run it all, as before. Its names stay in MIDDLEWARE, where
     Django's, the admin's and django-axes's own checks look for them, and their view hooks
     run as Django runs them (CSRF exempts the API's views itself)."""
@@ -263,9 +263,12 @@ class BrowserMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.after = getattr(_built, "after_browser", None)
-        if self.after is None:
-            raise ImproperlyConfigured(NO_BROWSER_END)
         _built.after_browser = None
+        # The hand-off above is only this chain's if the marker follows this one.
+        names = list(settings.MIDDLEWARE)
+        mine, end = f"{__name__}.BrowserMiddleware", f"{__name__}.BrowserEndMiddleware"
+        if self.after is None or end not in names or names.index(end) < names.index(mine):
+            raise ImproperlyConfigured(NO_BROWSER_END)
 
     def __call__(self, request):
         if request.path.startswith(API_PREFIX):

@@ -13,8 +13,14 @@ the same way. Command-line flags (bind, workers, log level) still win over these
   sync workers close the connection after every response, so a client that posts event after
   event (an SDK) paid a TCP handshake for each, and one slow or idle client held a whole
   worker. Measured with bench/ingest_compare.py: single events at concurrency 8 went from
-  405 to 467 requests/s (bench/RESULTS.md). Django keeps one database connection per thread:
-  a node opens up to workers x threads of them."""
+  about 405 to 440-470 requests/s (bench/RESULTS.md). Django keeps one database connection
+  per thread: a node opens up to workers x threads of them. WEB_KEEPALIVE_S (default 75)
+  must exceed the idle timeout of the proxy in front (60 s on an AWS load balancer), or the
+  proxy may send a request on a connection gunicorn is closing and answer 502.
+- gthread workers have no per-request timeout (gunicorn's `timeout` only restarts a worker
+  whose main loop stops). A request waiting on a database row lock gives up after
+  FLYWHEEL_DB_LOCK_TIMEOUT_MS (30 s here, unless set), and the database connection's TCP
+  keepalives (settings) end a wait on a server that vanished."""
 
 import os
 
@@ -24,7 +30,9 @@ from flywheel_site.env import env_int
 
 worker_class = "gthread"
 threads = env_int("WEB_THREADS", 4, minimum=1, maximum=64)
-keepalive = 5
+keepalive = env_int("WEB_KEEPALIVE_S", 75, minimum=1, maximum=3600)
+# Read by the settings in every worker (forked from here).
+os.environ.setdefault("FLYWHEEL_DB_LOCK_TIMEOUT_MS", "30000")
 
 _JSON = os.environ.get("FLYWHEEL_LOG_FORMAT", "text") == "json"
 

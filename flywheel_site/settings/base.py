@@ -115,6 +115,23 @@ DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:25432/flyw
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("FLYWHEEL_DB_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A server or network gone while a query waits is noticed within about a minute, not the
+# kernel's two hours, unless DATABASE_URL's own query string says otherwise.
+for _name, _value in (
+    ("keepalives", 1),
+    ("keepalives_idle", 30),
+    ("keepalives_interval", 10),
+    ("keepalives_count", 3),
+):
+    DATABASES["default"]["OPTIONS"].setdefault(_name, _value)
+# Web processes set it (scripts/gunicorn.conf.py): a threaded gunicorn worker has no
+# request timeout, so a request waiting on a row lock would otherwise wait for good.
+DB_LOCK_TIMEOUT_MS = env_int("FLYWHEEL_DB_LOCK_TIMEOUT_MS", 0, minimum=0, maximum=3_600_000)
+if DB_LOCK_TIMEOUT_MS:
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        DATABASES["default"]["OPTIONS"].get("options", "")
+        + f" -c lock_timeout={DB_LOCK_TIMEOUT_MS}"
+    ).strip()
 # Lets two test runs on one machine use separate test databases.
 DATABASES["default"]["TEST"] = {"NAME": env_str("FLYWHEEL_TEST_DATABASE", "test_flywheel")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -166,7 +166,7 @@ def test_the_batch_answer_is_shaped_as_its_schema_says(api):
     }
     response = api.post("/api/v1/batch", body)
     assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "application/json"
+    assert response["Content-Type"] == "application/json; charset=utf-8"
     answer = response.json()
     assert answer == BatchResult.model_validate(answer).model_dump(mode="json")
     assert [r["status"] for r in answer["results"]] == ["created", "rejected", "created", "created"]
