@@ -3,7 +3,10 @@ FILE`. It loads the toxicity model before taking jobs (a long-running worker has
 then works the `curation` queue in burst mode and appends one JSON line per chunk to FILE:
 the chunk's wall time, the time from locking its dedup keys to its commit (the only part
 another worker can wait for), the time the lock itself took (waiting included), and the CPU
-the worker and the whole machine used meanwhile."""
+the worker and the whole machine used meanwhile. The held part is broken down into the claim,
+the re-read under the keys (`EarlierCandidates.unchanged`) and the commit (from the re-read's
+end to the transaction's commit hook); `redone` counts chunks whose write was done again
+holding their keys first (another worker committed under one of them meanwhile)."""
 
 import json
 import os
@@ -16,24 +19,45 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flywheel_site.settings")
 django.setup()
 
 from django.core.management import call_command  # noqa: E402 (after django.setup)
+from django.db import transaction  # noqa: E402
 
 from curation import pipeline  # noqa: E402
+from curation.dedup_earlier import EarlierCandidates  # noqa: E402
 from curation.policies import toxicity_config  # noqa: E402
 from curation.toxicity import get_scorer  # noqa: E402
 
 OUT = sys.argv[1]
 _chunk = pipeline.interactions_curate_chunk
 _claim = pipeline.dedup_keys_claim
+_unchanged = EarlierCandidates.unchanged
 _state: dict[str, float] = {}
 
 
-def dedup_keys_claim(candidates):
+def _add(name: str, seconds: float) -> None:
+    _state[name] = _state.get(name, 0.0) + seconds
+
+
+def _committed() -> None:
+    _add("commit_s", time.perf_counter() - _state.pop("checked_at"))
+
+
+def dedup_keys_claim(*args, **kwargs):
     started = time.perf_counter()
-    listed = _claim(candidates)
+    listed = _claim(*args, **kwargs)
     # The first claim: a chunk redone after a race on its keys counts both tries as held.
     _state.setdefault("claimed_at", started)
-    _state["claim_s"] = _state.get("claim_s", 0.0) + time.perf_counter() - started
+    _add("claims", 1)
+    _add("claim_s", time.perf_counter() - started)
     return listed
+
+
+def unchanged(self, *args, **kwargs):
+    started = time.perf_counter()
+    same = _unchanged(self, *args, **kwargs)
+    _state["checked_at"] = time.perf_counter()
+    _add("recheck_s", _state["checked_at"] - started)
+    transaction.on_commit(_committed)
+    return same
 
 
 def _machine_busy_s() -> float:
@@ -56,6 +80,9 @@ def interactions_curate_chunk(**kwargs):
         "machine_busy_s": _machine_busy_s() - busy,
         "held_s": ended - _state.get("claimed_at", ended),
         "claim_s": _state.get("claim_s", 0.0),
+        "recheck_s": _state.get("recheck_s", 0.0),
+        "commit_s": _state.get("commit_s", 0.0),
+        "redone": _state.get("claims", 0.0) > 1,
         "candidates": counts.get("candidates", 0),
     }
     with open(OUT, "a") as out:
@@ -64,6 +91,7 @@ def interactions_curate_chunk(**kwargs):
 
 
 pipeline.dedup_keys_claim = dedup_keys_claim
+EarlierCandidates.unchanged = unchanged
 pipeline.interactions_curate_chunk = interactions_curate_chunk
 get_scorer(toxicity_config()).score_batch(["warm up the model before the first job"] * 8)
 call_command("rqworker", "curation", "--burst", "--worker-class", "rq.worker.SimpleWorker")
