@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from curation import filter_rules, filters, judge
-from curation.candidates import dedup_keys_claim, signatures_set
+from curation.candidates import dedup_keys_claim, dedup_listing_restamp, signatures_set
 from curation.dedup_earlier import EarlierCandidates, dedup_steps
 from curation.models import Candidate, CurationPolicy
 from curation.policies import toxicity_config
@@ -203,7 +203,7 @@ def candidates_decide(
 ) -> dict:
     """Dedup (in id order, against earlier candidates and the chunk's own), then store
     every decision and each candidate's status. The caller holds the candidates' dedup
-    keys (`candidates.dedup_keys_claim`), or has read `earlier` and checks it once it
+    keys (`candidates.dedup_keys_lock`), or has read `earlier` and checks it once it
     does (`EarlierCandidates.unchanged`). `insert`: the candidates have ids but are not
     stored yet; they are inserted with their status (an UPDATE of every new row would
     index each one twice, its full-text entry included). Returns counts."""
@@ -254,7 +254,10 @@ def candidates_evaluate(
         signatures_set(candidate)
     prepared = candidates_prepare(candidates=candidates, policy=policy, full=full)
     dedup_keys_claim(candidates)
+    was = {c.pk: c.status for c in candidates}
     counts = candidates_decide(candidates=candidates, prepared=prepared, policy=policy, full=full)
+    # A status dedup reads changed: a chunk that read it before must see it again.
+    dedup_listing_restamp(candidates=[c for c in candidates if c.status != was[c.pk]])
     if resigned:
         Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
     return counts

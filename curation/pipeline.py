@@ -14,13 +14,15 @@ workers (issue 21):
    dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
    smaller ids), insert the candidates with their verdicts, record the decisions and
    the sampling decisions (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`) and mark the rows `done`. Last, lock the dedup
-   keys, which lists the candidates under them (`candidates.dedup_keys_claim`), and
-   read the keys' candidates again: if another worker committed one since the first
-   read, the transaction rolls back and the write is done again (step 1's results
-   stand), locking the keys before reading them. So the keys are held for two
-   statements and the commit, not for the chunk's writes, and a write is done twice
-   only when two workers wrote candidates sharing a key in the same moment.
+   transaction, see `curation.hooks`), mark the rows `done` and list the new
+   candidates under their dedup keys (`candidates.dedup_listing_add`). Last, lock the
+   keys (`candidates.dedup_keys_lock`) and read what was listed under them since the
+   first read (`dedup_earlier.EarlierCandidates.unchanged`): if any of it changes one
+   of the chunk's dedup verdicts, the transaction rolls back and the write is done
+   again (step 1's results stand), reading what overtook it (after `UNHELD_WRITES`
+   overtaken tries, locking the keys before reading them). So the keys are held for two
+   short statements and the commit, not for the chunk's writes, and a write is done
+   again only when another worker wrote a duplicate of one of its candidates at once.
 Two workers whose candidates share no dedup key never wait for each other; two that
 do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
@@ -44,7 +46,7 @@ rows and locks) and `curation.policies`.
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -58,7 +60,9 @@ from curation.candidates import (
     candidates_fresh,
     candidates_new,
     dedup_keys_claim,
+    dedup_keys_lock,
     dedup_keys_register,
+    dedup_listing_add,
     feedback_by_interaction,
 )
 from curation.dedup_earlier import EarlierCandidates
@@ -104,9 +108,10 @@ def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
 
 
 @contextmanager
-def _chunk_claimed(interaction_ids: Sequence[int]):
+def _chunk_claimed(interaction_ids: Sequence[int], *, last: Sequence[Callable] = ()):
     """A transaction holding the chunk's rows still pending (`FOR UPDATE SKIP
-    LOCKED`), with their late feedback linked; yields their ids."""
+    LOCKED`), with their late feedback linked; yields their ids. `last`: steps the
+    block may add, run after the rollup is written, just before the commit."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT id FROM curation_interaction WHERE id = ANY(%s::bigint[]) "
@@ -118,11 +123,14 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
             if claimed:
                 feedback_link_orphans(interaction_ids=claimed)
             yield claimed
+        for step in last:
+            step()
 
 
 class _KeysRaced(Exception):
-    """Another worker committed a candidate under one of the chunk's dedup keys after
-    the chunk read them: raised to roll the chunk's write back (never leaves here)."""
+    """Another worker committed, after the chunk read its dedup keys, a candidate that
+    changes one of the chunk's dedup verdicts: raised to roll the chunk's write back
+    (never leaves here)."""
 
 
 # Django's foreign keys are deferred to the commit: checked now instead, so that they are
@@ -143,6 +151,15 @@ def _foreign_keys_check() -> None:
             cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
 
 
+def _keys_lock_checked(candidates: Sequence[Candidate], earlier: EarlierCandidates) -> None:
+    """The chunk's last step: lock its dedup keys, everything else written (foreign keys
+    checked too), and check that nothing listed under them since changes its verdicts."""
+    _foreign_keys_check()
+    dedup_keys_lock(candidates=candidates)
+    if not earlier.unchanged():
+        raise _KeysRaced
+
+
 @retry_on_deadlock
 def _write(
     seen: dict[int, list[int]], candidates, prepared, policy, *, keys_first: bool
@@ -152,7 +169,8 @@ def _write(
     changed since they were prepared. Writes copies of `candidates` (given ids and
     verdicts here): a try that rolls back leaves the prepared ones as they were."""
     candidates = [copy.copy(c) for c in candidates]
-    with _chunk_claimed(list(seen)) as claimed:
+    last: list[Callable] = []
+    with _chunk_claimed(list(seen), last=last) as claimed:
         feedback = feedback_by_interaction(claimed)
         changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
         done = sorted(set(claimed) - set(changed))
@@ -175,12 +193,32 @@ def _write(
             curation_failed_at=None,
         )
         if not keys_first:
-            _foreign_keys_check()
-            if not earlier.unchanged(dedup_keys_claim(inserted)):
-                raise _KeysRaced
+            dedup_listing_add(candidates=inserted)
+            last.append(lambda: _keys_lock_checked(inserted, earlier))
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed
+
+
+# Writes of a chunk done without its keys held first, at most: one overtaken by another
+# worker rolls back having held the keys only for the lock and the re-check, and the next
+# reads what overtook it. The last write holds the keys from the start: nobody can
+# overtake it, so a chunk is written at most this many times plus one.
+UNHELD_WRITES = 2
+
+
+def _write_unraced(
+    seen: dict[int, list[int]], candidates, prepared, policy
+) -> tuple[dict, list[int]]:
+    """Step 2 until no other worker overtook it (see UNHELD_WRITES). Nothing of an
+    overtaken write stays; the filters' work stands (dedup alone depends on the other
+    candidates), so only the write is done again."""
+    for _ in range(UNHELD_WRITES):
+        try:
+            return _write(seen, candidates, prepared, policy, keys_first=False)
+        except _KeysRaced:
+            continue
+    return _write(seen, candidates, prepared, policy, keys_first=True)
 
 
 def _counts_add(totals: dict, counts: dict) -> None:
@@ -202,12 +240,7 @@ def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dic
         candidates, prepared, seen = _prepare(ids, policy)
         if not seen:
             break
-        try:
-            counts, ids = _write(seen, candidates, prepared, policy, keys_first=False)
-        except _KeysRaced:
-            # Nothing was written; the filters' work stands (dedup alone depends on the
-            # other candidates), so only the write is done again, holding the keys first.
-            counts, ids = _write(seen, candidates, prepared, policy, keys_first=True)
+        counts, ids = _write_unraced(seen, candidates, prepared, policy)
         _counts_add(totals, counts)
         if not ids:
             break
