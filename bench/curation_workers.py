@@ -82,13 +82,13 @@ def policy_all_filters(*, note: str) -> None:
 
 
 def _reset(ids: list[int]) -> None:
-    """No candidates, runs, claims or rollup; `ids` pending again, the rest done."""
+    """No candidates, runs, dedup keys or rollup; `ids` pending again, the rest done."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE curation_candidate, curation_curationrun, curation_dedupclaim, "
-            "curation_curationmetricday RESTART IDENTITY CASCADE"
+            "curation_deduplisting, curation_curationmetricday RESTART IDENTITY CASCADE"
         )
         cursor.execute(
             "UPDATE curation_interaction SET curation_claimed_at = NULL, curation_state = "
