@@ -271,20 +271,26 @@ def dedup_matches(keys: Sequence[int]) -> Listed:
     return Listed(set(ids), snapshot)
 
 
-# Rows of transactions the snapshot did not see. Every such transaction was running when
-# it was taken or began later, so its id is at least the snapshot's xmin: the `xid` index
-# reads only rows written since then, not the keys' whole listing.
+# Rows of transactions the snapshot did not see: those running when it was taken (its xip
+# list; not the caller's own) and those begun since (from its xmax up to this statement's).
+# Both are `xid` index scans that read only rows written since the snapshot: not the keys'
+# whole listing, nor, as a bound at the snapshot's xmin would, everything written since the
+# oldest transaction then running anywhere on the server.
 _SINCE = """
 SELECT key, candidate_id FROM curation_deduplisting
-WHERE xid >= %s AND key = ANY(%s::bigint[])
-    AND NOT pg_visible_in_snapshot(xid::text::xid8, %s::pg_snapshot)
+WHERE key = ANY(%s::bigint[]) AND (
+    xid = ANY(%s::bigint[])
+    OR (xid >= %s AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+)
 """
 
 
 def dedup_listed_since(*, keys: Sequence[int], snapshot: str) -> list[tuple[int, int]]:
     """The (key, candidate id) pairs under `keys` written by transactions that `snapshot`
-    (`Listed.snapshot`) did not see: committed since, or the caller's own."""
-    xmin = int(snapshot.split(":", 1)[0])
+    (`Listed.snapshot`, as PostgreSQL writes one: `xmin:xmax:xip,...`) did not see:
+    committed since, or the caller's own if it wrote its first row after the snapshot."""
+    _, xmax, running = snapshot.split(":")
+    running_ids = [int(xid) for xid in running.split(",") if xid]
     with connection.cursor() as cursor:
-        cursor.execute(_SINCE, [xmin, _bigints(sorted(set(keys))), snapshot])
+        cursor.execute(_SINCE, [_bigints(sorted(set(keys))), _bigints(running_ids), int(xmax)])
         return cursor.fetchall()
