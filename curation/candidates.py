@@ -272,15 +272,18 @@ def dedup_matches(keys: Sequence[int]) -> Listed:
 
 
 # Rows of transactions the snapshot did not see: those running when it was taken (its xip
-# list; not the caller's own) and those begun since (from its xmax up to this statement's).
-# Both are `xid` index scans that read only rows written since the snapshot: not the keys'
-# whole listing, nor, as a bound at the snapshot's xmin would, everything written since the
-# oldest transaction then running anywhere on the server.
+# list; not the caller's own) and those begun since (from its xmax up to this statement's),
+# but the caller's own, which it knows. All are `xid` index scans that read only rows
+# written since the snapshot by others: not the keys' whole listing, nor, as a bound at
+# the snapshot's xmin would, everything written since the oldest transaction then running
+# anywhere on the server.
 _SINCE = """
 SELECT key, candidate_id FROM curation_deduplisting
 WHERE key = ANY(%s::bigint[]) AND (
     xid = ANY(%s::bigint[])
-    OR (xid >= %s AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+    OR (xid >= %s AND xid < pg_current_xact_id()::text::bigint)
+    OR (xid > pg_current_xact_id()::text::bigint
+        AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
 )
 """
 

@@ -14,8 +14,8 @@ workers (issue 21):
    dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
    smaller ids), insert the candidates with their verdicts, record the decisions and
    the sampling decisions (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`), mark the rows `done` and list the new
-   candidates under their dedup keys (`candidates.dedup_listing_add`). Last, lock the
+   transaction, see `curation.hooks`) and mark the rows `done`; the new candidates are
+   listed under their dedup keys first (`candidates.dedup_listing_add`). Last, lock the
    keys (`candidates.dedup_keys_lock`) and read what was listed under them since the
    first read (`dedup_earlier.EarlierCandidates.unchanged`): if any of it changes one
    of the chunk's dedup verdicts, the transaction rolls back and the write is done
@@ -59,7 +59,6 @@ from curation import hooks
 from curation.candidates import (
     candidates_fresh,
     candidates_new,
-    dedup_keys_claim,
     dedup_keys_lock,
     dedup_keys_register,
     dedup_listing_add,
@@ -179,8 +178,11 @@ def _write(
         curated = set(done)
         mine = [c for c in candidates if c.interaction_id in curated]
         inserted = candidates_fresh(mine)
+        # Listed first: the listing depends on no verdict, and a write another worker can
+        # overtake is the span from the first read below to the lock, kept as short as can be.
+        dedup_listing_add(candidates=inserted)
         if keys_first:
-            dedup_keys_claim(inserted)
+            dedup_keys_lock(candidates=inserted)
         earlier = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True)
         counts = candidates_decide(
             candidates=inserted, prepared=prepared, policy=policy, earlier=earlier, insert=True
@@ -193,7 +195,6 @@ def _write(
             curation_failed_at=None,
         )
         if not keys_first:
-            dedup_listing_add(candidates=inserted)
             last.append(lambda: _keys_lock_checked(inserted, earlier))
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)

@@ -110,8 +110,8 @@ def _in_another_connection(work) -> None:
 def _overtaken(monkeypatch, work) -> list[tuple[str, list[int]]]:
     """Patches the pipeline so that `work` runs in another connection and commits after
     the first chunk has read its keys' candidates and written its rows, before it locks
-    the keys; returns the lock and claim calls, made as the pipeline makes them."""
-    lock, claim, calls = pipeline.dedup_keys_lock, pipeline.dedup_keys_claim, []
+    the keys; returns the lock calls (whose candidates), made as the pipeline makes them."""
+    lock, calls = pipeline.dedup_keys_lock, []
 
     def overtaken_lock(*, candidates):
         calls.append(("lock", [c.interaction_id for c in candidates]))
@@ -122,12 +122,7 @@ def _overtaken(monkeypatch, work) -> list[tuple[str, list[int]]]:
             assert not worker.is_alive()
         return lock(candidates=candidates)
 
-    def counted_claim(candidates):
-        calls.append(("claim", [c.interaction_id for c in candidates]))
-        return claim(candidates)
-
     monkeypatch.setattr(pipeline, "dedup_keys_lock", overtaken_lock)
-    monkeypatch.setattr(pipeline, "dedup_keys_claim", counted_claim)
     return calls
 
 
@@ -215,11 +210,14 @@ def test_a_chunk_overtaken_by_a_recuration_that_changed_a_status_is_redone(monke
 def test_a_chunk_overtaken_at_every_write_last_writes_holding_its_keys_first(monkeypatch):
     no_toxicity()
     row = edited("raced", messages=SAME)
-    calls = _overtaken(monkeypatch, lambda: None)
-    monkeypatch.setattr(dedup_earlier.EarlierCandidates, "unchanged", lambda self: False)
+    calls, checks = _overtaken(monkeypatch, lambda: None), []
+    monkeypatch.setattr(
+        dedup_earlier.EarlierCandidates, "unchanged", lambda self: checks.append(1) and False
+    )
     pipeline.interactions_curate(interaction_ids=[row.pk])
 
-    tries = [("lock", [row.pk])] * pipeline.UNHELD_WRITES
-    assert calls == [*tries, ("claim", [row.pk])]
+    # Every write but the last checked what overtook it; the last locked before reading.
+    assert calls == [("lock", [row.pk])] * (pipeline.UNHELD_WRITES + 1)
+    assert len(checks) == pipeline.UNHELD_WRITES
     assert Candidate.objects.get(interaction=row).status == Candidate.Status.PASSED
     assert set(key_table()) == set(dedup_keys(Candidate.objects.get(interaction=row)))
