@@ -4,9 +4,9 @@ then works the `curation` queue in burst mode and appends one JSON line per chun
 the chunk's wall time, the time it held its dedup keys' locks (from each lock to the end of
 its transaction, summed over a chunk written more than once: the only part another worker
 can wait for) broken down into the lock statements (waiting included), the re-read under
-the keys (`EarlierCandidates.unchanged`) and the commit, whether the chunk was written again
-after another worker overtook it on a key, and the CPU the worker and the whole machine used
-meanwhile."""
+the keys (`EarlierCandidates.unchanged`) and the commit, whether another worker overtook the
+chunk on a key (it then decided again, or, in the code before, wrote again), and the CPU
+the worker and the whole machine used meanwhile."""
 
 import json
 import os
@@ -55,7 +55,9 @@ def _timed_lock(lock):
 def unchanged(self, *args, **kwargs):
     started = time.perf_counter()
     try:
-        return _unchanged(self, *args, **kwargs)
+        same = _unchanged(self, *args, **kwargs)
+        _state["raced"] = _state.get("raced", False) or not same
+        return same
     finally:
         _add("recheck_s", time.perf_counter() - started)
 
@@ -100,7 +102,7 @@ def interactions_curate_chunk(**kwargs):
         "claim_s": _state.get("claim_s", 0.0),
         "recheck_s": _state.get("recheck_s", 0.0),
         "commit_s": _state.get("commit_s", 0.0),
-        "redone": _state.get("locks", 0.0) > 1,
+        "raced": _state.get("locks", 0.0) > 1 or _state.get("raced", False),
         "candidates": counts.get("candidates", 0),
     }
     with open(OUT, "a") as out:

@@ -5,8 +5,8 @@ judge them.
 The read is valid while the chunk's dedup keys are held (`candidates.dedup_keys_lock`):
 a chunk that reads before it locks (so that it holds the keys only for the lock, not for
 its writes) reads after locking what was listed under its keys since
-(`EarlierCandidates.unchanged`); if that changes any of its dedup verdicts, it writes
-again with the keys held first."""
+(`EarlierCandidates.unchanged`); if that changes any of its dedup verdicts, it decides
+again, holding the keys (`evaluation.candidates_redecide`)."""
 
 import bisect
 from collections import defaultdict
@@ -104,8 +104,8 @@ class EarlierCandidates:
         """Whether the chunk's dedup verdicts stand with what was listed under its keys
         since they were read: candidates other workers committed, and re-curated ones
         whose status changed. The dedup steps run again for the chunk's candidates that
-        share a key with any of those; a verdict that differs means the write must be
-        done again. Call holding the keys: then nothing more can be listed under them."""
+        share a key with any of those; a verdict that differs means the chunk must be
+        decided again. Call holding the keys: then nothing more can be listed under them."""
         if not self._keys:
             return True
         since = dedup_listed_since(keys=self._keys, snapshot=self._snapshot)

@@ -12,17 +12,18 @@ workers (issue 21):
    feedback, set aside a row whose feedback changed since step 1 (it is prepared
    again), give the new candidates ids, read the candidates committed under their
    dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
-   smaller ids), insert the candidates with their verdicts, record the decisions and
-   the sampling decisions (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`) and mark the rows `done`; the new candidates are
-   listed under their dedup keys first (`candidates.dedup_listing_add`). Last, lock the
-   keys (`candidates.dedup_keys_lock`) and read what was listed under them since the
-   first read (`dedup_earlier.EarlierCandidates.unchanged`): if any of it changes one
-   of the chunk's dedup verdicts, the transaction rolls back and the write is done
-   again (step 1's results stand), reading what overtook it (after `UNHELD_WRITES`
-   overtaken tries, locking the keys before reading them). So the keys are held for two
-   short statements and the commit, not for the chunk's writes, and a write is done
-   again only when another worker wrote a duplicate of one of its candidates at once.
+   smaller ids), insert the candidates with their verdicts and record the decisions,
+   and mark the rows `done`; the new candidates are listed under their dedup keys
+   first (`candidates.dedup_listing_add`). Then lock the keys
+   (`candidates.dedup_keys_lock`) and read what was listed under them since the first
+   read (`dedup_earlier.EarlierCandidates.unchanged`): if another worker committed a
+   candidate that changes one of the chunk's dedup verdicts meanwhile, decide dedup
+   again, holding the keys, and store again the few rows that differ
+   (`evaluation.candidates_redecide`). Last, record the sampling decisions on the
+   verdicts as stored (the review app queues sampled candidates in the same
+   transaction, see `curation.hooks`) and the rollup. So the keys are held for two
+   short statements, the sampling and the commit, not for the chunk's writes, and a
+   race costs a few rows, not the write.
 Two workers whose candidates share no dedup key never wait for each other; two that
 do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
@@ -46,7 +47,7 @@ rows and locks) and `curation.policies`.
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -65,7 +66,12 @@ from curation.candidates import (
     feedback_by_interaction,
 )
 from curation.dedup_earlier import EarlierCandidates
-from curation.evaluation import candidates_decide, candidates_evaluate, candidates_prepare
+from curation.evaluation import (
+    candidates_decide,
+    candidates_evaluate,
+    candidates_prepare,
+    candidates_redecide,
+)
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
 from curation.policies import policy_current
@@ -107,10 +113,9 @@ def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
 
 
 @contextmanager
-def _chunk_claimed(interaction_ids: Sequence[int], *, last: Sequence[Callable] = ()):
+def _chunk_claimed(interaction_ids: Sequence[int]):
     """A transaction holding the chunk's rows still pending (`FOR UPDATE SKIP
-    LOCKED`), with their late feedback linked; yields their ids. `last`: steps the
-    block may add, run after the rollup is written, just before the commit."""
+    LOCKED`), with their late feedback linked; yields their ids."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT id FROM curation_interaction WHERE id = ANY(%s::bigint[]) "
@@ -122,14 +127,6 @@ def _chunk_claimed(interaction_ids: Sequence[int], *, last: Sequence[Callable] =
             if claimed:
                 feedback_link_orphans(interaction_ids=claimed)
             yield claimed
-        for step in last:
-            step()
-
-
-class _KeysRaced(Exception):
-    """Another worker committed, after the chunk read its dedup keys, a candidate that
-    changes one of the chunk's dedup verdicts: raised to roll the chunk's write back
-    (never leaves here)."""
 
 
 # Django's foreign keys are deferred to the commit: checked now instead, so that they are
@@ -150,26 +147,40 @@ def _foreign_keys_check() -> None:
             cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
 
 
-def _keys_lock_checked(candidates: Sequence[Candidate], earlier: EarlierCandidates) -> None:
-    """The chunk's last step: lock its dedup keys, everything else written (foreign keys
-    checked too), and check that nothing listed under them since changes its verdicts."""
+def _keys_locked(
+    *,
+    inserted: list[Candidate],
+    undecided: list[Candidate],
+    earlier: EarlierCandidates,
+    decided: dict,
+    prepared,
+    policy: CurationPolicy,
+    counts: dict,
+) -> list[Candidate]:
+    """Step 2's last part: lock the chunk's dedup keys, the candidates written (their
+    foreign keys checked too), and if another worker listed under them since the first
+    read a candidate that changes any verdict, store the chunk's verdicts again as
+    deciding them now would (only the rows that differ). `undecided`: copies of the
+    candidates before they were decided. Returns the candidates as stored; updates
+    `counts`."""
     _foreign_keys_check()
-    dedup_keys_lock(candidates=candidates)
-    if not earlier.unchanged():
-        raise _KeysRaced
+    dedup_keys_lock(candidates=inserted)
+    if earlier.unchanged():
+        return inserted
+    stored, again = candidates_redecide(
+        candidates=undecided, prepared=prepared, policy=policy, earlier=earlier, decided=decided
+    )
+    counts.update(again)
+    return stored
 
 
 @retry_on_deadlock
-def _write(
-    seen: dict[int, list[int]], candidates, prepared, policy, *, keys_first: bool
-) -> tuple[dict, list[int]]:
-    """Step 2 (module docstring); `keys_first`: lock the dedup keys before reading them
-    (after a race). Returns the counts and the rows set aside because their feedback
-    changed since they were prepared. Writes copies of `candidates` (given ids and
-    verdicts here): a try that rolls back leaves the prepared ones as they were."""
+def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[dict, list[int]]:
+    """Step 2 (module docstring). Returns the counts and the rows set aside because their
+    feedback changed since they were prepared. Writes copies of `candidates` (given ids
+    and verdicts here): a try that rolls back leaves the prepared ones as they were."""
     candidates = [copy.copy(c) for c in candidates]
-    last: list[Callable] = []
-    with _chunk_claimed(list(seen), last=last) as claimed:
+    with _chunk_claimed(list(seen)) as claimed:
         feedback = feedback_by_interaction(claimed)
         changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
         done = sorted(set(claimed) - set(changed))
@@ -178,48 +189,38 @@ def _write(
         curated = set(done)
         mine = [c for c in candidates if c.interaction_id in curated]
         inserted = candidates_fresh(mine)
-        # Listed first: the listing depends on no verdict, and a write another worker can
-        # overtake is the span from the first read below to the lock, kept as short as can be.
+        # Listed first: the listing depends on no verdict.
         dedup_listing_add(candidates=inserted)
-        if keys_first:
-            dedup_keys_lock(candidates=inserted)
-        earlier = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True)
+        undecided = [copy.copy(c) for c in inserted]
+        earlier, decided = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True), {}
         counts = candidates_decide(
-            candidates=inserted, prepared=prepared, policy=policy, earlier=earlier, insert=True
+            candidates=inserted,
+            prepared=prepared,
+            policy=policy,
+            earlier=earlier,
+            insert=True,
+            decided=decided,
         )
-        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
         Interaction.objects.filter(pk__in=done).update(
             curation_state=Interaction.CurationState.DONE,
             curation_claimed_at=timezone.now(),
             curation_error="",
             curation_failed_at=None,
         )
-        if not keys_first:
-            last.append(lambda: _keys_lock_checked(inserted, earlier))
+        inserted = _keys_locked(
+            inserted=inserted,
+            undecided=undecided,
+            earlier=earlier,
+            decided=decided,
+            prepared=prepared,
+            policy=policy,
+            counts=counts,
+        )
+        # Sampled last, on the verdicts as stored: a verdict stored again changes no draw.
+        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed
-
-
-# Writes of a chunk done without its keys held first, at most: one overtaken by another
-# worker rolls back having held the keys only for the lock and the re-check, and the next
-# reads what overtook it. The last write holds the keys from the start: nobody can
-# overtake it, so a chunk is written at most this many times plus one.
-UNHELD_WRITES = 2
-
-
-def _write_unraced(
-    seen: dict[int, list[int]], candidates, prepared, policy
-) -> tuple[dict, list[int]]:
-    """Step 2 until no other worker overtook it (see UNHELD_WRITES). Nothing of an
-    overtaken write stays; the filters' work stands (dedup alone depends on the other
-    candidates), so only the write is done again."""
-    for _ in range(UNHELD_WRITES):
-        try:
-            return _write(seen, candidates, prepared, policy, keys_first=False)
-        except _KeysRaced:
-            continue
-    return _write(seen, candidates, prepared, policy, keys_first=True)
 
 
 def _counts_add(totals: dict, counts: dict) -> None:
@@ -241,7 +242,7 @@ def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dic
         candidates, prepared, seen = _prepare(ids, policy)
         if not seen:
             break
-        counts, ids = _write_unraced(seen, candidates, prepared, policy)
+        counts, ids = _write(seen, candidates, prepared, policy)
         _counts_add(totals, counts)
         if not ids:
             break

@@ -2,8 +2,9 @@
 (`curation_deduplisting`), which is all dedup reads to find a chunk's earlier matches,
 from the listing's primary key alone, and one lock row per key (`curation_dedupclaim`);
 the migrations that moved the lists of the claim rows' arrays into the listing (and back);
-and a chunk overtaken on a key between reading and locking it, which is redone only when
-what overtook it changes one of its verdicts."""
+and a chunk overtaken on a key between reading and locking it, which decides again, holding
+its keys, only when what overtook it changes one of its verdicts, and stores again only the
+rows that differ."""
 
 import importlib
 import threading
@@ -131,7 +132,7 @@ def _curator(interaction_id: int):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_chunk_overtaken_by_a_copy_is_written_again_and_finds_it(monkeypatch, settings):
+def test_a_chunk_overtaken_by_a_copy_decides_again_holding_its_keys(monkeypatch, settings):
     # Rollup rows are shared by writers of one shard: off, so the other writer cannot
     # wait on this one's rollup rows while this one waits for it to finish.
     settings.FLYWHEEL_METRICS_ROLLUPS = False
@@ -140,18 +141,21 @@ def test_a_chunk_overtaken_by_a_copy_is_written_again_and_finds_it(monkeypatch, 
     calls = _overtaken(monkeypatch, _curator(other.pk))
     counts = pipeline.interactions_curate(interaction_ids=[mine.pk])
 
-    # The second write reads the copy first: its keys are held for the lock alone again.
-    assert calls == [("lock", [mine.pk]), ("lock", [other.pk]), ("lock", [mine.pk])]
-    assert counts["candidates"] == 1
+    # One write each: the overtaken chunk decided again under its keys, and stored again
+    # what changed.
+    assert calls == [("lock", [mine.pk]), ("lock", [other.pk])]
+    assert (counts["candidates"], counts["passed"], counts["failed"]) == (1, 0, 1)
     first = Candidate.objects.get(interaction=other)
     copy = Candidate.objects.get(interaction=mine)
     assert first.status == Candidate.Status.PASSED
     assert copy.failed_filter == "dedup_exact"
     assert copy.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=first.pk)
     assert set(Interaction.objects.values_list("curation_state", flat=True)) == {"done"}
-    # The first try's rows were rolled back: one set of decisions, and only stored
-    # candidates listed under the keys.
+    # The first decisions were replaced: one set, and only stored candidates listed.
     assert FilterDecision.objects.filter(candidate=copy, filter="dedup_exact").count() == 1
+    assert not FilterDecision.objects.filter(candidate=copy, passed=False).exclude(
+        filter="dedup_exact"
+    )
     assert {pk for ids in key_table().values() for pk in ids} == {first.pk, copy.pk}
 
 
@@ -182,7 +186,7 @@ def test_a_chunk_overtaken_on_a_key_by_no_duplicate_keeps_its_write(monkeypatch,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_chunk_overtaken_by_a_recuration_that_changed_a_status_is_redone(monkeypatch, settings):
+def test_a_chunk_overtaken_by_a_recuration_of_a_status_decides_again(monkeypatch, settings):
     """A candidate failed by a policy's length rule, re-curated under a policy that passes
     it between a chunk's read and its lock: the chunk, which read it failed, sees it again
     and fails its copy as a duplicate."""
@@ -200,24 +204,28 @@ def test_a_chunk_overtaken_by_a_recuration_that_changed_a_status_is_redone(monke
     )
     pipeline.interactions_curate(interaction_ids=[mine.pk])
 
-    assert calls == [("lock", [mine.pk]), ("lock", [mine.pk])]
+    assert calls == [("lock", [mine.pk])]
     stored.refresh_from_db()
     assert stored.status == Candidate.Status.PASSED
     copy = Candidate.objects.get(interaction=mine)
     assert copy.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=stored.pk)
 
 
-def test_a_chunk_overtaken_at_every_write_last_writes_holding_its_keys_first(monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_decided_again_stores_again_only_what_the_race_changed(monkeypatch, settings):
+    settings.FLYWHEEL_METRICS_ROLLUPS = False
     no_toxicity()
-    row = edited("raced", messages=SAME)
-    calls, checks = _overtaken(monkeypatch, lambda: None), []
-    monkeypatch.setattr(
-        dedup_earlier.EarlierCandidates, "unchanged", lambda self: checks.append(1) and False
-    )
-    pipeline.interactions_curate(interaction_ids=[row.pk])
+    mine = edited("race-1", messages=SAME)
+    apart = edited("apart", messages=[{"role": "user", "content": "Where is my invoice?"}])
+    other = edited("race-2", messages=SAME)
+    _overtaken(monkeypatch, _curator(other.pk))
+    pipeline.interactions_curate(interaction_ids=[mine.pk, apart.pk])
 
-    # Every write but the last checked what overtook it; the last locked before reading.
-    assert calls == [("lock", [row.pk])] * (pipeline.UNHELD_WRITES + 1)
-    assert len(checks) == pipeline.UNHELD_WRITES
-    assert Candidate.objects.get(interaction=row).status == Candidate.Status.PASSED
-    assert set(key_table()) == set(dedup_keys(Candidate.objects.get(interaction=row)))
+    copy = Candidate.objects.get(interaction=mine)
+    kept = Candidate.objects.get(interaction=apart)
+    assert (copy.failed_filter, kept.status) == ("dedup_exact", Candidate.Status.PASSED)
+    # The candidate no race touched keeps the decisions first written, in order before
+    # the ones stored again for its copy.
+    kept_ids = FilterDecision.objects.filter(candidate=kept).values_list("pk", flat=True)
+    again = FilterDecision.objects.get(candidate=copy, filter="dedup_exact").pk
+    assert max(kept_ids) < again
