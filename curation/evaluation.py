@@ -215,8 +215,14 @@ def candidates_decide(
     outcome, held = _outcomes(ordered, prepared, policy, full=full, earlier=earlier)
     if decided is not None:
         decided.update({c.pk: (outcome[c.pk], held.get(c.pk)) for c in ordered})
-    counts = _outcome_record(
-        ordered, outcome, held, policy=policy, now=timezone.now(), insert=insert
+    now = timezone.now()
+    counts = _statuses_set(ordered, outcome, held, policy=policy, now=now)
+    if insert:
+        Candidate.objects.bulk_create(ordered)
+    else:
+        _evaluation_write(candidates=ordered, policy=policy, now=now)
+    _decisions_write(
+        [_decision_row(c, r) for c in ordered for r in outcome[c.pk]], policy=policy, now=now
     )
     if prepared.scorer:
         counts["scorer"] = prepared.scorer
@@ -376,28 +382,6 @@ def _phase_judge(
     return judge_held
 
 
-def _outcome_record(
-    candidates: Sequence[Candidate],
-    outcome: dict[int, list[filters.FilterResult]],
-    held: dict[int, str],
-    *,
-    policy: CurationPolicy,
-    now,
-    insert: bool,
-) -> dict:
-    """Store every decision and each candidate's status (`insert`: the candidate with
-    it); returns the counts."""
-    counts = _statuses_set(candidates, outcome, held, policy=policy, now=now)
-    if insert:
-        Candidate.objects.bulk_create(candidates)
-    else:
-        _evaluation_write(candidates=candidates, policy=policy, now=now)
-    _decisions_write(
-        [_decision_row(c, r) for c in candidates for r in outcome[c.pk]], policy=policy, now=now
-    )
-    return counts
-
-
 def _statuses_set(
     candidates: Sequence[Candidate],
     outcome: dict[int, list[filters.FilterResult]],
@@ -406,7 +390,7 @@ def _statuses_set(
     policy: CurationPolicy,
     now,
 ) -> dict:
-    """Each candidate's status from its decisions (not stored); returns the counts."""
+    """Each candidate's status from its decisions, set but not stored; returns the counts."""
     counts = {"passed": 0, "failed": 0, "held": 0, "failed_by_filter": defaultdict(int)}
     for candidate in candidates:
         results = outcome[candidate.pk]
