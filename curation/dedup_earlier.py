@@ -106,14 +106,9 @@ class EarlierCandidates:
         whose status changed. The dedup steps run again for the chunk's candidates that
         share a key with any of those; a verdict that differs means the chunk must be
         decided again. Call holding the keys: then nothing more can be listed under them."""
-        if not self._keys:
+        touched = self.catch_up()
+        if not touched:
             return True
-        since = dedup_listed_since(keys=self._keys, snapshot=self._snapshot)
-        fresh = {pk for _, pk in since} - self.own
-        if not fresh:
-            return True
-        self._take(self._rows(fresh))
-        touched = {key for key, pk in since if pk in fresh}
         for candidate in self._candidates:
             if touched.isdisjoint(dedup_keys(candidate)):
                 continue
@@ -122,6 +117,17 @@ class EarlierCandidates:
                 if steps[name](None, self.policy) != result:
                     return False
         return True
+
+    def catch_up(self) -> set[int]:
+        """Take in the other candidates listed under the chunk's keys since they were
+        read (`candidates.dedup_listed_since`); returns the keys they are listed under."""
+        if not self._keys:
+            return set()
+        since = dedup_listed_since(keys=self._keys, snapshot=self._snapshot)
+        fresh = {pk for _, pk in since} - self.own
+        if fresh:
+            self._take(self._rows(fresh))
+        return {key for key, pk in since if pk in fresh}
 
     def _usable(self, pk: int, candidate: Candidate) -> bool:
         if pk in self.own:

@@ -19,11 +19,12 @@ workers (issue 21):
    read (`dedup_earlier.EarlierCandidates.unchanged`): if another worker committed a
    candidate that changes one of the chunk's dedup verdicts meanwhile, decide dedup
    again, holding the keys, and store again the few rows that differ
-   (`evaluation.candidates_redecide`). Last, record the sampling decisions on the
-   verdicts as stored (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`) and the rollup. So the keys are held for two
-   short statements, the sampling and the commit, not for the chunk's writes, and a
-   race costs a few rows, not the write.
+   (`evaluation.candidates_redecide`). The sampling decisions (the review app queues
+   sampled candidates in the same transaction, see `curation.hooks`) are recorded just
+   before the lock, in a savepoint that a race rolls back, to record them again on the
+   verdicts as stored, the keys held. So the keys are held for two short statements
+   and the commit (with the rollup), not for the chunk's writes, and a race costs a
+   few rows and a second sampling, not the write.
 Two workers whose candidates share no dedup key never wait for each other; two that
 do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
@@ -157,20 +158,28 @@ def _keys_locked(
     policy: CurationPolicy,
     counts: dict,
 ) -> list[Candidate]:
-    """Step 2's last part: lock the chunk's dedup keys, the candidates written (their
-    foreign keys checked too), and if another worker listed under them since the first
-    read a candidate that changes any verdict, store the chunk's verdicts again as
-    deciding them now would (only the rows that differ). `undecided`: copies of the
-    candidates before they were decided. Returns the candidates as stored; updates
-    `counts`."""
+    """Step 2's last part, the candidates written (their foreign keys checked too):
+    sample them, lock the chunk's dedup keys and check what other workers listed under
+    them since the first read. If any of it changes a verdict, roll the sampling back
+    (and the locks with it: they were taken after the savepoint), lock the keys again,
+    store the verdicts again as deciding them now would (only the rows that differ) and
+    sample on them, the keys held. `undecided`: copies of the candidates before they
+    were decided. Returns the candidates as stored; updates `counts`."""
     _foreign_keys_check()
+    sampling = transaction.savepoint()
+    counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
     dedup_keys_lock(candidates=inserted)
     if earlier.unchanged():
+        transaction.savepoint_commit(sampling)
         return inserted
+    transaction.savepoint_rollback(sampling)
+    dedup_keys_lock(candidates=inserted)
+    earlier.catch_up()  # what was listed before the keys were locked again
     stored, again = candidates_redecide(
         candidates=undecided, prepared=prepared, policy=policy, earlier=earlier, decided=decided
     )
     counts.update(again)
+    counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
     return stored
 
 
@@ -216,8 +225,6 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
             policy=policy,
             counts=counts,
         )
-        # Sampled last, on the verdicts as stored: a verdict stored again changes no draw.
-        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from curation import dedup_earlier, pipeline
 from curation.candidates import dedup_keys, dedup_matches
 from curation.models import Candidate, DedupClaim, DedupListing, FilterDecision, Interaction
+from review.models import ReviewItem
 from tests.support.curation import GOOD_EDIT, edited, no_toxicity
 
 pytestmark = pytest.mark.django_db
@@ -136,14 +137,15 @@ def test_a_chunk_overtaken_by_a_copy_decides_again_holding_its_keys(monkeypatch,
     # Rollup rows are shared by writers of one shard: off, so the other writer cannot
     # wait on this one's rollup rows while this one waits for it to finish.
     settings.FLYWHEEL_METRICS_ROLLUPS = False
-    no_toxicity()
+    # Every passed candidate sampled (a stratum's first five are), no audit draws.
+    no_toxicity(audit_rate=0, audit_rates={})
     mine, other = edited("race-1", messages=SAME), edited("race-2", messages=SAME)
     calls = _overtaken(monkeypatch, _curator(other.pk))
     counts = pipeline.interactions_curate(interaction_ids=[mine.pk])
 
-    # One write each: the overtaken chunk decided again under its keys, and stored again
-    # what changed.
-    assert calls == [("lock", [mine.pk]), ("lock", [other.pk])]
+    # One write each: the overtaken chunk rolled its sampling back (and its locks with it),
+    # locked its keys again, decided again and stored again what changed.
+    assert calls == [("lock", [mine.pk]), ("lock", [other.pk]), ("lock", [mine.pk])]
     assert (counts["candidates"], counts["passed"], counts["failed"]) == (1, 0, 1)
     first = Candidate.objects.get(interaction=other)
     copy = Candidate.objects.get(interaction=mine)
@@ -151,6 +153,8 @@ def test_a_chunk_overtaken_by_a_copy_decides_again_holding_its_keys(monkeypatch,
     assert copy.failed_filter == "dedup_exact"
     assert copy.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=first.pk)
     assert set(Interaction.objects.values_list("curation_state", flat=True)) == {"done"}
+    # Sampled on the verdicts as stored: the copy, drawn while it passed, is not queued.
+    assert list(ReviewItem.objects.values_list("candidate_id", flat=True)) == [first.pk]
     # The first decisions were replaced: one set, and only stored candidates listed.
     assert FilterDecision.objects.filter(candidate=copy, filter="dedup_exact").count() == 1
     assert not FilterDecision.objects.filter(candidate=copy, passed=False).exclude(
@@ -204,7 +208,7 @@ def test_a_chunk_overtaken_by_a_recuration_of_a_status_decides_again(monkeypatch
     )
     pipeline.interactions_curate(interaction_ids=[mine.pk])
 
-    assert calls == [("lock", [mine.pk])]
+    assert calls == [("lock", [mine.pk]), ("lock", [mine.pk])]
     stored.refresh_from_db()
     assert stored.status == Candidate.Status.PASSED
     copy = Candidate.objects.get(interaction=mine)
