@@ -15,10 +15,11 @@ rounds x batch candidates. `--reuse` keeps a big database already filled to the 
 (building 1,000,000 takes minutes); give it another `--seed`, since a batch already
 ingested there is skipped as a replay.
 
-The lock shares. A chunk holds row locks on its dedup keys from claiming them (the last
+The lock shares. A chunk holds row locks on its dedup keys from locking them (the last
 step of its write) to its commit, and only a worker sharing one of those keys can wait
 for it; `held_share` is that time over the chunk's wall time, per chunk (median and max
-reported; a chunk redone after a race on its keys counts from its first claim). It is the
+reported; a chunk that decides again after a race on its keys counts from its first
+lock). It is the
 serial fraction in the worst case that every chunk shared a key with every other, so
 1 / held_share bounds the speed-up over any number of workers (Amdahl). The one global
 lock a chunk takes is the audit chain's head row (flywheel_site/audit/sql.py), from the
