@@ -15,10 +15,11 @@ rounds x batch candidates. `--reuse` keeps a big database already filled to the 
 (building 1,000,000 takes minutes); give it another `--seed`, since a batch already
 ingested there is skipped as a replay.
 
-The lock shares. A chunk holds row locks on its dedup keys from claiming them (the last
+The lock shares. A chunk holds row locks on its dedup keys from locking them (the last
 step of its write) to its commit, and only a worker sharing one of those keys can wait
 for it; `held_share` is that time over the chunk's wall time, per chunk (median and max
-reported; a chunk redone after a race on its keys counts from its first claim). It is the
+reported; a chunk that decides again after a race on its keys counts from its first
+lock). It is the
 serial fraction in the worst case that every chunk shared a key with every other, so
 1 / held_share bounds the speed-up over any number of workers (Amdahl). The one global
 lock a chunk takes is the audit chain's head row (flywheel_site/audit/sql.py), from the
@@ -86,18 +87,23 @@ SELECT i.id, 'preference', i.messages, 'filler answer ' || i.id, 'filler', '[]',
     '', i.received_at, i.received_at, '{}', '', ''
 FROM curation_interaction i WHERE i.event_id LIKE 'fill-%%'
 """
-# Each filler candidate listed under its keys as `candidates.dedup_keys_claim` would
-# (the exact key's first 64 bits with the top one flipped, and the bands), in key order:
-# the primary key then grows at its end instead of at random pages of an index that
-# outgrows the buffer cache.
-_FILL_CLAIMS = """
-INSERT INTO curation_dedupclaim (key, candidate_ids)
-SELECT k.key, array_agg(c.id ORDER BY c.id) FROM curation_candidate c, LATERAL (
+# Each filler candidate listed under its keys as `candidates.dedup_listing_add` would (the
+# exact key's first 64 bits with the top one flipped, and the bands), then each key's lock
+# row, in key order: the primary keys then grow at their end instead of at random pages of
+# an index that outgrows the buffer cache.
+_FILL_LISTING = """
+INSERT INTO curation_deduplisting (key, candidate_id, xid)
+SELECT k.key, c.id, pg_current_xact_id()::text::bigint FROM curation_candidate c, LATERAL (
     SELECT unnest(c.lsh_bands) AS key
     UNION ALL
     SELECT (('x' || left(c.exact_key, 16))::bit(64) # x'8000000000000000')::bigint
 ) AS k
-GROUP BY k.key ORDER BY k.key
+ORDER BY k.key, c.id
+ON CONFLICT DO NOTHING
+"""
+_FILL_CLAIMS = """
+INSERT INTO curation_dedupclaim (key)
+SELECT DISTINCT key FROM curation_deduplisting ORDER BY key
 ON CONFLICT DO NOTHING
 """
 
@@ -130,7 +136,8 @@ def _prepare_database(
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE curation_interaction, curation_feedback, curation_candidate, "
-            "curation_dedupclaim, curation_curationmetricday RESTART IDENTITY CASCADE"
+            "curation_dedupclaim, curation_deduplisting, curation_curationmetricday "
+            "RESTART IDENTITY CASCADE"
         )
     if not existing:
         return
@@ -145,7 +152,8 @@ def _prepare_database(
     with connection.cursor() as cursor:
         cursor.execute(_FILL_INTERACTIONS, params)
         cursor.execute(_FILL_CANDIDATES, {})
-        log(f"{name}: dedup claims of {Candidate.objects.count()} candidates")
+        log(f"{name}: dedup keys of {Candidate.objects.count()} candidates")
+        cursor.execute(_FILL_LISTING)
         cursor.execute(_FILL_CLAIMS)
     log(f"{name}: rebuilding the curation rollup")
     curation_metrics_rebuild()
@@ -162,7 +170,11 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
 
     from curation import pipeline
 
-    chunk, claim = pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim
+    chunk, claim, lock = (
+        pipeline.interactions_curate_chunk,
+        pipeline.dedup_keys_claim,
+        pipeline.dedup_keys_lock,
+    )
     db = connections["default"]
     commit = db._commit
     claimed: list[float] = []
@@ -179,6 +191,10 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
         claimed.append(time.perf_counter())
         return claim(candidates)
 
+    def timed_lock(*, candidates):
+        claimed.append(time.perf_counter())
+        return lock(candidates=candidates)
+
     def timed_chunk(**kwargs):
         claimed.clear()
         committing.clear()
@@ -191,11 +207,13 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
         return counts
 
     pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim = timed_chunk, timed_claim
+    pipeline.dedup_keys_lock = timed_lock
     db._commit = timed_commit
     try:
         yield
     finally:
         pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim = chunk, claim
+        pipeline.dedup_keys_lock = lock
         del db._commit
 
 

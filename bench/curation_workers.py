@@ -59,6 +59,7 @@ BENCH_DB = "flywheel_bench_workers"
 BENCH_REDIS_DB = 4
 TARGET_RATIO = 1.6
 TARGET_HELD_SHARE = 0.05
+HOLD_PARTS = ("held_share", "claim_share", "recheck_share", "commit_share", "rest_share", "raced")
 CORES = os.cpu_count() or 1
 
 
@@ -82,13 +83,13 @@ def policy_all_filters(*, note: str) -> None:
 
 
 def _reset(ids: list[int]) -> None:
-    """No candidates, runs, claims or rollup; `ids` pending again, the rest done."""
+    """No candidates, runs, dedup keys or rollup; `ids` pending again, the rest done."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE curation_candidate, curation_curationrun, curation_dedupclaim, "
-            "curation_curationmetricday RESTART IDENTITY CASCADE"
+            "curation_deduplisting, curation_curationmetricday RESTART IDENTITY CASCADE"
         )
         cursor.execute(
             "UPDATE curation_interaction SET curation_claimed_at = NULL, curation_state = "
@@ -140,6 +141,16 @@ def _round(
         "interactions_per_s": len(ids) / seconds,
         "held_share": sum(c["held_s"] for c in chunks) / chunk_s,
         "claim_share": sum(c["claim_s"] for c in chunks) / chunk_s,
+        # The held part's pieces: the claim (waiting included), the re-read, the commit.
+        "recheck_share": sum(c.get("recheck_s", 0.0) for c in chunks) / chunk_s,
+        "commit_share": sum(c.get("commit_s", 0.0) for c in chunks) / chunk_s,
+        "raced": sum(bool(c.get("raced")) for c in chunks) / len(chunks),
+        # Held otherwise: deciding again after a race, the sampling, the rollup.
+        "rest_share": sum(
+            c["held_s"] - c["claim_s"] - c.get("recheck_s", 0.0) - c.get("commit_s", 0.0)
+            for c in chunks
+        )
+        / chunk_s,
         # Cores the machine kept busy while chunks ran: with one worker, the share of the
         # machine one worker (and the PostgreSQL work it causes) already takes.
         "cores_busy": sum(c["machine_busy_s"] for c in chunks) / chunk_s / workers,
@@ -159,7 +170,10 @@ def _compare(
             )
             log(
                 f"  {result['interactions_per_s']:.1f} interactions/s, "
-                f"held share {result['held_share']:.3f}, claim share {result['claim_share']:.3f}"
+                f"held share {result['held_share']:.3f}, claim share {result['claim_share']:.3f}, "
+                f"re-read {result['recheck_share']:.3f}, commit {result['commit_share']:.3f}, "
+                f"rest {result['rest_share']:.3f}, "
+                f"chunks overtaken {result['raced']:.2f}"
             )
             runs[workers].append(result)
 
@@ -181,6 +195,10 @@ def _compare(
         "global_lock_share": 0.0,
         "held_share": rounded(held, 4),
         "claim_share_two_workers": rounded(median(2, "claim_share"), 4),
+        "hold_breakdown": {
+            workers: {key: rounded(median(workers, key), 4) for key in HOLD_PARTS}
+            for workers in (1, 2)
+        },
         "amdahl_bound": rounded(1 / held, 1) if held else None,
         "torch_threads_per_worker": threads or f"{CORES} / workers",
         # One worker's chunks kept this many cores busy: two can be at most CORES / that
@@ -199,6 +217,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-model", action="store_true", help="only the make-run scorer")
     parser.add_argument(
+        "--database",
+        default=BENCH_DB,
+        help="the bench's database (another name keeps a branch's migrations off the shared one)",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=1,
@@ -208,11 +231,11 @@ def main() -> None:
     raise_on_sigterm()
     began = time.perf_counter()
     base_db, base_redis = service_urls()
-    db_url = with_path(base_db, BENCH_DB)
+    db_url = with_path(base_db, args.database)
     redis_url = with_path(base_redis, str(BENCH_REDIS_DB))
     fallback = make_run_scorer_env(database_url=db_url, redis_url=redis_url)
     ensure_database(url=db_url)
-    log(f"migrating {BENCH_DB}")
+    log(f"migrating {args.database}")
     migrate(env=fallback)
     os.environ.update(fallback)
     import django

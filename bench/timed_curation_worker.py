@@ -1,8 +1,11 @@
 """A curation RQ worker for bench/curation_workers.py: `python -m bench.timed_curation_worker
 FILE`. It loads the toxicity model before taking jobs (a long-running worker has it loaded),
 then works the `curation` queue in burst mode and appends one JSON line per chunk to FILE:
-the chunk's wall time, the time from locking its dedup keys to its commit (the only part
-another worker can wait for), the time the lock itself took (waiting included), and the CPU
+the chunk's wall time, the time it held its dedup keys' locks (from each lock to the end of
+its transaction, summed over a chunk written more than once: the only part another worker
+can wait for) broken down into the lock statements (waiting included), the re-read under
+the keys (`EarlierCandidates.unchanged`) and the commit, whether another worker overtook the
+chunk on a key (it then decided again, or, in the code before, wrote again), and the CPU
 the worker and the whole machine used meanwhile."""
 
 import json
@@ -16,24 +19,65 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flywheel_site.settings")
 django.setup()
 
 from django.core.management import call_command  # noqa: E402 (after django.setup)
+from django.db import connections  # noqa: E402
 
 from curation import pipeline  # noqa: E402
+from curation.dedup_earlier import EarlierCandidates  # noqa: E402
 from curation.policies import toxicity_config  # noqa: E402
 from curation.toxicity import get_scorer  # noqa: E402
 
 OUT = sys.argv[1]
 _chunk = pipeline.interactions_curate_chunk
-_claim = pipeline.dedup_keys_claim
+_unchanged = EarlierCandidates.unchanged
+# What takes the keys' locks: the claim (list and lock) and, where the code has it, the
+# lock alone (a chunk that lists its candidates before locking).
+_LOCKING = [name for name in ("dedup_keys_claim", "dedup_keys_lock") if hasattr(pipeline, name)]
 _state: dict[str, float] = {}
 
 
-def dedup_keys_claim(candidates):
+def _add(name: str, seconds: float) -> None:
+    _state[name] = _state.get(name, 0.0) + seconds
+
+
+def _timed_lock(lock):
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return lock(*args, **kwargs)
+        finally:
+            _state.setdefault("locked_at", started)
+            _add("locks", 1)
+            _add("claim_s", time.perf_counter() - started)
+
+    return timed
+
+
+def unchanged(self, *args, **kwargs):
     started = time.perf_counter()
-    listed = _claim(candidates)
-    # The first claim: a chunk redone after a race on its keys counts both tries as held.
-    _state.setdefault("claimed_at", started)
-    _state["claim_s"] = _state.get("claim_s", 0.0) + time.perf_counter() - started
-    return listed
+    try:
+        same = _unchanged(self, *args, **kwargs)
+        _state["raced"] = _state.get("raced", False) or not same
+        return same
+    finally:
+        _add("recheck_s", time.perf_counter() - started)
+
+
+def _transaction_end(end, commit: bool):
+    """`end` (the connection's commit or rollback), ending a hold if the keys are held."""
+
+    def timed():
+        started = time.perf_counter()
+        try:
+            return end()
+        finally:
+            locked_at = _state.pop("locked_at", None)
+            if locked_at is not None:
+                ended = time.perf_counter()
+                _add("held_s", ended - locked_at)
+                if commit:
+                    _add("commit_s", ended - started)
+
+    return timed
 
 
 def _machine_busy_s() -> float:
@@ -54,8 +98,11 @@ def interactions_curate_chunk(**kwargs):
         # This worker's CPU, and the machine's (PostgreSQL's share included), in the chunk.
         "cpu_s": time.process_time() - cpu,
         "machine_busy_s": _machine_busy_s() - busy,
-        "held_s": ended - _state.get("claimed_at", ended),
+        "held_s": _state.get("held_s", 0.0),
         "claim_s": _state.get("claim_s", 0.0),
+        "recheck_s": _state.get("recheck_s", 0.0),
+        "commit_s": _state.get("commit_s", 0.0),
+        "raced": _state.get("locks", 0.0) > 1 or _state.get("raced", False),
         "candidates": counts.get("candidates", 0),
     }
     with open(OUT, "a") as out:
@@ -63,7 +110,12 @@ def interactions_curate_chunk(**kwargs):
     return counts
 
 
-pipeline.dedup_keys_claim = dedup_keys_claim
+db = connections["default"]
+db._commit = _transaction_end(db._commit, commit=True)
+db._rollback = _transaction_end(db._rollback, commit=False)
+for _name in _LOCKING:
+    setattr(pipeline, _name, _timed_lock(getattr(pipeline, _name)))
 pipeline.interactions_curate_chunk = interactions_curate_chunk
+EarlierCandidates.unchanged = unchanged
 get_scorer(toxicity_config()).score_batch(["warm up the model before the first job"] * 8)
 call_command("rqworker", "curation", "--burst", "--worker-class", "rq.worker.SimpleWorker")

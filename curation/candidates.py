@@ -4,6 +4,7 @@ and the signatures (exact key, MinHash, LSH bands) dedup matches them by."""
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from django.db import connection, transaction
@@ -143,70 +144,156 @@ def dedup_keys(candidate: Candidate) -> list[int]:
     return [int(candidate.exact_key[:16], 16) - 2**63, *candidate.lsh_bands]
 
 
-# Locks the claim rows in one key order for every writer, so two chunks never lock
-# crosswise, and adds the chunk's candidates to their keys. `WHERE NOT ... <@`: a key
-# that already lists them (a re-curation) is locked, not rewritten (no dead tuple).
-_CLAIM = """
-INSERT INTO curation_dedupclaim (key, candidate_ids)
-SELECT key, array_agg(id ORDER BY id) FROM unnest(%s::bigint[], %s::bigint[]) AS k(key, id)
-GROUP BY key ORDER BY key
-ON CONFLICT (key) DO UPDATE SET candidate_ids = ARRAY(
-    SELECT DISTINCT unnest(curation_dedupclaim.candidate_ids || excluded.candidate_ids)
-    ORDER BY 1
-)
-WHERE NOT excluded.candidate_ids <@ curation_dedupclaim.candidate_ids
-RETURNING candidate_ids
-"""
-
-
-# A chunk's keys new to the table get their rows, listing nobody yet, in a statement of
-# its own before the chunk's write transaction: the claim then updates rows that exist, in
-# place (the table's fillfactor leaves room on their pages), instead of adding entries at
-# random pages of a primary key that grows with every candidate, while it holds the keys.
+# A chunk's keys new to the table get their lock rows in a statement of its own before the
+# chunk's write transaction, so that the lock, the part another worker may wait for, finds
+# every row there (a row inserted while the keys are held would be a random write into a
+# primary key that grows with every distinct key).
 _REGISTER = """
-INSERT INTO curation_dedupclaim (key, candidate_ids)
-SELECT DISTINCT key, '{}'::bigint[] FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
+INSERT INTO curation_dedupclaim (key)
+SELECT DISTINCT key FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
 ON CONFLICT (key) DO NOTHING
 """
 
 
 def dedup_keys_register(candidates: Sequence[Candidate]) -> None:
-    """Give the dedup keys of `candidates` their rows (see `_REGISTER`); outside the
-    chunk's transaction. A row that lists nobody changes no dedup answer."""
-    keys = sorted({key for c in candidates for key in dedup_keys(c)})
+    """Give the dedup keys of `candidates` their lock rows (see `_REGISTER`); outside the
+    chunk's transaction. A lock row changes no dedup answer."""
+    keys = _keys_of(candidates)
     if keys:
         # Its own transaction; a savepoint when the caller holds one, which a failure
         # here (a lock timeout) must leave usable.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_REGISTER, [keys])
+            cursor.execute(_REGISTER, [_bigints(keys)])
 
 
-def dedup_keys_claim(candidates: Sequence[Candidate]) -> set[int]:
-    """Lock the dedup keys of `candidates` until the transaction ends, and list the
-    candidates under their keys. A transaction that holds a key has committed before
-    another that shares it reads the key's candidates: whichever worker writes second
-    sees the first one's candidates and their verdicts, so a duplicate is found across
-    workers as within one. Call once the candidates have ids, either before reading
-    earlier ones (`dedup_matches`) or after, and then read again to check nothing changed
-    (`dedup_earlier.EarlierCandidates.unchanged`). Returns the ids listed under the keys
-    it wrote: every key of candidates new to them."""
+def _keys_of(candidates: Sequence[Candidate]) -> list[int]:
+    return sorted({key for c in candidates for key in dedup_keys(c)})
+
+
+def _bigints(values: Sequence[int]) -> str:
+    """`values` as an array literal, for a `%s::bigint[]` parameter: psycopg adapts a list
+    element by element, about 5 ms for a chunk's 4,400 keys against 1 ms for the text."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _pairs(candidates: Sequence[Candidate]) -> list[str]:
     pairs = sorted({(key, c.pk) for c in candidates for key in dedup_keys(c)})
-    if not pairs:
-        return set()
-    keys, ids = (list(column) for column in zip(*pairs, strict=True))
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, [keys, ids])
-        return {pk for row in cursor.fetchall() for pk in row[0]}
+    return [_bigints(column) for column in zip(*pairs, strict=True)] if pairs else []
 
 
-def dedup_matches(keys: Sequence[int]) -> set[int]:
-    """The ids of every candidate listed under any of `keys`: one primary-key probe per
-    key, whatever the number of candidates."""
+# `xid`: this transaction's id (see `DedupListing`). A re-curated candidate is listed
+# already: DO NOTHING, or, when its verdict changed, its rows take this transaction's id
+# so that a chunk that read them before sees them as new (`dedup_listing_restamp`).
+_LIST = """
+INSERT INTO curation_deduplisting (key, candidate_id, xid)
+SELECT key, id, pg_current_xact_id()::text::bigint
+FROM unnest(%s::bigint[], %s::bigint[]) AS k(key, id) ORDER BY key, id
+ON CONFLICT (key, candidate_id) DO {conflict}
+"""
+
+
+def dedup_listing_add(*, candidates: Sequence[Candidate]) -> None:
+    """List `candidates` (with ids) under their dedup keys, in the caller's transaction:
+    other workers see them once it commits. Needs no lock: call it before
+    `dedup_keys_lock`, so the keys are held for the lock and the re-check alone."""
+    pairs = _pairs(candidates)
+    if pairs:
+        with connection.cursor() as cursor:
+            cursor.execute(_LIST.format(conflict="NOTHING"), pairs)
+
+
+def dedup_listing_restamp(*, candidates: Sequence[Candidate]) -> None:
+    """List `candidates` again as written by this transaction: re-curation calls it, its
+    keys held, for candidates whose status changed, which a chunk that read them before
+    must see again before it commits (`dedup_earlier.EarlierCandidates.unchanged`)."""
+    pairs = _pairs(candidates)
+    if pairs:
+        with connection.cursor() as cursor:
+            cursor.execute(_LIST.format(conflict="UPDATE SET xid = excluded.xid"), pairs)
+
+
+# One key order for every writer, so two chunks never lock crosswise. NO KEY UPDATE: the
+# strongest lock short of one a foreign key check would wait for; only locks conflict
+# here, the rows are never changed.
+_LOCK = """
+SELECT key FROM curation_dedupclaim WHERE key = ANY(%s::bigint[]) ORDER BY key FOR NO KEY UPDATE
+"""
+
+
+def dedup_keys_lock(*, candidates: Sequence[Candidate]) -> None:
+    """Lock the dedup keys of `candidates` until the transaction ends. A transaction that
+    holds a key has committed before another that shares it reads what changed under the
+    key: whichever worker writes second sees the first one's candidates and verdicts, so
+    a duplicate is found across workers as within one. Either lock before reading the
+    keys' candidates (`dedup_matches`), or after, and then check what was listed since
+    (`dedup_earlier.EarlierCandidates.unchanged`)."""
+    keys = _keys_of(candidates)
     if not keys:
-        return set()
+        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT unnest(candidate_ids) FROM curation_dedupclaim WHERE key = ANY(%s)",
-            [sorted(set(keys))],
-        )
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(_LOCK, [_bigints(keys)])
+        if cursor.rowcount < len(keys):
+            # A key never registered (a re-curated candidate given its signatures now):
+            # the row inserted here is held to the commit as a locked one is.
+            cursor.execute(_REGISTER, [_bigints(keys)])
+            cursor.execute(_LOCK, [_bigints(keys)])
+
+
+def dedup_keys_claim(candidates: Sequence[Candidate]) -> None:
+    """List `candidates` under their dedup keys and lock the keys (the two steps above),
+    for a caller that reads the keys' candidates after this."""
+    dedup_listing_add(candidates=candidates)
+    dedup_keys_lock(candidates=candidates)
+
+
+class Listed(NamedTuple):
+    """The ids listed under some keys, and the snapshot they were read in: what
+    `dedup_listed_since` reads from."""
+
+    ids: set[int]
+    snapshot: str
+
+
+# The statement's own snapshot (read committed: one per statement) beside what it read.
+_MATCHES = """
+SELECT pg_current_snapshot()::text, ARRAY(
+    SELECT DISTINCT candidate_id FROM curation_deduplisting WHERE key = ANY(%s::bigint[])
+)
+"""
+
+
+def dedup_matches(keys: Sequence[int]) -> Listed:
+    """The ids of every candidate listed under any of `keys`: one probe of the listing's
+    primary key per key (index-only), whatever the number of candidates."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MATCHES, [_bigints(sorted(set(keys)))])
+        snapshot, ids = cursor.fetchone()
+    return Listed(set(ids), snapshot)
+
+
+# Rows of transactions the snapshot did not see: those running when it was taken (its xip
+# list; not the caller's own) and those begun since (from its xmax up to this statement's),
+# but the caller's own, which it knows. All are `xid` index scans that read only rows
+# written since the snapshot by others: not the keys' whole listing, nor, as a bound at
+# the snapshot's xmin would, everything written since the oldest transaction then running
+# anywhere on the server.
+_SINCE = """
+SELECT key, candidate_id FROM curation_deduplisting
+WHERE key = ANY(%s::bigint[]) AND (
+    xid = ANY(%s::bigint[])
+    OR (xid >= %s AND xid < pg_current_xact_id()::text::bigint)
+    OR (xid > pg_current_xact_id()::text::bigint
+        AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+)
+"""
+
+
+def dedup_listed_since(*, keys: Sequence[int], snapshot: str) -> list[tuple[int, int]]:
+    """The (key, candidate id) pairs under `keys` written by transactions that `snapshot`
+    (`Listed.snapshot`, as PostgreSQL writes one: `xmin:xmax:xip,...`) did not see:
+    committed since, or the caller's own if it wrote its first row after the snapshot."""
+    _, xmax, running = snapshot.split(":")
+    running_ids = [int(xid) for xid in running.split(",") if xid]
+    with connection.cursor() as cursor:
+        cursor.execute(_SINCE, [_bigints(sorted(set(keys))), _bigints(running_ids), int(xmax)])
+        return cursor.fetchall()

@@ -1,12 +1,14 @@
 """Dedup against earlier candidates: which stored candidates a chunk's candidates can
-match, read by key from the dedup claim table, and the exact and near-duplicate steps
-that judge them.
+match, read by key from the dedup listing, and the exact and near-duplicate steps that
+judge them.
 
-The read is valid while the chunk's dedup keys are held (`candidates.dedup_keys_claim`):
-a chunk that reads before it claims (so that it holds the keys only for the claim, not
-for its writes) checks after claiming that nothing changed under its keys
-(`EarlierCandidates.unchanged`), and writes again with the keys held first if it did."""
+The read is valid while the chunk's dedup keys are held (`candidates.dedup_keys_lock`):
+a chunk that reads before it locks (so that it holds the keys only for the lock, not for
+its writes) reads after locking what was listed under its keys since
+(`EarlierCandidates.unchanged`); if that changes any of its dedup verdicts, it decides
+again, holding the keys (`evaluation.candidates_redecide`)."""
 
+import bisect
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -14,7 +16,7 @@ import numpy as np
 from django.db import connection
 
 from curation import dedup, filters
-from curation.candidates import dedup_keys, dedup_matches
+from curation.candidates import dedup_keys, dedup_listed_since, dedup_matches
 from curation.models import Candidate, CurationPolicy
 
 EXACT_DUPLICATE = "Exact duplicate of candidate #{other}."
@@ -36,65 +38,96 @@ class EarlierCandidates:
     by the verdicts recorded here as they are made."""
 
     def __init__(
-        self, candidates: Sequence[Candidate], *, exact: bool, near: bool, by_commit: bool
+        self, candidates: Sequence[Candidate], *, policy: filters.FilterPolicy, by_commit: bool
     ):
         # by_commit: every other committed candidate is earlier, whatever its id. A new
         # chunk takes its ids before it locks its dedup keys, so a worker that committed
         # after that (and could not see them) may hold higher ids.
         self.by_commit = by_commit
+        self.policy = policy
         self.own = {c.pk for c in candidates}
         self.verdicts: dict[int, bool] = {}  # pk -> failed, for the chunk's candidates
+        # pk -> {filter: the dedup step's result}, for the chunk's candidates it judged.
+        self.decided: dict[int, dict[str, filters.FilterResult]] = defaultdict(dict)
         self.status: dict[int, str] = {}  # pk -> stored status, for the others
         self.by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.by_band: dict[tuple[str, int], list[int]] = defaultdict(list)
         self.minhash: dict[int, bytes] = {}
+        self._known: set[int] = set()
+        self._exact = filters.DEDUP_EXACT in policy.enabled
+        self._near = filters.DEDUP_NEAR in policy.enabled
+        self._candidates = sorted(candidates, key=lambda c: c.pk)
         self._kinds = sorted({c.kind for c in candidates})
         self._bound = 2**63 - 1 if by_commit or not candidates else max(self.own)
         self._keys: list[int] = []
-        if not candidates or not (exact or near):
+        self._snapshot = ""
+        if not candidates or not (self._exact or self._near):
             return
         # The candidates listed under the chunk's keys (an exact key's prefix, the LSH
-        # bands) are all it can match: read by key from the claim table, not by a scan
-        # or an array-overlap search of the candidates (whose cost grew with the table).
-        # The chunk's own come from memory: the pipeline stores them with their verdicts.
+        # bands) are all it can match: read by key from the listing, not by a scan or an
+        # array-overlap search of the candidates (whose cost grew with the table). The
+        # chunk's own come from memory: the pipeline stores them with their verdicts.
         self._keys = sorted({key for c in candidates for key in dedup_keys(c)})
+        listed = dedup_matches(self._keys)
+        self._snapshot = listed.snapshot
         own = [(c.pk, c.kind, None, c.exact_key, c.minhash, c.lsh_bands) for c in candidates]
-        for pk, kind, status, key, blob, bands in sorted(own + self._others()):
-            if status is not None:
-                self.status[pk] = status
-            if exact:
-                self.by_key[(kind, key)].append(pk)
-            if near and blob is not None:
-                self.minhash[pk] = bytes(blob)
-                for band in bands:
-                    self.by_band[(kind, band)].append(pk)
+        self._take(own + self._rows(listed.ids - self.own))
 
     @classmethod
     def of_policy(
         cls, candidates: Sequence[Candidate], *, policy: CurationPolicy, by_commit: bool
     ) -> "EarlierCandidates":
-        enabled = policy.filter_policy().enabled
-        return cls(
-            candidates,
-            exact=filters.DEDUP_EXACT in enabled,
-            near=filters.DEDUP_NEAR in enabled,
-            by_commit=by_commit,
-        )
+        return cls(candidates, policy=policy.filter_policy(), by_commit=by_commit)
 
-    def _others(self, listed: set[int] | None = None) -> list[tuple]:
-        ids = (dedup_matches(self._keys) if listed is None else listed) - self.own
+    def _rows(self, ids: set[int]) -> list[tuple]:
         if not ids:
             return []
         with connection.cursor() as cursor:
             cursor.execute(_EARLIER_READ, [sorted(ids), self._kinds, self._bound])
             return cursor.fetchall()
 
-    def unchanged(self, listed: set[int]) -> bool:
-        """Whether the other candidates under the chunk's keys, and their statuses, are
-        still those read; `listed`: the ids under the keys, as the claim of the chunk's
-        new candidates returned them (`candidates.dedup_keys_claim`). Call holding the
-        keys: then nobody can change them any more."""
-        return {row[0]: row[2] for row in self._others(listed)} == self.status
+    def _take(self, rows: Sequence[tuple]) -> None:
+        for pk, kind, status, key, blob, bands in rows:
+            if status is not None:
+                self.status[pk] = status
+            if pk in self._known:
+                continue  # listed again because its status changed
+            self._known.add(pk)
+            if self._exact:
+                bisect.insort(self.by_key[(kind, key)], pk)
+            if self._near and blob is not None:
+                self.minhash[pk] = bytes(blob)
+                for band in bands:
+                    bisect.insort(self.by_band[(kind, band)], pk)
+
+    def unchanged(self) -> bool:
+        """Whether the chunk's dedup verdicts stand with what was listed under its keys
+        since they were read: candidates other workers committed, and re-curated ones
+        whose status changed. The dedup steps run again for the chunk's candidates that
+        share a key with any of those; a verdict that differs means the chunk must be
+        decided again. Call holding the keys: then nothing more can be listed under them."""
+        touched = self.catch_up()
+        if not touched:
+            return True
+        for candidate in self._candidates:
+            if touched.isdisjoint(dedup_keys(candidate)):
+                continue
+            steps = _steps(candidate, self)
+            for name, result in self.decided[candidate.pk].items():
+                if steps[name](None, self.policy) != result:
+                    return False
+        return True
+
+    def catch_up(self) -> set[int]:
+        """Take in the other candidates listed under the chunk's keys since they were
+        read (`candidates.dedup_listed_since`); returns the keys they are listed under."""
+        if not self._keys:
+            return set()
+        since = dedup_listed_since(keys=self._keys, snapshot=self._snapshot)
+        fresh = {pk for _, pk in since} - self.own
+        if fresh:
+            self._take(self._rows(fresh))
+        return {key for key, pk in since if pk in fresh}
 
     def _usable(self, pk: int, candidate: Candidate) -> bool:
         if pk in self.own:
@@ -121,7 +154,22 @@ class EarlierCandidates:
 
 
 def dedup_steps(candidate: Candidate, earlier: EarlierCandidates) -> dict:
-    """The exact and near-duplicate filters of `candidate` against `earlier`."""
+    """The exact and near-duplicate filters of `candidate` against `earlier`, each result
+    recorded in `earlier.decided` for its re-check (`EarlierCandidates.unchanged`)."""
+
+    def recorded(name, step):
+        def run(item, policy):
+            result = step(item, policy)
+            earlier.decided[candidate.pk][name] = result
+            return result
+
+        return run
+
+    return {name: recorded(name, step) for name, step in _steps(candidate, earlier).items()}
+
+
+def _steps(candidate: Candidate, earlier: EarlierCandidates) -> dict:
+    """The dedup filters of `candidate`, by name, as `filter_rules.run_filters` calls them."""
 
     def exact(item, policy):
         other = earlier.exact(candidate)

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from curation import filter_rules, filters, judge
-from curation.candidates import dedup_keys_claim, signatures_set
+from curation.candidates import dedup_keys_claim, dedup_listing_restamp, signatures_set
 from curation.dedup_earlier import EarlierCandidates, dedup_steps
 from curation.models import Candidate, CurationPolicy
 from curation.policies import toxicity_config
@@ -200,18 +200,84 @@ def candidates_decide(
     by_commit: bool = False,
     earlier: EarlierCandidates | None = None,
     insert: bool = False,
+    decided: dict | None = None,
 ) -> dict:
     """Dedup (in id order, against earlier candidates and the chunk's own), then store
     every decision and each candidate's status. The caller holds the candidates' dedup
-    keys (`candidates.dedup_keys_claim`), or has read `earlier` and checks it once it
+    keys (`candidates.dedup_keys_lock`), or has read `earlier` and checks it once it
     does (`EarlierCandidates.unchanged`). `insert`: the candidates have ids but are not
     stored yet; they are inserted with their status (an UPDATE of every new row would
-    index each one twice, its full-text entry included). Returns counts."""
-    fp = policy.filter_policy()
-    dedup_only = replace(fp, enabled=tuple(n for n in fp.enabled if n in DEDUP))
+    index each one twice, its full-text entry included). `decided`: filled with each
+    candidate's decisions, for `candidates_redecide`. Returns counts."""
     ordered = sorted(candidates, key=lambda c: c.pk)
     if earlier is None:
         earlier = EarlierCandidates.of_policy(ordered, policy=policy, by_commit=by_commit)
+    outcome, held = _outcomes(ordered, prepared, policy, full=full, earlier=earlier)
+    if decided is not None:
+        decided.update({c.pk: (outcome[c.pk], held.get(c.pk)) for c in ordered})
+    now = timezone.now()
+    counts = _statuses_set(ordered, outcome, held, policy=policy, now=now)
+    if insert:
+        Candidate.objects.bulk_create(ordered)
+    else:
+        _evaluation_write(candidates=ordered, policy=policy, now=now)
+    _decisions_write(
+        [_decision_row(c, r) for c in ordered for r in outcome[c.pk]], policy=policy, now=now
+    )
+    if prepared.scorer:
+        counts["scorer"] = prepared.scorer
+    return counts
+
+
+def candidates_redecide(
+    *,
+    candidates: Sequence[Candidate],
+    prepared: Prepared,
+    policy: CurationPolicy,
+    earlier: EarlierCandidates,
+    decided: dict,
+) -> tuple[list[Candidate], dict]:
+    """Dedup the chunk's candidates again once `earlier` holds what other workers listed
+    under their keys since `candidates_decide` read them (`EarlierCandidates.unchanged`),
+    and store again only those whose decisions differ from `decided`: their status and
+    scores, and this policy's decisions. The same as deciding them now, holding the
+    keys, but for the few rows a race changed. `candidates`: copies of the candidates as
+    they were before `candidates_decide`. Returns them as now stored, and the counts."""
+    ordered = sorted(candidates, key=lambda c: c.pk)
+    earlier.verdicts.clear()
+    outcome, held = _outcomes(ordered, prepared, policy, full=False, earlier=earlier)
+    now = timezone.now()
+    counts = _statuses_set(ordered, outcome, held, policy=policy, now=now)
+    changed = [c for c in ordered if (outcome[c.pk], held.get(c.pk)) != decided[c.pk]]
+    if changed:
+        with connection.cursor() as cursor:
+            cursor.execute(_DECISIONS_DELETE, [[c.pk for c in changed], policy.pk])
+        _evaluation_write(candidates=changed, policy=policy, now=now)
+        _decisions_write(
+            [_decision_row(c, r) for c in changed for r in outcome[c.pk]], policy=policy, now=now
+        )
+    if prepared.scorer:
+        counts["scorer"] = prepared.scorer
+    return ordered, counts
+
+
+_DECISIONS_DELETE = (
+    "DELETE FROM curation_filterdecision WHERE candidate_id = ANY(%s) AND policy_id = %s"
+)
+
+
+def _outcomes(
+    ordered: Sequence[Candidate],
+    prepared: Prepared,
+    policy: CurationPolicy,
+    *,
+    full: bool,
+    earlier: EarlierCandidates,
+) -> tuple[dict[int, list[filters.FilterResult]], dict[int, str]]:
+    """Every candidate's decisions (the prepared ones with dedup's), and the held ones'
+    reasons. A candidate that dedup fails gets back the scores it had before it was scored."""
+    fp = policy.filter_policy()
+    dedup_only = replace(fp, enabled=tuple(n for n in fp.enabled if n in DEDUP))
     outcome: dict[int, list[filters.FilterResult]] = {}
     held: dict[int, str] = {}
     for candidate in ordered:
@@ -235,12 +301,7 @@ def candidates_decide(
                 candidate.ref
             ]
         outcome[candidate.pk] = results
-    counts = _outcome_record(
-        ordered, outcome, held, policy=policy, now=timezone.now(), insert=insert
-    )
-    if prepared.scorer:
-        counts["scorer"] = prepared.scorer
-    return counts
+    return outcome, held
 
 
 def candidates_evaluate(
@@ -254,7 +315,10 @@ def candidates_evaluate(
         signatures_set(candidate)
     prepared = candidates_prepare(candidates=candidates, policy=policy, full=full)
     dedup_keys_claim(candidates)
+    was = {c.pk: c.status for c in candidates}
     counts = candidates_decide(candidates=candidates, prepared=prepared, policy=policy, full=full)
+    # A status dedup reads changed: a chunk that read it before must see it again.
+    dedup_listing_restamp(candidates=[c for c in candidates if c.status != was[c.pk]])
     if resigned:
         Candidate.objects.bulk_update(resigned, ["exact_key", "minhash", "lsh_bands"])
     return counts
@@ -318,22 +382,18 @@ def _phase_judge(
     return judge_held
 
 
-def _outcome_record(
+def _statuses_set(
     candidates: Sequence[Candidate],
     outcome: dict[int, list[filters.FilterResult]],
     held: dict[int, str],
     *,
     policy: CurationPolicy,
     now,
-    insert: bool,
 ) -> dict:
-    """Store every decision and each candidate's status (`insert`: the candidate with
-    it); returns the counts."""
-    decisions = []
+    """Each candidate's status from its decisions, set but not stored; returns the counts."""
     counts = {"passed": 0, "failed": 0, "held": 0, "failed_by_filter": defaultdict(int)}
     for candidate in candidates:
         results = outcome[candidate.pk]
-        decisions += [_decision_row(candidate, r) for r in results]
         failed = next((r for r in results if not r.passed), None)
         candidate.policy = policy
         candidate.evaluated_at = now
@@ -353,11 +413,6 @@ def _outcome_record(
             candidate.status_reason = ""
             candidate.failed_filter = ""
             counts["passed"] += 1
-    if insert:
-        Candidate.objects.bulk_create(candidates)
-    else:
-        _evaluation_write(candidates=candidates, policy=policy, now=now)
-    _decisions_write(decisions, policy=policy, now=now)
     counts["failed_by_filter"] = dict(counts["failed_by_filter"])
     return counts
 

@@ -12,15 +12,19 @@ workers (issue 21):
    feedback, set aside a row whose feedback changed since step 1 (it is prepared
    again), give the new candidates ids, read the candidates committed under their
    dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
-   smaller ids), insert the candidates with their verdicts, record the decisions and
-   the sampling decisions (the review app queues sampled candidates in the same
-   transaction, see `curation.hooks`) and mark the rows `done`. Last, lock the dedup
-   keys, which lists the candidates under them (`candidates.dedup_keys_claim`), and
-   read the keys' candidates again: if another worker committed one since the first
-   read, the transaction rolls back and the write is done again (step 1's results
-   stand), locking the keys before reading them. So the keys are held for two
-   statements and the commit, not for the chunk's writes, and a write is done twice
-   only when two workers wrote candidates sharing a key in the same moment.
+   smaller ids), insert the candidates with their verdicts and record the decisions,
+   and mark the rows `done`; the new candidates are listed under their dedup keys
+   first (`candidates.dedup_listing_add`). Then lock the keys
+   (`candidates.dedup_keys_lock`) and read what was listed under them since the first
+   read (`dedup_earlier.EarlierCandidates.unchanged`): if another worker committed a
+   candidate that changes one of the chunk's dedup verdicts meanwhile, decide dedup
+   again, holding the keys, and store again the few rows that differ
+   (`evaluation.candidates_redecide`). The sampling decisions (the review app queues
+   sampled candidates in the same transaction, see `curation.hooks`) are recorded just
+   before the lock, in a savepoint that a race rolls back, to record them again on the
+   verdicts as stored, the keys held. So the keys are held for two short statements
+   and the commit (with the rollup), not for the chunk's writes, and a race costs a
+   few rows and a second sampling, not the write.
 Two workers whose candidates share no dedup key never wait for each other; two that
 do commit one after the other, and the second sees the first's candidates, so a
 duplicate is found whichever worker saw the earlier copy. A worker killed halfway
@@ -57,12 +61,18 @@ from curation import hooks
 from curation.candidates import (
     candidates_fresh,
     candidates_new,
-    dedup_keys_claim,
+    dedup_keys_lock,
     dedup_keys_register,
+    dedup_listing_add,
     feedback_by_interaction,
 )
 from curation.dedup_earlier import EarlierCandidates
-from curation.evaluation import candidates_decide, candidates_evaluate, candidates_prepare
+from curation.evaluation import (
+    candidates_decide,
+    candidates_evaluate,
+    candidates_prepare,
+    candidates_redecide,
+)
 from curation.models import Candidate, CurationPolicy, CurationRun, FilterDecision, Interaction
 from curation.orphans import feedback_link_orphans, feedback_orphans_link_all
 from curation.policies import policy_current
@@ -120,11 +130,6 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
             yield claimed
 
 
-class _KeysRaced(Exception):
-    """Another worker committed a candidate under one of the chunk's dedup keys after
-    the chunk read them: raised to roll the chunk's write back (never leaves here)."""
-
-
 # Django's foreign keys are deferred to the commit: checked now instead, so that they are
 # not checked while the chunk holds its dedup keys. Only foreign keys: the audit chain's
 # deferred trigger takes the chain's one lock row, and stays deferred so that every
@@ -143,14 +148,46 @@ def _foreign_keys_check() -> None:
             cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
 
 
+def _keys_locked(
+    *,
+    inserted: list[Candidate],
+    undecided: list[Candidate],
+    earlier: EarlierCandidates,
+    decided: dict,
+    prepared,
+    policy: CurationPolicy,
+    counts: dict,
+) -> list[Candidate]:
+    """Step 2's last part, the candidates written (their foreign keys checked too):
+    sample them, lock the chunk's dedup keys and check what other workers listed under
+    them since the first read. If any of it changes a verdict, roll the sampling back
+    (and the locks with it: they were taken after the savepoint), lock the keys again,
+    store the verdicts again as deciding them now would (only the rows that differ) and
+    sample on them, the keys held. `undecided`: copies of the candidates before they
+    were decided. Returns the candidates as stored; updates `counts`."""
+    _foreign_keys_check()
+    sampling = transaction.savepoint()
+    counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
+    dedup_keys_lock(candidates=inserted)
+    if earlier.unchanged():
+        transaction.savepoint_commit(sampling)
+        return inserted
+    transaction.savepoint_rollback(sampling)
+    dedup_keys_lock(candidates=inserted)
+    earlier.catch_up()  # what was listed before the keys were locked again
+    stored, again = candidates_redecide(
+        candidates=undecided, prepared=prepared, policy=policy, earlier=earlier, decided=decided
+    )
+    counts.update(again)
+    counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
+    return stored
+
+
 @retry_on_deadlock
-def _write(
-    seen: dict[int, list[int]], candidates, prepared, policy, *, keys_first: bool
-) -> tuple[dict, list[int]]:
-    """Step 2 (module docstring); `keys_first`: lock the dedup keys before reading them
-    (after a race). Returns the counts and the rows set aside because their feedback
-    changed since they were prepared. Writes copies of `candidates` (given ids and
-    verdicts here): a try that rolls back leaves the prepared ones as they were."""
+def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[dict, list[int]]:
+    """Step 2 (module docstring). Returns the counts and the rows set aside because their
+    feedback changed since they were prepared. Writes copies of `candidates` (given ids
+    and verdicts here): a try that rolls back leaves the prepared ones as they were."""
     candidates = [copy.copy(c) for c in candidates]
     with _chunk_claimed(list(seen)) as claimed:
         feedback = feedback_by_interaction(claimed)
@@ -161,23 +198,33 @@ def _write(
         curated = set(done)
         mine = [c for c in candidates if c.interaction_id in curated]
         inserted = candidates_fresh(mine)
-        if keys_first:
-            dedup_keys_claim(inserted)
-        earlier = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True)
+        # Listed first: the listing depends on no verdict.
+        dedup_listing_add(candidates=inserted)
+        undecided = [copy.copy(c) for c in inserted]
+        earlier, decided = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True), {}
         counts = candidates_decide(
-            candidates=inserted, prepared=prepared, policy=policy, earlier=earlier, insert=True
+            candidates=inserted,
+            prepared=prepared,
+            policy=policy,
+            earlier=earlier,
+            insert=True,
+            decided=decided,
         )
-        counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
         Interaction.objects.filter(pk__in=done).update(
             curation_state=Interaction.CurationState.DONE,
             curation_claimed_at=timezone.now(),
             curation_error="",
             curation_failed_at=None,
         )
-        if not keys_first:
-            _foreign_keys_check()
-            if not earlier.unchanged(dedup_keys_claim(inserted)):
-                raise _KeysRaced
+        inserted = _keys_locked(
+            inserted=inserted,
+            undecided=undecided,
+            earlier=earlier,
+            decided=decided,
+            prepared=prepared,
+            policy=policy,
+            counts=counts,
+        )
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
     return counts, changed
@@ -202,12 +249,7 @@ def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dic
         candidates, prepared, seen = _prepare(ids, policy)
         if not seen:
             break
-        try:
-            counts, ids = _write(seen, candidates, prepared, policy, keys_first=False)
-        except _KeysRaced:
-            # Nothing was written; the filters' work stands (dedup alone depends on the
-            # other candidates), so only the write is done again, holding the keys first.
-            counts, ids = _write(seen, candidates, prepared, policy, keys_first=True)
+        counts, ids = _write(seen, candidates, prepared, policy)
         _counts_add(totals, counts)
         if not ids:
             break

@@ -306,16 +306,36 @@ class JudgeVerdict(models.Model):
 
 
 class DedupClaim(models.Model):
-    """One row per dedup key (an exact key's prefix or an LSH band hash) ever seen, with
-    the candidates that have it: the index dedup looks its matches up in, one primary-key
-    probe per key, so a lookup costs the keys and their matches, never the table's size.
-    A chunk's write step locks the rows of its keys and adds its candidates to them
-    (`candidates.dedup_keys_claim`), so two workers whose candidates could match each
-    other write one after the other, and workers whose candidates cannot, never wait for
-    each other."""
+    """One row per dedup key (an exact key's prefix or an LSH band hash) ever seen: the
+    lock of the key. A chunk's write step locks the rows of its keys until it commits
+    (`candidates.dedup_keys_lock`), so two workers whose candidates could match each other
+    commit one after the other, and workers whose candidates cannot never wait for each
+    other. The candidates of a key are listed in `DedupListing`."""
 
     key = models.BigIntegerField(primary_key=True)
-    candidate_ids = ArrayField(models.BigIntegerField(), default=list)
 
     def __str__(self) -> str:
         return str(self.key)
+
+
+class DedupListing(models.Model):
+    """A candidate listed under one of its dedup keys: dedup reads the candidates a chunk
+    can match by key from this table's primary key alone (an index-only scan), so a lookup
+    costs the keys and their matches, never the table's size. Inserted by the transaction
+    that stores the candidate, before it locks the keys, so a lock is held for a lock and
+    a short re-check, not for writing the listing. `xid`: the id of the transaction that
+    wrote the row (a re-curation that changes a verdict writes it again): the re-check
+    reads only rows of transactions the chunk's first read could not see
+    (`candidates.dedup_listed_since`), through the `xid` index, whatever the table's size.
+    No foreign key: a listing row outlives a deleted candidate, which dedup never reads."""
+
+    pk = models.CompositePrimaryKey("key", "candidate_id")
+    key = models.BigIntegerField()
+    candidate_id = models.BigIntegerField()
+    xid = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["xid"], name="dedup_listing_xid")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: #{self.candidate_id}"

@@ -1,35 +1,47 @@
-"""The dedup key table (`curation_dedupclaim`): every candidate listed under each of its
-keys, which is all dedup reads to find a chunk's earlier matches; the migration that
-filled it from the candidates already stored lists them the same way; and a chunk that
-another worker overtook on a key between reading and locking it is redone."""
+"""The dedup keys: every candidate listed under each of its keys
+(`curation_deduplisting`), which is all dedup reads to find a chunk's earlier matches,
+from the listing's primary key alone, and one lock row per key (`curation_dedupclaim`);
+the migrations that moved the lists of the claim rows' arrays into the listing (and back);
+and a chunk overtaken on a key between reading and locking it, which decides again, holding
+its keys, only when what overtook it changes one of its verdicts, and stores again only the
+rows that differ."""
 
 import importlib
 import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from curation import dedup_earlier, pipeline
-from curation.candidates import dedup_keys
-from curation.models import Candidate, DedupClaim, FilterDecision, Interaction
+from curation.candidates import dedup_keys, dedup_matches
+from curation.models import Candidate, DedupClaim, DedupListing, FilterDecision, Interaction
+from review.models import ReviewItem
 from tests.support.curation import GOOD_EDIT, edited, no_toxicity
 
 pytestmark = pytest.mark.django_db
 
-FILL_MIGRATION = "curation.migrations.0018_dedupclaim_candidate_ids_replaces_lsh_gin"
+OLD_FILL = "curation.migrations.0018_dedupclaim_candidate_ids_replaces_lsh_gin"
+LISTING_FILL = "curation.migrations.0019_deduplisting"
+ARRAYS_REFILL = "curation.migrations.0020_dedupclaim_lock_rows_only"
+SAME = [{"role": "user", "content": "How do I reset my password?"}]
 
 
 def key_table() -> dict[int, list[int]]:
-    return dict(DedupClaim.objects.values_list("key", "candidate_ids"))
+    table: dict[int, list[int]] = {}
+    for key, pk in DedupListing.objects.order_by("key", "candidate_id").values_list(
+        "key", "candidate_id"
+    ):
+        table.setdefault(key, []).append(pk)
+    return table
 
 
 def curated_duplicates() -> list[Candidate]:
     no_toxicity()
-    same = [{"role": "user", "content": "How do I reset my password?"}]
     rows = [
-        edited("k1", messages=same),
-        edited("k2", messages=same),
-        edited("k3", messages=same, final=GOOD_EDIT.replace("spam first", "spam folder first")),
+        edited("k1", messages=SAME),
+        edited("k2", messages=SAME),
+        edited("k3", messages=SAME, final=GOOD_EDIT.replace("spam first", "spam folder first")),
     ]
     pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])
     return list(Candidate.objects.order_by("pk"))
@@ -44,6 +56,7 @@ def test_every_candidate_is_listed_under_each_of_its_keys_and_nowhere_else():
         for key in dedup_keys(candidate):
             expected.setdefault(key, set()).add(candidate.pk)
     assert {key: set(ids) for key, ids in table.items()} == expected
+    assert set(DedupClaim.objects.values_list("key", flat=True)) == set(expected)
     # The exact copy shares all 22 keys with the first: one row per key, not per candidate.
     first, exact = candidates[0], candidates[1]
     assert all({first.pk, exact.pk} <= set(table[key]) for key in dedup_keys(first))
@@ -57,58 +70,166 @@ def test_curating_again_lists_nothing_twice():
     assert key_table() == before
 
 
-def test_the_migration_lists_stored_candidates_as_curation_does():
+def test_the_migrations_list_stored_candidates_as_curation_does_and_back():
     curated_duplicates()
     listed = key_table()
-    fill = importlib.import_module(FILL_MIGRATION).FILL
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE curation_dedupclaim")
-        cursor.execute(fill)
-    assert key_table() == listed
+        # The claim rows' arrays as they were before 0019, filled as 0018 did.
+        cursor.execute("ALTER TABLE curation_dedupclaim ADD COLUMN candidate_ids bigint[]")
+        cursor.execute(importlib.import_module(OLD_FILL).FILL)
+        cursor.execute("TRUNCATE curation_deduplisting")
+        cursor.execute(importlib.import_module(LISTING_FILL).FILL)
+        assert key_table() == listed
+        # 0020 undone: the arrays from the listing again.
+        cursor.execute("UPDATE curation_dedupclaim SET candidate_ids = NULL")
+        cursor.execute(importlib.import_module(ARRAYS_REFILL).REFILL)
+        cursor.execute("SELECT key, candidate_ids FROM curation_dedupclaim")
+        assert dict(cursor.fetchall()) == listed
 
 
-def _curate_in_another_connection(interaction_id: int) -> None:
+def test_matches_are_read_from_the_listing_index_alone():
+    candidates = curated_duplicates()
+    keys = sorted({key for c in candidates for key in dedup_keys(c)})
+    with CaptureQueriesContext(connection) as queries:
+        listed = dedup_matches(keys)
+    assert listed.ids == {c.pk for c in candidates}
+    with connection.cursor() as cursor:
+        # A table this small is read whole; the plan with scans off shows the index covers it.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Only Scan using curation_deduplisting_pkey" in plan, plan
+
+
+def _in_another_connection(work) -> None:
     try:
-        pipeline.interactions_curate(interaction_ids=[interaction_id])
+        work()
     finally:
         connection.close()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_chunk_overtaken_on_a_key_is_redone_holding_its_keys_and_finds_the_copy(
-    monkeypatch, settings
-):
-    # Rollup rows are shared by writers of one shard: off, so the other writer cannot
-    # wait on this one's rollup rows while this one waits for it to finish.
-    settings.FLYWHEEL_METRICS_ROLLUPS = False
-    no_toxicity()
-    same = [{"role": "user", "content": "How do I reset my password?"}]
-    mine, other = edited("race-1", messages=same), edited("race-2", messages=same)
-    claim, claims = pipeline.dedup_keys_claim, []
+def _overtaken(monkeypatch, work) -> list[tuple[str, list[int]]]:
+    """Patches the pipeline so that `work` runs in another connection and commits after
+    the first chunk has read its keys' candidates and written its rows, before it locks
+    the keys; returns the lock calls (whose candidates), made as the pipeline makes them."""
+    lock, calls = pipeline.dedup_keys_lock, []
 
-    def overtaken_claim(candidates):
-        claims.append([c.interaction_id for c in candidates])
-        if len(claims) == 1:
-            # This chunk has read its keys' candidates and written its rows; another
-            # worker curates the exact copy and commits before this one locks the keys.
-            worker = threading.Thread(target=_curate_in_another_connection, args=[other.pk])
+    def overtaken_lock(*, candidates):
+        calls.append(("lock", [c.interaction_id for c in candidates]))
+        if len(calls) == 1:
+            worker = threading.Thread(target=_in_another_connection, args=[work])
             worker.start()
             worker.join(timeout=60)
             assert not worker.is_alive()
-        return claim(candidates)
+        return lock(candidates=candidates)
 
-    monkeypatch.setattr(pipeline, "dedup_keys_claim", overtaken_claim)
+    monkeypatch.setattr(pipeline, "dedup_keys_lock", overtaken_lock)
+    return calls
+
+
+def _curator(interaction_id: int):
+    return lambda: pipeline.interactions_curate(interaction_ids=[interaction_id])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_overtaken_by_a_copy_decides_again_holding_its_keys(monkeypatch, settings):
+    # Rollup rows are shared by writers of one shard: off, so the other writer cannot
+    # wait on this one's rollup rows while this one waits for it to finish.
+    settings.FLYWHEEL_METRICS_ROLLUPS = False
+    # Every passed candidate sampled (a stratum's first five are), no audit draws.
+    no_toxicity(audit_rate=0, audit_rates={})
+    mine, other = edited("race-1", messages=SAME), edited("race-2", messages=SAME)
+    calls = _overtaken(monkeypatch, _curator(other.pk))
     counts = pipeline.interactions_curate(interaction_ids=[mine.pk])
 
-    assert claims == [[mine.pk], [other.pk], [mine.pk]]
-    assert counts["candidates"] == 1
+    # One write each: the overtaken chunk rolled its sampling back (and its locks with it),
+    # locked its keys again, decided again and stored again what changed.
+    assert calls == [("lock", [mine.pk]), ("lock", [other.pk]), ("lock", [mine.pk])]
+    assert (counts["candidates"], counts["passed"], counts["failed"]) == (1, 0, 1)
     first = Candidate.objects.get(interaction=other)
     copy = Candidate.objects.get(interaction=mine)
     assert first.status == Candidate.Status.PASSED
     assert copy.failed_filter == "dedup_exact"
     assert copy.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=first.pk)
     assert set(Interaction.objects.values_list("curation_state", flat=True)) == {"done"}
-    # The first try's rows were rolled back: one set of decisions, and only stored
-    # candidates listed under the keys.
+    # Sampled on the verdicts as stored: the copy, drawn while it passed, is not queued.
+    assert list(ReviewItem.objects.values_list("candidate_id", flat=True)) == [first.pk]
+    # The first decisions were replaced: one set, and only stored candidates listed.
     assert FilterDecision.objects.filter(candidate=copy, filter="dedup_exact").count() == 1
+    assert not FilterDecision.objects.filter(candidate=copy, passed=False).exclude(
+        filter="dedup_exact"
+    )
     assert {pk for ids in key_table().values() for pk in ids} == {first.pk, copy.pk}
+
+
+def _reworded(text: str, words: int) -> str:
+    # Every third word replaced: an estimated Jaccard of about 0.7 for 5 words, which
+    # still shares LSH bands (tuned for 0.8) but is no near duplicate at 0.9.
+    out = text.split()
+    for i in range(words):
+        out[i * 3] = f"also{i}"
+    return " ".join(out)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_overtaken_on_a_key_by_no_duplicate_keeps_its_write(monkeypatch, settings):
+    settings.FLYWHEEL_METRICS_ROLLUPS = False
+    no_toxicity()
+    mine = edited("race-1", messages=SAME)
+    other = edited("race-2", messages=SAME, final=_reworded(GOOD_EDIT, 5))
+    calls = _overtaken(monkeypatch, _curator(other.pk))
+    pipeline.interactions_curate(interaction_ids=[mine.pk])
+
+    assert calls == [("lock", [mine.pk]), ("lock", [other.pk])]  # no second write
+    first = Candidate.objects.get(interaction=other)
+    second = Candidate.objects.get(interaction=mine)
+    assert set(dedup_keys(first)) & set(dedup_keys(second))  # they do share a key
+    assert (first.status, second.status) == ("passed", "passed")
+    assert {pk for ids in key_table().values() for pk in ids} == {first.pk, second.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_overtaken_by_a_recuration_of_a_status_decides_again(monkeypatch, settings):
+    """A candidate failed by a policy's length rule, re-curated under a policy that passes
+    it between a chunk's read and its lock: the chunk, which read it failed, sees it again
+    and fails its copy as a duplicate."""
+    settings.FLYWHEEL_METRICS_ROLLUPS = False
+    no_toxicity(min_words=100)
+    earlier = edited("early", messages=SAME)
+    pipeline.interactions_curate(interaction_ids=[earlier.pk])
+    stored = Candidate.objects.get(interaction=earlier)
+    assert stored.failed_filter == "length"
+    policy = no_toxicity(min_words=5)
+    mine = edited("late", messages=SAME)
+    calls = _overtaken(
+        monkeypatch,
+        lambda: pipeline.candidates_recurate(policy=policy, candidate_ids=[stored.pk]),
+    )
+    pipeline.interactions_curate(interaction_ids=[mine.pk])
+
+    assert calls == [("lock", [mine.pk]), ("lock", [mine.pk])]
+    stored.refresh_from_db()
+    assert stored.status == Candidate.Status.PASSED
+    copy = Candidate.objects.get(interaction=mine)
+    assert copy.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=stored.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_decided_again_stores_again_only_what_the_race_changed(monkeypatch, settings):
+    settings.FLYWHEEL_METRICS_ROLLUPS = False
+    no_toxicity()
+    mine = edited("race-1", messages=SAME)
+    apart = edited("apart", messages=[{"role": "user", "content": "Where is my invoice?"}])
+    other = edited("race-2", messages=SAME)
+    _overtaken(monkeypatch, _curator(other.pk))
+    pipeline.interactions_curate(interaction_ids=[mine.pk, apart.pk])
+
+    copy = Candidate.objects.get(interaction=mine)
+    kept = Candidate.objects.get(interaction=apart)
+    assert (copy.failed_filter, kept.status) == ("dedup_exact", Candidate.Status.PASSED)
+    # The candidate no race touched keeps the decisions first written, in order before
+    # the ones stored again for its copy.
+    kept_ids = FilterDecision.objects.filter(candidate=kept).values_list("pk", flat=True)
+    again = FilterDecision.objects.get(candidate=copy, filter="dedup_exact").pk
+    assert max(kept_ids) < again
