@@ -77,7 +77,8 @@ def test_it_keeps_feedback_that_comes_before_its_interaction_and_links_it_later(
 
 def test_one_interaction_is_one_statement_that_links_its_feedback(api):
     """The single route writes the interaction, links the feedback that came first and
-    counts both in the rollup in one statement, in no transaction of its own."""
+    counts both in the rollup in one statement (here inside the test's transaction;
+    test_ingest_one_statement.py runs it in a transaction of its own)."""
     api.post("/api/v1/feedback", factories.feedback("ahead", "f1", kind="thumbs_up"))
     with CaptureQueriesContext(connection) as queries:
         response = api.post("/api/v1/interactions", factories.interaction("ahead"))
