@@ -163,18 +163,14 @@ def _prepare_database(
 
 @contextmanager
 def _lock_timed(shares: list[float], global_shares: list[float]):
-    """Appends each chunk's held share (claiming its dedup keys to its end, over the
+    """Appends each chunk's held share (locking its dedup keys to its end, over the
     chunk's wall time) to `shares`, and its commits' share to `global_shares`, while
     curating inside the block."""
     from django.db import connections
 
     from curation import pipeline
 
-    chunk, claim, lock = (
-        pipeline.interactions_curate_chunk,
-        pipeline.dedup_keys_claim,
-        pipeline.dedup_keys_lock,
-    )
+    chunk, lock = pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock
     db = connections["default"]
     commit = db._commit
     claimed: list[float] = []
@@ -186,10 +182,6 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
             return commit()
         finally:
             committing.append(time.perf_counter() - started)
-
-    def timed_claim(candidates):
-        claimed.append(time.perf_counter())
-        return claim(candidates)
 
     def timed_lock(*, candidates):
         claimed.append(time.perf_counter())
@@ -206,14 +198,12 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
             global_shares.append(sum(committing) / (ended - started))
         return counts
 
-    pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim = timed_chunk, timed_claim
-    pipeline.dedup_keys_lock = timed_lock
+    pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock = timed_chunk, timed_lock
     db._commit = timed_commit
     try:
         yield
     finally:
-        pipeline.interactions_curate_chunk, pipeline.dedup_keys_claim = chunk, claim
-        pipeline.dedup_keys_lock = lock
+        pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock = chunk, lock
         del db._commit
 
 
