@@ -5,7 +5,7 @@ DATABASE_URL and REDIS_URL set. Prints one JSON object on stdout; progress on st
 
 Two databases: `flywheel_bench_scale0` (no candidates but the measured ones) and
 `flywheel_bench_scale_big`, filled once by SQL with N filler interactions and candidates
-(60% passed, spread over the bench's strata, random LSH bands), their dedup claims and
+(60% passed, spread over the bench's strata, random LSH bands), their dedup listing and
 the curation rollup rebuilt over them. Each round ingests a fresh batch of the edited
 interactions of bench/curation.py into each database and curates it in this process with
 every filter and the scorer `make run` uses (the offline fallback), alternating the two
@@ -15,16 +15,15 @@ rounds x batch candidates. `--reuse` keeps a big database already filled to the 
 (building 1,000,000 takes minutes); give it another `--seed`, since a batch already
 ingested there is skipped as a replay.
 
-The lock shares. A chunk holds row locks on its dedup keys from locking them (the last
-step of its write) to its commit, and only a worker sharing one of those keys can wait
-for it; `held_share` is that time over the chunk's wall time, per chunk (median and max
-reported; a chunk that decides again after a race on its keys counts from its first
-lock). It is the
-serial fraction in the worst case that every chunk shared a key with every other, so
-1 / held_share bounds the speed-up over any number of workers (Amdahl). The one global
+The lock shares. A chunk holds the one dedup lock (`curation.candidates.dedup_keys_lock`)
+from being granted it, after its writes, to its commit: `held_share` is that time over the
+chunk's wall time, per chunk (median and max reported; a race gives the lock back until
+the chunk locks again). It is global, so it is the serial fraction:
+1 / held_share bounds the speed-up over any number of workers (Amdahl). The other global
 lock a chunk takes is the audit chain's head row (flywheel_site/audit/sql.py), from the
 commit's deferred audit triggers (the review items it queues are audited) to the commit's
-end: `global_lock_share` is the chunk's commit time over its wall time, an upper bound.
+end, inside that hold: `global_lock_share` is the larger of the two per chunk (the commit
+alone for a chunk that took no dedup lock).
 """
 
 from __future__ import annotations
@@ -88,9 +87,9 @@ SELECT i.id, 'preference', i.messages, 'filler answer ' || i.id, 'filler', '[]',
 FROM curation_interaction i WHERE i.event_id LIKE 'fill-%%'
 """
 # Each filler candidate listed under its keys as `candidates.dedup_listing_add` would (the
-# exact key's first 64 bits with the top one flipped, and the bands), then each key's lock
-# row, in key order: the primary keys then grow at their end instead of at random pages of
-# an index that outgrows the buffer cache.
+# exact key's first 64 bits with the top one flipped, and the bands), in key order: the
+# primary key then grows at its end instead of at random pages of an index that outgrows
+# the buffer cache.
 _FILL_LISTING = """
 INSERT INTO curation_deduplisting (key, candidate_id, xid)
 SELECT k.key, c.id, pg_current_xact_id()::text::bigint FROM curation_candidate c, LATERAL (
@@ -99,11 +98,6 @@ SELECT k.key, c.id, pg_current_xact_id()::text::bigint FROM curation_candidate c
     SELECT (('x' || left(c.exact_key, 16))::bit(64) # x'8000000000000000')::bigint
 ) AS k
 ORDER BY k.key, c.id
-ON CONFLICT DO NOTHING
-"""
-_FILL_CLAIMS = """
-INSERT INTO curation_dedupclaim (key)
-SELECT DISTINCT key FROM curation_deduplisting ORDER BY key
 ON CONFLICT DO NOTHING
 """
 
@@ -136,7 +130,7 @@ def _prepare_database(
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE curation_interaction, curation_feedback, curation_candidate, "
-            "curation_dedupclaim, curation_deduplisting, curation_curationmetricday "
+            "curation_deduplisting, curation_curationmetricday "
             "RESTART IDENTITY CASCADE"
         )
     if not existing:
@@ -154,7 +148,6 @@ def _prepare_database(
         cursor.execute(_FILL_CANDIDATES, {})
         log(f"{name}: dedup keys of {Candidate.objects.count()} candidates")
         cursor.execute(_FILL_LISTING)
-        cursor.execute(_FILL_CLAIMS)
     log(f"{name}: rebuilding the curation rollup")
     curation_metrics_rebuild()
     with connection.cursor() as cursor:
@@ -163,10 +156,10 @@ def _prepare_database(
 
 @contextmanager
 def _lock_timed(shares: list[float], global_shares: list[float]):
-    """Appends each chunk's held share (locking its dedup keys to its end, over the
-    chunk's wall time) to `shares`, and its commits' share to `global_shares`, while
-    curating inside the block."""
-    from django.db import connections
+    """Appends each chunk's held share (from being granted the dedup lock to its end, over
+    the chunk's wall time) to `shares`, and the larger of that and its commits' share to
+    `global_shares`, while curating inside the block."""
+    from django.db import connections, transaction
 
     from curation import pipeline
 
@@ -174,6 +167,7 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
     db = connections["default"]
     commit = db._commit
     claimed: list[float] = []
+    released: list[float] = []
     committing: list[float] = []
 
     def timed_commit():
@@ -184,26 +178,41 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
             committing.append(time.perf_counter() - started)
 
     def timed_lock(*, candidates):
-        claimed.append(time.perf_counter())
-        return lock(candidates=candidates)
+        try:
+            return lock(candidates=candidates)
+        finally:
+            claimed.append(time.perf_counter())
+
+    def timed_rollback(*args, **kwargs):
+        # The sampling savepoint's rollback gives the lock back (a race): a hold ends.
+        try:
+            return rollback(*args, **kwargs)
+        finally:
+            if claimed:
+                released.append(time.perf_counter() - claimed.pop())
 
     def timed_chunk(**kwargs):
         claimed.clear()
+        released.clear()
         committing.clear()
         started = time.perf_counter()
         counts = chunk(**kwargs)
         ended = time.perf_counter()
-        if claimed:
-            shares.append((ended - claimed[0]) / (ended - started))
-            global_shares.append(sum(committing) / (ended - started))
+        held = (sum(released) + sum(ended - t for t in claimed)) / (ended - started)
+        if claimed or released:
+            shares.append(held)
+        global_shares.append(max(held, sum(committing) / (ended - started)))
         return counts
 
     pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock = timed_chunk, timed_lock
+    rollback = transaction.savepoint_rollback
+    transaction.savepoint_rollback = timed_rollback
     db._commit = timed_commit
     try:
         yield
     finally:
         pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock = chunk, lock
+        transaction.savepoint_rollback = rollback
         del db._commit
 
 

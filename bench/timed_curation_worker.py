@@ -1,12 +1,12 @@
 """A curation RQ worker for bench/curation_workers.py: `python -m bench.timed_curation_worker
 FILE`. It loads the toxicity model before taking jobs (a long-running worker has it loaded),
 then works the `curation` queue in burst mode and appends one JSON line per chunk to FILE:
-the chunk's wall time, the time it held its dedup keys' locks (from each lock to the end of
-its transaction, summed over a chunk written more than once: the only part another worker
-can wait for) broken down into the lock statements (waiting included), the re-read under
-the keys (`EarlierCandidates.unchanged`) and the commit, whether another worker overtook the
-chunk on a key (it then decided again, or, in the code before, wrote again), and the CPU
-the worker and the whole machine used meanwhile."""
+the chunk's wall time; the time it held the dedup lock, from being granted it to the end of
+its transaction or to the race that gives it back (summed: the only part another worker
+can wait for); the time it waited for the lock; the re-read under it
+(`EarlierCandidates.unchanged`) and the commit; whether another worker overtook the chunk
+(it then decided again, or, in the code before, wrote again); and the CPU the worker and
+the whole machine used meanwhile."""
 
 import json
 import os
@@ -19,7 +19,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flywheel_site.settings")
 django.setup()
 
 from django.core.management import call_command  # noqa: E402 (after django.setup)
-from django.db import connections  # noqa: E402
+from django.db import connections, transaction  # noqa: E402
 
 from curation import pipeline  # noqa: E402
 from curation.dedup_earlier import EarlierCandidates  # noqa: E402
@@ -45,9 +45,11 @@ def _timed_lock(lock):
         try:
             return lock(*args, **kwargs)
         finally:
-            _state.setdefault("locked_at", started)
+            # Held from when the lock was granted: the wait for it is not a hold.
+            acquired = time.perf_counter()
+            _state.setdefault("locked_at", acquired)
             _add("locks", 1)
-            _add("claim_s", time.perf_counter() - started)
+            _add("claim_s", acquired - started)
 
     return timed
 
@@ -76,6 +78,21 @@ def _transaction_end(end, commit: bool):
                 _add("held_s", ended - locked_at)
                 if commit:
                     _add("commit_s", ended - started)
+
+    return timed
+
+
+def _savepoint_rollback(rollback):
+    """The pipeline's rollback of its sampling savepoint, which gives back the dedup lock
+    taken after it (a race: the chunk decides again without the lock): a hold ends."""
+
+    def timed(*args, **kwargs):
+        try:
+            return rollback(*args, **kwargs)
+        finally:
+            locked_at = _state.pop("locked_at", None)
+            if locked_at is not None:
+                _add("held_s", time.perf_counter() - locked_at)
 
     return timed
 
@@ -113,6 +130,7 @@ def interactions_curate_chunk(**kwargs):
 db = connections["default"]
 db._commit = _transaction_end(db._commit, commit=True)
 db._rollback = _transaction_end(db._rollback, commit=False)
+transaction.savepoint_rollback = _savepoint_rollback(transaction.savepoint_rollback)
 for _name in _LOCKING:
     setattr(pipeline, _name, _timed_lock(getattr(pipeline, _name)))
 pipeline.interactions_curate_chunk = interactions_curate_chunk

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import connection
 
 from curation import dedup, filter_rules
 from curation.models import Candidate, CandidateKind, CurationPolicy, Feedback, Interaction
@@ -144,32 +144,6 @@ def dedup_keys(candidate: Candidate) -> list[int]:
     return [int(candidate.exact_key[:16], 16) - 2**63, *candidate.lsh_bands]
 
 
-# A chunk's keys new to the table get their lock rows in a statement of its own before the
-# chunk's write transaction, so that the lock, the part another worker may wait for, finds
-# every row there (a row inserted while the keys are held would be a random write into a
-# primary key that grows with every distinct key).
-_REGISTER = """
-INSERT INTO curation_dedupclaim (key)
-SELECT DISTINCT key FROM unnest(%s::bigint[]) AS k(key) ORDER BY key
-ON CONFLICT (key) DO NOTHING
-"""
-
-
-def dedup_keys_register(candidates: Sequence[Candidate]) -> None:
-    """Give the dedup keys of `candidates` their lock rows (see `_REGISTER`); outside the
-    chunk's transaction. A lock row changes no dedup answer."""
-    keys = _keys_of(candidates)
-    if keys:
-        # Its own transaction; a savepoint when the caller holds one, which a failure
-        # here (a lock timeout) must leave usable.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_REGISTER, [_bigints(keys)])
-
-
-def _keys_of(candidates: Sequence[Candidate]) -> list[int]:
-    return sorted({key for c in candidates for key in dedup_keys(c)})
-
-
 def _bigints(values: Sequence[int]) -> str:
     """`values` as an array literal, for a `%s::bigint[]` parameter: psycopg adapts a list
     element by element, about 5 ms for a chunk's 4,400 keys against 1 ms for the text."""
@@ -212,31 +186,29 @@ def dedup_listing_restamp(*, candidates: Sequence[Candidate]) -> None:
             cursor.execute(_LIST.format(conflict="UPDATE SET xid = excluded.xid"), pairs)
 
 
-# One key order for every writer, so two chunks never lock crosswise. NO KEY UPDATE: the
-# strongest lock short of one a foreign key check would wait for; only locks conflict
-# here, the rows are never changed.
-_LOCK = """
-SELECT key FROM curation_dedupclaim WHERE key = ANY(%s::bigint[]) ORDER BY key FOR NO KEY UPDATE
-"""
+# One lock for every chunk's dedup keys, held from the re-check to the commit. Per-key
+# lock rows (one per exact key and LSH band, 22 a candidate) were random writes into a
+# primary key that grew with every candidate: at a million candidates registering and
+# locking them cost a quarter of a chunk. The lock is global but short: a chunk takes it
+# after its writes (`dedup_earlier.EarlierCandidates.unchanged`), so it is held for the
+# re-check and the commit (issue 21 asks that any global lock hold <= 5% of a chunk; see
+# bench/RESULTS.md for the share measured and the Amdahl bound it sets).
+DEDUP_LOCK = 7_201_003
 
 
 def dedup_keys_lock(*, candidates: Sequence[Candidate]) -> None:
-    """Lock the dedup keys of `candidates` until the transaction ends. A transaction that
-    holds a key has committed before another that shares it reads what changed under the
-    key: whichever worker writes second sees the first one's candidates and verdicts, so
-    a duplicate is found across workers as within one. Either lock before reading the
-    keys' candidates (`dedup_matches`), or after, and then check what was listed since
-    (`dedup_earlier.EarlierCandidates.unchanged`)."""
-    keys = _keys_of(candidates)
-    if not keys:
+    """Hold the dedup keys (all of them: one lock, `DEDUP_LOCK`) until the transaction
+    ends. A transaction that holds them has committed before another reads what changed
+    under its keys: whichever worker writes second sees the first one's candidates and
+    verdicts, so a duplicate is found across workers as within one. Either lock before
+    reading the keys' candidates (`dedup_matches`), or after, and then check what was
+    listed since (`dedup_earlier.EarlierCandidates.unchanged`). PostgreSQL releases a
+    transaction's locks only once its commit is visible, so the next holder's re-check,
+    a statement begun after it took the lock, sees every candidate committed under it."""
+    if not candidates:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK, [_bigints(keys)])
-        if cursor.rowcount < len(keys):
-            # A key never registered (a re-curated candidate given its signatures now):
-            # the row inserted here is held to the commit as a locked one is.
-            cursor.execute(_REGISTER, [_bigints(keys)])
-            cursor.execute(_LOCK, [_bigints(keys)])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DEDUP_LOCK])
 
 
 def dedup_keys_claim(candidates: Sequence[Candidate]) -> None:

@@ -155,7 +155,10 @@ class EarlierCandidates:
 
 def dedup_steps(candidate: Candidate, earlier: EarlierCandidates) -> dict:
     """The exact and near-duplicate filters of `candidate` against `earlier`, each result
-    recorded in `earlier.decided` for its re-check (`EarlierCandidates.unchanged`)."""
+    recorded in `earlier.decided` for its re-check (`EarlierCandidates.unchanged`), in
+    place of what an earlier decision recorded (a step a failed step before it skips now
+    must not be compared again)."""
+    earlier.decided.pop(candidate.pk, None)
 
     def recorded(name, step):
         def run(item, policy):

@@ -239,16 +239,18 @@ def candidates_redecide(
 ) -> tuple[list[Candidate], dict]:
     """Dedup the chunk's candidates again once `earlier` holds what other workers listed
     under their keys since `candidates_decide` read them (`EarlierCandidates.unchanged`),
-    and store again only those whose decisions differ from `decided`: their status and
-    scores, and this policy's decisions. The same as deciding them now, holding the
-    keys, but for the few rows a race changed. `candidates`: copies of the candidates as
-    they were before `candidates_decide`. Returns them as now stored, and the counts."""
+    and store again only those whose decisions differ from `decided` (which is brought
+    up to date, for a next time): their status and scores, and this policy's decisions.
+    The same as deciding them now, but for the few rows a race changed. `candidates`:
+    copies of the candidates as they were before `candidates_decide`. Returns them as now
+    stored, and the counts."""
     ordered = sorted(candidates, key=lambda c: c.pk)
     earlier.verdicts.clear()
     outcome, held = _outcomes(ordered, prepared, policy, full=False, earlier=earlier)
     now = timezone.now()
     counts = _statuses_set(ordered, outcome, held, policy=policy, now=now)
     changed = [c for c in ordered if (outcome[c.pk], held.get(c.pk)) != decided[c.pk]]
+    decided.update({c.pk: (outcome[c.pk], held.get(c.pk)) for c in changed})
     if changed:
         with connection.cursor() as cursor:
             cursor.execute(_DECISIONS_DELETE, [[c.pk for c in changed], policy.pk])

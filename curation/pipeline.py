@@ -14,20 +14,22 @@ workers (issue 21):
    dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
    smaller ids), insert the candidates with their verdicts and record the decisions,
    and mark the rows `done`; the new candidates are listed under their dedup keys
-   first (`candidates.dedup_listing_add`). Then lock the keys
-   (`candidates.dedup_keys_lock`) and read what was listed under them since the first
-   read (`dedup_earlier.EarlierCandidates.unchanged`): if another worker committed a
-   candidate that changes one of the chunk's dedup verdicts meanwhile, decide dedup
-   again, holding the keys, and store again the few rows that differ
-   (`evaluation.candidates_redecide`). The sampling decisions (the review app queues
+   first (`candidates.dedup_listing_add`). Then take the dedup lock
+   (`candidates.dedup_keys_lock`, one for every key) and read what was listed under the
+   chunk's keys since the first read (`dedup_earlier.EarlierCandidates.unchanged`): if
+   another worker committed a candidate that changes one of the chunk's dedup verdicts
+   meanwhile, give the lock back, decide dedup again, store again the few rows that
+   differ (`evaluation.candidates_redecide`) and check again (after `RACE_ATTEMPTS`
+   races, decide holding the lock). The sampling decisions (the review app queues
    sampled candidates in the same transaction, see `curation.hooks`) are recorded just
    before the lock, in a savepoint that a race rolls back, to record them again on the
-   verdicts as stored, the keys held. So the keys are held for two short statements
-   and the commit (with the rollup), not for the chunk's writes, and a race costs a
-   few rows and a second sampling, not the write.
-Two workers whose candidates share no dedup key never wait for each other; two that
-do commit one after the other, and the second sees the first's candidates, so a
-duplicate is found whichever worker saw the earlier copy. A worker killed halfway
+   verdicts as stored. So the lock is held for one short statement and the commit (with
+   the rollup), not for the chunk's writes, and a race costs a few rows and a second
+   sampling, not the write.
+Workers wait for each other only for that hold (its share of a chunk, and the speed-up
+it bounds: bench/RESULTS.md); two chunks commit one after the other, and the second sees
+the first's candidates, so a duplicate is found whichever worker saw the earlier copy.
+A worker killed halfway
 leaves nothing behind: step 1 wrote nothing, and step 2 rolls back, the rows stay
 pending, and a retry or the sweeper curates them exactly once. Unique constraints on
 (interaction, kind), (candidate, policy, filter) and review item per candidate make a
@@ -62,7 +64,6 @@ from curation.candidates import (
     candidates_fresh,
     candidates_new,
     dedup_keys_lock,
-    dedup_keys_register,
     dedup_listing_add,
     feedback_by_interaction,
 )
@@ -96,6 +97,9 @@ SWEEP_LIMIT = 20_000
 # How often a chunk is prepared again for rows whose feedback changed while it was
 # prepared; what is still changing after that is left pending for the sweeper.
 PREPARE_ATTEMPTS = 3
+# How often a chunk whose dedup verdicts another worker's commit changed decides again
+# without the dedup lock before it decides holding it.
+RACE_ATTEMPTS = 3
 
 
 def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
@@ -109,7 +113,6 @@ def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
     feedback = feedback_by_interaction([i.pk for i in interactions])
     seen = {i.pk: [f.pk for f in feedback.get(i.pk, [])] for i in interactions}
     candidates = candidates_new(interactions=interactions, feedback=feedback, policy=policy)
-    dedup_keys_register(candidates)
     return candidates, candidates_prepare(candidates=candidates, policy=policy), seen
 
 
@@ -131,7 +134,7 @@ def _chunk_claimed(interaction_ids: Sequence[int]):
 
 
 # Django's foreign keys are deferred to the commit: checked now instead, so that they are
-# not checked while the chunk holds its dedup keys. Only foreign keys: the audit chain's
+# not checked while the chunk holds the dedup lock. Only foreign keys: the audit chain's
 # deferred trigger takes the chain's one lock row, and stays deferred so that every
 # writer holds that row only for its commit.
 _FOREIGN_KEYS = """
@@ -159,27 +162,42 @@ def _keys_locked(
     counts: dict,
 ) -> list[Candidate]:
     """Step 2's last part, the candidates written (their foreign keys checked too):
-    sample them, lock the chunk's dedup keys and check what other workers listed under
-    them since the first read. If any of it changes a verdict, roll the sampling back
-    (and the locks with it: they were taken after the savepoint), lock the keys again,
-    store the verdicts again as deciding them now would (only the rows that differ) and
-    sample on them, the keys held. `undecided`: copies of the candidates before they
-    were decided. Returns the candidates as stored; updates `counts`."""
+    sample them, take the dedup lock and check what other workers listed under the
+    chunk's keys since the first read. If any of it changes a verdict, roll the sampling
+    back (and the lock with it: it was taken after the savepoint), store the verdicts
+    again as deciding them now would (only the rows that differ) without the lock, and
+    check again. After `RACE_ATTEMPTS` such races, decide again holding the lock, which
+    nothing can overtake. `undecided`: copies of the candidates before they were
+    decided. Returns the candidates as stored; updates `counts`."""
     _foreign_keys_check()
-    sampling = transaction.savepoint()
-    counts["sampled"] = candidates_sample(candidates=inserted, policy=policy)
+    stored = inserted
+    for _ in range(RACE_ATTEMPTS):
+        sampling = transaction.savepoint()
+        counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
+        dedup_keys_lock(candidates=inserted)
+        if earlier.unchanged():
+            transaction.savepoint_commit(sampling)
+            return stored
+        # Deciding again without the lock keeps the lock's share of a chunk (the serial
+        # part of curation) to a re-check and the commit, races or not.
+        transaction.savepoint_rollback(sampling)
+        stored = _redecided(undecided, prepared, policy, earlier, decided, counts)
     dedup_keys_lock(candidates=inserted)
-    if earlier.unchanged():
-        transaction.savepoint_commit(sampling)
-        return inserted
-    transaction.savepoint_rollback(sampling)
-    dedup_keys_lock(candidates=inserted)
-    earlier.catch_up()  # what was listed before the keys were locked again
+    earlier.catch_up()  # what was listed before the lock was taken again
+    stored = _redecided(undecided, prepared, policy, earlier, decided, counts)
+    counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
+    return stored
+
+
+def _redecided(undecided, prepared, policy, earlier, decided, counts) -> list[Candidate]:
     stored, again = candidates_redecide(
-        candidates=undecided, prepared=prepared, policy=policy, earlier=earlier, decided=decided
+        candidates=[copy.copy(c) for c in undecided],
+        prepared=prepared,
+        policy=policy,
+        earlier=earlier,
+        decided=decided,
     )
     counts.update(again)
-    counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
     return stored
 
 

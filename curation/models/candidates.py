@@ -82,7 +82,9 @@ class Candidate(models.Model):
     policy = models.ForeignKey(
         CurationPolicy, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    exact_key = models.CharField(max_length=64, db_index=True)
+    # Matched through the dedup listing (its first 8 bytes are a key there), never by an
+    # index of its own: two random inserts per candidate that no query read.
+    exact_key = models.CharField(max_length=64)
     minhash = models.BinaryField(null=True, blank=True)
     # LSH band hashes of the MinHash, so near-duplicate lookups are one indexed
     # query shared by every worker instead of an index held in one process.
@@ -305,25 +307,13 @@ class JudgeVerdict(models.Model):
         return f"judge verdict {self.content_hash[:12]} (policy v{self.policy_version})"
 
 
-class DedupClaim(models.Model):
-    """One row per dedup key (an exact key's prefix or an LSH band hash) ever seen: the
-    lock of the key. A chunk's write step locks the rows of its keys until it commits
-    (`candidates.dedup_keys_lock`), so two workers whose candidates could match each other
-    commit one after the other, and workers whose candidates cannot never wait for each
-    other. The candidates of a key are listed in `DedupListing`."""
-
-    key = models.BigIntegerField(primary_key=True)
-
-    def __str__(self) -> str:
-        return str(self.key)
-
-
 class DedupListing(models.Model):
     """A candidate listed under one of its dedup keys: dedup reads the candidates a chunk
     can match by key from this table's primary key alone (an index-only scan), so a lookup
     costs the keys and their matches, never the table's size. Inserted by the transaction
-    that stores the candidate, before it locks the keys, so a lock is held for a lock and
-    a short re-check, not for writing the listing. `xid`: the id of the transaction that
+    that stores the candidate, before it takes the dedup lock
+    (`candidates.dedup_keys_lock`), so the lock is held for a short re-check and the
+    commit, not for writing the listing. `xid`: the id of the transaction that
     wrote the row (a re-curation that changes a verdict writes it again): the re-check
     reads only rows of transactions the chunk's first read could not see
     (`candidates.dedup_listed_since`), through the `xid` index, whatever the table's size.

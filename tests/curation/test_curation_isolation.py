@@ -12,6 +12,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from curation import jobs, pipeline
+from curation.candidates import DEDUP_LOCK
 from curation.models import Candidate, CurationRun, Interaction
 from curation.views import NOT_FAILED, RETRIED
 from tests.support.curation import edits, no_toxicity
@@ -144,7 +145,7 @@ def test_errors_of_the_surroundings_leave_the_chunk_pending_for_a_retry(settings
     params.pop("cursor_factory", None)
     params.pop("context", None)
     with psycopg.connect(**params, autocommit=True) as other, other.transaction():
-        other.execute("LOCK TABLE curation_dedupclaim IN EXCLUSIVE MODE")
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [DEDUP_LOCK])
         sql("SET LOCAL lock_timeout = '200ms'")
         with pytest.raises(OperationalError):
             pipeline.interactions_curate(interaction_ids=[i.pk for i in rows])

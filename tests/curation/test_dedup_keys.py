@@ -1,7 +1,8 @@
 """The dedup keys: every candidate listed under each of its keys
 (`curation_deduplisting`), which is all dedup reads to find a chunk's earlier matches,
-from the listing's primary key alone, and one lock row per key (`curation_dedupclaim`);
-the migrations that moved the lists of the claim rows' arrays into the listing (and back);
+from the listing's primary key alone, held by one lock (`candidates.dedup_keys_lock`);
+the migrations that moved the lists of the claim rows' arrays into the listing (and back,
+and the lock rows back);
 and a chunk overtaken on a key between reading and locking it, which decides again, holding
 its keys, only when what overtook it changes one of its verdicts, and stores again only the
 rows that differ."""
@@ -15,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from curation import dedup_earlier, pipeline
 from curation.candidates import dedup_keys, dedup_matches
-from curation.models import Candidate, DedupClaim, DedupListing, FilterDecision, Interaction
+from curation.models import Candidate, DedupListing, FilterDecision, Interaction
 from review.models import ReviewItem
 from tests.support.curation import GOOD_EDIT, edited, no_toxicity
 
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.django_db
 OLD_FILL = "curation.migrations.0018_dedupclaim_candidate_ids_replaces_lsh_gin"
 LISTING_FILL = "curation.migrations.0019_deduplisting"
 ARRAYS_REFILL = "curation.migrations.0020_dedupclaim_lock_rows_only"
+LOCK_ROWS_BACK = "curation.migrations.0021_dedup_one_lock_no_exact_key_index"
 SAME = [{"role": "user", "content": "How do I reset my password?"}]
 
 
@@ -56,7 +58,6 @@ def test_every_candidate_is_listed_under_each_of_its_keys_and_nowhere_else():
         for key in dedup_keys(candidate):
             expected.setdefault(key, set()).add(candidate.pk)
     assert {key: set(ids) for key, ids in table.items()} == expected
-    assert set(DedupClaim.objects.values_list("key", flat=True)) == set(expected)
     # The exact copy shares all 22 keys with the first: one row per key, not per candidate.
     first, exact = candidates[0], candidates[1]
     assert all({first.pk, exact.pk} <= set(table[key]) for key in dedup_keys(first))
@@ -74,6 +75,11 @@ def test_the_migrations_list_stored_candidates_as_curation_does_and_back():
     curated_duplicates()
     listed = key_table()
     with connection.cursor() as cursor:
+        # 0021 undone: a lock row for every key listed.
+        cursor.execute("CREATE TABLE curation_dedupclaim (key bigint PRIMARY KEY)")
+        cursor.execute(importlib.import_module(LOCK_ROWS_BACK).REGISTER)
+        cursor.execute("SELECT key FROM curation_dedupclaim")
+        assert {row[0] for row in cursor.fetchall()} == set(listed)
         # The claim rows' arrays as they were before 0019, filled as 0018 did.
         cursor.execute("ALTER TABLE curation_dedupclaim ADD COLUMN candidate_ids bigint[]")
         cursor.execute(importlib.import_module(OLD_FILL).FILL)
@@ -133,7 +139,12 @@ def _curator(interaction_id: int):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_chunk_overtaken_by_a_copy_decides_again_holding_its_keys(monkeypatch, settings):
+@pytest.mark.parametrize("attempts", [3, 1], ids=["decides-again-and-checks", "then-locked"])
+def test_a_chunk_overtaken_by_a_copy_decides_again(monkeypatch, settings, attempts):
+    """With attempts to spare, the chunk decides again without the lock and checks again;
+    with one, it has decided again once and then decides holding the lock (comparing with
+    what the first time stored): either way one write each and the same rows."""
+    monkeypatch.setattr(pipeline, "RACE_ATTEMPTS", attempts)
     # Rollup rows are shared by writers of one shard: off, so the other writer cannot
     # wait on this one's rollup rows while this one waits for it to finish.
     settings.FLYWHEEL_METRICS_ROLLUPS = False
@@ -143,8 +154,8 @@ def test_a_chunk_overtaken_by_a_copy_decides_again_holding_its_keys(monkeypatch,
     calls = _overtaken(monkeypatch, _curator(other.pk))
     counts = pipeline.interactions_curate(interaction_ids=[mine.pk])
 
-    # One write each: the overtaken chunk rolled its sampling back (and its locks with it),
-    # locked its keys again, decided again and stored again what changed.
+    # One write each: the overtaken chunk rolled its sampling back (and its lock with it),
+    # decided again, stored again what changed and locked again.
     assert calls == [("lock", [mine.pk]), ("lock", [other.pk]), ("lock", [mine.pk])]
     assert (counts["candidates"], counts["passed"], counts["failed"]) == (1, 0, 1)
     first = Candidate.objects.get(interaction=other)
