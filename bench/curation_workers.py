@@ -59,7 +59,15 @@ BENCH_DB = "flywheel_bench_workers"
 BENCH_REDIS_DB = 4
 TARGET_RATIO = 1.6
 TARGET_HELD_SHARE = 0.05
-HOLD_PARTS = ("held_share", "claim_share", "recheck_share", "commit_share", "rest_share", "raced")
+HOLD_PARTS = (
+    "held_share",
+    "claim_share",
+    "precheck_share",
+    "recheck_share",
+    "commit_share",
+    "rest_share",
+    "raced",
+)
 CORES = os.cpu_count() or 1
 
 
@@ -143,6 +151,8 @@ def _round(
         "claim_share": sum(c["claim_s"] for c in chunks) / chunk_s,
         # The wait for the lock, and the held part's pieces: the re-read, the commit.
         "recheck_share": sum(c.get("recheck_s", 0.0) for c in chunks) / chunk_s,
+        # The check before the lock, which is not held.
+        "precheck_share": sum(c.get("precheck_s", 0.0) for c in chunks) / chunk_s,
         "commit_share": sum(c.get("commit_s", 0.0) for c in chunks) / chunk_s,
         "raced": sum(bool(c.get("raced")) for c in chunks) / len(chunks),
         # Held otherwise: deciding again after a race, the sampling, the rollup.
@@ -170,6 +180,7 @@ def _compare(
             log(
                 f"  {result['interactions_per_s']:.1f} interactions/s, "
                 f"held share {result['held_share']:.3f}, waited {result['claim_share']:.3f}, "
+                f"checked before {result['precheck_share']:.3f}, "
                 f"re-read {result['recheck_share']:.3f}, commit {result['commit_share']:.3f}, "
                 f"rest {result['rest_share']:.3f}, "
                 f"chunks overtaken {result['raced']:.2f}"

@@ -3,10 +3,10 @@ FILE`. It loads the toxicity model before taking jobs (a long-running worker has
 then works the `curation` queue in burst mode and appends one JSON line per chunk to FILE:
 the chunk's wall time; the time it held the dedup lock, from being granted it to the end of
 its transaction or to the race that gives it back (summed: the only part another worker
-can wait for); the time it waited for the lock; the re-read under it
-(`EarlierCandidates.unchanged`) and the commit; whether another worker overtook the chunk
-(it then decided again, or, in the code before, wrote again); and the CPU the worker and
-the whole machine used meanwhile."""
+can wait for); the time it waited for the lock; the re-reads
+(`EarlierCandidates.unchanged`) before the lock and under it; the commit; whether another
+worker overtook the chunk (it then decided again, or, in the code before, wrote again);
+and the CPU the worker and the whole machine used meanwhile."""
 
 import json
 import os
@@ -56,12 +56,13 @@ def _timed_lock(lock):
 
 def unchanged(self, *args, **kwargs):
     started = time.perf_counter()
+    held = "locked_at" in _state  # the re-check under the lock, or the one before it
     try:
         same = _unchanged(self, *args, **kwargs)
         _state["raced"] = _state.get("raced", False) or not same
         return same
     finally:
-        _add("recheck_s", time.perf_counter() - started)
+        _add("recheck_s" if held else "precheck_s", time.perf_counter() - started)
 
 
 def _transaction_end(end, commit: bool):
@@ -118,6 +119,7 @@ def interactions_curate_chunk(**kwargs):
         "held_s": _state.get("held_s", 0.0),
         "claim_s": _state.get("claim_s", 0.0),
         "recheck_s": _state.get("recheck_s", 0.0),
+        "precheck_s": _state.get("precheck_s", 0.0),
         "commit_s": _state.get("commit_s", 0.0),
         "raced": _state.get("locks", 0.0) > 1 or _state.get("raced", False),
         "candidates": counts.get("candidates", 0),

@@ -248,9 +248,11 @@ def dedup_matches(keys: Sequence[int]) -> Listed:
 # but the caller's own, which it knows. All are `xid` index scans that read only rows
 # written since the snapshot by others: not the keys' whole listing, nor, as a bound at
 # the snapshot's xmin would, everything written since the oldest transaction then running
-# anywhere on the server.
+# anywhere on the server. With them, the statement's own snapshot: the next read starts
+# from it.
 _SINCE = """
-SELECT key, candidate_id FROM curation_deduplisting
+SELECT pg_current_snapshot()::text, array_agg(key), array_agg(candidate_id)
+FROM curation_deduplisting
 WHERE key = ANY(%s::bigint[]) AND (
     xid = ANY(%s::bigint[])
     OR (xid >= %s AND xid < pg_current_xact_id()::text::bigint)
@@ -260,12 +262,22 @@ WHERE key = ANY(%s::bigint[]) AND (
 """
 
 
-def dedup_listed_since(*, keys: Sequence[int], snapshot: str) -> list[tuple[int, int]]:
+class ListedSince(NamedTuple):
+    """The (key, candidate id) pairs listed since a snapshot, and the snapshot they were
+    read in, which covers them: what the next `dedup_listed_since` reads from."""
+
+    pairs: list[tuple[int, int]]
+    snapshot: str
+
+
+def dedup_listed_since(*, keys: Sequence[int], snapshot: str) -> ListedSince:
     """The (key, candidate id) pairs under `keys` written by transactions that `snapshot`
-    (`Listed.snapshot`, as PostgreSQL writes one: `xmin:xmax:xip,...`) did not see:
-    committed since, or the caller's own if it wrote its first row after the snapshot."""
+    (`Listed.snapshot` or `ListedSince.snapshot`, as PostgreSQL writes one:
+    `xmin:xmax:xip,...`) did not see: committed since, or the caller's own if it wrote
+    its first row after the snapshot."""
     _, xmax, running = snapshot.split(":")
     running_ids = [int(xid) for xid in running.split(",") if xid]
     with connection.cursor() as cursor:
         cursor.execute(_SINCE, [_bigints(sorted(set(keys))), _bigints(running_ids), int(xmax)])
-        return cursor.fetchall()
+        now, keys_since, ids = cursor.fetchone()
+    return ListedSince(list(zip(keys_since or [], ids or [], strict=True)), now)

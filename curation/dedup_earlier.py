@@ -2,11 +2,11 @@
 match, read by key from the dedup listing, and the exact and near-duplicate steps that
 judge them.
 
-The read is valid while the chunk's dedup keys are held (`candidates.dedup_keys_lock`):
-a chunk that reads before it locks (so that it holds the keys only for the lock, not for
-its writes) reads after locking what was listed under its keys since
+The read is valid while the chunk holds the dedup lock (`candidates.dedup_keys_lock`):
+a chunk that reads before it locks (so that it holds the lock only for a re-check and its
+commit, not for its writes) reads after locking what was listed under its keys since
 (`EarlierCandidates.unchanged`); if that changes any of its dedup verdicts, it decides
-again, holding the keys (`evaluation.candidates_redecide`)."""
+again (`evaluation.candidates_redecide`) and checks again."""
 
 import bisect
 from collections import defaultdict
@@ -102,10 +102,12 @@ class EarlierCandidates:
 
     def unchanged(self) -> bool:
         """Whether the chunk's dedup verdicts stand with what was listed under its keys
-        since they were read: candidates other workers committed, and re-curated ones
-        whose status changed. The dedup steps run again for the chunk's candidates that
-        share a key with any of those; a verdict that differs means the chunk must be
-        decided again. Call holding the keys: then nothing more can be listed under them."""
+        since they were last read (the first read, or the last check): candidates other
+        workers committed, and re-curated ones whose status changed. The dedup steps run
+        again for the chunk's candidates that share a key with any of those; a verdict
+        that differs means the chunk must be decided again (with all that was read: the
+        next check reads only what was listed since this one). Its answer holds to the
+        commit when called holding the dedup lock: then nothing more can be listed."""
         touched = self.catch_up()
         if not touched:
             return True
@@ -120,14 +122,16 @@ class EarlierCandidates:
 
     def catch_up(self) -> set[int]:
         """Take in the other candidates listed under the chunk's keys since they were
-        read (`candidates.dedup_listed_since`); returns the keys they are listed under."""
+        last read (`candidates.dedup_listed_since`); returns the keys they are listed
+        under."""
         if not self._keys:
             return set()
         since = dedup_listed_since(keys=self._keys, snapshot=self._snapshot)
-        fresh = {pk for _, pk in since} - self.own
+        self._snapshot = since.snapshot
+        fresh = {pk for _, pk in since.pairs} - self.own
         if fresh:
             self._take(self._rows(fresh))
-        return {key for key, pk in since if pk in fresh}
+        return {key for key, pk in since.pairs if pk in fresh}
 
     def _usable(self, pk: int, candidate: Candidate) -> bool:
         if pk in self.own:

@@ -119,18 +119,24 @@ def _prepare(interaction_ids: Sequence[int], policy: CurationPolicy):
 @contextmanager
 def _chunk_claimed(interaction_ids: Sequence[int]):
     """A transaction holding the chunk's rows still pending (`FOR UPDATE SKIP
-    LOCKED`), with their late feedback linked; yields their ids."""
+    LOCKED`); yields their ids."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT id FROM curation_interaction WHERE id = ANY(%s::bigint[]) "
             "AND curation_state = 'pending' ORDER BY id FOR UPDATE SKIP LOCKED",
             [list(interaction_ids)],
         )
-        claimed = [row[0] for row in cursor.fetchall()]
-        with interactions_rollup_delta(interaction_ids=claimed):
-            if claimed:
-                feedback_link_orphans(interaction_ids=claimed)
-            yield claimed
+        yield [row[0] for row in cursor.fetchall()]
+
+
+@contextmanager
+def _rows_curating(claimed: Sequence[int]):
+    """Around the writes to claimed rows: their late feedback linked, and the curation
+    rollup kept exact (its rows written at the end of the block)."""
+    with interactions_rollup_delta(interaction_ids=claimed):
+        if claimed:
+            feedback_link_orphans(interaction_ids=claimed)
+        yield
 
 
 # Django's foreign keys are deferred to the commit: checked now instead, so that they are
@@ -160,43 +166,51 @@ def _keys_locked(
     prepared,
     policy: CurationPolicy,
     counts: dict,
+    interaction_ids: Sequence[int],
 ) -> list[Candidate]:
-    """Step 2's last part, the candidates written (their foreign keys checked too):
-    sample them, take the dedup lock and check what other workers listed under the
-    chunk's keys since the first read. If any of it changes a verdict, roll the sampling
-    back (and the lock with it: it was taken after the savepoint), store the verdicts
-    again as deciding them now would (only the rows that differ) without the lock, and
+    """Step 2's last part, the candidates and the rollup written (their foreign keys
+    checked here): check what other workers listed under the chunk's keys since the
+    first read, sample, take the dedup lock and check again what was listed since that
+    check (usually nothing: the lock is held for a short read and the commit). When
+    either check finds a verdict changed, roll the sampling back (and the lock with it:
+    it was taken after the savepoint), store the verdicts again as deciding them now
+    would (only the rows that differ, and the rollup with them) without the lock, and
     check again. After `RACE_ATTEMPTS` such races, decide again holding the lock, which
     nothing can overtake. `undecided`: copies of the candidates before they were
-    decided. Returns the candidates as stored; updates `counts`."""
+    decided; `interaction_ids`: theirs. Returns the candidates as stored; updates
+    `counts`."""
     _foreign_keys_check()
     stored = inserted
+    state = {"undecided": undecided, "decided": decided, "earlier": earlier}
     for _ in range(RACE_ATTEMPTS):
-        sampling = transaction.savepoint()
-        counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
-        dedup_keys_lock(candidates=inserted)
+        # Checked first without the lock: a race found here costs no hold and no sampling.
         if earlier.unchanged():
-            transaction.savepoint_commit(sampling)
-            return stored
-        # Deciding again without the lock keeps the lock's share of a chunk (the serial
-        # part of curation) to a re-check and the commit, races or not.
-        transaction.savepoint_rollback(sampling)
-        stored = _redecided(undecided, prepared, policy, earlier, decided, counts)
+            sampling = transaction.savepoint()
+            counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
+            dedup_keys_lock(candidates=inserted)
+            if earlier.unchanged():
+                transaction.savepoint_commit(sampling)
+                return stored
+            transaction.savepoint_rollback(sampling)
+        stored = _redecided(prepared, policy, counts, interaction_ids, **state)
     dedup_keys_lock(candidates=inserted)
     earlier.catch_up()  # what was listed before the lock was taken again
-    stored = _redecided(undecided, prepared, policy, earlier, decided, counts)
+    stored = _redecided(prepared, policy, counts, interaction_ids, **state)
     counts["sampled"] = candidates_sample(candidates=stored, policy=policy)
     return stored
 
 
-def _redecided(undecided, prepared, policy, earlier, decided, counts) -> list[Candidate]:
-    stored, again = candidates_redecide(
-        candidates=[copy.copy(c) for c in undecided],
-        prepared=prepared,
-        policy=policy,
-        earlier=earlier,
-        decided=decided,
-    )
+def _redecided(
+    prepared, policy, counts, interaction_ids, *, undecided, decided, earlier
+) -> list[Candidate]:
+    with interactions_rollup_delta(interaction_ids=interaction_ids):
+        stored, again = candidates_redecide(
+            candidates=[copy.copy(c) for c in undecided],
+            prepared=prepared,
+            policy=policy,
+            earlier=earlier,
+            decided=decided,
+        )
     counts.update(again)
     return stored
 
@@ -208,32 +222,37 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
     and verdicts here): a try that rolls back leaves the prepared ones as they were."""
     candidates = [copy.copy(c) for c in candidates]
     with _chunk_claimed(list(seen)) as claimed:
-        feedback = feedback_by_interaction(claimed)
-        changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
-        done = sorted(set(claimed) - set(changed))
-        if not done:
-            return {"interactions": 0}, changed
-        curated = set(done)
-        mine = [c for c in candidates if c.interaction_id in curated]
-        inserted = candidates_fresh(mine)
-        # Listed first: the listing depends on no verdict.
-        dedup_listing_add(candidates=inserted)
-        undecided = [copy.copy(c) for c in inserted]
-        earlier, decided = EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True), {}
-        counts = candidates_decide(
-            candidates=inserted,
-            prepared=prepared,
-            policy=policy,
-            earlier=earlier,
-            insert=True,
-            decided=decided,
-        )
-        Interaction.objects.filter(pk__in=done).update(
-            curation_state=Interaction.CurationState.DONE,
-            curation_claimed_at=timezone.now(),
-            curation_error="",
-            curation_failed_at=None,
-        )
+        with _rows_curating(claimed):
+            feedback = feedback_by_interaction(claimed)
+            changed = [pk for pk in claimed if [f.pk for f in feedback.get(pk, [])] != seen[pk]]
+            done = sorted(set(claimed) - set(changed))
+            if not done:
+                return {"interactions": 0}, changed
+            curated = set(done)
+            mine = [c for c in candidates if c.interaction_id in curated]
+            inserted = candidates_fresh(mine)
+            # Listed first: the listing depends on no verdict.
+            dedup_listing_add(candidates=inserted)
+            undecided = [copy.copy(c) for c in inserted]
+            earlier, decided = (
+                EarlierCandidates.of_policy(inserted, policy=policy, by_commit=True),
+                {},
+            )
+            counts = candidates_decide(
+                candidates=inserted,
+                prepared=prepared,
+                policy=policy,
+                earlier=earlier,
+                insert=True,
+                decided=decided,
+            )
+            Interaction.objects.filter(pk__in=done).update(
+                curation_state=Interaction.CurationState.DONE,
+                curation_claimed_at=timezone.now(),
+                curation_error="",
+                curation_failed_at=None,
+            )
+        # The rollup is written: the dedup lock is held for the re-check and the commit.
         inserted = _keys_locked(
             inserted=inserted,
             undecided=undecided,
@@ -242,6 +261,7 @@ def _write(seen: dict[int, list[int]], candidates, prepared, policy) -> tuple[di
             prepared=prepared,
             policy=policy,
             counts=counts,
+            interaction_ids=done,
         )
     counts["interactions"] = len(done)
     counts["candidates"] = len(inserted)
@@ -276,7 +296,7 @@ def _chunk_curate(interaction_ids: Sequence[int], policy: CurationPolicy) -> dic
 
 def _failed_mark(pk: int, error: Exception) -> dict:
     message = CURATION_ERROR.format(error=repr(error))[:ERROR_MAX_CHARS]
-    with _chunk_claimed([pk]) as claimed:
+    with _chunk_claimed([pk]) as claimed, _rows_curating(claimed):
         now = timezone.now()
         marked = Interaction.objects.filter(pk__in=claimed).update(
             curation_state=Interaction.CurationState.FAILED,

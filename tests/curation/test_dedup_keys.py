@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 from curation import dedup_earlier, pipeline
 from curation.candidates import dedup_keys, dedup_matches
 from curation.models import Candidate, DedupListing, FilterDecision, Interaction
+from curation.rollups import CURATION_TABLE, curation_metrics_rebuild
 from review.models import ReviewItem
-from tests.support.curation import GOOD_EDIT, edited, no_toxicity
+from tests.support.curation import GOOD_EDIT, edited, no_toxicity, rollup_sums
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +245,43 @@ def test_a_chunk_decided_again_stores_again_only_what_the_race_changed(monkeypat
     kept_ids = FilterDecision.objects.filter(candidate=kept).values_list("pk", flat=True)
     again = FilterDecision.objects.get(candidate=copy, filter="dedup_exact").pk
     assert max(kept_ids) < again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_race_found_before_the_lock_costs_no_hold_and_keeps_the_rollup_exact(monkeypatch):
+    """Another worker commits a copy after the chunk wrote its rows and its rollup, before
+    it checks: the check without the lock finds it, the chunk decides again (its rollup
+    with it) and takes the lock once, to find nothing new. The other copy has its own
+    model, so the two writers share no rollup row (the other must not wait on this one
+    while this one waits for it, in this test's one thread)."""
+    no_toxicity(audit_rate=0, audit_rates={})
+    mine = edited("race-1", messages=SAME)
+    other = edited("race-2", messages=SAME, model="other-bot")
+    check, lock, calls = pipeline._foreign_keys_check, pipeline.dedup_keys_lock, []
+
+    def overtaken_check():
+        if not calls:
+            calls.append(("checked", None))
+            worker = threading.Thread(target=_in_another_connection, args=[_curator(other.pk)])
+            worker.start()
+            worker.join(timeout=60)
+            assert not worker.is_alive()
+        return check()
+
+    def counted_lock(*, candidates):
+        calls.append(("lock", [c.interaction_id for c in candidates]))
+        return lock(candidates=candidates)
+
+    monkeypatch.setattr(pipeline, "_foreign_keys_check", overtaken_check)
+    monkeypatch.setattr(pipeline, "dedup_keys_lock", counted_lock)
+    pipeline.interactions_curate(interaction_ids=[mine.pk])
+
+    assert calls == [("checked", None), ("lock", [other.pk]), ("lock", [mine.pk])]
+    first = Candidate.objects.get(interaction=other)
+    copy = Candidate.objects.get(interaction=mine)
+    assert copy.status_reason == dedup_earlier.EXACT_DUPLICATE.format(other=first.pk)
+    assert FilterDecision.objects.filter(candidate=copy, filter="dedup_exact").count() == 1
+    incremental = rollup_sums(CURATION_TABLE)
+    assert incremental[next(k for k in incremental if k[4] == "failed")] == 1
+    curation_metrics_rebuild()
+    assert rollup_sums(CURATION_TABLE) == incremental

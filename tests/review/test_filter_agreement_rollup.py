@@ -5,12 +5,11 @@ verdicts the figure reads), and equal to a rebuild however often a re-curation r
 import random
 
 import pytest
-from django.db import connection
 
 from curation import pipeline
 from review import calibration, selectors
 from review.rollups import REVIEW_TABLE, review_metrics_rebuild
-from tests.support.curation import no_toxicity
+from tests.support.curation import no_toxicity, rollup_sums
 
 pytestmark = pytest.mark.django_db
 
@@ -35,15 +34,6 @@ def assert_same(got: dict, expected: dict) -> None:
     assert set(got) == set(expected)
     for name, figures in expected.items():
         assert got[name] == pytest.approx(figures), name
-
-
-def review_rollup() -> dict:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT day, source_id, task_type, model, metric, key, sum(n) FROM {REVIEW_TABLE} "  # noqa: S608
-            "GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0"
-        )
-        return {tuple(row[:6]): row[6] for row in cursor.fetchall()}
 
 
 def test_the_rollup_read_equals_the_calibration_scan(reviewed):
@@ -84,9 +74,9 @@ def test_a_recuration_run_twice_keeps_the_rollup_equal_to_a_rebuild_and_the_scan
 
     for _ in range(2):
         pipeline.candidates_recurate(policy=policy, candidate_ids=ids)
-        kept = review_rollup()
+        kept = rollup_sums(REVIEW_TABLE)
         # The verdicts changed: every enabled filter has a figure, where only quality had.
         assert len(from_rollup()) > 1
         assert_same(from_rollup(), scan())
         review_metrics_rebuild()
-        assert review_rollup() == kept
+        assert rollup_sums(REVIEW_TABLE) == kept

@@ -1,6 +1,8 @@
 """Builders for curation tests: interactions with feedback, written through
 the real ingest service so rows look exactly as production makes them."""
 
+from django.db import connection
+
 from curation import filters, policies
 from curation.models import Candidate, CurationPolicy, Interaction, Source
 from curation.services import batch_ingest
@@ -120,3 +122,14 @@ def make_candidates(
             for i in interactions
         ]
     )
+
+
+def rollup_sums(table: str) -> dict[tuple, int]:
+    """A daily rollup's nonzero counts, by (day, source, task type, model, metric, key),
+    whatever shards they were written to: what a rebuild must reproduce."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT day, source_id, task_type, model, metric, key, sum(n) FROM {table} "  # noqa: S608
+            "GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0"
+        )
+        return {tuple(row[:6]): row[6] for row in cursor.fetchall()}
