@@ -10,10 +10,13 @@ the curation rollup rebuilt over them. Each round ingests a fresh batch of the e
 interactions of bench/curation.py into each database and curates it in this process with
 every filter and the scorer `make run` uses (the offline fallback), alternating the two
 databases (0 big 0 big ...) because the machine is shared; medians are reported with
-the load average. The small database gains a batch per round: "0" means at most
-rounds x batch candidates. `--reuse` keeps a big database already filled to the same size
-(building 1,000,000 takes minutes); give it another `--seed`, since a batch already
-ingested there is skipped as a replay.
+the load average. The first `--warmup` rounds (1) are run and not counted: the first
+chunk in a process pays for loading the scorer, and a database that has just been built
+or restarted starts with none of its pages in memory, which a running deployment has.
+The small database gains a batch per round: "0" means at most rounds x batch candidates.
+`--reuse` keeps a big database already filled to the same size (building 1,000,000 takes
+minutes); give it another `--seed`, since a batch already ingested there is skipped as a
+replay.
 
 The lock shares. A chunk holds the one dedup lock (`curation.candidates.dedup_keys_lock`)
 from being granted it, after its writes, to its commit: `held_share` is that time over the
@@ -246,6 +249,9 @@ def main() -> None:
     parser.add_argument("--existing", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="rounds per database run first and not counted"
+    )
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument("--reuse", action="store_true", help="keep a big database of that size")
     args = parser.parse_args()
@@ -264,11 +270,16 @@ def main() -> None:
         _prepare_database(name, base_db=base_db, env=env, existing=existing, reuse=args.reuse)
         policy_all_filters(note="bench: scale")
     runs: dict[str, list[dict]] = {SMALL_DB: [], BIG_DB: []}
-    for index in range(args.rounds):
+    for index in range(args.warmup + args.rounds):
         for name in (SMALL_DB, BIG_DB):
             result = _round(name, base_db=base_db, batch=args.batch, seed=args.seed + index)
-            log(f"round {index + 1} {name}: {result['candidates_per_s']:.1f} candidates/s")
-            runs[name].append(result)
+            counted = index >= args.warmup
+            log(
+                f"round {index + 1} {name}: {result['candidates_per_s']:.1f} candidates/s"
+                + ("" if counted else " (warm-up, not counted)")
+            )
+            if counted:
+                runs[name].append(result)
     shares = {name: [s for r in runs[name] for s in r["held_shares"]] for name in runs}
     global_shares = {name: [s for r in runs[name] for s in r["global_shares"]] for name in runs}
     ratios = [
