@@ -159,19 +159,23 @@ def _prepare_database(
 
 @contextmanager
 def _lock_timed(shares: list[float], global_shares: list[float]):
-    """Appends each chunk's held share (from being granted the dedup lock to its end, over
-    the chunk's wall time) to `shares`, and the larger of that and its commits' share to
-    `global_shares`, while curating inside the block."""
+    """Appends each chunk's held share (from being granted the dedup lock to the commit, or
+    to the race that gives it back, over the chunk's wall time) to `shares`, and the larger
+    of that and its commits' share to `global_shares`, while curating inside the block."""
     from django.db import connections, transaction
 
     from curation import pipeline
 
     chunk, lock = pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock
     db = connections["default"]
-    commit = db._commit
-    claimed: list[float] = []
-    released: list[float] = []
+    commit, rollback = db._commit, transaction.savepoint_rollback
+    granted: list[float] = []  # when the lock held now was granted
+    holds: list[float] = []
     committing: list[float] = []
+
+    def hold_end():
+        if granted:
+            holds.append(time.perf_counter() - granted.pop())
 
     def timed_commit():
         started = time.perf_counter()
@@ -179,36 +183,36 @@ def _lock_timed(shares: list[float], global_shares: list[float]):
             return commit()
         finally:
             committing.append(time.perf_counter() - started)
+            hold_end()
 
     def timed_lock(*, candidates):
         try:
             return lock(candidates=candidates)
         finally:
-            claimed.append(time.perf_counter())
+            if candidates and not granted:  # no candidates: no lock taken
+                granted.append(time.perf_counter())
 
     def timed_rollback(*args, **kwargs):
         # The sampling savepoint's rollback gives the lock back (a race): a hold ends.
         try:
             return rollback(*args, **kwargs)
         finally:
-            if claimed:
-                released.append(time.perf_counter() - claimed.pop())
+            hold_end()
 
     def timed_chunk(**kwargs):
-        claimed.clear()
-        released.clear()
+        granted.clear()
+        holds.clear()
         committing.clear()
         started = time.perf_counter()
         counts = chunk(**kwargs)
-        ended = time.perf_counter()
-        held = (sum(released) + sum(ended - t for t in claimed)) / (ended - started)
-        if claimed or released:
+        wall = time.perf_counter() - started
+        held = sum(holds) / wall
+        if holds:
             shares.append(held)
-        global_shares.append(max(held, sum(committing) / (ended - started)))
+        global_shares.append(max(held, sum(committing) / wall))
         return counts
 
     pipeline.interactions_curate_chunk, pipeline.dedup_keys_lock = timed_chunk, timed_lock
-    rollback = transaction.savepoint_rollback
     transaction.savepoint_rollback = timed_rollback
     db._commit = timed_commit
     try:

@@ -45,11 +45,13 @@ def _timed_lock(lock):
         try:
             return lock(*args, **kwargs)
         finally:
-            # Held from when the lock was granted: the wait for it is not a hold.
+            # Held from when the lock was granted: the wait for it is not a hold. No
+            # candidates: no lock taken.
             acquired = time.perf_counter()
-            _state.setdefault("locked_at", acquired)
-            _add("locks", 1)
-            _add("claim_s", acquired - started)
+            if kwargs.get("candidates", args[0] if args else None):
+                _state.setdefault("locked_at", acquired)
+                _add("locks", 1)
+                _add("claim_s", acquired - started)
 
     return timed
 

@@ -177,8 +177,8 @@ def dedup_listing_add(*, candidates: Sequence[Candidate]) -> None:
 
 
 def dedup_listing_restamp(*, candidates: Sequence[Candidate]) -> None:
-    """List `candidates` again as written by this transaction: re-curation calls it, its
-    keys held, for candidates whose status changed, which a chunk that read them before
+    """List `candidates` again as written by this transaction: re-curation calls it,
+    holding the dedup lock, for candidates whose status changed, which a chunk that read them before
     must see again before it commits (`dedup_earlier.EarlierCandidates.unchanged`)."""
     pairs = _pairs(candidates)
     if pairs:
@@ -255,8 +255,7 @@ SELECT pg_current_snapshot()::text, array_agg(key), array_agg(candidate_id)
 FROM curation_deduplisting
 WHERE key = ANY(%s::bigint[]) AND (
     xid = ANY(%s::bigint[])
-    OR (xid >= %s AND xid < pg_current_xact_id()::text::bigint)
-    OR (xid > pg_current_xact_id()::text::bigint
+    OR (xid >= %s AND xid <> pg_current_xact_id()::text::bigint
         AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
 )
 """

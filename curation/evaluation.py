@@ -146,7 +146,7 @@ class Prepared:
     """What every filter but dedup decided of a chunk's candidates (by `Candidate.ref`):
     the cheap filters' results, then toxicity, quality and the judge as if dedup passed,
     and the candidates held (a model was unavailable). Pure work with no lock held;
-    `candidates_decide` adds dedup's verdicts under the candidates' key claims."""
+    `candidates_decide` adds dedup's verdicts (checked under the dedup lock)."""
 
     before: dict[tuple, list[filters.FilterResult]] = field(default_factory=dict)
     after: dict[tuple, list[filters.FilterResult]] = field(default_factory=dict)
@@ -160,8 +160,8 @@ def candidates_prepare(
     *, candidates: Sequence[Candidate], policy: CurationPolicy, full: bool = False
 ) -> Prepared:
     """Run every filter but dedup (see `Prepared`). Duplicates are scored too: which
-    are duplicates is only known once the chunk holds its keys, and holding them while
-    a model runs would make every worker sharing a key wait for it."""
+    are duplicates is only known for sure under the dedup lock, and holding it while a
+    model runs would make every worker wait for it."""
     fp = policy.filter_policy()
     cheap = replace(fp, enabled=tuple(n for n in fp.enabled if n in PHASE_ONE and n not in DEDUP))
     prepared = Prepared()
@@ -310,8 +310,9 @@ def candidates_evaluate(
     *, candidates: Sequence[Candidate], policy: CurationPolicy, full: bool = False
 ) -> dict:
     """Run the policy's filters on existing candidates (re-curation), inside the
-    caller's transaction; their dedup keys are held from after the model ran to the
-    end of that transaction. Returns counts."""
+    caller's transaction; it holds the dedup lock from after the model ran to the end
+    of that transaction (all of its writes: see the README's note on re-curation).
+    Returns counts."""
     resigned = [c for c in candidates if c.minhash is None]
     for candidate in resigned:
         signatures_set(candidate)

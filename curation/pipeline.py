@@ -13,19 +13,20 @@ workers (issue 21):
    again), give the new candidates ids, read the candidates committed under their
    dedup keys (`dedup_earlier`), decide dedup against them (and the chunk's own with
    smaller ids), insert the candidates with their verdicts and record the decisions,
-   and mark the rows `done`; the new candidates are listed under their dedup keys
-   first (`candidates.dedup_listing_add`). Then take the dedup lock
-   (`candidates.dedup_keys_lock`, one for every key) and read what was listed under the
-   chunk's keys since the first read (`dedup_earlier.EarlierCandidates.unchanged`): if
-   another worker committed a candidate that changes one of the chunk's dedup verdicts
-   meanwhile, give the lock back, decide dedup again, store again the few rows that
-   differ (`evaluation.candidates_redecide`) and check again (after `RACE_ATTEMPTS`
-   races, decide holding the lock). The sampling decisions (the review app queues
-   sampled candidates in the same transaction, see `curation.hooks`) are recorded just
-   before the lock, in a savepoint that a race rolls back, to record them again on the
-   verdicts as stored. So the lock is held for one short statement and the commit (with
-   the rollup), not for the chunk's writes, and a race costs a few rows and a second
-   sampling, not the write.
+   and mark the rows `done`, and write the curation rollup; the new candidates are
+   listed under their dedup keys first (`candidates.dedup_listing_add`). Then read what
+   other workers listed under the chunk's keys since the first read
+   (`dedup_earlier.EarlierCandidates.unchanged`), sample, take the dedup lock
+   (`candidates.dedup_keys_lock`, one for every key) and read again what was listed
+   since that check. If either check finds that another worker committed a candidate
+   that changes one of the chunk's dedup verdicts, give the lock back, decide dedup
+   again, store again the few rows that differ (`evaluation.candidates_redecide`, the
+   rollup with them) and check again (after `RACE_ATTEMPTS` races, decide holding the
+   lock). The sampling decisions (the review app queues sampled candidates in the same
+   transaction, see `curation.hooks`) are recorded just before the lock, in a savepoint
+   that a race rolls back, to record them again on the verdicts as stored. So the lock
+   is held for one short read and the commit, not for the chunk's writes, and a race
+   costs a few rows and a second sampling, not the write.
 Workers wait for each other only for that hold (its share of a chunk, and the speed-up
 it bounds: bench/RESULTS.md); two chunks commit one after the other, and the second sees
 the first's candidates, so a duplicate is found whichever worker saw the earlier copy.
@@ -374,22 +375,30 @@ def candidates_recurate(
     totals: dict = {}
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        with transaction.atomic():
-            candidates = list(Candidate.objects.filter(pk__in=part).order_by("pk"))
-            with (
-                interactions_rollup_delta(interaction_ids={c.interaction_id for c in candidates}),
-                hooks.candidates_recurating(candidate_ids=part),
-            ):
-                # Decisions under this version are recomputed, not duplicated.
-                FilterDecision.objects.filter(candidate__in=part, policy=policy).delete()
-                counts = candidates_evaluate(candidates=candidates, policy=policy, full=full)
-                counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
-            counts["candidates"] = len(candidates)
+        counts = _recurate_chunk(part, policy=policy, full=full)
         run_add(run, counts)
         _counts_add(totals, counts)
         if progress:
             progress(len(part))
     return totals
+
+
+# Whole again on a deadlock: it holds its rollup rows while it waits for the dedup lock,
+# whose holder may be writing rows of the same rollup shard.
+@retry_on_deadlock
+def _recurate_chunk(part: Sequence[int], *, policy: CurationPolicy, full: bool) -> dict:
+    with transaction.atomic():
+        candidates = list(Candidate.objects.filter(pk__in=part).order_by("pk"))
+        with (
+            interactions_rollup_delta(interaction_ids={c.interaction_id for c in candidates}),
+            hooks.candidates_recurating(candidate_ids=part),
+        ):
+            # Decisions under this version are recomputed, not duplicated.
+            FilterDecision.objects.filter(candidate__in=part, policy=policy).delete()
+            counts = candidates_evaluate(candidates=candidates, policy=policy, full=full)
+            counts["sampled"] = candidates_sample(candidates=candidates, policy=policy)
+        counts["candidates"] = len(candidates)
+    return counts
 
 
 def held_recheck(*, run: CurationRun | None = None) -> dict:

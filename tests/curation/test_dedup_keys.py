@@ -3,19 +3,20 @@
 from the listing's primary key alone, held by one lock (`candidates.dedup_keys_lock`);
 the migrations that moved the lists of the claim rows' arrays into the listing (and back,
 and the lock rows back);
-and a chunk overtaken on a key between reading and locking it, which decides again, holding
-its keys, only when what overtook it changes one of its verdicts, and stores again only the
-rows that differ."""
+and a chunk overtaken on a key between reading and checking it, which decides again (and
+checks again) only when what overtook it changes one of its verdicts, and stores again only
+the rows that differ; each check reads only what was listed since the one before."""
 
 import importlib
 import threading
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from curation import dedup_earlier, pipeline
-from curation.candidates import dedup_keys, dedup_matches
+from curation.candidates import dedup_keys, dedup_listed_since, dedup_matches
 from curation.models import Candidate, DedupListing, FilterDecision, Interaction
 from curation.rollups import CURATION_TABLE, curation_metrics_rebuild
 from review.models import ReviewItem
@@ -144,7 +145,7 @@ def _curator(interaction_id: int):
 def test_a_chunk_overtaken_by_a_copy_decides_again(monkeypatch, settings, attempts):
     """With attempts to spare, the chunk decides again without the lock and checks again;
     with one, it has decided again once and then decides holding the lock (comparing with
-    what the first time stored): either way one write each and the same rows."""
+    what that first redecision stored): either way one write each and the same rows."""
     monkeypatch.setattr(pipeline, "RACE_ATTEMPTS", attempts)
     # Rollup rows are shared by writers of one shard: off, so the other writer cannot
     # wait on this one's rollup rows while this one waits for it to finish.
@@ -285,3 +286,32 @@ def test_a_race_found_before_the_lock_costs_no_hold_and_keeps_the_rollup_exact(m
     assert incremental[next(k for k in incremental if k[4] == "failed")] == 1
     curation_metrics_rebuild()
     assert rollup_sums(CURATION_TABLE) == incremental
+
+
+_LIST_ONE = (
+    "INSERT INTO curation_deduplisting (key, candidate_id, xid) "
+    "VALUES (%s, %s, pg_current_xact_id()::text::bigint)"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_check_reads_only_what_was_listed_since_the_read_before():
+    """A transaction with a higher id than the chunk's that committed before the chunk's
+    first read was seen by it: no later check reads it again (each check would otherwise
+    re-read every chunk other workers committed since this one began, under the lock)."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    key = 4242
+    with psycopg.connect(**params, autocommit=True) as other, transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_LIST_ONE, [key, 1])  # the chunk's own row: it has an id now
+        other.execute(_LIST_ONE, [key, 2])  # a later transaction, committed
+        listed = dedup_matches([key])
+        assert listed.ids == {1, 2}
+        first = dedup_listed_since(keys=[key], snapshot=listed.snapshot)
+        assert first.pairs == []
+        other.execute(_LIST_ONE, [key, 3])
+        second = dedup_listed_since(keys=[key], snapshot=first.snapshot)
+        assert second.pairs == [(key, 3)]
+        assert dedup_listed_since(keys=[key], snapshot=second.snapshot).pairs == []
