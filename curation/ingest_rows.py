@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.conf import settings
 
 from curation import pii
 from curation.models import FeedbackKind
 from curation.schemas import EditIn, FeedbackIn, InteractionIn
+from flywheel_site.hot_settings import hot_settings
 
 
 def user_hash(user_id: str | None) -> str:
     if not user_id:
         return ""
-    key = settings.FLYWHEEL_USER_HASH_KEY.encode()
+    key = hot_settings.FLYWHEEL_USER_HASH_KEY.encode()
     # hmac.digest: the same HMAC-SHA256 as hmac.new(...).hexdigest(), in one C call.
     return hmac.digest(key, user_id.encode(), "sha256").hex()
 

@@ -157,10 +157,15 @@ def _stage(cursor, *, create: str, table: str, names: tuple[str, ...], rows: lis
 # per batch. An event stored already makes COPY fail on the unique index; the caller
 # then rolls back to a savepoint and takes the staging path, whose ON CONFLICT sorts
 # duplicates out. Replays pay for both; first deliveries, nearly all traffic, for one.
+# The sequence is looked up once, in a scalar subquery (an InitPlan): passed straight to
+# nextval, pg_get_serial_sequence ran once per id, a catalog lookup each time, and made
+# drawing 525 ids cost about 2.4 ms of PostgreSQL instead of 0.3.
 _DRAW_IDS = """
-SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('curation_interaction', 'id'))
+SELECT ARRAY(SELECT nextval((SELECT pg_get_serial_sequence('curation_interaction', 'id')
+                              ::regclass))
              FROM generate_series(1, %(interactions)s)),
-       ARRAY(SELECT nextval(pg_get_serial_sequence('curation_feedback', 'id'))
+       ARRAY(SELECT nextval((SELECT pg_get_serial_sequence('curation_feedback', 'id')
+                              ::regclass))
              FROM generate_series(1, %(feedback)s))
 """
 _COPY_INTERACTIONS = (

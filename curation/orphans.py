@@ -2,6 +2,8 @@
 exists, and a curated interaction that gains feedback goes back to curation."""
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db import connection, transaction
 
@@ -35,16 +37,22 @@ _BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
 _BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
 
 
+class LinkedFeedback(NamedTuple):
+    interaction_id: int
+    kind: str
+    occurred_at: datetime
+
+
 def feedback_link_orphans(
     *,
     interaction_ids: Sequence[int] | None = None,
     source_id: int | None = None,
     event_ids: Sequence[str] | None = None,
-) -> list[int]:
+) -> list[LinkedFeedback]:
     """Link unlinked feedback whose interaction exists: of the interactions
     `interaction_ids`, or of the events `event_ids` of `source_id` (ingest, in
     the transaction that stored them), or every such feedback (the sweeper).
-    Returns the interaction id of each feedback row linked."""
+    Returns each feedback row linked (ingest counts them in the rollup)."""
     if interaction_ids is not None:
         scope, params = _BY_INTERACTION, {"ids": list(interaction_ids)}
     elif event_ids is not None:
@@ -54,7 +62,7 @@ def feedback_link_orphans(
     with connection.cursor() as cursor:
         sql = LINK_ORPHANS.format(interactions="curation_interaction", scope=scope)
         cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        return [LinkedFeedback(*row) for row in cursor.fetchall()]
 
 
 _ORPHAN_TARGETS = """
@@ -74,7 +82,7 @@ def feedback_orphans_link_all() -> list[int]:
                 cursor.execute(_ORPHAN_TARGETS)
                 targets = [row[0] for row in cursor.fetchall()]
         with interactions_rollup_delta(interaction_ids=targets):
-            touched = sorted(set(feedback_link_orphans()))
+            touched = sorted({row.interaction_id for row in feedback_link_orphans()})
             interactions_reopen(interaction_ids=touched)
     return touched
 

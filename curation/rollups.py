@@ -2,11 +2,19 @@
 candidates, kept by the generic upsert in `flywheel_site.rollups` (its docstring explains
 the scheme)."""
 
+from collections import Counter
+from collections.abc import Iterable
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flywheel_site.rollups import enabled as rollups_enabled
-from flywheel_site.rollups import rollup_add, rollup_delta, rollup_rebuild, upsert_sql, utc_day
+from flywheel_site.rollups import (
+    rollup_add_counts,
+    rollup_delta,
+    rollup_rebuild,
+    upsert_sql,
+    utc_day,
+)
 
 # Curation lag (ingest to curated) is kept as a fixed histogram, not as stored
 # percentiles: bucket counts add up across days, sources and shards, so any
@@ -66,12 +74,13 @@ def _curation_facts(scope: str) -> str:
 
 
 # The facts of interactions ingest just inserted: pending, so no lag and no candidate
-# yet; only themselves and the feedback linked to them. The ingest hot path runs this
-# on every batch, so the interactions are read once and their feedback once (the
-# full query above reads them once per fact). The rollup test holds it to the rebuild.
+# yet; only themselves and the feedback linked to them. Counted twice over: in SQL by the
+# one-interaction statement (`interactions_rollup_add_sql`), which sees its new rows only
+# in what its CTEs return, and in Python from the rows in hand by a batch
+# (`interactions_rollup_add_rows`), which spares PostgreSQL reading back every row it
+# just wrote. The rollup tests hold both to the rebuild (`_CURATION_FACTS`).
 # Over two relations: {i} (id, source_id, task_type, model, occurred_at) and {f}
-# (interaction_id, kind, occurred_at), read from the tables or returned by the
-# statement that writes them (`interactions_rollup_add_sql`).
+# (interaction_id, kind, occurred_at), returned by the statement that writes them.
 _NEW_FACTS_OF = f"""
 SELECT {utc_day("i.occurred_at")} AS day, {_DIMS}, 'interactions' AS metric, '' AS key
 FROM {{i}} i
@@ -82,30 +91,45 @@ UNION ALL
 SELECT {utc_day("f.occurred_at")}, {_DIMS}, 'feedback', f.kind
 FROM {{f}} f JOIN {{i}} i ON i.id = f.interaction_id
 """  # noqa: S608 (constants and column names only)
-_NEW_INTERACTION_FACTS = """
-WITH i AS MATERIALIZED (
-    SELECT id, source_id, task_type, model, occurred_at FROM curation_interaction
-    WHERE id = ANY(%(ids)s::bigint[])
-), f AS MATERIALIZED (
-    SELECT f.interaction_id, f.kind, f.occurred_at FROM curation_feedback f
-    WHERE f.interaction_id = ANY(%(ids)s::bigint[])
-)
-""" + _NEW_FACTS_OF.format(i="i", f="f")  # noqa: S608 (constants only)
 
 
-def interactions_rollup_add(*, interaction_ids) -> None:
-    """The facts of interactions just inserted by ingest (with any feedback linked)."""
-    if interaction_ids:
-        rollup_add(
-            table=CURATION_TABLE,
-            facts=_NEW_INTERACTION_FACTS,
-            params={"ids": sorted(interaction_ids)},
-        )
+def _day(moment: datetime) -> date:
+    # What utc_day() gives in PostgreSQL: the UTC calendar day of an aware datetime.
+    return moment.astimezone(UTC).date()
+
+
+def interactions_rollup_add_rows(
+    *,
+    source_id: int,
+    interactions: Iterable[tuple[int, str, str, datetime]],
+    feedback: Iterable[tuple[int | None, str, datetime]],
+) -> None:
+    """The facts of interactions just inserted, counted from the rows written:
+    `interactions` as (id, task_type, model, occurred_at); `feedback` as
+    (interaction_id, kind, occurred_at), holding every feedback row linked to them (in
+    this transaction: nothing else can see them yet). Feedback linked elsewhere, or not
+    linked, is not theirs and is skipped."""
+    counts: Counter = Counter()
+    new: dict[int, tuple[date, str, str]] = {}
+    for pk, task_type, model, occurred_at in interactions:
+        new[pk] = (_day(occurred_at), task_type, model)
+        counts[(new[pk][0], source_id, task_type, model, "interactions", "")] += 1
+    with_feedback = set()
+    for interaction_id, kind, occurred_at in feedback:
+        dims = new.get(interaction_id)
+        if dims is None:
+            continue
+        with_feedback.add(interaction_id)
+        counts[(_day(occurred_at), source_id, dims[1], dims[2], "feedback", kind)] += 1
+    for pk in with_feedback:
+        day, task_type, model = new[pk]
+        counts[(day, source_id, task_type, model, "with_feedback", "")] += 1
+    rollup_add_counts(table=CURATION_TABLE, counts=counts)
 
 
 def interactions_rollup_add_sql(*, interactions: str, feedback: str) -> str | None:
-    """`interactions_rollup_add` as a statement to run as a data-modifying CTE of the
-    statement that inserts the interactions: `interactions` and `feedback` name its
+    """The facts of interactions just inserted, as a statement to run as a data-modifying
+    CTE of the statement that inserts them: `interactions` and `feedback` name its
     CTEs returning the new rows and the feedback linked to them (columns as in
     `_NEW_FACTS_OF`). A statement does not see its own CTEs' writes in the tables, so
     the facts come from what they return. None when rollups are off."""

@@ -12,7 +12,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from django.conf import settings
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from curation.models import FeedbackKind
+from flywheel_site.hot_settings import hot_settings
 
 BAD_CHARACTERS = "text must not contain NUL characters or unpaired surrogates"
 
@@ -93,11 +93,11 @@ OUT_OF_WINDOW = "occurred_at must lie between {earliest} and {latest} (UTC)"
 
 
 def earliest_occurred_at() -> datetime:
-    return datetime(settings.FLYWHEEL_INGEST_EARLIEST_YEAR, 1, 1, tzinfo=UTC)
+    return datetime(hot_settings.FLYWHEEL_INGEST_EARLIEST_YEAR, 1, 1, tzinfo=UTC)
 
 
 def latest_occurred_at() -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=settings.FLYWHEEL_INGEST_MAX_FUTURE_S)
+    return datetime.now(UTC) + timedelta(seconds=hot_settings.FLYWHEEL_INGEST_MAX_FUTURE_S)
 
 
 def _timestamp_text(value: Any) -> Any:
@@ -121,7 +121,7 @@ def _in_window(value: datetime) -> datetime:
     # Compared before converting: astimezone() overflows at the ends of the calendar.
     # A later year than the earliest is inside whatever its offset (at most a day).
     earliest, latest = None, latest_occurred_at()
-    if value.year <= settings.FLYWHEEL_INGEST_EARLIEST_YEAR:
+    if value.year <= hot_settings.FLYWHEEL_INGEST_EARLIEST_YEAR:
         earliest = earliest_occurred_at()
     if value > latest or (earliest is not None and value < earliest):
         earliest = earliest or earliest_occurred_at()
@@ -161,7 +161,7 @@ Count = Annotated[StrictInt, Field(ge=0, le=INT4_MAX), BeforeValidator(_integral
 
 
 def _check_text(value: str) -> str:
-    limit = settings.FLYWHEEL_TEXT_MAX_CHARS
+    limit = hot_settings.FLYWHEEL_TEXT_MAX_CHARS
     if len(value) > limit:
         raise ValueError(TEXT_TOO_LONG.format(limit=limit))
     return value
@@ -213,7 +213,7 @@ def _check_tree(value: dict[str, Any]) -> None:
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    limit = settings.FLYWHEEL_METADATA_MAX_BYTES
+    limit = hot_settings.FLYWHEEL_METADATA_MAX_BYTES
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (ValueError, RecursionError):

@@ -32,8 +32,8 @@ from curation.ingest_rows import (
     prepare_interaction,
 )
 from curation.models import Source
-from curation.orphans import feedback_link_orphans, interactions_reopen
-from curation.rollups import interactions_rollup_add, interactions_rollup_delta
+from curation.orphans import LinkedFeedback, feedback_link_orphans, interactions_reopen
+from curation.rollups import interactions_rollup_add_rows, interactions_rollup_delta
 from curation.schemas import EditIn, FeedbackIn, InteractionIn, field_errors
 
 # Re-exported: the token services were written here first and are called by this name.
@@ -60,7 +60,8 @@ class WriteOutcome:
     feedback: dict[str, int] = field(default_factory=dict)
     existing_interactions: dict[str, int] = field(default_factory=dict)
     existing_feedback: dict[str, int] = field(default_factory=dict)
-    linked_feedback: dict[str, bool] = field(default_factory=dict)  # created feedback linked?
+    # Created feedback -> the interaction it was linked to (None: not yet, an orphan).
+    feedback_links: dict[str, int | None] = field(default_factory=dict)
     to_curate: set[int] = field(default_factory=set)
 
 
@@ -99,7 +100,7 @@ def rows_write(
             )
         touched = list(stored.values()) if rollups_enabled() else []
         with interactions_rollup_delta(interaction_ids=touched):
-            _rows_insert(
+            orphans = _rows_insert(
                 cursor,
                 source=source,
                 now=now,
@@ -108,7 +109,10 @@ def rows_write(
                 feedback=feedback,
                 stored=stored,
             )
-        interactions_rollup_add(interaction_ids=outcome.interactions.values())
+        if rollups_enabled() and outcome.interactions:
+            _rollup_add(
+                source=source, outcome=outcome, rows=(interactions, feedback), orphans=orphans
+            )
         outcome.existing_interactions = _existing(
             cursor,
             "curation_interaction",
@@ -165,16 +169,39 @@ def _rows_insert(
     interactions: list[InteractionRow],
     feedback: list[FeedbackRow],
     stored: dict[str, int],
-) -> None:
+) -> list[LinkedFeedback]:
+    """Returns the feedback stored earlier that the new interactions linked."""
     params = {"source": source.pk, "now": now}
     rows = (interactions, feedback)
     if not (_copy_direct(*rows) and _rows_copy(cursor, outcome, params, rows, stored)):
         _rows_upsert(cursor, outcome, params, rows)
+    orphans = []
     if outcome.interactions:
-        outcome.to_curate.update(
-            feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
-        )
+        orphans = feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
+        outcome.to_curate.update(row.interaction_id for row in orphans)
     interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
+    return orphans
+
+
+def _rollup_add(
+    *, source: Source, outcome: WriteOutcome, rows: tuple, orphans: list[LinkedFeedback]
+) -> None:
+    """The facts of the interactions created, from the rows written: each feedback row
+    linked to them was created by this write or is an orphan it linked."""
+    interactions, feedback = rows
+    created, links = outcome.interactions, outcome.feedback_links
+    interactions_rollup_add_rows(
+        source_id=source.pk,
+        interactions=[
+            (created[r.event_id], r.task_type, r.model, r.occurred_at)
+            for r in interactions
+            if r.event_id in created
+        ],
+        feedback=[
+            *((links[r.event_id], r.kind, r.occurred_at) for r in feedback if r.event_id in links),
+            *orphans,
+        ],
+    )
 
 
 def _rows_copy(cursor, outcome: WriteOutcome, params: dict, rows: tuple, stored: dict) -> bool:
@@ -215,7 +242,7 @@ def _rows_upsert(cursor, outcome: WriteOutcome, params: dict, rows: tuple) -> No
 
 def _feedback_created(outcome: WriteOutcome, event_id: str, pk: int, interaction_id) -> None:
     outcome.feedback[event_id] = pk
-    outcome.linked_feedback[event_id] = interaction_id is not None
+    outcome.feedback_links[event_id] = interaction_id
     if interaction_id is not None:
         outcome.to_curate.add(interaction_id)
 
@@ -241,7 +268,7 @@ def feedback_ingest(*, source: Source, item: FeedbackIn) -> dict:
         result = {
             "status": "created",
             "id": outcome.feedback[row.event_id],
-            "linked": outcome.linked_feedback[row.event_id],
+            "linked": outcome.feedback_links[row.event_id] is not None,
         }
     else:
         result = {"status": "duplicate", "id": outcome.existing_feedback[row.event_id]}

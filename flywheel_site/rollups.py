@@ -8,7 +8,8 @@ SET n = n + excluded.n computed inside PostgreSQL. The rebuild (`rollup_rebuild`
 runs the same query over every row: the incremental counts equal a rebuild by
 construction, whatever the write did (re-curation, reopen, a second review).
 
-Rows only ever inserted (a new interaction) need no "before": `rollup_add`.
+Rows only ever inserted (a new interaction) need no "before": `rollup_add`, or
+`rollup_add_counts` when the caller holds the rows and counts their facts itself.
 
 Deltas on one table may nest (a re-curation, itself a delta over its candidates'
 items, samples a candidate and queues its item with a delta of its own). Two deltas
@@ -20,10 +21,12 @@ own facts query; this module is the upsert they share.
 """
 
 import re
+from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date
 
+import orjson
 from django.conf import settings
 from django.db import connection
 
@@ -77,6 +80,43 @@ def rollup_add(*, table: str, facts: str, params: dict) -> None:
     """Add the facts of rows the caller just inserted (they had none before)."""
     if enabled():
         _apply(table=table, facts=facts, params=params, sign="")
+
+
+# The same upsert over facts counted in Python, passed as one JSON array: the rows are
+# not read back, and one string parameter costs psycopg far less to quote than an array
+# per column.
+_UPSERT_COUNTS = f"""
+INSERT INTO {{table}} AS r (day, source_id, task_type, model, metric, key, shard, n)
+SELECT day, source_id, task_type, model, metric, key, pg_backend_pid() %% {SHARDS}, n
+FROM jsonb_to_recordset(%(counts)s::jsonb) AS f(
+    day date, source_id bigint, task_type text, model text, metric text, key text, n bigint)
+ORDER BY day, source_id, task_type, model, metric, key
+ON CONFLICT (day, source_id, task_type, model, metric, key, shard)
+DO UPDATE SET n = r.n + excluded.n
+"""  # noqa: S608 (a constant)
+
+FactKey = tuple[date, int, str, str, str, str]  # day, source_id, task_type, model, metric, key
+
+
+def rollup_add_counts(*, table: str, counts: Mapping[FactKey, int]) -> None:
+    """`rollup_add` for facts the caller counted from rows it holds: the count of each
+    (day, source, task type, model, metric, key), every key once."""
+    if not (enabled() and counts):
+        return
+    facts = [
+        {
+            "day": day,
+            "source_id": source_id,
+            "task_type": task_type,
+            "model": model,
+            "metric": metric,
+            "key": key,
+            "n": n,
+        }
+        for (day, source_id, task_type, model, metric, key), n in counts.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT_COUNTS.format(table=table), {"counts": orjson.dumps(facts).decode()})
 
 
 # The scoped deltas open in this context: (table, scope, params), outermost first.

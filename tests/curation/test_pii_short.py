@@ -1,13 +1,14 @@
 """The scanner's shortcut for short strings (metadata values, names, ids) finds exactly
 what the full scan finds: the same string padded with spaces past any shortcut's length
-limit goes through the full scan, and spaces before a string change no verdict."""
+limit goes through the full scan, and spaces before a string change no verdict. The same
+for metadata, which redact_json settles with one search over all its strings."""
 
 import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.pii import find_pii
+from curation.pii import find_pii, merge_counts, redact, redact_json
 
 PAD = 2000  # well past the length below which the shortcut applies
 
@@ -58,3 +59,37 @@ def test_short_strings_with_pii_are_still_found():
     assert [m.kind for m in find_pii("call +1 650 253 0000")] == ["phone"]
     assert [m.kind for m in find_pii("a@b.io")] == ["email"]
     assert find_pii("4.2.1") == find_pii("tenant-113") == []
+
+
+# Metadata: JSON values whose strings (keys too) are short texts as above, UUIDs among them.
+_JSON_STRING = st.one_of(_SHORT_TEXT, st.uuids().map(str))
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), _JSON_STRING),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(_JSON_STRING, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in [key, *_strings(item)]]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_redact_json_finds_what_scanning_each_string_finds(value):
+    """redact_json settles metadata with one search over all its strings; what it reports
+    is what `redact` reports string by string, and a value without PII comes back as is."""
+    redacted, counts = redact_json(value)
+    assert counts == merge_counts(*(redact(text)[1] for text in _strings(value)))
+    if not counts:
+        assert redacted is value

@@ -25,6 +25,10 @@ os.environ.pop("FLYWHEEL_DB_LOCK_TIMEOUT_MS", None)
 config = runpy.run_path("scripts/gunicorn.conf.py")
 print(config["worker_class"], config["threads"], config["keepalive"])
 print(os.environ["FLYWHEEL_DB_LOCK_TIMEOUT_MS"])
+import gc
+before = gc.get_freeze_count()
+config["post_worker_init"](None)
+print(before == 0 < gc.get_freeze_count())
 """
 
 
@@ -47,5 +51,5 @@ def test_the_lock_timeout_setting_reaches_the_connection():
     assert _python(SHOW, FLYWHEEL_DB_LOCK_TIMEOUT_MS="") == ["0", "30"]
 
 
-def test_the_gunicorn_config_gives_web_processes_threads_and_a_lock_timeout():
-    assert _python(CONFIG, WEB_THREADS="", WEB_KEEPALIVE_S="") == ["gthread 4 75", "30000"]
+def test_the_gunicorn_config_gives_web_processes_threads_a_lock_timeout_and_a_frozen_heap():
+    assert _python(CONFIG, WEB_THREADS="", WEB_KEEPALIVE_S="") == ["gthread 4 75", "30000", "True"]

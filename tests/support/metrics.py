@@ -4,6 +4,7 @@ the curation sweep, the review services, a freeze and a registered model."""
 from datetime import UTC, datetime, timedelta
 
 import time_machine
+from django.db import connection
 
 from curation import pipeline
 from review import services as review_services
@@ -21,6 +22,17 @@ FROZEN = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PROMOTED = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
 ASKED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 D18, D19, D20 = "2026-11-18", "2026-11-19", "2026-11-20"
+
+
+def rollup_counts(table: str) -> dict:
+    """A rollup table's counts summed over shards, zero counts left out (a fact subtracted
+    and not added back leaves a zero row; a rebuild writes none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT day, source_id, task_type, model, metric, key, sum(n) FROM {table} "  # noqa: S608
+            "GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0"
+        )
+        return {tuple(row[:6]): row[6] for row in cursor.fetchall()}
 
 
 def at(day: str, hour: int = 12) -> str:
