@@ -13,7 +13,7 @@ import orjson
 
 from curation import pii
 from curation.models import FeedbackKind
-from curation.schemas import EditIn, FeedbackIn, InteractionIn
+from curation.schemas import EditIn, FeedbackIn, InteractionIn, Message
 from flywheel_site.hot_settings import hot_settings
 
 
@@ -72,23 +72,25 @@ class FeedbackRow:
 
 
 def _redact_messages(messages: list) -> tuple[list[dict], dict[str, int]]:
-    out, counts = [], {}
+    out, counts = [], []
     for message in messages:
         text, found = pii.redact(message.content)
-        counts = pii.merge_counts(counts, found)
+        if found:
+            counts.append(found)
         item = {"role": message.role, "content": text}
         if message.name:
             item["name"], found = pii.redact(message.name)
-            counts = pii.merge_counts(counts, found)
+            if found:
+                counts.append(found)
         out.append(item)
-    return out, counts
+    return out, pii.merge_counts(*counts)
 
 
 def prepare_interaction(item: InteractionIn, *, now: datetime) -> InteractionRow:
     messages, found_messages = _redact_messages(item.messages)
     response, found_response = pii.redact(item.response)
     metadata, found_metadata = pii.redact_json(item.metadata)
-    usage = item.usage.model_dump(exclude_none=True) if item.usage else {}
+    usage = {k: v for k, v in item.usage if v is not None} if item.usage else {}
     return InteractionRow(
         event_id=item.event_id,
         occurred_at=_aware(item.occurred_at, now),
@@ -139,30 +141,38 @@ def edit_event_id(item: EditIn) -> str:
     return f"edit-{digest[:40]}"
 
 
-def prepare_edit(item: EditIn, *, now: datetime) -> tuple[InteractionRow, FeedbackRow]:
+def edit_parts(item: EditIn) -> tuple[InteractionIn, FeedbackIn]:
+    """The interaction and the `edited` feedback an edit stands for. Built without validating
+    again: EditIn holds each field to the rule the other schema has for it (or a stricter
+    one), which `tests/curation/test_edit_parts.py` checks."""
     event_id = edit_event_id(item)
-    interaction = prepare_interaction(
-        InteractionIn(
-            event_id=event_id,
-            occurred_at=item.occurred_at,
-            model=item.model,
-            task_type=item.task_type,
-            messages=[{"role": "user", "content": item.prompt}],
-            response=item.original_llm_output,
-            user_id=item.user_id,
-            metadata=item.metadata,
-        ),
-        now=now,
+    interaction = InteractionIn.model_construct(
+        event_id=event_id,
+        occurred_at=item.occurred_at,
+        model=item.model,
+        task_type=item.task_type,
+        messages=[Message.model_construct(role="user", content=item.prompt, name=None)],
+        response=item.original_llm_output,
+        usage=None,
+        latency_ms=None,
+        user_id=item.user_id,
+        session_id="",
+        segment="",
+        metadata=item.metadata,
     )
-    feedback = prepare_feedback(
-        FeedbackIn(
-            event_id=event_id,
-            interaction_event_id=event_id,
-            kind=FeedbackKind.EDITED,
-            final_text=item.final_user_edit,
-            occurred_at=item.occurred_at,
-            user_id=item.user_id,
-        ),
-        now=now,
+    feedback = FeedbackIn.model_construct(
+        event_id=event_id,
+        interaction_event_id=event_id,
+        kind=FeedbackKind.EDITED.value,
+        value=None,
+        final_text=item.final_user_edit,
+        occurred_at=item.occurred_at,
+        user_id=item.user_id,
+        metadata={},
     )
     return interaction, feedback
+
+
+def prepare_edit(item: EditIn, *, now: datetime) -> tuple[InteractionRow, FeedbackRow]:
+    interaction, feedback = edit_parts(item)
+    return prepare_interaction(interaction, now=now), prepare_feedback(feedback, now=now)

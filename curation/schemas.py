@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -37,6 +38,8 @@ def _storable(value: str) -> str:
     # surrogates: refuse them here so a batch never fails halfway in the database.
     if "\x00" in value:
         raise ValueError(BAD_CHARACTERS)
+    if value.isascii():  # O(1) in CPython (a flag of the string): no surrogate possible
+        return value
     try:
         value.encode()
     except UnicodeEncodeError:
@@ -213,23 +216,40 @@ def _check_tree(value: dict[str, Any]) -> None:
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    limit = hot_settings.FLYWHEEL_METADATA_MAX_BYTES
     try:
-        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (ValueError, RecursionError):
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
         encoded = None
+    # orjson writes NaN and Infinity as null, and refuses what the standard encoder takes
+    # (keys that are not strings, integers past 64 bits, 255 levels): those values, and
+    # any that holds a null, are judged by the standard encoder. orjson is about five
+    # times faster, and this runs for every event.
+    if encoded is None or b"null" in encoded:
+        return _check_metadata_encoded(value, _standard_encoding(value))
+    return _check_metadata_encoded(value, encoded)
+
+
+def _standard_encoding(value: dict[str, Any]) -> bytes | None:
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, RecursionError):
+        return None
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise ValueError(BAD_CHARACTERS) from None
+
+
+def _check_metadata_encoded(value: dict[str, Any], encoded: bytes | None) -> dict[str, Any]:
     # The walk names the offending path; it runs only when the encoder refused the
     # value or when there are enough brackets for it to nest too deep (rarely: the
     # encoder is C, the walk Python).
-    if encoded is None or encoded.count("[") + encoded.count("{") > METADATA_MAX_DEPTH:
+    if encoded is None or encoded.count(b"[") + encoded.count(b"{") > METADATA_MAX_DEPTH:
         _check_tree(value)
-    if "\\u0000" in encoded:
+    if b"\\u0000" in encoded:
         raise ValueError(BAD_CHARACTERS)
-    try:
-        size = len(encoded.encode())
-    except UnicodeEncodeError:
-        raise ValueError(BAD_CHARACTERS) from None
-    if size > limit:
+    limit = hot_settings.FLYWHEEL_METADATA_MAX_BYTES
+    if len(encoded) > limit:
         raise ValueError(METADATA_TOO_LARGE.format(limit=limit))
     return value
 
