@@ -1,7 +1,7 @@
 """Feedback that came before its interaction (an orphan) is linked once the interaction
 exists, and a curated interaction that gains feedback goes back to curation."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -19,10 +19,10 @@ RETURNING id
 
 
 # Feedback that came before its interaction, or raced it (the two committed by
-# concurrent requests), is linked once the interaction exists. The partial
-# index on unlinked feedback keeps this cheap. One statement, scoped three ways here, and
-# a fourth in the one-interaction insert (`curation.ingest_sql`), which also reads the
-# linked feedback's kind and time for its rollup facts.
+# concurrent requests), is linked once the interaction exists. One statement for the
+# sweeper, which links every orphan it can (`feedback_orphans_link_all`), and for the
+# one-interaction insert (`curation.ingest_sql`), which also reads the linked feedback's kind
+# and time for its rollup facts.
 # {interactions}: the table, or the CTE returning the rows that the same statement
 # inserts (which it would not see in the table; `curation.ingest_sql`).
 LINK_ORPHANS = """
@@ -33,8 +33,41 @@ WHERE f.interaction_id IS NULL
   {scope}
 RETURNING f.interaction_id, f.kind, f.occurred_at
 """
-_BY_INTERACTION = "AND i.id = ANY(%(ids)s::bigint[])"
-_BY_EVENT = "AND f.source_id = %(source)s AND f.interaction_event_id = ANY(%(event_ids)s::text[])"
+
+# The orphans of given interactions: one probe of feedback_unlinked_event_idx per
+# interaction, whatever the planner's statistics say. They lag (autovacuum analyzes at most
+# once a minute): after a burst of orphans, a planner that took their count for zero read
+# *all* of a source's unlinked feedback to link a batch's, 87 ms a batch at 20,000 orphans.
+# So the statement leaves it no other way: the source is compared as `+ 0`, which no index
+# serves (else it scanned a source's rows through feedback_unique_event), OFFSET 0 keeps the
+# lateral subquery from being flattened into a join, and the rows are linked by primary key
+# afterwards (as one UPDATE, the join back to the updated table was misplanned too).
+_ORPHANS_OF = """
+SELECT o.id, n.interaction_id FROM ({targets}) n
+CROSS JOIN LATERAL (
+    SELECT o.id FROM curation_feedback o
+    WHERE o.interaction_id IS NULL
+      AND o.interaction_event_id = n.event_id AND o.source_id + 0 = n.source_id
+    OFFSET 0
+) o
+"""
+_BY_INTERACTION = """
+SELECT id AS interaction_id, source_id, event_id FROM curation_interaction
+WHERE id = ANY(%(ids)s::bigint[])
+"""
+_CREATED = """
+SELECT u.interaction_id, %(source)s::bigint AS source_id, u.event_id
+FROM unnest(%(ids)s::bigint[], %(event_ids)s::text[]) AS u(interaction_id, event_id)
+"""
+# Unlinked again, re-checked after the row's lock: a row a concurrent transaction linked
+# since it was found is left alone, not linked and counted twice. Spelled with coalesce
+# (ids start at 1): `IS NULL` would let the planner read the whole unlinked-feedback index.
+_LINK_FOUND = """
+UPDATE curation_feedback f SET interaction_id = v.interaction_id
+FROM unnest(%(feedback)s::bigint[], %(interactions)s::bigint[]) AS v(id, interaction_id)
+WHERE f.id = v.id AND coalesce(f.interaction_id, 0) = 0
+RETURNING f.interaction_id, f.kind, f.occurred_at
+"""
 
 
 class LinkedFeedback(NamedTuple):
@@ -47,21 +80,30 @@ def feedback_link_orphans(
     *,
     interaction_ids: Sequence[int] | None = None,
     source_id: int | None = None,
-    event_ids: Sequence[str] | None = None,
+    created: Mapping[str, int] | None = None,
 ) -> list[LinkedFeedback]:
     """Link unlinked feedback whose interaction exists: of the interactions
-    `interaction_ids`, or of the events `event_ids` of `source_id` (ingest, in
-    the transaction that stored them), or every such feedback (the sweeper).
+    `interaction_ids`, or of the interactions `created` ({event_id: id}) of `source_id`
+    (ingest, in the transaction that stored them), or every such feedback (the sweeper).
     Returns each feedback row linked (ingest counts them in the rollup)."""
+    if interaction_ids is None and created is None:
+        with connection.cursor() as cursor:
+            cursor.execute(LINK_ORPHANS.format(interactions="curation_interaction", scope=""))
+            return [LinkedFeedback(*row) for row in cursor.fetchall()]
     if interaction_ids is not None:
-        scope, params = _BY_INTERACTION, {"ids": list(interaction_ids)}
-    elif event_ids is not None:
-        scope, params = _BY_EVENT, {"source": source_id, "event_ids": list(event_ids)}
+        sql, params = _ORPHANS_OF.format(targets=_BY_INTERACTION), {"ids": list(interaction_ids)}
     else:
-        scope, params = "", None
+        sql = _ORPHANS_OF.format(targets=_CREATED)
+        params = {"source": source_id, "ids": list(created.values()), "event_ids": list(created)}
     with connection.cursor() as cursor:
-        sql = LINK_ORPHANS.format(interactions="curation_interaction", scope=scope)
         cursor.execute(sql, params)
+        found = sorted(cursor.fetchall())  # in id order: two linkers lock rows in one order
+        if not found:
+            return []
+        cursor.execute(
+            _LINK_FOUND,
+            {"feedback": [f for f, _ in found], "interactions": [i for _, i in found]},
+        )
         return [LinkedFeedback(*row) for row in cursor.fetchall()]
 
 

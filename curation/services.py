@@ -177,7 +177,7 @@ def _rows_insert(
         _rows_upsert(cursor, outcome, params, rows)
     orphans = []
     if outcome.interactions:
-        orphans = feedback_link_orphans(source_id=source.pk, event_ids=list(outcome.interactions))
+        orphans = feedback_link_orphans(source_id=source.pk, created=outcome.interactions)
         outcome.to_curate.update(row.interaction_id for row in orphans)
     interactions_reopen(interaction_ids=outcome.to_curate - set(outcome.interactions.values()))
     return orphans
