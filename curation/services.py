@@ -90,13 +90,15 @@ def rows_write(
     with transaction.atomic(), connection.cursor() as cursor:
         # Interactions stored earlier that this feedback links to (and may reopen):
         # their rollup facts change. New interactions are added whole at the end.
+        # Feedback on the batch's own interactions (a client that buffers both kinds) needs
+        # no lookup: they are new, or the write takes the staging path (see _rows_insert).
         stored = {}
         if feedback and (rollups_enabled() or _copy_direct(interactions, feedback)):
             stored = _existing(
                 cursor,
                 "curation_interaction",
                 source.pk,
-                sorted({r.interaction_event_id for r in feedback}),
+                sorted({r.interaction_event_id for r in feedback} - _event_ids(interactions)),
             )
         touched = list(stored.values()) if rollups_enabled() else []
         with interactions_rollup_delta(interaction_ids=touched):
@@ -154,6 +156,10 @@ def _interaction_write_one(*, source: Source, row: InteractionRow) -> WriteOutco
     return outcome
 
 
+def _event_ids(rows: list) -> set[str]:
+    return {row.event_id for row in rows}
+
+
 def _copy_direct(interactions: list, feedback: list) -> bool:
     # A single event goes from VALUES in one statement: the direct path's extra round
     # trips (ids, savepoint) would cost it more than COPY saves.
@@ -174,7 +180,17 @@ def _rows_insert(
     params = {"source": source.pk, "now": now}
     rows = (interactions, feedback)
     if not (_copy_direct(*rows) and _rows_copy(cursor, outcome, params, rows, stored)):
-        _rows_upsert(cursor, outcome, params, rows)
+        # Some events were stored already. Feedback may link to a stored interaction that
+        # this batch sends again: its rollup facts change too (the caller's delta counts only
+        # the stored interactions the batch does not send).
+        resent = []
+        if rollups_enabled() and feedback:
+            ours = {r.interaction_event_id for r in feedback} & _event_ids(interactions)
+            resent = list(
+                _existing(cursor, "curation_interaction", source.pk, sorted(ours)).values()
+            )
+        with interactions_rollup_delta(interaction_ids=resent):
+            _rows_upsert(cursor, outcome, params, rows)
     orphans = []
     if outcome.interactions:
         orphans = feedback_link_orphans(source_id=source.pk, created=outcome.interactions)
