@@ -14,8 +14,8 @@ TEST_ENV = eval "$$(scripts/services.sh env 1)"; export FLYWHEEL_ALLOW_DEV_SECRE
 	unset PYTHONDONTWRITEBYTECODE; export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # Three workers on two cores: many tests wait on a subprocess, a browser or a timer, and a
 # third worker fills those waits (bench/RESULTS.md has the measured wall times).
-# loadfile keeps a module's tests on one worker, so module-scoped fixtures (one Chromium
-# per module, a trained adapter) are built once.
+# loadfile keeps a module's tests on one worker, so module-scoped fixtures (a trained
+# adapter, a demo load) are built once.
 # The order modules are handed out in is tests/conftest.py's (HEAVIEST_FIRST).
 PYTEST_PARALLEL = -n 3 --dist loadfile --no-loadscope-reorder
 FAST = not browser and not stack and not slow

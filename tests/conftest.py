@@ -6,6 +6,7 @@ Fixtures one area uses live in that area's conftest.py; fixtures several areas s
 or in the support modules registered below."""
 
 import collections
+import gc
 import os
 
 import pytest
@@ -46,13 +47,18 @@ _use_the_workers_redis_database()
 # These go first, one to each worker: the first worker to need a database builds the template
 # the others are cloned from (about 18 s on one core), so the second module needs none (a
 # simulation) and keeps the other core busy meanwhile.
-# The rest follow largest first as before (`--no-loadscope-reorder` in the Makefile).
+# Then every other module with a test marked slow, browser or stack (seconds a test), then the
+# rest, each group largest first (`--no-loadscope-reorder` in the Makefile): the run ends on
+# modules of quick tests, which even out the workers' ends. Handed out by size alone, modules
+# of one to three slow tests (a canary simulation, the client stack, the CSP and run pages,
+# 10 to 37 s each) came last, and the workers ended up to 11 s apart (1 s since).
 HEAVIEST_FIRST = (
     "tests/browser/test_training_demo.py",
     "tests/training/registry/test_decisions_canary_simulation.py",
     "tests/system/test_supervised_stack.py",
     "tests/curation/test_sampling.py",
 )
+SLOW_MARKERS = ("slow", "browser", "stack")
 
 
 @pytest.hookimpl(trylast=True)
@@ -61,13 +67,47 @@ def pytest_collection_modifyitems(config, items):
     if missing := [path for path in HEAVIEST_FIRST if not (root / path).is_file()]:
         raise pytest.UsageError(f"tests/conftest.py HEAVIEST_FIRST names no file: {missing}")
     sizes = collections.Counter(item.nodeid.split("::")[0] for item in items)
+    slow = {
+        item.nodeid.split("::")[0]
+        for item in items
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS)
+    }
 
     def order(item):
         module = item.nodeid.split("::")[0]
         first = HEAVIEST_FIRST.index(module) if module in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
-        return first, -sizes[module], module
+        return first, module not in slow, -sizes[module], module
 
     items.sort(key=order)  # stable: each module's tests keep their own order
+
+
+# The garbage collector's full passes walk every object the process holds: Django, the test
+# modules, torch once a test has imported it. Frozen after collection and again after each
+# module (its fixtures torn down and collected first), what stays alive is no longer walked;
+# cyclic garbage a test makes is still collected. The collector's time in a full run, summed
+# over the workers, went from 74 s to 38 s (bench/RESULTS.md "Test suite wall time, third
+# round"). A young generation of 10,000 objects rather than 700 makes the full passes over
+# what a module built since (a migrated database, torch, 10,000 candidates) rarer still.
+GC_YOUNG_OBJECTS = 10_000
+
+
+def _freeze_the_heap() -> None:
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    _freeze_the_heap()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_OBJECTS, middle, old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    yield
+    if nextitem is None or nextitem.path != item.path:
+        _freeze_the_heap()
 
 
 def pytest_sessionfinish(session):

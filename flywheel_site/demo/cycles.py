@@ -95,18 +95,28 @@ def _one_thread():
     """Train on one thread with torch's deterministic kernels: how a CPU splits a sum
     across threads changes its last bits, and the demo's gate margins are small enough for
     that to flip a verdict between a 2-core laptop and a 16-core server. (A CPU with other
-    vector instructions can still differ: the README says what the demo guarantees.)"""
+    vector instructions can still differ: the README says what the demo guarantees.)
+
+    Deterministic mode also fills every new uninitialised tensor with NaN, a debugging aid
+    that changes no result (a kernel that reads memory before writing it would turn NaN)
+    and is turned off here: TRL's log-probabilities allocate a [tokens, 32768] buffer per
+    forward whatever the vocabulary (512 for the demo's base model), and filling it took a
+    third of every cycle's time."""
     import torch
+    from torch.utils import deterministic as torch_deterministic
 
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch_deterministic.fill_uninitialized_memory
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch_deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        torch_deterministic.fill_uninitialized_memory = fill
 
 
 def _cycle_train(

@@ -41,9 +41,11 @@ def pytest_collection_modifyitems(items):
             )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """One Chromium per test module; each test gets fresh contexts (cookies, storage)."""
+    """One Chromium per test process (each xdist worker), launched when a test first needs
+    it; each test gets fresh contexts (cookies, storage). One per module launched it 13
+    times a run, about a second of CPU each with its Playwright driver."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield browser
