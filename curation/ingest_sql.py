@@ -7,6 +7,10 @@ import functools
 import operator
 import re
 
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
 from curation.ingest_rows import FeedbackRow, InteractionRow
 from curation.orphans import LINK_ORPHANS
 from curation.rollups import interactions_rollup_add_sql
@@ -22,7 +26,7 @@ from curation.rollups import interactions_rollup_add_sql
 _STAGE_INTERACTIONS = """
 CREATE TEMP TABLE IF NOT EXISTS _ingest_interaction (
     event_id text, occurred_at timestamptz, model text, task_type text, messages jsonb,
-    response text, usage jsonb, latency_ms int, user_hash text, session_id text, segment text,
+    response text, usage jsonb, latency_ms integer, user_hash text, session_id text, segment text,
     metadata jsonb, pii jsonb
 ) ON COMMIT DELETE ROWS
 """
@@ -168,14 +172,49 @@ SELECT ARRAY(SELECT nextval((SELECT pg_get_serial_sequence('curation_interaction
                               ::regclass))
              FROM generate_series(1, %(feedback)s))
 """
+# In COPY's binary format: PostgreSQL reads each value with the column type's receive
+# function (a timestamp is eight bytes, a text is its bytes) instead of parsing text, and
+# psycopg writes strings without escaping them. Measured on the bench's batches: about
+# 1.5 ms less PostgreSQL and 1.4 ms less Python per 475 rows (bench/RESULTS.md, "fourth
+# round"). The types are the staging tables' (one list of columns and types per kind).
 _COPY_INTERACTIONS = (
     "COPY curation_interaction (id, source_id, received_at, curation_state, "
-    f"{', '.join(_INTERACTION_FIELDS)}) FROM STDIN"
+    f"{', '.join(_INTERACTION_FIELDS)}) FROM STDIN (FORMAT BINARY)"
 )
 _COPY_FEEDBACK = (
     "COPY curation_feedback (id, source_id, received_at, interaction_id, "
-    f"{', '.join(_FEEDBACK_FIELDS)}) FROM STDIN"
+    f"{', '.join(_FEEDBACK_FIELDS)}) FROM STDIN (FORMAT BINARY)"
 )
+
+
+def _stage_types(stage: str, names: tuple[str, ...]) -> list[str]:
+    columns = dict(c.split() for c in re.search(r"\((.*)\)", stage, re.S).group(1).split(","))
+    if tuple(columns) != names:
+        raise AssertionError("a staging table's columns are its row's fields, in order")
+    return list(columns.values())
+
+
+_COPY_INTERACTION_TYPES = [
+    "bigint", "bigint", "timestamptz", "text",
+    *_stage_types(_STAGE_INTERACTIONS, _INTERACTION_FIELDS),
+]  # fmt: skip
+_COPY_FEEDBACK_TYPES = [
+    "bigint", "bigint", "timestamptz", "bigint",
+    *_stage_types(_STAGE_FEEDBACK, _FEEDBACK_FIELDS),
+]  # fmt: skip
+
+
+class _JsonTextBinaryDumper(Dumper):
+    """A jsonb value in binary form from JSON text: a version byte (1), then the text, which
+    is what PostgreSQL's jsonb_recv reads. The rows hold their JSON dumped already
+    (`ingest_rows`); psycopg's own jsonb dumper would dump each string again, as a JSON
+    string. Registered on the copying cursor only, for the types `set_types` names."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
 
 
 def rows_copy(
@@ -201,15 +240,19 @@ def rows_copy(
     linked = {}
     # Django's cursor wrapper has no copy(); its psycopg cursor does, in the same
     # transaction, but raises psycopg's errors: wrapped, they are Django's again.
+    copier = cursor.cursor
+    copier.adapters.register_dumper(None, _JsonTextBinaryDumper)
     with cursor.db.wrap_database_errors:
         if interactions:
             values = operator.attrgetter(*_INTERACTION_FIELDS)
-            with cursor.cursor.copy(_COPY_INTERACTIONS) as copy:
+            with copier.copy(_COPY_INTERACTIONS) as copy:
+                copy.set_types(_COPY_INTERACTION_TYPES)
                 for pk, row in zip(interaction_ids, interactions, strict=True):
                     copy.write_row((pk, source_id, now, "pending", *values(row)))
         if feedback:
             values = operator.attrgetter(*_FEEDBACK_FIELDS)
-            with cursor.cursor.copy(_COPY_FEEDBACK) as copy:
+            with copier.copy(_COPY_FEEDBACK) as copy:
+                copy.set_types(_COPY_FEEDBACK_TYPES)
                 for pk, row in zip(feedback_ids, feedback, strict=True):
                     target = targets.get(row.interaction_event_id)
                     linked[row.event_id] = (pk, target)

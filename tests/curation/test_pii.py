@@ -12,8 +12,8 @@ from curation.pii import (
     find_pii,
     merge_counts,
     redact,
-    redact_json,
 )
+from curation.pii_json import redact_json
 
 POSITIVES = [
     # email

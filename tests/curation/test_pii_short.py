@@ -3,12 +3,14 @@ what the full scan finds: the same string padded with spaces past any shortcut's
 limit goes through the full scan, and spaces before a string change no verdict. The same
 for metadata, which redact_json settles with one search over all its strings."""
 
+import re
 import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.pii import find_pii, merge_counts, redact, redact_json
+from curation.pii import find_pii, first_hint, merge_counts, redact
+from curation.pii_json import redact_json
 
 PAD = 2000  # well past the length below which the shortcut applies
 
@@ -93,3 +95,18 @@ def test_redact_json_finds_what_scanning_each_string_finds(value):
     assert counts == merge_counts(*(redact(text)[1] for text in _strings(value)))
     if not counts:
         assert redacted is value
+
+
+# The shortcut's search, as a regex: `pii.first_hint` runs it on a byte copy with literal
+# prefixes (much faster) and must find the same first match from any position.
+_HINT_SPEC = re.compile(r"@|:[0-9A-Fa-f]{0,4}+:|[0-9][0-9 .\-/()]{6}|[A-Z][A-Z][0-9][0-9]")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(_SHORT_TEXT, st.text(alphabet=_ALPHABET + "é€😀\n\ud800", max_size=60)),
+    st.integers(min_value=0, max_value=70),
+)
+def test_the_hint_search_finds_what_its_regex_finds(text, pos):
+    found = _HINT_SPEC.search(text, pos)
+    assert first_hint(text, pos) == (found.start() if found else -1)
