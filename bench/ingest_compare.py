@@ -4,6 +4,9 @@ and psycopg COPY of batches of the same shape right before and right after each 
 batches. `batch_vs_copy_paired_median` is the median over rounds of each batch run's rows/s
 over the mean of the two COPY runs around it (the figure bench/RESULTS.md reports);
 `batch_vs_copy` divides totals over the whole run, which the VM's drift in speed moves more.
+`batch_cpu_ms_median` is the CPU each batch cost the app's processes and PostgreSQL (median
+over rounds), and `batch_cpu_ratio` this checkout's total over the baseline's: a change in
+cost shows there even when the VM's speed drifts.
 
 Run: `.venv/bin/python bench/ingest_compare.py --baseline DIR` with DATABASE_URL and
 REDIS_URL set, where DIR holds the other code, for example
@@ -26,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    CpuMeter,
     Gunicorn,
     TrafficFactory,
     bench_database_url,
@@ -34,6 +38,7 @@ from bench.common import (
     log,
     machine,
     percentile,
+    postgres_pids,
     rounded,
     run_load,
     service_urls,
@@ -101,6 +106,9 @@ def main() -> None:
     # and right after it. The VM's speed drifts by 10-20% within minutes; a ratio of
     # figures taken a second apart cancels the drift that totals over the run do not.
     paired: dict[str, list[float]] = {name: [] for name in servers}
+    # CPU milliseconds per batch (the app's processes, PostgreSQL's), per round: what the
+    # machine's speed moves least, so the figure that shows a change in cost best.
+    cpu: dict[str, dict[str, list[float]]] = {name: {"app": [], "pg": []} for name in servers}
     copies = [0, 0.0]
 
     def copy_rate() -> float:
@@ -120,6 +128,7 @@ def main() -> None:
             warm = [json.dumps(factory.interaction()).encode() for _ in range(50)]
             _load(server, target, "/api/v1/interactions", warm, 30)
         copy_rate()  # a warm-up: the first COPY into the fresh tables is not counted
+        pg_pids = postgres_pids(url=target.db_url)
         copies[:] = [0, 0.0]
         for round_no in range(args.rounds):
             order = list(servers) if round_no % 2 == 0 else list(servers)[::-1]
@@ -133,7 +142,11 @@ def main() -> None:
                 )
                 before = copy_rate()
                 bodies = [json.dumps(factory.batch(**MIX)).encode() for _ in range(args.batches)]
+                meter = CpuMeter({"app": servers[name].pids, "pg": pg_pids}).start()
                 result = _load(servers[name], target, "/api/v1/batch", bodies, 120)
+                used = meter.stop()
+                for group in ("app", "pg"):
+                    cpu[name][group].append(used[f"{group}_cpu_s"] * 1000 / result.requests)
                 batch[name].append(result)
                 after = copy_rate()
                 rows_per_s = result.requests * BATCH_ROWS / result.seconds
@@ -157,6 +170,13 @@ def main() -> None:
         out[name]["batch_vs_copy"] = rounded(out[name]["batch_rows_per_s"] / copy_rows_per_s)
         out[name]["batch_vs_copy_paired_median"] = rounded(statistics.median(paired[name]))
         out[name]["batch_vs_copy_paired"] = [rounded(r) for r in paired[name]]
+        out[name]["batch_cpu_ms_median"] = {
+            group: rounded(statistics.median(values), 1) for group, values in cpu[name].items()
+        }
+    out["batch_cpu_ratio"] = rounded(
+        sum(out["this"]["batch_cpu_ms_median"].values())
+        / sum(out["baseline"]["batch_cpu_ms_median"].values())
+    )
     out["single_ratio"] = rounded(
         out["this"]["single"]["per_s"] / out["baseline"]["single"]["per_s"]
     )
