@@ -110,3 +110,15 @@ _HINT_SPEC = re.compile(r"@|:[0-9A-Fa-f]{0,4}+:|[0-9][0-9 .\-/()]{6}|[A-Z][A-Z][
 def test_the_hint_search_finds_what_its_regex_finds(text, pos):
     found = _HINT_SPEC.search(text, pos)
     assert first_hint(text, pos) == (found.start() if found else -1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SHORT_TEXT, st.booleans())
+def test_redacting_twice_changes_nothing(text, padded):
+    # A placeholder changes what its neighbours mean ("::0:0/2012000000"): redact scans its
+    # output again until nothing is found.
+    text = " " * PAD + text if padded else text
+    once, counts = redact(text)
+    assert redact(once) == (once, {})
+    assert find_pii(once) == []
+    assert sum(counts.values()) >= len(find_pii(text))
