@@ -214,6 +214,8 @@ class _JsonTextBinaryDumper(Dumper):
     oid = postgres.types["jsonb"].oid
 
     def dump(self, obj: str) -> bytes:
+        # UTF-8 is the connection's encoding: Django sets client_encoding to UTF8 on every
+        # PostgreSQL connection, and jsonb_recv reads the text in the client's encoding.
         return b"\x01" + obj.encode()
 
 
