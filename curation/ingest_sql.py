@@ -72,11 +72,16 @@ _INTERACTION_FIELDS = tuple(InteractionRow.__dataclass_fields__)
 _FEEDBACK_FIELDS = tuple(FeedbackRow.__dataclass_fields__)
 
 
+def _stage_columns(stage: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of a staging table's DDL, in order."""
+    return [tuple(c.split()) for c in re.search(r"\((.*)\)", stage, re.S).group(1).split(",")]
+
+
 def _one_row(insert: str, *, stage: str, table: str) -> str:
     """`insert` reading one row from a VALUES list shaped as the staging table: a single
     event (the one-event API routes) skips the CREATE, DELETE and COPY round trips, which
     were most of its database time."""
-    columns = [c.split() for c in re.search(r"\((.*)\)", stage, re.S).group(1).split(",")]
+    columns = _stage_columns(stage)
     values = ", ".join(f"%({name})s::{kind}" for name, kind in columns)
     names = ", ".join(name for name, _ in columns)
     return insert.replace(f"FROM {table} u", f"FROM (VALUES ({values})) AS u({names})")
@@ -188,7 +193,7 @@ _COPY_FEEDBACK = (
 
 
 def _stage_types(stage: str, names: tuple[str, ...]) -> list[str]:
-    columns = dict(c.split() for c in re.search(r"\((.*)\)", stage, re.S).group(1).split(","))
+    columns = dict(_stage_columns(stage))
     if tuple(columns) != names:
         raise AssertionError("a staging table's columns are its row's fields, in order")
     return list(columns.values())
